@@ -1,0 +1,30 @@
+"""The exceptions license-sync raises. The CLI turns each into one line and an exit code."""
+
+
+class SyncError(Exception):
+    """Base class: a failure license-sync understands and can explain."""
+
+
+class SourceError(SyncError):
+    """A license source could not be read."""
+
+
+class ParseError(SyncError):
+    """A license tool's output could not be understood."""
+
+
+class PolicyError(SyncError):
+    """The policy file is invalid."""
+
+
+class DeadlineError(SyncError):
+    """A Deadline Cloud API call failed."""
+
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class HistoryError(SyncError):
+    """The SQLite history could not be read or written."""

@@ -1,0 +1,255 @@
+"""The license report: what one license server (or triad) says, as plain values.
+
+This is the contract of DESIGN §2.4: `license-sync parse` prints it and `command`
+sources emit it. `report_from_dict` validates what a command printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from sync.errors import ParseError
+
+
+class Checkout(NamedTuple):
+    """One checkout line. A NamedTuple, not a dataclass: a busy server lists 20,000 of these."""
+
+    user: str | None
+    host: str | None
+    display: str | None
+    client_version: str | None
+    server: str | None
+    port: int | None
+    handle: int | None
+    start: str | None
+    count: int  # type: ignore[assignment]  # shadows tuple.count; the contract names it so
+    linger: int | None
+    pid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    count: int  # type: ignore[assignment]  # shadows tuple.count; the contract names it so
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    host: str
+    port: int | None
+    status: str  # "up" | "down" | "unknown"
+    master: bool | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    name: str
+    status: str  # "up" | "down"
+    version: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    vendor: str | None
+    feature: str
+    version: str | None
+    total: int | None  # None: uncounted or token-based
+    in_use: int
+    reserved: int = 0
+    queued: int = 0
+    error: str | None = None
+    expires: str | None = None  # ISO date, "permanent", or None when not stated
+    checkouts: tuple[Checkout, ...] = ()
+    reservations: tuple[Reservation, ...] = ()
+    pools: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.vendor, self.feature)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    format: str
+    up: bool
+    servers: tuple[Server, ...] = ()
+    vendors: tuple[Vendor, ...] = ()
+    features: tuple[Feature, ...] = ()
+    errors: tuple[str, ...] = field(default=())
+
+    def feature(self, name: str, vendor: str | None = None) -> list[Feature]:
+        """Every entry for feature `name` (optionally of one vendor)."""
+        return [
+            f for f in self.features if f.feature == name and (vendor is None or f.vendor == vendor)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "up": self.up,
+            "servers": [
+                {
+                    "host": s.host,
+                    "port": s.port,
+                    "status": s.status,
+                    "master": s.master,
+                    "message": s.message,
+                }
+                for s in self.servers
+            ],
+            "vendors": [
+                {"name": v.name, "status": v.status, "version": v.version, "message": v.message}
+                for v in self.vendors
+            ],
+            "features": [_feature_dict(f) for f in self.features],
+            "errors": list(self.errors),
+        }
+
+
+def down_report(fmt: str, *errors: str, servers: tuple[Server, ...] = ()) -> Report:
+    """A report for a source that could not be read at all."""
+    return Report(format=fmt, up=False, servers=servers, errors=tuple(errors))
+
+
+def _feature_dict(f: Feature) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "vendor": f.vendor,
+        "feature": f.feature,
+        "version": f.version,
+        "total": f.total,
+        "in_use": f.in_use,
+        "reserved": f.reserved,
+        "queued": f.queued,
+        "error": f.error,
+        "expires": f.expires,
+        "checkouts": [c._asdict() for c in f.checkouts],
+    }
+    if f.reservations:
+        d["reservations"] = [
+            {"count": r.count, "kind": r.kind, "name": r.name} for r in f.reservations
+        ]
+    if f.pools:
+        d["pools"] = list(f.pools)
+    return d
+
+
+# -- validation of a report printed by a `command` source ---------------------------------
+
+
+def _get(
+    d: dict[str, Any],
+    key: str,
+    types: type | tuple[type, ...],
+    where: str,
+    *,
+    optional: bool = False,
+    default: Any = None,
+) -> Any:
+    if key not in d or d[key] is None:
+        if optional:
+            return default
+        raise ParseError(f"{where}: missing {key!r}")
+    value = d[key]
+    # bool is an int subclass; a count of `true` is garbage
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ParseError(f"{where}: {key!r} must be {_tname(types)}, got {value!r}")
+    if not isinstance(value, types):
+        raise ParseError(f"{where}: {key!r} must be {_tname(types)}, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise ParseError(f"{where}: {key!r} must not be negative, got {value!r}")
+    return value
+
+
+def _tname(types: type | tuple[type, ...]) -> str:
+    if isinstance(types, tuple):
+        return " or ".join(t.__name__ for t in types)
+    return types.__name__
+
+
+def report_from_dict(data: Any, fmt: str = "command") -> Report:
+    """Validate a decoded JSON report (DESIGN §2.4) and build a `Report`; `ParseError` if not."""
+    if not isinstance(data, dict):
+        raise ParseError(f"report must be a JSON object, got {type(data).__name__}")
+    up = _get(data, "up", bool, "report")
+    servers = []
+    for i, s in enumerate(_get(data, "servers", list, "report", optional=True, default=[])):
+        w = f"servers[{i}]"
+        if not isinstance(s, dict):
+            raise ParseError(f"{w}: must be an object")
+        servers.append(
+            Server(
+                host=_get(s, "host", str, w),
+                port=_get(s, "port", int, w, optional=True),
+                status=_get(s, "status", str, w, optional=True, default="unknown"),
+                master=_get(s, "master", bool, w, optional=True),
+                message=_get(s, "message", str, w, optional=True),
+            )
+        )
+    vendors = []
+    for i, v in enumerate(_get(data, "vendors", list, "report", optional=True, default=[])):
+        w = f"vendors[{i}]"
+        if not isinstance(v, dict):
+            raise ParseError(f"{w}: must be an object")
+        vendors.append(
+            Vendor(
+                name=_get(v, "name", str, w),
+                status=_get(v, "status", str, w, optional=True, default="up"),
+                version=_get(v, "version", str, w, optional=True),
+                message=_get(v, "message", str, w, optional=True),
+            )
+        )
+    features = []
+    for i, f in enumerate(_get(data, "features", list, "report", optional=True, default=[])):
+        w = f"features[{i}]"
+        if not isinstance(f, dict):
+            raise ParseError(f"{w}: must be an object")
+        checkouts = []
+        for j, c in enumerate(_get(f, "checkouts", list, w, optional=True, default=[])):
+            cw = f"{w}.checkouts[{j}]"
+            if not isinstance(c, dict):
+                raise ParseError(f"{cw}: must be an object")
+            checkouts.append(
+                Checkout(
+                    user=_get(c, "user", str, cw, optional=True),
+                    host=_get(c, "host", str, cw, optional=True),
+                    display=_get(c, "display", str, cw, optional=True),
+                    client_version=_get(c, "client_version", str, cw, optional=True),
+                    server=_get(c, "server", str, cw, optional=True),
+                    port=_get(c, "port", int, cw, optional=True),
+                    handle=_get(c, "handle", int, cw, optional=True),
+                    start=_get(c, "start", str, cw, optional=True),
+                    count=_get(c, "count", int, cw, optional=True, default=1),
+                    linger=_get(c, "linger", int, cw, optional=True),
+                    pid=_get(c, "pid", int, cw, optional=True),
+                )
+            )
+        features.append(
+            Feature(
+                vendor=_get(f, "vendor", str, w, optional=True),
+                feature=_get(f, "feature", str, w),
+                version=_get(f, "version", str, w, optional=True),
+                total=_get(f, "total", int, w, optional=True),
+                in_use=_get(f, "in_use", int, w),
+                reserved=_get(f, "reserved", int, w, optional=True, default=0),
+                queued=_get(f, "queued", int, w, optional=True, default=0),
+                error=_get(f, "error", str, w, optional=True),
+                expires=_get(f, "expires", str, w, optional=True),
+                checkouts=tuple(checkouts),
+            )
+        )
+    errors = _get(data, "errors", list, "report", optional=True, default=[])
+    if not all(isinstance(e, str) for e in errors):
+        raise ParseError("report: 'errors' must be a list of strings")
+    given = data.get("format")
+    return Report(
+        format=given if isinstance(given, str) else fmt,
+        up=up,
+        servers=tuple(servers),
+        vendors=tuple(vendors),
+        features=tuple(features),
+        errors=tuple(errors),
+    )

@@ -1,0 +1,196 @@
+"""License sources: each turns one license server (or a redundant set) into a `Report`.
+
+Parsing is a pure function of text (`flexlm.parse`, `rlm.parse`); the readers here are
+the thin edge that runs the tool through an injected `run`, so tests can hand them text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sync.errors import ParseError, SourceError
+from sync.report import Feature, Report, Server, down_report, report_from_dict
+from sync.sources import flexlm, rlm
+from sync.sources.runner import Runner, run_tool
+
+SERVER_RE = re.compile(r"^\d{1,5}@[A-Za-z0-9._-]+$")
+DEFAULT_TIMEOUT = 20.0
+
+
+def check_server_spec(spec: str) -> str:
+    """Validate `port@host` (or a comma list of them, a FlexLM triad); return it stripped."""
+    parts = [p.strip() for p in spec.split(",")]
+    for p in parts:
+        if not SERVER_RE.match(p) or not 0 < int(p.split("@")[0]) < 65536:
+            raise ValueError(f"{p!r} is not port@host (e.g. 27000@lic1)")
+    return ",".join(parts)
+
+
+def _servers_of(spec: str) -> tuple[Server, ...]:
+    out = []
+    for p in spec.split(","):
+        port, _, host = p.partition("@")
+        out.append(Server(host, int(port), "down"))
+    return tuple(out)
+
+
+class Source:
+    """Anything with a name and a `read()` that returns a report and never raises."""
+
+    name: str
+    kind: str
+
+    def read(self) -> Report:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class ToolSource(Source):
+    """A FlexLM or RLM server list read with `lmutil lmstat -a` / `rlmutil rlmstat -a`.
+
+    Each entry of `servers` is tried in turn (failover); the first one whose output
+    parses as up wins. Every failure is kept in the report's `errors`.
+    """
+
+    name: str
+    kind: str  # "flexlm" | "rlm"
+    servers: Sequence[str]
+    executable: str
+    timeout: float = DEFAULT_TIMEOUT
+    run: Runner = run_tool
+
+    def argv(self, server: str) -> list[str]:
+        if self.kind == "flexlm":
+            return [self.executable, "lmstat", "-a", "-c", server]
+        return [self.executable, "rlmstat", "-a", "-c", server]
+
+    def read(self) -> Report:
+        parse = flexlm.parse if self.kind == "flexlm" else rlm.parse
+        errors: list[str] = []
+        last: Report | None = None
+        for server in self.servers:
+            try:
+                result = self.run(self.argv(server), self.timeout)
+            except SourceError as e:
+                errors.append(f"{server}: {e}")
+                continue
+            try:
+                report = parse(result.stdout)
+            except ParseError as e:
+                detail = (
+                    f" (exit {result.returncode}: {result.stderr.strip()[:200]})"
+                    if result.returncode or result.stderr.strip()
+                    else ""
+                )
+                errors.append(f"{server}: unreadable output: {e}{detail}")
+                continue
+            except Exception as e:  # a parser bug must not take the service down
+                errors.append(f"{server}: parser failed: {type(e).__name__}: {e}")
+                continue
+            if report.up:
+                return _with_errors(report, errors)
+            errors.extend(f"{server}: {msg}" for msg in report.errors or ("server down",))
+            last = report
+        servers = (
+            last.servers
+            if last is not None and last.servers
+            else tuple(s for spec in self.servers for s in _servers_of(spec))
+        )
+        return down_report(self.kind, *errors, servers=servers)
+
+
+def _with_errors(report: Report, errors: list[str]) -> Report:
+    if not errors:
+        return report
+    return Report(
+        report.format,
+        report.up,
+        report.servers,
+        report.vendors,
+        report.features,
+        tuple(errors) + report.errors,
+    )
+
+
+@dataclass
+class CommandSource(Source):
+    """Any executable printing the JSON report of DESIGN §2.4 (LM-X, DSLS, sesinetd, …)."""
+
+    name: str
+    command: Sequence[str]
+    timeout: float = DEFAULT_TIMEOUT
+    run: Runner = run_tool
+    kind: str = "command"
+
+    def read(self) -> Report:
+        try:
+            result = self.run(self.command, self.timeout)
+        except SourceError as e:
+            return down_report("command", str(e))
+        if result.returncode != 0:
+            return down_report(
+                "command",
+                f"{self.command[0]!r} exited {result.returncode}: {result.stderr.strip()[:300]}",
+            )
+        try:
+            return parse_command_output(result.stdout)
+        except ParseError as e:
+            return down_report("command", f"{self.command[0]!r} printed an invalid report: {e}")
+
+
+def parse_command_output(text: str) -> Report:
+    """A `command` source's stdout → `Report`; `ParseError` naming what is wrong."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ParseError(f"not JSON ({e}); first bytes: {text[:80]!r}") from e
+    return report_from_dict(data)
+
+
+@dataclass
+class StaticSource(Source):
+    """Fixed totals written in the policy (a license with no server to ask)."""
+
+    name: str
+    totals: Mapping[str, int] = field(default_factory=dict)
+    kind: str = "static"
+
+    def read(self) -> Report:
+        return Report(
+            format="static",
+            up=True,
+            features=tuple(Feature(None, f, None, n, 0) for f, n in self.totals.items()),
+        )
+
+
+@dataclass
+class CallableSource(Source):
+    """A source backed by a function returning text (the demo's simulated server)."""
+
+    name: str
+    kind: str
+    produce: Callable[[], str]
+
+    def read(self) -> Report:
+        parse = flexlm.parse if self.kind == "flexlm" else rlm.parse
+        try:
+            return parse(self.produce())
+        except (ParseError, SourceError) as e:
+            return down_report(self.kind, str(e))
+
+
+def parse_text(text: str, fmt: str) -> Report:
+    """Parse a captured status output; unparseable text gives an `up: false` report."""
+    try:
+        if fmt == "flexlm":
+            return flexlm.parse(text)
+        if fmt == "rlm":
+            return rlm.parse(text)
+        if fmt in ("command", "json"):
+            return parse_command_output(text)
+    except ParseError as e:
+        return down_report(fmt, str(e))
+    raise ValueError(f"unknown format {fmt!r}: use flexlm, rlm or command")
