@@ -1,9 +1,382 @@
-"""Sub-commands other than `parse`: registered here to keep cli.py readable."""
+"""The service's sub-commands; `cli.py` builds the parser and calls `register`."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sync.errors import PolicyError, SyncError
+from sync.policy import parse_duration
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _service(args: argparse.Namespace, *, dry_run: bool, history: bool = True,
+             watch: bool = True) -> Any:
+    from sync.deadline import Deadline, make_client
+    from sync.history import History
+    from sync.metrics import Metrics
+    from sync.policy import load_policy
+    from sync.service import Service
+
+    loaded = load_policy(args.config)
+    metrics = Metrics()
+    hist = None
+    if history:
+        hist = History(loaded.policy.history.path, loaded.policy.history.keep)
+
+    def factory(farm: Any) -> Deadline:
+        return Deadline(make_client(farm.region), farm.id, on_call=metrics.count_call)
+
+    return Service(loaded, deadline_factory=factory, metrics=metrics, history=hist,
+                   dry_run=dry_run, watch_policy=watch)
+
+
+def _fmt(v: Any) -> str:
+    return "unlimited" if v == -1 else "—" if v is None else str(v)
+
+
+def format_decision_line(d: Any, fig: Any) -> str:
+    """One readable line per limit: total, external, farm, target, applied, reason."""
+    if fig is not None:
+        total = "∞" if fig.total is None else fig.total
+        nums = f"total={total} external={fig.external} farm={fig.farm_use} reserve={fig.reserve}"
+    else:
+        nums = "source down"
+    applied = _fmt(d.new) if d.new is not None else f"{_fmt(d.current)} (kept)"
+    return f"{d.pool}/{d.limit_ref}: {nums} target={_fmt(d.target)} maxCount={applied} — {d.reason}"
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sync import logs
+
+    logs.setup(args.log_format, args.verbose)
+    svc = _service(args, dry_run=args.dry_run)
+    if args.once:
+        result = svc.run_cycle()
+        for pp in result.plan.pools.values():
+            for d in pp.decisions:
+                print(format_decision_line(d, pp.figures))
+        return EXIT_OK if result.ok else EXIT_ERROR
+    return serve(svc, args.metrics_address or svc.policy.metrics.address)
+
+
+def serve(svc: Any, address: str, on_cycle: Callable[[Any], None] | None = None,
+          stop: threading.Event | None = None, max_cycles: int | None = None) -> int:
+    """Run cycles on the policy's interval until SIGTERM/SIGINT (or `stop` is set)."""
+    import logging
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from sync.metrics import HealthServer
+
+    log = logging.getLogger("license_sync")
+    stop = stop or threading.Event()
+    try:
+        health = HealthServer(svc.metrics, address, svc.ready).start()
+    except OSError as e:
+        raise SyncError(f"cannot serve metrics on {address!r}: {e.strerror}; "
+                        "use --metrics-address or the policy's metrics.address") from e
+    log.info("license-sync serving /metrics, /healthz, /readyz on %s (every %ss)", address,
+             svc.policy.interval)
+    count = {"n": 0}
+    scheduler = BackgroundScheduler(timezone=UTC)
+
+    def job() -> None:
+        if stop.is_set():
+            return
+        try:
+            result = svc.run_cycle()
+        except Exception:  # the loop must survive a bug in one cycle
+            log.exception("cycle failed")
+            svc.metrics.cycles.labels("error").inc()
+            return
+        if on_cycle is not None:
+            on_cycle(result)
+        count["n"] += 1
+        job_obj = scheduler.get_job("cycle")
+        if job_obj is not None and job_obj.trigger.interval.total_seconds() != svc.policy.interval:
+            scheduler.reschedule_job("cycle", trigger="interval", seconds=svc.policy.interval)
+        if max_cycles is not None and count["n"] >= max_cycles:
+            stop.set()
+
+    scheduler.add_job(job, "interval", seconds=svc.policy.interval, id="cycle",
+                      max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+                      misfire_grace_time=None)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("signal %s: finishing the current write, then stopping", signum)
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    scheduler.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        scheduler.shutdown(wait=True)  # the cycle in flight finishes its writes
+        health.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+        if svc.history is not None:
+            svc.history.close()
+    log.info("stopped cleanly")
+    return EXIT_OK
+
+
+# -- plan / explain -------------------------------------------------------------------------
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from sync import logs
+
+    logs.setup("text", args.verbose)
+    svc = _service(args, dry_run=True, history=False, watch=False)
+    p, reports, errors, _ = svc.plan()
+    for name, report in reports.items():
+        state = "up" if report.up else "DOWN: " + "; ".join(report.errors)
+        print(f"source {name}: {state}")
+    print()
+    changes = 0
+    for pp in p.pools.values():
+        for d in pp.decisions:
+            if d.changes:
+                changes += 1
+                sign = "~"
+                what = []
+                if d.new is not None:
+                    what.append(f"maxCount {_fmt(d.current)} → {_fmt(d.new)}")
+                what += [f"pause queue {q}" for q in d.pause]
+                what += [f"resume queue {q}" for q in d.resume]
+                print(f"  {sign} {d.pool}/{d.limit_ref}: {', '.join(what)}")
+            else:
+                print(f"    {d.pool}/{d.limit_ref}: no change (maxCount {_fmt(d.current)})")
+            print(f"      why: {d.reason}")
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    print()
+    if errors or any(d.status == "error" for d in p.decisions):
+        print("Plan: incomplete (errors above).")
+        return EXIT_ERROR
+    print(f"Plan: {changes} to change." if changes else "No changes. Limits match the policy.")
+    return EXIT_CHANGES if changes else EXIT_OK
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from sync import logs
+
+    logs.setup("text", args.verbose)
+    svc = _service(args, dry_run=True, history=False, watch=False)
+    if args.pool not in svc.policy.pools:
+        raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: "
+                        f"{', '.join(svc.policy.pools)}")
+    p, reports, errors, _ = svc.plan()
+    pp = p.pools[args.pool]
+    for line in pp.lines:
+        print(line)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return EXIT_OK if pp.status != "error" else EXIT_ERROR
+
+
+# -- validate / schema ----------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sync.policy import PolicyErrors, load_policy
+
+    bad = 0
+    for f in args.files:
+        try:
+            loaded = load_policy(f)
+        except PolicyErrors as e:
+            bad += 1
+            for p in e.problems:
+                print(p, file=sys.stderr)
+        else:
+            if not args.quiet:
+                pools = len(loaded.policy.pools)
+                print(f"{f}: ok ({pools} pool{'s' if pools != 1 else ''}, "
+                      f"{len(loaded.policy.sources)} sources)")
+    return EXIT_ERROR if bad else EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from sync.policy import json_schema
+
+    json.dump(json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+# -- history --------------------------------------------------------------------------------
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from sync.history import History
+
+    path = args.db
+    if path is None and args.config:
+        from sync.policy import load_policy
+
+        path = load_policy(args.config).policy.history.path
+    if path is None:
+        raise SyncError("give --db PATH or --config POLICY (to use its history.path)")
+    if not Path(path).exists():
+        raise SyncError(f"no history at {path!r}: has `license-sync run` written one yet?")
+    since = None
+    if args.since:
+        try:
+            since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
+        except ValueError as e:
+            raise SyncError(str(e)) from e
+    hist = History(path)
+    rows = hist.query(args.table, since=since, pool=args.pool, limit=args.limit)
+    if args.table == "decisions" and not args.all:
+        rows = [r for r in rows if r.get("new") is not None or r.get("status") != "ok"]
+    _print_rows(rows, args.format, args.table)
+    return EXIT_OK
+
+
+_TABLE_COLUMNS = {
+    "decisions": ["at", "pool", "limit_ref", "total", "external", "farm_use", "reserve",
+                  "current", "target", "new", "applied", "status", "reason"],
+    "cycles": ["id", "started", "result", "duration", "changes", "errors", "policy_sha"],
+    "observations": ["at", "source", "up", "vendor", "feature", "total", "in_use", "reserved"],
+    "errors": ["at", "where", "message"],
+    "job_changes": ["at", "pool", "job_id", "original", "old", "new", "kind", "reason"],
+}
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: str, table: str) -> None:
+    cols = _TABLE_COLUMNS.get(table) or (list(rows[0]) if rows else [])
+    if fmt == "json":
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    if fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else cols,
+                           extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        return
+    if not rows:
+        print("(no rows)")
+        return
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [min(60 if c == "reason" else 40, max(len(c), *(len(x[i]) for x in cells)))
+              for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    s = str(v)
+    if len(s) >= 19 and s[4] == "-" and s[10] == "T":  # an ISO time: drop the microseconds
+        return s[:19].replace("T", " ")
+    return s
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sync import demo, logs
+
+    logs.setup("text", args.verbose)
+    if not args.verbose:  # the demo prints its own line per cycle and pool
+        import logging
+
+        logging.getLogger("license_sync").setLevel(logging.WARNING)
+    return demo.run_demo(address=args.address, interval=args.interval, workdir=args.workdir,
+                         cycles=args.cycles)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the service's commands to the parser."""
+
+    def add(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description,  # type: ignore[no-any-return]
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("run", "the service: a cycle every `interval` until SIGTERM/SIGINT",
+            "Read the license servers and the farm every `interval`, set each limit's maxCount,\n"
+            "serve /metrics, /healthz and /readyz, and record everything in the history.\n"
+            "A changed policy file is picked up without a restart; an invalid edit keeps the\n"
+            "last good policy running. SIGTERM or SIGINT let the current write finish.")
+    p.add_argument("--config", "-c", required=True, metavar="POLICY",
+                   help="the policy YAML (see config/policy.example.yaml)")
+    p.add_argument("--dry-run", action="store_true", help="plan and record, write nothing")
+    p.add_argument("--once", action="store_true", help="run one cycle, print it and exit")
+    p.add_argument("--metrics-address", metavar="HOST:PORT",
+                   help="where to serve /metrics (default: the policy's metrics.address)")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="json: one object per line, for log shippers")
+    p.set_defaults(func=_cmd_run)
+
+    p = add("plan", "one read-only cycle: what would change and why",
+            "Read everything, plan, and print what would change, like `terraform plan`.\n"
+            "Writes nothing. Exit 0: no change; 2: changes pending; 1: error.")
+    p.add_argument("--config", "-c", required=True, metavar="POLICY")
+    p.set_defaults(func=_cmd_plan)
+
+    p = add("explain", "the arithmetic behind one pool's target",
+            "Read everything and print, line by line, how POOL's target is computed.")
+    p.add_argument("--config", "-c", required=True, metavar="POLICY")
+    p.add_argument("pool", metavar="POOL")
+    p.set_defaults(func=_cmd_explain)
+
+    p = add("validate", "check policy files (for CI and pre-commit)",
+            "Check policy files. Errors print as file:line:col: message.\n"
+            "Exit 1 if any file has an error.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.set_defaults(func=_cmd_validate)
+
+    p = add("schema", "print the policy's JSON Schema",
+            "Print the policy's JSON Schema, for editors' YAML validation:\n"
+            "  license-sync schema > policy.schema.json\n"
+            "and put `# yaml-language-server: $schema=policy.schema.json` atop the policy.")
+    p.set_defaults(func=_cmd_schema)
+
+    p = add("history", "what was observed and changed, from the SQLite history",
+            "Print the history. By default, decisions that changed something or failed.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", "-c", metavar="POLICY", help="use the policy's history.path")
+    src.add_argument("--db", metavar="PATH", help="the history file")
+    p.add_argument("--table", default="decisions", choices=sorted(_TABLE_COLUMNS))
+    p.add_argument("--pool", help="only this pool")
+    p.add_argument("--since", metavar="DURATION", help="e.g. 1h, 30m, 7d")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--all", action="store_true", help="also decisions that changed nothing")
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    p.set_defaults(func=_cmd_history)
+
+    p = add("demo", "the whole service on this machine: no AWS, no license server",
+            "Start a simulated license server and a simulated Deadline endpoint on loopback,\n"
+            "then run the real service through boto3 against them. Prints one line per cycle\n"
+            "and pool; serves /metrics. Ctrl-C ends it.")
+    p.add_argument("--address", default="127.0.0.1:9462", help="metrics address")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
+    p.add_argument("--workdir", help="where to keep the policy and history (default: ./"
+                   "license-sync-demo)")
+    p.add_argument("--cycles", type=int, help="stop after this many cycles")
+    p.set_defaults(func=_cmd_demo)
+
+    _ = PolicyError

@@ -1,0 +1,181 @@
+"""The Deadline Cloud adapter: the only module that imports boto3.
+
+Reads limits and queue associations, writes maxCount and association status, counts every
+call by operation and outcome, and turns AWS errors into `DeadlineError`s that say what
+to do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from sync.errors import DeadlineError
+from sync.planner import Association, LimitState
+
+CallCounter = Callable[[str, str], None]  # (operation, outcome)
+
+_HINTS = {
+    "AccessDeniedException": "grant the IAM action deadline:{action} (config/iam-policy.json)",
+    "ResourceNotFoundException": "check the id in the policy; it may have been deleted",
+    "ValidationException": "the request was rejected as invalid",
+    "ThrottlingException": "Deadline throttled the call after retries; a longer interval helps",
+    "ServiceQuotaExceededException": "a Deadline quota is reached",
+    "InternalServerErrorException": "a Deadline service error; it is retried next cycle",
+}
+
+
+def make_client(region: str | None, endpoint_url: str | None = None,
+                session: boto3.session.Session | None = None, max_attempts: int = 6,
+                read_timeout: float = 20.0) -> Any:
+    """A boto3 `deadline` client with adaptive retries and the standard credential chain."""
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_DEADLINE") or \
+        os.environ.get("AWS_ENDPOINT_URL")
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        # a custom endpoint (the simulator, a VPC endpoint) has no "management." host
+        inject_host_prefix=endpoint_url is None,
+        user_agent_extra="license-sync",
+    )
+    session = session or boto3.session.Session()
+    return session.client("deadline", region_name=region, endpoint_url=endpoint_url,
+                          config=config)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    farm_id: str
+    queue_id: str
+    job_id: str
+    name: str
+    priority: int
+    lifecycle_status: str
+    task_run_status: str | None
+    max_worker_count: int | None
+    created_at: Any
+    created_by: str | None
+
+
+class Deadline:
+    """One farm's view through one boto3 client. Every call goes through `_call`."""
+
+    def __init__(self, client: Any, farm_id: str, on_call: CallCounter | None = None):
+        self.client = client
+        self.farm_id = farm_id
+        self.on_call = on_call or (lambda op, outcome: None)
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(self.client, _snake(operation))
+        try:
+            result = method(**kwargs)
+        except botocore.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "Unknown")
+            self.on_call(operation, _outcome(code))
+            raise _to_error(e, operation, self.farm_id, kwargs) from e
+        except (botocore.exceptions.BotoCoreError, OSError) as e:
+            self.on_call(operation, "network")
+            raise DeadlineError(
+                f"{operation} on {self.farm_id}: {e}; check the network, the region and "
+                "AWS_ENDPOINT_URL_DEADLINE", code="Network", retryable=True) from e
+        self.on_call(operation, "ok")
+        return result  # type: ignore[no-any-return]
+
+    def _pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            page = self._call(operation, **kwargs, **({"nextToken": token} if token else {}))
+            yield from page.get(key, [])
+            token = page.get("nextToken")
+            if not token:
+                return
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def limits(self) -> list[LimitState]:
+        """Every limit of the farm, with its queue associations."""
+        assocs: dict[str, list[Association]] = {}
+        for a in self._pages("ListQueueLimitAssociations", "queueLimitAssociations",
+                             farmId=self.farm_id, maxResults=100):
+            assocs.setdefault(a["limitId"], []).append(Association(a["queueId"], a["status"]))
+        out = []
+        for lim in self._pages("ListLimits", "limits", farmId=self.farm_id, maxResults=100):
+            out.append(LimitState(
+                farm_id=self.farm_id,
+                limit_id=lim["limitId"],
+                display_name=lim.get("displayName", ""),
+                amount=lim.get("amountRequirementName", ""),
+                max_count=int(lim.get("maxCount", -1)),
+                current_count=int(lim.get("currentCount", 0)),
+                associations=tuple(sorted(assocs.get(lim["limitId"], []),
+                                          key=lambda a: a.queue_id)),
+            ))
+        return out
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def update_limit(self, limit_id: str, max_count: int) -> None:
+        if max_count == 0 or max_count < -1:
+            raise DeadlineError(f"refusing to write maxCount {max_count} to {limit_id}: "
+                                "Deadline rejects 0 and values below -1")
+        self._call("UpdateLimit", farmId=self.farm_id, limitId=limit_id, maxCount=max_count)
+
+    def update_association(self, queue_id: str, limit_id: str, status: str) -> None:
+        self._call("UpdateQueueLimitAssociation", farmId=self.farm_id, queueId=queue_id,
+                   limitId=limit_id, status=status)
+
+
+def resolve_limit(ref: str, limits: list[LimitState]) -> LimitState | str:
+    """Find `ref` by limitId, then amountRequirementName, then displayName."""
+    for attr in ("limit_id", "amount", "display_name"):
+        found = [lim for lim in limits if getattr(lim, attr) == ref]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            return (f"limit {ref!r} matches {len(found)} limits by {attr}; "
+                    "use the limitId in the policy")
+    names = ", ".join(sorted(lim.amount for lim in limits)) or "none"
+    return f"limit {ref!r} not found in the farm (its limits: {names})"
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _outcome(code: str) -> str:
+    if code in ("ThrottlingException", "TooManyRequestsException", "Throttling"):
+        return "throttled"
+    if code in ("AccessDeniedException",):
+        return "denied"
+    if code in ("ResourceNotFoundException",):
+        return "not_found"
+    if code in ("ValidationException",):
+        return "invalid"
+    return "error"
+
+
+def _to_error(e: botocore.exceptions.ClientError, operation: str, farm_id: str,
+              kwargs: dict[str, Any]) -> DeadlineError:
+    err = e.response.get("Error", {})
+    code = err.get("Code", "Unknown")
+    message = err.get("Message", str(e))
+    what = farm_id
+    if "limitId" in kwargs:
+        what += f" limit {kwargs['limitId']}"
+    if "queueId" in kwargs:
+        what += f" queue {kwargs['queueId']}"
+    hint = _HINTS.get(code, "").format(action=operation.removeprefix("Batch"))
+    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return DeadlineError(
+        f"{operation} on {what} failed: {code}: {message}" + (f" — {hint}" if hint else ""),
+        code=code,
+        retryable=code in ("ThrottlingException", "InternalServerErrorException")
+        or status >= 500,
+    )

@@ -1,0 +1,148 @@
+"""The history in SQLite (through sqlite-utils): the only module that touches the database.
+
+Tables: cycles, observations, decisions, job_changes, errors, state. WAL mode; the file
+is created 0600; rows older than `keep` are deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from sync.errors import HistoryError
+
+SCHEMA: dict[str, dict[str, Any]] = {
+    "cycles": {"id": int, "started": str, "finished": str, "result": str, "duration": float,
+               "changes": int, "errors": int, "policy_sha": str, "dry_run": int},
+    "observations": {"cycle_id": int, "at": str, "source": str, "up": int, "vendor": str,
+                     "feature": str, "total": int, "in_use": int, "reserved": int,
+                     "queued": int, "farm_checkouts": str},
+    "decisions": {"cycle_id": int, "at": str, "pool": str, "farm_id": str, "limit_ref": str,
+                  "limit_id": str, "current": int, "target": int, "new": int, "applied": int,
+                  "status": str, "reason": str, "total": int, "in_use": int, "farm_use": int,
+                  "external": int, "reserve": int, "current_count": int},
+    "job_changes": {"cycle_id": int, "at": str, "pool": str, "farm_id": str, "queue_id": str,
+                    "job_id": str, "original": int, "old": int, "new": int, "kind": str,
+                    "reason": str},
+    "errors": {"cycle_id": int, "at": str, "where": str, "message": str},
+    "state": {"key": str, "value": str, "updated": str},
+}
+
+
+class History:
+    """Append-only records of what was seen and done, plus small named state."""
+
+    def __init__(self, path: str, keep: float = 30 * 86400):
+        self.path = path
+        self.keep = keep
+        try:
+            if path != ":memory:":
+                parent = os.path.dirname(os.path.abspath(path))
+                os.makedirs(parent, exist_ok=True)
+                if not os.path.exists(path):
+                    # create it private: the history names users and hosts
+                    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            if path != ":memory:":
+                self.db.enable_wal()
+            self._create()
+        except sqlite3.DatabaseError as e:
+            raise HistoryError(f"cannot open the history {path!r}: {e}; move it aside and "
+                               "restart to begin a new one") from e
+
+    def _create(self) -> None:
+        for name, cols in SCHEMA.items():
+            table = self.db.table(name)
+            if not table.exists():
+                if name == "cycles":
+                    table.create(cols, pk="id")
+                elif name == "state":
+                    table.create(cols, pk="key")
+                else:
+                    table.create(cols)
+            else:
+                missing = {c: t for c, t in cols.items() if c not in table.columns_dict}
+                for col, typ in missing.items():
+                    table.add_column(col, typ)
+        for name, cols in (("observations", ["cycle_id"]), ("decisions", ["pool", "at"]),
+                           ("job_changes", ["job_id"]), ("errors", ["cycle_id"])):
+            self.db.table(name).create_index(cols, if_not_exists=True)
+
+    def _write(self, fn: Any) -> Any:
+        try:
+            with self.db.conn:
+                return fn()
+        except sqlite3.Error as e:
+            raise HistoryError(f"history write to {self.path!r} failed: {e}") from e
+
+    def record_cycle(self, cycle: dict[str, Any], observations: Iterable[dict[str, Any]],
+                     decisions: Iterable[dict[str, Any]], errors: Iterable[dict[str, Any]]) -> int:
+        """One cycle's rows in one transaction; returns the cycle id."""
+
+        def go() -> int:
+            cid = self.db.table("cycles").insert(cycle).last_pk
+            for table, rows in (("observations", observations), ("decisions", decisions),
+                                ("errors", errors)):
+                rows = [{**r, "cycle_id": cid} for r in rows]
+                if rows:
+                    self.db.table(table).insert_all(rows)
+            return int(cid)
+
+        return int(self._write(go))
+
+    def set_state(self, key: str, value: Any, now: datetime) -> None:
+        self._write(lambda: self.db.table("state").upsert(
+            {"key": key, "value": json.dumps(value), "updated": now.isoformat()}, pk="key"))
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        try:
+            row = self.db.table("state").get(key)
+        except sqlite_utils.db.NotFoundError:
+            return default
+        except sqlite3.Error as e:
+            raise HistoryError(f"history read failed: {e}") from e
+        return json.loads(row["value"])
+
+    def prune(self, now: datetime) -> int:
+        cutoff = (now - timedelta(seconds=self.keep)).isoformat()
+
+        def go() -> int:
+            n = 0
+            for table, col in (("observations", "at"), ("decisions", "at"), ("errors", "at"),
+                               ("cycles", "started")):
+                cur = self.db.execute(f"delete from [{table}] where [{col}] < ?", [cutoff])
+                n += cur.rowcount
+            return n
+
+        return int(self._write(go))
+
+    def query(self, table: str, since: datetime | None = None, pool: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        col = "started" if table == "cycles" else "at"
+        if since is not None:
+            where.append(f"[{col}] >= ?")
+            args.append(since.isoformat())
+        if pool is not None and table in ("decisions", "job_changes"):
+            where.append("pool = ?")
+            args.append(pool)
+        sql = f"select * from [{table}]"
+        if where:
+            sql += " where " + " and ".join(where)
+        sql += f" order by [{col}]"
+        if limit:
+            sql += f" limit {int(limit)}"
+        try:
+            return list(self.db.query(sql, args))
+        except sqlite3.Error as e:
+            raise HistoryError(f"history read failed: {e}") from e
+
+    def close(self) -> None:
+        self.db.conn.close()

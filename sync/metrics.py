@@ -1,0 +1,191 @@
+"""Prometheus metrics and the /metrics, /healthz, /readyz endpoint (DESIGN §6).
+
+Per-pool values come from a collector that builds fresh families from the last cycle on
+every scrape, so a pool that leaves the policy leaves /metrics with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+P = "license_sync_"
+
+
+@dataclass
+class Snapshot:
+    """What the last cycle saw, as plain rows; replaced whole after every cycle."""
+
+    features: list[dict[str, Any]] = field(default_factory=list)  # pool feature server total...
+    pools: list[dict[str, Any]] = field(default_factory=list)  # pool farm external reserve ...
+    limits: list[dict[str, Any]] = field(default_factory=list)  # pool limit max target current
+    sources: list[dict[str, Any]] = field(default_factory=list)  # server up duration
+
+
+class _SnapshotCollector:
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.metrics.snapshot
+        fam = {
+            name: GaugeMetricFamily(P + name, doc, labels=labels)
+            for name, doc, labels in [
+                ("license_total", "Licenses issued for a feature (uncounted: absent)",
+                 ["pool", "feature", "server"]),
+                ("license_in_use", "Licenses in use, from the license server",
+                 ["pool", "feature", "server"]),
+                ("license_reserved", "Licenses held by RESERVATIONs on the server",
+                 ["pool", "feature", "server"]),
+                ("license_queued", "Licenses queued for on the server",
+                 ["pool", "feature", "server"]),
+                ("license_expiry_timestamp_seconds", "When the feature's licenses expire",
+                 ["pool", "feature", "server"]),
+                ("license_in_use_farm", "Licenses the farm holds (selector or currentCount)",
+                 ["pool"]),
+                ("license_in_use_external", "Licenses held outside the farm", ["pool"]),
+                ("pool_reserve", "Licenses kept back by the policy's reserve now", ["pool"]),
+                ("pool_headroom", "The policy's headroom", ["pool"]),
+                ("limit_max_count", "The limit's maxCount after this cycle (-1 unlimited)",
+                 ["pool", "limit"]),
+                ("limit_target", "What the control law asks for", ["pool", "limit"]),
+                ("limit_current_count", "The limit's currentCount as Deadline reports it",
+                 ["pool", "limit"]),
+                ("source_up", "1 if the license source was read this cycle", ["server"]),
+                ("source_duration_seconds", "Time to read the source", ["server"]),
+            ]
+        }
+        for row in snap.features:
+            labels = [row["pool"], row["feature"], row["server"]]
+            if row.get("total") is not None:
+                fam["license_total"].add_metric(labels, row["total"])
+            fam["license_in_use"].add_metric(labels, row["in_use"])
+            fam["license_reserved"].add_metric(labels, row["reserved"])
+            fam["license_queued"].add_metric(labels, row["queued"])
+            exp = _expiry_ts(row.get("expires"))
+            if exp is not None:
+                fam["license_expiry_timestamp_seconds"].add_metric(labels, exp)
+        for row in snap.pools:
+            fam["license_in_use_farm"].add_metric([row["pool"]], row["farm_use"])
+            fam["license_in_use_external"].add_metric([row["pool"]], row["external"])
+            fam["pool_reserve"].add_metric([row["pool"]], row["reserve"])
+            fam["pool_headroom"].add_metric([row["pool"]], row["headroom"])
+        for row in snap.limits:
+            labels = [row["pool"], row["limit"]]
+            if row.get("max_count") is not None:
+                fam["limit_max_count"].add_metric(labels, row["max_count"])
+            if row.get("target") is not None:
+                fam["limit_target"].add_metric(labels, row["target"])
+            if row.get("current_count") is not None:
+                fam["limit_current_count"].add_metric(labels, row["current_count"])
+        for row in snap.sources:
+            fam["source_up"].add_metric([row["server"]], 1 if row["up"] else 0)
+            fam["source_duration_seconds"].add_metric([row["server"]], row["duration"])
+        yield from fam.values()
+
+
+def _expiry_ts(expires: str | None) -> float | None:
+    if not expires or expires == "permanent":
+        return None
+    try:
+        d = date.fromisoformat(expires)
+    except ValueError:
+        return None
+    return datetime(d.year, d.month, d.day).timestamp()
+
+
+class Metrics:
+    """Every metric of the service, on one registry (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.snapshot = Snapshot()
+        self.cycle_duration = Histogram(
+            P + "cycle_duration_seconds", "Time one cycle took", registry=r,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120))
+        self.cycles = Counter(P + "cycles", "Cycles run, by result", ["result"], registry=r)
+        self.last_success = Gauge(P + "last_success_timestamp_seconds",
+                                  "When the last cycle without errors ended", registry=r)
+        self.api_calls = Counter(P + "api_calls", "Deadline API calls",
+                                 ["operation", "outcome"], registry=r)
+        self.changes = Counter(P + "changes", "Writes made, by kind", ["kind"], registry=r)
+        self.reloads = Counter(P + "policy_reloads", "Policy file loads, by result", ["result"],
+                               registry=r)
+        self.policy_info = Gauge(P + "policy_info", "The policy in force (sha256 prefix)",
+                                 ["sha"], registry=r)
+        self.history_errors = Counter(P + "history_errors", "History writes that failed",
+                                      registry=r)
+        for result in ("ok", "error"):
+            self.cycles.labels(result)
+            self.reloads.labels(result)
+        r.register(_SnapshotCollector(self))
+
+    def count_call(self, operation: str, outcome: str) -> None:
+        self.api_calls.labels(operation, outcome).inc()
+
+    def set_policy(self, sha: str) -> None:
+        self.policy_info.clear()
+        self.policy_info.labels(sha).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class HealthServer:
+    """/metrics, /healthz and /readyz over HTTP; nothing else is served."""
+
+    def __init__(self, metrics: Metrics, address: str, ready: Callable[[], tuple[bool, str]]):
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]") or "0.0.0.0"
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    body, ctype, status = metrics.exposition(), CONTENT_TYPE_LATEST, 200
+                elif path == "/healthz":
+                    body, ctype, status = b"ok\n", "text/plain", 200
+                elif path == "/readyz":
+                    ok, why = ready()
+                    body, ctype, status = (why + "\n").encode(), "text/plain", 200 if ok else 503
+                else:
+                    body, ctype, status = b"not found\n", "text/plain", 404
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics",
+                                       daemon=True)
+        _ = outer
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def start(self) -> HealthServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,527 @@
+"""The policy: YAML → pydantic v2 models, with every error as `file:line:col: message`."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sync.errors import PolicyError
+from sync.sources import check_server_spec
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """`90`, `"90s"`, `"5m"`, `"1h"`, `"30d"` → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration (use e.g. 60s, 5m, 1h)")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration {value!r} must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError(f"{value!r} is not a duration (use e.g. 60s, 5m, 1h, 30d)")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise ValueError(f"{value!r} is not a valid regular expression: {e}") from e
+    if re.search(r"\([^)]*[+*][^)]*\)[+*{]", value):
+        # nested quantifiers like (a+)+ backtrack catastrophically on a long host name
+        raise ValueError(f"{value!r} nests quantifiers (e.g. (a+)+); simplify it")
+    return value
+
+
+Regex = Annotated[str, BeforeValidator(lambda v: _check_regex(str(v)) if v is not None else v)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HistoryConfig(Model):
+    """Where the SQLite history lives and how long it is kept."""
+
+    path: str = Field("license-sync.db", description="SQLite file (created 0600)")
+    keep: Duration = Field(30 * 86400, description="retention, e.g. 30d")
+
+
+class MetricsConfig(Model):
+    address: str = Field("0.0.0.0:9462", description="host:port for /metrics, /healthz, /readyz")
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{v!r} is not host:port (e.g. 0.0.0.0:9462)")
+        return v
+
+
+class FarmConfig(Model):
+    id: str = Field(pattern=r"^farm-[0-9a-f]{32}$", description="Deadline farm id")
+    region: str | None = Field(None, description="AWS region; default from the environment")
+
+
+ServerSpec = Annotated[str, AfterValidator(check_server_spec),
+                      Field(description="port@host, or a comma list for a FlexLM triad")]
+
+
+class FlexlmSourceConfig(Model):
+    kind: Literal["flexlm"]
+    servers: Annotated[list[ServerSpec], Field(min_length=1)]
+    executable: str = "lmutil"
+    timeout: Duration = 20.0
+
+
+class RlmSourceConfig(Model):
+    kind: Literal["rlm"]
+    servers: Annotated[list[ServerSpec], Field(min_length=1)]
+    executable: str = "rlmutil"
+    timeout: Duration = 20.0
+
+
+class CommandSourceConfig(Model):
+    kind: Literal["command"]
+    command: Annotated[list[str], Field(min_length=1, description="argv; no shell")]
+    timeout: Duration = 20.0
+
+
+class StaticSourceConfig(Model):
+    kind: Literal["static"]
+    features: dict[str, Annotated[int, Field(ge=0)]]
+
+
+SourceConfig = Annotated[
+    FlexlmSourceConfig | RlmSourceConfig | CommandSourceConfig | StaticSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+class FeatureRef(Model):
+    source: str
+    feature: str
+    vendor: str | None = None
+
+
+class FarmSelector(Model):
+    """Which checkouts are the farm's own: a host or user matching any regex."""
+
+    hosts: list[Regex] = []
+    users: list[Regex] = []
+
+
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def _amount(v: Any) -> int | str:
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a number or percentage")
+    if isinstance(v, int):
+        if v < 0:
+            raise ValueError(f"{v!r} must not be negative")
+        return v
+    if isinstance(v, str) and _PERCENT.match(v):
+        return v.strip()
+    raise ValueError(f"{v!r} is not a count or a percentage like '10%'")
+
+
+Amount = Annotated[int | str, BeforeValidator(_amount)]
+_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _days(v: str) -> str:
+    parse_days(v)
+    return v
+
+
+def parse_days(spec: str) -> frozenset[int]:
+    """`mon-fri`, `sat,sun`, `daily` → weekday numbers (Monday is 0)."""
+    spec = spec.strip().lower()
+    if spec in ("daily", "all", "*"):
+        return frozenset(range(7))
+    out: set[int] = set()
+    for part in spec.split(","):
+        a, _, b = part.strip().partition("-")
+        if a not in _DAYS or (b and b not in _DAYS):
+            raise ValueError(f"{spec!r} is not a day list like 'mon-fri' or 'sat,sun'")
+        i, j = _DAYS.index(a), _DAYS.index(b or a)
+        out.update(_DAYS.index(d) % 7 for d in (_DAYS * 2)[i : (j if j >= i else j + 7) + 1])
+    return frozenset(out)
+
+
+def parse_hours(spec: str) -> tuple[time, time]:
+    m = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", spec)
+    if not m:
+        raise ValueError(f"{spec!r} is not an hour range like '09:00-19:00'")
+    h1, m1, h2, m2 = (int(x) for x in m.groups())
+    if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
+        raise ValueError(f"{spec!r} is not an hour range like '09:00-19:00'")
+    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    return time(h1 % 24, m1), end
+
+
+def _tz(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(f"{v!r} is not a time zone (e.g. Europe/London, UTC)") from e
+    return v
+
+
+class ReserveWindow(Model):
+    days: Annotated[str, BeforeValidator(_days)] = "daily"
+    hours: Annotated[str, BeforeValidator(lambda v: (parse_hours(v), v)[1])] = "00:00-24:00"
+    tz: Annotated[str, BeforeValidator(_tz)] = "UTC"
+    value: Amount
+
+    def active(self, now: datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.tz))
+        start, end = parse_hours(self.hours)
+        t = local.time()
+        in_hours = start <= t < end if start <= end else (t >= start or t < end)
+        day = local.weekday() if start <= end or t >= start else (local.weekday() - 1) % 7
+        return in_hours and day in parse_days(self.days)
+
+
+class Reserve(Model):
+    default: Amount = 0
+    schedule: list[ReserveWindow] = []
+
+
+def _reserve(v: Any) -> Any:
+    return {"default": v} if isinstance(v, int | str) and not isinstance(v, bool) else v
+
+
+class Hysteresis(Model):
+    deadband: int = Field(1, ge=1, description="changes smaller than this are skipped")
+    settle: int = Field(2, ge=1, description="cycles an increase must hold before it applies")
+    max_step: int | None = Field(None, ge=1, description="largest increase per cycle")
+
+
+class LimitTarget(Model):
+    farm: str | None = None
+    limit: str
+    share: float = Field(1.0, gt=0, description="weight of the free remainder")
+
+
+class Selector(Model):
+    queue: str | None = None
+    name: Regex | None = None
+    user: str | None = None
+
+
+class JobOverride(Selector):
+    max_workers: int | None = Field(None, ge=1)
+    min_workers: int | None = Field(None, ge=1)
+    weight: float | None = Field(None, gt=0)
+
+
+class JobsPolicy(Model):
+    policy: Literal["none", "fixed", "fair", "weighted"] = "none"
+    cap: int | None = Field(None, ge=1, description="the cap for policy: fixed")
+    min_workers: int = Field(1, ge=1)
+    weight_by: Literal["priority", "queue"] = "priority"
+    queue_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
+    respect_manual: bool = True
+    exempt: list[Selector] = []
+    overrides: list[JobOverride] = []
+
+    @model_validator(mode="after")
+    def _fixed_needs_cap(self) -> JobsPolicy:
+        if self.policy == "fixed" and self.cap is None:
+            raise ValueError("policy 'fixed' needs 'cap'")
+        return self
+
+
+class Pool(Model):
+    farm: str | None = Field(None, description="farm id (when the policy has several farms)")
+    limit: str | None = Field(None, description="limitId, amountRequirementName or displayName")
+    limits: list[LimitTarget] = Field([], description="several limits sharing this pool")
+    features: Annotated[list[FeatureRef], Field(min_length=1)]
+    uncounted: int | None = Field(None, ge=0, description="total assumed for uncounted features")
+    farm_selector: FarmSelector | None = None
+    reserve: Annotated[Reserve, BeforeValidator(_reserve)] = Reserve()
+    headroom: int = Field(0, ge=0)
+    floor: int = Field(1, ge=1, description="never below this (Deadline rejects 0)")
+    ceiling: int | None = Field(None, ge=1)
+    hysteresis: Hysteresis = Hysteresis()
+    on_stale: Literal["hold", "floor"] = "hold"
+    stale_after: Duration = 600.0
+    on_exhausted: Literal["pause", "hold_one"] = "hold_one"
+    jobs: JobsPolicy = JobsPolicy()
+
+    def targets(self, default_farm: str | None) -> list[LimitTarget]:
+        if self.limits:
+            return [t if t.farm else t.model_copy(update={"farm": self.farm or default_farm})
+                    for t in self.limits]
+        assert self.limit is not None
+        return [LimitTarget(farm=self.farm or default_farm, limit=self.limit)]
+
+    @model_validator(mode="after")
+    def _one_limit_form(self) -> Pool:
+        if (self.limit is None) == (not self.limits):
+            raise ValueError("give either 'limit' or 'limits' (a list), not both or neither")
+        return self
+
+
+class Policy(Model):
+    interval: Duration = Field(60.0, description="seconds between cycles, e.g. 60s")
+    history: HistoryConfig = HistoryConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    farms: Annotated[list[FarmConfig], Field(min_length=1)]
+    sources: dict[str, SourceConfig]
+    pools: dict[str, Pool]
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError(f"interval {v:g}s is too short (at least 1s)")
+        return v
+
+    def farm(self, farm_id: str) -> FarmConfig:
+        return next(f for f in self.farms if f.id == farm_id)
+
+    @property
+    def default_farm(self) -> str | None:
+        return self.farms[0].id if len(self.farms) == 1 else None
+
+
+# -- loading with positions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class PolicyErrors(PolicyError):
+    """One or more problems in a policy file."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    policy: Policy
+    path: str
+    sha: str
+
+
+def _positions(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], tuple[int, int]],
+               keys: dict[tuple[Any, ...], tuple[int, int]]) -> None:
+    out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            keys[(*path, key)] = (k.start_mark.line + 1, k.start_mark.column + 1)
+            _positions(v, (*path, key), out, keys)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _positions(v, (*path, i), out, keys)
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where `loc` points, walking the models' annotations."""
+    from typing import Union, get_args, get_origin
+
+    ann: Any = Policy
+    for part in loc:
+        while get_origin(ann) is Annotated:
+            ann = get_args(ann)[0]
+        origin = get_origin(ann)
+        if origin in (dict, list):
+            ann = get_args(ann)[-1]
+            continue
+        if origin in (Union, UnionType):
+            models = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+            ann = next((m for m in models if part in m.model_fields), models[0] if models else None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        field = ann.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+    while get_origin(ann) is Annotated:
+        ann = get_args(ann)[0]
+    if get_origin(ann) in (Union, UnionType):
+        return sorted({f for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)
+                       for f in a.model_fields})
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return list(ann.model_fields)
+    return []
+
+
+def _friendly(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    where = ".".join(str(p) for p in loc) or "policy"
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _fields_at(loc[:-1])
+        hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        did = f"; did you mean {hint[0]!r}?" if hint else (
+            f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        return f"unknown key {key!r} in {'.'.join(str(p) for p in loc[:-1]) or 'policy'}{did}"
+    if kind == "missing":
+        return f"{where}: required key missing"
+    if kind == "union_tag_invalid":
+        return f"{where}: kind {err.get('input', {}).get('kind')!r} is not one of flexlm, rlm, command, static"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    value = err.get("input")
+    shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+    if repr(value) in msg:
+        shown = ""
+    return f"{where}: {msg}{shown}"
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic puts the union tag (e.g. 'flexlm') and validator names into loc
+    out = []
+    for p in loc:
+        if isinstance(p, str) and (p in ("flexlm", "rlm", "command", "static")
+                                   or p.startswith("function-")):
+            continue
+        out.append(p)
+    return tuple(out)
+
+
+def load_policy(path: str | Path) -> LoadedPolicy:
+    """Read, parse and validate a policy file; `PolicyErrors` lists every problem found."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise PolicyErrors([Problem(name, 1, 1, f"cannot read the policy: {e.strerror}")]) from e
+    return parse_policy(raw.decode("utf-8", errors="replace"), name)
+
+
+def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
+    sha = hashlib.sha256(text.encode()).hexdigest()[:12]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise PolicyErrors([Problem(name, line, col, f"YAML: {e.problem or e}")]) from e
+    except yaml.YAMLError as e:
+        raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
+    if node is None or not isinstance(data, dict):
+        raise PolicyErrors([Problem(name, 1, 1, "the policy must be a YAML mapping "
+                                    "(farms:, sources:, pools:)")])
+    values: dict[tuple[Any, ...], tuple[int, int]] = {}
+    keys: dict[tuple[Any, ...], tuple[int, int]] = {}
+    _positions(node, (), values, keys)
+
+    def at(loc: tuple[Any, ...], key: bool = False) -> tuple[int, int]:
+        if key and loc in keys:
+            return keys[loc]
+        while loc and loc not in values:
+            loc = loc[:-1]
+        return values.get(loc, (1, 1))
+
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = _clean_loc(tuple(err["loc"]))
+            line, col = at(loc, key=err["type"] in ("extra_forbidden",))
+            problems.append(Problem(name, line, col, _friendly(err, loc)))
+        raise PolicyErrors(sorted(set(problems), key=lambda p: (p.line, p.col))) from e
+
+    problems = sorted((Problem(name, *at(loc), msg) for loc, msg in cross_check(policy)),
+                      key=lambda p: (p.line, p.col))
+    if problems:
+        raise PolicyErrors(problems)
+    return LoadedPolicy(policy, name, sha)
+
+
+def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
+    """Checks that span sections: what one model cannot see on its own."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    farm_ids = [f.id for f in policy.farms]
+    for i, f in enumerate(policy.farms):
+        if farm_ids.index(f.id) != i:
+            out.append((("farms", i, "id"), f"farm {f.id!r} is listed twice"))
+    owner: dict[tuple[str | None, str], str] = {}
+    for name, pool in policy.pools.items():
+        for j, ref in enumerate(pool.features):
+            if ref.source not in policy.sources:
+                hint = difflib.get_close_matches(ref.source, list(policy.sources), n=1)
+                did = f"; did you mean {hint[0]!r}?" if hint else (
+                    f"; defined: {', '.join(policy.sources) or 'none'}")
+                out.append((("pools", name, "features", j, "source"),
+                            f"pool {name!r} names source {ref.source!r}, which is not defined{did}"))
+        if pool.ceiling is not None and pool.floor > pool.ceiling:
+            out.append((("pools", name, "floor"),
+                        f"pool {name!r}: floor {pool.floor} is above ceiling {pool.ceiling}"))
+        targets = pool.targets(policy.default_farm)
+        for k, t in enumerate(targets):
+            loc: tuple[Any, ...] = ("pools", name, "limits", k) if pool.limits else (
+                "pools", name, "limit")
+            if t.farm is None:
+                out.append((("pools", name),
+                            f"pool {name!r} must name its 'farm': the policy has several farms"))
+                continue
+            if t.farm not in farm_ids:
+                out.append((loc, f"pool {name!r} names farm {t.farm!r}, which is not in 'farms'"))
+            key = (t.farm, t.limit)
+            if key in owner and owner[key] != name:
+                out.append((loc, f"limit {t.limit!r} of {t.farm} is already in pool "
+                                 f"{owner[key]!r}: a limit belongs to one pool only"))
+            owner.setdefault(key, name)
+    return out
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "license-sync policy"
+    return schema

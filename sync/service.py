@@ -1,0 +1,402 @@
+"""One cycle: read sources → read the farm → plan → apply → record. And the scheduler loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sync import planner
+from sync.deadline import Deadline, resolve_limit
+from sync.errors import DeadlineError, HistoryError, PolicyError
+from sync.history import History
+from sync.metrics import Metrics, Snapshot
+from sync.planner import PAUSED, Decision, LimitMemory, LimitState, Plan, SourceState
+from sync.policy import (
+    CommandSourceConfig,
+    FarmConfig,
+    FlexlmSourceConfig,
+    LoadedPolicy,
+    Policy,
+    RlmSourceConfig,
+    StaticSourceConfig,
+    load_policy,
+)
+from sync.report import Report, down_report
+from sync.sources import CommandSource, Source, StaticSource, ToolSource
+
+log = logging.getLogger("license_sync")
+
+Clock = Callable[[], datetime]
+DeadlineFactory = Callable[[FarmConfig], Deadline]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_source(name: str, cfg: Any) -> Source:
+    """A reader for one `sources:` entry of the policy."""
+    if isinstance(cfg, FlexlmSourceConfig | RlmSourceConfig):
+        return ToolSource(name, cfg.kind, list(cfg.servers), cfg.executable, cfg.timeout)
+    if isinstance(cfg, CommandSourceConfig):
+        return CommandSource(name, list(cfg.command), cfg.timeout)
+    if isinstance(cfg, StaticSourceConfig):
+        return StaticSource(name, dict(cfg.features))
+    raise TypeError(f"unknown source config {cfg!r}")
+
+
+@dataclass
+class Applied:
+    decision: Decision
+    ok: bool
+    error: str | None = None
+    wrote: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CycleResult:
+    started: datetime
+    plan: Plan
+    applied: list[Applied]
+    errors: list[str]
+    duration: float
+    reports: dict[str, Report]
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class Service:
+    """Holds what lives across cycles: the policy, clients, source state and memory."""
+
+    def __init__(
+        self,
+        loaded: LoadedPolicy,
+        *,
+        deadline_factory: DeadlineFactory,
+        metrics: Metrics | None = None,
+        history: History | None = None,
+        clock: Clock = utcnow,
+        dry_run: bool = False,
+        source_factory: Callable[[str, Any], Source] = build_source,
+        watch_policy: bool = True,
+    ):
+        self.loaded = loaded
+        self.deadline_factory = deadline_factory
+        self.metrics = metrics or Metrics()
+        self.history = history
+        self.clock = clock
+        self.dry_run = dry_run
+        self.source_factory = source_factory
+        self.watch_policy = watch_policy
+        self._bad_sha: str | None = None
+        self._deadlines: dict[str, Deadline] = {}
+        self.sources: dict[str, Source] = {}
+        self.last_good: dict[str, datetime] = {}
+        self.last_good_report: dict[str, Report] = {}
+        self.memory: dict[tuple[str, str], LimitMemory] = {}
+        self.limit_originals: dict[str, int] = {}
+        self.last_result: CycleResult | None = None
+        self.last_ok_at: datetime | None = None
+        self.write_lock = threading.Lock()  # SIGTERM waits for the write in flight
+        self._install(loaded)
+        self.metrics.reloads.labels("ok").inc()
+        self._load_memory()
+
+    # -- policy -------------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        return self.loaded.policy
+
+    def _install(self, loaded: LoadedPolicy) -> None:
+        self.loaded = loaded
+        self.sources = {n: self.source_factory(n, c) for n, c in loaded.policy.sources.items()}
+        self._deadlines = {}
+        self.metrics.set_policy(loaded.sha)
+
+    def maybe_reload(self) -> bool:
+        """Pick up a changed policy file; keep the last good one if the new one is bad."""
+        if not self.watch_policy:
+            return False
+        path = self.loaded.path
+        try:
+            candidate = load_policy(path)
+        except PolicyError as e:
+            key = f"{type(e).__name__}:{e}"
+            if key != self._bad_sha:
+                self._bad_sha = key
+                self.metrics.reloads.labels("error").inc()
+                log.error("policy %s is invalid; keeping the last good policy (%s): %s", path,
+                          self.loaded.sha, str(e).replace("\n", " | "))
+            return False
+        if candidate.sha == self.loaded.sha:
+            self._bad_sha = None
+            return False
+        self._install(candidate)
+        self._bad_sha = None
+        self.metrics.reloads.labels("ok").inc()
+        log.info("policy %s reloaded (sha %s)", path, candidate.sha)
+        return True
+
+    def deadline(self, farm_id: str) -> Deadline:
+        d = self._deadlines.get(farm_id)
+        if d is None:
+            d = self._deadlines[farm_id] = self.deadline_factory(self.policy.farm(farm_id))
+        return d
+
+    # -- memory kept in the history -------------------------------------------------------------
+
+    def _load_memory(self) -> None:
+        if self.history is None:
+            return
+        try:
+            rows = self.history.get_state("memory", [])
+            self.limit_originals = self.history.get_state("limit_originals", {})
+        except HistoryError as e:
+            log.warning("cannot read planner memory from history: %s", e)
+            return
+        for farm, limit, rising, paused in rows:
+            self.memory[(farm, limit)] = LimitMemory(rising, tuple(paused))
+
+    def _save_memory(self, now: datetime) -> None:
+        if self.history is None:
+            return
+        rows = [[f, lim, m.rising, list(m.paused)] for (f, lim), m in self.memory.items()]
+        self.history.set_state("memory", rows, now)
+
+    # -- one cycle ------------------------------------------------------------------------------
+
+    def read_sources(self, now: datetime) -> tuple[dict[str, SourceState], list[dict[str, Any]]]:
+        def read(item: tuple[str, Source]) -> tuple[str, Report, float]:
+            name, src = item
+            t0 = time.monotonic()
+            try:
+                report = src.read()
+            except Exception as e:  # a reader must never raise; if one does, it is down
+                log.exception("source %s raised", name)
+                report = down_report(src.kind, f"reader failed: {type(e).__name__}: {e}")
+            return name, report, time.monotonic() - t0
+
+        states: dict[str, SourceState] = {}
+        rows = []
+        items = list(self.sources.items())
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(items))),
+                                thread_name_prefix="source") as pool:
+            results = list(pool.map(read, items))
+        for name, report, dt in results:
+            if report.up:
+                self.last_good[name] = now
+                self.last_good_report[name] = report
+            else:
+                log.warning("source %s down: %s", name, "; ".join(report.errors) or "no reason")
+            states[name] = SourceState(report, self.last_good.get(name),
+                                       self.last_good_report.get(name))
+            rows.append({"server": name, "up": report.up, "duration": dt})
+        return states, rows
+
+    def read_farms(self) -> tuple[dict[tuple[str, str], LimitState | str], list[str]]:
+        lookup: dict[tuple[str, str], LimitState | str] = {}
+        errors: list[str] = []
+        by_farm: dict[str, list[str]] = {}
+        for pool in self.policy.pools.values():
+            for t in pool.targets(self.policy.default_farm):
+                if t.farm is not None:
+                    by_farm.setdefault(t.farm, []).append(t.limit)
+        for farm_id, refs in by_farm.items():
+            try:
+                limits = self.deadline(farm_id).limits()
+            except DeadlineError as e:
+                errors.append(str(e))
+                log.error("%s", e)
+                for ref in refs:
+                    lookup[(farm_id, ref)] = f"farm {farm_id} unreadable: {e}"
+                continue
+            for ref in refs:
+                lookup[(farm_id, ref)] = resolve_limit(ref, limits)
+        return lookup, errors
+
+    def plan(self, now: datetime | None = None) -> tuple[Plan, dict[str, Report], list[str],
+                                                          list[dict[str, Any]]]:
+        """Read everything and plan, writing nothing."""
+        now = now or self.clock()
+        states, source_rows = self.read_sources(now)
+        lookup, errors = self.read_farms()
+        p = planner.plan(self.policy, states, lookup, self.memory, now)
+        return p, {n: s.report for n, s in states.items()}, errors, source_rows
+
+    def run_cycle(self, now: datetime | None = None) -> CycleResult:
+        """One full cycle. Never raises for a source, API or history failure."""
+        now = now or self.clock()
+        t0 = time.monotonic()
+        self.maybe_reload()
+        p, reports, errors, source_rows = self.plan(now)
+        applied = [] if self.dry_run else self.apply(p, now)
+        if self.dry_run:
+            applied = [Applied(d, True) for d in p.changes]
+        for a in applied:
+            if not a.ok and a.error:
+                errors.append(a.error)
+        for d in p.decisions:
+            if d.status == "error":
+                errors.append(f"pool {d.pool}: {d.reason}")
+        self.memory = dict(p.memory)
+        for a in applied:
+            if not a.ok:  # a failed write is not a change: let the settle count start again
+                key = (a.decision.farm_id, a.decision.limit_ref)
+                self.memory[key] = LimitMemory(0, self.memory.get(key, LimitMemory()).paused)
+        duration = time.monotonic() - t0
+        result = CycleResult(now, p, applied, errors, duration, reports, self.dry_run)
+        self._record(result, source_rows, now)
+        self.last_result = result
+        if result.ok:
+            self.last_ok_at = now
+        return result
+
+    def apply(self, p: Plan, now: datetime) -> list[Applied]:
+        out = []
+        for d in p.changes:
+            a = Applied(d, True)
+            if d.limit_id is None:
+                continue
+            dl = self.deadline(d.farm_id)
+            with self.write_lock:
+                try:
+                    if d.new is not None:
+                        self._remember_original(d, now)
+                        dl.update_limit(d.limit_id, d.new)
+                        a.wrote.append(f"maxCount {d.current} → {d.new}")
+                        self.metrics.changes.labels("max_count").inc()
+                        log.info("pool %s limit %s: maxCount %s → %s: %s", d.pool, d.limit_ref,
+                                 d.current, d.new, d.reason)
+                    for q in d.pause:
+                        dl.update_association(q, d.limit_id, PAUSED)
+                        a.wrote.append(f"paused {q}")
+                        self.metrics.changes.labels("pause").inc()
+                        log.warning("pool %s limit %s: queue %s paused: %s", d.pool,
+                                    d.limit_ref, q, d.reason)
+                    for q in d.resume:
+                        dl.update_association(q, d.limit_id, "ACTIVE")
+                        a.wrote.append(f"resumed {q}")
+                        self.metrics.changes.labels("resume").inc()
+                        log.info("pool %s limit %s: queue %s resumed", d.pool, d.limit_ref, q)
+                except (DeadlineError, HistoryError) as e:
+                    a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
+                    log.error("%s", a.error)
+            out.append(a)
+        return out
+
+    def _remember_original(self, d: Decision, now: datetime) -> None:
+        """Before the first write to a limit, keep its maxCount for `restore --limits`."""
+        key = f"{d.farm_id}/{d.limit_id}"
+        if key in self.limit_originals or d.current is None:
+            return
+        self.limit_originals[key] = d.current
+        if self.history is not None:
+            # raises HistoryError: no original recorded, no write made
+            self.history.set_state("limit_originals", self.limit_originals, now)
+
+    def _record(self, result: CycleResult, source_rows: list[dict[str, Any]],
+                now: datetime) -> None:
+        m = self.metrics
+        m.cycle_duration.observe(result.duration)
+        m.cycles.labels("ok" if result.ok else "error").inc()
+        if result.ok:
+            m.last_success.set(now.timestamp())
+        m.snapshot = self._snapshot(result, source_rows)
+        if self.history is None:
+            return
+        at = now.isoformat()
+        applied = {id(a.decision): a for a in result.applied}
+        obs = []
+        wanted = {(ref.source, ref.feature) for pool in self.policy.pools.values()
+                  for ref in pool.features}
+        for name, report in result.reports.items():
+            if not report.up:
+                obs.append({"at": at, "source": name, "up": 0})
+                continue
+            for f in report.features:
+                if (name, f.feature) in wanted:
+                    obs.append({"at": at, "source": name, "up": 1, "vendor": f.vendor,
+                                "feature": f.feature, "total": f.total, "in_use": f.in_use,
+                                "reserved": f.reserved, "queued": f.queued})
+        decisions = []
+        for pp in result.plan.pools.values():
+            fig = pp.figures
+            for d in pp.decisions:
+                a = applied.get(id(d))
+                decisions.append({
+                    "at": at, "pool": d.pool, "farm_id": d.farm_id, "limit_ref": d.limit_ref,
+                    "limit_id": d.limit_id, "current": d.current, "target": d.target,
+                    "new": d.new, "applied": int(bool(a and a.ok and not result.dry_run
+                                                      and d.changes)),
+                    "status": d.status, "reason": d.reason,
+                    "total": fig.total if fig else None, "in_use": fig.in_use if fig else None,
+                    "farm_use": fig.farm_use if fig else None,
+                    "external": fig.external if fig else None,
+                    "reserve": fig.reserve if fig else None, "current_count": d.current_count,
+                })
+        errors = [{"at": at, "where": "cycle", "message": e} for e in result.errors]
+        cycle = {"started": at, "finished": self.clock().isoformat(),
+                 "result": "ok" if result.ok else "error", "duration": result.duration,
+                 "changes": sum(1 for a in result.applied if a.ok and a.decision.changes),
+                 "errors": len(result.errors), "policy_sha": self.loaded.sha,
+                 "dry_run": int(result.dry_run)}
+        try:
+            self.history.record_cycle(cycle, obs, decisions, errors)
+            self._save_memory(now)
+            self.history.prune(now)
+        except HistoryError as e:
+            m.history_errors.inc()
+            log.error("%s (syncing goes on)", e)
+
+    def _snapshot(self, result: CycleResult, source_rows: list[dict[str, Any]]) -> Snapshot:
+        snap = Snapshot(sources=source_rows)
+        applied = {id(a.decision): a for a in result.applied}
+        for name, pool in self.policy.pools.items():
+            pp = result.plan.pools.get(name)
+            for ref in pool.features:
+                report = result.reports.get(ref.source)
+                if report is None or not report.up:
+                    continue
+                for f in report.features:
+                    if f.feature == ref.feature and (ref.vendor in (None, f.vendor)):
+                        snap.features.append({
+                            "pool": name, "feature": f.feature, "server": ref.source,
+                            "total": f.total, "in_use": f.in_use, "reserved": f.reserved,
+                            "queued": f.queued, "expires": f.expires})
+            if pp is None:
+                continue
+            if pp.figures is not None:
+                fig = pp.figures
+                snap.pools.append({"pool": name, "farm_use": fig.farm_use,
+                                   "external": fig.external, "reserve": fig.reserve,
+                                   "headroom": fig.headroom})
+            for d in pp.decisions:
+                a = applied.get(id(d))
+                now_max = d.new if (d.new is not None and a is not None and a.ok
+                                    and not result.dry_run) else d.current
+                snap.limits.append({"pool": name, "limit": d.limit_ref, "max_count": now_max,
+                                    "target": d.target, "current_count": d.current_count})
+        return snap
+
+    def ready(self) -> tuple[bool, str]:
+        if self.last_ok_at is None:
+            return False, "no successful cycle yet"
+        age = (self.clock() - self.last_ok_at).total_seconds()
+        if age > 3 * self.policy.interval:
+            return False, f"last successful cycle {age:.0f}s ago (> 3 intervals)"
+        return True, f"ok: last successful cycle {age:.0f}s ago"
+
+
+def policy_path(path: str | Path) -> LoadedPolicy:
+    return load_policy(path)

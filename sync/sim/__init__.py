@@ -1,0 +1,1 @@
+"""Simulated Deadline Cloud endpoint and license server, for `demo` and the tests."""

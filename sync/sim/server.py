@@ -1,0 +1,217 @@
+"""The simulated Deadline endpoint over HTTP, on loopback.
+
+Routes, parameter locations and request validation come from botocore's own service model
+for `deadline`, so a request the real service would reject is rejected here too.
+Also serves `/_sim/lmstat` and `/_sim/rlmstat`: the simulated license server's output.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import botocore.session
+from botocore.model import OperationModel, Shape
+from botocore.validate import ParamValidator
+
+from sync.sim.farm import SimError, SimFarm
+
+
+@dataclass
+class Faults:
+    """Switches for what can go wrong: fractions of requests, and added latency."""
+
+    throttle_rate: float = 0.0
+    error_rate: float = 0.0
+    latency: float = 0.0
+    deny: frozenset[str] = frozenset()  # operations answered with AccessDenied
+    seed: int = 0
+
+
+class _Route:
+    def __init__(self, op: OperationModel):
+        self.op = op
+        uri = op.http["requestUri"].split("?")[0]
+        pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", uri)
+        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        self.regex = re.compile(f"^{pattern}$")
+        self.method = op.http["method"]
+
+
+def _coerce(shape: Shape, value: str) -> Any:
+    if shape.type_name in ("integer", "long"):
+        return int(value)
+    if shape.type_name in ("float", "double"):
+        return float(value)
+    if shape.type_name == "boolean":
+        return value.lower() == "true"
+    return value
+
+
+class DeadlineModel:
+    """The bits of botocore's `deadline` model the server needs."""
+
+    def __init__(self) -> None:
+        self.model = botocore.session.get_session().get_service_model("deadline")
+        self.routes = [_Route(self.model.operation_model(n)) for n in self.model.operation_names]
+        self.validator = ParamValidator()
+
+    def match(self, method: str, path: str) -> tuple[OperationModel, dict[str, str]] | None:
+        for r in self.routes:
+            if r.method == method:
+                m = r.regex.match(path)
+                if m:
+                    return r.op, {k: unquote(v) for k, v in m.groupdict().items()}
+        return None
+
+    def params(self, op: OperationModel, path_params: dict[str, str], query: dict[str, list[str]],
+               body: dict[str, Any]) -> dict[str, Any]:
+        shape = op.input_shape
+        params: dict[str, Any] = {}
+        if shape is None:
+            return params
+        for name, member in shape.members.items():
+            loc = member.serialization.get("location")
+            wire = member.serialization.get("name", name)
+            if loc == "uri" and wire in path_params:
+                params[name] = _coerce(member, path_params[wire])
+            elif loc == "querystring" and wire in query:
+                vals = query[wire]
+                if member.type_name == "list":
+                    params[name] = [_coerce(member.member, v) for v in vals]  # type: ignore[attr-defined]
+                else:
+                    params[name] = _coerce(member, vals[0])
+            elif loc is None and wire in body:
+                params[name] = body[wire]
+        unknown = set(body) - {m.serialization.get("name", n) for n, m in shape.members.items()}
+        if unknown:
+            raise SimError("ValidationException", f"unknown fields {sorted(unknown)}")
+        report = self.validator.validate(params, shape)
+        if report.has_errors():
+            raise SimError("ValidationException", report.generate_report())
+        return params
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, datetime):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+class SimServer:
+    """`SimFarm` behind real HTTP. Use as a context manager, or `start()`/`stop()`."""
+
+    def __init__(self, farm: SimFarm, host: str = "127.0.0.1", port: int = 0,
+                 faults: Faults | None = None, license_text: Any = None):
+        self.farm = farm
+        self.faults = faults or Faults()
+        self.model = DeadlineModel()
+        self.license_text = license_text  # (kind, server) -> str
+        self.calls: dict[str, int] = {}
+        self._rng = random.Random(self.faults.seed)
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                server._dispatch(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SimServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="sim-deadline",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _error(self, h: Any, code: str, message: str, status: int) -> None:
+        body = json.dumps({"message": message}).encode()
+        h._send(status, body, headers={"x-amzn-ErrorType": code})
+
+    def _dispatch(self, h: Any) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        url = urlsplit(h.path)
+        if url.path.startswith("/_sim/"):
+            return self._sim_route(h, url)
+        found = self.model.match(h.command, url.path)
+        if found is None:
+            return self._error(h, "UnknownOperationException",
+                               f"no operation for {h.command} {url.path}", 404)
+        op, path_params = found
+        with self._lock:
+            self.calls[op.name] = self.calls.get(op.name, 0) + 1
+            roll = self._rng.random()
+        if self.faults.latency:
+            time.sleep(self.faults.latency)
+        if op.name in self.faults.deny:
+            return self._error(h, "AccessDeniedException",
+                               f"not authorized to perform deadline:{op.name}", 403)
+        if roll < self.faults.throttle_rate:
+            return self._error(h, "ThrottlingException", "Rate exceeded", 429)
+        if roll < self.faults.throttle_rate + self.faults.error_rate:
+            return self._error(h, "InternalServerErrorException", "simulated failure", 500)
+        try:
+            body = json.loads(raw) if raw else {}
+            params = self.model.params(op, path_params, parse_qs(url.query), body)
+            handler = getattr(self.farm, f"op_{op.name}", None)
+            if handler is None:
+                raise SimError("UnknownOperationException",
+                               f"{op.name} is not simulated", 501)
+            result = handler(params)
+        except SimError as e:
+            return self._error(h, e.code, str(e), e.status)
+        except ValueError as e:
+            return self._error(h, "ValidationException", str(e), 400)
+        h._send(200, json.dumps(result, default=_json_default).encode())
+
+    def _sim_route(self, h: Any, url: Any) -> None:
+        kind = url.path.removeprefix("/_sim/")
+        q = parse_qs(url.query)
+        if kind in ("lmstat", "rlmstat") and self.license_text is not None:
+            text = self.license_text(kind, q.get("c", [""])[0])
+            h._send(200, text.encode(), "text/plain; charset=utf-8")
+        else:
+            self._error(h, "NotFound", url.path, 404)
