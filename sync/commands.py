@@ -19,8 +19,9 @@ from sync.policy import parse_duration
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
-def _service(args: argparse.Namespace, *, dry_run: bool, history: bool = True,
-             watch: bool = True) -> Any:
+def _service(
+    args: argparse.Namespace, *, dry_run: bool, history: bool = True, watch: bool = True
+) -> Any:
     from sync.deadline import Deadline, make_client
     from sync.history import History
     from sync.metrics import Metrics
@@ -36,8 +37,14 @@ def _service(args: argparse.Namespace, *, dry_run: bool, history: bool = True,
     def factory(farm: Any) -> Deadline:
         return Deadline(make_client(farm.region), farm.id, on_call=metrics.count_call)
 
-    return Service(loaded, deadline_factory=factory, metrics=metrics, history=hist,
-                   dry_run=dry_run, watch_policy=watch)
+    return Service(
+        loaded,
+        deadline_factory=factory,
+        metrics=metrics,
+        history=hist,
+        dry_run=dry_run,
+        watch_policy=watch,
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -72,8 +79,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return serve(svc, args.metrics_address or svc.policy.metrics.address)
 
 
-def serve(svc: Any, address: str, on_cycle: Callable[[Any], None] | None = None,
-          stop: threading.Event | None = None, max_cycles: int | None = None) -> int:
+def serve(
+    svc: Any,
+    address: str,
+    on_cycle: Callable[[Any], None] | None = None,
+    stop: threading.Event | None = None,
+    max_cycles: int | None = None,
+) -> int:
     """Run cycles on the policy's interval until SIGTERM/SIGINT (or `stop` is set)."""
     import logging
 
@@ -86,10 +98,15 @@ def serve(svc: Any, address: str, on_cycle: Callable[[Any], None] | None = None,
     try:
         health = HealthServer(svc.metrics, address, svc.ready).start()
     except OSError as e:
-        raise SyncError(f"cannot serve metrics on {address!r}: {e.strerror}; "
-                        "use --metrics-address or the policy's metrics.address") from e
-    log.info("license-sync serving /metrics, /healthz, /readyz on %s (every %ss)", address,
-             svc.policy.interval)
+        raise SyncError(
+            f"cannot serve metrics on {address!r}: {e.strerror}; "
+            "use --metrics-address or the policy's metrics.address"
+        ) from e
+    log.info(
+        "license-sync serving /metrics, /healthz, /readyz on %s (every %ss)",
+        address,
+        svc.policy.interval,
+    )
     count = {"n": 0}
     scheduler = BackgroundScheduler(timezone=UTC)
 
@@ -105,15 +122,19 @@ def serve(svc: Any, address: str, on_cycle: Callable[[Any], None] | None = None,
         if on_cycle is not None:
             on_cycle(result)
         count["n"] += 1
-        job_obj = scheduler.get_job("cycle")
-        if job_obj is not None and job_obj.trigger.interval.total_seconds() != svc.policy.interval:
-            scheduler.reschedule_job("cycle", trigger="interval", seconds=svc.policy.interval)
         if max_cycles is not None and count["n"] >= max_cycles:
             stop.set()
 
-    scheduler.add_job(job, "interval", seconds=svc.policy.interval, id="cycle",
-                      max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-                      misfire_grace_time=None)
+    scheduler.add_job(
+        job,
+        "interval",
+        seconds=svc.policy.interval,
+        id="cycle",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+        misfire_grace_time=None,
+    )
 
     def on_signal(signum: int, frame: Any) -> None:
         log.info("signal %s: finishing the current write, then stopping", signum)
@@ -121,9 +142,15 @@ def serve(svc: Any, address: str, on_cycle: Callable[[Any], None] | None = None,
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     scheduler.start()
+    interval = svc.policy.interval
     try:
         while not stop.wait(0.5):
-            pass
+            # a reloaded policy may change the interval. Rescheduling happens here, never in
+            # the job: shutdown(wait=True) holds the job store lock while the job finishes.
+            if svc.policy.interval != interval:
+                interval = svc.policy.interval
+                scheduler.reschedule_job("cycle", trigger="interval", seconds=interval)
+                log.info("interval is now %ss", interval)
     finally:
         scheduler.shutdown(wait=True)  # the cycle in flight finishes its writes
         health.stop()
@@ -163,6 +190,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             else:
                 print(f"    {d.pool}/{d.limit_ref}: no change (maxCount {_fmt(d.current)})")
             print(f"      why: {d.reason}")
+            if pp.figures is not None:
+                f = pp.figures
+                total = "∞" if f.total is None else f.total
+                print(
+                    f"      from: total {total}, external {f.external}, farm {f.farm_use} "
+                    f"({f.farm_use_from}), reserve {f.reserve}, headroom {f.headroom}"
+                )
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     print()
@@ -179,9 +213,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
     svc = _service(args, dry_run=True, history=False, watch=False)
     if args.pool not in svc.policy.pools:
-        raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: "
-                        f"{', '.join(svc.policy.pools)}")
-    p, reports, errors, _ = svc.plan()
+        raise SyncError(
+            f"no pool {args.pool!r} in {args.config}; pools: {', '.join(svc.policy.pools)}"
+        )
+    p, _, errors, _ = svc.plan()
     pp = p.pools[args.pool]
     for line in pp.lines:
         print(line)
@@ -207,8 +242,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         else:
             if not args.quiet:
                 pools = len(loaded.policy.pools)
-                print(f"{f}: ok ({pools} pool{'s' if pools != 1 else ''}, "
-                      f"{len(loaded.policy.sources)} sources)")
+                print(
+                    f"{f}: ok ({pools} pool{'s' if pools != 1 else ''}, "
+                    f"{len(loaded.policy.sources)} sources)"
+                )
     return EXIT_ERROR if bad else EXIT_OK
 
 
@@ -244,14 +281,27 @@ def _cmd_history(args: argparse.Namespace) -> int:
     hist = History(path)
     rows = hist.query(args.table, since=since, pool=args.pool, limit=args.limit)
     if args.table == "decisions" and not args.all:
-        rows = [r for r in rows if r.get("new") is not None or r.get("status") != "ok"]
+        rows = [r for r in rows if r.get("changed") or r.get("status") != "ok"]
     _print_rows(rows, args.format, args.table)
     return EXIT_OK
 
 
 _TABLE_COLUMNS = {
-    "decisions": ["at", "pool", "limit_ref", "total", "external", "farm_use", "reserve",
-                  "current", "target", "new", "applied", "status", "reason"],
+    "decisions": [
+        "at",
+        "pool",
+        "limit_ref",
+        "total",
+        "external",
+        "farm_use",
+        "reserve",
+        "current",
+        "target",
+        "new",
+        "applied",
+        "status",
+        "reason",
+    ],
     "cycles": ["id", "started", "result", "duration", "changes", "errors", "policy_sha"],
     "observations": ["at", "source", "up", "vendor", "feature", "total", "in_use", "reserved"],
     "errors": ["at", "where", "message"],
@@ -266,8 +316,9 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str, table: str) -> None:
         sys.stdout.write("\n")
         return
     if fmt == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else cols,
-                           extrasaction="ignore")
+        w = csv.DictWriter(
+            sys.stdout, fieldnames=list(rows[0]) if rows else cols, extrasaction="ignore"
+        )
         w.writeheader()
         w.writerows(rows)
         return
@@ -275,8 +326,10 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str, table: str) -> None:
         print("(no rows)")
         return
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    widths = [min(60 if c == "reason" else 40, max(len(c), *(len(x[i]) for x in cells)))
-              for i, c in enumerate(cols)]
+    widths = [
+        min(60 if c == "reason" else 40, max(len(c), *(len(x[i]) for x in cells)))
+        for i, c in enumerate(cols)
+    ]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
     for row in cells:
         print("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -304,59 +357,94 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         import logging
 
         logging.getLogger("license_sync").setLevel(logging.WARNING)
-    return demo.run_demo(address=args.address, interval=args.interval, workdir=args.workdir,
-                         cycles=args.cycles)
+    return demo.run_demo(
+        address=args.address, interval=args.interval, workdir=args.workdir, cycles=args.cycles
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the service's commands to the parser."""
 
     def add(name: str, help: str, description: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=description,  # type: ignore[no-any-return]
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help,
+            description=description,  # type: ignore[no-any-return]
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
-    p = add("run", "the service: a cycle every `interval` until SIGTERM/SIGINT",
-            "Read the license servers and the farm every `interval`, set each limit's maxCount,\n"
-            "serve /metrics, /healthz and /readyz, and record everything in the history.\n"
-            "A changed policy file is picked up without a restart; an invalid edit keeps the\n"
-            "last good policy running. SIGTERM or SIGINT let the current write finish.")
-    p.add_argument("--config", "-c", required=True, metavar="POLICY",
-                   help="the policy YAML (see config/policy.example.yaml)")
+    p = add(
+        "run",
+        "the service: a cycle every `interval` until SIGTERM/SIGINT",
+        "Read the license servers and the farm every `interval`, set each limit's maxCount,\n"
+        "serve /metrics, /healthz and /readyz, and record everything in the history.\n"
+        "A changed policy file is picked up without a restart; an invalid edit keeps the\n"
+        "last good policy running. SIGTERM or SIGINT let the current write finish.",
+    )
+    p.add_argument(
+        "--config",
+        "-c",
+        required=True,
+        metavar="POLICY",
+        help="the policy YAML (see config/policy.example.yaml)",
+    )
     p.add_argument("--dry-run", action="store_true", help="plan and record, write nothing")
     p.add_argument("--once", action="store_true", help="run one cycle, print it and exit")
-    p.add_argument("--metrics-address", metavar="HOST:PORT",
-                   help="where to serve /metrics (default: the policy's metrics.address)")
-    p.add_argument("--log-format", choices=["text", "json"], default="text",
-                   help="json: one object per line, for log shippers")
+    p.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="where to serve /metrics (default: the policy's metrics.address)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object per line, for log shippers",
+    )
     p.set_defaults(func=_cmd_run)
 
-    p = add("plan", "one read-only cycle: what would change and why",
-            "Read everything, plan, and print what would change, like `terraform plan`.\n"
-            "Writes nothing. Exit 0: no change; 2: changes pending; 1: error.")
+    p = add(
+        "plan",
+        "one read-only cycle: what would change and why",
+        "Read everything, plan, and print what would change, like `terraform plan`.\n"
+        "Writes nothing. Exit 0: no change; 2: changes pending; 1: error.",
+    )
     p.add_argument("--config", "-c", required=True, metavar="POLICY")
     p.set_defaults(func=_cmd_plan)
 
-    p = add("explain", "the arithmetic behind one pool's target",
-            "Read everything and print, line by line, how POOL's target is computed.")
+    p = add(
+        "explain",
+        "the arithmetic behind one pool's target",
+        "Read everything and print, line by line, how POOL's target is computed.",
+    )
     p.add_argument("--config", "-c", required=True, metavar="POLICY")
     p.add_argument("pool", metavar="POOL")
     p.set_defaults(func=_cmd_explain)
 
-    p = add("validate", "check policy files (for CI and pre-commit)",
-            "Check policy files. Errors print as file:line:col: message.\n"
-            "Exit 1 if any file has an error.")
+    p = add(
+        "validate",
+        "check policy files (for CI and pre-commit)",
+        "Check policy files. Errors print as file:line:col: message.\n"
+        "Exit 1 if any file has an error.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=_cmd_validate)
 
-    p = add("schema", "print the policy's JSON Schema",
-            "Print the policy's JSON Schema, for editors' YAML validation:\n"
-            "  license-sync schema > policy.schema.json\n"
-            "and put `# yaml-language-server: $schema=policy.schema.json` atop the policy.")
+    p = add(
+        "schema",
+        "print the policy's JSON Schema",
+        "Print the policy's JSON Schema, for editors' YAML validation:\n"
+        "  license-sync schema > policy.schema.json\n"
+        "and put `# yaml-language-server: $schema=policy.schema.json` atop the policy.",
+    )
     p.set_defaults(func=_cmd_schema)
 
-    p = add("history", "what was observed and changed, from the SQLite history",
-            "Print the history. By default, decisions that changed something or failed.")
+    p = add(
+        "history",
+        "what was observed and changed, from the SQLite history",
+        "Print the history. By default, decisions that changed something or failed.",
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", "-c", metavar="POLICY", help="use the policy's history.path")
     src.add_argument("--db", metavar="PATH", help="the history file")
@@ -368,14 +456,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--limit", type=int, help="at most this many rows")
     p.set_defaults(func=_cmd_history)
 
-    p = add("demo", "the whole service on this machine: no AWS, no license server",
-            "Start a simulated license server and a simulated Deadline endpoint on loopback,\n"
-            "then run the real service through boto3 against them. Prints one line per cycle\n"
-            "and pool; serves /metrics. Ctrl-C ends it.")
+    p = add(
+        "demo",
+        "the whole service on this machine: no AWS, no license server",
+        "Start a simulated license server and a simulated Deadline endpoint on loopback,\n"
+        "then run the real service through boto3 against them. Prints one line per cycle\n"
+        "and pool; serves /metrics. Ctrl-C ends it.",
+    )
     p.add_argument("--address", default="127.0.0.1:9462", help="metrics address")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
-    p.add_argument("--workdir", help="where to keep the policy and history (default: ./"
-                   "license-sync-demo)")
+    p.add_argument(
+        "--workdir", help="where to keep the policy and history (default: ./license-sync-demo)"
+    )
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
     p.set_defaults(func=_cmd_demo)
 

@@ -31,12 +31,19 @@ _HINTS = {
 }
 
 
-def make_client(region: str | None, endpoint_url: str | None = None,
-                session: boto3.session.Session | None = None, max_attempts: int = 6,
-                read_timeout: float = 20.0) -> Any:
+def make_client(
+    region: str | None,
+    endpoint_url: str | None = None,
+    session: boto3.session.Session | None = None,
+    max_attempts: int = 6,
+    read_timeout: float = 20.0,
+) -> Any:
     """A boto3 `deadline` client with adaptive retries and the standard credential chain."""
-    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_DEADLINE") or \
-        os.environ.get("AWS_ENDPOINT_URL")
+    endpoint_url = (
+        endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_DEADLINE")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
     config = Config(
         retries={"mode": "adaptive", "max_attempts": max_attempts},
         connect_timeout=5,
@@ -46,8 +53,7 @@ def make_client(region: str | None, endpoint_url: str | None = None,
         user_agent_extra="license-sync",
     )
     session = session or boto3.session.Session()
-    return session.client("deadline", region_name=region, endpoint_url=endpoint_url,
-                          config=config)
+    return session.client("deadline", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,10 @@ class Deadline:
             self.on_call(operation, "network")
             raise DeadlineError(
                 f"{operation} on {self.farm_id}: {e}; check the network, the region and "
-                "AWS_ENDPOINT_URL_DEADLINE", code="Network", retryable=True) from e
+                "AWS_ENDPOINT_URL_DEADLINE",
+                code="Network",
+                retryable=True,
+            ) from e
         self.on_call(operation, "ok")
         return result  # type: ignore[no-any-return]
 
@@ -102,34 +111,48 @@ class Deadline:
     def limits(self) -> list[LimitState]:
         """Every limit of the farm, with its queue associations."""
         assocs: dict[str, list[Association]] = {}
-        for a in self._pages("ListQueueLimitAssociations", "queueLimitAssociations",
-                             farmId=self.farm_id, maxResults=100):
+        for a in self._pages(
+            "ListQueueLimitAssociations",
+            "queueLimitAssociations",
+            farmId=self.farm_id,
+            maxResults=100,
+        ):
             assocs.setdefault(a["limitId"], []).append(Association(a["queueId"], a["status"]))
         out = []
         for lim in self._pages("ListLimits", "limits", farmId=self.farm_id, maxResults=100):
-            out.append(LimitState(
-                farm_id=self.farm_id,
-                limit_id=lim["limitId"],
-                display_name=lim.get("displayName", ""),
-                amount=lim.get("amountRequirementName", ""),
-                max_count=int(lim.get("maxCount", -1)),
-                current_count=int(lim.get("currentCount", 0)),
-                associations=tuple(sorted(assocs.get(lim["limitId"], []),
-                                          key=lambda a: a.queue_id)),
-            ))
+            out.append(
+                LimitState(
+                    farm_id=self.farm_id,
+                    limit_id=lim["limitId"],
+                    display_name=lim.get("displayName", ""),
+                    amount=lim.get("amountRequirementName", ""),
+                    max_count=int(lim.get("maxCount", -1)),
+                    current_count=int(lim.get("currentCount", 0)),
+                    associations=tuple(
+                        sorted(assocs.get(lim["limitId"], []), key=lambda a: a.queue_id)
+                    ),
+                )
+            )
         return out
 
     # -- writes ---------------------------------------------------------------------------
 
     def update_limit(self, limit_id: str, max_count: int) -> None:
         if max_count == 0 or max_count < -1:
-            raise DeadlineError(f"refusing to write maxCount {max_count} to {limit_id}: "
-                                "Deadline rejects 0 and values below -1")
+            raise DeadlineError(
+                f"refusing to write maxCount {max_count} to {limit_id}: "
+                "Deadline rejects 0 and values below -1"
+            )
         self._call("UpdateLimit", farmId=self.farm_id, limitId=limit_id, maxCount=max_count)
 
     def update_association(self, queue_id: str, limit_id: str, status: str) -> None:
-        self._call("UpdateQueueLimitAssociation", farmId=self.farm_id, queueId=queue_id,
-                   limitId=limit_id, status=status)
+        self._call(
+            "UpdateQueueLimitAssociation",
+            farmId=self.farm_id,
+            queueId=queue_id,
+            limitId=limit_id,
+            status=status,
+        )
 
 
 def resolve_limit(ref: str, limits: list[LimitState]) -> LimitState | str:
@@ -139,8 +162,10 @@ def resolve_limit(ref: str, limits: list[LimitState]) -> LimitState | str:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            return (f"limit {ref!r} matches {len(found)} limits by {attr}; "
-                    "use the limitId in the policy")
+            return (
+                f"limit {ref!r} matches {len(found)} limits by {attr}; "
+                "use the limitId in the policy"
+            )
     names = ", ".join(sorted(lim.amount for lim in limits)) or "none"
     return f"limit {ref!r} not found in the farm (its limits: {names})"
 
@@ -161,8 +186,9 @@ def _outcome(code: str) -> str:
     return "error"
 
 
-def _to_error(e: botocore.exceptions.ClientError, operation: str, farm_id: str,
-              kwargs: dict[str, Any]) -> DeadlineError:
+def _to_error(
+    e: botocore.exceptions.ClientError, operation: str, farm_id: str, kwargs: dict[str, Any]
+) -> DeadlineError:
     err = e.response.get("Error", {})
     code = err.get("Code", "Unknown")
     message = err.get("Message", str(e))
@@ -176,6 +202,5 @@ def _to_error(e: botocore.exceptions.ClientError, operation: str, farm_id: str,
     return DeadlineError(
         f"{operation} on {what} failed: {code}: {message}" + (f" — {hint}" if hint else ""),
         code=code,
-        retryable=code in ("ThrottlingException", "InternalServerErrorException")
-        or status >= 500,
+        retryable=code in ("ThrottlingException", "InternalServerErrorException") or status >= 500,
     )

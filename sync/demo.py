@@ -36,6 +36,7 @@ pools:
   maya:
     limit: amount.maya
     features: [{{source: studio-rlm, feature: maya}}]
+    farm_selector: {{hosts: ["^render-"]}}
     headroom: 1
     on_exhausted: pause
 """
@@ -54,10 +55,16 @@ class DemoWorld:
         for q in self.queues:
             for lim in self.limits.values():
                 self.farm.associate(q, lim)
-        self.license = SimLicenseServer(self.farm, [
-            SimFeature("nuke_r", 20, "amount.nuke", "foundry", "flexlm"),
-            SimFeature("maya", 10, "amount.maya", "adskflex", "rlm"),
-        ], host="lic1", port=27000, seed=seed)
+        self.license = SimLicenseServer(
+            self.farm,
+            [
+                SimFeature("nuke_r", 20, "amount.nuke", "foundry", "flexlm"),
+                SimFeature("maya", 10, "amount.maya", "adskflex", "rlm"),
+            ],
+            host="lic1",
+            port=27000,
+            seed=seed,
+        )
         self.license.set_artists("nuke_r", 8)
         self.license.set_artists("maya", 4)
         self.server = SimServer(self.farm, license_text=self.license.text)
@@ -70,10 +77,14 @@ class DemoWorld:
             active = [j for j in self.farm.jobs.values() if not j.finished]
             if len(active) < 6:
                 amount = "amount.nuke" if self._n % 3 else "amount.maya"
-                self.farm.add_job(self.queues[self._n % 2], f"shot_{self._n:03d}_comp",
-                                  tasks=self.farm.rng.randint(10, 40), amount=amount,
-                                  priority=self.farm.rng.choice([30, 50, 70]),
-                                  duration=self.farm.rng.uniform(8, 25))
+                self.farm.add_job(
+                    self.queues[self._n % 2],
+                    f"shot_{self._n:03d}_comp",
+                    tasks=self.farm.rng.randint(10, 40),
+                    amount=amount,
+                    priority=self.farm.rng.choice([30, 50, 70]),
+                    duration=self.farm.rng.uniform(8, 25),
+                )
         self.farm.tick(now)
         if self._n % 3 == 0:
             self.license.walk(now, peak=0.5)
@@ -92,8 +103,12 @@ class DemoWorld:
         self.server.stop()
 
 
-def run_demo(address: str = "127.0.0.1:9462", interval: float = 5.0,
-             workdir: str | None = None, cycles: int | None = None) -> int:
+def run_demo(
+    address: str = "127.0.0.1:9462",
+    interval: float = 5.0,
+    workdir: str | None = None,
+    cycles: int | None = None,
+) -> int:
     from sync.commands import format_decision_line, serve
     from sync.deadline import Deadline, make_client
     from sync.history import History
@@ -108,24 +123,35 @@ def run_demo(address: str = "127.0.0.1:9462", interval: float = 5.0,
     # The real boto3 client, pointed at the simulator with throwaway credentials.
     os.environ["AWS_ENDPOINT_URL_DEADLINE"] = world.server.url
     os.environ["AWS_ACCESS_KEY_ID"] = "demo"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "demo"  # noqa: S105 - not a secret: the simulator's
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "demo"
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     os.environ["LICENSE_SYNC_SIM_URL"] = world.server.url
     lmutil = write_wrapper(str(work / "lmutil"), world.server.url)
     rlmutil = write_wrapper(str(work / "rlmutil"), world.server.url)
     history_path = work / "history.db"
     policy_path = work / "policy.yaml"
-    policy_path.write_text(POLICY.format(interval=interval, history=history_path,
-                                         address=address, farm=world.farm.farm_id,
-                                         lmutil=lmutil, rlmutil=rlmutil))
+    policy_path.write_text(
+        POLICY.format(
+            interval=interval,
+            history=history_path,
+            address=address,
+            farm=world.farm.farm_id,
+            lmutil=lmutil,
+            rlmutil=rlmutil,
+        )
+    )
     loaded = load_policy(policy_path)
     metrics = Metrics()
 
     def factory(farm: Any) -> Deadline:
         return Deadline(make_client(farm.region), farm.id, on_call=metrics.count_call)
 
-    svc = Service(loaded, deadline_factory=factory, metrics=metrics,
-                  history=History(str(history_path), loaded.policy.history.keep))
+    svc = Service(
+        loaded,
+        deadline_factory=factory,
+        metrics=metrics,
+        history=History(str(history_path), loaded.policy.history.keep),
+    )
     print("license-sync demo: a simulated license server and Deadline farm on loopback")
     print(f"  Deadline endpoint  {world.server.url}  (farm {world.farm.farm_id})")
     print(f"  policy             {policy_path}")
@@ -139,8 +165,7 @@ def run_demo(address: str = "127.0.0.1:9462", interval: float = 5.0,
         stamp = result.started.astimezone().strftime("%H:%M:%S")
         for pp in result.plan.pools.values():
             for d in pp.decisions:
-                print(f"{stamp} #{n['cycle']:<3} {format_decision_line(d, pp.figures)}",
-                      flush=True)
+                print(f"{stamp} #{n['cycle']:<3} {format_decision_line(d, pp.figures)}", flush=True)
         for e in result.errors:
             print(f"{stamp} #{n['cycle']:<3} error: {e}", flush=True)
 
@@ -148,5 +173,7 @@ def run_demo(address: str = "127.0.0.1:9462", interval: float = 5.0,
         return serve(svc, address, on_cycle=on_cycle, max_cycles=cycles)
     finally:
         world.stop()
-        print(f"\ndemo stopped; denials seen by the farm: {world.farm.denials}. "
-              f"History kept in {history_path}:\n  license-sync history --db {history_path}")
+        print(
+            f"\ndemo stopped; denials seen by the farm: {world.farm.denials}. "
+            f"History kept in {history_path}:\n  license-sync history --db {history_path}"
+        )

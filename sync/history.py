@@ -18,18 +18,64 @@ import sqlite_utils
 from sync.errors import HistoryError
 
 SCHEMA: dict[str, dict[str, Any]] = {
-    "cycles": {"id": int, "started": str, "finished": str, "result": str, "duration": float,
-               "changes": int, "errors": int, "policy_sha": str, "dry_run": int},
-    "observations": {"cycle_id": int, "at": str, "source": str, "up": int, "vendor": str,
-                     "feature": str, "total": int, "in_use": int, "reserved": int,
-                     "queued": int, "farm_checkouts": str},
-    "decisions": {"cycle_id": int, "at": str, "pool": str, "farm_id": str, "limit_ref": str,
-                  "limit_id": str, "current": int, "target": int, "new": int, "applied": int,
-                  "status": str, "reason": str, "total": int, "in_use": int, "farm_use": int,
-                  "external": int, "reserve": int, "current_count": int},
-    "job_changes": {"cycle_id": int, "at": str, "pool": str, "farm_id": str, "queue_id": str,
-                    "job_id": str, "original": int, "old": int, "new": int, "kind": str,
-                    "reason": str},
+    "cycles": {
+        "id": int,
+        "started": str,
+        "finished": str,
+        "result": str,
+        "duration": float,
+        "changes": int,
+        "errors": int,
+        "policy_sha": str,
+        "dry_run": int,
+    },
+    "observations": {
+        "cycle_id": int,
+        "at": str,
+        "source": str,
+        "up": int,
+        "vendor": str,
+        "feature": str,
+        "total": int,
+        "in_use": int,
+        "reserved": int,
+        "queued": int,
+        "farm_checkouts": str,
+    },
+    "decisions": {
+        "cycle_id": int,
+        "at": str,
+        "pool": str,
+        "farm_id": str,
+        "limit_ref": str,
+        "limit_id": str,
+        "current": int,
+        "target": int,
+        "new": int,
+        "changed": int,
+        "applied": int,
+        "status": str,
+        "reason": str,
+        "total": int,
+        "in_use": int,
+        "farm_use": int,
+        "external": int,
+        "reserve": int,
+        "current_count": int,
+    },
+    "job_changes": {
+        "cycle_id": int,
+        "at": str,
+        "pool": str,
+        "farm_id": str,
+        "queue_id": str,
+        "job_id": str,
+        "original": int,
+        "old": int,
+        "new": int,
+        "kind": str,
+        "reason": str,
+    },
     "errors": {"cycle_id": int, "at": str, "where": str, "message": str},
     "state": {"key": str, "value": str, "updated": str},
 }
@@ -54,8 +100,10 @@ class History:
                 self.db.enable_wal()
             self._create()
         except sqlite3.DatabaseError as e:
-            raise HistoryError(f"cannot open the history {path!r}: {e}; move it aside and "
-                               "restart to begin a new one") from e
+            raise HistoryError(
+                f"cannot open the history {path!r}: {e}; move it aside and "
+                "restart to begin a new one"
+            ) from e
 
     def _create(self) -> None:
         for name, cols in SCHEMA.items():
@@ -71,9 +119,13 @@ class History:
                 missing = {c: t for c, t in cols.items() if c not in table.columns_dict}
                 for col, typ in missing.items():
                     table.add_column(col, typ)
-        for name, cols in (("observations", ["cycle_id"]), ("decisions", ["pool", "at"]),
-                           ("job_changes", ["job_id"]), ("errors", ["cycle_id"])):
-            self.db.table(name).create_index(cols, if_not_exists=True)
+        for name, index in (
+            ("observations", ["cycle_id"]),
+            ("decisions", ["pool", "at"]),
+            ("job_changes", ["job_id"]),
+            ("errors", ["cycle_id"]),
+        ):
+            self.db.table(name).create_index(index, if_not_exists=True)
 
     def _write(self, fn: Any) -> Any:
         try:
@@ -82,24 +134,35 @@ class History:
         except sqlite3.Error as e:
             raise HistoryError(f"history write to {self.path!r} failed: {e}") from e
 
-    def record_cycle(self, cycle: dict[str, Any], observations: Iterable[dict[str, Any]],
-                     decisions: Iterable[dict[str, Any]], errors: Iterable[dict[str, Any]]) -> int:
+    def record_cycle(
+        self,
+        cycle: dict[str, Any],
+        observations: Iterable[dict[str, Any]],
+        decisions: Iterable[dict[str, Any]],
+        errors: Iterable[dict[str, Any]],
+    ) -> int:
         """One cycle's rows in one transaction; returns the cycle id."""
 
         def go() -> int:
             cid = self.db.table("cycles").insert(cycle).last_pk
-            for table, rows in (("observations", observations), ("decisions", decisions),
-                                ("errors", errors)):
-                rows = [{**r, "cycle_id": cid} for r in rows]
-                if rows:
-                    self.db.table(table).insert_all(rows)
-            return int(cid)
+            for table, rows in (
+                ("observations", observations),
+                ("decisions", decisions),
+                ("errors", errors),
+            ):
+                tagged = [{**r, "cycle_id": cid} for r in rows]
+                if tagged:
+                    self.db.table(table).insert_all(tagged)
+            return int(cid or 0)
 
         return int(self._write(go))
 
     def set_state(self, key: str, value: Any, now: datetime) -> None:
-        self._write(lambda: self.db.table("state").upsert(
-            {"key": key, "value": json.dumps(value), "updated": now.isoformat()}, pk="key"))
+        self._write(
+            lambda: self.db.table("state").upsert(
+                {"key": key, "value": json.dumps(value), "updated": now.isoformat()}, pk="key"
+            )
+        )
 
     def get_state(self, key: str, default: Any = None) -> Any:
         try:
@@ -115,16 +178,25 @@ class History:
 
         def go() -> int:
             n = 0
-            for table, col in (("observations", "at"), ("decisions", "at"), ("errors", "at"),
-                               ("cycles", "started")):
+            for table, col in (
+                ("observations", "at"),
+                ("decisions", "at"),
+                ("errors", "at"),
+                ("cycles", "started"),
+            ):
                 cur = self.db.execute(f"delete from [{table}] where [{col}] < ?", [cutoff])
                 n += cur.rowcount
             return n
 
         return int(self._write(go))
 
-    def query(self, table: str, since: datetime | None = None, pool: str | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        table: str,
+        since: datetime | None = None,
+        pool: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         where, args = [], []
         col = "started" if table == "cycles" else "at"
         if since is not None:

@@ -42,26 +42,50 @@ class _SnapshotCollector:
         fam = {
             name: GaugeMetricFamily(P + name, doc, labels=labels)
             for name, doc, labels in [
-                ("license_total", "Licenses issued for a feature (uncounted: absent)",
-                 ["pool", "feature", "server"]),
-                ("license_in_use", "Licenses in use, from the license server",
-                 ["pool", "feature", "server"]),
-                ("license_reserved", "Licenses held by RESERVATIONs on the server",
-                 ["pool", "feature", "server"]),
-                ("license_queued", "Licenses queued for on the server",
-                 ["pool", "feature", "server"]),
-                ("license_expiry_timestamp_seconds", "When the feature's licenses expire",
-                 ["pool", "feature", "server"]),
-                ("license_in_use_farm", "Licenses the farm holds (selector or currentCount)",
-                 ["pool"]),
+                (
+                    "license_total",
+                    "Licenses issued for a feature (uncounted: absent)",
+                    ["pool", "feature", "server"],
+                ),
+                (
+                    "license_in_use",
+                    "Licenses in use, from the license server",
+                    ["pool", "feature", "server"],
+                ),
+                (
+                    "license_reserved",
+                    "Licenses held by RESERVATIONs on the server",
+                    ["pool", "feature", "server"],
+                ),
+                (
+                    "license_queued",
+                    "Licenses queued for on the server",
+                    ["pool", "feature", "server"],
+                ),
+                (
+                    "license_expiry_timestamp_seconds",
+                    "When the feature's licenses expire",
+                    ["pool", "feature", "server"],
+                ),
+                (
+                    "license_in_use_farm",
+                    "Licenses the farm holds (selector or currentCount)",
+                    ["pool"],
+                ),
                 ("license_in_use_external", "Licenses held outside the farm", ["pool"]),
                 ("pool_reserve", "Licenses kept back by the policy's reserve now", ["pool"]),
                 ("pool_headroom", "The policy's headroom", ["pool"]),
-                ("limit_max_count", "The limit's maxCount after this cycle (-1 unlimited)",
-                 ["pool", "limit"]),
+                (
+                    "limit_max_count",
+                    "The limit's maxCount after this cycle (-1 unlimited)",
+                    ["pool", "limit"],
+                ),
                 ("limit_target", "What the control law asks for", ["pool", "limit"]),
-                ("limit_current_count", "The limit's currentCount as Deadline reports it",
-                 ["pool", "limit"]),
+                (
+                    "limit_current_count",
+                    "The limit's currentCount as Deadline reports it",
+                    ["pool", "limit"],
+                ),
                 ("source_up", "1 if the license source was read this cycle", ["server"]),
                 ("source_duration_seconds", "Time to read the source", ["server"]),
             ]
@@ -113,20 +137,30 @@ class Metrics:
         r = self.registry
         self.snapshot = Snapshot()
         self.cycle_duration = Histogram(
-            P + "cycle_duration_seconds", "Time one cycle took", registry=r,
-            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120))
+            P + "cycle_duration_seconds",
+            "Time one cycle took",
+            registry=r,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+        )
         self.cycles = Counter(P + "cycles", "Cycles run, by result", ["result"], registry=r)
-        self.last_success = Gauge(P + "last_success_timestamp_seconds",
-                                  "When the last cycle without errors ended", registry=r)
-        self.api_calls = Counter(P + "api_calls", "Deadline API calls",
-                                 ["operation", "outcome"], registry=r)
+        self.last_success = Gauge(
+            P + "last_success_timestamp_seconds",
+            "When the last cycle without errors ended",
+            registry=r,
+        )
+        self.api_calls = Counter(
+            P + "api_calls", "Deadline API calls", ["operation", "outcome"], registry=r
+        )
         self.changes = Counter(P + "changes", "Writes made, by kind", ["kind"], registry=r)
-        self.reloads = Counter(P + "policy_reloads", "Policy file loads, by result", ["result"],
-                               registry=r)
-        self.policy_info = Gauge(P + "policy_info", "The policy in force (sha256 prefix)",
-                                 ["sha"], registry=r)
-        self.history_errors = Counter(P + "history_errors", "History writes that failed",
-                                      registry=r)
+        self.reloads = Counter(
+            P + "policy_reloads", "Policy file loads, by result", ["result"], registry=r
+        )
+        self.policy_info = Gauge(
+            P + "policy_info", "The policy in force (sha256 prefix)", ["sha"], registry=r
+        )
+        self.history_errors = Counter(
+            P + "history_errors", "History writes that failed", registry=r
+        )
         for result in ("ok", "error"):
             self.cycles.labels(result)
             self.reloads.labels(result)
@@ -174,8 +208,9 @@ class HealthServer:
 
         self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.1,), name="metrics", daemon=True
+        )
         _ = outer
 
     @property

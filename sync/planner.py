@@ -123,14 +123,18 @@ def plan(
     pools: dict[str, PoolPlan] = {}
     new_memory: dict[tuple[str, str], LimitMemory] = {}
     for name, pool in policy.pools.items():
-        pools[name] = plan_pool(name, pool, policy.default_farm, sources, limits, memory, now,
-                                new_memory)
+        pools[name] = plan_pool(
+            name, pool, policy.default_farm, sources, limits, memory, now, new_memory
+        )
     return Plan(pools, new_memory)
 
 
 def _matching(report: Report, feature: str, vendor: str | None) -> list[Feature]:
-    return [f for f in report.features
-            if f.feature == feature and (vendor is None or f.vendor == vendor)]
+    return [
+        f
+        for f in report.features
+        if f.feature == feature and (vendor is None or f.vendor == vendor)
+    ]
 
 
 @lru_cache(maxsize=256)
@@ -145,8 +149,10 @@ def resolve_reserve(pool: Pool, total: int | None, now: datetime) -> tuple[int, 
     value, source = pool.reserve.default, "default"
     for i, window in enumerate(pool.reserve.schedule):
         if window.active(now):
-            value, source = window.value, (
-                f"schedule[{i}] {window.days} {window.hours} {window.tz}")
+            value, source = (
+                window.value,
+                (f"schedule[{i}] {window.days} {window.hours} {window.tz}"),
+            )
             break
     if isinstance(value, str):  # a percentage of the total
         pct = float(value.rstrip("% "))
@@ -178,7 +184,7 @@ def plan_pool(
             states.append((t, found, None))
         else:
             states.append((t, None, found or f"limit {t.limit!r} not read"))
-    for t, st, err in states:
+    for t, _, _ in states:
         key = (t.farm or "", t.limit)
         new_memory[key] = memory.get(key, LimitMemory())
 
@@ -200,17 +206,17 @@ def plan_pool(
             elif oldest_good is not None:
                 oldest_good = min(oldest_good, src.last_good)
             continue
-        found = _matching(src.report, ref.feature, ref.vendor)
-        if not found:
+        matched = _matching(src.report, ref.feature, ref.vendor)
+        if not matched:
             failures.append(f"feature {ref.feature!r} not in source {ref.source!r}")
             oldest_good = None
             continue
-        errs = [f.error for f in found if f.error]
-        if errs and all(f.error for f in found):
+        errs = [f.error for f in matched if f.error]
+        if errs and all(f.error for f in matched):
             failures.append(f"feature {ref.feature!r}: {errs[0]}")
             oldest_good = None
             continue
-        features.extend(f for f in found if not f.error)
+        features.extend(f for f in matched if not f.error)
 
     if failures:
         return _failed(name, pool, states, failures, oldest_good, now, lines, new_memory)
@@ -228,8 +234,8 @@ def plan_pool(
     selector = _selector(pool)
     if selector is not None:
         farm_use = sum(
-            c.count for f in features for c in f.checkouts
-            if selector(c.host or "", c.user or ""))
+            c.count for f in features for c in f.checkouts if selector(c.host or "", c.user or "")
+        )
         farm_from = "selector"
     else:
         farm_use = sum(max(0, s.current_count) for s in good)
@@ -239,8 +245,10 @@ def plan_pool(
     figures = Figures(total, in_use, farm_use, farm_from, external, reserve, pool.headroom)
 
     total_txt = "unlimited (uncounted)" if total is None else str(total)
-    lines.append(f"  total     = {total_txt}"
-                 + (f"  (Σ {len(features)} features)" if len(features) > 1 else ""))
+    lines.append(
+        f"  total     = {total_txt}"
+        + (f"  (Σ {len(features)} features)" if len(features) > 1 else "")
+    )
     lines.append(f"  in_use    = {in_use}")
     lines.append(f"  farm_use  = {farm_use}  (from {farm_from})")
     lines.append(f"  external  = max(0, {in_use} − {farm_use}) = {external}")
@@ -259,12 +267,24 @@ def plan_pool(
     for (t, st, err), raw_target in zip(states, raw, strict=True):
         key = (t.farm or "", t.limit)
         if st is None:
-            decisions.append(Decision(name, t.farm or "", t.limit, None, None, None, None,
-                                      f"{err}; nothing written", status="error"))
+            decisions.append(
+                Decision(
+                    name,
+                    t.farm or "",
+                    t.limit,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"{err}; nothing written",
+                    status="error",
+                )
+            )
             lines.append(f"  {t.limit}: {err}")
             continue
-        d, mem = _decide(name, pool, t, st, raw_target, total, memory.get(key, LimitMemory()),
-                         lines)
+        d, mem = _decide(
+            name, pool, t, st, raw_target, total, memory.get(key, LimitMemory()), lines
+        )
         new_memory[key] = mem
         decisions.append(d)
     status = "error" if any(d.status == "error" for d in decisions) else "ok"
@@ -284,15 +304,17 @@ def _selector(pool: Pool):  # type: ignore[no-untyped-def]
     return match
 
 
-def _split(free: float, states: list[tuple[LimitTarget, LimitState | None, str | None]],
-           lines: list[str]) -> list[float]:
+def _split(
+    free: float, states: list[tuple[LimitTarget, LimitState | None, str | None]], lines: list[str]
+) -> list[float]:
     """Each limit's raw target: its own use plus its share of what nobody uses."""
     if len(states) == 1:
         return [free]
     uses = [max(0, s.current_count) if s is not None else 0 for _, s, _ in states]
     remainder = free - sum(uses)
-    lines.append(f"  remainder = {free:g} − Σ farm uses {sum(uses)} = {remainder:g}, "
-                 "split by share")
+    lines.append(
+        f"  remainder = {free:g} − Σ farm uses {sum(uses)} = {remainder:g}, split by share"
+    )
     if math.isinf(remainder):
         return [math.inf] * len(states)
     remainder = max(0.0, remainder)
@@ -308,8 +330,16 @@ def _split(free: float, states: list[tuple[LimitTarget, LimitState | None, str |
     return [use + share for use, share in zip(uses, shares, strict=True)]
 
 
-def _decide(name: str, pool: Pool, t: LimitTarget, st: LimitState, raw: float,
-            total: int | None, mem: LimitMemory, lines: list[str]) -> tuple[Decision, LimitMemory]:
+def _decide(
+    name: str,
+    pool: Pool,
+    t: LimitTarget,
+    st: LimitState,
+    raw: float,
+    total: int | None,
+    mem: LimitMemory,
+    lines: list[str],
+) -> tuple[Decision, LimitMemory]:
     cur = st.max_count
     exhausted = raw < 1
     upper = pool.ceiling if pool.ceiling is not None else None
@@ -324,10 +354,12 @@ def _decide(name: str, pool: Pool, t: LimitTarget, st: LimitState, raw: float,
         target = max(target, pool.floor)
         if upper is not None:  # a floor above the pool's total yields to the total
             target = min(target, max(1, upper))
-    clamp = f"clamp({'∞' if math.isinf(raw) else f'{raw:g}'}, floor {pool.floor}, " \
-            f"ceiling {pool.ceiling if pool.ceiling is not None else '—'}" \
-            f"{f', total {total}' if total is not None else ''}) = " \
-            f"{'unlimited' if target == -1 else target}"
+    clamp = (
+        f"clamp({'∞' if math.isinf(raw) else f'{raw:g}'}, floor {pool.floor}, "
+        f"ceiling {pool.ceiling if pool.ceiling is not None else '—'}"
+        f"{f', total {total}' if total is not None else ''}) = "
+        f"{'unlimited' if target == -1 else target}"
+    )
     lines.append(f"  {t.limit}: target = {clamp}")
 
     pause: tuple[str, ...] = ()
@@ -338,12 +370,13 @@ def _decide(name: str, pool: Pool, t: LimitTarget, st: LimitState, raw: float,
             pause = tuple(a.queue_id for a in st.associations if a.status == ACTIVE)
             paused = tuple(sorted(set(paused) | set(pause)))
             target = pool.floor if upper is None else max(1, min(pool.floor, upper))
-        else:  # hold_one
-            target = 1
+        else:  # hold_one: one license's worth (the floor, 1 unless the policy says more)
+            target = pool.floor if upper is None else max(1, min(pool.floor, upper))
     elif paused:
         # licenses are back: reopen only the queues we stopped ourselves
-        resume = tuple(a.queue_id for a in st.associations
-                       if a.queue_id in paused and a.status == PAUSED)
+        resume = tuple(
+            a.queue_id for a in st.associations if a.queue_id in paused and a.status == PAUSED
+        )
         paused = ()
 
     new: int | None
@@ -352,24 +385,45 @@ def _decide(name: str, pool: Pool, t: LimitTarget, st: LimitState, raw: float,
         new, why = None, f"maxCount {_fmt(cur)} is already the target"
     elif cur == -1 or (target != -1 and target < cur):
         if cur != -1 and cur - target < pool.hysteresis.deadband and not exhausted:
-            new, why = None, (f"decrease {cur} → {target} is within the deadband "
-                              f"{pool.hysteresis.deadband}; kept")
+            new, why = (
+                None,
+                (
+                    f"decrease {cur} → {target} is within the deadband "
+                    f"{pool.hysteresis.deadband}; kept"
+                ),
+            )
         else:
             new, why = target, f"decrease {_fmt(cur)} → {_fmt(target)} applied at once"
     else:  # an increase (target may be -1: unlimited)
         step = target - cur if target != -1 else math.inf
         rising = mem.rising + 1
         if step < pool.hysteresis.deadband:
-            new, why, rising = None, (f"increase {cur} → {target} is within the deadband "
-                                      f"{pool.hysteresis.deadband}; kept"), 0
+            new, why, rising = (
+                None,
+                (
+                    f"increase {cur} → {target} is within the deadband "
+                    f"{pool.hysteresis.deadband}; kept"
+                ),
+                0,
+            )
         elif rising < pool.hysteresis.settle:
-            new, why = None, (f"increase {cur} → {_fmt(target)} waits: held "
-                              f"{rising}/{pool.hysteresis.settle} cycles")
+            new, why = (
+                None,
+                (
+                    f"increase {cur} → {_fmt(target)} waits: held "
+                    f"{rising}/{pool.hysteresis.settle} cycles"
+                ),
+            )
         else:
             max_step = pool.hysteresis.max_step
             if max_step is not None and step > max_step:
-                new, why = cur + max_step, (f"increase {cur} → {_fmt(target)} limited to "
-                                            f"+{max_step} this cycle: {cur + max_step}")
+                new, why = (
+                    cur + max_step,
+                    (
+                        f"increase {cur} → {_fmt(target)} limited to "
+                        f"+{max_step} this cycle: {cur + max_step}"
+                    ),
+                )
             else:
                 new, why = target, f"increase {cur} → {_fmt(target)} after {rising} cycles"
     if exhausted:
@@ -381,20 +435,43 @@ def _decide(name: str, pool: Pool, t: LimitTarget, st: LimitState, raw: float,
         why += f"; licenses back: resuming {len(resume)} queue association(s)"
     if new is not None and new == cur:
         new = None
-    lines.append(f"  {t.limit}: maxCount {_fmt(cur)} → "
-                 f"{_fmt(new) if new is not None else 'unchanged'}: {why}")
-    d = Decision(name, t.farm or "", t.limit, st.limit_id, cur, target, new, why, "ok",
-                 pause, resume, st.current_count)
-    return d, LimitMemory(rising=rising if new is None else 0, paused=paused)
+    lines.append(
+        f"  {t.limit}: maxCount {_fmt(cur)} → "
+        f"{_fmt(new) if new is not None else 'unchanged'}: {why}"
+    )
+    d = Decision(
+        name,
+        t.farm or "",
+        t.limit,
+        st.limit_id,
+        cur,
+        target,
+        new,
+        why,
+        "ok",
+        pause,
+        resume,
+        st.current_count,
+    )
+    # a rise cut short by max_step goes on next cycle without settling again
+    still_rising = new is None or (new != target and target > (new or 0)) or target == -1
+    return d, LimitMemory(rising=rising if still_rising else 0, paused=paused)
 
 
 def _fmt(v: int | None) -> str:
     return "unlimited" if v == -1 else str(v)
 
 
-def _failed(name: str, pool: Pool, states: list[tuple[LimitTarget, LimitState | None, str | None]],
-            failures: list[str], last_good: datetime | None, now: datetime, lines: list[str],
-            new_memory: dict[tuple[str, str], LimitMemory]) -> PoolPlan:
+def _failed(
+    name: str,
+    pool: Pool,
+    states: list[tuple[LimitTarget, LimitState | None, str | None]],
+    failures: list[str],
+    last_good: datetime | None,
+    now: datetime,
+    lines: list[str],
+    new_memory: dict[tuple[str, str], LimitMemory],
+) -> PoolPlan:
     """A source failed: hold, or fall to the floor once stale. Never raise."""
     age = (now - last_good).total_seconds() if last_good is not None else math.inf
     stale = pool.on_stale == "floor" or age >= pool.stale_after
@@ -405,21 +482,47 @@ def _failed(name: str, pool: Pool, states: list[tuple[LimitTarget, LimitState | 
         key = (t.farm or "", t.limit)
         new_memory[key] = replace(new_memory.get(key, LimitMemory()), rising=0)
         if st is None:
-            decisions.append(Decision(name, t.farm or "", t.limit, None, None, None, None,
-                                      f"{'; '.join(failures)}; {err}", status="error"))
+            decisions.append(
+                Decision(
+                    name,
+                    t.farm or "",
+                    t.limit,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"{'; '.join(failures)}; {err}",
+                    status="error",
+                )
+            )
             continue
         cur = st.max_count
         if stale and (cur == -1 or cur > pool.floor):
             new: int | None = pool.floor
-            why = (f"{'; '.join(failures)} ({since}, stale after "
-                   f"{format_duration(pool.stale_after)}): falling to floor {pool.floor}")
+            why = (
+                f"{'; '.join(failures)} ({since}, stale after "
+                f"{format_duration(pool.stale_after)}): falling to floor {pool.floor}"
+            )
         else:
             new = None
-            why = (f"{'; '.join(failures)} ({since}): holding maxCount {_fmt(cur)}"
-                   + (f" until stale after {format_duration(pool.stale_after)}"
-                      if not stale else " (at or below floor)"))
+            why = f"{'; '.join(failures)} ({since}): holding maxCount {_fmt(cur)}" + (
+                f" until stale after {format_duration(pool.stale_after)}"
+                if not stale
+                else " (at or below floor)"
+            )
         lines.append(f"  {t.limit}: {why}")
-        decisions.append(Decision(name, t.farm or "", t.limit, st.limit_id, cur, pool.floor
-                                  if stale else cur, new, why,
-                                  "stale" if stale else "down", current_count=st.current_count))
+        decisions.append(
+            Decision(
+                name,
+                t.farm or "",
+                t.limit,
+                st.limit_id,
+                cur,
+                pool.floor if stale else cur,
+                new,
+                why,
+                "stale" if stale else "down",
+                current_count=st.current_count,
+            )
+        )
     return PoolPlan(name, tuple(decisions), None, tuple(lines), "stale" if stale else "down")

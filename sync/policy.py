@@ -87,7 +87,7 @@ class MetricsConfig(Model):
     @field_validator("address")
     @classmethod
     def _addr(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
+        _, sep, port = v.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{v!r} is not host:port (e.g. 0.0.0.0:9462)")
         return v
@@ -98,8 +98,11 @@ class FarmConfig(Model):
     region: str | None = Field(None, description="AWS region; default from the environment")
 
 
-ServerSpec = Annotated[str, AfterValidator(check_server_spec),
-                      Field(description="port@host, or a comma list for a FlexLM triad")]
+ServerSpec = Annotated[
+    str,
+    AfterValidator(check_server_spec),
+    Field(description="port@host, or a comma list for a FlexLM triad"),
+]
 
 
 class FlexlmSourceConfig(Model):
@@ -288,8 +291,10 @@ class Pool(Model):
 
     def targets(self, default_farm: str | None) -> list[LimitTarget]:
         if self.limits:
-            return [t if t.farm else t.model_copy(update={"farm": self.farm or default_farm})
-                    for t in self.limits]
+            return [
+                t if t.farm else t.model_copy(update={"farm": self.farm or default_farm})
+                for t in self.limits
+            ]
         assert self.limit is not None
         return [LimitTarget(farm=self.farm or default_farm, limit=self.limit)]
 
@@ -352,8 +357,12 @@ class LoadedPolicy:
     sha: str
 
 
-def _positions(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], tuple[int, int]],
-               keys: dict[tuple[Any, ...], tuple[int, int]]) -> None:
+def _positions(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    out: dict[tuple[Any, ...], tuple[int, int]],
+    keys: dict[tuple[Any, ...], tuple[int, int]],
+) -> None:
     out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
@@ -389,8 +398,14 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     while get_origin(ann) is Annotated:
         ann = get_args(ann)[0]
     if get_origin(ann) in (Union, UnionType):
-        return sorted({f for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)
-                       for f in a.model_fields})
+        return sorted(
+            {
+                f
+                for a in get_args(ann)
+                if isinstance(a, type) and issubclass(a, BaseModel)
+                for f in a.model_fields
+            }
+        )
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return list(ann.model_fields)
     return []
@@ -403,16 +418,20 @@ def _friendly(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
         key = str(loc[-1])
         allowed = _fields_at(loc[:-1])
         hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        did = f"; did you mean {hint[0]!r}?" if hint else (
-            f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        did = (
+            f"; did you mean {hint[0]!r}?"
+            if hint
+            else (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        )
         return f"unknown key {key!r} in {'.'.join(str(p) for p in loc[:-1]) or 'policy'}{did}"
     if kind == "missing":
         return f"{where}: required key missing"
     if kind == "union_tag_invalid":
-        return f"{where}: kind {err.get('input', {}).get('kind')!r} is not one of flexlm, rlm, command, static"
+        kind = err.get("input", {}).get("kind")
+        return f"{where}: kind {kind!r} is not one of flexlm, rlm, command, static"
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     value = err.get("input")
     shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
     if repr(value) in msg:
@@ -424,8 +443,9 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic puts the union tag (e.g. 'flexlm') and validator names into loc
     out = []
     for p in loc:
-        if isinstance(p, str) and (p in ("flexlm", "rlm", "command", "static")
-                                   or p.startswith("function-")):
+        if isinstance(p, str) and (
+            p in ("flexlm", "rlm", "command", "static") or p.startswith("function-")
+        ):
             continue
         out.append(p)
     return tuple(out)
@@ -453,8 +473,9 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
     except yaml.YAMLError as e:
         raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
     if node is None or not isinstance(data, dict):
-        raise PolicyErrors([Problem(name, 1, 1, "the policy must be a YAML mapping "
-                                    "(farms:, sources:, pools:)")])
+        raise PolicyErrors(
+            [Problem(name, 1, 1, "the policy must be a YAML mapping (farms:, sources:, pools:)")]
+        )
     values: dict[tuple[Any, ...], tuple[int, int]] = {}
     keys: dict[tuple[Any, ...], tuple[int, int]] = {}
     _positions(node, (), values, keys)
@@ -473,11 +494,13 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
         for err in e.errors():
             loc = _clean_loc(tuple(err["loc"]))
             line, col = at(loc, key=err["type"] in ("extra_forbidden",))
-            problems.append(Problem(name, line, col, _friendly(err, loc)))
+            problems.append(Problem(name, line, col, _friendly(dict(err), loc)))
         raise PolicyErrors(sorted(set(problems), key=lambda p: (p.line, p.col))) from e
 
-    problems = sorted((Problem(name, *at(loc), msg) for loc, msg in cross_check(policy)),
-                      key=lambda p: (p.line, p.col))
+    problems = sorted(
+        (Problem(name, *at(loc), msg) for loc, msg in cross_check(policy)),
+        key=lambda p: (p.line, p.col),
+    )
     if problems:
         raise PolicyErrors(problems)
     return LoadedPolicy(policy, name, sha)
@@ -495,27 +518,48 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
         for j, ref in enumerate(pool.features):
             if ref.source not in policy.sources:
                 hint = difflib.get_close_matches(ref.source, list(policy.sources), n=1)
-                did = f"; did you mean {hint[0]!r}?" if hint else (
-                    f"; defined: {', '.join(policy.sources) or 'none'}")
-                out.append((("pools", name, "features", j, "source"),
-                            f"pool {name!r} names source {ref.source!r}, which is not defined{did}"))
+                did = (
+                    f"; did you mean {hint[0]!r}?"
+                    if hint
+                    else (f"; defined: {', '.join(policy.sources) or 'none'}")
+                )
+                out.append(
+                    (
+                        ("pools", name, "features", j, "source"),
+                        f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
+                    )
+                )
         if pool.ceiling is not None and pool.floor > pool.ceiling:
-            out.append((("pools", name, "floor"),
-                        f"pool {name!r}: floor {pool.floor} is above ceiling {pool.ceiling}"))
+            out.append(
+                (
+                    ("pools", name, "floor"),
+                    f"pool {name!r}: floor {pool.floor} is above ceiling {pool.ceiling}",
+                )
+            )
         targets = pool.targets(policy.default_farm)
         for k, t in enumerate(targets):
-            loc: tuple[Any, ...] = ("pools", name, "limits", k) if pool.limits else (
-                "pools", name, "limit")
+            loc: tuple[Any, ...] = (
+                ("pools", name, "limits", k) if pool.limits else ("pools", name, "limit")
+            )
             if t.farm is None:
-                out.append((("pools", name),
-                            f"pool {name!r} must name its 'farm': the policy has several farms"))
+                out.append(
+                    (
+                        ("pools", name),
+                        f"pool {name!r} must name its 'farm': the policy has several farms",
+                    )
+                )
                 continue
             if t.farm not in farm_ids:
                 out.append((loc, f"pool {name!r} names farm {t.farm!r}, which is not in 'farms'"))
             key = (t.farm, t.limit)
             if key in owner and owner[key] != name:
-                out.append((loc, f"limit {t.limit!r} of {t.farm} is already in pool "
-                                 f"{owner[key]!r}: a limit belongs to one pool only"))
+                out.append(
+                    (
+                        loc,
+                        f"limit {t.limit!r} of {t.farm} is already in pool "
+                        f"{owner[key]!r}: a limit belongs to one pool only",
+                    )
+                )
             owner.setdefault(key, name)
     return out
 

@@ -136,8 +136,12 @@ class Service:
             if key != self._bad_sha:
                 self._bad_sha = key
                 self.metrics.reloads.labels("error").inc()
-                log.error("policy %s is invalid; keeping the last good policy (%s): %s", path,
-                          self.loaded.sha, str(e).replace("\n", " | "))
+                log.error(
+                    "policy %s is invalid; keeping the last good policy (%s): %s",
+                    path,
+                    self.loaded.sha,
+                    str(e).replace("\n", " | "),
+                )
             return False
         if candidate.sha == self.loaded.sha:
             self._bad_sha = None
@@ -190,8 +194,9 @@ class Service:
         states: dict[str, SourceState] = {}
         rows = []
         items = list(self.sources.items())
-        with ThreadPoolExecutor(max_workers=max(1, min(8, len(items))),
-                                thread_name_prefix="source") as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(8, len(items))), thread_name_prefix="source"
+        ) as pool:
             results = list(pool.map(read, items))
         for name, report, dt in results:
             if report.up:
@@ -199,8 +204,9 @@ class Service:
                 self.last_good_report[name] = report
             else:
                 log.warning("source %s down: %s", name, "; ".join(report.errors) or "no reason")
-            states[name] = SourceState(report, self.last_good.get(name),
-                                       self.last_good_report.get(name))
+            states[name] = SourceState(
+                report, self.last_good.get(name), self.last_good_report.get(name)
+            )
             rows.append({"server": name, "up": report.up, "duration": dt})
         return states, rows
 
@@ -225,8 +231,9 @@ class Service:
                 lookup[(farm_id, ref)] = resolve_limit(ref, limits)
         return lookup, errors
 
-    def plan(self, now: datetime | None = None) -> tuple[Plan, dict[str, Report], list[str],
-                                                          list[dict[str, Any]]]:
+    def plan(
+        self, now: datetime | None = None
+    ) -> tuple[Plan, dict[str, Report], list[str], list[dict[str, Any]]]:
         """Read everything and plan, writing nothing."""
         now = now or self.clock()
         states, source_rows = self.read_sources(now)
@@ -276,14 +283,25 @@ class Service:
                         dl.update_limit(d.limit_id, d.new)
                         a.wrote.append(f"maxCount {d.current} → {d.new}")
                         self.metrics.changes.labels("max_count").inc()
-                        log.info("pool %s limit %s: maxCount %s → %s: %s", d.pool, d.limit_ref,
-                                 d.current, d.new, d.reason)
+                        log.info(
+                            "pool %s limit %s: maxCount %s → %s: %s",
+                            d.pool,
+                            d.limit_ref,
+                            d.current,
+                            d.new,
+                            d.reason,
+                        )
                     for q in d.pause:
                         dl.update_association(q, d.limit_id, PAUSED)
                         a.wrote.append(f"paused {q}")
                         self.metrics.changes.labels("pause").inc()
-                        log.warning("pool %s limit %s: queue %s paused: %s", d.pool,
-                                    d.limit_ref, q, d.reason)
+                        log.warning(
+                            "pool %s limit %s: queue %s paused: %s",
+                            d.pool,
+                            d.limit_ref,
+                            q,
+                            d.reason,
+                        )
                     for q in d.resume:
                         dl.update_association(q, d.limit_id, "ACTIVE")
                         a.wrote.append(f"resumed {q}")
@@ -305,8 +323,9 @@ class Service:
             # raises HistoryError: no original recorded, no write made
             self.history.set_state("limit_originals", self.limit_originals, now)
 
-    def _record(self, result: CycleResult, source_rows: list[dict[str, Any]],
-                now: datetime) -> None:
+    def _record(
+        self, result: CycleResult, source_rows: list[dict[str, Any]], now: datetime
+    ) -> None:
         m = self.metrics
         m.cycle_duration.observe(result.duration)
         m.cycles.labels("ok" if result.ok else "error").inc()
@@ -318,39 +337,68 @@ class Service:
         at = now.isoformat()
         applied = {id(a.decision): a for a in result.applied}
         obs = []
-        wanted = {(ref.source, ref.feature) for pool in self.policy.pools.values()
-                  for ref in pool.features}
+        wanted = {
+            (ref.source, ref.feature)
+            for pool in self.policy.pools.values()
+            for ref in pool.features
+        }
         for name, report in result.reports.items():
             if not report.up:
                 obs.append({"at": at, "source": name, "up": 0})
                 continue
             for f in report.features:
                 if (name, f.feature) in wanted:
-                    obs.append({"at": at, "source": name, "up": 1, "vendor": f.vendor,
-                                "feature": f.feature, "total": f.total, "in_use": f.in_use,
-                                "reserved": f.reserved, "queued": f.queued})
+                    obs.append(
+                        {
+                            "at": at,
+                            "source": name,
+                            "up": 1,
+                            "vendor": f.vendor,
+                            "feature": f.feature,
+                            "total": f.total,
+                            "in_use": f.in_use,
+                            "reserved": f.reserved,
+                            "queued": f.queued,
+                        }
+                    )
         decisions = []
         for pp in result.plan.pools.values():
             fig = pp.figures
             for d in pp.decisions:
                 a = applied.get(id(d))
-                decisions.append({
-                    "at": at, "pool": d.pool, "farm_id": d.farm_id, "limit_ref": d.limit_ref,
-                    "limit_id": d.limit_id, "current": d.current, "target": d.target,
-                    "new": d.new, "applied": int(bool(a and a.ok and not result.dry_run
-                                                      and d.changes)),
-                    "status": d.status, "reason": d.reason,
-                    "total": fig.total if fig else None, "in_use": fig.in_use if fig else None,
-                    "farm_use": fig.farm_use if fig else None,
-                    "external": fig.external if fig else None,
-                    "reserve": fig.reserve if fig else None, "current_count": d.current_count,
-                })
+                decisions.append(
+                    {
+                        "at": at,
+                        "pool": d.pool,
+                        "farm_id": d.farm_id,
+                        "limit_ref": d.limit_ref,
+                        "limit_id": d.limit_id,
+                        "current": d.current,
+                        "target": d.target,
+                        "new": d.new,
+                        "changed": int(d.changes),
+                        "applied": int(bool(a and a.ok and not result.dry_run and d.changes)),
+                        "status": d.status,
+                        "reason": d.reason,
+                        "total": fig.total if fig else None,
+                        "in_use": fig.in_use if fig else None,
+                        "farm_use": fig.farm_use if fig else None,
+                        "external": fig.external if fig else None,
+                        "reserve": fig.reserve if fig else None,
+                        "current_count": d.current_count,
+                    }
+                )
         errors = [{"at": at, "where": "cycle", "message": e} for e in result.errors]
-        cycle = {"started": at, "finished": self.clock().isoformat(),
-                 "result": "ok" if result.ok else "error", "duration": result.duration,
-                 "changes": sum(1 for a in result.applied if a.ok and a.decision.changes),
-                 "errors": len(result.errors), "policy_sha": self.loaded.sha,
-                 "dry_run": int(result.dry_run)}
+        cycle = {
+            "started": at,
+            "finished": self.clock().isoformat(),
+            "result": "ok" if result.ok else "error",
+            "duration": result.duration,
+            "changes": sum(1 for a in result.applied if a.ok and a.decision.changes),
+            "errors": len(result.errors),
+            "policy_sha": self.loaded.sha,
+            "dry_run": int(result.dry_run),
+        }
         try:
             self.history.record_cycle(cycle, obs, decisions, errors)
             self._save_memory(now)
@@ -370,23 +418,47 @@ class Service:
                     continue
                 for f in report.features:
                     if f.feature == ref.feature and (ref.vendor in (None, f.vendor)):
-                        snap.features.append({
-                            "pool": name, "feature": f.feature, "server": ref.source,
-                            "total": f.total, "in_use": f.in_use, "reserved": f.reserved,
-                            "queued": f.queued, "expires": f.expires})
+                        snap.features.append(
+                            {
+                                "pool": name,
+                                "feature": f.feature,
+                                "server": ref.source,
+                                "total": f.total,
+                                "in_use": f.in_use,
+                                "reserved": f.reserved,
+                                "queued": f.queued,
+                                "expires": f.expires,
+                            }
+                        )
             if pp is None:
                 continue
             if pp.figures is not None:
                 fig = pp.figures
-                snap.pools.append({"pool": name, "farm_use": fig.farm_use,
-                                   "external": fig.external, "reserve": fig.reserve,
-                                   "headroom": fig.headroom})
+                snap.pools.append(
+                    {
+                        "pool": name,
+                        "farm_use": fig.farm_use,
+                        "external": fig.external,
+                        "reserve": fig.reserve,
+                        "headroom": fig.headroom,
+                    }
+                )
             for d in pp.decisions:
                 a = applied.get(id(d))
-                now_max = d.new if (d.new is not None and a is not None and a.ok
-                                    and not result.dry_run) else d.current
-                snap.limits.append({"pool": name, "limit": d.limit_ref, "max_count": now_max,
-                                    "target": d.target, "current_count": d.current_count})
+                now_max = (
+                    d.new
+                    if (d.new is not None and a is not None and a.ok and not result.dry_run)
+                    else d.current
+                )
+                snap.limits.append(
+                    {
+                        "pool": name,
+                        "limit": d.limit_ref,
+                        "max_count": now_max,
+                        "target": d.target,
+                        "current_count": d.current_count,
+                    }
+                )
         return snap
 
     def ready(self) -> tuple[bool, str]:

@@ -15,3 +15,27 @@ def fixture_text(name: str) -> str:
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Throwaway credentials, and no real AWS endpoint or profile reachable."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DEADLINE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+
+@pytest.fixture
+def sim(aws_env):
+    """A simulated farm behind the real HTTP endpoint, with one queue and one limit."""
+    from sync.sim.farm import SimFarm
+    from sync.sim.server import SimServer
+
+    farm = SimFarm(count_delay=0)
+    with SimServer(farm) as server:
+        yield server

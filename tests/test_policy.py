@@ -51,13 +51,27 @@ def test_minimal_policy_defaults():
     p = parse_policy(GOOD).policy
     pool = p.pools["nuke"]
     assert (p.interval, pool.floor, pool.ceiling, pool.on_stale, pool.on_exhausted) == (
-        60.0, 1, None, "hold", "hold_one")
+        60.0,
+        1,
+        None,
+        "hold",
+        "hold_one",
+    )
     assert pool.hysteresis.settle == 2
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    (90, 90.0), ("90s", 90.0), ("5m", 300.0), ("1h", 3600.0), ("30d", 2592000.0),
-    ("500ms", 0.5), ("1.5h", 5400.0)])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (90, 90.0),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("30d", 2592000.0),
+        ("500ms", 0.5),
+        ("1.5h", 5400.0),
+    ],
+)
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
 
@@ -68,28 +82,51 @@ def test_bad_durations(value):
         parse_duration(value)
 
 
-@pytest.mark.parametrize(("edit", "expected"), [
-    (("    limit: amount.nuke\n", "    limit: amount.nuke\n    hedroom: 2\n"),
-     "p.yaml:8:5: unknown key 'hedroom' in pools.nuke; did you mean 'headroom'?"),
-    (("  - id: ", "  - regoin: x\n    id: "),
-     "p.yaml:2:5: unknown key 'regoin' in farms.0; did you mean 'region'?"),
-    (('["27000@lic1"]', '["lic1"]'),
-     "p.yaml:4:34: sources.adsk.servers.0: 'lic1' is not port@host (e.g. 27000@lic1)"),
-    (("source: adsk", "source: adks"),
-     "p.yaml:8:25: pool 'nuke' names source 'adks', which is not defined; did you mean 'adsk'?"),
-    (("kind: flexlm", "kind: lmx"),
-     "p.yaml:4:9: sources.adsk: kind 'lmx' is not one of flexlm, rlm, command, static"),
-    (("    limit: amount.nuke\n", "    limit: amount.nuke\n    floor: 5\n    ceiling: 3\n"),
-     "p.yaml:8:12: pool 'nuke': floor 5 is above ceiling 3"),
-    (("    limit: amount.nuke\n", "    limit: amount.nuke\n    interval: 5\n"),
-     "p.yaml:8:5: unknown key 'interval' in pools.nuke; allowed here: farm, limit, limits, "
-     "features, uncounted, farm_selector, reserve, headroom, floor, ceiling, hysteresis, "
-     "on_stale, stale_after, on_exhausted, jobs"),
-    (("    limit: amount.nuke\n", "    limit: amount.nuke\n    stale_after: soon\n"),
-     "p.yaml:8:18: pools.nuke.stale_after: 'soon' is not a duration (use e.g. 60s, 5m, 1h, 30d)"),
-    (("    limit: amount.nuke\n", "    limit: amount.nuke\n    floor: 0\n"),
-     "p.yaml:8:12: pools.nuke.floor: Input should be greater than or equal to 1 (got 0)"),
-])
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("    limit: amount.nuke\n", "    limit: amount.nuke\n    hedroom: 2\n"),
+            "p.yaml:8:5: unknown key 'hedroom' in pools.nuke; did you mean 'headroom'?",
+        ),
+        (
+            ("  - id: ", "  - regoin: x\n    id: "),
+            "p.yaml:2:5: unknown key 'regoin' in farms.0; did you mean 'region'?",
+        ),
+        (
+            ('["27000@lic1"]', '["lic1"]'),
+            "p.yaml:4:34: sources.adsk.servers.0: 'lic1' is not port@host (e.g. 27000@lic1)",
+        ),
+        (
+            ("source: adsk", "source: adks"),
+            "p.yaml:8:25: pool 'nuke' names source 'adks', which is not defined; "
+            "did you mean 'adsk'?",
+        ),
+        (
+            ("kind: flexlm", "kind: lmx"),
+            "p.yaml:4:9: sources.adsk: kind 'lmx' is not one of flexlm, rlm, command, static",
+        ),
+        (
+            ("    limit: amount.nuke\n", "    limit: amount.nuke\n    floor: 5\n    ceiling: 3\n"),
+            "p.yaml:8:12: pool 'nuke': floor 5 is above ceiling 3",
+        ),
+        (
+            ("    limit: amount.nuke\n", "    limit: amount.nuke\n    interval: 5\n"),
+            "p.yaml:8:5: unknown key 'interval' in pools.nuke; allowed here: farm, limit, limits, "
+            "features, uncounted, farm_selector, reserve, headroom, floor, ceiling, hysteresis, "
+            "on_stale, stale_after, on_exhausted, jobs",
+        ),
+        (
+            ("    limit: amount.nuke\n", "    limit: amount.nuke\n    stale_after: soon\n"),
+            "p.yaml:8:18: pools.nuke.stale_after: 'soon' is not a duration "
+            "(use e.g. 60s, 5m, 1h, 30d)",
+        ),
+        (
+            ("    limit: amount.nuke\n", "    limit: amount.nuke\n    floor: 0\n"),
+            "p.yaml:8:12: pools.nuke.floor: Input should be greater than or equal to 1 (got 0)",
+        ),
+    ],
+)
 def test_errors_name_file_line_col_key_and_value(edit, expected):
     old, new = edit
     text = GOOD.replace(old, new, 1)
@@ -105,21 +142,24 @@ def test_a_limit_belongs_to_one_pool_only():
 
 
 def test_several_farms_need_pool_farm():
-    text = GOOD.replace(f"  - id: {FARM}\n",
-                        f"  - id: {FARM}\n  - id: farm-{'1' * 32}\n")
+    text = GOOD.replace(f"  - id: {FARM}\n", f"  - id: {FARM}\n  - id: farm-{'1' * 32}\n")
     assert any("must name its 'farm'" in m for m in problems(text))
 
 
 @pytest.mark.parametrize("regex", ["(a+)+$", "(x*)*", "([a-z]+)*y"])
 def test_catastrophic_regex_rejected(regex):
-    text = GOOD.replace("    limit: amount.nuke\n",
-                        f"    limit: amount.nuke\n    farm_selector: {{hosts: ['{regex}']}}\n")
+    text = GOOD.replace(
+        "    limit: amount.nuke\n",
+        f"    limit: amount.nuke\n    farm_selector: {{hosts: ['{regex}']}}\n",
+    )
     assert any("nests quantifiers" in m for m in problems(text))
 
 
 def test_invalid_regex_rejected():
-    text = GOOD.replace("    limit: amount.nuke\n",
-                        "    limit: amount.nuke\n    farm_selector: {hosts: ['render-(']}\n")
+    text = GOOD.replace(
+        "    limit: amount.nuke\n",
+        "    limit: amount.nuke\n    farm_selector: {hosts: ['render-(']}\n",
+    )
     assert any("not a valid regular expression" in m for m in problems(text))
 
 
@@ -135,11 +175,13 @@ def test_yaml_syntax_error_has_position():
 
 
 def test_reserve_shorthands():
-    p = parse_policy(GOOD.replace("    limit: amount.nuke\n",
-                                  "    limit: amount.nuke\n    reserve: 10%\n")).policy
+    p = parse_policy(
+        GOOD.replace("    limit: amount.nuke\n", "    limit: amount.nuke\n    reserve: 10%\n")
+    ).policy
     assert p.pools["nuke"].reserve.default == "10%"
-    p = parse_policy(GOOD.replace("    limit: amount.nuke\n",
-                                  "    limit: amount.nuke\n    reserve: 3\n")).policy
+    p = parse_policy(
+        GOOD.replace("    limit: amount.nuke\n", "    limit: amount.nuke\n    reserve: 3\n")
+    ).policy
     assert p.pools["nuke"].reserve.default == 3
 
 
@@ -147,17 +189,21 @@ def window(days="mon-fri", hours="09:00-19:00", tz="Europe/London"):
     text = GOOD.replace(
         "    limit: amount.nuke\n",
         "    limit: amount.nuke\n    reserve: {default: 1, schedule: "
-        f"[{{days: '{days}', hours: '{hours}', tz: {tz}, value: 6}}]}}\n")
+        f"[{{days: '{days}', hours: '{hours}', tz: {tz}, value: 6}}]}}\n",
+    )
     return parse_policy(text).policy.pools["nuke"].reserve.schedule[0]
 
 
-@pytest.mark.parametrize(("when", "active"), [
-    (datetime(2026, 7, 1, 8, 30, tzinfo=UTC), True),  # Wed 09:30 BST
-    (datetime(2026, 7, 1, 7, 59, tzinfo=UTC), False),  # 08:59 BST
-    (datetime(2026, 1, 7, 9, 0, tzinfo=UTC), True),  # Wed 09:00 GMT
-    (datetime(2026, 1, 7, 19, 0, tzinfo=UTC), False),  # 19:00 GMT: the end is exclusive
-    (datetime(2026, 7, 4, 12, 0, tzinfo=UTC), False),  # Saturday
-])
+@pytest.mark.parametrize(
+    ("when", "active"),
+    [
+        (datetime(2026, 7, 1, 8, 30, tzinfo=UTC), True),  # Wed 09:30 BST
+        (datetime(2026, 7, 1, 7, 59, tzinfo=UTC), False),  # 08:59 BST
+        (datetime(2026, 1, 7, 9, 0, tzinfo=UTC), True),  # Wed 09:00 GMT
+        (datetime(2026, 1, 7, 19, 0, tzinfo=UTC), False),  # 19:00 GMT: the end is exclusive
+        (datetime(2026, 7, 4, 12, 0, tzinfo=UTC), False),  # Saturday
+    ],
+)
 def test_schedule_window_in_its_time_zone(when, active):
     assert window().active(when) is active
 
@@ -170,8 +216,9 @@ def test_overnight_window_belongs_to_the_day_it_starts():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "sync", *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "sync", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_validate_cli_reports_every_file(tmp_path):

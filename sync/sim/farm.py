@@ -87,8 +87,15 @@ class Limit:
 class SimFarm:
     """All state behind the simulated endpoint. Thread-safe; every mutation under `lock`."""
 
-    def __init__(self, farm_id: str | None = None, *, now: datetime | None = None,
-                 count_delay: float = 10.0, seed: int = 1, workers: int = 1000):
+    def __init__(
+        self,
+        farm_id: str | None = None,
+        *,
+        now: datetime | None = None,
+        count_delay: float = 10.0,
+        seed: int = 1,
+        workers: int = 1000,
+    ):
         self.farm_id = farm_id or new_id("farm")
         self.lock = threading.RLock()
         self.now = now or datetime.now(UTC)
@@ -111,27 +118,55 @@ class SimFarm:
             self.queues.append(q)
             return q
 
-    def add_limit(self, amount: str, max_count: int, display_name: str | None = None,
-                  limit_id: str | None = None) -> str:
+    def add_limit(
+        self,
+        amount: str,
+        max_count: int,
+        display_name: str | None = None,
+        limit_id: str | None = None,
+    ) -> str:
         with self.lock:
             lid = limit_id or new_id("limit")
-            self.limits[lid] = Limit(lid, display_name or amount.removeprefix("amount."),
-                                     amount, max_count, self.now)
+            self.limits[lid] = Limit(
+                lid, display_name or amount.removeprefix("amount."), amount, max_count, self.now
+            )
             return lid
 
     def associate(self, queue_id: str, limit_id: str, status: str = "ACTIVE") -> None:
         with self.lock:
             self.associations[(queue_id, limit_id)] = status
 
-    def add_job(self, queue_id: str, name: str, tasks: int, amount: str | None = None,
-                units: int = 1, priority: int = 50, duration: float = 60.0,
-                steps: int = 1, created_by: str = "artist", max_worker_count: int = -1) -> str:
+    def add_job(
+        self,
+        queue_id: str,
+        name: str,
+        tasks: int,
+        amount: str | None = None,
+        units: int = 1,
+        priority: int = 50,
+        duration: float = 60.0,
+        steps: int = 1,
+        created_by: str = "artist",
+        max_worker_count: int = -1,
+    ) -> str:
         with self.lock:
             jid = new_id("job")
             self.jobs[jid] = Job(
-                jid, queue_id, name, priority, self.now, created_by,
-                [Step(new_id("step"), f"step{i}", [(amount, units)] if amount else [],
-                      [Task(duration=duration) for _ in range(tasks)]) for i in range(steps)],
+                jid,
+                queue_id,
+                name,
+                priority,
+                self.now,
+                created_by,
+                [
+                    Step(
+                        new_id("step"),
+                        f"step{i}",
+                        [(amount, units)] if amount else [],
+                        [Task(duration=duration) for _ in range(tasks)],
+                    )
+                    for i in range(steps)
+                ],
                 max_worker_count=max_worker_count,
             )
             return jid
@@ -141,14 +176,26 @@ class SimFarm:
     def in_use(self, limit_id: str) -> int:
         """Units held right now by tasks under this limit (the true currentCount)."""
         lim = self.limits[limit_id]
-        return sum(units for job in self.jobs.values() for step in job.steps
-                   for name, units in step.amounts if name == lim.amount
-                   for t in step.tasks if t.status in ("STARTING", "RUNNING"))
+        return sum(
+            units
+            for job in self.jobs.values()
+            for step in job.steps
+            for name, units in step.amounts
+            if name == lim.amount
+            for t in step.tasks
+            if t.status in ("STARTING", "RUNNING")
+        )
 
     def holders(self, amount: str) -> list[tuple[Job, Task]]:
-        return [(job, t) for job in self.jobs.values() for step in job.steps
-                for name, _ in step.amounts if name == amount
-                for t in step.tasks if t.status == "RUNNING" and t.holds_license]
+        return [
+            (job, t)
+            for job in self.jobs.values()
+            for step in job.steps
+            for name, _ in step.amounts
+            if name == amount
+            for t in step.tasks
+            if t.status == "RUNNING" and t.holds_license
+        ]
 
     def tick(self, now: datetime) -> None:
         """Advance to `now`: finish tasks that are done, start what the limits allow."""
@@ -158,8 +205,11 @@ class SimFarm:
             for job in self.jobs.values():
                 for step in job.steps:
                     for t in step.tasks:
-                        if t.status == "RUNNING" and t.started is not None and \
-                                (now - t.started).total_seconds() >= t.duration:
+                        if (
+                            t.status == "RUNNING"
+                            and t.started is not None
+                            and (now - t.started).total_seconds() >= t.duration
+                        ):
                             t.status, t.holds_license = "SUCCEEDED", False
                         elif t.status == "RUNNING":
                             running += 1
@@ -178,8 +228,10 @@ class SimFarm:
                         t.status, t.started = "RUNNING", now
                         running += 1
                         job_running += 1
-                        ok = all(self.license_check(name) if self.license_check else True
-                                 for name, _ in step.amounts)
+                        ok = all(
+                            self.license_check(name) if self.license_check else True
+                            for name, _ in step.amounts
+                        )
                         if ok:
                             t.holds_license = True
                         else:  # started, found no license: the frame fails and is retried
@@ -226,10 +278,15 @@ class SimFarm:
 
     def _limit_dict(self, lim: Limit) -> dict[str, Any]:
         return {
-            "farmId": self.farm_id, "limitId": lim.limit_id, "displayName": lim.display_name,
-            "amountRequirementName": lim.amount, "maxCount": lim.max_count,
-            "currentCount": self.reported_count(lim), "createdAt": lim.created_at,
-            "createdBy": "sim", "description": lim.description,
+            "farmId": self.farm_id,
+            "limitId": lim.limit_id,
+            "displayName": lim.display_name,
+            "amountRequirementName": lim.amount,
+            "maxCount": lim.max_count,
+            "currentCount": self.reported_count(lim),
+            "createdAt": lim.created_at,
+            "createdBy": "sim",
+            "description": lim.description,
         }
 
     def op_ListLimits(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -249,8 +306,10 @@ class SimFarm:
             lim = self._limit(p["farmId"], p["limitId"])
             if "maxCount" in p:
                 if p["maxCount"] == 0 or p["maxCount"] < -1:
-                    raise SimError("ValidationException",
-                                   f"maxCount {p['maxCount']} is not valid: use -1 or 1 and above")
+                    raise SimError(
+                        "ValidationException",
+                        f"maxCount {p['maxCount']} is not valid: use -1 or 1 and above",
+                    )
                 lim.max_count = p["maxCount"]
             if "displayName" in p:
                 lim.display_name = p["displayName"]
@@ -261,8 +320,13 @@ class SimFarm:
         with self.lock:
             self._farm(p["farmId"])
             items = [
-                {"queueId": q, "limitId": lid, "status": st, "createdAt": self.now,
-                 "createdBy": "sim"}
+                {
+                    "queueId": q,
+                    "limitId": lid,
+                    "status": st,
+                    "createdAt": self.now,
+                    "createdBy": "sim",
+                }
                 for (q, lid), st in sorted(self.associations.items())
                 if p.get("queueId") in (None, q) and p.get("limitId") in (None, lid)
             ]
@@ -274,8 +338,13 @@ class SimFarm:
             st = self.associations.get((p["queueId"], p["limitId"]))
             if st is None:
                 raise SimError("ResourceNotFoundException", "association not found", 404)
-            return {"queueId": p["queueId"], "limitId": p["limitId"], "status": st,
-                    "createdAt": self.now, "createdBy": "sim"}
+            return {
+                "queueId": p["queueId"],
+                "limitId": p["limitId"],
+                "status": st,
+                "createdAt": self.now,
+                "createdBy": "sim",
+            }
 
     def op_UpdateQueueLimitAssociation(self, p: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -302,10 +371,15 @@ class SimFarm:
             for t in s.tasks:
                 counts[t.status] = counts.get(t.status, 0) + 1
         d: dict[str, Any] = {
-            "jobId": job.job_id, "queueId": job.queue_id, "name": job.name,
-            "priority": job.priority, "lifecycleStatus": job.lifecycle_status,
-            "taskRunStatus": job.task_run_status, "taskRunStatusCounts": counts,
-            "createdAt": job.created_at, "createdBy": job.created_by,
+            "jobId": job.job_id,
+            "queueId": job.queue_id,
+            "name": job.name,
+            "priority": job.priority,
+            "lifecycleStatus": job.lifecycle_status,
+            "taskRunStatus": job.task_run_status,
+            "taskRunStatusCounts": counts,
+            "createdAt": job.created_at,
+            "createdBy": job.created_by,
             "maxWorkerCount": job.max_worker_count,
         }
         if full:
@@ -316,13 +390,14 @@ class SimFarm:
         with self.lock:
             self._farm(p["farmId"])
             queues = set(p["queueIds"])
-            jobs = [self._job_dict(j) for j in sorted(self.jobs.values(),
-                                                      key=lambda j: (j.created_at, j.job_id))
-                    if j.queue_id in queues and not j.finished
-                    and j.lifecycle_status != "ARCHIVED"]
+            jobs = [
+                self._job_dict(j)
+                for j in sorted(self.jobs.values(), key=lambda j: (j.created_at, j.job_id))
+                if j.queue_id in queues and not j.finished and j.lifecycle_status != "ARCHIVED"
+            ]
             offset = p.get("itemOffset", 0)
             size = p.get("pageSize", 100)
-            page = jobs[offset:offset + size]
+            page = jobs[offset : offset + size]
             out: dict[str, Any] = {"jobs": page, "totalResults": len(jobs)}
             if offset + size < len(jobs):
                 out["nextItemOffset"] = offset + size
@@ -343,11 +418,13 @@ class SimFarm:
             jobs, errors = [], []
             for ident in p["identifiers"]:
                 try:
-                    jobs.append(self._job_dict(
-                        self._job(ident["farmId"], ident["queueId"], ident["jobId"]), full=True))
+                    jobs.append(
+                        self._job_dict(
+                            self._job(ident["farmId"], ident["queueId"], ident["jobId"]), full=True
+                        )
+                    )
                 except SimError as e:
-                    errors.append({**ident, "code": "ResourceNotFoundException",
-                                   "message": str(e)})
+                    errors.append({**ident, "code": "ResourceNotFoundException", "message": str(e)})
             return {"jobs": jobs, "errors": errors}
 
     def _step_dict(self, job: Job, step: Step) -> dict[str, Any]:
@@ -355,9 +432,13 @@ class SimFarm:
         for t in step.tasks:
             counts[t.status] = counts.get(t.status, 0) + 1
         d: dict[str, Any] = {
-            "stepId": step.step_id, "name": step.name, "lifecycleStatus": "CREATE_COMPLETE",
-            "taskRunStatus": "READY", "taskRunStatusCounts": counts,
-            "createdAt": job.created_at, "createdBy": job.created_by,
+            "stepId": step.step_id,
+            "name": step.name,
+            "lifecycleStatus": "CREATE_COMPLETE",
+            "taskRunStatus": "READY",
+            "taskRunStatusCounts": counts,
+            "createdAt": job.created_at,
+            "createdBy": job.created_by,
         }
         if step.amounts:
             d["requiredCapabilities"] = {
@@ -391,8 +472,14 @@ class SimFarm:
                     step = next((s for s in job.steps if s.step_id == ident["stepId"]), None)
                     if step is None:
                         raise SimError("ResourceNotFoundException", "step not found", 404)
-                    steps.append({**self._step_dict(job, step), "jobId": job.job_id,
-                                  "queueId": job.queue_id, "farmId": self.farm_id})
+                    steps.append(
+                        {
+                            **self._step_dict(job, step),
+                            "jobId": job.job_id,
+                            "queueId": job.queue_id,
+                            "farmId": self.farm_id,
+                        }
+                    )
                 except SimError as e:
                     errors.append({**ident, "code": e.code, "message": str(e)})
             return {"steps": steps, "errors": errors}
@@ -412,8 +499,15 @@ class SimFarm:
                     job = self._job(item["farmId"], item["queueId"], item["jobId"])
                     self._update_job(job, item)
                 except SimError as e:
-                    errors.append({"farmId": item["farmId"], "queueId": item["queueId"],
-                                   "jobId": item["jobId"], "code": e.code, "message": str(e)})
+                    errors.append(
+                        {
+                            "farmId": item["farmId"],
+                            "queueId": item["queueId"],
+                            "jobId": item["jobId"],
+                            "code": e.code,
+                            "message": str(e),
+                        }
+                    )
             self.writes.append(("BatchUpdateJob", {"count": len(p["jobs"])}))
             return {"errors": errors}
 
@@ -429,7 +523,7 @@ class SimFarm:
 def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:
     start = int(p.get("nextToken") or 0)
     size = int(p.get("maxResults") or 100)
-    out: dict[str, Any] = {key: items[start:start + size]}
+    out: dict[str, Any] = {key: items[start : start + size]}
     if start + size < len(items):
         out["nextToken"] = str(start + size)
     return out

@@ -24,8 +24,14 @@ class SimFeature:
 class SimLicenseServer:
     """Features with totals; artists set by hand (tests) or by a random walk (demo)."""
 
-    def __init__(self, farm: SimFarm | None, features: list[SimFeature], host: str = "lic1",
-                 port: int = 27000, seed: int = 3):
+    def __init__(
+        self,
+        farm: SimFarm | None,
+        features: list[SimFeature],
+        host: str = "lic1",
+        port: int = 27000,
+        seed: int = 3,
+    ):
         self.farm = farm
         self.features = {f.name: f for f in features}
         self.host = host
@@ -38,8 +44,7 @@ class SimLicenseServer:
 
     def set_artists(self, feature: str, n: int, prefix: str = "artist") -> None:
         with self.lock:
-            self.features[feature].artists = [
-                (f"{prefix}{i}", f"ws{i:03d}", 1) for i in range(n)]
+            self.features[feature].artists = [(f"{prefix}{i}", f"ws{i:03d}", 1) for i in range(n)]
 
     def farm_use(self, f: SimFeature) -> list[tuple[str, str, int]]:
         if self.farm is None or f.amount is None:
@@ -65,7 +70,9 @@ class SimLicenseServer:
             for f in self.features.values():
                 want = max(0, round(f.total * peak))
                 n = len(f.artists)
-                step = self.rng.choice([-1, 0, 0, 1]) + (1 if n < want - 2 else -1 if n > want + 2 else 0)
+                step = self.rng.choice([-1, 0, 0, 1]) + (
+                    1 if n < want - 2 else -1 if n > want + 2 else 0
+                )
                 free = f.total - self.in_use(f)
                 n = max(0, min(n + step, n + max(0, free)))
                 self.set_artists(f.name, n)
@@ -75,9 +82,11 @@ class SimLicenseServer:
     def lmstat(self, server: str = "") -> str:
         with self.lock:
             if self.down:
-                return ("lmutil - Copyright (c) 1989-2023 Flexera. All Rights Reserved.\n"
-                        "Error getting status: Cannot connect to license server system. "
-                        "(-15,10:111 \"Connection refused\")\n")
+                return (
+                    "lmutil - Copyright (c) 1989-2023 Flexera. All Rights Reserved.\n"
+                    "Error getting status: Cannot connect to license server system. "
+                    '(-15,10:111 "Connection refused")\n'
+                )
             out = [
                 "lmutil - Copyright (c) 1989-2023 Flexera. All Rights Reserved.",
                 "Flexible License Manager status on Fri 10/20/2023 14:30",
@@ -90,52 +99,76 @@ class SimLicenseServer:
             ]
             vendors = sorted({f.vendor for f in self.features.values() if f.kind == "flexlm"})
             for vendor in vendors:
-                out += [f"Vendor daemon status (on {self.host}):", "",
-                        f"  {vendor}: UP v11.19.6", "", "Feature usage info:", ""]
+                out += [
+                    f"Vendor daemon status (on {self.host}):",
+                    "",
+                    f"  {vendor}: UP v11.19.6",
+                    "",
+                    "Feature usage info:",
+                    "",
+                ]
                 handle = 100
                 for f in self.features.values():
                     if f.kind != "flexlm" or f.vendor != vendor:
                         continue
                     users = f.artists + self.farm_use(f)
                     used = sum(c for _, _, c in users)
-                    out += [f"Users of {f.name}:  (Total of {f.total} license"
-                            f"{'s' if f.total != 1 else ''} issued;  Total of {used} license"
-                            f"{'s' if used != 1 else ''} in use)", "",
-                            f'  "{f.name}" v2024.0701, vendor: {vendor}, expiry: 30-dec-2027',
-                            "  floating license", ""]
+                    out += [
+                        f"Users of {f.name}:  (Total of {f.total} license"
+                        f"{'s' if f.total != 1 else ''} issued;  Total of {used} license"
+                        f"{'s' if used != 1 else ''} in use)",
+                        "",
+                        f'  "{f.name}" v2024.0701, vendor: {vendor}, expiry: 30-dec-2027',
+                        "  floating license",
+                        "",
+                    ]
                     for user, host, count in users:
                         handle += 1
                         extra = f", {count} licenses" if count > 1 else ""
-                        out.append(f"    {user} {host} {host} (v2024.0701) "
-                                   f"({self.host}/{self.port} {handle}), start Fri 10/20 9:00{extra}")
+                        out.append(
+                            f"    {user} {host} {host} (v2024.0701) "
+                            f"({self.host}/{self.port} {handle}), start Fri 10/20 9:00{extra}"
+                        )
                     out.append("")
             return "\n".join(out) + "\n"
 
     def rlmstat(self, server: str = "") -> str:
         with self.lock:
             if self.down:
-                return ('Error connecting to "rlm" server\n'
-                        f'     Connection attempted to host: "{self.host}" on port {self.port}\n'
-                        "     Connection refused\n")
+                return (
+                    'Error connecting to "rlm" server\n'
+                    f'     Connection attempted to host: "{self.host}" on port {self.port}\n'
+                    "     Connection refused\n"
+                )
             out = [f"\trlm status on {self.host} (port {self.port}), up 1d 00:00:00", ""]
             isvs = sorted({f.vendor for f in self.features.values() if f.kind == "rlm"})
             out += ["\t   ISV servers:", "\t   Name           Port Running Restarts"]
-            out += [f"\t   {isv:<14} {self.port + 1 + i}   Yes       0" for i, isv in enumerate(isvs)]
+            out += [
+                f"\t   {isv:<14} {self.port + 1 + i}   Yes       0" for i, isv in enumerate(isvs)
+            ]
             for i, isv in enumerate(isvs):
                 port = self.port + 1 + i
                 feats = [f for f in self.features.values() if f.kind == "rlm" and f.vendor == isv]
-                out += ["", f"\t{isv} ISV server status on {self.host} (port {port}), up 1d",
-                        f"\t{isv} license pool status on {self.host} (port {port})", ""]
+                out += [
+                    "",
+                    f"\t{isv} ISV server status on {self.host} (port {port}), up 1d",
+                    f"\t{isv} license pool status on {self.host} (port {port})",
+                    "",
+                ]
                 for f in feats:
                     used = self.in_use(f)
-                    out += [f"\t{f.name} v2024.0701",
-                            f"\t\tcount: {f.total}, # reservations: 0, inuse: {used}, exp: permanent",
-                            "\t\tobsolete: 0, min_remove: 120, total checkouts: 0"]
+                    out += [
+                        f"\t{f.name} v2024.0701",
+                        f"\t\tcount: {f.total}, # reservations: 0, inuse: {used}, exp: permanent",
+                        "\t\tobsolete: 0, min_remove: 120, total checkouts: 0",
+                    ]
                 out += ["", f"\t{isv} license usage status on {self.host} (port {port})", ""]
                 for f in feats:
                     for j, (user, host, count) in enumerate(f.artists + self.farm_use(f)):
-                        out.append(f"\t{f.name} v2024.0701: {user}@{host} {count}/0 at 11/28 09:00"
-                                   f"  (handle: {j + 16:x})")
+                        out.append(
+                            f"\t{f.name} v2024.0701: {user}@{host} {count}/0 at 11/28 09:00"
+                            f"  (handle: {j + 16:x})"
+                        )
             return "\n".join(out) + "\n"
 
     def text(self, kind: str, server: str = "") -> str:

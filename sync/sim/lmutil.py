@@ -16,8 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     url = os.environ.get("LICENSE_SYNC_SIM_URL")
     if not url or not argv or argv[0] not in ("lmstat", "rlmstat"):
-        print("usage: lmutil lmstat -a -c PORT@HOST  (LICENSE_SYNC_SIM_URL must be set)",
-              file=sys.stderr)
+        print(
+            "usage: lmutil lmstat -a -c PORT@HOST  (LICENSE_SYNC_SIM_URL must be set)",
+            file=sys.stderr,
+        )
         return 2
     server = argv[argv.index("-c") + 1] if "-c" in argv else ""
     q = urllib.parse.urlencode({"c": server})
@@ -33,11 +35,13 @@ def main(argv: list[str] | None = None) -> int:
 def write_wrapper(path: str, sim_url: str) -> str:
     """An executable file that runs this module with the simulator's address set."""
     with open(path, "w") as fh:
-        fh.write(f"#!{sys.executable}\n"
-                 "import os, sys\n"
-                 f"os.environ.setdefault('LICENSE_SYNC_SIM_URL', {sim_url!r})\n"
-                 "from sync.sim.lmutil import main\n"
-                 "sys.exit(main())\n")
+        fh.write(
+            f"#!{sys.executable}\n"
+            "import os, sys\n"
+            f"os.environ.setdefault('LICENSE_SYNC_SIM_URL', {sim_url!r})\n"
+            "from sync.sim.lmutil import main\n"
+            "sys.exit(main())\n"
+        )
     os.chmod(path, 0o755)
     return path
 

@@ -33,6 +33,7 @@ class Faults:
     error_rate: float = 0.0
     latency: float = 0.0
     deny: frozenset[str] = frozenset()  # operations answered with AccessDenied
+    throttle_first: int = 0  # a burst: the first N requests are throttled
     seed: int = 0
 
 
@@ -72,8 +73,13 @@ class DeadlineModel:
                     return r.op, {k: unquote(v) for k, v in m.groupdict().items()}
         return None
 
-    def params(self, op: OperationModel, path_params: dict[str, str], query: dict[str, list[str]],
-               body: dict[str, Any]) -> dict[str, Any]:
+    def params(
+        self,
+        op: OperationModel,
+        path_params: dict[str, str],
+        query: dict[str, list[str]],
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
         shape = op.input_shape
         params: dict[str, Any] = {}
         if shape is None:
@@ -109,8 +115,14 @@ def _json_default(o: Any) -> Any:
 class SimServer:
     """`SimFarm` behind real HTTP. Use as a context manager, or `start()`/`stop()`."""
 
-    def __init__(self, farm: SimFarm, host: str = "127.0.0.1", port: int = 0,
-                 faults: Faults | None = None, license_text: Any = None):
+    def __init__(
+        self,
+        farm: SimFarm,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        license_text: Any = None,
+    ):
         self.farm = farm
         self.faults = faults or Faults()
         self.model = DeadlineModel()
@@ -126,8 +138,13 @@ class SimServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: bytes, ctype: str = "application/json",
-                      headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                ctype: str = "application/json",
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -148,11 +165,12 @@ class SimServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> SimServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="sim-deadline",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.05,), name="sim-deadline", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -178,17 +196,24 @@ class SimServer:
             return self._sim_route(h, url)
         found = self.model.match(h.command, url.path)
         if found is None:
-            return self._error(h, "UnknownOperationException",
-                               f"no operation for {h.command} {url.path}", 404)
+            return self._error(
+                h, "UnknownOperationException", f"no operation for {h.command} {url.path}", 404
+            )
         op, path_params = found
         with self._lock:
             self.calls[op.name] = self.calls.get(op.name, 0) + 1
             roll = self._rng.random()
+            burst = self.faults.throttle_first > 0
+            if burst:
+                self.faults.throttle_first -= 1
+        if burst:
+            return self._error(h, "ThrottlingException", "Rate exceeded", 429)
         if self.faults.latency:
             time.sleep(self.faults.latency)
         if op.name in self.faults.deny:
-            return self._error(h, "AccessDeniedException",
-                               f"not authorized to perform deadline:{op.name}", 403)
+            return self._error(
+                h, "AccessDeniedException", f"not authorized to perform deadline:{op.name}", 403
+            )
         if roll < self.faults.throttle_rate:
             return self._error(h, "ThrottlingException", "Rate exceeded", 429)
         if roll < self.faults.throttle_rate + self.faults.error_rate:
@@ -198,8 +223,7 @@ class SimServer:
             params = self.model.params(op, path_params, parse_qs(url.query), body)
             handler = getattr(self.farm, f"op_{op.name}", None)
             if handler is None:
-                raise SimError("UnknownOperationException",
-                               f"{op.name} is not simulated", 501)
+                raise SimError("UnknownOperationException", f"{op.name} is not simulated", 501)
             result = handler(params)
         except SimError as e:
             return self._error(h, e.code, str(e), e.status)

@@ -1,0 +1,31 @@
+# license-sync: one long-lived container next to the license servers.
+#   docker build -t license-sync .
+#   docker run -v $PWD/policy.yaml:/config/policy.yaml:ro -v license-sync-data:/data \
+#     -v /opt/flexlm/lmutil:/opt/license-tools/lmutil:ro -p 9462:9462 license-sync
+FROM python:3.11.10-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/license-tools:$PATH
+
+RUN groupadd --system --gid 10001 licsync \
+ && useradd --system --uid 10001 --gid licsync --home-dir /data --shell /usr/sbin/nologin licsync \
+ && mkdir -p /data /config /opt/license-tools \
+ && chown licsync:licsync /data
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sync ./sync
+RUN pip install --no-cache-dir . && rm -rf /src
+
+# lmutil / rlmutil are vendor binaries: mount them into /opt/license-tools (on PATH).
+VOLUME ["/data"]
+USER licsync
+WORKDIR /data
+EXPOSE 9462
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9462/healthz', timeout=4).status == 200 else 1)"
+
+ENTRYPOINT ["license-sync", "run", "--config", "/config/policy.yaml"]

@@ -1,0 +1,148 @@
+"""Every command, as a user runs it: help, README coverage, plan/explain exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sync.cli import build_parser
+from sync.sim.farm import SimFarm
+from sync.sim.license import SimFeature, SimLicenseServer
+from sync.sim.server import SimServer
+
+ROOT = Path(__file__).parent.parent
+BIN = Path(__file__).parent / "bin"
+
+
+def commands() -> list[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(sub.choices)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sync", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+@pytest.mark.parametrize("command", commands())
+def test_every_command_has_help(command):
+    p = cli(command, "--help")
+    assert p.returncode == 0
+    assert len(p.stdout.splitlines()) > 3
+    assert "usage: license-sync " + command in p.stdout
+
+
+@pytest.mark.parametrize("command", commands())
+def test_every_command_is_in_the_readme(command):
+    readme = (ROOT / "README.md").read_text()
+    assert f"license-sync {command}" in readme
+
+
+def test_no_command_prints_help_and_fails():
+    p = cli()
+    assert p.returncode == 1 and "COMMAND" in p.stdout
+
+
+@pytest.fixture
+def farm_env(aws_env, tmp_path):
+    farm = SimFarm(count_delay=0)
+    q = farm.add_queue()
+    lid = farm.add_limit("amount.nuke", 19)
+    farm.associate(q, lid)
+    lic = SimLicenseServer(None, [SimFeature("nuke_r", 20)])
+    lic.set_artists("nuke_r", 5)
+    status = tmp_path / "lmstat.txt"
+    status.write_text(lic.lmstat())
+    with SimServer(farm) as server:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(f"""\
+history: {{path: {tmp_path / "h.db"}}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    headroom: 1
+""")
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_LM_OUTPUT": str(status),
+            "AWS_ENDPOINT_URL_DEADLINE": server.url,
+        }
+        yield {
+            "env": env,
+            "policy": str(policy),
+            "farm": farm,
+            "limit": lid,
+            "lic": lic,
+            "status": status,
+            "db": tmp_path / "h.db",
+        }
+
+
+def test_plan_shows_pending_change_and_exits_2(farm_env):
+    p = cli("plan", "--config", farm_env["policy"], env=farm_env["env"])
+    assert p.returncode == 2, p.stderr
+    assert "~ nuke/amount.nuke: maxCount 19 → 14" in p.stdout
+    assert "why: decrease 19 → 14 applied at once" in p.stdout
+    assert "Plan: 1 to change." in p.stdout
+    assert farm_env["farm"].limits[farm_env["limit"]].max_count == 19  # read-only
+    assert not farm_env["db"].exists()  # and no history written
+
+
+def test_plan_no_change_exits_0(farm_env):
+    farm_env["farm"].limits[farm_env["limit"]].max_count = 14
+    p = cli("plan", "--config", farm_env["policy"], env=farm_env["env"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "No changes." in p.stdout
+
+
+def test_plan_error_exits_1(farm_env):
+    del farm_env["farm"].limits[farm_env["limit"]]
+    p = cli("plan", "--config", farm_env["policy"], env=farm_env["env"])
+    assert p.returncode == 1
+    assert "not found in the farm" in p.stdout
+
+
+def test_explain_prints_the_arithmetic(farm_env):
+    p = cli("explain", "--config", farm_env["policy"], "nuke", env=farm_env["env"])
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"external\s+= max\(0, 5 − 0\) = 5", p.stdout)
+    assert "free      = 20 − 5 − 0 − 1 = 14" in p.stdout
+
+
+def test_explain_unknown_pool(farm_env):
+    p = cli("explain", "--config", farm_env["policy"], "nope", env=farm_env["env"])
+    assert p.returncode == 1
+    assert p.stderr.strip() == (
+        f"license-sync explain: error: no pool 'nope' in {farm_env['policy']}; pools: nuke"
+    )
+
+
+def test_run_once_and_dry_run(farm_env):
+    p = cli("run", "--config", farm_env["policy"], "--once", "--dry-run", env=farm_env["env"])
+    assert p.returncode == 0, p.stderr
+    assert "nuke/amount.nuke: total=20 external=5" in p.stdout
+    assert farm_env["farm"].limits[farm_env["limit"]].max_count == 19
+    p = cli("run", "--config", farm_env["policy"], "--once", env=farm_env["env"])
+    assert p.returncode == 0
+    assert farm_env["farm"].limits[farm_env["limit"]].max_count == 14
+
+
+def test_run_with_invalid_policy_fails_with_positions(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("farms: []\n")
+    p = cli("run", "--config", str(bad))
+    assert p.returncode == 1
+    assert "bad.yaml:1:8: farms: List should have at least 1 item" in p.stderr
+    assert "Traceback" not in p.stderr

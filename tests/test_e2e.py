@@ -1,0 +1,193 @@
+"""The service as a user runs it: `license-sync run` in a subprocess, the real boto3 client
+against the simulated endpoint, a fake `lmutil` on PATH, /metrics over HTTP, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sync.sim.farm import SimFarm
+from sync.sim.license import SimFeature, SimLicenseServer
+from sync.sim.server import SimServer
+
+BIN = Path(__file__).parent / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return ""
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll an observable condition (not a sleep to wait for the scheduler)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def running(aws_env, tmp_path):
+    farm = SimFarm(count_delay=0)
+    q = farm.add_queue()
+    lid = farm.add_limit("amount.nuke", 30)
+    farm.associate(q, lid)
+    lic = SimLicenseServer(None, [SimFeature("nuke_r", 20)])
+    lic.set_artists("nuke_r", 2)
+    status = tmp_path / "lmstat.txt"
+    write_atomic(status, lic.lmstat())
+    port = free_port()
+    db = tmp_path / "history.db"
+    policy = tmp_path / "policy.yaml"
+    with SimServer(farm) as server:
+        policy.write_text(f"""\
+interval: 1s
+history: {{path: {db}}}
+metrics: {{address: "127.0.0.1:{port}"}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    headroom: 1
+    hysteresis: {{settle: 1}}
+""")
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_LM_OUTPUT": str(status),
+            "AWS_ENDPOINT_URL_DEADLINE": server.url,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sync", "run", "--config", str(policy)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield {
+                "proc": proc,
+                "port": port,
+                "farm": farm,
+                "limit": lid,
+                "lic": lic,
+                "status": status,
+                "db": db,
+                "policy": policy,
+            }
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_service_end_to_end(running):
+    r = running
+    port, farm, lid = r["port"], r["farm"], r["limit"]
+    text = wait_for(
+        lambda: (
+            (t := scrape(port))
+            and metric(t, "license_sync_limit_max_count", pool="nuke") is not None
+            and t
+        ),
+        what="first cycle",
+    )
+    # 20 total − 2 artists − 1 headroom
+    wait_for(lambda: farm.limits[lid].max_count == 17, what="maxCount 17")
+    assert metric(text, "license_sync_source_up", server="lic") == 1.0
+
+    # an artist checks out 6 more licenses: the limit follows within two cycles
+    before = metric(scrape(port), "license_sync_cycles_total", result="ok")
+    r["lic"].set_artists("nuke_r", 8)
+    write_atomic(r["status"], r["lic"].lmstat())
+    wait_for(
+        lambda: metric(scrape(port), "license_sync_limit_max_count", pool="nuke") == 11.0,
+        what="maxCount 11 on /metrics",
+    )
+    assert farm.limits[lid].max_count == 11
+    after = metric(scrape(port), "license_sync_cycles_total", result="ok")
+    assert after - before <= 2 + 1  # the cycle in flight when the file changed, plus two
+    text = scrape(port)
+    assert metric(text, "license_sync_limit_max_count", pool="nuke") == 11.0
+    assert metric(text, "license_sync_license_in_use_external", pool="nuke") == 8.0
+    assert (
+        metric(text, "license_sync_api_calls_total", operation="UpdateLimit", outcome="ok") == 2.0
+    )
+
+    # the history is in SQLite
+    with sqlite3.connect(r["db"]) as db:
+        rows = db.execute(
+            "select current, new, reason from decisions where new is not null order by rowid"
+        ).fetchall()
+    assert [(c, n) for c, n, _ in rows] == [(30, 17), (17, 11)]
+    assert "decrease 17 → 11" in rows[1][2]
+
+    # SIGTERM: a clean exit
+    r["proc"].send_signal(signal.SIGTERM)
+    out, _ = r["proc"].communicate(timeout=30)
+    assert r["proc"].returncode == 0, out
+    assert "stopped cleanly" in out
+    assert "Traceback" not in out
+
+
+def test_bad_policy_edit_keeps_running(running):
+    r = running
+    farm, lid = r["farm"], r["limit"]
+    wait_for(lambda: farm.limits[lid].max_count == 17, what="first write")
+    r["policy"].write_text(r["policy"].read_text().replace("headroom: 1", "headroom: [1"))
+    wait_for(
+        lambda: (
+            metric(scrape(r["port"]), "license_sync_policy_reloads_total", result="error") == 1.0
+        ),
+        what="reload error counted",
+    )
+    r["lic"].set_artists("nuke_r", 5)
+    write_atomic(r["status"], r["lic"].lmstat())
+    wait_for(lambda: farm.limits[lid].max_count == 14, what="still syncing")
+    r["proc"].send_signal(signal.SIGINT)
+    try:
+        out, _ = r["proc"].communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        r["proc"].kill()
+        out, _ = r["proc"].communicate()
+        raise AssertionError(f"no exit after SIGINT:\n{out}") from None
+    assert r["proc"].returncode == 0, out
+    assert re.search(r"policy .* is invalid; keeping the last good policy", out)

@@ -1,0 +1,425 @@
+"""The control law: table-driven cases and hypothesis properties. No mocks, no clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.planner import (
+    ACTIVE,
+    PAUSED,
+    Association,
+    LimitMemory,
+    LimitState,
+    SourceState,
+    plan,
+)
+from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
+from sync.report import Checkout, Feature, Report
+
+FARM = "farm-0123456789abcdef0123456789abcdef"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
+LIMIT_ID = "limit-" + "a" * 32
+
+
+def mkpool(**kw) -> Pool:
+    kw.setdefault("limit", "amount.nuke")
+    kw.setdefault("features", [FeatureRef(source="s", feature="nuke_r")])
+    kw.setdefault("hysteresis", {"settle": 1})
+    return Pool.model_validate(kw)
+
+
+def mkpolicy(pool: Pool, name: str = "nuke") -> Policy:
+    return Policy(
+        farms=[FarmConfig(id=FARM)],
+        sources={"s": StaticSourceConfig(kind="static", features={})},
+        pools={name: pool},
+    )
+
+
+def checkout(host: str, user: str = "u", count: int = 1) -> Checkout:
+    return Checkout(user, host, host, "v1", "lic1", 27000, 1, "Fri 1/1 1:00", count, None, None)
+
+
+def report(
+    total: int | None = 20,
+    in_use: int = 0,
+    checkouts=(),
+    up: bool = True,
+    feature: str = "nuke_r",
+    **kw,
+) -> Report:
+    if not up:
+        return Report("flexlm", False, errors=("Cannot connect",))
+    return Report(
+        "flexlm",
+        True,
+        features=(
+            Feature("foundry", feature, None, total, in_use, checkouts=tuple(checkouts), **kw),
+        ),
+    )
+
+
+def limit(max_count: int = 10, current: int = 0, assoc=(), limit_id=LIMIT_ID) -> LimitState:
+    return LimitState(
+        FARM,
+        limit_id,
+        "Nuke",
+        "amount.nuke",
+        max_count,
+        current,
+        tuple(Association(q, s) for q, s in assoc),
+    )
+
+
+def run(
+    pool: Pool, rep: Report, lim: LimitState, memory=None, now=NOW, last_good: datetime | None = NOW
+):
+    p = plan(
+        mkpolicy(pool),
+        {"s": SourceState(rep, last_good)},
+        {(FARM, "amount.nuke"): lim},
+        memory or {},
+        now,
+    )
+    [d] = p.pools["nuke"].decisions
+    return d, p
+
+
+@pytest.mark.parametrize(
+    ("pool_kw", "rep_kw", "lim_kw", "target", "new"),
+    [
+        # total 20, 5 artists, farm holds 3 by currentCount → external 2? no: in_use 8
+        ({}, {"in_use": 8}, {"max_count": 10, "current": 3}, 15, None),  # increase waits? settle=1
+        ({"reserve": 2, "headroom": 1}, {"in_use": 8}, {"max_count": 20, "current": 3}, 12, 12),
+        ({"ceiling": 6}, {"in_use": 0}, {"max_count": 10}, 6, 6),
+        ({"floor": 4}, {"in_use": 20}, {"max_count": 10}, 4, 4),
+        ({"reserve": "10%"}, {"in_use": 0}, {"max_count": 30}, 18, 18),
+        ({"reserve": "25%"}, {"total": 10, "in_use": 0}, {"max_count": 30}, 7, 7),  # ceil(2.5)
+        ({}, {"in_use": 0}, {"max_count": 20}, 20, None),  # already right
+        ({}, {"total": None, "in_use": 4}, {"max_count": 10}, -1, None),  # uncounted: waits 1
+        ({"uncounted": 12}, {"total": None, "in_use": 4}, {"max_count": 10}, 8, 8),
+        ({"ceiling": 9}, {"total": None, "in_use": 4}, {"max_count": 20}, 9, 9),
+    ],
+)
+def test_target_table(pool_kw, rep_kw, lim_kw, target, new):
+    pool_kw = {"hysteresis": {"settle": 2}, **pool_kw}
+    d, _ = run(mkpool(**pool_kw), report(**rep_kw), limit(**lim_kw))
+    assert d.target == target
+    assert d.new == new
+    if new is not None:
+        assert "decrease" in d.reason
+
+
+def test_external_from_current_count():
+    d, p = run(mkpool(), report(total=20, in_use=8), limit(max_count=20, current=3))
+    fig = p.pools["nuke"].figures
+    assert (fig.in_use, fig.farm_use, fig.farm_use_from, fig.external) == (8, 3, "currentCount", 5)
+    assert d.target == 15
+
+
+def test_farm_selector_counts_matching_checkouts():
+    pool = mkpool(farm_selector={"hosts": ["^render-"], "users": ["^svc_"]})
+    cos = [
+        checkout("render-001"),
+        checkout("render-002", count=2),
+        checkout("ws042"),
+        checkout("ws043", user="svc_batch"),
+    ]
+    d, p = run(pool, report(total=20, in_use=5, checkouts=cos), limit(max_count=20, current=9))
+    fig = p.pools["nuke"].figures
+    assert (fig.farm_use, fig.farm_use_from, fig.external) == (4, "selector", 1)
+    assert d.target == 19
+
+
+def test_external_never_negative():
+    # currentCount is delayed: it can exceed what the license server says is in use
+    d, p = run(mkpool(), report(total=20, in_use=2), limit(max_count=20, current=7))
+    assert p.pools["nuke"].figures.external == 0
+    assert d.target == 20
+
+
+def test_several_features_and_servers_are_summed():
+    pool = mkpool(
+        features=[
+            FeatureRef(source="s", feature="nuke_r"),
+            FeatureRef(source="t", feature="nuke_r"),
+        ]
+    )
+    pol = Policy(
+        farms=[FarmConfig(id=FARM)],
+        sources={
+            "s": StaticSourceConfig(kind="static", features={}),
+            "t": StaticSourceConfig(kind="static", features={}),
+        },
+        pools={"nuke": pool},
+    )
+    p = plan(
+        pol,
+        {
+            "s": SourceState(report(total=10, in_use=3), NOW),
+            "t": SourceState(report(total=5, in_use=1), NOW),
+        },
+        {(FARM, "amount.nuke"): limit(max_count=40)},
+        {},
+        NOW,
+    )
+    fig = p.pools["nuke"].figures
+    assert (fig.total, fig.in_use, fig.external) == (15, 4, 4)
+    assert p.pools["nuke"].decisions[0].new == 11
+
+
+def test_vendor_filter():
+    pool = mkpool(features=[FeatureRef(source="s", feature="render", vendor="sidefx")])
+    rep = Report(
+        "flexlm",
+        True,
+        features=(
+            Feature("adskflex", "render", None, 10, 3),
+            Feature("sidefx", "render", None, 4, 1),
+        ),
+    )
+    _, p = run(pool, rep, limit(max_count=10))
+    assert p.pools["nuke"].figures.total == 4
+
+
+def test_reserve_schedule_by_time_of_day():
+    pool = mkpool(
+        reserve={
+            "default": 1,
+            "schedule": [
+                {"days": "mon-fri", "hours": "09:00-19:00", "tz": "Europe/London", "value": 6}
+            ],
+        }
+    )
+    day, _ = run(pool, report(in_use=0), limit(max_count=30), now=NOW)  # Wed 12:00 GMT
+    night, _ = run(pool, report(in_use=0), limit(max_count=30), now=NOW.replace(hour=22))
+    assert (day.target, night.target) == (14, 19)
+    assert "schedule[0]" in "\n".join(run(pool, report(), limit(), now=NOW)[1].pools["nuke"].lines)
+
+
+def test_increase_waits_settle_cycles_then_rises_by_max_step():
+    pool = mkpool(hysteresis={"settle": 3, "max_step": 4})
+    mem: dict = {}
+    seen = []
+    lim = limit(max_count=5)
+    for _ in range(5):
+        d, p = run(pool, report(total=20, in_use=0), lim, memory=mem)
+        mem = p.memory
+        seen.append(d.new)
+        if d.new is not None:
+            lim = limit(max_count=d.new)
+    assert seen == [None, None, 9, 13, 17]
+
+
+def test_increase_counter_resets_when_target_drops():
+    pool = mkpool(hysteresis={"settle": 2})
+    d1, p1 = run(pool, report(total=20, in_use=0), limit(max_count=10))
+    assert d1.new is None and p1.memory[(FARM, "amount.nuke")].rising == 1
+    d2, p2 = run(pool, report(total=20, in_use=15), limit(max_count=10), memory=p1.memory)
+    assert d2.new == 5  # decrease at once
+    assert p2.memory[(FARM, "amount.nuke")].rising == 0
+
+
+def test_decrease_applies_at_once_even_with_settle():
+    d, _ = run(mkpool(hysteresis={"settle": 5}), report(total=20, in_use=18), limit(max_count=10))
+    assert d.new == 2 and "applied at once" in d.reason
+
+
+def test_deadband_skips_small_changes():
+    pool = mkpool(hysteresis={"deadband": 3, "settle": 1})
+    down, _ = run(pool, report(total=20, in_use=12), limit(max_count=10))  # target 8
+    up, _ = run(pool, report(total=20, in_use=8), limit(max_count=10))  # target 12
+    assert (down.new, up.new) == (None, None)
+    assert "deadband" in down.reason and "deadband" in up.reason
+
+
+def test_unlimited_max_count_is_lowered_at_once():
+    d, _ = run(mkpool(), report(total=20, in_use=5), limit(max_count=-1))
+    assert d.new == 15
+
+
+def test_source_down_holds():
+    d, _ = run(
+        mkpool(), report(up=False), limit(max_count=10), last_good=NOW - timedelta(minutes=2)
+    )
+    assert (d.new, d.status) == (None, "down")
+    assert "holding maxCount 10" in d.reason and "Cannot connect" in d.reason
+
+
+def test_source_down_past_stale_after_falls_to_floor():
+    d, _ = run(
+        mkpool(floor=2, stale_after="5m"),
+        report(up=False),
+        limit(max_count=10),
+        last_good=NOW - timedelta(minutes=6),
+    )
+    assert (d.new, d.status) == (2, "stale")
+    assert "falling to floor 2" in d.reason
+
+
+def test_source_never_read_is_stale_at_once():
+    d, _ = run(mkpool(), report(up=False), limit(max_count=10), last_good=None)
+    assert d.new == 1
+
+
+def test_on_stale_floor_drops_at_once():
+    d, _ = run(
+        mkpool(on_stale="floor", floor=3), report(up=False), limit(max_count=10), last_good=NOW
+    )
+    assert d.new == 3
+
+
+def test_stale_pool_below_floor_is_not_raised():
+    d, _ = run(
+        mkpool(floor=5, stale_after="1m"),
+        report(up=False),
+        limit(max_count=2),
+        last_good=NOW - timedelta(hours=1),
+    )
+    assert d.new is None
+
+
+def test_missing_feature_is_a_source_failure():
+    d, _ = run(mkpool(), report(feature="other"), limit(max_count=10))
+    assert d.new is None or d.new <= 10
+    assert "feature 'nuke_r' not in source 's'" in d.reason
+
+
+def test_feature_error_is_a_source_failure():
+    d, _ = run(mkpool(), report(total=None, error="unsupported"), limit(max_count=10))
+    assert "unsupported" in d.reason
+
+
+def test_exhausted_hold_one():
+    d, _ = run(mkpool(), report(total=10, in_use=10), limit(max_count=5))
+    assert d.new == 1 and "exhausted" in d.reason and d.pause == ()
+
+
+def test_exhausted_pause_stops_active_queues_and_resumes_later():
+    pool = mkpool(on_exhausted="pause")
+    lim = limit(
+        max_count=5, assoc=[("queue-a", ACTIVE), ("queue-b", ACTIVE), ("queue-c", "STOPPED")]
+    )
+    d, p = run(pool, report(total=10, in_use=10), lim)
+    assert d.pause == ("queue-a", "queue-b")  # a queue a human stopped is not ours
+    assert d.new == 1
+    back = limit(
+        max_count=1, assoc=[("queue-a", PAUSED), ("queue-b", PAUSED), ("queue-c", "STOPPED")]
+    )
+    d2, p2 = run(pool, report(total=10, in_use=2), back, memory=p.memory)
+    assert d2.resume == ("queue-a", "queue-b")
+    assert p2.memory[(FARM, "amount.nuke")].paused == ()
+
+
+def test_paused_queue_stopped_by_someone_else_is_not_resumed():
+    pool = mkpool(on_exhausted="pause")
+    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",))}
+    lim = limit(max_count=1, assoc=[("queue-a", PAUSED), ("queue-b", PAUSED)])
+    d, _ = run(pool, report(total=10, in_use=0), lim, memory=mem)
+    assert d.resume == ("queue-a",)
+
+
+def test_limit_not_found_is_an_error_decision():
+    p = plan(
+        mkpolicy(mkpool()),
+        {"s": SourceState(report(), NOW)},
+        {(FARM, "amount.nuke"): "limit 'amount.nuke' not found"},
+        {},
+        NOW,
+    )
+    [d] = p.pools["nuke"].decisions
+    assert (d.status, d.new) == ("error", None)
+    assert "not found" in d.reason
+
+
+def test_several_limits_split_the_free_remainder_by_share():
+    pool = Pool.model_validate(
+        {
+            "limits": [{"farm": FARM, "limit": "a", "share": 2}, {"farm": FARM, "limit": "b"}],
+            "features": [{"source": "s", "feature": "nuke_r"}],
+            "hysteresis": {"settle": 1},
+        }
+    )
+    la = LimitState(FARM, "limit-a", "A", "a", 30, 4)
+    lb = LimitState(FARM, "limit-b", "B", "b", 30, 2)
+    p = plan(
+        mkpolicy(pool),
+        {"s": SourceState(report(total=30, in_use=11), NOW)},
+        {(FARM, "a"): la, (FARM, "b"): lb},
+        {},
+        NOW,
+    )
+    da, db = p.pools["nuke"].decisions
+    # external = 11 − 6 = 5; free = 25; remainder = 25 − 6 = 19 → shares 13 and 6
+    assert (da.target, db.target) == (4 + 13, 2 + 6)
+    assert da.target + db.target == 30 - 5
+
+
+def test_explain_lines_show_the_arithmetic():
+    _, p = run(
+        mkpool(reserve=2, headroom=1), report(total=20, in_use=8), limit(max_count=20, current=3)
+    )
+    text = "\n".join(p.pools["nuke"].lines)
+    assert "external  = max(0, 8 − 3) = 5" in text
+    assert "free      = 20 − 5 − 2 − 1 = 12" in text
+
+
+# -- properties --------------------------------------------------------------------------
+
+
+pools = st.builds(
+    lambda floor, ceiling, reserve, headroom, settle, max_step, deadband, exhausted, stale: mkpool(
+        floor=floor,
+        ceiling=None if ceiling is None else max(ceiling, floor),
+        reserve=reserve,
+        headroom=headroom,
+        hysteresis={"settle": settle, "max_step": max_step, "deadband": deadband},
+        on_exhausted=exhausted,
+        on_stale=stale,
+    ),
+    st.integers(1, 5),
+    st.none() | st.integers(1, 60),
+    st.integers(0, 10) | st.sampled_from(["10%", "50%", "0%"]),
+    st.integers(0, 5),
+    st.integers(1, 4),
+    st.none() | st.integers(1, 8),
+    st.integers(1, 4),
+    st.sampled_from(["pause", "hold_one"]),
+    st.sampled_from(["hold", "floor"]),
+)
+reports = st.builds(
+    lambda total, in_use, up: report(total=total, in_use=in_use, up=up),
+    st.none() | st.integers(0, 80),
+    st.integers(0, 100),
+    st.booleans(),
+)
+limits = st.builds(
+    lambda m, c: limit(max_count=m, current=c, assoc=[("queue-a", ACTIVE), ("queue-b", PAUSED)]),
+    st.sampled_from([-1]) | st.integers(1, 100),
+    st.integers(0, 100),
+)
+
+
+@given(pool=pools, rep=reports, lim=limits, rising=st.integers(0, 5), age=st.integers(0, 7200))
+@settings(max_examples=400, deadline=None)
+def test_invariants(pool, rep, lim, rising, age):
+    mem = {(FARM, "amount.nuke"): LimitMemory(rising, ("queue-b",))}
+    d, _ = run(pool, rep, lim, memory=mem, last_good=NOW - timedelta(seconds=age))
+    if d.new is not None:
+        assert d.new != 0 and d.new >= -1  # Deadline rejects 0 and < −1
+        assert d.new != lim.max_count  # nothing written equal to the current value
+        if d.new != -1:
+            if pool.ceiling is not None:
+                assert d.new <= pool.ceiling
+            if rep.up and rep.features[0].total is not None:
+                assert d.new <= max(1, rep.features[0].total)
+        if not rep.up:  # a pool whose source failed is never raised
+            assert lim.max_count == -1 or d.new < lim.max_count
+        if pool.ceiling is not None or (rep.up and rep.features[0].total is not None):
+            assert d.new != -1
+    if not rep.up:
+        assert d.pause == () and d.resume == ()

@@ -1,0 +1,350 @@
+"""One cycle at a time, with the clock injected, against the simulated endpoint over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sync.deadline import Deadline, make_client
+from sync.history import History
+from sync.metrics import HealthServer, Metrics
+from sync.policy import load_policy
+from sync.report import Checkout, Feature, Report
+from sync.service import Service
+from sync.sources import Source
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class FakeSource(Source):
+    """A source whose report the test sets; no process, no parsing."""
+
+    def __init__(self, name: str, total: int = 20):
+        self.name, self.kind = name, "flexlm"
+        self.total = total
+        self.artists = 0
+        self.farm = 0
+        self.up = True
+
+    def read(self) -> Report:
+        if not self.up:
+            return Report("flexlm", False, errors=("Cannot connect to license server system.",))
+        cos = [
+            Checkout(f"a{i}", f"ws{i}", None, "v1", "lic1", 27000, i, "x", 1, None, None)
+            for i in range(self.artists)
+        ]
+        cos += [
+            Checkout(
+                "render", f"render-{i}", None, "v1", "lic1", 27000, 100 + i, "x", 1, None, None
+            )
+            for i in range(self.farm)
+        ]
+        return Report(
+            "flexlm",
+            True,
+            features=(
+                Feature(
+                    "foundry",
+                    "nuke_r",
+                    None,
+                    self.total,
+                    self.artists + self.farm,
+                    checkouts=tuple(cos),
+                    expires="2027-01-31",
+                ),
+            ),
+        )
+
+
+class Clock:
+    def __init__(self, t: datetime = T0):
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+POLICY = """\
+interval: 60s
+history: {{path: {history}, keep: 1d}}
+farms:
+  - id: {farm}
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    farm_selector: {{hosts: ["^render-"]}}
+    headroom: 1
+    stale_after: 5m
+    hysteresis: {{settle: 2, max_step: 10}}
+"""
+
+
+@pytest.fixture
+def world(sim, tmp_path):
+    farm = sim.farm
+    q = farm.add_queue()
+    lid = farm.add_limit("amount.nuke", 19)
+    farm.associate(q, lid)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.format(history=tmp_path / "h.db", farm=farm.farm_id))
+    src = FakeSource("lic")
+    clock = Clock()
+    metrics = Metrics()
+    svc = Service(
+        load_policy(policy),
+        deadline_factory=lambda f: Deadline(
+            make_client("us-west-2", sim.url), f.id, on_call=metrics.count_call
+        ),
+        metrics=metrics,
+        history=History(str(tmp_path / "h.db"), keep=86400),
+        clock=clock,
+        source_factory=lambda name, cfg: src,
+    )
+
+    class W:
+        pass
+
+    w = W()
+    w.sim, w.farm, w.limit_id, w.queue, w.policy, w.src, w.clock, w.svc, w.metrics = (
+        sim,
+        farm,
+        lid,
+        q,
+        policy,
+        src,
+        clock,
+        svc,
+        metrics,
+    )
+    return w
+
+
+def cycle(w, seconds: float = 60):
+    w.clock.advance(seconds)
+    return w.svc.run_cycle()
+
+
+def max_count(w) -> int:
+    return w.farm.limits[w.limit_id].max_count
+
+
+def test_limit_follows_artist_checkouts(world):
+    w = world
+    w.src.artists = 5
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert max_count(w) == 14  # 20 − 5 external − 1 headroom, at once (a decrease)
+    w.src.artists = 2
+    cycle(w)
+    assert max_count(w) == 14  # an increase waits one more cycle (settle 2)
+    cycle(w)
+    assert max_count(w) == 17
+
+
+def test_farm_checkouts_are_not_external(world):
+    w = world
+    w.src.artists, w.src.farm = 3, 6
+    cycle(w)
+    assert max_count(w) == 16  # 20 − 3 − 1: the farm's 6 stay inside the limit
+
+
+def test_dry_run_writes_nothing(world):
+    w = world
+    w.svc.dry_run = True
+    w.src.artists = 10
+    r = cycle(w)
+    assert [d.new for d in r.plan.changes] == [9]
+    assert max_count(w) == 19
+    assert not any(op == "UpdateLimit" for op, _ in w.farm.writes)
+
+
+def test_history_records_cycles_observations_and_decisions(world):
+    w = world
+    w.src.artists = 5
+    cycle(w)
+    h = w.svc.history
+    [c] = h.query("cycles")
+    assert (c["result"], c["changes"]) == ("ok", 1)
+    [o] = h.query("observations")
+    assert (o["source"], o["feature"], o["total"], o["in_use"]) == ("lic", "nuke_r", 20, 5)
+    [d] = h.query("decisions")
+    assert (d["current"], d["target"], d["new"], d["applied"], d["external"]) == (19, 14, 14, 1, 5)
+    assert "decrease 19 → 14" in d["reason"]
+
+
+def test_history_survives_restart_with_memory(world, tmp_path):
+    w = world
+    w.src.artists = 5
+    cycle(w)
+    w.src.artists = 0
+    cycle(w)  # the increase has held 1 of 2 cycles
+    again = Service(
+        w.svc.loaded,
+        deadline_factory=w.svc.deadline_factory,
+        clock=w.clock,
+        history=History(str(tmp_path / "h.db")),
+        source_factory=lambda n, c: w.src,
+    )
+    w.clock.advance(60)
+    again.run_cycle()
+    assert max_count(w) == 19  # the settle count was remembered across the restart
+
+
+def test_source_down_holds_then_floor_then_recovers(world):
+    w = world
+    w.src.artists = 5
+    cycle(w)
+    assert max_count(w) == 14
+    w.src.up = False
+    r = cycle(w, 60)
+    assert max_count(w) == 14 and r.plan.decisions[0].status == "down"
+    cycle(w, 200)  # 260 s since the last good read: still within stale_after 5m
+    assert max_count(w) == 14
+    r = cycle(w, 60)  # 320 s: stale
+    assert max_count(w) == 1 and r.plan.decisions[0].status == "stale"
+    w.src.up = True
+    cycle(w)
+    cycle(w)
+    assert max_count(w) == 11  # rises again, by max_step 10 per cycle once settled
+    cycle(w)
+    assert max_count(w) == 14
+
+
+def test_limit_deleted_while_in_policy_is_an_error_not_a_crash(world):
+    w = world
+    del w.farm.limits[w.limit_id]
+    r = cycle(w)
+    assert not r.ok
+    assert "not found" in r.errors[0]
+    assert w.svc.history.query("errors")[0]["message"] == r.errors[0]
+
+
+def test_policy_change_picked_up_without_restart(world):
+    w = world
+    w.src.artists = 0
+    w.policy.write_text(w.policy.read_text().replace("headroom: 1", "headroom: 1\n    ceiling: 7"))
+    cycle(w)
+    assert max_count(w) == 7
+    assert w.metrics.reloads.labels("ok")._value.get() == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "pools: [\n",  # YAML broken
+        "",  # truncated in place
+        "farms: []\nsources: {}\npools: {}\n",  # valid YAML, invalid policy
+        None,  # deleted
+    ],
+)
+def test_invalid_policy_edit_keeps_the_last_good_policy(world, bad):
+    w = world
+    w.src.artists = 5
+    if bad is None:
+        w.policy.unlink()
+    else:
+        w.policy.write_text(bad)
+    r = cycle(w)
+    assert max_count(w) == 14  # the last good policy still ran
+    assert r.plan.pools.keys() == {"nuke"}
+    assert w.metrics.reloads.labels("error")._value.get() == 1
+    cycle(w)  # the same bad file is counted once, not every cycle
+    assert w.metrics.reloads.labels("error")._value.get() == 1
+
+
+def test_metrics_over_http(world):
+    w = world
+    w.src.artists, w.src.farm = 4, 2
+    cycle(w)
+    server = HealthServer(w.metrics, "127.0.0.1:0", w.svc.ready).start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+        assert 'license_sync_license_total{feature="nuke_r",pool="nuke",server="lic"} 20.0' in text
+        assert 'license_sync_license_in_use_external{pool="nuke"} 4.0' in text
+        assert 'license_sync_license_in_use_farm{pool="nuke"} 2.0' in text
+        assert 'license_sync_limit_max_count{limit="amount.nuke",pool="nuke"} 15.0' in text
+        assert 'license_sync_limit_target{limit="amount.nuke",pool="nuke"} 15.0' in text
+        assert 'license_sync_source_up{server="lic"} 1.0' in text
+        assert 'license_sync_api_calls_total{operation="UpdateLimit",outcome="ok"} 1.0' in text
+        assert 'license_sync_cycles_total{result="ok"} 1.0' in text
+        assert 'license_sync_changes_total{kind="max_count"} 1.0' in text
+        assert "license_sync_license_expiry_timestamp_seconds" in text
+        assert f'license_sync_policy_info{{sha="{w.svc.loaded.sha}"}} 1.0' in text
+        assert urllib.request.urlopen(f"{base}/healthz", timeout=10).status == 200
+        assert urllib.request.urlopen(f"{base}/readyz", timeout=10).status == 200
+        w.clock.advance(4 * 60)  # no successful cycle for 3 intervals
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{base}/readyz", timeout=10)
+        assert e.value.code == 503
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{base}/anything-else", timeout=10)
+        assert e.value.code == 404
+    finally:
+        server.stop()
+
+
+def test_pool_removed_from_policy_leaves_metrics(world):
+    w = world
+    cycle(w)
+    assert b'pool="nuke"' in w.metrics.exposition()
+    text = w.policy.read_text()
+    w.policy.write_text(text.replace("  nuke:", "  nuke2:"))
+    cycle(w)
+    exp = w.metrics.exposition()
+    assert b'pool="nuke"' not in exp and b'pool="nuke2"' in exp
+
+
+def test_history_cli(world, tmp_path):
+    w = world
+    w.src.artists = 5
+    cycle(w)
+    db = str(tmp_path / "h.db")
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "sync", "history", "--db", db, *a],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    table = run()
+    assert table.returncode == 0
+    assert "decrease 19 → 14" in table.stdout
+    rows = json.loads(run("--format", "json").stdout)
+    assert rows[0]["new"] == 14
+    csv_out = run("--format", "csv", "--table", "cycles").stdout.splitlines()
+    assert csv_out[0].startswith("id,") and len(csv_out) == 2
+    assert json.loads(run("--format", "json", "--pool", "other").stdout) == []
+    missing = subprocess.run(
+        [sys.executable, "-m", "sync", "history", "--db", str(tmp_path / "none.db")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "no history at" in missing.stderr
+
+
+def test_history_file_is_private(world, tmp_path):
+    assert (Path(tmp_path / "h.db").stat().st_mode & 0o777) == 0o600
+
+
+def test_retention_prunes_old_rows(world):
+    w = world
+    cycle(w)
+    w.clock.advance(2 * 86400)
+    w.svc.history.prune(w.clock())
+    assert w.svc.history.query("cycles") == []
