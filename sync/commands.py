@@ -220,6 +220,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     pp = p.pools[args.pool]
     for line in pp.lines:
         print(line)
+    if svc.policy.pools[args.pool].jobs.policy != "none":
+        job_plans, _, job_errors = svc.share_jobs(p, svc.clock(), write=False)
+        for jp in job_plans:
+            if jp.pool == args.pool:
+                for line in jp.lines():
+                    print(line)
+        errors = errors + job_errors
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     return EXIT_OK if pp.status != "error" else EXIT_ERROR
@@ -346,6 +353,52 @@ def _cell(v: Any) -> str:
     return s
 
 
+# -- restore ------------------------------------------------------------------------------
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from sync import logs
+    from sync.jobshare import restore_records
+    from sync.service import utcnow
+
+    logs.setup("text", args.verbose)
+    svc = _service(args, dry_run=False, watch=False)
+    if svc.history is None or not Path(svc.policy.history.path).exists():
+        raise SyncError(f"no history at {svc.policy.history.path!r}: nothing to restore")
+    now = utcnow()
+    records = list(svc.sharing.originals.values())
+    failed = 0
+    try:
+        for msg in restore_records(records, svc.deadline, svc.sharing, now):
+            print(f"job {msg}")
+            failed += "failed" in msg
+    except SyncError as e:
+        print(f"error: {e}", file=sys.stderr)
+        failed += 1
+    print(f"{len(records)} job(s) checked; {len(svc.sharing.originals)} still recorded")
+    if args.limits:
+        originals = dict(svc.limit_originals)
+        for key, original in sorted(originals.items()):
+            farm_id, _, limit_id = key.partition("/")
+            try:
+                limits = {lim.limit_id: lim for lim in svc.deadline(farm_id).limits()}
+                lim = limits.get(limit_id)
+                if lim is None:
+                    print(f"limit {limit_id}: gone; nothing to restore")
+                elif lim.max_count == original:
+                    print(f"limit {limit_id}: maxCount already {original}")
+                else:
+                    svc.deadline(farm_id).update_limit(limit_id, original)
+                    print(f"limit {limit_id}: maxCount {lim.max_count} → {original} (restored)")
+                del svc.limit_originals[key]
+            except SyncError as e:
+                failed += 1
+                print(f"limit {limit_id}: restore failed: {e}", file=sys.stderr)
+        svc.history.set_state("limit_originals", svc.limit_originals, now)
+    svc.history.close()
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 # -- demo -----------------------------------------------------------------------------------
 
 
@@ -455,6 +508,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--all", action="store_true", help="also decisions that changed nothing")
     p.add_argument("--limit", type=int, help="at most this many rows")
     p.set_defaults(func=_cmd_history)
+
+    p = add(
+        "restore",
+        "put back every original maxWorkerCount (and with --limits, maxCount)",
+        "Write back the original maxWorkerCount of every job license-sync capped, as\n"
+        "recorded in the history before the first change. A job someone else changed\n"
+        "since is left alone. Safe to run twice, and after a crash. Stop `run` first.",
+    )
+    p.add_argument("--config", "-c", required=True, metavar="POLICY")
+    p.add_argument(
+        "--limits",
+        action="store_true",
+        help="also put back each limit's maxCount from before the first change",
+    )
+    p.set_defaults(func=_cmd_restore)
 
     p = add(
         "demo",

@@ -53,21 +53,51 @@ def make_client(
         user_agent_extra="license-sync",
     )
     session = session or boto3.session.Session()
-    return session.client("deadline", region_name=region, endpoint_url=endpoint_url, config=config)
+    if not (region or session.region_name):
+        raise DeadlineError(
+            "no AWS region: set the farm's `region:` in the policy, or AWS_REGION in the "
+            "environment",
+            code="NoRegion",
+        )
+    try:
+        return session.client(
+            "deadline", region_name=region, endpoint_url=endpoint_url, config=config
+        )
+    except botocore.exceptions.BotoCoreError as e:
+        raise DeadlineError(f"cannot make a Deadline client: {e}", code="Client") from e
 
 
 @dataclass(frozen=True, slots=True)
-class JobRecord:
-    farm_id: str
+class JobInfo:
+    """A job as SearchJobs returns it: enough to share a pool without reading steps."""
+
     queue_id: str
     job_id: str
     name: str
     priority: int
+    task_run_status: str
     lifecycle_status: str
-    task_run_status: str | None
-    max_worker_count: int | None
+    counts: dict[str, int]
+    max_worker_count: int  # -1 = unlimited (also when unset)
     created_at: Any
-    created_by: str | None
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepAmounts:
+    step_id: str
+    amounts: dict[str, float]  # amount name → min units per task
+    tasks: int  # tasks in the step (all states)
+
+
+# Only jobs that can still run: finished ones would page through the whole history.
+_ACTIVE_FILTER = {
+    "filters": [
+        {"stringFilter": {"name": "TASK_RUN_STATUS", "operator": "NOT_EQUAL", "value": v}}
+        for v in ("SUCCEEDED", "CANCELED", "FAILED")
+    ],
+    "operator": "AND",
+}
 
 
 class Deadline:
@@ -134,6 +164,119 @@ class Deadline:
                 )
             )
         return out
+
+    def search_jobs(self, queue_ids: list[str]) -> list[JobInfo]:
+        """Jobs that can still run in these queues (SearchJobs, ≤10 queues and 100 a page)."""
+        out: list[JobInfo] = []
+        for i in range(0, len(queue_ids), 10):
+            offset: int | None = 0
+            while offset is not None:
+                page = self._call(
+                    "SearchJobs",
+                    farmId=self.farm_id,
+                    queueIds=queue_ids[i : i + 10],
+                    itemOffset=offset,
+                    pageSize=100,
+                    filterExpressions=_ACTIVE_FILTER,
+                )
+                for j in page.get("jobs", []):
+                    out.append(
+                        JobInfo(
+                            queue_id=j["queueId"],
+                            job_id=j["jobId"],
+                            name=j.get("name", ""),
+                            priority=int(j.get("priority", 50)),
+                            task_run_status=j.get("taskRunStatus", ""),
+                            lifecycle_status=j.get("lifecycleStatus", ""),
+                            counts=dict(j.get("taskRunStatusCounts") or {}),
+                            max_worker_count=int(j.get("maxWorkerCount", -1)),
+                            created_at=j.get("createdAt"),
+                            created_by=j.get("createdBy", ""),
+                        )
+                    )
+                offset = page.get("nextItemOffset")
+        return out
+
+    def step_amounts(self, jobs: list[tuple[str, str]]) -> dict[str, list[StepAmounts]]:
+        """Each job's steps with their amount requirements: ListSteps, then BatchGetStep."""
+        idents = []
+        counts: dict[tuple[str, str], int] = {}
+        for queue_id, job_id in jobs:
+            for st in self._pages(
+                "ListSteps",
+                "steps",
+                farmId=self.farm_id,
+                queueId=queue_id,
+                jobId=job_id,
+                maxResults=100,
+            ):
+                idents.append(
+                    {
+                        "farmId": self.farm_id,
+                        "queueId": queue_id,
+                        "jobId": job_id,
+                        "stepId": st["stepId"],
+                    }
+                )
+                counts[(job_id, st["stepId"])] = sum((st.get("taskRunStatusCounts") or {}).values())
+        out: dict[str, list[StepAmounts]] = {job_id: [] for _, job_id in jobs}
+        for i in range(0, len(idents), 100):
+            page = self._call("BatchGetStep", identifiers=idents[i : i + 100])
+            for st in page.get("steps", []):
+                amounts = {
+                    a["name"]: float(a.get("min", 1) or 1)
+                    for a in (st.get("requiredCapabilities") or {}).get("amounts", [])
+                }
+                out.setdefault(st["jobId"], []).append(
+                    StepAmounts(st["stepId"], amounts, counts.get((st["jobId"], st["stepId"]), 0))
+                )
+            for err in page.get("errors", []):
+                out.pop(err.get("jobId"), None)  # gone meanwhile: read it next cycle
+        return out
+
+    def get_jobs(self, jobs: list[tuple[str, str]]) -> dict[str, JobInfo]:
+        """The jobs that still exist, by id (BatchGetJob, ≤100 a call)."""
+        out: dict[str, JobInfo] = {}
+        for i in range(0, len(jobs), 100):
+            page = self._call(
+                "BatchGetJob",
+                identifiers=[
+                    {"farmId": self.farm_id, "queueId": q, "jobId": j} for q, j in jobs[i : i + 100]
+                ],
+            )
+            for j in page.get("jobs", []):
+                out[j["jobId"]] = JobInfo(
+                    queue_id=j["queueId"],
+                    job_id=j["jobId"],
+                    name=j.get("name", ""),
+                    priority=int(j.get("priority", 50)),
+                    task_run_status=j.get("taskRunStatus", ""),
+                    lifecycle_status=j.get("lifecycleStatus", ""),
+                    counts=dict(j.get("taskRunStatusCounts") or {}),
+                    max_worker_count=int(j.get("maxWorkerCount", -1)),
+                    created_at=j.get("createdAt"),
+                    created_by=j.get("createdBy", ""),
+                )
+        return out
+
+    def update_jobs(self, items: list[tuple[str, str, int]]) -> dict[str, tuple[str, str]]:
+        """Set maxWorkerCount with BatchUpdateJob (≤100 a call); per-job errors returned."""
+        errors: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(items), 100):
+            chunk = items[i : i + 100]
+            for _, job_id, value in chunk:
+                if value == 0 or value < -1:
+                    raise DeadlineError(f"refusing to write maxWorkerCount {value} to {job_id}")
+            page = self._call(
+                "BatchUpdateJob",
+                jobs=[
+                    {"farmId": self.farm_id, "queueId": q, "jobId": j, "maxWorkerCount": v}
+                    for q, j, v in chunk
+                ],
+            )
+            for err in page.get("errors", []):
+                errors[err["jobId"]] = (err.get("code", ""), err.get("message", ""))
+        return errors
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -78,6 +78,18 @@ SCHEMA: dict[str, dict[str, Any]] = {
     },
     "errors": {"cycle_id": int, "at": str, "where": str, "message": str},
     "state": {"key": str, "value": str, "updated": str},
+    "job_originals": {
+        "job_id": str,
+        "farm_id": str,
+        "queue_id": str,
+        "pool": str,
+        "limit_id": str,
+        "original": int,
+        "last_written": int,
+        "pending": int,
+        "manual": int,
+        "updated": str,
+    },
 }
 
 
@@ -113,6 +125,8 @@ class History:
                     table.create(cols, pk="id")
                 elif name == "state":
                     table.create(cols, pk="key")
+                elif name == "job_originals":
+                    table.create(cols, pk="job_id")
                 else:
                     table.create(cols)
             else:
@@ -173,6 +187,34 @@ class History:
             raise HistoryError(f"history read failed: {e}") from e
         return json.loads(row["value"])
 
+    # -- originals of jobs we capped: what `restore` puts back ------------------------------------
+
+    def job_originals(self) -> dict[str, dict[str, Any]]:
+        try:
+            return {r["job_id"]: r for r in self.db.table("job_originals").rows}
+        except sqlite3.Error as e:
+            raise HistoryError(f"history read failed: {e}") from e
+
+    def save_job_originals(self, rows: Iterable[dict[str, Any]], now: datetime) -> None:
+        """Upsert records in one transaction; raises HistoryError if they are not on disk."""
+        stamped = [{**r, "updated": now.isoformat()} for r in rows]
+        if stamped:
+            self._write(lambda: self.db.table("job_originals").upsert_all(stamped, pk="job_id"))
+
+    def drop_job_originals(self, job_ids: Iterable[str]) -> None:
+        ids = list(job_ids)
+        if ids:
+            self._write(
+                lambda: self.db.execute(
+                    f"delete from job_originals where job_id in ({','.join('?' * len(ids))})", ids
+                )
+            )
+
+    def record_job_changes(self, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self._write(lambda: self.db.table("job_changes").insert_all(rows))
+
     def prune(self, now: datetime) -> int:
         cutoff = (now - timedelta(seconds=self.keep)).isoformat()
 
@@ -182,6 +224,7 @@ class History:
                 ("observations", "at"),
                 ("decisions", "at"),
                 ("errors", "at"),
+                ("job_changes", "at"),
                 ("cycles", "started"),
             ):
                 cur = self.db.execute(f"delete from [{table}] where [{col}] < ?", [cutoff])

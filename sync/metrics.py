@@ -28,6 +28,7 @@ class Snapshot:
     pools: list[dict[str, Any]] = field(default_factory=list)  # pool farm external reserve ...
     limits: list[dict[str, Any]] = field(default_factory=list)  # pool limit max target current
     sources: list[dict[str, Any]] = field(default_factory=list)  # server up duration
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # pool jobs demand overrides
 
 
 class _SnapshotCollector:
@@ -86,6 +87,13 @@ class _SnapshotCollector:
                     "The limit's currentCount as Deadline reports it",
                     ["pool", "limit"],
                 ),
+                ("pool_jobs", "Active jobs that need the pool", ["pool"]),
+                ("pool_demand", "Units the pool's jobs want now (tasks × units)", ["pool"]),
+                (
+                    "pool_job_overrides",
+                    "Jobs whose maxWorkerCount someone else changed",
+                    ["pool"],
+                ),
                 ("source_up", "1 if the license source was read this cycle", ["server"]),
                 ("source_duration_seconds", "Time to read the source", ["server"]),
             ]
@@ -113,6 +121,10 @@ class _SnapshotCollector:
                 fam["limit_target"].add_metric(labels, row["target"])
             if row.get("current_count") is not None:
                 fam["limit_current_count"].add_metric(labels, row["current_count"])
+        for row in snap.jobs:
+            fam["pool_jobs"].add_metric([row["pool"]], row["jobs"])
+            fam["pool_demand"].add_metric([row["pool"]], row["demand"])
+            fam["pool_job_overrides"].add_metric([row["pool"]], row["overrides"])
         for row in snap.sources:
             fam["source_up"].add_metric([row["server"]], 1 if row["up"] else 0)
             fam["source_duration_seconds"].add_metric([row["server"]], row["duration"])

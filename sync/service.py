@@ -16,6 +16,7 @@ from sync import planner
 from sync.deadline import Deadline, resolve_limit
 from sync.errors import DeadlineError, HistoryError, PolicyError
 from sync.history import History
+from sync.jobshare import JobPlan, JobSharing
 from sync.metrics import Metrics, Snapshot
 from sync.planner import PAUSED, Decision, LimitMemory, LimitState, Plan, SourceState
 from sync.policy import (
@@ -69,6 +70,8 @@ class CycleResult:
     duration: float
     reports: dict[str, Report]
     dry_run: bool = False
+    jobs: list[JobPlan] = field(default_factory=list)
+    job_changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +111,8 @@ class Service:
         self.last_result: CycleResult | None = None
         self.last_ok_at: datetime | None = None
         self.write_lock = threading.Lock()  # SIGTERM waits for the write in flight
+        self.last_lookup: dict[tuple[str, str], LimitState | str] = {}
+        self.sharing = JobSharing(history)
         self._install(loaded)
         self.metrics.reloads.labels("ok").inc()
         self._load_memory()
@@ -238,6 +243,7 @@ class Service:
         now = now or self.clock()
         states, source_rows = self.read_sources(now)
         lookup, errors = self.read_farms()
+        self.last_lookup = lookup
         p = planner.plan(self.policy, states, lookup, self.memory, now)
         return p, {n: s.report for n, s in states.items()}, errors, source_rows
 
@@ -256,13 +262,17 @@ class Service:
         for d in p.decisions:
             if d.status == "error":
                 errors.append(f"pool {d.pool}: {d.reason}")
+        job_plans, job_changes, job_errors = self.share_jobs(p, now, write=not self.dry_run)
+        errors.extend(job_errors)
         self.memory = dict(p.memory)
         for a in applied:
             if not a.ok:  # a failed write is not a change: let the settle count start again
                 key = (a.decision.farm_id, a.decision.limit_ref)
                 self.memory[key] = LimitMemory(0, self.memory.get(key, LimitMemory()).paused)
         duration = time.monotonic() - t0
-        result = CycleResult(now, p, applied, errors, duration, reports, self.dry_run)
+        result = CycleResult(
+            now, p, applied, errors, duration, reports, self.dry_run, job_plans, job_changes
+        )
         self._record(result, source_rows, now)
         self.last_result = result
         if result.ok:
@@ -312,6 +322,64 @@ class Service:
                     log.error("%s", a.error)
             out.append(a)
         return out
+
+    def share_jobs(
+        self, p: Plan, now: datetime, write: bool = True
+    ) -> tuple[list[JobPlan], list[dict[str, Any]], list[str]]:
+        """Per-job maxWorkerCount for every pool whose `jobs.policy` is not `none`."""
+        plans: list[JobPlan] = []
+        changes: list[dict[str, Any]] = []
+        errors: list[str] = []
+        searched: dict[str, list[Any]] = {}
+        seen: set[str] = set()
+        active_limits: set[str] = set()
+        for name, pool in self.policy.pools.items():
+            if pool.jobs.policy == "none" or name not in p.pools:
+                continue
+            for d in p.pools[name].decisions:
+                limit = self.last_lookup.get((d.farm_id, d.limit_ref))
+                if not isinstance(limit, LimitState):
+                    continue
+                active_limits.add(limit.limit_id)
+                dl = self.deadline(d.farm_id)
+                try:
+                    if d.farm_id not in searched:
+                        queues = sorted(
+                            {
+                                a.queue_id
+                                for pp in self.policy.pools.values()
+                                for t in pp.targets(self.policy.default_farm)
+                                if t.farm == d.farm_id
+                                for lim in [self.last_lookup.get((t.farm, t.limit))]
+                                if isinstance(lim, LimitState)
+                                for a in lim.associations
+                            }
+                        )
+                        searched[d.farm_id] = dl.search_jobs(queues) if queues else []
+                    jobs = searched[d.farm_id]
+                    seen.update(j.job_id for j in jobs)
+                    jp = self.sharing.plan(name, pool, d, limit, jobs, dl)
+                except DeadlineError as e:
+                    errors.append(f"pool {name}: jobs not shared this cycle: {e}")
+                    continue
+                if write and (jp.writes or jp.restores or jp.overrides):
+                    with self.write_lock:
+                        changes.extend(self.sharing.apply(jp, dl, d.farm_id, now))
+                    n = sum(1 for c in changes if c["kind"] in ("cap", "restore"))
+                    if n:
+                        self.metrics.changes.labels("max_worker_count").inc(n)
+                errors.extend(jp.errors)
+                plans.append(jp)
+        if write:
+            try:
+                msgs = self.sharing.settle_departed(self.deadline, active_limits, seen, now)
+                for m in msgs:
+                    log.info("job restore: %s", m)
+            except (DeadlineError, HistoryError) as e:
+                errors.append(f"restoring jobs of pools that left the policy: {e}")
+        if searched:
+            self.sharing.forget_unseen(seen)
+        return plans, changes, errors
 
     def _remember_original(self, d: Decision, now: datetime) -> None:
         """Before the first write to a limit, keep its maxCount for `restore --limits`."""
@@ -441,6 +509,16 @@ class Service:
                         "external": fig.external,
                         "reserve": fig.reserve,
                         "headroom": fig.headroom,
+                    }
+                )
+            jps = [jp for jp in result.jobs if jp.pool == name]
+            if jps:
+                snap.jobs.append(
+                    {
+                        "pool": name,
+                        "jobs": sum(len(jp.jobs) for jp in jps),
+                        "demand": sum(jp.demand for jp in jps),
+                        "overrides": sum(len(jp.overrides) for jp in jps),
                     }
                 )
             for d in pp.decisions:

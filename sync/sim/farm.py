@@ -109,6 +109,7 @@ class SimFarm:
         self.denials = 0  # tasks that started and found no license
         self.license_check: Any = None  # (amount) -> bool: can a task check out now?
         self.writes: list[tuple[str, dict[str, Any]]] = []
+        self._last_created = datetime.min.replace(tzinfo=UTC)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -151,12 +152,15 @@ class SimFarm:
     ) -> str:
         with self.lock:
             jid = new_id("job")
+            # distinct creation times, in the order jobs were added, as Deadline's are
+            created = max(self.now, self._last_created + timedelta(milliseconds=1))
+            self._last_created = created
             self.jobs[jid] = Job(
                 jid,
                 queue_id,
                 name,
                 priority,
-                self.now,
+                created,
                 created_by,
                 [
                     Step(
@@ -384,6 +388,7 @@ class SimFarm:
         }
         if full:
             d["lifecycleStatusMessage"] = ""
+            d["farmId"] = self.farm_id
         return d
 
     def op_SearchJobs(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -518,6 +523,40 @@ class SimFarm:
             job.max_worker_count = p["maxWorkerCount"]
         if "priority" in p:
             job.priority = p["priority"]
+
+
+_FIELDS = {
+    "TASK_RUN_STATUS": "taskRunStatus",
+    "LIFECYCLE_STATUS": "lifecycleStatus",
+    "NAME": "name",
+    "PRIORITY": "priority",
+    "JOB_ID": "jobId",
+}
+
+
+def _filter(expr: dict[str, Any] | None, job: dict[str, Any]) -> bool:
+    """SearchJobs' string filters (EQUAL / NOT_EQUAL), grouped by AND or OR."""
+    if not expr:
+        return True
+    results = []
+    for f in expr["filters"]:
+        if "groupFilter" in f:
+            results.append(_filter(f["groupFilter"], job))
+        elif "stringFilter" in f:
+            sf = f["stringFilter"]
+            field = _FIELDS.get(sf["name"])
+            if field is None:
+                raise SimError("ValidationException", f"unknown filter name {sf['name']!r}")
+            value = str(job.get(field))
+            if sf["operator"] == "EQUAL":
+                results.append(value == sf["value"])
+            elif sf["operator"] == "NOT_EQUAL":
+                results.append(value != sf["value"])
+            else:
+                raise SimError("ValidationException", f"operator {sf['operator']} not simulated")
+        else:
+            raise SimError("ValidationException", "only string and group filters are simulated")
+    return all(results) if expr["operator"] == "AND" else any(results)
 
 
 def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:

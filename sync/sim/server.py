@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -137,6 +138,12 @@ class SimServer:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in two writes: without this, Nagle and delayed
+                # ACKs add 40 ms to every keep-alive request
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _send(
                 self,

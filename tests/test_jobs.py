@@ -1,0 +1,278 @@
+"""Sharing a pool between jobs, against the simulated endpoint over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sync.deadline import Deadline, make_client
+from sync.history import History
+from sync.metrics import Metrics
+from sync.policy import load_policy
+from sync.service import Service
+from tests.test_service import Clock, FakeSource
+
+POLICY = """\
+interval: 60s
+history: {{path: {history}}}
+farms: [{{id: {farm}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    jobs: {{policy: {policy}, min_workers: 1, respect_manual: true}}
+"""
+
+
+class W:
+    pass
+
+
+@pytest.fixture
+def world(sim, tmp_path):
+    w = W()
+    w.sim, w.farm = sim, sim.farm
+    w.queue = w.farm.add_queue()
+    w.other_queue = w.farm.add_queue()  # not associated with the limit
+    w.limit = w.farm.add_limit("amount.nuke", 10)
+    w.farm.associate(w.queue, w.limit)
+    w.src = FakeSource("lic", total=10)
+    w.policy = tmp_path / "policy.yaml"
+    w.db = tmp_path / "h.db"
+    w.policy.write_text(POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair"))
+    w.clock = Clock(datetime(2026, 11, 25, 12, tzinfo=UTC))
+    w.metrics = Metrics()
+    w.make = lambda: Service(
+        load_policy(w.policy),
+        deadline_factory=lambda f: Deadline(
+            make_client("us-west-2", sim.url), f.id, on_call=w.metrics.count_call
+        ),
+        metrics=w.metrics,
+        history=History(str(w.db)),
+        clock=w.clock,
+        source_factory=lambda name, cfg: w.src,
+    )
+    w.svc = w.make()
+    return w
+
+
+def cycle(w):
+    w.clock.advance(60)
+    return w.svc.run_cycle()
+
+
+def mwc(w, job_id):
+    return w.farm.jobs[job_id].max_worker_count
+
+
+def calls(w):
+    return {op: n for (op, outcome), n in _counts(w.metrics).items() if outcome == "ok"}
+
+
+def _counts(metrics):
+    out = {}
+    for metric in metrics.api_calls.collect():
+        for s in metric.samples:
+            if s.name.endswith("_total"):
+                out[(s.labels["operation"], s.labels["outcome"])] = int(s.value)
+    return out
+
+
+def test_fair_caps_are_written_and_a_steady_cycle_reads_no_steps(world):
+    w = world
+    big = w.farm.add_job(w.queue, "big", tasks=40, amount="amount.nuke", max_worker_count=-1)
+    small = w.farm.add_job(w.queue, "small", tasks=2, amount="amount.nuke")
+    other = w.farm.add_job(w.queue, "no-license", tasks=40)  # needs no amount
+    elsewhere = w.farm.add_job(w.other_queue, "elsewhere", tasks=5, amount="amount.nuke")
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert (mwc(w, big), mwc(w, small)) == (8, 2)
+    assert mwc(w, other) == -1 and mwc(w, elsewhere) == -1
+    first = calls(w)
+    assert first["BatchUpdateJob"] == 1 and first["BatchGetStep"] == 1
+    # steady: nothing changed, so no write and no step read
+    r = cycle(w)
+    after = calls(w)
+    assert after["BatchUpdateJob"] == 1 and after["BatchGetStep"] == 1
+    assert after.get("ListSteps") == first.get("ListSteps")
+    assert after["SearchJobs"] == first["SearchJobs"] + 1
+    text = w.metrics.exposition().decode()
+    assert 'license_sync_pool_jobs{pool="nuke"} 2.0' in text
+    assert 'license_sync_pool_demand{pool="nuke"} 42.0' in text
+    assert 'license_sync_changes_total{kind="max_worker_count"} 2.0' in text
+
+
+def test_caps_follow_the_limit(world):
+    w = world
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert (mwc(w, a), mwc(w, b)) == (5, 5)
+    w.src.artists = 4  # the limit drops to 6
+    cycle(w)
+    assert w.farm.limits[w.limit].max_count == 6
+    assert (mwc(w, a), mwc(w, b)) == (3, 3)
+
+
+def test_weighted_by_priority(world):
+    w = world
+    w.policy.write_text(w.policy.read_text().replace("policy: fair", "policy: weighted"))
+    hi = w.farm.add_job(w.queue, "hi", tasks=40, amount="amount.nuke", priority=80)
+    lo = w.farm.add_job(w.queue, "lo", tasks=40, amount="amount.nuke", priority=20)
+    cycle(w)
+    assert (mwc(w, hi), mwc(w, lo)) == (8, 2)
+
+
+def test_many_jobs_batch_updates_in_hundreds(world):
+    w = world
+    w.farm.limits[w.limit].max_count = 500
+    w.src.total = 500
+    jobs = [w.farm.add_job(w.queue, f"j{i}", tasks=3, amount="amount.nuke") for i in range(250)]
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert all(mwc(w, j) == 2 for j in jobs)  # 500 units / 250 jobs
+    assert calls(w)["BatchUpdateJob"] == 3  # ⌈250/100⌉
+    assert calls(w)["SearchJobs"] == 3
+
+
+def test_original_is_recorded_before_the_write_and_restored_when_done(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    assert mwc(w, j) == 10
+    rec = w.svc.history.job_originals()[j]
+    assert (rec["original"], rec["last_written"], rec["pending"]) == (30, 10, None)
+    # the job stops needing the pool: the policy switches to none
+    w.policy.write_text(w.policy.read_text().replace("policy: fair", "policy: none"))
+    cycle(w)
+    assert mwc(w, j) == 30
+    assert w.svc.history.job_originals() == {}
+    kinds = [r["kind"] for r in w.svc.history.query("job_changes")]
+    assert kinds == ["cap", "restore"]
+
+
+def test_manual_override_is_left_alone(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert mwc(w, j) == 10
+    w.farm.jobs[j].max_worker_count = 25  # a wrangler raises it by hand
+    w.src.artists = 5
+    cycle(w)
+    assert mwc(w, j) == 25
+    assert w.svc.history.job_originals()[j]["manual"] == 1
+    assert 'license_sync_pool_job_overrides{pool="nuke"} 1.0' in w.metrics.exposition().decode()
+    assert [r["kind"] for r in w.svc.history.query("job_changes")] == ["cap", "manual"]
+    cycle(w)
+    assert mwc(w, j) == 25
+
+
+def test_job_finishing_mid_cycle_is_not_an_error(world):
+    w = world
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    orig = w.farm.op_BatchUpdateJob
+
+    def finishing(p):  # job a is deleted between the search and the write
+        w.farm.jobs.pop(a, None)
+        return orig(p)
+
+    w.farm.op_BatchUpdateJob = finishing
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert mwc(w, b) == 5
+    assert a not in w.svc.history.job_originals()
+
+
+def test_failed_history_write_touches_no_job(world, monkeypatch):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    from sync.errors import HistoryError
+
+    def disk_full(*a, **k):
+        raise HistoryError("database or disk is full")
+
+    monkeypatch.setattr(w.svc.history, "save_job_originals", disk_full)
+    r = cycle(w)
+    assert mwc(w, j) == 30  # no original on disk: not touched
+    assert any("job caps not written" in e for e in r.errors)
+
+
+def test_crash_between_recording_and_write_then_restore(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    w.sim.faults.deny = frozenset({"BatchUpdateJob"})  # the write never lands
+    r = cycle(w)
+    assert mwc(w, j) == 30 and not r.ok
+    rec = w.svc.history.job_originals()[j]
+    assert (rec["original"], rec["pending"], rec["last_written"]) == (30, 10, None)
+    # as if the process died after the write landed but before recording it
+    w.farm.jobs[j].max_worker_count = 10
+    w.sim.faults.deny = frozenset()
+    restarted = w.make()  # a new process reads the originals back
+    w.clock.advance(60)
+    restarted.run_cycle()
+    assert mwc(w, j) == 10  # our pending value is recognised as ours, not a manual one
+    assert restarted.history.job_originals()[j]["manual"] == 0
+
+
+def run_restore(w, *args):
+    env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": w.sim.url}
+    return subprocess.run(
+        [sys.executable, "-m", "sync", "restore", "--config", str(w.policy), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_restore_cli_is_idempotent_and_restores_limits(world):
+    w = world
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    w.src.artists = 3
+    cycle(w)
+    assert (mwc(w, a), mwc(w, b), w.farm.limits[w.limit].max_count) == (4, 3, 7)
+    w.svc.history.close()
+    p = run_restore(w, "--limits")
+    assert p.returncode == 0, p.stderr
+    assert (mwc(w, a), mwc(w, b), w.farm.limits[w.limit].max_count) == (30, -1, 10)
+    assert f"job {a}: maxWorkerCount restored to 30" in p.stdout
+    assert "maxCount 7 → 10 (restored)" in p.stdout
+    again = run_restore(w, "--limits")
+    assert again.returncode == 0
+    assert "0 job(s) checked" in again.stdout
+    assert (mwc(w, a), mwc(w, b)) == (30, -1)
+
+
+def test_explain_lists_the_jobs(world):
+    w = world
+    w.farm.add_job(w.queue, "big", tasks=40, amount="amount.nuke")
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_DEADLINE": w.sim.url,
+        "PATH": f"{Path(__file__).parent / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_LM_OUTPUT": str(w.db.parent / "lm.txt"),
+    }
+    from sync.sim.license import SimFeature, SimLicenseServer
+
+    lic = SimLicenseServer(None, [SimFeature("nuke_r", 10)])
+    (w.db.parent / "lm.txt").write_text(lic.lmstat())
+    p = subprocess.run(
+        [sys.executable, "-m", "sync", "explain", "--config", str(w.policy), "nuke"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "jobs sharing 10 units: 1 jobs, demand 40" in p.stdout
+    assert "'big': demand 40 (40 tasks × 1), weight 1, cap 10, now -1" in p.stdout

@@ -1,0 +1,118 @@
+"""Sharing a limit between jobs: the pure allocation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.policy import JobsPolicy
+from sync.sharing import JobDemand, allocate
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def job(
+    n: int,
+    tasks: int,
+    units: int = 1,
+    priority: int = 50,
+    queue: str = "q1",
+    name: str | None = None,
+    user: str = "ana",
+) -> JobDemand:
+    return JobDemand(
+        f"job-{n}",
+        queue,
+        name or f"shot{n}",
+        user,
+        T0 + timedelta(minutes=n),
+        priority,
+        units,
+        tasks,
+        -1,
+    )
+
+
+def caps(capacity, jobs, **policy):
+    return [a.cap for a in allocate(capacity, jobs, JobsPolicy(**policy))]
+
+
+@pytest.mark.parametrize(
+    ("capacity", "tasks", "expected"),
+    [
+        (10, [8, 2], [8, 2]),  # enough for everyone
+        (10, [20, 20], [5, 5]),
+        (10, [10, 10, 10], [4, 3, 3]),  # the leftover goes to the oldest on a tie
+        (10, [30, 2, 1], [7, 2, 1]),  # small demands are met in full, the rest to the big one
+        (3, [5, 5, 5, 5], [1, 1, 1, 1]),  # min_workers keeps every job going
+        (10, [0, 10], [1, 10]),  # nothing ready now: the floor only; the rest to the other
+    ],
+)
+def test_fair(capacity, tasks, expected):
+    assert caps(capacity, [job(i, t) for i, t in enumerate(tasks)], policy="fair") == expected
+
+
+def test_units_per_task():
+    # job 0 holds 2 units a task: 10 units are 5 workers for it
+    assert caps(12, [job(0, 10, units=2), job(1, 10)], policy="fair") == [3, 6]
+
+
+def test_weighted_by_priority():
+    assert caps(
+        12, [job(0, 50, priority=75), job(1, 50, priority=25)], policy="weighted", min_workers=1
+    ) == [9, 3]
+
+
+def test_weighted_by_queue():
+    jobs = [job(0, 50, queue="qa"), job(1, 50, queue="qb")]
+    assert caps(
+        12, jobs, policy="weighted", weight_by="queue", queue_weights={"qa": 3, "qb": 1}
+    ) == [9, 3]
+
+
+def test_fixed():
+    assert caps(100, [job(0, 50), job(1, 2)], policy="fixed", cap=4) == [4, 4]
+
+
+def test_exempt_and_overrides():
+    jobs = [job(0, 20, name="hero_comp"), job(1, 20, user="batch"), job(2, 20)]
+    got = caps(
+        10,
+        jobs,
+        policy="fair",
+        exempt=[{"name": "^hero"}],
+        overrides=[{"user": "batch", "max_workers": 2}],
+    )
+    assert got == [None, 2, 8]
+
+
+def test_unlimited_capacity_uncaps():
+    assert caps(-1, [job(0, 5)], policy="fair") == [-1]
+
+
+@given(
+    capacity=st.integers(1, 200),
+    demands=st.lists(
+        st.tuples(st.integers(0, 60), st.integers(1, 3), st.integers(0, 100)),
+        min_size=1,
+        max_size=12,
+    ),
+    min_workers=st.integers(1, 3),
+    policy=st.sampled_from(["fair", "weighted"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_allocation_properties(capacity, demands, min_workers, policy):
+    jobs = [job(i, t, u, p) for i, (t, u, p) in enumerate(demands)]
+    allocs = allocate(capacity, jobs, JobsPolicy(policy=policy, min_workers=min_workers))
+    used = 0
+    for j, a in zip(jobs, allocs, strict=True):
+        assert a.cap is not None and a.cap >= 1  # never 0
+        assert a.cap >= min_workers
+        extra = max(0, a.cap - min_workers)
+        used += extra * j.units
+        assert a.cap <= max(min_workers, j.tasks)  # no job gets more than it can use
+    # beyond the floors, the units given never exceed the capacity
+    assert used <= capacity
