@@ -33,6 +33,7 @@ pools:
     reserve: 1
     headroom: 1
     hysteresis: {{settle: 2, max_step: 4}}
+    jobs: {{policy: fair, min_workers: 1}}
   maya:
     limit: amount.maya
     features: [{{source: studio-rlm, feature: maya}}]
@@ -166,6 +167,13 @@ def run_demo(
         for pp in result.plan.pools.values():
             for d in pp.decisions:
                 print(f"{stamp} #{n['cycle']:<3} {format_decision_line(d, pp.figures)}", flush=True)
+        for jp in result.jobs:
+            caps = {a.job_id: a.cap for a in jp.allocations}
+            shown = ", ".join(f"{j.name}={caps.get(j.job_id)}" for j in jp.jobs[:6])
+            more = f" (+{len(jp.jobs) - 6} more)" if len(jp.jobs) > 6 else ""
+            print(f"{stamp} #{n['cycle']:<3}   {jp.pool}: {len(jp.jobs)} jobs share "
+                  f"{jp.capacity} (demand {jp.demand}): maxWorkerCount {shown}{more}",
+                  flush=True)
         for e in result.errors:
             print(f"{stamp} #{n['cycle']:<3} error: {e}", flush=True)
 

@@ -276,3 +276,26 @@ def test_explain_lists_the_jobs(world):
     assert p.returncode == 0, p.stderr
     assert "jobs sharing 10 units: 1 jobs, demand 40" in p.stdout
     assert "'big': demand 40 (40 tasks × 1), weight 1, cap 10, now -1" in p.stdout
+
+
+def test_pool_leaving_the_policy_restores_its_jobs(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=12)
+    cycle(w)
+    assert mwc(w, j) == 10
+    text = w.policy.read_text()
+    w.policy.write_text(text.replace("  nuke:\n    limit: amount.nuke",
+                                     "  nuke:\n    limit: amount.other"))
+    w.farm.add_limit("amount.other", 5)
+    cycle(w)
+    assert mwc(w, j) == 12
+    assert w.svc.history.job_originals() == {}
+
+
+def test_no_region_is_a_clear_error(aws_env, monkeypatch):
+    from sync.errors import DeadlineError
+
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    with pytest.raises(DeadlineError, match="no AWS region: set the farm's `region:`"):
+        make_client(None)
