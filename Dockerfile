@@ -21,11 +21,11 @@ RUN pip install --no-cache-dir . && rm -rf /src
 
 # lmutil / rlmutil are vendor binaries: mount them into /opt/license-tools (on PATH).
 VOLUME ["/data"]
-USER licsync
+USER 10001:10001
 WORKDIR /data
 EXPOSE 9462
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9462/healthz', timeout=4).status == 200 else 1)"
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9462/healthz', timeout=4).status != 200)"]
 
 ENTRYPOINT ["license-sync", "run", "--config", "/config/policy.yaml"]

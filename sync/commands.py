@@ -35,7 +35,12 @@ def _service(
         hist = History(loaded.policy.history.path, loaded.policy.history.keep)
 
     def factory(farm: Any) -> Deadline:
-        return Deadline(make_client(farm.region), farm.id, on_call=metrics.count_call)
+        return Deadline(
+            make_client(farm.region),
+            farm.id,
+            on_call=metrics.count_call,
+            on_throttle=metrics.count_throttle,
+        )
 
     return Service(
         loaded,

@@ -103,10 +103,26 @@ _ACTIVE_FILTER = {
 class Deadline:
     """One farm's view through one boto3 client. Every call goes through `_call`."""
 
-    def __init__(self, client: Any, farm_id: str, on_call: CallCounter | None = None):
+    def __init__(
+        self,
+        client: Any,
+        farm_id: str,
+        on_call: CallCounter | None = None,
+        on_throttle: Callable[[str], None] | None = None,
+    ):
         self.client = client
         self.farm_id = farm_id
         self.on_call = on_call or (lambda op, outcome: None)
+        self.on_throttle = on_throttle
+        # every throttled attempt, also those botocore retries away
+        client.meta.events.register("needs-retry.deadline", self._seen_retry)
+
+    def _seen_retry(self, response: Any = None, operation: Any = None, **_: Any) -> None:
+        if response is None or self.on_throttle is None or len(response) < 2:
+            return
+        code = (response[1] or {}).get("Error", {}).get("Code")
+        if code in ("ThrottlingException", "TooManyRequestsException", "Throttling"):
+            self.on_throttle(getattr(operation, "name", "unknown"))
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         method = getattr(self.client, _snake(operation))

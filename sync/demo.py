@@ -145,7 +145,12 @@ def run_demo(
     metrics = Metrics()
 
     def factory(farm: Any) -> Deadline:
-        return Deadline(make_client(farm.region), farm.id, on_call=metrics.count_call)
+        return Deadline(
+            make_client(farm.region),
+            farm.id,
+            on_call=metrics.count_call,
+            on_throttle=metrics.count_throttle,
+        )
 
     svc = Service(
         loaded,
@@ -171,9 +176,11 @@ def run_demo(
             caps = {a.job_id: a.cap for a in jp.allocations}
             shown = ", ".join(f"{j.name}={caps.get(j.job_id)}" for j in jp.jobs[:6])
             more = f" (+{len(jp.jobs) - 6} more)" if len(jp.jobs) > 6 else ""
-            print(f"{stamp} #{n['cycle']:<3}   {jp.pool}: {len(jp.jobs)} jobs share "
-                  f"{jp.capacity} (demand {jp.demand}): maxWorkerCount {shown}{more}",
-                  flush=True)
+            print(
+                f"{stamp} #{n['cycle']:<3}   {jp.pool}: {len(jp.jobs)} jobs share "
+                f"{jp.capacity} (demand {jp.demand}): maxWorkerCount {shown}{more}",
+                flush=True,
+            )
         for e in result.errors:
             print(f"{stamp} #{n['cycle']:<3} error: {e}", flush=True)
 

@@ -83,6 +83,11 @@ class _SnapshotCollector:
                 ),
                 ("limit_target", "What the control law asks for", ["pool", "limit"]),
                 (
+                    "pool_exhausted",
+                    "1 while no license is free for the farm (target below 1)",
+                    ["pool", "limit"],
+                ),
+                (
                     "limit_current_count",
                     "The limit's currentCount as Deadline reports it",
                     ["pool", "limit"],
@@ -121,6 +126,7 @@ class _SnapshotCollector:
                 fam["limit_target"].add_metric(labels, row["target"])
             if row.get("current_count") is not None:
                 fam["limit_current_count"].add_metric(labels, row["current_count"])
+            fam["pool_exhausted"].add_metric(labels, 1 if row.get("exhausted") else 0)
         for row in snap.jobs:
             fam["pool_jobs"].add_metric([row["pool"]], row["jobs"])
             fam["pool_demand"].add_metric([row["pool"]], row["demand"])
@@ -170,6 +176,12 @@ class Metrics:
         self.policy_info = Gauge(
             P + "policy_info", "The policy in force (sha256 prefix)", ["sha"], registry=r
         )
+        self.interval = Gauge(
+            P + "interval_seconds", "The policy's interval between cycles", registry=r
+        )
+        self.throttles = Counter(
+            P + "api_throttles", "Throttled API attempts, retried or not", ["operation"], registry=r
+        )
         self.history_errors = Counter(
             P + "history_errors", "History writes that failed", registry=r
         )
@@ -180,6 +192,9 @@ class Metrics:
 
     def count_call(self, operation: str, outcome: str) -> None:
         self.api_calls.labels(operation, outcome).inc()
+
+    def count_throttle(self, operation: str) -> None:
+        self.throttles.labels(operation).inc()
 
     def set_policy(self, sha: str) -> None:
         self.policy_info.clear()

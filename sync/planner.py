@@ -80,6 +80,7 @@ class Decision:
     pause: tuple[str, ...] = ()  # queue ids to set to STOP_LIMIT_USAGE_AND_COMPLETE_TASKS
     resume: tuple[str, ...] = ()  # queue ids to set back to ACTIVE
     current_count: int | None = None
+    exhausted: bool = False  # the raw target was below 1: no license free for the farm
 
     @property
     def changes(self) -> bool:
@@ -452,6 +453,7 @@ def _decide(
         pause,
         resume,
         st.current_count,
+        exhausted,
     )
     # a rise cut short by max_step goes on next cycle without settling again
     still_rising = new is None or (new != target and target > (new or 0)) or target == -1

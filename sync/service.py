@@ -128,6 +128,7 @@ class Service:
         self.sources = {n: self.source_factory(n, c) for n, c in loaded.policy.sources.items()}
         self._deadlines = {}
         self.metrics.set_policy(loaded.sha)
+        self.metrics.interval.set(loaded.policy.interval)
 
     def maybe_reload(self) -> bool:
         """Pick up a changed policy file; keep the last good one if the new one is bad."""
@@ -208,7 +209,12 @@ class Service:
                 self.last_good[name] = now
                 self.last_good_report[name] = report
             else:
-                log.warning("source %s down: %s", name, "; ".join(report.errors) or "no reason")
+                log.warning(
+                    "source %s down: %s",
+                    name,
+                    "; ".join(report.errors) or "no reason",
+                    extra={"source": name},
+                )
             states[name] = SourceState(
                 report, self.last_good.get(name), self.last_good_report.get(name)
             )
@@ -286,6 +292,7 @@ class Service:
             if d.limit_id is None:
                 continue
             dl = self.deadline(d.farm_id)
+            ctx = {"pool": d.pool, "limit": d.limit_ref, "reason": d.reason}
             with self.write_lock:
                 try:
                     if d.new is not None:
@@ -300,6 +307,7 @@ class Service:
                             d.current,
                             d.new,
                             d.reason,
+                            extra=ctx,
                         )
                     for q in d.pause:
                         dl.update_association(q, d.limit_id, PAUSED)
@@ -311,15 +319,18 @@ class Service:
                             d.limit_ref,
                             q,
                             d.reason,
+                            extra=ctx,
                         )
                     for q in d.resume:
                         dl.update_association(q, d.limit_id, "ACTIVE")
                         a.wrote.append(f"resumed {q}")
                         self.metrics.changes.labels("resume").inc()
-                        log.info("pool %s limit %s: queue %s resumed", d.pool, d.limit_ref, q)
+                        log.info(
+                            "pool %s limit %s: queue %s resumed", d.pool, d.limit_ref, q, extra=ctx
+                        )
                 except (DeadlineError, HistoryError) as e:
                     a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
-                    log.error("%s", a.error)
+                    log.error("%s", a.error, extra={**ctx, "reason": str(e)})
             out.append(a)
         return out
 
@@ -535,6 +546,7 @@ class Service:
                         "max_count": now_max,
                         "target": d.target,
                         "current_count": d.current_count,
+                        "exhausted": d.exhausted,
                     }
                 )
         return snap

