@@ -23,7 +23,6 @@ def _service(
     args: argparse.Namespace, *, dry_run: bool, history: bool = True, watch: bool = True
 ) -> Any:
     from sync.deadline import Deadline, make_client
-    from sync.history import History
     from sync.metrics import Metrics
     from sync.policy import load_policy
     from sync.service import Service
@@ -32,7 +31,7 @@ def _service(
     metrics = Metrics()
     hist = None
     if history:
-        hist = History(loaded.policy.history.path, loaded.policy.history.keep)
+        hist = open_history(loaded.policy.history.path, loaded.policy.history.keep, metrics)
 
     def factory(farm: Any) -> Deadline:
         return Deadline(
@@ -50,6 +49,23 @@ def _service(
         dry_run=dry_run,
         watch_policy=watch,
     )
+
+
+def open_history(path: str, keep: float, metrics: Any) -> Any:
+    """The history, or None if it cannot be opened: limits still sync, jobs are not touched."""
+    import logging
+
+    from sync.errors import HistoryError
+    from sync.history import History
+
+    try:
+        return History(path, keep)
+    except HistoryError as e:
+        metrics.history_errors.inc()
+        logging.getLogger("license_sync").error(
+            "%s; syncing limits without a history: no job is capped until it opens", e
+        )
+        return None
 
 
 def _fmt(v: Any) -> str:

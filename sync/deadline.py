@@ -37,6 +37,7 @@ def make_client(
     session: boto3.session.Session | None = None,
     max_attempts: int = 6,
     read_timeout: float = 20.0,
+    retry_mode: str = "adaptive",
 ) -> Any:
     """A boto3 `deadline` client with adaptive retries and the standard credential chain."""
     endpoint_url = (
@@ -45,7 +46,7 @@ def make_client(
         or os.environ.get("AWS_ENDPOINT_URL")
     )
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        retries={"mode": retry_mode, "max_attempts": max_attempts},
         connect_timeout=5,
         read_timeout=read_timeout,
         # a custom endpoint (the simulator, a VPC endpoint) has no "management." host

@@ -110,9 +110,8 @@ def run_demo(
     workdir: str | None = None,
     cycles: int | None = None,
 ) -> int:
-    from sync.commands import format_decision_line, serve
+    from sync.commands import format_decision_line, open_history, serve
     from sync.deadline import Deadline, make_client
-    from sync.history import History
     from sync.metrics import Metrics
     from sync.policy import load_policy
     from sync.service import Service
@@ -156,7 +155,7 @@ def run_demo(
         loaded,
         deadline_factory=factory,
         metrics=metrics,
-        history=History(str(history_path), loaded.policy.history.keep),
+        history=open_history(str(history_path), loaded.policy.history.keep, metrics),
     )
     print("license-sync demo: a simulated license server and Deadline farm on loopback")
     print(f"  Deadline endpoint  {world.server.url}  (farm {world.farm.farm_id})")

@@ -96,7 +96,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
 class History:
     """Append-only records of what was seen and done, plus small named state."""
 
-    def __init__(self, path: str, keep: float = 30 * 86400):
+    def __init__(self, path: str, keep: float = 30 * 86400, timeout: float = 5.0):
         self.path = path
         self.keep = keep
         try:
@@ -106,7 +106,7 @@ class History:
                 if not os.path.exists(path):
                     # create it private: the history names users and hosts
                     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
             if path != ":memory:":
                 self.db.enable_wal()

@@ -98,6 +98,16 @@ class FarmConfig(Model):
     region: str | None = Field(None, description="AWS region; default from the environment")
 
 
+def _executable(v: str) -> str:
+    if not v or "\x00" in v or "\n" in v:
+        raise ValueError(f"{v!r} is not a program path")
+    if "/" in v and not v.startswith("/"):
+        raise ValueError(f"{v!r}: give an absolute path, or a bare name looked up on PATH")
+    return v
+
+
+Executable = Annotated[str, AfterValidator(_executable)]
+
 ServerSpec = Annotated[
     str,
     AfterValidator(check_server_spec),
@@ -108,20 +118,27 @@ ServerSpec = Annotated[
 class FlexlmSourceConfig(Model):
     kind: Literal["flexlm"]
     servers: Annotated[list[ServerSpec], Field(min_length=1)]
-    executable: str = "lmutil"
+    executable: Executable = "lmutil"
     timeout: Duration = 20.0
 
 
 class RlmSourceConfig(Model):
     kind: Literal["rlm"]
     servers: Annotated[list[ServerSpec], Field(min_length=1)]
-    executable: str = "rlmutil"
+    executable: Executable = "rlmutil"
     timeout: Duration = 20.0
 
 
 class CommandSourceConfig(Model):
     kind: Literal["command"]
     command: Annotated[list[str], Field(min_length=1, description="argv; no shell")]
+
+    @field_validator("command")
+    @classmethod
+    def _program(cls, v: list[str]) -> list[str]:
+        _executable(v[0])
+        return v
+
     timeout: Duration = 20.0
 
 

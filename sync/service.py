@@ -373,7 +373,11 @@ class Service:
                 except DeadlineError as e:
                     errors.append(f"pool {name}: jobs not shared this cycle: {e}")
                     continue
-                if write and (jp.writes or jp.restores or jp.overrides):
+                if write and self.history is None and (jp.writes or jp.restores):
+                    errors.append(
+                        f"pool {name}: job caps not written: no history to record the originals in"
+                    )
+                elif write and (jp.writes or jp.restores or jp.overrides):
                     with self.write_lock:
                         changes.extend(self.sharing.apply(jp, dl, d.farm_id, now))
                     n = sum(1 for c in changes if c["kind"] in ("cap", "restore"))
@@ -381,7 +385,7 @@ class Service:
                         self.metrics.changes.labels("max_worker_count").inc(n)
                 errors.extend(jp.errors)
                 plans.append(jp)
-        if write:
+        if write and self.history is not None:
             try:
                 msgs = self.sharing.settle_departed(self.deadline, active_limits, seen, now)
                 for m in msgs:
@@ -399,8 +403,13 @@ class Service:
             return
         self.limit_originals[key] = d.current
         if self.history is not None:
-            # raises HistoryError: no original recorded, no write made
-            self.history.set_state("limit_originals", self.limit_originals, now)
+            # Best effort: limits keep syncing when the history cannot be written (a
+            # limit's original only serves `restore --limits`; jobs are stricter).
+            try:
+                self.history.set_state("limit_originals", self.limit_originals, now)
+            except HistoryError as e:
+                self.metrics.history_errors.inc()
+                log.error("original maxCount of %s not recorded: %s", key, e)
 
     def _record(
         self, result: CycleResult, source_rows: list[dict[str, Any]], now: datetime

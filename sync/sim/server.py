@@ -129,6 +129,8 @@ class SimServer:
         self.model = DeadlineModel()
         self.license_text = license_text  # (kind, server) -> str
         self.calls: dict[str, int] = {}
+        # called with the operation's name before it is handled; may block or raise SimError
+        self.before_op: Any = None
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         server = self
@@ -226,6 +228,8 @@ class SimServer:
         if roll < self.faults.throttle_rate + self.faults.error_rate:
             return self._error(h, "InternalServerErrorException", "simulated failure", 500)
         try:
+            if self.before_op is not None:
+                self.before_op(op.name)
             body = json.loads(raw) if raw else {}
             params = self.model.params(op, path_params, parse_qs(url.query), body)
             handler = getattr(self.farm, f"op_{op.name}", None)

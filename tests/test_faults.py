@@ -1,0 +1,553 @@
+"""Faults, bad input, and nothing lost (issue: license-sync must be the most boring thing
+in the studio). Against the simulated endpoint over HTTP, with real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sync.deadline import Deadline, make_client
+from sync.history import History
+from sync.metrics import Metrics
+from sync.policy import load_policy
+from sync.service import Service
+from sync.sim.farm import SimError, SimFarm
+from sync.sim.server import Faults, SimServer
+from sync.sources import ToolSource
+from tests.test_e2e import free_port, metric, scrape, wait_for
+from tests.test_service import Clock, FakeSource
+
+ROOT = Path(__file__).parent.parent
+BIN = Path(__file__).parent / "bin"
+FIX = Path(__file__).parent / "fixtures"
+
+
+def counter(metrics: Metrics, name: str, **labels: str) -> float:
+    for fam in metrics.registry.collect():
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+def policy_for(farms: list[SimFarm], tmp: Path, jobs: str = "none") -> Path:
+    lines = [f"history: {{path: {tmp / 'h.db'}}}", "farms:"]
+    lines += [f"  - {{id: {f.farm_id}, region: us-west-2}}" for f in farms]
+    lines += ["sources:", '  lic: {kind: flexlm, servers: ["27000@lic1"]}', "pools:"]
+    for i, f in enumerate(farms):
+        lines += [
+            f"  pool{i}:",
+            f"    farm: {f.farm_id}",
+            "    limit: amount.nuke",
+            "    features: [{source: lic, feature: nuke_r}]",
+            f"    jobs: {{policy: {jobs}}}",
+            "    hysteresis: {settle: 1}",
+        ]
+    path = tmp / "policy.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def farm_with_limit(max_count: int = 19) -> SimFarm:
+    farm = SimFarm(count_delay=0)
+    q = farm.add_queue()
+    farm.associate(q, farm.add_limit("amount.nuke", max_count))
+    return farm
+
+
+def limit_of(farm: SimFarm) -> int:
+    return next(iter(farm.limits.values())).max_count
+
+
+def service(
+    policy: Path,
+    servers: dict[str, SimServer],
+    tmp: Path,
+    *,
+    history=True,
+    attempts: int = 2,
+    read_timeout: float = 20.0,
+    source=None,
+) -> Service:
+    metrics = Metrics()
+    src = source or FakeSource("lic")
+    return Service(
+        load_policy(policy),
+        metrics=metrics,
+        clock=Clock(),
+        deadline_factory=lambda f: Deadline(
+            make_client(
+                "us-west-2", servers[f.id].url, max_attempts=attempts, read_timeout=read_timeout
+            ),
+            f.id,
+            on_call=metrics.count_call,
+            on_throttle=metrics.count_throttle,
+        ),
+        history=History(str(tmp / "h.db"), timeout=0.2) if history else None,
+        source_factory=lambda n, c: src,
+    )
+
+
+# -- API faults -----------------------------------------------------------------------------
+
+
+def test_5xx_holds_the_last_value_then_recovers(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with SimServer(farm) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        svc.source_factory = None
+        src = svc.sources["lic"]
+        assert isinstance(src, FakeSource)
+        src.artists = 5
+        svc.run_cycle()
+        assert limit_of(farm) == 15
+        server.faults.error_rate = 1.0
+        src.artists = 10
+        r = svc.run_cycle()
+        assert not r.ok and limit_of(farm) == 15
+        assert "InternalServerErrorException" in r.errors[0]
+        assert counter(svc.metrics, "license_sync_api_calls_total", outcome="error") >= 1
+        assert counter(svc.metrics, "license_sync_cycles_total", result="error") == 1
+        assert svc.history.query("errors")[0]["message"] == r.errors[0]
+        server.faults.error_rate = 0.0
+        assert svc.run_cycle().ok
+        assert limit_of(farm) == 10
+
+
+def test_slow_responses_time_out_and_hold(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with SimServer(farm, faults=Faults(latency=1.5)) as server:
+        svc = service(
+            policy_for([farm], tmp_path),
+            {farm.farm_id: server},
+            tmp_path,
+            attempts=1,
+            read_timeout=0.5,
+        )
+        t0 = time.monotonic()
+        r = svc.run_cycle()
+        assert time.monotonic() - t0 < 10
+        assert not r.ok and "check the network" in r.errors[0]
+        assert limit_of(farm) == 19
+        server.faults.latency = 0
+        assert svc.run_cycle().ok and limit_of(farm) == 20
+
+
+def test_throttling_burst_is_absorbed(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with SimServer(farm, faults=Faults(throttle_first=2)) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path, attempts=5)
+        assert svc.run_cycle().ok
+        assert counter(svc.metrics, "license_sync_api_throttles_total") == 2
+        assert limit_of(farm) == 20
+
+
+def test_access_denied_on_one_farm_of_two(aws_env, tmp_path):
+    a, b = farm_with_limit(), farm_with_limit()
+    with SimServer(a) as sa, SimServer(b, faults=Faults(deny=frozenset({"ListLimits"}))) as sb:
+        svc = service(policy_for([a, b], tmp_path), {a.farm_id: sa, b.farm_id: sb}, tmp_path)
+        r = svc.run_cycle()
+        assert limit_of(a) == 20  # the healthy farm is synced
+        assert limit_of(b) == 19  # the denied one keeps its value
+        assert any(b.farm_id in e and "deadline:ListLimits" in e for e in r.errors)
+        assert (
+            counter(
+                svc.metrics,
+                "license_sync_api_calls_total",
+                operation="ListLimits",
+                outcome="denied",
+            )
+            == 1
+        )
+        decisions = {d["pool"]: d for d in svc.history.query("decisions")}
+        assert decisions["pool1"]["status"] == "error"
+        assert "AccessDenied" in decisions["pool1"]["reason"]
+
+
+def test_batch_update_partial_failure_keeps_the_original(aws_env, tmp_path):
+    farm = farm_with_limit(10)
+    q = next(iter(farm.associations))[0]
+    ok = farm.add_job(q, "ok", tasks=40, amount="amount.nuke")
+    bad = farm.add_job(q, "bad", tasks=40, amount="amount.nuke", max_worker_count=7)
+    real = farm.op_BatchUpdateJob
+
+    def partial(p):
+        keep = [j for j in p["jobs"] if j["jobId"] != bad]
+        out = real({**p, "jobs": keep})
+        out["errors"].append(
+            {
+                "farmId": farm.farm_id,
+                "queueId": q,
+                "jobId": bad,
+                "code": "InternalServerErrorException",
+                "message": "try again",
+            }
+        )
+        return out
+
+    farm.op_BatchUpdateJob = partial
+    with SimServer(farm) as server:
+        svc = service(policy_for([farm], tmp_path, jobs="fair"), {farm.farm_id: server}, tmp_path)
+        svc.sources["lic"].total = 10
+        r = svc.run_cycle()
+        assert farm.jobs[ok].max_worker_count == 5
+        assert farm.jobs[bad].max_worker_count == 7
+        assert any(bad in e and "try again" in e for e in r.errors)
+        rec = svc.history.job_originals()[bad]
+        assert (rec["original"], rec["last_written"]) == (7, None)
+
+
+# -- source faults --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_tools(monkeypatch):
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    for var in ("FAKE_LM_OUTPUT", "FAKE_LM_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_fifty_megabytes_of_output_is_a_down_source(fake_tools):
+    fake_tools.setenv("FAKE_LM_MODE", "big")
+    t0 = time.monotonic()
+    r = ToolSource("lic", "flexlm", ["27000@lic1"], "lmutil", 30).read()
+    assert not r.up and "no lmstat output" in r.errors[0]
+    assert time.monotonic() - t0 < 30
+
+
+def test_vendor_daemon_down_holds_the_pool(aws_env, tmp_path, fake_tools):
+    """The feature's vendor daemon is down: the feature is missing, the pool holds."""
+    farm = farm_with_limit()
+    fake_tools.setenv("FAKE_LM_OUTPUT", str(FIX / "flexlm/two_vendors.txt"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"""\
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources: {{lic: {{kind: flexlm, servers: ["27000@flex1"]}}}}
+pools: {{matlab: {{limit: amount.nuke, features: [{{source: lic, feature: MATLAB, vendor: MLM}}]}}}}
+""")
+    with SimServer(farm) as server:
+        metrics = Metrics()
+        svc = Service(
+            load_policy(policy),
+            metrics=metrics,
+            clock=Clock(),
+            deadline_factory=lambda f: Deadline(make_client("us-west-2", server.url), f.id),
+        )
+        r = svc.run_cycle()
+    [d] = r.plan.decisions
+    assert d.new is None or d.new < 19
+    assert "feature 'MATLAB' not in source 'lic'" in d.reason
+
+
+# -- policy faults --------------------------------------------------------------------------
+
+
+def test_atomic_rename_of_a_valid_policy_is_picked_up(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with SimServer(farm) as server:
+        policy = policy_for([farm], tmp_path)
+        svc = service(policy, {farm.farm_id: server}, tmp_path)
+        svc.run_cycle()
+        new = tmp_path / "policy.yaml.tmp"
+        new.write_text(
+            policy.read_text().replace(
+                "jobs: {policy: none}", "jobs: {policy: none}\n    ceiling: 6"
+            )
+        )
+        os.replace(new, policy)
+        svc.run_cycle()
+        assert limit_of(farm) == 6
+
+
+@pytest.mark.parametrize(
+    "bad", ["pools: [\n", "", "farms: []\nsources: {}\npools: {}\n", "farms:\n  - id: farm-0\n"]
+)
+def test_validate_catches_each_bad_edit(tmp_path, bad):
+    path = tmp_path / "p.yaml"
+    path.write_text(bad)
+    p = subprocess.run(
+        [sys.executable, "-m", "sync", "validate", str(path)], capture_output=True, text=True
+    )
+    assert p.returncode == 1
+    assert re.match(rf"{re.escape(str(path))}:\d+:\d+: ", p.stderr)
+
+
+@pytest.mark.parametrize(
+    ("exe", "ok"),
+    [
+        ("lmutil", True),
+        ("/opt/flexlm/lmutil", True),
+        ("bin/lmutil", False),
+        ("", False),
+        ("a\nb", False),
+    ],
+)
+def test_executable_paths_validated(exe, ok):
+    from sync.policy import PolicyErrors, parse_policy
+
+    text = (
+        "farms: [{id: farm-" + "0" * 32 + "}]\nsources:\n"
+        f"  lic: {{kind: flexlm, servers: ['27000@h'], executable: {json.dumps(exe)}}}\n"
+        "pools: {p: {limit: x, features: [{source: lic, feature: f}]}}\n"
+    )
+    if ok:
+        parse_policy(text)
+    else:
+        with pytest.raises(PolicyErrors, match="executable"):
+            parse_policy(text)
+
+
+# -- history faults -------------------------------------------------------------------------
+
+
+def test_history_locked_by_a_reader_does_not_stop_syncing(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with SimServer(farm) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        blocker = sqlite3.connect(tmp_path / "h.db", timeout=0.1)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            r = svc.run_cycle()
+            assert limit_of(farm) == 20  # synced all the same
+            assert counter(svc.metrics, "license_sync_history_errors_total") >= 1
+            assert r.plan.decisions[0].new == 20
+        finally:
+            blocker.rollback()
+            blocker.close()
+        svc.sources["lic"].artists = 3
+        svc.run_cycle()
+        assert [c["changes"] for c in svc.history.query("cycles")] == [1]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs: a real file system that fills up (needs root, as CI runs)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    p = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
+    if p.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs in CI: {p.stderr}")
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(disk: Path) -> None:
+    fd = os.open(disk / "ballast", os.O_CREAT | os.O_WRONLY)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass  # ENOSPC: the disk is full
+    finally:
+        os.close(fd)
+
+
+def test_disk_full_leaves_jobs_untouched(aws_env, tmp_path, small_disk):
+    farm = farm_with_limit(10)
+    q = next(iter(farm.associations))[0]
+    job = farm.add_job(q, "a", tasks=40, amount="amount.nuke", max_worker_count=33)
+    with SimServer(farm) as server:
+        policy = policy_for([farm], tmp_path, jobs="fair")
+        policy.write_text(
+            policy.read_text().replace(str(tmp_path / "h.db"), str(small_disk / "h.db"))
+        )
+        metrics = Metrics()
+        src = FakeSource("lic", total=10)
+        svc = Service(
+            load_policy(policy),
+            metrics=metrics,
+            clock=Clock(),
+            deadline_factory=lambda f: Deadline(make_client("us-west-2", server.url), f.id),
+            history=History(str(small_disk / "h.db"), timeout=0.2),
+            source_factory=lambda n, c: src,
+        )
+        fill(small_disk)
+        src.artists = 2
+        r = svc.run_cycle()
+        assert limit_of(farm) == 8  # limits keep syncing
+        assert farm.jobs[job].max_worker_count == 33  # its original could not be recorded
+        assert any("job caps not written" in e for e in r.errors), r.errors
+        assert counter(metrics, "license_sync_history_errors_total") >= 1
+        (small_disk / "ballast").unlink()  # space again: the next cycle records and caps
+        r = svc.run_cycle()
+        assert farm.jobs[job].max_worker_count == 8
+        assert svc.history.job_originals()[job]["original"] == 33
+
+
+def test_corrupt_history_file(aws_env, tmp_path):
+    (tmp_path / "h.db").write_bytes(b"this is not a database" * 100)
+    farm = farm_with_limit(10)
+    q = next(iter(farm.associations))[0]
+    job = farm.add_job(q, "a", tasks=40, amount="amount.nuke", max_worker_count=33)
+    from sync.commands import open_history
+
+    metrics = Metrics()
+    assert open_history(str(tmp_path / "h.db"), 86400, metrics) is None
+    assert counter(metrics, "license_sync_history_errors_total") == 1
+    with SimServer(farm) as server:
+        svc = service(
+            policy_for([farm], tmp_path, jobs="fair"),
+            {farm.farm_id: server},
+            tmp_path,
+            history=False,
+        )
+        svc.sources["lic"].artists = 12
+        r = svc.run_cycle()
+        assert limit_of(farm) == 8  # limits still sync
+        assert farm.jobs[job].max_worker_count == 33  # jobs are not touched
+        assert any("no history" in e for e in r.errors)
+    assert (tmp_path / "h.db").read_bytes().startswith(b"this is not")  # kept for a human
+
+
+# -- process faults -------------------------------------------------------------------------
+
+
+def run_proc(policy: Path, server: SimServer, tmp: Path, *extra: str) -> subprocess.Popen:
+    status = tmp / "lmstat.txt"
+    if not status.exists():
+        from sync.sim.license import SimFeature, SimLicenseServer
+
+        status.write_text(SimLicenseServer(None, [SimFeature("nuke_r", 10)]).lmstat())
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_LM_OUTPUT": str(status),
+        "AWS_ENDPOINT_URL_DEADLINE": server.url,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "sync", *extra, "--config", str(policy)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_sigterm_mid_cycle_finishes_the_write(aws_env, tmp_path):
+    farm = farm_with_limit()
+    port = free_port()
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold_update(op: str) -> None:
+        if op == "UpdateLimit":
+            entered.set()
+            gate.wait(20)
+
+    with SimServer(farm) as server:
+        server.before_op = hold_update
+        policy = policy_for([farm], tmp_path)
+        policy.write_text(policy.read_text() + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
+        p = run_proc(policy, server, tmp_path, "run")
+        try:
+            assert entered.wait(30), "no UpdateLimit"
+            p.send_signal(signal.SIGTERM)  # while the write is in flight
+            time.sleep(0.3)  # let the signal land before the write completes
+            gate.set()
+            out, _ = p.communicate(timeout=30)
+        finally:
+            gate.set()
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode == 0, out
+        assert limit_of(farm) == 10  # the write finished
+        assert "stopped cleanly" in out
+
+
+def test_kill_9_between_original_and_write_then_restart_and_restore(aws_env, tmp_path):
+    farm = farm_with_limit(10)
+    q = next(iter(farm.associations))[0]
+    jobs = [
+        farm.add_job(q, f"j{i}", tasks=40, amount="amount.nuke", max_worker_count=20 + i)
+        for i in range(3)
+    ]
+    entered = threading.Event()
+    release = threading.Event()
+
+    def die_on_write(op: str) -> None:
+        if op == "BatchUpdateJob":
+            entered.set()
+            release.wait(20)
+            raise SimError("InternalServerErrorException", "the caller is gone", 500)
+
+    with SimServer(farm) as server:
+        server.before_op = die_on_write
+        policy = policy_for([farm], tmp_path, jobs="fair")
+        p = run_proc(policy, server, tmp_path, "run")
+        try:
+            assert entered.wait(30), "no BatchUpdateJob"
+            p.kill()  # SIGKILL: no chance to clean up
+            p.wait(10)
+        finally:
+            release.set()
+        assert [farm.jobs[j].max_worker_count for j in jobs] == [20, 21, 22]  # never landed
+        with sqlite3.connect(tmp_path / "h.db") as db:
+            rows = db.execute(
+                "select original, pending, last_written from job_originals order by original"
+            ).fetchall()
+        assert rows == [(20, 4, None), (21, 3, None), (22, 3, None)]
+        # restart: the originals are read back and the caps converge
+        server.before_op = None
+        once = run_proc(policy, server, tmp_path, "run", "--once")
+        out, _ = once.communicate(timeout=60)
+        assert once.returncode == 0, out
+        assert [farm.jobs[j].max_worker_count for j in jobs] == [4, 3, 3]
+        # and restore puts back every original, from the records made before the crash
+        rest = run_proc(policy, server, tmp_path, "restore", "--limits")
+        out, _ = rest.communicate(timeout=60)
+        assert rest.returncode == 0, out
+        assert [farm.jobs[j].max_worker_count for j in jobs] == [20, 21, 22]
+        assert limit_of(farm) == 10
+
+
+# -- security -------------------------------------------------------------------------------
+
+
+def test_no_shell_anywhere():
+    for path in (ROOT / "sync").rglob("*.py"):
+        text = path.read_text()
+        for bad in ("shell=True", "os.system(", "os.popen(", "commands.getoutput"):
+            assert bad not in text, f"{path}: {bad}"
+
+
+def test_metrics_server_binds_only_where_configured(aws_env, tmp_path):
+    from sync.metrics import HealthServer
+
+    server = HealthServer(Metrics(), "127.0.0.2:0", lambda: (True, "ok")).start()
+    try:
+        assert server.httpd.server_address[0] == "127.0.0.2"
+    finally:
+        server.stop()
+
+
+def test_readyz_and_healthz_times(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with SimServer(farm) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        assert svc.ready() == (False, "no successful cycle yet")
+        svc.run_cycle()
+        assert svc.ready()[0]
+        svc.clock.advance(3 * 60 + 1)
+        assert not svc.ready()[0]
+
+
+_ = datetime, UTC, wait_for, metric, scrape
