@@ -420,6 +420,55 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
+# -- simulate / replay ----------------------------------------------------------------------
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from sync import simulate
+
+    sc = simulate.load_scenario(args.scenario)
+    if args.seed is not None:
+        sc = sc.model_copy(update={"seed": args.seed})
+    strategies = args.strategy or list(simulate.STRATEGIES)
+    results = [simulate.run(sc, s) for s in strategies]
+    hours = sc.duration / 3600
+    print(
+        f"{sc.name}: {hours:g} h, {sc.total} licenses, seed {sc.seed}, "
+        f"sync every {sc.sync.interval:g} s\n"
+    )
+    print(simulate.format_table(results))
+    if args.plot:
+        simulate.plot(results, sc, args.plot)
+        print(f"\nplot written to {args.plot}")
+    return EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from sync.history import History
+    from sync.policy import load_policy
+    from sync.replay import replay
+
+    if not Path(args.history).exists():
+        raise SyncError(f"no history at {args.history!r}")
+    policy = load_policy(args.config).policy
+    rows = History(args.history).query("decisions", pool=args.pool)
+    result = replay(rows, policy, args.pool)
+    for d in result.differences[: args.limit]:
+        print(
+            f"{d.at[:19].replace('T', ' ')}  {d.pool}/{d.limit}: recorded target "
+            f"{_fmt(d.was_target)} write {_fmt(d.was_new)}; with {args.config}: target "
+            f"{_fmt(d.now_target)} write {_fmt(d.now_new)} — {d.reason}"
+        )
+    if len(result.differences) > args.limit:
+        print(f"… and {len(result.differences) - args.limit} more (--limit)")
+    print(
+        f"\n{result.decisions} decisions replayed ({result.skipped} skipped: pool not in "
+        f"the new policy or nothing recorded); {len(result.differences)} differ; writes: "
+        f"{result.writes_before} recorded, {result.writes_after} with the new policy."
+    )
+    return EXIT_CHANGES if result.differences else EXIT_OK
+
+
 # -- demo -----------------------------------------------------------------------------------
 
 
@@ -529,6 +578,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--all", action="store_true", help="also decisions that changed nothing")
     p.add_argument("--limit", type=int, help="at most this many rows")
     p.set_defaults(func=_cmd_history)
+
+    p = add(
+        "simulate",
+        "compare strategies on a simulated day of farm and artist load",
+        "A seeded simulation of one license pool shared by artists and farm jobs, run\n"
+        "under each strategy: static, naive, license-sync (the real planner) and oracle.\n"
+        "Scenarios are in config/scenarios/.",
+    )
+    p.add_argument("--scenario", required=True, metavar="FILE")
+    p.add_argument(
+        "--strategy",
+        action="append",
+        metavar="S",
+        choices=["static", "naive", "license-sync", "oracle"],
+        help="repeat to choose (default: all four)",
+    )
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--plot", metavar="PNG", help="draw the day per strategy (needs matplotlib)")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = add(
+        "replay",
+        "re-plan recorded observations with another policy (what-if)",
+        "Plan every recorded decision again with NEW.yaml and list where it differs.\n"
+        "Exit 0: no difference; 2: differences.",
+    )
+    p.add_argument("--history", required=True, metavar="DB")
+    p.add_argument("--config", "-c", required=True, metavar="NEW.yaml")
+    p.add_argument("--pool", help="only this pool")
+    p.add_argument("--limit", type=int, default=50, help="differences to print (default 50)")
+    p.set_defaults(func=_cmd_replay)
 
     p = add(
         "restore",

@@ -1,0 +1,194 @@
+"""The control-quality simulation and replay."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sync.errors import PolicyError
+from sync.policy import parse_policy
+from sync.replay import replay
+from sync.simulate import STRATEGIES, load_scenario, run
+
+ROOT = Path(__file__).parent.parent
+SCENARIOS = sorted((ROOT / "config/scenarios").glob("*.yaml"))
+FARM = "farm-0123456789abcdef0123456789abcdef"
+
+
+def test_the_four_scenarios_exist():
+    names = {p.stem for p in SCENARIOS}
+    assert {"quiet-night", "crunch-week", "flapping-server"} <= names
+    assert any("day" in n for n in names)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenarios_load_and_license_sync_beats_static_and_naive(path):
+    sc = load_scenario(path)
+    if sc.duration > 2 * 86400:
+        sc = sc.model_copy(update={"duration": 86400.0})  # a day of the week is enough here
+    r = {s: run(sc, s) for s in STRATEGIES}
+    assert r["oracle"].denials == 0
+    assert r["license-sync"].denials <= r["naive"].denials / 50
+    assert r["license-sync"].tasks_done > r["static"].tasks_done
+    assert r["license-sync"].idle_license_hours < r["static"].idle_license_hours
+    assert r["license-sync"].artist_denials < r["naive"].artist_denials
+
+
+def test_studio_day_control_quality():
+    sc = load_scenario(ROOT / "config/scenarios/studio-day.yaml")
+    r = {s: run(sc, s) for s in STRATEGIES}
+    assert r["license-sync"].denials == 0
+    assert r["naive"].denials > 0
+    assert r["static"].idle_license_hours > 4 * r["license-sync"].idle_license_hours
+    assert r["license-sync"].tasks_done / r["oracle"].tasks_done > 0.9
+
+
+def test_simulation_is_deterministic():
+    sc = load_scenario(ROOT / "config/scenarios/quiet-night.yaml")
+    a, b = run(sc, "license-sync"), run(sc, "license-sync")
+    assert (a.denials, a.tasks_done, a.writes, a.series) == (
+        b.denials,
+        b.tasks_done,
+        b.writes,
+        b.series,
+    )
+    other = run(sc.model_copy(update={"seed": sc.seed + 1}), "license-sync")
+    assert other.series != a.series
+
+
+def test_outage_never_raises_the_limit():
+    sc = load_scenario(ROOT / "config/scenarios/flapping-server.yaml")
+    r = run(sc.model_copy(update={"step": 10.0}), "license-sync")
+    step = sc.step
+    for (t0, m0, _, _), (t1, m1, _, _) in zip(r.series, r.series[1:], strict=False):
+        in_outage = any(o.start <= t1 < o.end and o.start <= t0 for o in sc.outages)
+        if in_outage:
+            assert m1 <= m0, (t0, t1)
+    assert step == 10.0
+
+
+def test_bad_scenario_is_a_clear_error(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: x\ntotal: 0\nstatic_limit: 1\n")
+    with pytest.raises(PolicyError, match="total"):
+        load_scenario(p)
+
+
+def test_simulate_cli(tmp_path):
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sync",
+            "simulate",
+            "--scenario",
+            str(ROOT / "config/scenarios/quiet-night.yaml"),
+            "--strategy",
+            "static",
+            "--strategy",
+            "license-sync",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("quiet night: 12 h, 30 licenses")
+    assert [ln.split()[0] for ln in lines[3:]] == ["static", "license-sync"]
+
+
+POLICY = """\
+farms: [{id: FARM}]
+sources: {s: {kind: static, features: {f: 1}}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{source: s, feature: f}]
+    headroom: HEADROOM
+    hysteresis: {settle: 1}
+""".replace("FARM", FARM)
+
+
+def policy_text(headroom: int) -> str:
+    return POLICY.replace("HEADROOM", str(headroom))
+
+
+def rows():
+    base = {
+        "pool": "nuke",
+        "farm_id": FARM,
+        "limit_ref": "amount.nuke",
+        "limit_id": "limit-a",
+        "status": "ok",
+        "total": 20,
+        "farm_use": 2,
+        "reserve": 0,
+        "current_count": 2,
+    }
+    return [
+        {
+            **base,
+            "at": "2026-11-25T12:00:00+00:00",
+            "in_use": 7,
+            "current": 20,
+            "target": 15,
+            "new": 15,
+        },
+        {
+            **base,
+            "at": "2026-11-25T12:01:00+00:00",
+            "in_use": 7,
+            "current": 15,
+            "target": 15,
+            "new": None,
+        },
+    ]
+
+
+def test_replay_same_policy_has_no_difference():
+    policy = parse_policy(policy_text(0)).policy
+    r = replay(rows(), policy)
+    assert (r.decisions, r.differences, r.writes_before, r.writes_after) == (2, [], 1, 1)
+
+
+def test_replay_shows_where_a_new_policy_differs():
+    policy = parse_policy(policy_text(3)).policy
+    r = replay(rows(), policy)
+    assert [(d.was_new, d.now_new, d.now_target) for d in r.differences] == [
+        (15, 12, 12),
+        (None, 12, 12),
+    ]
+
+
+def test_replay_cli_against_a_real_history(tmp_path):
+    from sync.history import History
+
+    h = History(str(tmp_path / "h.db"))
+    h.record_cycle({"started": "2026-11-25T12:00:00+00:00"}, [], rows(), [])
+    h.close()
+    cfg = tmp_path / "new.yaml"
+    cfg.write_text(policy_text(3))
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sync",
+            "replay",
+            "--history",
+            str(tmp_path / "h.db"),
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2, p.stderr
+    assert "recorded target 15 write 15; with" in p.stdout
+    assert "2 decisions replayed (0 skipped" in p.stdout and "2 differ" in p.stdout
+    _ = json
