@@ -22,7 +22,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 def _service(
     args: argparse.Namespace, *, dry_run: bool, history: bool = True, watch: bool = True
 ) -> Any:
-    from sync.deadline import Deadline, make_client
+    from sync.deadline import factory_for
     from sync.metrics import Metrics
     from sync.policy import load_policy
     from sync.service import Service
@@ -33,13 +33,7 @@ def _service(
     if history:
         hist = open_history(loaded.policy.history.path, loaded.policy.history.keep, metrics)
 
-    def factory(farm: Any) -> Deadline:
-        return Deadline(
-            make_client(farm.region),
-            farm.id,
-            on_call=metrics.count_call,
-            on_throttle=metrics.count_throttle,
-        )
+    factory = factory_for(metrics)
 
     return Service(
         loaded,

@@ -83,6 +83,22 @@ class JobInfo:
     created_at: Any
     created_by: str
 
+    @classmethod
+    def from_api(cls, j: dict[str, Any]) -> JobInfo:
+        """From a SearchJobs summary or a BatchGetJob item (the same fields)."""
+        return cls(
+            queue_id=j["queueId"],
+            job_id=j["jobId"],
+            name=j.get("name", ""),
+            priority=int(j.get("priority", 50)),
+            task_run_status=j.get("taskRunStatus", ""),
+            lifecycle_status=j.get("lifecycleStatus", ""),
+            counts=dict(j.get("taskRunStatusCounts") or {}),
+            max_worker_count=int(j.get("maxWorkerCount", -1)),
+            created_at=j.get("createdAt"),
+            created_by=j.get("createdBy", ""),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StepAmounts:
@@ -196,21 +212,7 @@ class Deadline:
                     pageSize=100,
                     filterExpressions=_ACTIVE_FILTER,
                 )
-                for j in page.get("jobs", []):
-                    out.append(
-                        JobInfo(
-                            queue_id=j["queueId"],
-                            job_id=j["jobId"],
-                            name=j.get("name", ""),
-                            priority=int(j.get("priority", 50)),
-                            task_run_status=j.get("taskRunStatus", ""),
-                            lifecycle_status=j.get("lifecycleStatus", ""),
-                            counts=dict(j.get("taskRunStatusCounts") or {}),
-                            max_worker_count=int(j.get("maxWorkerCount", -1)),
-                            created_at=j.get("createdAt"),
-                            created_by=j.get("createdBy", ""),
-                        )
-                    )
+                out.extend(JobInfo.from_api(j) for j in page.get("jobs", []))
                 offset = page.get("nextItemOffset")
         return out
 
@@ -262,18 +264,7 @@ class Deadline:
                 ],
             )
             for j in page.get("jobs", []):
-                out[j["jobId"]] = JobInfo(
-                    queue_id=j["queueId"],
-                    job_id=j["jobId"],
-                    name=j.get("name", ""),
-                    priority=int(j.get("priority", 50)),
-                    task_run_status=j.get("taskRunStatus", ""),
-                    lifecycle_status=j.get("lifecycleStatus", ""),
-                    counts=dict(j.get("taskRunStatusCounts") or {}),
-                    max_worker_count=int(j.get("maxWorkerCount", -1)),
-                    created_at=j.get("createdAt"),
-                    created_by=j.get("createdBy", ""),
-                )
+                out[j["jobId"]] = JobInfo.from_api(j)
         return out
 
     def update_jobs(self, items: list[tuple[str, str, int]]) -> dict[str, tuple[str, str]]:
@@ -313,6 +304,20 @@ class Deadline:
             limitId=limit_id,
             status=status,
         )
+
+
+def factory_for(metrics: Any) -> Callable[[Any], Deadline]:
+    """Build each farm's client from the policy's farm entry, counting into `metrics`."""
+
+    def factory(farm: Any) -> Deadline:
+        return Deadline(
+            make_client(farm.region),
+            farm.id,
+            on_call=metrics.count_call,
+            on_throttle=metrics.count_throttle,
+        )
+
+    return factory
 
 
 def resolve_limit(ref: str, limits: list[LimitState]) -> LimitState | str:

@@ -111,7 +111,7 @@ def run_demo(
     cycles: int | None = None,
 ) -> int:
     from sync.commands import format_decision_line, open_history, serve
-    from sync.deadline import Deadline, make_client
+    from sync.deadline import factory_for
     from sync.metrics import Metrics
     from sync.policy import load_policy
     from sync.service import Service
@@ -143,13 +143,7 @@ def run_demo(
     loaded = load_policy(policy_path)
     metrics = Metrics()
 
-    def factory(farm: Any) -> Deadline:
-        return Deadline(
-            make_client(farm.region),
-            farm.id,
-            on_call=metrics.count_call,
-            on_throttle=metrics.count_throttle,
-        )
+    factory = factory_for(metrics)
 
     svc = Service(
         loaded,

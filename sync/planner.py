@@ -268,19 +268,7 @@ def plan_pool(
     for (t, st, err), raw_target in zip(states, raw, strict=True):
         key = (t.farm or "", t.limit)
         if st is None:
-            decisions.append(
-                Decision(
-                    name,
-                    t.farm or "",
-                    t.limit,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"{err}; nothing written",
-                    status="error",
-                )
-            )
+            decisions.append(_unreadable(name, t, f"{err}; nothing written"))
             lines.append(f"  {t.limit}: {err}")
             continue
         d, mem = _decide(
@@ -460,6 +448,11 @@ def _decide(
     return d, LimitMemory(rising=rising if still_rising else 0, paused=paused)
 
 
+def _unreadable(pool: str, t: LimitTarget, why: str) -> Decision:
+    """The decision for a limit that could not be read: an error, nothing written."""
+    return Decision(pool, t.farm or "", t.limit, None, None, None, None, why, status="error")
+
+
 def _fmt(v: int | None) -> str:
     return "unlimited" if v == -1 else str(v)
 
@@ -484,19 +477,7 @@ def _failed(
         key = (t.farm or "", t.limit)
         new_memory[key] = replace(new_memory.get(key, LimitMemory()), rising=0)
         if st is None:
-            decisions.append(
-                Decision(
-                    name,
-                    t.farm or "",
-                    t.limit,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"{'; '.join(failures)}; {err}",
-                    status="error",
-                )
-            )
+            decisions.append(_unreadable(name, t, f"{'; '.join(failures)}; {err}"))
             continue
         cur = st.max_count
         if stale and (cur == -1 or cur > pool.floor):
