@@ -414,14 +414,19 @@ class Service:
     def _record(
         self, result: CycleResult, source_rows: list[dict[str, Any]], now: datetime
     ) -> None:
+        # the history first: a scrape that shows this cycle finds it recorded too
+        if self.history is not None:
+            self._record_history(result, now)
         m = self.metrics
         m.cycle_duration.observe(result.duration)
         m.cycles.labels("ok" if result.ok else "error").inc()
         if result.ok:
             m.last_success.set(now.timestamp())
         m.snapshot = self._snapshot(result, source_rows)
-        if self.history is None:
-            return
+
+    def _record_history(self, result: CycleResult, now: datetime) -> None:
+        assert self.history is not None
+        m = self.metrics
         at = now.isoformat()
         applied = {id(a.decision): a for a in result.applied}
         obs = []
