@@ -221,7 +221,8 @@ def run(sc: Scenario, strategy: str) -> Result:
             res.tasks_done += 1
         while pending and pending[0][0] <= t:
             _, duration = heapq.heappop(pending)
-            if len(artists_end) + len(holding) < sc.total:
+            # the oracle reserved this license when it started the task
+            if strategy == "oracle" or len(artists_end) + len(holding) < sc.total:
                 heapq.heappush(holding, (t + duration, 1))
             else:
                 res.denials += 1  # started, found no license: the frame fails, retried
@@ -303,15 +304,18 @@ def run(sc: Scenario, strategy: str) -> Result:
         if strategy == "oracle":
             # knows every artist session of the day: starts a task only where its license
             # stays free for the task's whole run, so no artist is ever turned away for it
+            # (the race is the world's: its tasks too check out `checkout_delay` late)
+            delay = sc.farm.checkout_delay
             while ready and running < sc.farm.workers:
                 duration = ready[0]
-                span = range(i + 1, min(steps, i + 2 + int(duration / dt)))
+                first = i + 1 + int(delay / dt)
+                span = range(first, min(steps, first + 1 + int(duration / dt)))
                 if any(busy[k] >= sc.total for k in span):
                     break
                 ready.popleft()
                 for k in span:
                     busy[k] += 1
-                heapq.heappush(holding, (t + duration, 1))
+                heapq.heappush(pending, (t + delay, duration))
                 running += 1
         while strategy != "oracle" and ready and running < cap and running < sc.farm.workers:
             duration = ready.popleft()
