@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sync.errors import PolicyError, SyncError
+from sync.errors import SyncError
 from sync.policy import parse_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -633,5 +633,3 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
     p.set_defaults(func=_cmd_demo)
-
-    _ = PolicyError

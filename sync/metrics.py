@@ -210,7 +210,6 @@ class HealthServer:
     def __init__(self, metrics: Metrics, address: str, ready: Callable[[], tuple[bool, str]]):
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
-        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
@@ -238,7 +237,6 @@ class HealthServer:
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name="metrics", daemon=True
         )
-        _ = outer
 
     @property
     def port(self) -> int:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sync import planner
@@ -572,7 +571,3 @@ class Service:
         if age > 3 * self.policy.interval:
             return False, f"last successful cycle {age:.0f}s ago (> 3 intervals)"
         return True, f"ok: last successful cycle {age:.0f}s ago"
-
-
-def policy_path(path: str | Path) -> LoadedPolicy:
-    return load_policy(path)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from sync.service import Service
 from sync.sim.farm import SimError, SimFarm
 from sync.sim.server import Faults, SimServer
 from sync.sources import ToolSource
-from tests.test_e2e import free_port, metric, scrape, wait_for
+from tests.test_e2e import free_port
 from tests.test_service import Clock, FakeSource
 
 ROOT = Path(__file__).parent.parent
@@ -548,6 +547,3 @@ def test_readyz_and_healthz_times(aws_env, tmp_path):
         assert svc.ready()[0]
         svc.clock.advance(3 * 60 + 1)
         assert not svc.ready()[0]
-
-
-_ = datetime, UTC, wait_for, metric, scrape

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -191,4 +190,3 @@ def test_replay_cli_against_a_real_history(tmp_path):
     assert p.returncode == 2, p.stderr
     assert "recorded target 15 write 15; with" in p.stdout
     assert "2 decisions replayed (0 skipped" in p.stdout and "2 differ" in p.stdout
-    _ = json
