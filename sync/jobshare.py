@@ -19,7 +19,13 @@ from sync.errors import DeadlineError, HistoryError
 from sync.history import History
 from sync.planner import Decision, LimitState
 from sync.policy import Pool
-from sync.sharing import ACTIVE_TASK_STATES, Allocation, JobDemand, allocate
+from sync.sharing import (
+    ACTIVE_TASK_STATES,
+    FINISHED_JOB_STATES,
+    Allocation,
+    JobDemand,
+    allocate,
+)
 
 log = logging.getLogger("license_sync")
 GONE = ("ResourceNotFoundException", "ConflictException", "ValidationException")
@@ -74,6 +80,12 @@ class JobSharing:
     # -- discovery ------------------------------------------------------------------------
 
     def demands(self, dl: Deadline, jobs: list[JobInfo], amount: str) -> list[JobDemand]:
+        # archived or finished jobs need nothing (the search filter may let some through)
+        jobs = [
+            j
+            for j in jobs
+            if j.lifecycle_status != "ARCHIVED" and j.task_run_status not in FINISHED_JOB_STATES
+        ]
         new = [(j.queue_id, j.job_id) for j in jobs if j.job_id not in self.steps]
         if new:
             self.steps.update(dl.step_amounts(new))

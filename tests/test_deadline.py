@@ -259,3 +259,20 @@ def test_unreachable_endpoint_is_a_clear_error(aws_env):
     dl = Deadline(make_client("us-west-2", "http://127.0.0.1:9", max_attempts=1), FARM)
     with pytest.raises(DeadlineError, match="check the network"):
         dl.limits()
+
+
+def test_search_jobs_asks_only_for_jobs_that_can_still_run(sim):
+    farm = sim.farm
+    q = farm.add_queue()
+    running = farm.add_job(q, "running", tasks=3, amount="amount.nuke")
+    done = farm.add_job(q, "done", tasks=2, amount="amount.nuke")
+    for step in farm.jobs[done].steps:
+        for t in step.tasks:
+            t.status = "SUCCEEDED"
+    many = [farm.add_job(q, f"j{i}", tasks=1) for i in range(150)]
+    dl = Deadline(make_client("us-west-2", sim.url), farm.farm_id)
+    jobs = dl.search_jobs([q])
+    ids = [j.job_id for j in jobs]
+    assert running in ids and done not in ids
+    assert len(ids) == 151 and set(many) <= set(ids)  # two pages
+    assert sim.calls["SearchJobs"] == 2

@@ -300,3 +300,17 @@ def test_no_region_is_a_clear_error(aws_env, monkeypatch):
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     with pytest.raises(DeadlineError, match="no AWS region: set the farm's `region:`"):
         make_client(None)
+
+
+def test_archived_and_finished_jobs_are_not_capped(world):
+    w = world
+    live = w.farm.add_job(w.queue, "live", tasks=40, amount="amount.nuke")
+    archived = w.farm.add_job(w.queue, "archived", tasks=40, amount="amount.nuke")
+    w.farm.jobs[archived].lifecycle_status = "ARCHIVED"
+    suspended = w.farm.add_job(w.queue, "suspended", tasks=40, amount="amount.nuke")
+    for step in w.farm.jobs[suspended].steps:
+        for t in step.tasks:
+            t.status = "SUSPENDED"
+    cycle(w)
+    assert mwc(w, live) == 10
+    assert mwc(w, archived) == -1 and mwc(w, suspended) == -1

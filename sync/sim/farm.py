@@ -398,8 +398,10 @@ class SimFarm:
             jobs = [
                 self._job_dict(j)
                 for j in sorted(self.jobs.values(), key=lambda j: (j.created_at, j.job_id))
-                if j.queue_id in queues and not j.finished and j.lifecycle_status != "ARCHIVED"
+                if j.queue_id in queues
             ]
+            # the caller's filters decide what is active, as on the real service
+            jobs = [j for j in jobs if _filter(p.get("filterExpressions"), j)]
             offset = p.get("itemOffset", 0)
             size = p.get("pageSize", 100)
             page = jobs[offset : offset + size]
