@@ -392,7 +392,7 @@ def plot(results: list[Result], sc: Scenario, path: str) -> None:
         ax.axhline(sc.total, color="grey", lw=0.8, ls="--", label="total")
         ax.set_title(
             f"{r.strategy}: {r.denials} denials, {r.tasks_done} tasks, "
-            f"{r.idle_license_hours:.0f} idle licence-hours",
+            f"{r.idle_license_hours:.0f} idle license-hours",
             fontsize=9,
         )
         ax.set_ylabel("licenses")

@@ -190,3 +190,13 @@ def test_replay_cli_against_a_real_history(tmp_path):
     assert p.returncode == 2, p.stderr
     assert "recorded target 15 write 15; with" in p.stdout
     assert "2 decisions replayed (0 skipped" in p.stdout and "2 differ" in p.stdout
+
+
+def test_plot_draws_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    sc = load_scenario(ROOT / "config/scenarios/quiet-night.yaml")
+    from sync.simulate import plot
+
+    out = tmp_path / "night.png"
+    plot([run(sc, s) for s in ("static", "license-sync")], sc, str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
