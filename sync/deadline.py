@@ -149,6 +149,16 @@ class Deadline:
             code = e.response.get("Error", {}).get("Code", "Unknown")
             self.on_call(operation, _outcome(code))
             raise _to_error(e, operation, self.farm_id, kwargs) from e
+        except (
+            botocore.exceptions.NoCredentialsError,
+            botocore.exceptions.PartialCredentialsError,
+        ) as e:
+            self.on_call(operation, "denied")
+            raise DeadlineError(
+                f"{operation} on {self.farm_id}: no usable AWS credentials ({e}); give the "
+                "container a role, or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+                code="NoCredentials",
+            ) from e
         except (botocore.exceptions.BotoCoreError, OSError) as e:
             self.on_call(operation, "network")
             raise DeadlineError(

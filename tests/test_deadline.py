@@ -276,3 +276,13 @@ def test_search_jobs_asks_only_for_jobs_that_can_still_run(sim):
     assert running in ids and done not in ids
     assert len(ids) == 151 and set(many) <= set(ids)  # two pages
     assert sim.calls["SearchJobs"] == 2
+
+
+def test_no_credentials_says_how_to_give_them(aws_env, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    dl = Deadline(make_client("us-west-2", "http://127.0.0.1:9", max_attempts=1), FARM)
+    with pytest.raises(DeadlineError) as e:
+        dl.limits()
+    assert e.value.code == "NoCredentials"
+    assert "give the container a role, or set AWS_PROFILE" in str(e.value)
