@@ -115,7 +115,8 @@ def serve(
     except OSError as e:
         raise SyncError(
             f"cannot serve metrics on {address!r}: {e.strerror}; "
-            "use --metrics-address or the policy's metrics.address"
+            "choose another with `run --metrics-address`, `demo --address` or the policy's "
+            "metrics.address"
         ) from e
     log.info(
         "license-sync serving /metrics, /healthz, /readyz on %s (every %ss)",
