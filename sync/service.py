@@ -353,18 +353,8 @@ class Service:
                 active_limits.add(limit.limit_id)
                 dl = self.deadline(d.farm_id)
                 try:
-                    if d.farm_id not in searched:
-                        queues = sorted(
-                            {
-                                a.queue_id
-                                for pp in self.policy.pools.values()
-                                for t in pp.targets(self.policy.default_farm)
-                                if t.farm == d.farm_id
-                                for lim in [self.last_lookup.get((t.farm, t.limit))]
-                                if isinstance(lim, LimitState)
-                                for a in lim.associations
-                            }
-                        )
+                    if d.farm_id not in searched:  # one search per farm, for every pool
+                        queues = self._sharing_queues(d.farm_id)
                         searched[d.farm_id] = dl.search_jobs(queues) if queues else []
                     jobs = searched[d.farm_id]
                     seen.update(j.job_id for j in jobs)
@@ -378,8 +368,9 @@ class Service:
                     )
                 elif write and (jp.writes or jp.restores or jp.overrides):
                     with self.write_lock:
-                        changes.extend(self.sharing.apply(jp, dl, d.farm_id, now))
-                    n = sum(1 for c in changes if c["kind"] in ("cap", "restore"))
+                        made = self.sharing.apply(jp, dl, d.farm_id, now)
+                    changes.extend(made)
+                    n = sum(1 for c in made if c["kind"] in ("cap", "restore"))
                     if n:
                         self.metrics.changes.labels("max_worker_count").inc(n)
                 errors.extend(jp.errors)
@@ -394,6 +385,18 @@ class Service:
         if searched:
             self.sharing.forget_unseen(seen)
         return plans, changes, errors
+
+    def _sharing_queues(self, farm_id: str) -> list[str]:
+        """The queues associated with the farm's limits whose pools share between jobs."""
+        queues: set[str] = set()
+        for pool in self.policy.pools.values():
+            if pool.jobs.policy == "none":
+                continue
+            for t in pool.targets(self.policy.default_farm):
+                lim = self.last_lookup.get((t.farm or "", t.limit))
+                if t.farm == farm_id and isinstance(lim, LimitState):
+                    queues.update(a.queue_id for a in lim.associations)
+        return sorted(queues)
 
     def _remember_original(self, d: Decision, now: datetime) -> None:
         """Before the first write to a limit, keep its maxCount for `restore --limits`."""

@@ -314,3 +314,23 @@ def test_archived_and_finished_jobs_are_not_capped(world):
     cycle(w)
     assert mwc(w, live) == 10
     assert mwc(w, archived) == -1 and mwc(w, suspended) == -1
+
+
+def test_writes_are_counted_once_per_pool(world):
+    w = world
+    lim2 = w.farm.add_limit("amount.maya", 10)
+    w.farm.associate(w.queue, lim2)
+    w.policy.write_text(
+        w.policy.read_text()
+        + """\
+  maya:
+    limit: amount.maya
+    features: [{source: lic, feature: nuke_r}]
+    jobs: {policy: fair}
+"""
+    )
+    w.farm.add_job(w.queue, "n", tasks=40, amount="amount.nuke")
+    w.farm.add_job(w.queue, "m", tasks=40, amount="amount.maya")
+    cycle(w)
+    text = w.metrics.exposition().decode()
+    assert 'license_sync_changes_total{kind="max_worker_count"} 2.0' in text
