@@ -43,6 +43,7 @@ class JobPlan:
     writes: list[tuple[JobDemand, int, str]] = field(default_factory=list)  # job, cap, why
     overrides: list[str] = field(default_factory=list)  # job ids left alone (manual)
     restores: list[tuple[str, str, int]] = field(default_factory=list)  # queue, job, original
+    gone: list[str] = field(default_factory=list)  # recorded jobs no longer found: finished
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -157,14 +158,15 @@ class JobSharing:
         managed = {a.job_id for a in jp.allocations if a.cap is not None}
         live = {j.job_id: j for j in jobs}
         for job_id, rec in self.originals.items():
-            if rec["limit_id"] != limit.limit_id or job_id in managed or rec.get("manual"):
+            if rec["limit_id"] != limit.limit_id or job_id in managed:
                 continue
             j = live.get(job_id)
-            if (
-                j is not None
-                and j.max_worker_count in _ours(rec)
-                and j.max_worker_count != rec["original"]
-            ):
+            if j is None:  # finished, or deleted: nothing to restore, forget the record
+                jp.gone.append(job_id)
+                continue
+            if rec.get("manual"):
+                continue
+            if j.max_worker_count in _ours(rec) and j.max_worker_count != rec["original"]:
                 jp.restores.append((j.queue_id, job_id, int(rec["original"])))
         return jp
 
@@ -221,6 +223,14 @@ class JobSharing:
                 "pool %s: job %s was changed by someone else; left alone", jp.pool, rec["job_id"]
             )
 
+        if jp.gone:
+            try:
+                if self.history is not None:
+                    self.history.drop_job_originals(jp.gone)
+                for job_id in jp.gone:
+                    self.originals.pop(job_id, None)
+            except HistoryError as e:
+                jp.errors.append(f"history: {e}")
         items = [(job.queue_id, job.job_id, cap) for job, cap, _ in jp.writes]
         items += [(q, j, orig) for q, j, orig in jp.restores]
         if not items:

@@ -366,7 +366,7 @@ class Service:
                     errors.append(
                         f"pool {name}: job caps not written: no history to record the originals in"
                     )
-                elif write and (jp.writes or jp.restores or jp.overrides):
+                elif write and (jp.writes or jp.restores or jp.overrides or jp.gone):
                     with self.write_lock:
                         made = self.sharing.apply(jp, dl, d.farm_id, now)
                     changes.extend(made)

@@ -334,3 +334,16 @@ def test_writes_are_counted_once_per_pool(world):
     cycle(w)
     text = w.metrics.exposition().decode()
     assert 'license_sync_changes_total{kind="max_worker_count"} 2.0' in text
+
+
+def test_records_of_finished_jobs_are_forgotten(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=12)
+    cycle(w)
+    assert j in w.svc.history.job_originals()
+    for step in w.farm.jobs[j].steps:
+        for t in step.tasks:
+            t.status = "SUCCEEDED"
+    cycle(w)
+    assert w.svc.history.job_originals() == {}
+    assert mwc(w, j) == 10  # a finished job is not written to
