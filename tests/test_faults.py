@@ -457,19 +457,33 @@ def test_sigterm_mid_cycle_finishes_the_write(aws_env, tmp_path):
         policy = policy_for([farm], tmp_path)
         policy.write_text(policy.read_text() + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
         p = run_proc(policy, server, tmp_path, "run")
+        lines: list[str] = []
+        got_signal = threading.Event()
+
+        def read() -> None:
+            assert p.stdout is not None
+            for line in p.stdout:
+                lines.append(line)
+                if "signal 15" in line:
+                    got_signal.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         try:
             assert entered.wait(30), "no UpdateLimit"
             p.send_signal(signal.SIGTERM)  # while the write is in flight
-            time.sleep(0.3)  # let the signal land before the write completes
-            gate.set()
-            out, _ = p.communicate(timeout=30)
+            assert got_signal.wait(30), "".join(lines)
+            gate.set()  # only now may the write complete
+            p.wait(timeout=30)
+            reader.join(10)
         finally:
             gate.set()
             if p.poll() is None:
                 p.kill()
+        out = "".join(lines)
         assert p.returncode == 0, out
         assert limit_of(farm) == 10  # the write finished
-        assert "stopped cleanly" in out
+        assert out.index("signal 15") < out.index("maxCount 19 → 10") < out.index("stopped cleanly")
 
 
 def test_kill_9_between_original_and_write_then_restart_and_restore(aws_env, tmp_path):
