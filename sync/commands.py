@@ -393,26 +393,58 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         failed += 1
     print(f"{len(records)} job(s) checked; {len(svc.sharing.originals)} still recorded")
     if args.limits:
-        originals = dict(svc.limit_originals)
-        for key, original in sorted(originals.items()):
-            farm_id, _, limit_id = key.partition("/")
-            try:
-                limits = {lim.limit_id: lim for lim in svc.deadline(farm_id).limits()}
-                lim = limits.get(limit_id)
-                if lim is None:
-                    print(f"limit {limit_id}: gone; nothing to restore")
-                elif lim.max_count == original:
-                    print(f"limit {limit_id}: maxCount already {original}")
-                else:
-                    svc.deadline(farm_id).update_limit(limit_id, original)
-                    print(f"limit {limit_id}: maxCount {lim.max_count} → {original} (restored)")
-                del svc.limit_originals[key]
-            except SyncError as e:
-                failed += 1
-                print(f"limit {limit_id}: restore failed: {e}", file=sys.stderr)
-        svc.history.set_state("limit_originals", svc.limit_originals, now)
+        failed += _restore_limits(svc, now)
     svc.history.close()
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _restore_limits(svc: Any, now: datetime) -> int:
+    """Each limit's original maxCount, and every queue association we paused, put back."""
+    from sync.deadline import resolve_limit
+    from sync.planner import PAUSED, LimitMemory, LimitState
+
+    failed = 0
+    farms: dict[str, dict[str, LimitState]] = {}
+
+    def limits_of(farm_id: str) -> dict[str, LimitState]:
+        if farm_id not in farms:
+            farms[farm_id] = {lim.limit_id: lim for lim in svc.deadline(farm_id).limits()}
+        return farms[farm_id]
+
+    for key, original in sorted(dict(svc.limit_originals).items()):
+        farm_id, _, limit_id = key.partition("/")
+        try:
+            lim = limits_of(farm_id).get(limit_id)
+            if lim is None:
+                print(f"limit {limit_id}: gone; nothing to restore")
+            elif lim.max_count == original:
+                print(f"limit {limit_id}: maxCount already {original}")
+            else:
+                svc.deadline(farm_id).update_limit(limit_id, original)
+                print(f"limit {limit_id}: maxCount {lim.max_count} → {original} (restored)")
+            del svc.limit_originals[key]
+        except SyncError as e:
+            failed += 1
+            print(f"limit {limit_id}: restore failed: {e}", file=sys.stderr)
+    svc.history.set_state("limit_originals", svc.limit_originals, now)
+
+    for (farm_id, ref), mem in sorted(svc.memory.items()):
+        if not mem.paused:
+            continue
+        try:
+            found = resolve_limit(ref, list(limits_of(farm_id).values()))
+            if isinstance(found, LimitState):
+                status = {a.queue_id: a.status for a in found.associations}
+                for q in mem.paused:
+                    if status.get(q) == PAUSED:
+                        svc.deadline(farm_id).update_association(q, found.limit_id, "ACTIVE")
+                        print(f"limit {found.limit_id}: queue {q} resumed")
+            svc.memory[(farm_id, ref)] = LimitMemory(0, ())
+        except SyncError as e:
+            failed += 1
+            print(f"limit {ref}: resuming queues failed: {e}", file=sys.stderr)
+    svc.save_memory(now)
+    return failed
 
 
 # -- simulate / replay ----------------------------------------------------------------------
@@ -616,7 +648,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--limits",
         action="store_true",
-        help="also put back each limit's maxCount from before the first change",
+        help="also put back each limit's maxCount from before the first change, and resume "
+        "the queue associations license-sync paused",
     )
     p.set_defaults(func=_cmd_restore)
 

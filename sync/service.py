@@ -177,7 +177,7 @@ class Service:
         for farm, limit, rising, paused in rows:
             self.memory[(farm, limit)] = LimitMemory(rising, tuple(paused))
 
-    def _save_memory(self, now: datetime) -> None:
+    def save_memory(self, now: datetime) -> None:
         if self.history is None:
             return
         rows = [[f, lim, m.rising, list(m.paused)] for (f, lim), m in self.memory.items()]
@@ -496,7 +496,7 @@ class Service:
         }
         try:
             self.history.record_cycle(cycle, obs, decisions, errors)
-            self._save_memory(now)
+            self.save_memory(now)
             self.history.prune(now)
         except HistoryError as e:
             m.history_errors.inc()

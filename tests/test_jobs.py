@@ -347,3 +347,26 @@ def test_records_of_finished_jobs_are_forgotten(world):
     cycle(w)
     assert w.svc.history.job_originals() == {}
     assert mwc(w, j) == 10  # a finished job is not written to
+
+
+def test_restore_limits_resumes_the_queues_we_paused(world):
+    w = world
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            "    jobs:", "    on_exhausted: pause\n    hysteresis: {settle: 1}\n    jobs:"
+        )
+    )
+    other_q = w.farm.add_queue()
+    w.farm.associate(other_q, w.limit, "STOPPED")  # stopped by a human: not ours to resume
+    w.svc = w.make()
+    w.src.artists = 10  # every license taken: the pool is exhausted
+    cycle(w)
+    assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
+    w.svc.history.close()
+    p = run_restore(w, "--limits")  # the service is stopped while the queue is paused
+    assert p.returncode == 0, p.stderr
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+    assert w.farm.associations[(other_q, w.limit)] == "STOPPED"
+    assert f"queue {w.queue} resumed" in p.stdout
+    again = run_restore(w, "--limits")
+    assert again.returncode == 0 and "resumed" not in again.stdout
