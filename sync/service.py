@@ -128,6 +128,8 @@ class Service:
         self._deadlines = {}
         self.metrics.set_policy(loaded.sha)
         self.metrics.interval.set(loaded.policy.interval)
+        if self.history is not None:  # retention follows the policy; the path needs a restart
+            self.history.keep = loaded.policy.history.keep
 
     def maybe_reload(self) -> bool:
         """Pick up a changed policy file; keep the last good one if the new one is bad."""

@@ -348,3 +348,10 @@ def test_retention_prunes_old_rows(world):
     w.clock.advance(2 * 86400)
     w.svc.history.prune(w.clock())
     assert w.svc.history.query("cycles") == []
+
+
+def test_reloaded_retention_applies(world):
+    w = world
+    w.policy.write_text(w.policy.read_text().replace("keep: 1d", "keep: 2h"))
+    cycle(w)
+    assert w.svc.history.keep == 7200
