@@ -195,9 +195,15 @@ class JobSharing:
                 "manual": 0,
             }
             pending.append({**rec, "pending": cap})
+        history = self.history
+        if history is None:
+            if jp.writes or jp.restores:
+                jp.errors.append(
+                    f"pool {jp.pool}: job caps not written: no history to record the originals in"
+                )
+            return changes
         try:
-            if self.history is not None:
-                self.history.save_job_originals(flagged + pending, now)
+            history.save_job_originals(flagged + pending, now)
         except HistoryError as e:
             # no original on disk, no write: a crash now must not lose what we would change
             jp.errors.append(f"pool {jp.pool}: job caps not written: {e}")
@@ -225,8 +231,7 @@ class JobSharing:
 
         if jp.gone:
             try:
-                if self.history is not None:
-                    self.history.drop_job_originals(jp.gone)
+                history.drop_job_originals(jp.gone)
                 for job_id in jp.gone:
                     self.originals.pop(job_id, None)
             except HistoryError as e:
@@ -290,9 +295,8 @@ class JobSharing:
             else:
                 jp.errors.append(f"pool {jp.pool}: restore {job_id}: {err[0]}: {err[1]}")
         try:
-            if self.history is not None:
-                self.history.save_job_originals(done, now)
-                self.history.drop_job_originals(dropped)
+            history.save_job_originals(done, now)
+            history.drop_job_originals(dropped)
         except HistoryError as e:
             jp.errors.append(f"history: {e}")
         for job_id in dropped:
