@@ -105,9 +105,7 @@ def soak(cycles: int = 2000, seed: int = 1, workdir: Path | None = None) -> Soak
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "soak")
     now = datetime(2026, 11, 2, tzinfo=UTC)
     farm = SimFarm(count_delay=0, now=now, seed=seed)
-    q = farm.add_queue()
-    lid = farm.add_limit("amount.nuke", 10)
-    farm.associate(q, lid)
+    q, lid = farm.add_queue_with_limit("amount.nuke", 10)
     policy = work / "policy.yaml"
     good = POLICY.format(db=work / "h.db", farm=farm.farm_id, ceiling=CEILING)
     policy.write_text(good)

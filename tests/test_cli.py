@@ -53,9 +53,7 @@ def test_no_command_prints_help_and_fails():
 @pytest.fixture
 def farm_env(aws_env, tmp_path):
     farm = SimFarm(count_delay=0)
-    q = farm.add_queue()
-    lid = farm.add_limit("amount.nuke", 19)
-    farm.associate(q, lid)
+    _, lid = farm.add_queue_with_limit("amount.nuke", 19)
     lic = SimLicenseServer(None, [SimFeature("nuke_r", 20)])
     lic.set_artists("nuke_r", 5)
     status = tmp_path / "lmstat.txt"

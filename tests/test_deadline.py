@@ -170,9 +170,7 @@ def test_endpoint_env_var_is_honoured_without_host_prefix(sim, monkeypatch):
 
 def test_against_the_simulated_endpoint_over_http(sim):
     farm = sim.farm
-    q = farm.add_queue()
-    lid = farm.add_limit("amount.nuke", 10)
-    farm.associate(q, lid)
+    q, lid = farm.add_queue_with_limit("amount.nuke", 10)
     dl = Deadline(make_client("us-west-2", sim.url), farm.farm_id)
     [lim] = dl.limits()
     assert (lim.max_count, lim.associations[0].status) == (10, "ACTIVE")

@@ -64,9 +64,7 @@ def write_atomic(path: Path, text: str) -> None:
 @pytest.fixture
 def running(aws_env, tmp_path):
     farm = SimFarm(count_delay=0)
-    q = farm.add_queue()
-    lid = farm.add_limit("amount.nuke", 30)
-    farm.associate(q, lid)
+    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
     lic = SimLicenseServer(None, [SimFeature("nuke_r", 20)])
     lic.set_artists("nuke_r", 2)
     status = tmp_path / "lmstat.txt"

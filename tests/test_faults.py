@@ -60,8 +60,7 @@ def policy_for(farms: list[SimFarm], tmp: Path, jobs: str = "none") -> Path:
 
 def farm_with_limit(max_count: int = 19) -> SimFarm:
     farm = SimFarm(count_delay=0)
-    q = farm.add_queue()
-    farm.associate(q, farm.add_limit("amount.nuke", max_count))
+    farm.add_queue_with_limit("amount.nuke", max_count)
     return farm
 
 

@@ -114,9 +114,7 @@ def live_exposition(tmp_path_factory):
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     farm = SimFarm(count_delay=0)
-    q = farm.add_queue()
-    lim = farm.add_limit("amount.nuke", 10)
-    farm.associate(q, lim)
+    q, _ = farm.add_queue_with_limit("amount.nuke", 10)
     farm.add_job(q, "a", tasks=20, amount="amount.nuke")
     try:
         with SimServer(farm, faults=Faults(throttle_first=1)) as server:
@@ -371,7 +369,7 @@ def test_container_entrypoint_runs_and_its_healthcheck_passes(aws_env, tmp_path)
     argv = entrypoint()
     assert argv == ["license-sync", "run", "--config", "/config/policy.yaml"]
     farm = SimFarm(count_delay=0)
-    farm.associate(farm.add_queue(), farm.add_limit("amount.nuke", 5))
+    farm.add_queue_with_limit("amount.nuke", 5)
     policy = tmp_path / "policy.yaml"
     with SimServer(farm) as server:
         policy.write_text(f"""\
@@ -410,7 +408,7 @@ def test_json_logs_carry_pool_limit_and_reason(aws_env, tmp_path):
     from sync.sim.server import SimServer
 
     farm = SimFarm(count_delay=0)
-    farm.associate(farm.add_queue(), farm.add_limit("amount.nuke", 9))
+    farm.add_queue_with_limit("amount.nuke", 9)
     policy = tmp_path / "policy.yaml"
     with SimServer(farm) as server:
         policy.write_text(f"""\

@@ -95,9 +95,7 @@ pools:
 @pytest.fixture
 def world(sim, tmp_path):
     farm = sim.farm
-    q = farm.add_queue()
-    lid = farm.add_limit("amount.nuke", 19)
-    farm.associate(q, lid)
+    q, lid = farm.add_queue_with_limit("amount.nuke", 19)
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.format(history=tmp_path / "h.db", farm=farm.farm_id))
     src = FakeSource("lic")

@@ -133,6 +133,13 @@ class SimFarm:
             )
             return lid
 
+    def add_queue_with_limit(self, amount: str, max_count: int) -> tuple[str, str]:
+        """A new queue and a new limit, associated: the smallest farm a test needs."""
+        queue_id = self.add_queue()
+        limit_id = self.add_limit(amount, max_count)
+        self.associate(queue_id, limit_id)
+        return queue_id, limit_id
+
     def associate(self, queue_id: str, limit_id: str, status: str = "ACTIVE") -> None:
         with self.lock:
             self.associations[(queue_id, limit_id)] = status
