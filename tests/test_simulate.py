@@ -200,3 +200,30 @@ def test_plot_draws_a_png(tmp_path):
     out = tmp_path / "night.png"
     plot([run(sc, s) for s in ("static", "license-sync")], sc, str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_control_quality_sweep_reports_each_seeded_day_and_the_headroom_trade_off():
+    from benchmarks.control_quality import sweep
+
+    sc = load_scenario(ROOT / "config/scenarios/studio-day.yaml")
+    text = sweep(sc, 2)
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) == 4 and cells[0] in {"1", "2"}:
+            rows[int(cells[0])] = (int(cells[1]), float(cells[2]), int(cells[3]))
+    for seed in (1, 2):
+        day = sc.model_copy(update={"seed": seed})
+        ls, oracle = run(day, "license-sync"), run(day, "oracle")
+        assert rows[seed] == (
+            ls.denials,
+            round(100 * ls.tasks_done / oracle.tasks_done, 1),
+            ls.artist_denials,
+        )
+    by_headroom = {
+        int(line.split()[0]): int(line.split()[1])
+        for line in text.split("headroom  denials")[1].splitlines()[1:]
+    }
+    assert set(by_headroom) == {0, 1, 2, 3}
+    # no headroom: every artist arriving between two polls can take a racing task's license
+    assert by_headroom[0] > 10 * max(1, by_headroom[1])
