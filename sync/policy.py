@@ -470,16 +470,27 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Read, parse and validate a policy file; `PolicyErrors` lists every problem found."""
-    name = str(path)
+    return parse_policy(read_policy_text(path), str(path))
+
+
+def read_policy_text(path: str | Path) -> str:
+    """The policy file's text; `PolicyErrors` when it cannot be read."""
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        raise PolicyErrors([Problem(name, 1, 1, f"cannot read the policy: {e.strerror}")]) from e
-    return parse_policy(raw.decode("utf-8", errors="replace"), name)
+        raise PolicyErrors(
+            [Problem(str(path), 1, 1, f"cannot read the policy: {e.strerror}")]
+        ) from e
+    return raw.decode("utf-8", errors="replace")
+
+
+def policy_sha(text: str) -> str:
+    """The short hash that names a policy's text in logs, metrics and the history."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
-    sha = hashlib.sha256(text.encode()).hexdigest()[:12]
+    sha = policy_sha(text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

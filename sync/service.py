@@ -26,7 +26,9 @@ from sync.policy import (
     Policy,
     RlmSourceConfig,
     StaticSourceConfig,
-    load_policy,
+    parse_policy,
+    policy_sha,
+    read_policy_text,
 )
 from sync.report import Report, down_report
 from sync.sources import CommandSource, Source, StaticSource, ToolSource
@@ -132,32 +134,63 @@ class Service:
             self.history.keep = loaded.policy.history.keep
 
     def maybe_reload(self) -> bool:
-        """Pick up a changed policy file; keep the last good one if the new one is bad."""
+        """Pick up a changed policy file; keep the last good one if the new one is bad.
+
+        The file is hashed before it is parsed: an unchanged file (every cycle but the one
+        after an edit) costs a read and a hash, and a bad edit is reported once.
+        """
         if not self.watch_policy:
             return False
         path = self.loaded.path
         try:
-            candidate = load_policy(path)
+            text = read_policy_text(path)
         except PolicyError as e:
-            key = f"{type(e).__name__}:{e}"
-            if key != self._bad_sha:
-                self._bad_sha = key
-                self.metrics.reloads.labels("error").inc()
-                log.error(
-                    "policy %s is invalid; keeping the last good policy (%s): %s",
-                    path,
-                    self.loaded.sha,
-                    str(e).replace("\n", " | "),
-                )
+            self._reject(f"unreadable:{e}", e)
             return False
-        if candidate.sha == self.loaded.sha:
+        sha = policy_sha(text)
+        if sha == self.loaded.sha:
             self._bad_sha = None
             return False
+        if sha == self._bad_sha:
+            return False
+        try:
+            candidate = parse_policy(text, path)
+        except PolicyError as e:
+            self._reject(sha, e)
+            return False
+        old = self.loaded.policy
         self._install(candidate)
         self._bad_sha = None
         self.metrics.reloads.labels("ok").inc()
         log.info("policy %s reloaded (sha %s)", path, candidate.sha)
+        for what, before, after in (
+            ("metrics.address", old.metrics.address, candidate.policy.metrics.address),
+            ("history.path", old.history.path, candidate.policy.history.path),
+        ):
+            if before != after:
+                log.warning(
+                    "policy %s changes %s from %s to %s: that takes a restart; "
+                    "still using %s until then",
+                    path,
+                    what,
+                    before,
+                    after,
+                    before,
+                )
         return True
+
+    def _reject(self, key: str, e: PolicyError) -> None:
+        """Count and log a bad policy file once, however many cycles it stays bad."""
+        if key == self._bad_sha:
+            return
+        self._bad_sha = key
+        self.metrics.reloads.labels("error").inc()
+        log.error(
+            "policy %s is invalid; keeping the last good policy (%s): %s",
+            self.loaded.path,
+            self.loaded.sha,
+            str(e).replace("\n", " | "),
+        )
 
     def deadline(self, farm_id: str) -> Deadline:
         d = self._deadlines.get(farm_id)

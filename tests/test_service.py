@@ -353,3 +353,45 @@ def test_reloaded_retention_applies(world):
     w.policy.write_text(w.policy.read_text().replace("keep: 1d", "keep: 2h"))
     cycle(w)
     assert w.svc.history.keep == 7200
+
+
+def test_unchanged_policy_is_hashed_not_parsed_and_a_bad_edit_parsed_once(world, monkeypatch):
+    import sync.service
+
+    w = world
+    parsed = []
+    real = sync.service.parse_policy
+    monkeypatch.setattr(
+        sync.service, "parse_policy", lambda text, name: parsed.append(name) or real(text, name)
+    )
+    for _ in range(3):
+        cycle(w)
+    assert parsed == []  # the file did not change: no YAML parse, no validation
+    good = w.policy.read_text()
+    w.policy.write_text("pools: [\n")
+    for _ in range(3):
+        cycle(w)
+    assert len(parsed) == 1
+    assert w.metrics.reloads.labels("error")._value.get() == 1
+    w.policy.write_text(good.replace("headroom: 1", "headroom: 2"))
+    cycle(w)
+    assert len(parsed) == 2
+    assert w.svc.policy.pools["nuke"].headroom == 2
+
+
+def test_reload_says_which_changes_wait_for_a_restart(world, caplog):
+    w = world
+    text = w.policy.read_text()
+    moved = str(w.policy.parent / "elsewhere.db")
+    w.policy.write_text(
+        text.replace("history: {path: ", "metrics: {address: '127.0.0.1:9999'}\nhistory: {path: ")
+        .replace(str(w.policy.parent / "h.db"), moved)
+        .replace("headroom: 1", "headroom: 2")
+    )
+    with caplog.at_level("WARNING", logger="license_sync"):
+        cycle(w)
+    assert w.svc.policy.pools["nuke"].headroom == 2  # the rest applied at once
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("metrics.address" in m and "restart" in m and "9999" in m for m in warnings)
+    assert any("history.path" in m and "restart" in m and moved in m for m in warnings)
+    assert w.svc.history.path != moved  # still writing where it was opened
