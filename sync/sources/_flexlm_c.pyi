@@ -1,0 +1,3 @@
+from sync.report import Checkout
+
+def checkouts(body: str, cls: type[Checkout], /) -> list[Checkout] | None: ...
