@@ -27,7 +27,11 @@ try:
 except ImportError:  # no C compiler where this was installed: flexlm.py reads alone
     _flexlm_c = None  # type: ignore[assignment]
 
-needs_c = pytest.mark.skipif(_flexlm_c is None, reason="the C reader was not built")
+NOT_BUILT = (
+    "the C reader is not built beside these sources: `pip install -e '.[test]'` builds it "
+    "in place (a plain `pip install .` puts it in site-packages only)"
+)
+needs_c = pytest.mark.skipif(_flexlm_c is None, reason=NOT_BUILT)
 
 
 def test_ci_builds_the_c_reader():
@@ -247,7 +251,7 @@ def test_the_c_reader_under_address_and_undefined_behaviour_sanitizers(tmp_path)
     """Every test above again, with the C reader built with ASan and UBSan."""
     gcc = shutil.which("gcc")
     if gcc is None or _flexlm_c is None:
-        pytest.skip("needs gcc and the C reader")
+        pytest.skip(NOT_BUILT if gcc else "needs gcc")
     libs = [
         subprocess.run([gcc, f"-print-file-name={lib}"], capture_output=True, text=True).stdout
         for lib in ("libasan.so", "libubsan.so")
