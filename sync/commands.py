@@ -457,16 +457,22 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.seed is not None:
         sc = sc.model_copy(update={"seed": args.seed})
     strategies = args.strategy or list(simulate.STRATEGIES)
-    results = [simulate.run(sc, s) for s in strategies]
+    if args.days < 1:
+        raise SyncError("--days must be at least 1")
+    by_strategy = simulate.run_days(sc, strategies, args.days)
+    results = [days[0] for days in by_strategy.values()]
     hours = sc.duration / 3600
     print(
         f"{sc.name}: {hours:g} h, {sc.total} licenses, seed {sc.seed}, "
         f"sync every {sc.sync.interval:g} s\n"
     )
     print(simulate.format_table(results))
+    if args.days > 1:
+        print(f"\n{args.days} days, seeds {sc.seed}-{sc.seed + args.days - 1}:\n")
+        print(simulate.format_days(by_strategy))
     if args.plot:
         simulate.plot(results, sc, args.plot)
-        print(f"\nplot written to {args.plot}")
+        print(f"\nplot of the first day (seed {sc.seed}) written to {args.plot}")
     return EXIT_OK
 
 
@@ -622,6 +628,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="repeat to choose (default: all four)",
     )
     p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run N seeded days (seed, seed+1, …) and print their totals; a day "
+        "without denials can be luck (default 1)",
+    )
     p.add_argument("--plot", metavar="PNG", help="draw the day per strategy (needs matplotlib)")
     p.set_defaults(func=_cmd_simulate)
 

@@ -365,10 +365,58 @@ def format_table(results: list[Result]) -> str:
                 str(r.artist_denials),
             ]
         )
+    return _table(head, rows)
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def run_days(sc: Scenario, strategies: list[str], days: int) -> dict[str, list[Result]]:
+    """Each strategy on `days` seeded days: the scenario's seed, then seed + 1, …"""
+    worlds = [sc.model_copy(update={"seed": sc.seed + d}) for d in range(days)]
+    return {s: [run(w, s) for w in worlds] for s in strategies}
+
+
+def format_days(by_strategy: dict[str, list[Result]]) -> str:
+    """One row a strategy, over all the days: one day's luck is not a policy's quality."""
+    head = [
+        "strategy",
+        "days",
+        "denials",
+        "days with denials",
+        "tasks done (mean)",
+        "% of oracle (mean, min-max)",
+        "idle lic-h (mean)",
+        "artists turned away",
+    ]
+    oracle = by_strategy.get("oracle")
+    rows = []
+    for strategy, results in by_strategy.items():
+        n = len(results)
+        if oracle and all(o.tasks_done for o in oracle):
+            shares = [
+                100 * r.tasks_done / o.tasks_done for r, o in zip(results, oracle, strict=True)
+            ]
+            pct = f"{sum(shares) / n:.1f}% ({min(shares):.1f}-{max(shares):.1f})"
+        else:
+            pct = "—"
+        rows.append(
+            [
+                strategy,
+                str(n),
+                str(sum(r.denials for r in results)),
+                str(sum(1 for r in results if r.denials)),
+                f"{sum(r.tasks_done for r in results) / n:.0f}",
+                pct,
+                f"{sum(r.idle_license_hours for r in results) / n:.1f}",
+                str(sum(r.artist_denials for r in results)),
+            ]
+        )
+    return _table(head, rows)
 
 
 def plot(results: list[Result], sc: Scenario, path: str) -> None:

@@ -227,3 +227,41 @@ def test_control_quality_sweep_reports_each_seeded_day_and_the_headroom_trade_of
     assert set(by_headroom) == {0, 1, 2, 3}
     # no headroom: every artist arriving between two polls can take a racing task's license
     assert by_headroom[0] > 10 * max(1, by_headroom[1])
+
+
+def test_simulate_days_sums_each_seeded_day(tmp_path):
+    path = ROOT / "config/scenarios/quiet-night.yaml"
+    argv = ["simulate", "--scenario", str(path), "--days", "3", "--seed", "5"]
+    argv += ["--strategy", "naive", "--strategy", "oracle"]
+    p = subprocess.run(
+        [sys.executable, "-m", "sync", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "3 days, seeds 5-7:" in p.stdout
+    rows = {ln.split()[0]: ln.split() for ln in p.stdout.split("seeds 5-7:")[1].splitlines()[2:]}
+    sc = load_scenario(path)
+    naive = [run(sc.model_copy(update={"seed": s}), "naive") for s in (5, 6, 7)]
+    oracle = [run(sc.model_copy(update={"seed": s}), "oracle") for s in (5, 6, 7)]
+    assert rows["naive"][1:4] == [
+        "3",
+        str(sum(r.denials for r in naive)),
+        str(sum(1 for r in naive if r.denials)),
+    ]
+    assert rows["naive"][4] == f"{sum(r.tasks_done for r in naive) / 3:.0f}"
+    mean = sum(100 * n.tasks_done / o.tasks_done for n, o in zip(naive, oracle, strict=True)) / 3
+    assert rows["naive"][5] == f"{mean:.1f}%"
+    assert rows["oracle"][2] == "0"
+
+
+def test_simulate_days_must_be_positive():
+    p = subprocess.run(
+        [sys.executable, "-m", "sync", "simulate", "--scenario", str(SCENARIOS[0]), "--days", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 1
+    assert "--days must be at least 1" in p.stderr
