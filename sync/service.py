@@ -169,13 +169,11 @@ class Service:
         ):
             if before != after:
                 log.warning(
-                    "policy %s changes %s from %s to %s: that takes a restart; "
-                    "still using %s until then",
+                    "policy %s changes %s from %s to %s: that takes effect at the next restart",
                     path,
                     what,
                     before,
                     after,
-                    before,
                 )
         return True
 
