@@ -7,10 +7,13 @@ changes between versions, blank lines go missing and identities hold spaces.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sync.errors import ParseError
 from sync.report import Checkout, Feature, Report, Reservation, Server, Vendor
@@ -200,7 +203,24 @@ def _c_reader() -> Callable[[str, type[Checkout]], list[Checkout] | None] | None
         from sync.sources import _flexlm_c
     except ImportError:
         return None
+    if is_stale(_flexlm_c.SOURCE_SHA256, Path(__file__).with_name("_flexlm_c.c")):
+        warnings.warn(
+            "sync/sources/_flexlm_c.c changed since the C reader was built; reading lmstat "
+            "in Python until it is rebuilt (pip install -e .)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
     return _flexlm_c.checkouts
+
+
+def is_stale(built_from: str, source: Path) -> bool:
+    """A build records the hash of its source; a different source beside it makes it stale."""
+    try:
+        now = hashlib.sha256(source.read_bytes()).hexdigest()
+    except OSError:  # an install without the source: nothing to compare
+        return False
+    return bool(built_from) and built_from != now
 
 
 _read_checkouts_c = _c_reader()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -69,7 +70,7 @@ def test_ci_builds_the_c_reader_into_the_package():
     """On CI the compiler is there: a broken build must fail here, not fall back quietly."""
     if os.environ.get("CI") != "true":
         pytest.skip("only CI promises a C compiler")
-    assert flexlm.ACCELERATED
+    assert flexlm.ACCELERATED  # built, and of this very source (else it is not used)
     text, _ = generate(features=3, checkouts=600)
     with_installed = flexlm.parse(text)
     reader, flexlm._read_checkouts_c = flexlm._read_checkouts_c, None
@@ -138,6 +139,19 @@ def test_the_c_reader_on_its_own():
         _flexlm_c.checkouts("\n", dict)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         _flexlm_c.checkouts("\n")  # type: ignore[call-arg]
+
+
+def test_a_build_of_another_source_is_not_used(tmp_path, monkeypatch):
+    source = tmp_path / "_flexlm_c.c"
+    source.write_text("/* the source now */\n")
+    now = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert not flexlm.is_stale(now, source)
+    assert flexlm.is_stale("0" * 64, source)
+    assert not flexlm.is_stale("", source)  # built by hand: no claim to check
+    assert not flexlm.is_stale("0" * 64, tmp_path / "absent.c")  # installed without source
+    monkeypatch.setattr(flexlm, "is_stale", lambda built, path: True)
+    with pytest.warns(RuntimeWarning, match="changed since the C reader was built"):
+        assert flexlm._c_reader() is None
 
 
 def test_pure_python_switch():
