@@ -149,7 +149,18 @@ def test_a_build_of_another_source_is_not_used(tmp_path, monkeypatch):
     assert flexlm.is_stale("0" * 64, source)
     assert not flexlm.is_stale("", source)  # built by hand: no claim to check
     assert not flexlm.is_stale("0" * 64, tmp_path / "absent.c")  # installed without source
-    monkeypatch.setattr(flexlm, "is_stale", lambda built, path: True)
+    # a build is importable (whether or not this install built one beside the sources)
+    import sync.sources
+
+    built = ModuleType("sync.sources._flexlm_c")
+    built.SOURCE_SHA256 = "0" * 64  # type: ignore[attr-defined]
+    built.checkouts = lambda body, cls: []  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sync.sources._flexlm_c", built)
+    monkeypatch.setattr(sync.sources, "_flexlm_c", built, raising=False)
+    monkeypatch.delenv("LICENSE_SYNC_PURE_PYTHON", raising=False)
+    monkeypatch.setattr(flexlm, "is_stale", lambda sha, path: False)
+    assert flexlm._c_reader() is built.checkouts  # type: ignore[attr-defined]
+    monkeypatch.setattr(flexlm, "is_stale", lambda sha, path: sha == "0" * 64)
     with pytest.warns(RuntimeWarning, match="changed since the C reader was built"):
         assert flexlm._c_reader() is None
 
