@@ -67,12 +67,21 @@ def _oracle_tasks(sc_json: str) -> int:
     return run(Scenario.model_validate_json(sc_json), "oracle").tasks_done
 
 
-def _day(sc: Scenario, seed: int, headroom: int | None = None) -> tuple[int, float, int]:
-    """(denials, share of the oracle's throughput, artists turned away) for one seeded day."""
+def _day(
+    sc: Scenario, seed: int, headroom: int | None = None, lag: bool = True
+) -> tuple[int, float, int]:
+    """(denials, share of the oracle's throughput, artists turned away) for one seeded day.
+
+    `lag=False`: the sync polls every step and sees the server and currentCount at once.
+    """
     sc = sc.model_copy(deep=True, update={"seed": seed})
-    oracle = _oracle_tasks(sc.model_dump_json())  # the policy does not steer the oracle
+    oracle = _oracle_tasks(sc.model_dump_json())  # neither policy nor lag steer the oracle
     if headroom is not None:
         sc.policy = {**sc.policy, "headroom": headroom}
+    if not lag:
+        sc.sync = sc.sync.model_copy(
+            update={"interval": sc.step, "tool_latency": 0.0, "count_delay": 0.0}
+        )
     ls = run(sc, "license-sync")
     return ls.denials, ls.tasks_done / oracle, ls.artist_denials
 
@@ -101,6 +110,16 @@ def sweep(sc: Scenario, seeds: int) -> str:
             f"{sum(pct) / len(pct):.1f} ({min(pct):.1f}-{max(pct):.1f})"
             + ("  <- the scenario's" if h == base else "")
         )
+    instant = [_day(sc, s, lag=False) for s in days]
+    den = [d for d, _, _ in instant]
+    pct = [100 * p for _, p, _ in instant]
+    out += [
+        "",
+        f"the scenario's policy with no lag (a poll every {sc.step:g} s step, no tool latency, "
+        "no currentCount delay):",
+        f"denials {sum(den)} on {sum(1 for d in den if d)} of {seeds} days; "
+        f"% of oracle {sum(pct) / len(pct):.1f} ({min(pct):.1f}-{max(pct):.1f})",
+    ]
     return "\n".join(out)
 
 

@@ -220,13 +220,27 @@ def test_control_quality_sweep_reports_each_seeded_day_and_the_headroom_trade_of
             round(100 * ls.tasks_done / oracle.tasks_done, 1),
             ls.artist_denials,
         )
-    by_headroom = {
-        int(line.split()[0]): int(line.split()[1])
-        for line in text.split("headroom  denials")[1].splitlines()[1:]
-    }
+    table = text.split("headroom  denials")[1].split("\n\n")[0]
+    by_headroom = {int(ln.split()[0]): int(ln.split()[1]) for ln in table.splitlines()[1:]}
     assert set(by_headroom) == {0, 1, 2, 3}
     # no headroom: every artist arriving between two polls can take a racing task's license
     assert by_headroom[0] > 10 * max(1, by_headroom[1])
+    # the same policy with the sync seeing everything at once, every step
+    instant = [
+        run(
+            sc.model_copy(
+                update={
+                    "seed": seed,
+                    "sync": sc.sync.model_copy(
+                        update={"interval": sc.step, "tool_latency": 0.0, "count_delay": 0.0}
+                    ),
+                }
+            ),
+            "license-sync",
+        )
+        for seed in (1, 2)
+    ]
+    assert f"denials {sum(r.denials for r in instant)} on " in text.split("no lag")[1]
 
 
 def test_simulate_days_sums_each_seeded_day(tmp_path):
