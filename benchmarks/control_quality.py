@@ -15,11 +15,19 @@ trade-off between denials and throughput that a TD chooses in the policy.
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 from pathlib import Path
 
-from sync.simulate import STRATEGIES, Scenario, format_table, load_scenario, run
+from sync.simulate import (
+    STRATEGIES,
+    Result,
+    Scenario,
+    format_table,
+    load_scenario,
+    run,
+    run_days,
+    summarise,
+)
 
 DEFAULT = Path(__file__).parent.parent / "config/scenarios/studio-day.yaml"
 
@@ -62,39 +70,33 @@ def main() -> None:
         print(sweep(sc, args.seeds))
 
 
-@functools.cache
-def _oracle_tasks(sc_json: str) -> int:
-    return run(Scenario.model_validate_json(sc_json), "oracle").tasks_done
-
-
-def _day(
-    sc: Scenario, seed: int, headroom: int | None = None, lag: bool = True
-) -> tuple[int, float, int]:
-    """(denials, share of the oracle's throughput, artists turned away) for one seeded day.
-
-    `lag=False`: the sync polls every step and sees the server and currentCount at once.
-    """
-    sc = sc.model_copy(deep=True, update={"seed": seed})
-    oracle = _oracle_tasks(sc.model_dump_json())  # neither policy nor lag steer the oracle
+def _variant(sc: Scenario, headroom: int | None = None, lag: bool = True) -> Scenario:
+    """The scenario with another `headroom`, or with no lag: the sync polls every step and
+    sees the license server and currentCount at once."""
+    sc = sc.model_copy(deep=True)
     if headroom is not None:
         sc.policy = {**sc.policy, "headroom": headroom}
     if not lag:
         sc.sync = sc.sync.model_copy(
             update={"interval": sc.step, "tool_latency": 0.0, "count_delay": 0.0}
         )
-    ls = run(sc, "license-sync")
-    return ls.denials, ls.tasks_done / oracle, ls.artist_denials
+    return sc
 
 
 def sweep(sc: Scenario, seeds: int) -> str:
-    days = range(1, seeds + 1)
-    own = [_day(sc, s) for s in days]
+    first = sc.model_copy(update={"seed": 1})
+    oracle = run_days(first, ["oracle"], seeds)["oracle"]  # neither policy nor lag steer it
+
+    def days(variant: Scenario) -> list[Result]:
+        return run_days(variant, ["license-sync"], seeds)["license-sync"]
+
+    own = days(first)
     out = [
         f"license-sync on {seeds} seeded days (seeds 1-{seeds}), the scenario's policy:",
         "seed  denials  % of oracle  artists turned away",
     ]
-    for seed, (d, p, a) in zip(days, own, strict=True):
-        out.append(f"{seed:<4}  {d:<7}  {100 * p:<11.1f}  {a}")
+    for seed, share, r in zip(range(1, seeds + 1), summarise(own, oracle).shares, own, strict=True):
+        out.append(f"{seed:<4}  {r.denials:<7}  {share:<11.1f}  {r.artist_denials}")
     base = int(sc.policy.get("headroom", 0))
     out += [
         "",
@@ -102,23 +104,17 @@ def sweep(sc: Scenario, seeds: int) -> str:
         "headroom  denials  days with denials  % of oracle (mean, min-max)",
     ]
     for h in sorted({0, base, base + 1, base + 2}):
-        runs = own if h == base else [_day(sc, s, h) for s in days]
-        den = [d for d, _, _ in runs]
-        pct = [100 * p for _, p, _ in runs]
+        d = summarise(own if h == base else days(_variant(first, headroom=h)), oracle)
         out.append(
-            f"{h:<8}  {sum(den):<7}  {sum(1 for d in den if d):<17}  "
-            f"{sum(pct) / len(pct):.1f} ({min(pct):.1f}-{max(pct):.1f})"
+            f"{h:<8}  {d.denials:<7}  {d.days_with_denials:<17}  {d.share()}"
             + ("  <- the scenario's" if h == base else "")
         )
-    instant = [_day(sc, s, lag=False) for s in days]
-    den = [d for d, _, _ in instant]
-    pct = [100 * p for _, p, _ in instant]
+    d = summarise(days(_variant(first, lag=False)), oracle)
     out += [
         "",
         f"the scenario's policy with no lag (a poll every {sc.step:g} s step, no tool latency, "
         "no currentCount delay):",
-        f"denials {sum(den)} on {sum(1 for d in den if d)} of {seeds} days; "
-        f"% of oracle {sum(pct) / len(pct):.1f} ({min(pct):.1f}-{max(pct):.1f})",
+        f"denials {d.denials} on {d.days_with_denials} of {seeds} days; % of oracle {d.share()}",
     ]
     return "\n".join(out)
 

@@ -381,6 +381,45 @@ def run_days(sc: Scenario, strategies: list[str], days: int) -> dict[str, list[R
     return {s: [run(w, s) for w in worlds] for s in strategies}
 
 
+@dataclass(frozen=True)
+class Days:
+    """A strategy's results over several seeded days, added up."""
+
+    days: int
+    denials: int
+    days_with_denials: int
+    tasks_mean: float
+    idle_mean: float
+    artist_denials: int
+    shares: tuple[float, ...]  # % of the oracle's tasks, a day each; () without an oracle
+
+    def share(self, unit: str = "") -> str:
+        """`mean (min-max)` of the shares, or — without an oracle."""
+        if not self.shares:
+            return "—"
+        s = self.shares
+        return f"{sum(s) / len(s):.1f}{unit} ({min(s):.1f}-{max(s):.1f})"
+
+
+def summarise(results: list[Result], oracle: list[Result] | None = None) -> Days:
+    """Add up a strategy's days; `oracle`: the oracle's results on the same days."""
+    n = len(results)
+    shares: tuple[float, ...] = ()
+    if oracle and all(o.tasks_done for o in oracle):
+        shares = tuple(
+            100 * r.tasks_done / o.tasks_done for r, o in zip(results, oracle, strict=True)
+        )
+    return Days(
+        days=n,
+        denials=sum(r.denials for r in results),
+        days_with_denials=sum(1 for r in results if r.denials),
+        tasks_mean=sum(r.tasks_done for r in results) / n,
+        idle_mean=sum(r.idle_license_hours for r in results) / n,
+        artist_denials=sum(r.artist_denials for r in results),
+        shares=shares,
+    )
+
+
 def format_days(by_strategy: dict[str, list[Result]]) -> str:
     """One row a strategy, over all the days: one day's luck is not a policy's quality."""
     head = [
@@ -396,24 +435,17 @@ def format_days(by_strategy: dict[str, list[Result]]) -> str:
     oracle = by_strategy.get("oracle")
     rows = []
     for strategy, results in by_strategy.items():
-        n = len(results)
-        if oracle and all(o.tasks_done for o in oracle):
-            shares = [
-                100 * r.tasks_done / o.tasks_done for r, o in zip(results, oracle, strict=True)
-            ]
-            pct = f"{sum(shares) / n:.1f}% ({min(shares):.1f}-{max(shares):.1f})"
-        else:
-            pct = "—"
+        d = summarise(results, oracle)
         rows.append(
             [
                 strategy,
-                str(n),
-                str(sum(r.denials for r in results)),
-                str(sum(1 for r in results if r.denials)),
-                f"{sum(r.tasks_done for r in results) / n:.0f}",
-                pct,
-                f"{sum(r.idle_license_hours for r in results) / n:.1f}",
-                str(sum(r.artist_denials for r in results)),
+                str(d.days),
+                str(d.denials),
+                str(d.days_with_denials),
+                f"{d.tasks_mean:.0f}",
+                d.share("%"),
+                f"{d.idle_mean:.1f}",
+                str(d.artist_denials),
             ]
         )
     return _table(head, rows)
