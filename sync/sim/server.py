@@ -1,7 +1,10 @@
-"""The simulated Deadline endpoint over HTTP, on loopback.
+"""The fake Deadline endpoint over HTTP, on loopback.
 
 Routes, parameter locations and request validation come from botocore's own service model
-for `deadline`, so a request the real service would reject is rejected here too.
+for `deadline`, so a request the real service would reject is rejected here too:
+botocore's ParamValidator checks types, required members and minimums, and `check_shape`
+adds what it leaves to the service — maximums, enums, id patterns and unions — for every
+operation, from the shapes alone (docs/design.md, "The fake Deadline").
 Also serves `/_sim/lmstat` and `/_sim/rlmstat`: the simulated license server's output.
 """
 
@@ -13,7 +16,7 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,6 +39,19 @@ class Faults:
     deny: frozenset[str] = frozenset()  # operations answered with AccessDenied
     throttle_first: int = 0  # a burst: the first N requests are throttled
     seed: int = 0
+    # operation → error codes its next calls answer with, one a call (then it works again)
+    fail_next: dict[str, list[str]] = field(default_factory=dict)
+
+
+_STATUS = {
+    "AccessDeniedException": 403,
+    "ConflictException": 409,
+    "InternalServerErrorException": 500,
+    "ResourceNotFoundException": 404,
+    "ServiceQuotaExceededException": 402,
+    "ThrottlingException": 429,
+    "ValidationException": 400,
+}
 
 
 class _Route:
@@ -46,6 +62,34 @@ class _Route:
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
         self.regex = re.compile(f"^{pattern}$")
         self.method = op.http["method"]
+
+
+def check_shape(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
+    """What the service checks and botocore does not: maxima, enums, patterns, unions."""
+    meta = shape.metadata
+    kind = shape.type_name
+    if kind == "string" and isinstance(value, str):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"{path}: length {len(value)} is above the maximum {meta['max']}")
+        if meta.get("enum") and value not in meta["enum"]:
+            errors.append(f"{path}: {value!r} is not one of {', '.join(meta['enum'])}")
+        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+            errors.append(f"{path}: {value!r} does not match {meta['pattern']}")
+    elif kind in ("integer", "long") and isinstance(value, int):
+        if "max" in meta and value > meta["max"]:
+            errors.append(f"{path}: {value} is above the maximum {meta['max']}")
+    elif kind == "list" and isinstance(value, list):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"{path}: {len(value)} items, above the maximum {meta['max']}")
+        for i, item in enumerate(value):
+            check_shape(shape.member, item, f"{path}[{i}]", errors)  # type: ignore[attr-defined]
+    elif kind == "structure" and isinstance(value, dict):
+        members = shape.members  # type: ignore[attr-defined]
+        if meta.get("union") and len(value) != 1:
+            errors.append(f"{path}: exactly one of {', '.join(members)} must be set")
+        for name, item in value.items():
+            if name in members:
+                check_shape(members[name], item, f"{path}.{name}", errors)
 
 
 def _coerce(shape: Shape, value: str) -> Any:
@@ -80,6 +124,7 @@ class DeadlineModel:
         path_params: dict[str, str],
         query: dict[str, list[str]],
         body: dict[str, Any],
+        headers: Any = None,
     ) -> dict[str, Any]:
         shape = op.input_shape
         params: dict[str, Any] = {}
@@ -96,6 +141,8 @@ class DeadlineModel:
                     params[name] = [_coerce(member.member, v) for v in vals]  # type: ignore[attr-defined]
                 else:
                     params[name] = _coerce(member, vals[0])
+            elif loc == "header" and headers is not None and headers.get(wire) is not None:
+                params[name] = _coerce(member, headers[wire])
             elif loc is None and wire in body:
                 params[name] = body[wire]
         unknown = set(body) - {m.serialization.get("name", n) for n, m in shape.members.items()}
@@ -104,6 +151,10 @@ class DeadlineModel:
         report = self.validator.validate(params, shape)
         if report.has_errors():
             raise SimError("ValidationException", report.generate_report())
+        errors: list[str] = []
+        check_shape(shape, params, op.name, errors)
+        if errors:
+            raise SimError("ValidationException", "; ".join(errors))
         return params
 
 
@@ -193,8 +244,10 @@ class SimServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _error(self, h: Any, code: str, message: str, status: int) -> None:
-        body = json.dumps({"message": message}).encode()
+    def _error(
+        self, h: Any, code: str, message: str, status: int, reason: str | None = None
+    ) -> None:
+        body = json.dumps({"message": message, **({"reason": reason} if reason else {})}).encode()
         h._send(status, body, headers={"x-amzn-ErrorType": code})
 
     def _dispatch(self, h: Any) -> None:
@@ -215,6 +268,10 @@ class SimServer:
             burst = self.faults.throttle_first > 0
             if burst:
                 self.faults.throttle_first -= 1
+            queued = self.faults.fail_next.get(op.name)
+            injected = queued.pop(0) if queued else None
+        if injected is not None:
+            return self._error(h, injected, f"injected {injected}", _STATUS.get(injected, 400))
         if burst:
             return self._error(h, "ThrottlingException", "Rate exceeded", 429)
         if self.faults.latency:
@@ -231,13 +288,10 @@ class SimServer:
             if self.before_op is not None:
                 self.before_op(op.name)
             body = json.loads(raw) if raw else {}
-            params = self.model.params(op, path_params, parse_qs(url.query), body)
-            handler = getattr(self.farm, f"op_{op.name}", None)
-            if handler is None:
-                raise SimError("UnknownOperationException", f"{op.name} is not simulated", 501)
-            result = handler(params)
+            params = self.model.params(op, path_params, parse_qs(url.query), body, h.headers)
+            result = self.farm.call(op.name, params)
         except SimError as e:
-            return self._error(h, e.code, str(e), e.status)
+            return self._error(h, e.code, str(e), e.status, e.reason)
         except ValueError as e:
             return self._error(h, "ValidationException", str(e), 400)
         h._send(200, json.dumps(result, default=_json_default).encode())

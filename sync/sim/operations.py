@@ -1,0 +1,460 @@
+"""The Deadline operations the fake farm answers, with the errors the service documents.
+
+Input has been checked against the service model before it gets here (`sync.sim.server`);
+these methods keep the rules of state: DeleteQueueLimitAssociation only from STOPPED,
+DeleteLimit only without associations, an archived job takes no update, and a repeated
+`clientToken` returns the first answer without doing the work again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import threading
+
+    from sync.sim.farm import Job, Limit, Step
+
+
+class SimError(Exception):
+    """An API error the endpoint returns as AWS would."""
+
+    def __init__(self, code: str, message: str, status: int = 400, reason: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.reason = reason
+
+
+def _not_found(what: str) -> SimError:
+    return SimError("ResourceNotFoundException", f"{what} not found", 404)
+
+
+def _conflict(message: str, reason: str) -> SimError:
+    return SimError("ConflictException", message, 409, reason)
+
+
+class FarmOperations:
+    """The `op_<Operation>` methods of `SimFarm`; `call` runs one by name."""
+
+    if TYPE_CHECKING:  # what SimFarm provides
+        farm_id: str
+        lock: threading.RLock
+        now: datetime
+        limits: dict[str, Limit]
+        queues: list[str]
+        associations: dict[tuple[str, str], str]
+        jobs: dict[str, Job]
+        writes: list[tuple[str, dict[str, Any]]]
+        tokens: dict[tuple[str, str], dict[str, Any]]
+        item_faults: dict[str, str]
+
+        def add_limit(
+            self, amount: str, max_count: int, display_name: str | None = None
+        ) -> str: ...
+        def associate(self, queue_id: str, limit_id: str, status: str = "ACTIVE") -> None: ...
+        def reported_count(self, lim: Limit) -> int: ...
+        def set_target_status(self, job: Job, status: str) -> None: ...
+
+    def call(self, operation: str, p: dict[str, Any]) -> dict[str, Any]:
+        handler = getattr(self, f"op_{operation}", None)
+        if handler is None:
+            raise SimError("UnknownOperationException", f"{operation} is not simulated", 501)
+        with self.lock:
+            token = p.get("clientToken")
+            if token is not None and (operation, token) in self.tokens:
+                return self.tokens[(operation, token)]  # a retry: answered, not redone
+            result: dict[str, Any] = handler(p)
+            if token is not None:
+                self.tokens[(operation, token)] = result
+            return result
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def _farm(self, farm_id: str) -> None:
+        if farm_id != self.farm_id:
+            raise _not_found(f"Farm {farm_id}")
+
+    def _limit(self, farm_id: str, limit_id: str) -> Limit:
+        self._farm(farm_id)
+        lim = self.limits.get(limit_id)
+        if lim is None:
+            raise _not_found(f"Limit {limit_id}")
+        return lim
+
+    def _job(self, farm_id: str, queue_id: str, job_id: str) -> Job:
+        self._farm(farm_id)
+        job = self.jobs.get(job_id)
+        if job is None or job.queue_id != queue_id:
+            raise _not_found(f"Job {job_id}")
+        return job
+
+    def _association(self, p: dict[str, Any]) -> tuple[str, str]:
+        self._farm(p["farmId"])
+        key = (p["queueId"], p["limitId"])
+        if key not in self.associations:
+            raise _not_found(f"Association of queue {key[0]} with limit {key[1]}")
+        return key
+
+    # -- limits -----------------------------------------------------------------------------
+
+    def _limit_dict(self, lim: Limit) -> dict[str, Any]:
+        return {
+            "farmId": self.farm_id,
+            "limitId": lim.limit_id,
+            "displayName": lim.display_name,
+            "amountRequirementName": lim.amount,
+            "maxCount": lim.max_count,
+            "currentCount": self.reported_count(lim),
+            "createdAt": lim.created_at,
+            "createdBy": "sim",
+            "description": lim.description,
+        }
+
+    def op_ListLimits(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._farm(p["farmId"])
+        items = [self._limit_dict(lim) for lim in self.limits.values()]
+        for d in items:
+            d.pop("description")
+        return _page(items, p, "limits")
+
+    def op_GetLimit(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._limit_dict(self._limit(p["farmId"], p["limitId"]))
+
+    def op_CreateLimit(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._farm(p["farmId"])
+        if not p["amountRequirementName"].startswith("amount."):
+            raise SimError("ValidationException", "amountRequirementName must start with amount.")
+        _valid_count("maxCount", p["maxCount"])
+        lid = self.add_limit(p["amountRequirementName"], p["maxCount"], p["displayName"])
+        self.limits[lid].description = p.get("description", "")
+        self.writes.append(("CreateLimit", dict(p)))
+        return {"limitId": lid}
+
+    def op_UpdateLimit(self, p: dict[str, Any]) -> dict[str, Any]:
+        lim = self._limit(p["farmId"], p["limitId"])
+        if "maxCount" in p:
+            _valid_count("maxCount", p["maxCount"])
+            lim.max_count = p["maxCount"]
+        lim.display_name = p.get("displayName", lim.display_name)
+        lim.description = p.get("description", lim.description)
+        self.writes.append(("UpdateLimit", dict(p)))
+        return {}
+
+    def op_DeleteLimit(self, p: dict[str, Any]) -> dict[str, Any]:
+        lim = self._limit(p["farmId"], p["limitId"])
+        if any(lid == lim.limit_id for _, lid in self.associations):
+            raise _conflict(
+                f"Limit {lim.limit_id} has queue associations: delete them first",
+                "RESOURCE_IN_USE",
+            )
+        del self.limits[lim.limit_id]
+        self.writes.append(("DeleteLimit", dict(p)))
+        return {}
+
+    # -- queue-limit associations -------------------------------------------------------------
+
+    def _association_dict(self, queue_id: str, limit_id: str) -> dict[str, Any]:
+        return {
+            "queueId": queue_id,
+            "limitId": limit_id,
+            "status": self.associations[(queue_id, limit_id)],
+            "createdAt": self.now,
+            "createdBy": "sim",
+        }
+
+    def op_ListQueueLimitAssociations(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._farm(p["farmId"])
+        items = [
+            self._association_dict(q, lid)
+            for q, lid in sorted(self.associations)
+            if p.get("queueId") in (None, q) and p.get("limitId") in (None, lid)
+        ]
+        return _page(items, p, "queueLimitAssociations")
+
+    def op_GetQueueLimitAssociation(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._association_dict(*self._association(p))
+
+    def op_CreateQueueLimitAssociation(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._limit(p["farmId"], p["limitId"])
+        if p["queueId"] not in self.queues:
+            raise _not_found(f"Queue {p['queueId']}")
+        if (p["queueId"], p["limitId"]) in self.associations:
+            raise _conflict(
+                "the queue is already associated with the limit", "RESOURCE_ALREADY_EXISTS"
+            )
+        self.associate(p["queueId"], p["limitId"])
+        self.writes.append(("CreateQueueLimitAssociation", dict(p)))
+        return {}
+
+    def op_UpdateQueueLimitAssociation(self, p: dict[str, Any]) -> dict[str, Any]:
+        key = self._association(p)
+        if not (p["status"] != "ACTIVE" and self.associations[key] == "STOPPED"):
+            self.associations[key] = p["status"]  # a STOP on STOPPED changes nothing
+        self.writes.append(("UpdateQueueLimitAssociation", dict(p)))
+        return {}
+
+    def op_DeleteQueueLimitAssociation(self, p: dict[str, Any]) -> dict[str, Any]:
+        key = self._association(p)
+        if self.associations[key] != "STOPPED":
+            raise _conflict(
+                f"the association is {self.associations[key]}: set a STOP status and wait "
+                "for STOPPED before deleting it",
+                "STATUS_CONFLICT",
+            )
+        del self.associations[key]
+        self.writes.append(("DeleteQueueLimitAssociation", dict(p)))
+        return {}
+
+    # -- jobs and steps -------------------------------------------------------------------------
+
+    def _job_dict(self, job: Job, full: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "jobId": job.job_id,
+            "queueId": job.queue_id,
+            "name": job.name,
+            "priority": job.priority,
+            "lifecycleStatus": job.lifecycle_status,
+            "lifecycleStatusMessage": "",
+            "taskRunStatus": job.task_run_status,
+            "taskRunStatusCounts": _counts(job.tasks()),
+            "createdAt": job.created_at,
+            "createdBy": job.created_by,
+            "maxWorkerCount": job.max_worker_count,
+            "maxFailedTasksCount": job.max_failed_tasks_count,
+            "maxRetriesPerTask": job.max_retries_per_task,
+        }
+        if job.target_task_run_status is not None:
+            d["targetTaskRunStatus"] = job.target_task_run_status
+        if full:
+            d["farmId"] = self.farm_id
+            d["description"] = job.description
+        return d
+
+    def op_SearchJobs(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Pages by offset over the list as it is at each call, as the service does."""
+        self._farm(p["farmId"])
+        queues = set(p["queueIds"])
+        jobs = [self._job_dict(j) for j in self.jobs.values() if j.queue_id in queues]
+        jobs = [j for j in jobs if _matches(p.get("filterExpressions"), j)]
+        jobs.sort(key=lambda j: (j["createdAt"], j["jobId"]))
+        for sort in reversed(p.get("sortExpressions", [])):
+            jobs.sort(key=_sort_key(sort), reverse=_descending(sort))
+        offset = p["itemOffset"]
+        size = p.get("pageSize", 100)
+        out: dict[str, Any] = {"jobs": jobs[offset : offset + size], "totalResults": len(jobs)}
+        if offset + size < len(jobs):
+            out["nextItemOffset"] = offset + size
+        return out
+
+    def op_ListJobs(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._farm(p["farmId"])
+        items = [self._job_dict(j) for j in self.jobs.values() if j.queue_id == p["queueId"]]
+        return _page(items, p, "jobs")
+
+    def op_GetJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._job_dict(self._job(p["farmId"], p["queueId"], p["jobId"]), full=True)
+
+    def op_BatchGetJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        jobs, errors = [], []
+        for ident in p["identifiers"]:
+            try:
+                job = self._job(ident["farmId"], ident["queueId"], ident["jobId"])
+                jobs.append(self._job_dict(job, full=True))
+            except SimError as e:
+                errors.append({**ident, "code": e.code, "message": str(e)})
+        return {"jobs": jobs, "errors": errors}
+
+    def _step_dict(self, job: Job, step: Step) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "stepId": step.step_id,
+            "name": step.name,
+            "lifecycleStatus": "CREATE_COMPLETE",
+            "taskRunStatus": step.task_run_status,
+            "taskRunStatusCounts": _counts(step.tasks),
+            "createdAt": job.created_at,
+            "createdBy": job.created_by,
+        }
+        if step.amounts:
+            d["requiredCapabilities"] = {
+                "attributes": [],
+                "amounts": [{"name": n, "min": float(u)} for n, u in step.amounts],
+            }
+        return d
+
+    def op_ListSteps(self, p: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(p["farmId"], p["queueId"], p["jobId"])
+        items = [self._step_dict(job, s) for s in job.steps]
+        for d in items:
+            d.pop("requiredCapabilities", None)
+        return _page(items, p, "steps")
+
+    def _step(self, ident: dict[str, Any]) -> tuple[Job, Step]:
+        job = self._job(ident["farmId"], ident["queueId"], ident["jobId"])
+        for s in job.steps:
+            if s.step_id == ident["stepId"]:
+                return job, s
+        raise _not_found(f"Step {ident['stepId']}")
+
+    def op_GetStep(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._step_dict(*self._step(p))
+
+    def op_BatchGetStep(self, p: dict[str, Any]) -> dict[str, Any]:
+        steps, errors = [], []
+        for ident in p["identifiers"]:
+            try:
+                _injected(self.item_faults.get(ident["stepId"]))
+                job, step = self._step(ident)
+                steps.append(
+                    {
+                        **self._step_dict(job, step),
+                        "jobId": job.job_id,
+                        "queueId": job.queue_id,
+                        "farmId": self.farm_id,
+                    }
+                )
+            except SimError as e:
+                errors.append({**ident, "code": e.code, "message": str(e)})
+        return {"steps": steps, "errors": errors}
+
+    def op_UpdateJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._update_job(self._job(p["farmId"], p["queueId"], p["jobId"]), p)
+        self.writes.append(("UpdateJob", dict(p)))
+        return {}
+
+    def op_BatchUpdateJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        errors = []
+        for item in p["jobs"]:
+            try:
+                _injected(self.item_faults.get(item["jobId"]))
+                self._update_job(self._job(item["farmId"], item["queueId"], item["jobId"]), item)
+            except SimError as e:
+                ident = {k: item[k] for k in ("farmId", "queueId", "jobId")}
+                errors.append({**ident, "code": e.code, "message": str(e)})
+        self.writes.append(("BatchUpdateJob", {"count": len(p["jobs"]), "jobs": p["jobs"]}))
+        return {"errors": errors}
+
+    def _update_job(self, job: Job, p: dict[str, Any]) -> None:
+        if job.lifecycle_status == "ARCHIVED":
+            raise _conflict(f"Job {job.job_id} is archived", "STATUS_CONFLICT")
+        if "maxWorkerCount" in p:
+            _valid_count("maxWorkerCount", p["maxWorkerCount"])
+        fields = {
+            "maxWorkerCount": "max_worker_count",
+            "priority": "priority",
+            "name": "name",
+            "description": "description",
+            "maxFailedTasksCount": "max_failed_tasks_count",
+            "maxRetriesPerTask": "max_retries_per_task",
+        }
+        for wire, attr in fields.items():
+            if wire in p:
+                setattr(job, attr, p[wire])
+        if "targetTaskRunStatus" in p:
+            self.set_target_status(job, p["targetTaskRunStatus"])
+        if p.get("lifecycleStatus") == "ARCHIVED":
+            job.lifecycle_status = "ARCHIVED"
+
+
+def _injected(code: str | None) -> None:
+    """A per-item error a test asked for (`SimFarm.item_faults`)."""
+    if code is not None:
+        raise SimError(code, f"injected {code}")
+
+
+def _valid_count(name: str, value: int) -> None:
+    # the model allows -1 and up; the documentation rules out 0
+    if value == 0:
+        raise SimError("ValidationException", f"{name} 0 is not valid: use -1 or 1 and above")
+
+
+def _counts(tasks: list[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in tasks:
+        out[t.status] = out.get(t.status, 0) + 1
+    return out
+
+
+_FIELDS = {
+    "TASK_RUN_STATUS": "taskRunStatus",
+    "LIFECYCLE_STATUS": "lifecycleStatus",
+    "NAME": "name",
+    "PRIORITY": "priority",
+    "JOB_ID": "jobId",
+    "CREATED_BY": "createdBy",
+    "CREATED_AT": "createdAt",
+}
+_COMPARE = {
+    "EQUAL": lambda a, b: a == b,
+    "NOT_EQUAL": lambda a, b: a != b,
+    "GREATER_THAN_EQUAL_TO": lambda a, b: a >= b,
+    "GREATER_THAN": lambda a, b: a > b,
+    "LESS_THAN_EQUAL_TO": lambda a, b: a <= b,
+    "LESS_THAN": lambda a, b: a < b,
+}
+
+
+def _field(name: str) -> str:
+    field = _FIELDS.get(name)
+    if field is None:
+        raise SimError("ValidationException", f"unknown field name {name!r}")
+    return field
+
+
+def _compare(operator: str, a: Any, b: Any) -> bool:
+    if operator not in _COMPARE:
+        raise SimError("ValidationException", f"operator {operator} not simulated")
+    return bool(_COMPARE[operator](a, b))
+
+
+def _matches(expr: dict[str, Any] | None, job: dict[str, Any]) -> bool:
+    """SearchJobs' filters: string and date-time comparisons, grouped by AND or OR."""
+    if not expr:
+        return True
+    results = []
+    for f in expr["filters"]:
+        if "groupFilter" in f:
+            results.append(_matches(f["groupFilter"], job))
+        elif "stringFilter" in f:
+            sf = f["stringFilter"]
+            results.append(_compare(sf["operator"], str(job[_field(sf["name"])]), sf["value"]))
+        elif "dateTimeFilter" in f:
+            df = f["dateTimeFilter"]
+            value = job[_field(df["name"])]
+            if not isinstance(value, datetime):
+                raise SimError("ValidationException", f"{df['name']} is not a date-time field")
+            results.append(_compare(df["operator"], value, _datetime(df["dateTime"])))
+        else:
+            raise SimError("ValidationException", "only string, date-time and group filters")
+    return all(results) if expr["operator"] == "AND" else any(results)
+
+
+def _datetime(value: Any) -> datetime:
+    """A timestamp as botocore sends it in a JSON body: epoch seconds or ISO 8601."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _sort_key(sort: dict[str, Any]) -> Any:
+    if "fieldSort" not in sort:
+        raise SimError("ValidationException", "only fieldSort is simulated")
+    field = _field(sort["fieldSort"]["name"])
+    return lambda j: j[field]
+
+
+def _descending(sort: dict[str, Any]) -> bool:
+    return bool(sort["fieldSort"]["sortOrder"] == "DESCENDING")
+
+
+def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:
+    token = p.get("nextToken") or "0"
+    if not token.isdigit():
+        raise SimError("ValidationException", f"nextToken {token!r} is not a token we gave")
+    start = int(token)
+    size = int(p.get("maxResults") or 100)
+    out: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["nextToken"] = str(start + size)
+    return out
