@@ -401,7 +401,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _restore_limits(svc: Any, now: datetime) -> int:
     """Each limit's original maxCount, and every queue association we paused, put back."""
     from sync.deadline import resolve_limit
-    from sync.planner import PAUSED, LimitMemory, LimitState
+    from sync.planner import LimitMemory, LimitState
 
     failed = 0
     farms: dict[str, dict[str, LimitState]] = {}
@@ -431,18 +431,30 @@ def _restore_limits(svc: Any, now: datetime) -> int:
     for (farm_id, ref), mem in sorted(svc.memory.items()):
         if not mem.paused:
             continue
+        still: list[str] = []  # forgotten only once ACTIVE again (or the association is gone)
         try:
             found = resolve_limit(ref, list(limits_of(farm_id).values()))
-            if isinstance(found, LimitState):
-                status = {a.queue_id: a.status for a in found.associations}
-                for q in mem.paused:
-                    if status.get(q) == PAUSED:
-                        svc.deadline(farm_id).update_association(q, found.limit_id, "ACTIVE")
-                        print(f"limit {found.limit_id}: queue {q} resumed")
-            svc.memory[(farm_id, ref)] = LimitMemory(0, ())
+            status = (
+                {a.queue_id: a.status for a in found.associations}
+                if isinstance(found, LimitState)
+                else {}
+            )
+            for q in mem.paused:
+                if status.get(q, "ACTIVE") == "ACTIVE":
+                    continue
+                assert isinstance(found, LimitState)
+                try:
+                    svc.deadline(farm_id).update_association(q, found.limit_id, "ACTIVE")
+                    print(f"limit {found.limit_id}: queue {q} resumed (was {status[q]})")
+                except SyncError as e:
+                    still.append(q)
+                    failed += 1
+                    print(f"limit {ref}: resuming queue {q} failed: {e}", file=sys.stderr)
         except SyncError as e:
+            still = list(mem.paused)
             failed += 1
             print(f"limit {ref}: resuming queues failed: {e}", file=sys.stderr)
+        svc.memory[(farm_id, ref)] = LimitMemory(0, tuple(still))
     svc.save_memory(now)
     return failed
 

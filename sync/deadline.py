@@ -7,10 +7,10 @@ to do.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
@@ -39,20 +39,13 @@ def make_client(
     read_timeout: float = 20.0,
     retry_mode: str = "adaptive",
 ) -> Any:
-    """A boto3 `deadline` client with adaptive retries and the standard credential chain."""
-    endpoint_url = (
-        endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_DEADLINE")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    config = Config(
-        retries={"mode": retry_mode, "max_attempts": max_attempts},
-        connect_timeout=5,
-        read_timeout=read_timeout,
-        # a custom endpoint (the simulator, a VPC endpoint) has no "management." host
-        inject_host_prefix=endpoint_url is None,
-        user_agent_extra="license-sync",
-    )
+    """A boto3 `deadline` client with adaptive retries and the standard credential chain.
+
+    The endpoint is boto3's to resolve (`AWS_ENDPOINT_URL_DEADLINE`, `AWS_ENDPOINT_URL`, a
+    `[services]` section of the AWS config) unless one is given. A custom endpoint (the fake,
+    a proxy) has no "management." host, so host prefixes are off there — unless the user
+    said otherwise (`AWS_DISABLE_HOST_PREFIX_INJECTION`, `disable_host_prefix_injection`).
+    """
     session = session or boto3.session.Session()
     if not (region or session.region_name):
         raise DeadlineError(
@@ -60,12 +53,32 @@ def make_client(
             "environment",
             code="NoRegion",
         )
-    try:
-        return session.client(
-            "deadline", region_name=region, endpoint_url=endpoint_url, config=config
+
+    def client(**config: Any) -> Any:
+        cfg = Config(
+            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            connect_timeout=5,
+            read_timeout=read_timeout,
+            user_agent_extra="license-sync",
+            **config,
         )
-    except botocore.exceptions.BotoCoreError as e:
-        raise DeadlineError(f"cannot make a Deadline client: {e}", code="Client") from e
+        try:
+            return session.client(
+                "deadline", region_name=region, endpoint_url=endpoint_url, config=cfg
+            )
+        except botocore.exceptions.BotoCoreError as e:
+            raise DeadlineError(f"cannot make a Deadline client: {e}", code="Client") from e
+
+    made = client()
+    user_choice = session._session.get_config_variable("disable_host_prefix_injection")
+    if user_choice is None and not _aws_host(made.meta.endpoint_url):
+        made = client(inject_host_prefix=False)
+    return made
+
+
+def _aws_host(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +122,15 @@ class StepAmounts:
 
 # Only jobs that can still run: finished ones would page through the whole history.
 _ACTIVE_FILTER = {
-    "filters": [
-        {"stringFilter": {"name": "TASK_RUN_STATUS", "operator": "NOT_EQUAL", "value": v}}
-        for v in ("SUCCEEDED", "CANCELED", "FAILED")
-    ],
-    "operator": "AND",
+    "groupFilter": {
+        "filters": [
+            {"stringFilter": {"name": "TASK_RUN_STATUS", "operator": "NOT_EQUAL", "value": v}}
+            for v in ("SUCCEEDED", "CANCELED", "FAILED")
+        ],
+        "operator": "AND",
+    }
 }
+_OLDEST_FIRST = [{"fieldSort": {"name": "CREATED_AT", "sortOrder": "ASCENDING"}}]
 
 
 class Deadline:
@@ -208,23 +224,57 @@ class Deadline:
             )
         return out
 
+    # SearchJobs' itemOffset stops at 10000 (the service model's maximum)
+    max_item_offset = 10000
+
     def search_jobs(self, queue_ids: list[str]) -> list[JobInfo]:
-        """Jobs that can still run in these queues (SearchJobs, ≤10 queues and 100 a page)."""
-        out: list[JobInfo] = []
+        """Jobs that can still run in these queues (SearchJobs, ≤10 queues and 100 a page).
+
+        Oldest first; where the offset would pass its maximum, the search starts again from
+        the last creation time seen rather than fail (docs/design.md, "Reading jobs").
+        """
+        out: dict[str, JobInfo] = {}
         for i in range(0, len(queue_ids), 10):
-            offset: int | None = 0
-            while offset is not None:
-                page = self._call(
-                    "SearchJobs",
-                    farmId=self.farm_id,
-                    queueIds=queue_ids[i : i + 10],
-                    itemOffset=offset,
-                    pageSize=100,
-                    filterExpressions=_ACTIVE_FILTER,
-                )
-                out.extend(JobInfo.from_api(j) for j in page.get("jobs", []))
-                offset = page.get("nextItemOffset")
-        return out
+            since: Any = None
+            while True:
+                found, more = self._search_from(queue_ids[i : i + 10], since)
+                new = {j.job_id: j for j in found if j.job_id not in out}
+                out.update(new)
+                if not more or not new:
+                    break
+                since = found[-1].created_at
+        return list(out.values())
+
+    def _search_from(self, queue_ids: list[str], since: Any) -> tuple[list[JobInfo], bool]:
+        """One run of pages up to the offset maximum; True if more jobs lie past it."""
+        filters: list[dict[str, Any]] = [_ACTIVE_FILTER]
+        if since is not None:
+            filters.append(
+                {
+                    "dateTimeFilter": {
+                        "name": "CREATED_AT",
+                        "operator": "GREATER_THAN_EQUAL_TO",
+                        "dateTime": since,
+                    }
+                }
+            )
+        found: list[JobInfo] = []
+        offset: int | None = 0
+        while offset is not None:
+            if offset > self.max_item_offset:
+                return found, True
+            page = self._call(
+                "SearchJobs",
+                farmId=self.farm_id,
+                queueIds=queue_ids,
+                itemOffset=offset,
+                pageSize=100,
+                filterExpressions={"filters": filters, "operator": "AND"},
+                sortExpressions=_OLDEST_FIRST,
+            )
+            found.extend(JobInfo.from_api(j) for j in page.get("jobs", []))
+            offset = page.get("nextItemOffset")
+        return found, False
 
     def step_amounts(self, jobs: list[tuple[str, str]]) -> dict[str, list[StepAmounts]]:
         """Each job's steps with their amount requirements: ListSteps, then BatchGetStep."""
@@ -249,6 +299,7 @@ class Deadline:
                 )
                 counts[(job_id, st["stepId"])] = sum((st.get("taskRunStatusCounts") or {}).values())
         out: dict[str, list[StepAmounts]] = {job_id: [] for _, job_id in jobs}
+        failed: set[str] = set()
         for i in range(0, len(idents), 100):
             page = self._call("BatchGetStep", identifiers=idents[i : i + 100])
             for st in page.get("steps", []):
@@ -259,9 +310,16 @@ class Deadline:
                 out.setdefault(st["jobId"], []).append(
                     StepAmounts(st["stepId"], amounts, counts.get((st["jobId"], st["stepId"]), 0))
                 )
-            for err in page.get("errors", []):
-                out.pop(err.get("jobId"), None)  # gone meanwhile: read it next cycle
-        return out
+            failed.update(err.get("jobId", "") for err in page.get("errors", []))
+        # a job with a step missing from the answer is not known: read it again next cycle
+        listed: dict[str, int] = {}
+        for job_id, _ in counts:
+            listed[job_id] = listed.get(job_id, 0) + 1
+        return {
+            job_id: steps
+            for job_id, steps in out.items()
+            if job_id not in failed and len(steps) == listed.get(job_id, 0)
+        }
 
     def get_jobs(self, jobs: list[tuple[str, str]]) -> dict[str, JobInfo]:
         """The jobs that still exist, by id (BatchGetJob, ≤100 a call)."""

@@ -1,15 +1,17 @@
-"""Sharing a pool between jobs: discovery, caps, originals and restore (DESIGN §5).
+"""Sharing pools between jobs: discovery, caps, originals and restore (docs/design.md).
 
 The arithmetic is in `sharing.py` (pure); this module does the reads and writes around
-it. Nothing is lost: a job's original maxWorkerCount is on disk before the first write to
-it, and is written back when the job no longer needs the pool.
+it. A job's cap is owned per job, not per pool: a job that needs two pools gets the
+smallest cap any of them gives it, written once. Nothing is lost: a job's original
+maxWorkerCount is on disk before the first write to it, and the record stays until the
+original is back, the job no longer exists, or a person has taken the job over. Only a
+job that BatchGetJob no longer finds is "gone"; an error is never taken for one.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,22 +30,20 @@ from sync.sharing import (
 )
 
 log = logging.getLogger("license_sync")
-GONE = ("ResourceNotFoundException", "ConflictException", "ValidationException")
+GONE = "ResourceNotFoundException"  # the only answer that means a job no longer exists
 
 
 @dataclass
 class JobPlan:
-    """What sharing decided for one limit this cycle."""
+    """What sharing decided for one pool's limit this cycle."""
 
     pool: str
     limit_id: str
     capacity: int
     jobs: list[JobDemand] = field(default_factory=list)
     allocations: list[Allocation] = field(default_factory=list)
-    writes: list[tuple[JobDemand, int, str]] = field(default_factory=list)  # job, cap, why
+    writes: list[tuple[JobDemand, int, str]] = field(default_factory=list)  # this pool's caps
     overrides: list[str] = field(default_factory=list)  # job ids left alone (manual)
-    restores: list[tuple[str, str, int]] = field(default_factory=list)  # queue, job, original
-    gone: list[str] = field(default_factory=list)  # recorded jobs no longer found: finished
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -68,6 +68,36 @@ class JobPlan:
         return out
 
 
+@dataclass
+class Write:
+    """One maxWorkerCount to write: a cap, or an original put back."""
+
+    queue_id: str
+    job_id: str
+    value: int
+    old: int
+    pool: str
+    limit_id: str
+    reason: str
+    restore: bool = False
+
+
+@dataclass
+class FarmJobPlan:
+    """Everything one farm's jobs need this cycle, merged over its pools."""
+
+    farm_id: str
+    writes: list[Write] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)  # newly seen manual edits
+    settled: list[dict[str, Any]] = field(default_factory=list)  # records a read settled
+    drops: list[tuple[str, str]] = field(default_factory=list)  # (job id, why) to forget
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.writes or self.flagged or self.settled or self.drops)
+
+
 class JobSharing:
     """Per-service state: the step cache and the originals on disk."""
 
@@ -79,6 +109,20 @@ class JobSharing:
             self.originals = history.job_originals()
 
     # -- discovery ------------------------------------------------------------------------
+
+    def observe(self, dl: Deadline, farm_id: str, queues: list[str]) -> list[JobInfo]:
+        """The jobs that can still run in `queues`, and every job we recorded on this farm
+        that the search did not return (finished, requeued, moved past a page, …)."""
+        jobs = dl.search_jobs(queues) if queues else []
+        seen = {j.job_id for j in jobs}
+        missing = [
+            (r["queue_id"], job_id)
+            for job_id, r in self.originals.items()
+            if r["farm_id"] == farm_id and job_id not in seen
+        ]
+        if missing:
+            jobs += list(dl.get_jobs(missing).values())
+        return jobs
 
     def demands(self, dl: Deadline, jobs: list[JobInfo], amount: str) -> list[JobDemand]:
         # archived or finished jobs need nothing (the search filter may let some through)
@@ -119,14 +163,13 @@ class JobSharing:
             )
         return out
 
-    def forget_unseen(self, seen: Iterable[str]) -> None:
-        keep = set(seen)
-        for job_id in [k for k in self.steps if k not in keep]:
+    def forget_unseen(self, seen: set[str]) -> None:
+        for job_id in [k for k in self.steps if k not in seen]:
             del self.steps[job_id]
 
     # -- planning -------------------------------------------------------------------------
 
-    def plan(
+    def pool_plan(
         self,
         pool_name: str,
         pool: Pool,
@@ -135,201 +178,231 @@ class JobSharing:
         jobs: list[JobInfo],
         dl: Deadline,
     ) -> JobPlan:
+        """One pool's caps for the jobs of its limit's queues (nothing decided per job yet)."""
         capacity = decision.new if decision.new is not None else (decision.current or -1)
         jp = JobPlan(pool_name, limit.limit_id, capacity)
         queues = {a.queue_id for a in limit.associations}
         jp.jobs = self.demands(dl, [j for j in jobs if j.queue_id in queues], limit.amount)
         jp.allocations = allocate(capacity, jp.jobs, pool.jobs)
-        by_id = {j.job_id: j for j in jp.jobs}
-        for a in jp.allocations:
-            job = by_id[a.job_id]
-            rec = self.originals.get(job.job_id)
-            if a.cap is None:
-                continue  # exempt; restored below if we had capped it
-            if rec is not None and rec.get("manual"):
-                jp.overrides.append(job.job_id)
-                continue
-            if rec is not None and job.max_worker_count not in _ours(rec):
-                if pool.jobs.respect_manual:
-                    jp.overrides.append(job.job_id)
-                    continue
-            if a.cap != job.max_worker_count:
-                jp.writes.append((job, a.cap, a.reason))
-        managed = {a.job_id for a in jp.allocations if a.cap is not None}
+        return jp
+
+    def farm_plan(
+        self,
+        farm_id: str,
+        plans: list[JobPlan],
+        pools: dict[str, Pool],
+        jobs: list[JobInfo],
+    ) -> FarmJobPlan:
+        """Each job's cap: the smallest its pools give it; records of jobs no pool caps now
+        are settled against what the farm says of the job."""
+        fp = FarmJobPlan(farm_id)
+        managed: dict[str, tuple[Allocation, JobPlan]] = {}
+        for jp in plans:
+            for a in jp.allocations:
+                if a.cap is not None and (
+                    a.job_id not in managed or a.cap < (managed[a.job_id][0].cap or 0)
+                ):
+                    managed[a.job_id] = (a, jp)
+        demand = {j.job_id: j for jp in plans for j in jp.jobs}
+        for job_id, (a, jp) in managed.items():
+            self._plan_cap(fp, demand[job_id], a, jp, pools[jp.pool].jobs.respect_manual)
         live = {j.job_id: j for j in jobs}
         for job_id, rec in self.originals.items():
-            if rec["limit_id"] != limit.limit_id or job_id in managed:
-                continue
-            j = live.get(job_id)
-            if j is None:  # finished, or deleted: nothing to restore, forget the record
-                jp.gone.append(job_id)
-                continue
-            if rec.get("manual"):
-                continue
-            if j.max_worker_count in _ours(rec) and j.max_worker_count != rec["original"]:
-                jp.restores.append((j.queue_id, job_id, int(rec["original"])))
-        return jp
+            if rec["farm_id"] == farm_id and job_id not in managed:
+                self._plan_settle(fp, rec, live.get(job_id))
+        return fp
+
+    def _plan_cap(
+        self, fp: FarmJobPlan, job: JobDemand, a: Allocation, jp: JobPlan, respect: bool
+    ) -> None:
+        assert a.cap is not None
+        rec = self.originals.get(job.job_id)
+        if rec is not None and rec.get("pending") == job.max_worker_count:
+            # a write whose answer was lost did land: it is our last write
+            rec = {**rec, "last_written": rec["pending"], "pending": None}
+            fp.settled.append(rec)
+        if rec is not None and rec.get("manual"):
+            jp.overrides.append(job.job_id)
+            return
+        if rec is not None and job.max_worker_count not in ours(rec) and respect:
+            jp.overrides.append(job.job_id)
+            fp.flagged.append({**rec, "manual": 1})
+            return
+        if a.cap != job.max_worker_count:
+            jp.writes.append((job, a.cap, a.reason))
+            fp.writes.append(
+                Write(
+                    job.queue_id,
+                    job.job_id,
+                    a.cap,
+                    job.max_worker_count,
+                    jp.pool,
+                    jp.limit_id,
+                    a.reason,
+                )
+            )
+
+    def _plan_settle(self, fp: FarmJobPlan, rec: dict[str, Any], job: JobInfo | None) -> None:
+        action, why = settle(rec, job)
+        if action == "drop":
+            fp.drops.append((rec["job_id"], why))
+        elif job is not None:
+            fp.writes.append(
+                Write(
+                    job.queue_id,
+                    job.job_id,
+                    int(rec["original"]),
+                    job.max_worker_count,
+                    rec.get("pool", ""),
+                    rec.get("limit_id", ""),
+                    why,
+                    restore=True,
+                )
+            )
 
     # -- applying -------------------------------------------------------------------------
 
-    def apply(self, jp: JobPlan, dl: Deadline, farm_id: str, now: datetime) -> list[dict]:
+    def apply(self, fp: FarmJobPlan, dl: Deadline, now: datetime) -> list[dict[str, Any]]:
         """Write caps and restores; returns job_changes rows. Originals go to disk first."""
-        changes: list[dict[str, Any]] = []
-        at = now.isoformat()
-        # newly detected overrides are remembered, so a later cap never fights them
-        flagged = []
-        for job_id in jp.overrides:
-            rec = self.originals.get(job_id)
-            if rec is not None and not rec.get("manual"):
-                flagged.append({**rec, "manual": 1})
-        pending = []
-        for job, cap, _ in jp.writes:
-            rec = self.originals.get(job.job_id) or {
-                "job_id": job.job_id,
-                "farm_id": farm_id,
-                "queue_id": job.queue_id,
-                "pool": jp.pool,
-                "limit_id": jp.limit_id,
-                "original": job.max_worker_count,
-                "last_written": None,
-                "manual": 0,
-            }
-            pending.append({**rec, "pending": cap})
+        changes = [
+            _change(
+                now,
+                fp.farm_id,
+                r,
+                r.get("last_written"),
+                None,
+                "manual",
+                "changed by someone else: left alone",
+            )
+            for r in fp.flagged
+        ]
+        pending = [
+            {**self.originals.get(w.job_id, _new_record(fp.farm_id, w)), "pending": w.value}
+            for w in fp.writes
+            if not w.restore
+        ]
         history = self.history
         if history is None:
-            if jp.writes or jp.restores:
-                jp.errors.append(
-                    f"pool {jp.pool}: job caps not written: no history to record the originals in"
-                )
-            return changes
+            if fp.writes:
+                fp.errors.append("job caps not written: no history to record the originals in")
+            return []
         try:
-            history.save_job_originals(flagged + pending, now)
+            history.save_job_originals(fp.settled + fp.flagged + pending, now)
         except HistoryError as e:
             # no original on disk, no write: a crash now must not lose what we would change
-            jp.errors.append(f"pool {jp.pool}: job caps not written: {e}")
-            return changes
-        for rec in flagged + pending:
+            fp.errors.append(f"job caps not written: {e}")
+            return []
+        for rec in fp.settled + fp.flagged + pending:
             self.originals[rec["job_id"]] = rec
-        for rec in flagged:  # first seen this cycle: say so once
-            changes.append(
-                {
-                    "at": at,
-                    "pool": jp.pool,
-                    "farm_id": farm_id,
-                    "queue_id": rec["queue_id"],
-                    "job_id": rec["job_id"],
-                    "original": rec["original"],
-                    "old": rec.get("last_written"),
-                    "new": None,
-                    "kind": "manual",
-                    "reason": "changed by someone else: left alone",
-                }
-            )
-            log.warning(
-                "pool %s: job %s was changed by someone else; left alone", jp.pool, rec["job_id"]
-            )
-
-        if jp.gone:
+        for rec in fp.flagged:
+            log.warning("job %s was changed by someone else; left alone", rec["job_id"])
+        dropped = [job_id for job_id, _ in fp.drops]
+        for job_id, why in fp.drops:
+            log.info("job %s: %s; its record is dropped", job_id, why)
+        errors: dict[str, tuple[str, str]] = {}
+        if fp.writes:
             try:
-                history.drop_job_originals(jp.gone)
-                for job_id in jp.gone:
-                    self.originals.pop(job_id, None)
-            except HistoryError as e:
-                jp.errors.append(f"history: {e}")
-        items = [(job.queue_id, job.job_id, cap) for job, cap, _ in jp.writes]
-        items += [(q, j, orig) for q, j, orig in jp.restores]
-        if not items:
-            self._record(changes, jp)
-            return changes
-        try:
-            errors = dl.update_jobs(items)
-        except DeadlineError as e:
-            jp.errors.append(f"pool {jp.pool}: BatchUpdateJob failed: {e}")
-            self._record(changes, jp)
-            return changes
-        done, dropped = [], []
-        for job, cap, why in jp.writes:
-            err = errors.get(job.job_id)
-            rec = self.originals[job.job_id]
-            if err is None:
-                rec = {**rec, "last_written": cap, "pending": None}
-                self.originals[job.job_id] = rec
-                done.append(rec)
-                changes.append(
-                    {
-                        "at": at,
-                        "pool": jp.pool,
-                        "farm_id": farm_id,
-                        "queue_id": job.queue_id,
-                        "job_id": job.job_id,
-                        "original": rec["original"],
-                        "old": job.max_worker_count,
-                        "new": cap,
-                        "kind": "cap",
-                        "reason": why,
-                    }
-                )
-            elif err[0] in GONE:  # finished or deleted meanwhile: nothing to restore
-                dropped.append(job.job_id)
-            else:
-                jp.errors.append(f"pool {jp.pool}: job {job.job_id}: {err[0]}: {err[1]}")
-        for queue_id, job_id, orig in jp.restores:
-            err = errors.get(job_id)
-            if err is None or err[0] in GONE:
-                dropped.append(job_id)
-                if err is None:
-                    changes.append(
-                        {
-                            "at": at,
-                            "pool": jp.pool,
-                            "farm_id": farm_id,
-                            "queue_id": queue_id,
-                            "job_id": job_id,
-                            "original": orig,
-                            "old": self.originals[job_id].get("last_written"),
-                            "new": orig,
-                            "kind": "restore",
-                            "reason": "no longer needs the pool",
-                        }
-                    )
-            else:
-                jp.errors.append(f"pool {jp.pool}: restore {job_id}: {err[0]}: {err[1]}")
+                errors = dl.update_jobs([(w.queue_id, w.job_id, w.value) for w in fp.writes])
+            except DeadlineError as e:
+                fp.errors.append(f"BatchUpdateJob failed (retried next cycle): {e}")
+                errors = {w.job_id: ("NotSent", str(e)) for w in fp.writes}
+        done = self._results(fp, errors, now, changes, dropped)
         try:
             history.save_job_originals(done, now)
             history.drop_job_originals(dropped)
+            history.record_job_changes(changes)
         except HistoryError as e:
-            jp.errors.append(f"history: {e}")
+            fp.errors.append(f"history: {e}")
         for job_id in dropped:
             self.originals.pop(job_id, None)
-        self._record(changes, jp)
         return changes
 
-    def _record(self, changes: list[dict[str, Any]], jp: JobPlan) -> None:
-        try:
-            if self.history is not None:
-                self.history.record_job_changes(changes)
-        except HistoryError as e:
-            jp.errors.append(f"history: {e}")
+    def _results(
+        self,
+        fp: FarmJobPlan,
+        errors: dict[str, tuple[str, str]],
+        now: datetime,
+        changes: list[dict[str, Any]],
+        dropped: list[str],
+    ) -> list[dict[str, Any]]:
+        """Per-item outcomes: a write landed, the job is gone, or the record waits."""
+        done = []
+        for w in fp.writes:
+            err = errors.get(w.job_id)
+            rec = self.originals[w.job_id]
+            if err is not None and err[0] == GONE:
+                dropped.append(w.job_id)
+            elif err is not None:
+                if err[0] != "NotSent":
+                    fp.errors.append(f"job {w.job_id}: {err[0]}: {err[1]} (retried next cycle)")
+            elif w.restore:
+                dropped.append(w.job_id)
+                changes.append(_change(now, fp.farm_id, rec, w.old, w.value, "restore", w.reason))
+            else:
+                rec = {**rec, "last_written": w.value, "pending": None, "pool": w.pool}
+                self.originals[w.job_id] = rec
+                done.append(rec)
+                changes.append(_change(now, fp.farm_id, rec, w.old, w.value, "cap", w.reason))
+        return done
 
-    def settle_departed(
-        self, dl_for: Any, active_limits: set[str], live: set[str], now: datetime
-    ) -> list[str]:
-        """Restore jobs whose pool left the policy (or whose policy became `none`)."""
-        stale = [
-            r
-            for r in self.originals.values()
-            if r["limit_id"] not in active_limits and not r.get("manual")
-        ]
-        return restore_records(stale, dl_for, self, now) if stale else []
 
-
-def _ours(rec: dict[str, Any]) -> set[int]:
+def ours(rec: dict[str, Any]) -> set[int]:
     """Values that mean "as we left it": our last write, a write we may have made before a
     crash, or — if we never wrote — the original."""
     vals = {v for v in (rec.get("last_written"), rec.get("pending")) if v is not None}
     if rec.get("last_written") is None:
         vals.add(rec["original"])
     return {int(v) for v in vals}
+
+
+def settle(rec: dict[str, Any], job: JobInfo | None) -> tuple[str, str]:
+    """What becomes of the record of a job no pool caps now: ("restore" | "drop", why)."""
+    if job is None:
+        return "drop", "gone"
+    if rec.get("manual") or job.max_worker_count not in ours(rec):
+        return "drop", f"changed by someone else ({job.max_worker_count}); left alone"
+    if job.lifecycle_status == "ARCHIVED":
+        return "drop", "archived: Deadline takes no write to it"
+    if job.max_worker_count == rec["original"]:
+        return "drop", f"already {rec['original']}"
+    return "restore", "no longer needs the pool"
+
+
+def _new_record(farm_id: str, w: Write) -> dict[str, Any]:
+    return {
+        "job_id": w.job_id,
+        "farm_id": farm_id,
+        "queue_id": w.queue_id,
+        "pool": w.pool,
+        "limit_id": w.limit_id,
+        "original": w.old,
+        "last_written": None,
+        "manual": 0,
+    }
+
+
+def _change(
+    now: datetime,
+    farm_id: str,
+    rec: dict[str, Any],
+    old: int | None,
+    new: int | None,
+    kind: str,
+    reason: str,
+) -> dict[str, Any]:
+    """One job_changes row."""
+    return {
+        "at": now.isoformat(),
+        "pool": rec.get("pool", ""),
+        "farm_id": farm_id,
+        "queue_id": rec["queue_id"],
+        "job_id": rec["job_id"],
+        "original": rec["original"],
+        "old": old,
+        "new": new,
+        "kind": kind,
+        "reason": reason,
+    }
 
 
 def restore_records(
@@ -343,52 +416,17 @@ def restore_records(
     for farm_id, recs in by_farm.items():
         dl: Deadline = dl_for(farm_id)
         current = dl.get_jobs([(r["queue_id"], r["job_id"]) for r in recs])
-        items, dropped, changes = [], [], []
+        fp = FarmJobPlan(farm_id)
         for r in recs:
-            job = current.get(r["job_id"])
-            if job is None:
-                dropped.append(r["job_id"])
-                messages.append(f"{r['job_id']}: gone; nothing to restore")
-            elif r.get("manual") or job.max_worker_count not in _ours(r):
-                dropped.append(r["job_id"])
-                messages.append(
-                    f"{r['job_id']}: changed by someone else ({job.max_worker_count}); left alone"
-                )
-            elif job.max_worker_count == r["original"]:
-                dropped.append(r["job_id"])
-                messages.append(f"{r['job_id']}: already {r['original']}")
+            sharing._plan_settle(fp, r, current.get(r["job_id"]))
+        restored = {c["job_id"] for c in sharing.apply(fp, dl, now) if c["kind"] == "restore"}
+        messages += [f"{job_id}: {why}; nothing to restore" for job_id, why in fp.drops]
+        for w in fp.writes:
+            if w.job_id in restored:
+                messages.append(f"{w.job_id}: maxWorkerCount restored to {w.value}")
+            elif w.job_id in sharing.originals:
+                messages.append(f"{w.job_id}: restore failed; still recorded")
             else:
-                items.append((r["queue_id"], r["job_id"], int(r["original"])))
-        errors = dl.update_jobs(items) if items else {}
-        for q, job_id, orig in items:
-            err = errors.get(job_id)
-            if err is None or err[0] in GONE:
-                dropped.append(job_id)
-                messages.append(
-                    f"{job_id}: maxWorkerCount restored to {orig}"
-                    if err is None
-                    else f"{job_id}: gone; nothing to restore"
-                )
-                if err is None:
-                    changes.append(
-                        {
-                            "at": now.isoformat(),
-                            "pool": "",
-                            "farm_id": farm_id,
-                            "queue_id": q,
-                            "job_id": job_id,
-                            "original": orig,
-                            "old": None,
-                            "new": orig,
-                            "kind": "restore",
-                            "reason": "restore",
-                        }
-                    )
-            else:
-                messages.append(f"{job_id}: restore failed: {err[0]}: {err[1]}")
-        if sharing.history is not None:
-            sharing.history.drop_job_originals(dropped)
-            sharing.history.record_job_changes(changes)
-        for job_id in dropped:
-            sharing.originals.pop(job_id, None)
+                messages.append(f"{w.job_id}: gone; nothing to restore")
+        messages += [f"restore failed: {e}" for e in fp.errors]
     return messages

@@ -353,7 +353,10 @@ def _decide(
 
     pause: tuple[str, ...] = ()
     resume: tuple[str, ...] = ()
-    paused = mem.paused
+    status = {a.queue_id: a.status for a in st.associations}
+    # a queue we stopped stays ours until it reads ACTIVE again, from a STOP status or from
+    # STOPPED (the service moves it there); one whose association was deleted is gone
+    paused = tuple(q for q in mem.paused if status.get(q, ACTIVE) != ACTIVE)
     if exhausted:
         if pool.on_exhausted == "pause":
             pause = tuple(a.queue_id for a in st.associations if a.status == ACTIVE)
@@ -362,11 +365,7 @@ def _decide(
         else:  # hold_one: one license's worth (the floor, 1 unless the policy says more)
             target = pool.floor if upper is None else max(1, min(pool.floor, upper))
     elif paused:
-        # licenses are back: reopen only the queues we stopped ourselves
-        resume = tuple(
-            a.queue_id for a in st.associations if a.queue_id in paused and a.status == PAUSED
-        )
-        paused = ()
+        resume = paused  # licenses are back: reopen only the queues we stopped ourselves
 
     new: int | None
     rising = 0

@@ -113,6 +113,7 @@ class Service:
         self.last_ok_at: datetime | None = None
         self.write_lock = threading.Lock()  # SIGTERM waits for the write in flight
         self.last_lookup: dict[tuple[str, str], LimitState | str] = {}
+        self.unreadable_farms: set[str] = set()
         self.sharing = JobSharing(history)
         self._install(loaded)
         self.metrics.reloads.labels("ok").inc()
@@ -256,6 +257,7 @@ class Service:
     def read_farms(self) -> tuple[dict[tuple[str, str], LimitState | str], list[str]]:
         lookup: dict[tuple[str, str], LimitState | str] = {}
         errors: list[str] = []
+        self.unreadable_farms = set()
         by_farm: dict[str, list[str]] = {}
         for pool in self.policy.pools.values():
             for t in pool.targets(self.policy.default_farm):
@@ -267,6 +269,7 @@ class Service:
             except DeadlineError as e:
                 errors.append(str(e))
                 log.error("%s", e)
+                self.unreadable_farms.add(farm_id)
                 for ref in refs:
                     lookup[(farm_id, ref)] = f"farm {farm_id} unreadable: {e}"
                 continue
@@ -369,50 +372,36 @@ class Service:
     def share_jobs(
         self, p: Plan, now: datetime, write: bool = True
     ) -> tuple[list[JobPlan], list[dict[str, Any]], list[str]]:
-        """Per-job maxWorkerCount for every pool whose `jobs.policy` is not `none`."""
+        """Per-job maxWorkerCount for every pool whose `jobs.policy` is not `none`, farm by
+        farm; a farm that could not be read keeps its jobs as they are."""
         plans: list[JobPlan] = []
         changes: list[dict[str, Any]] = []
         errors: list[str] = []
-        searched: dict[str, list[Any]] = {}
         seen: set[str] = set()
-        active_limits: set[str] = set()
-        for name, pool in self.policy.pools.items():
-            if pool.jobs.policy == "none" or name not in p.pools:
-                continue
-            for d in p.pools[name].decisions:
-                limit = self.last_lookup.get((d.farm_id, d.limit_ref))
-                if not isinstance(limit, LimitState):
-                    continue
-                active_limits.add(limit.limit_id)
-                dl = self.deadline(d.farm_id)
-                try:
-                    if d.farm_id not in searched:  # one search per farm, for every pool
-                        queues = self._sharing_queues(d.farm_id)
-                        searched[d.farm_id] = dl.search_jobs(queues) if queues else []
-                    jobs = searched[d.farm_id]
-                    seen.update(j.job_id for j in jobs)
-                    jp = self.sharing.plan(name, pool, d, limit, jobs, dl)
-                except DeadlineError as e:
-                    errors.append(f"pool {name}: jobs not shared this cycle: {e}")
-                    continue
-                if write and (jp.writes or jp.restores or jp.overrides or jp.gone):
-                    with self.write_lock:
-                        made = self.sharing.apply(jp, dl, d.farm_id, now)
-                    changes.extend(made)
-                    n = sum(1 for c in made if c["kind"] in ("cap", "restore"))
-                    if n:
-                        self.metrics.changes.labels("max_worker_count").inc(n)
-                errors.extend(jp.errors)
-                plans.append(jp)
-        if write and self.history is not None:
+        for farm_id in sorted(f.id for f in self.policy.farms):
+            if farm_id in self.unreadable_farms:
+                continue  # a read that failed is not an empty farm: hold its jobs
+            dl = self.deadline(farm_id)
             try:
-                msgs = self.sharing.settle_departed(self.deadline, active_limits, seen, now)
-                for m in msgs:
-                    log.info("job restore: %s", m)
-            except (DeadlineError, HistoryError) as e:
-                errors.append(f"restoring jobs of pools that left the policy: {e}")
-        if searched:
-            self.sharing.forget_unseen(seen)
+                jobs = self.sharing.observe(dl, farm_id, self._sharing_queues(farm_id))
+                seen.update(j.job_id for j in jobs)
+                farm_plans = self._pool_plans(p, farm_id, jobs, dl)
+            except DeadlineError as e:
+                errors.append(f"farm {farm_id}: jobs not shared this cycle: {e}")
+                continue
+            fp = self.sharing.farm_plan(farm_id, farm_plans, dict(self.policy.pools), jobs)
+            plans += farm_plans
+            if write and not fp.empty:
+                with self.write_lock:
+                    made = self.sharing.apply(fp, dl, now)
+                changes += made
+                n = sum(1 for c in made if c["kind"] in ("cap", "restore"))
+                if n:
+                    self.metrics.changes.labels("max_worker_count").inc(n)
+            for message in fp.errors:
+                errors.append(f"farm {farm_id}: {message}")
+                log.error("farm %s: %s", farm_id, message)
+        self.sharing.forget_unseen(seen)
         return plans, changes, errors
 
     def _sharing_queues(self, farm_id: str) -> list[str]:
@@ -426,6 +415,17 @@ class Service:
                 if t.farm == farm_id and isinstance(lim, LimitState):
                     queues.update(a.queue_id for a in lim.associations)
         return sorted(queues)
+
+    def _pool_plans(self, p: Plan, farm_id: str, jobs: list[Any], dl: Deadline) -> list[JobPlan]:
+        out = []
+        for name, pool in self.policy.pools.items():
+            if pool.jobs.policy == "none" or name not in p.pools:
+                continue
+            for d in p.pools[name].decisions:
+                limit = self.last_lookup.get((d.farm_id, d.limit_ref))
+                if d.farm_id == farm_id and isinstance(limit, LimitState):
+                    out.append(self.sharing.pool_plan(name, pool, d, limit, jobs, dl))
+        return out
 
     def _remember_original(self, d: Decision, now: datetime) -> None:
         """Before the first write to a limit, keep its maxCount for `restore --limits`."""
