@@ -284,3 +284,27 @@ def test_no_credentials_says_how_to_give_them(aws_env, monkeypatch):
         dl.limits()
     assert e.value.code == "NoCredentials"
     assert "give the container a role, or set AWS_PROFILE" in str(e.value)
+
+
+def test_an_endpoint_in_the_aws_config_services_section_is_used(sim, tmp_path, monkeypatch):
+    config = tmp_path / "config"
+    config.write_text(
+        f"[default]\nservices = fake\n\n[services fake]\ndeadline =\n  endpoint_url = {sim.url}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    lid = sim.farm.add_limit("amount.nuke", 5)
+    dl = Deadline(make_client("us-west-2"), sim.farm.farm_id)
+    assert [lim.limit_id for lim in dl.limits()] == [lid]
+
+
+@pytest.mark.parametrize("setting, injected", [("false", True), ("true", False)])
+def test_the_users_host_prefix_setting_is_honoured(sim, monkeypatch, setting, injected):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DEADLINE", sim.url)
+    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", setting)
+    assert make_client("us-west-2").meta.config.inject_host_prefix is injected
+
+
+def test_host_prefixes_stay_on_for_aws_endpoints(aws_env):
+    client = make_client("us-west-2")
+    assert client.meta.endpoint_url == "https://deadline.us-west-2.amazonaws.com"
+    assert client.meta.config.inject_host_prefix is True

@@ -368,3 +368,216 @@ def test_restore_limits_resumes_the_queues_we_paused(world):
     assert f"queue {w.queue} resumed" in p.stdout
     again = run_restore(w, "--limits")
     assert again.returncode == 0 and "resumed" not in again.stdout
+
+
+# -- what the strict fake showed: caps and stopped queues are never left behind ---------------
+
+
+def pausing(w):
+    """The world's pool stops its queues when exhausted (and settles at once)."""
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            "    jobs:", "    on_exhausted: pause\n    hysteresis: {settle: 1}\n    jobs:"
+        )
+    )
+    w.svc = w.make()
+
+
+def test_a_paused_queue_is_resumed_from_stopped(world):
+    w = world
+    pausing(w)
+    w.src.artists = 10
+    cycle(w)
+    assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
+    w.farm.tick(w.clock.t)  # no task holds the limit: the service moves it to STOPPED
+    assert w.farm.associations[(w.queue, w.limit)] == "STOPPED"
+    w.src.artists = 0
+    cycle(w)
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+
+
+def test_a_paused_queue_is_remembered_until_it_reads_active(world):
+    w = world
+    pausing(w)
+    w.src.artists = 10
+    cycle(w)
+    w.src.artists = 0
+    w.sim.faults.fail_next["UpdateQueueLimitAssociation"] = ["AccessDeniedException"]
+    r = cycle(w)
+    assert not r.ok and w.farm.associations[(w.queue, w.limit)] != "ACTIVE"
+    cycle(w)  # the resume that failed is written again
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+
+
+def test_restore_limits_resumes_a_queue_that_reached_stopped(world):
+    w = world
+    pausing(w)
+    w.src.artists = 10
+    cycle(w)
+    w.farm.tick(w.clock.t)
+    assert w.farm.associations[(w.queue, w.limit)] == "STOPPED"
+    w.svc.history.close()
+    p = run_restore(w, "--limits")
+    assert p.returncode == 0, p.stderr
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+    assert "(was STOPPED)" in p.stdout
+
+
+def test_a_job_whose_queue_association_is_deleted_gets_its_original_back(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    assert mwc(w, j) == 10
+    w.farm.associate(w.queue, w.limit, "STOPPED")
+    del w.farm.associations[(w.queue, w.limit)]
+    cycle(w)
+    assert mwc(w, j) == 30
+    assert w.svc.history.job_originals() == {}
+
+
+def test_a_job_shifted_past_a_search_page_stays_capped_with_its_original(world):
+    w = world
+    w.src.total = 1000
+    w.farm.limits[w.limit].max_count = 1000
+    jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=40, amount="amount.nuke") for n in range(150)]
+    cycle(w)
+    assert mwc(w, jobs[100]) != -1
+    searches = []
+
+    def finish_one_between_pages(op):
+        if op == "SearchJobs":
+            searches.append(op)
+            if len(searches) == 2:  # between the first and the second page
+                w.farm.end_job(jobs[0])
+
+    w.sim.before_op = finish_one_between_pages
+    w.src.artists = 100  # the caps change: every job is written again
+    cycle(w)
+    cap = mwc(w, jobs[101])
+    assert mwc(w, jobs[100]) == cap  # missed by the search, confirmed, still capped
+    assert w.svc.history.job_originals()[jobs[100]]["original"] == -1
+    w.sim.before_op = None
+    cycle(w)
+    assert mwc(w, jobs[0]) == -1  # finished (its first page said running): original back
+
+
+def test_a_failed_job_is_restored_and_capped_again_when_requeued(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    w.farm.end_job(j, "FAILED")
+    cycle(w)
+    assert mwc(w, j) == 30
+    w.farm.set_target_status(w.farm.jobs[j], "READY")
+    cycle(w)
+    assert mwc(w, j) == 10
+    assert w.svc.history.job_originals()[j]["original"] == 30
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["ConflictException", "ValidationException", "AccessDeniedException", "ThrottlingException"],
+)
+def test_an_error_on_a_job_is_never_taken_for_a_job_gone(world, code):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    w.farm.item_faults[j] = code
+    w.src.artists = 5
+    r = cycle(w)
+    assert not r.ok and mwc(w, j) == 10
+    assert w.svc.history.job_originals()[j]["original"] == 30
+    del w.farm.item_faults[j]
+    cycle(w)  # retried
+    assert mwc(w, j) == 5
+    assert w.svc.history.job_originals()[j]["original"] == 30
+
+
+def test_a_job_needing_two_pools_has_one_cap_and_no_manual_flag(world):
+    w = world
+    maya = w.farm.add_limit("amount.maya", 3)
+    w.farm.associate(w.queue, maya)
+    w.policy.write_text(
+        w.policy.read_text()
+        + """\
+  maya:
+    limit: amount.maya
+    features: [{source: lic, feature: nuke_r}]
+    ceiling: 3
+    jobs: {policy: fair, min_workers: 1, respect_manual: true}
+"""
+    )
+    w.svc = w.make()
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    w.farm.jobs[j].steps[0].amounts.append(("amount.maya", 1))
+    for _ in range(3):
+        r = cycle(w)
+        assert r.ok, r.errors
+        assert mwc(w, j) == 3  # the smaller of the two pools' caps, every cycle
+    rec = w.svc.history.job_originals()[j]
+    assert (rec["original"], rec["manual"]) == (-1, 0)
+    assert [c["kind"] for c in w.svc.history.query("job_changes")] == ["cap"]
+
+
+def test_a_partial_step_answer_is_not_cached(world):
+    w = world
+    for n in range(99):  # so the next job's steps straddle two BatchGetStep calls
+        w.farm.add_job(w.queue, f"f{n}", tasks=1)
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", steps=2)
+    w.farm.jobs[j].steps[1].amounts.clear()
+    w.farm.item_faults[w.farm.jobs[j].steps[0].step_id] = "InternalServerErrorException"
+    cycle(w)
+    assert mwc(w, j) == -1  # its amount step was not read: not known yet
+    w.farm.item_faults.clear()
+    cycle(w)
+    assert mwc(w, j) == 10
+
+
+def test_a_limit_deleted_the_way_the_api_allows_leaves_nothing_behind(world):
+    w = world
+    pausing(w)
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    assert mwc(w, j) == 10
+    ident = {"farmId": w.farm.farm_id, "queueId": w.queue, "limitId": w.limit}
+    w.farm.call(
+        "UpdateQueueLimitAssociation", {**ident, "status": "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"}
+    )
+    w.farm.tick(w.clock.t)
+    w.farm.call("DeleteQueueLimitAssociation", ident)
+    w.farm.call("DeleteLimit", {"farmId": w.farm.farm_id, "limitId": w.limit})
+    cycle(w)
+    assert mwc(w, j) == 30
+    assert w.svc.history.job_originals() == {}
+    assert all(status == "ACTIVE" for status in w.farm.associations.values())
+
+
+def test_a_farm_that_cannot_be_read_keeps_its_jobs_capped(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    w.sim.faults.fail_next["ListLimits"] = ["AccessDeniedException"]
+    r = cycle(w)
+    assert not r.ok
+    assert mwc(w, j) == 10 and j in w.svc.history.job_originals()
+
+
+def test_search_past_the_offset_maximum_narrows_instead_of_failing(world, monkeypatch):
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("deadline")
+    offset = model.operation_model("SearchJobs").input_shape.members["itemOffset"]
+    assert Deadline.max_item_offset == offset.metadata["max"]
+    monkeypatch.setattr(Deadline, "max_item_offset", 200)  # the fake's own limit, scaled down
+    w = world
+    w.src.total = 1000
+    w.farm.limits[w.limit].max_count = 1000
+    jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=2, amount="amount.nuke") for n in range(450)]
+    offsets = []
+    w.sim.before_op = lambda op: None
+    real = w.farm.op_SearchJobs
+    w.farm.op_SearchJobs = lambda p: offsets.append(p["itemOffset"]) or real(p)
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert max(offsets) <= 200
+    assert all(mwc(w, j) == 2 for j in jobs)
