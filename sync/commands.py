@@ -393,12 +393,12 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         failed += 1
     print(f"{len(records)} job(s) checked; {len(svc.sharing.originals)} still recorded")
     if args.limits:
-        failed += _restore_limits(svc, now)
+        failed += restore_limits(svc, now)
     svc.history.close()
     return EXIT_ERROR if failed else EXIT_OK
 
 
-def _restore_limits(svc: Any, now: datetime) -> int:
+def restore_limits(svc: Any, now: datetime) -> int:
     """Each limit's original maxCount, and every queue association we paused, put back."""
     from sync.deadline import resolve_limit
     from sync.planner import LimitMemory, LimitState

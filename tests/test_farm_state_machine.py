@@ -1,0 +1,357 @@
+"""The whole farm as a state machine: people, jobs, API faults, cycles and kill -9, with the
+invariants that say nothing license-sync changed is ever lost (docs/design.md, "What is
+never lost"). The real service and boto3 against the fake endpoint over HTTP.
+
+`LICENSE_SYNC_MACHINE_EXAMPLES` sets the number of examples (300 here; the benchmark
+`benchmarks/farm_machine.py` runs 5,000).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    rule,
+)
+
+from sync.commands import restore_limits
+from sync.deadline import Deadline, make_client
+from sync.history import History
+from sync.jobshare import restore_records
+from sync.policy import LoadedPolicy, load_policy
+from sync.report import Feature, Report
+from sync.service import Service
+from sync.sim.farm import SimFarm
+from sync.sim.server import SimServer
+from sync.sources import Source
+
+FARM = "farm-" + "ab" * 16
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+POLICY = """\
+interval: 60s
+history: {{path: {history}}}
+farms: [{{id: {farm}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    on_exhausted: pause
+    hysteresis: {{settle: 1}}
+    jobs: {{policy: fair, min_workers: 1, respect_manual: true}}
+  maya:
+    limit: amount.maya
+    features: [{{source: lic, feature: maya}}]
+    jobs: {{policy: fair, min_workers: 1, respect_manual: true}}
+"""
+AMOUNTS = ("amount.nuke", "amount.maya")
+PEOPLE_VALUES = st.sampled_from([-1, 45, 50, 60])  # never a value license-sync would write
+FAULTS = st.sampled_from(
+    [
+        "ConflictException",
+        "ThrottlingException",
+        "InternalServerErrorException",
+        "AccessDeniedException",
+    ]
+)
+OPERATIONS = st.sampled_from(
+    [
+        "ListLimits",
+        "ListQueueLimitAssociations",
+        "SearchJobs",
+        "BatchGetJob",
+        "ListSteps",
+        "BatchGetStep",
+        "BatchUpdateJob",
+        "UpdateLimit",
+        "UpdateQueueLimitAssociation",
+    ]
+)
+
+
+class Killed(BaseException):
+    """kill -9: nothing after it runs, no handler of the service catches it."""
+
+
+class Licenses(Source):
+    """Two features whose artists' use the machine sets."""
+
+    def __init__(self) -> None:
+        self.name, self.kind = "lic", "flexlm"
+        self.in_use = {"nuke_r": 0, "maya": 0}
+
+    def read(self) -> Report:
+        return Report(
+            "flexlm",
+            True,
+            features=tuple(
+                Feature("v", name, None, 10, used, expires="2027-01-31")
+                for name, used in self.in_use.items()
+            ),
+        )
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    server = SimServer(SimFarm(FARM)).start()
+    # no retries and no client-side rate limiting: a fault is seen by the service at once
+    client = make_client("us-west-2", server.url, max_attempts=0, retry_mode="standard")
+    policy = Path(tempfile.mkdtemp(prefix="machine-")) / "policy.yaml"
+    policy.write_text(POLICY.format(history="unused.db", farm=FARM))
+    yield server, client, load_policy(policy)
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+class FarmMachine(RuleBasedStateMachine):
+    server: SimServer
+    client: object
+    loaded: LoadedPolicy  # parsed once: each example has a history of its own
+    current: FarmMachine
+
+    jobs = Bundle("jobs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.farm = SimFarm(FARM, now=T0, count_delay=0)
+        self.server.farm = self.farm
+        self.server.faults.fail_next.clear()
+        self.now = T0
+        self.dir = Path(tempfile.mkdtemp(prefix="machine-"))
+        self.queue = self.farm.add_queue()
+        self.limits = {a: self.farm.add_limit(a, 8) for a in AMOUNTS}
+        for lid in self.limits.values():
+            self.farm.associate(self.queue, lid)
+        self.people: dict[str, int] = {}  # each job's maxWorkerCount as people left it
+        self.first_prior: dict[str, int] = {}  # maxCount before license-sync's first write
+        self.stopped_by_us: set[tuple[str, str]] = set()
+        self.restoring = False
+        self._watch_writes()
+        self.licenses = Licenses()
+        self.svc = self._start()
+
+    def _watch_writes(self) -> None:
+        """What license-sync set out to change: the limits it tried to write (the value then
+        is their original) and the associations it stopped."""
+        farm = self.farm
+        real_assoc = farm.op_UpdateQueueLimitAssociation
+
+        def update_association(p):
+            if p["status"] != "ACTIVE":
+                self.stopped_by_us.add((p["queueId"], p["limitId"]))
+            return real_assoc(p)
+
+        farm.op_UpdateQueueLimitAssociation = update_association  # type: ignore[method-assign]
+        FarmMachine.current = self
+
+    @staticmethod
+    def _limit_write(params: dict, **_: object) -> None:
+        machine = FarmMachine.current
+        lim = machine.farm.limits.get(params.get("limitId", ""))
+        if lim is not None and not machine.restoring:
+            machine.first_prior.setdefault(lim.limit_id, lim.max_count)
+
+    def _start(self) -> Service:
+        dl = Deadline(self.client, FARM)
+        return Service(
+            self.loaded,
+            deadline_factory=lambda f: dl,
+            history=History(str(self.dir / "h.db")),
+            clock=lambda: self.now,
+            source_factory=lambda name, cfg: self.licenses,
+            watch_policy=False,
+        )
+
+    # -- people and jobs ----------------------------------------------------------------------
+
+    @rule(
+        target=jobs,
+        tasks=st.integers(1, 12),
+        amounts=st.sampled_from([("amount.nuke",), ("amount.maya",), AMOUNTS]),
+        value=PEOPLE_VALUES,
+    )
+    def submit(self, tasks, amounts, value):
+        job = self.farm.add_job(
+            self.queue, "job", tasks=tasks, amount=amounts[0], max_worker_count=value
+        )
+        self.farm.jobs[job].steps[0].amounts += [(a, 1) for a in amounts[1:]]
+        self.people[job] = value
+        return job
+
+    @rule(job=jobs, event=st.sampled_from(["SUCCEEDED", "FAILED", "CANCELED", "READY", "ARCHIVED"]))
+    def job_event(self, job, event):
+        """The job ends, is requeued (READY) or archived, outside license-sync."""
+        found = self.farm.jobs.get(job)
+        if found is None or found.lifecycle_status == "ARCHIVED":
+            return
+        if event == "ARCHIVED":
+            found.lifecycle_status = "ARCHIVED"
+        elif event == "READY":
+            self.farm.set_target_status(found, "READY")
+        else:
+            self.farm.end_job(job, event)
+
+    @rule(job=consumes(jobs))
+    def delete(self, job):
+        self.farm.remove_job(job)
+        self.people.pop(job, None)
+
+    @rule(job=jobs, value=PEOPLE_VALUES)
+    def person_sets_max_workers(self, job, value):
+        if job in self.farm.jobs and self.farm.jobs[job].lifecycle_status != "ARCHIVED":
+            self.farm.jobs[job].max_worker_count = value
+            self.people[job] = value
+
+    @rule(amount=st.sampled_from(AMOUNTS), value=st.integers(500, 600))
+    def person_sets_max_count(self, amount, value):
+        if self.limits[amount] in self.farm.limits:
+            self.farm.limits[self.limits[amount]].max_count = value
+
+    @rule(amount=st.sampled_from(AMOUNTS))
+    def td_deletes_the_limit(self, amount):
+        """The API's way: stop the association, wait for STOPPED, delete it, then the limit."""
+        lid = self.limits[amount]
+        ident = {"farmId": FARM, "queueId": self.queue, "limitId": lid}
+        if (self.queue, lid) in self.farm.associations:
+            status = "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
+            self.farm.associations[(self.queue, lid)] = status
+            self.farm.tick(self.now)
+            self.farm.call("DeleteQueueLimitAssociation", ident)
+        if lid in self.farm.limits:
+            self.farm.call("DeleteLimit", {"farmId": FARM, "limitId": lid})
+
+    @rule(amount=st.sampled_from(AMOUNTS))
+    def td_creates_the_limit_again(self, amount):
+        if self.limits[amount] not in self.farm.limits:
+            lid = self.farm.add_limit(amount, 8)
+            self.farm.associate(self.queue, lid)
+            self.limits[amount] = lid
+
+    @rule(
+        nuke=st.integers(0, 10),
+        maya=st.integers(0, 10),
+        fault=st.none() | st.tuples(OPERATIONS, FAULTS),
+    )
+    def cycle(self, nuke, maya, fault):
+        """Artists' use changes, a cycle runs, perhaps with one API call failing."""
+        if fault is not None:
+            self.server.faults.fail_next[fault[0]] = [fault[1]]
+        self.licenses.in_use = {"nuke_r": nuke, "maya": maya}
+        self._run_cycle()
+
+    @rule(job=jobs, code=FAULTS, nuke=st.integers(0, 10))
+    def cycle_with_a_job_refused(self, job, code, nuke):
+        """A cycle in which Deadline refuses this one job's item of a batch."""
+        self.farm.item_faults[job] = code
+        self.licenses.in_use["nuke_r"] = nuke
+        self._run_cycle()
+
+    def _run_cycle(self) -> None:
+        self.now += timedelta(seconds=60)
+        self.farm.tick(self.now)
+        try:
+            self.svc.run_cycle()
+        finally:
+            self.server.faults.fail_next.clear()
+            self.farm.item_faults.clear()
+
+    @rule(
+        operation=st.sampled_from(["BatchUpdateJob", "UpdateLimit", "UpdateQueueLimitAssociation"]),
+        when=st.sampled_from(["before-send", "after-call"]),
+    )
+    def killed_at_a_write(self, operation, when):
+        """kill -9 as the write leaves (never sent), or once it landed (answer lost)."""
+        event = f"{when}.deadline.{operation}"
+
+        def die(**_):
+            raise Killed
+
+        self.client.meta.events.register(event, die)  # type: ignore[attr-defined]
+        try:
+            self._run_cycle()
+        except Killed:
+            pass
+        finally:
+            self.client.meta.events.unregister(event, die)  # type: ignore[attr-defined]
+        self.restart()
+
+    @rule()
+    def restart(self):
+        self.svc.history.close()
+        self.svc = self._start()
+
+    # -- invariants -----------------------------------------------------------------------------
+
+    @invariant()
+    def no_zero_is_ever_written(self):
+        assert all(lim.max_count != 0 for lim in self.farm.limits.values())
+        assert all(job.max_worker_count != 0 for job in self.farm.jobs.values())
+
+    @invariant()
+    def every_job_we_changed_has_its_original_on_disk(self):
+        with sqlite3.connect(self.dir / "h.db") as db:
+            recorded = dict(db.execute("SELECT job_id, original FROM job_originals").fetchall())
+        for job_id, job in self.farm.jobs.items():
+            if job.max_worker_count != self.people[job_id] and job.lifecycle_status != "ARCHIVED":
+                assert recorded.get(job_id) == self.people[job_id], job_id
+
+    def teardown(self) -> None:
+        """Stop the service, restore as `license-sync restore --limits` does, and find
+        everything put back."""
+        self.svc.history.close()
+        self.server.faults.fail_next.clear()
+        self.farm.item_faults.clear()
+        self.restoring = True
+        svc = self._start()
+        records = list(svc.sharing.originals.values())
+        messages = restore_records(records, svc.deadline, svc.sharing, self.now)
+        assert not any("failed" in m for m in messages), messages
+        assert restore_limits(svc, self.now) == 0
+        svc.history.close()
+        for job_id, job in self.farm.jobs.items():
+            if job.lifecycle_status != "ARCHIVED":
+                assert job.max_worker_count == self.people[job_id], job_id
+        for key in self.stopped_by_us & set(self.farm.associations):
+            assert self.farm.associations[key] == "ACTIVE", key
+        for lid, prior in self.first_prior.items():
+            if lid in self.farm.limits:
+                assert self.farm.limits[lid].max_count == prior, lid
+
+
+FarmMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("LICENSE_SYNC_MACHINE_EXAMPLES", "300")),
+    stateful_step_count=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@pytest.fixture(autouse=True)
+def _bind(endpoint):
+    FarmMachine.server, FarmMachine.client, FarmMachine.loaded = endpoint
+    event = "provide-client-params.deadline.UpdateLimit"
+    FarmMachine.client.meta.events.register(event, FarmMachine._limit_write)  # type: ignore[attr-defined]
+    yield
+    FarmMachine.client.meta.events.unregister(event, FarmMachine._limit_write)  # type: ignore[attr-defined]
+
+
+TestFarmMachine = FarmMachine.TestCase
