@@ -312,7 +312,23 @@ def test_exhausted_pause_stops_active_queues_and_resumes_later():
     )
     d2, p2 = run(pool, report(total=10, in_use=2), back, memory=p.memory)
     assert d2.resume == ("queue-a", "queue-b")
-    assert p2.memory[(FARM, "amount.nuke")].paused == ()
+    # remembered until they read ACTIVE: a resume that fails is written again
+    assert p2.memory[(FARM, "amount.nuke")].paused == ("queue-a", "queue-b")
+    d3, _ = run(pool, report(total=10, in_use=2), back, memory=p2.memory)
+    assert d3.resume == ("queue-a", "queue-b")
+    active = limit(
+        max_count=1, assoc=[("queue-a", ACTIVE), ("queue-b", ACTIVE), ("queue-c", "STOPPED")]
+    )
+    d4, p4 = run(pool, report(total=10, in_use=2), active, memory=p2.memory)
+    assert d4.resume == () and p4.memory[(FARM, "amount.nuke")].paused == ()
+
+
+def test_a_paused_queue_moved_to_stopped_is_resumed():
+    pool = mkpool(on_exhausted="pause")
+    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",))}
+    lim = limit(max_count=1, assoc=[("queue-a", "STOPPED"), ("queue-b", "STOPPED")])
+    d, _ = run(pool, report(total=10, in_use=0), lim, memory=mem)
+    assert d.resume == ("queue-a",)
 
 
 def test_paused_queue_stopped_by_someone_else_is_not_resumed():
