@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -36,6 +37,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration (use e.g. 60s, 5m, 1h)")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"duration {value!r} is not a finite number of seconds")
         if value < 0:
             raise ValueError(f"duration {value!r} must not be negative")
         return float(value)
@@ -47,6 +50,13 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# Bounds that keep a valid policy from wedging the service: a cycle at least once an hour,
+# a history kept at most a year, a license tool given at most five minutes (SIGTERM must
+# not wait longer), a source trusted stale for at most a week.
+Interval = Annotated[Duration, Field(ge=1, le=3600)]
+Retention = Annotated[Duration, Field(ge=60, le=366 * 86400)]
+ToolTimeout = Annotated[Duration, Field(gt=0, le=300)]
+StaleAfter = Annotated[Duration, Field(ge=0, le=7 * 86400)]
 
 
 def format_duration(seconds: float) -> str:
@@ -78,7 +88,7 @@ class HistoryConfig(Model):
     """Where the SQLite history lives and how long it is kept."""
 
     path: str = Field("license-sync.db", description="SQLite file (created 0600)")
-    keep: Duration = Field(30 * 86400, description="retention, e.g. 30d")
+    keep: Retention = Field(30 * 86400, description="retention, e.g. 30d (at most 366d)")
 
 
 class MetricsConfig(Model):
@@ -119,14 +129,14 @@ class FlexlmSourceConfig(Model):
     kind: Literal["flexlm"]
     servers: Annotated[list[ServerSpec], Field(min_length=1)]
     executable: Executable = "lmutil"
-    timeout: Duration = 20.0
+    timeout: ToolTimeout = 20.0
 
 
 class RlmSourceConfig(Model):
     kind: Literal["rlm"]
     servers: Annotated[list[ServerSpec], Field(min_length=1)]
     executable: Executable = "rlmutil"
-    timeout: Duration = 20.0
+    timeout: ToolTimeout = 20.0
 
 
 class CommandSourceConfig(Model):
@@ -139,7 +149,7 @@ class CommandSourceConfig(Model):
         _executable(v[0])
         return v
 
-    timeout: Duration = 20.0
+    timeout: ToolTimeout = 20.0
 
 
 class StaticSourceConfig(Model):
@@ -302,7 +312,7 @@ class Pool(Model):
     ceiling: int | None = Field(None, ge=1)
     hysteresis: Hysteresis = Hysteresis()
     on_stale: Literal["hold", "floor"] = "hold"
-    stale_after: Duration = 600.0
+    stale_after: StaleAfter = 600.0
     on_exhausted: Literal["pause", "hold_one"] = "hold_one"
     jobs: JobsPolicy = JobsPolicy()
 
@@ -323,7 +333,7 @@ class Pool(Model):
 
 
 class Policy(Model):
-    interval: Duration = Field(60.0, description="seconds between cycles, e.g. 60s")
+    interval: Interval = Field(60.0, description="seconds between cycles, e.g. 60s (1s to 1h)")
     history: HistoryConfig = HistoryConfig()
     metrics: MetricsConfig = MetricsConfig()
     farms: Annotated[list[FarmConfig], Field(min_length=1)]
@@ -372,6 +382,26 @@ class LoadedPolicy:
     policy: Policy
     path: str
     sha: str
+
+
+# A real policy has hundreds of values; aliases may repeat a list, not multiply it a
+# million-fold (a 340-byte alias bomb took 7 s and 1.4 GB before this check).
+MAX_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values `node` stands for once every alias is expanded (linear: memoized)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_NODES + 1  # a node inside itself would expand forever
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(v, memo) for v in node.value)
+    memo[key] = min(size, MAX_NODES + 1)
+    return memo[key]
 
 
 def _positions(
@@ -493,13 +523,26 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
     sha = policy_sha(text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # aliases share nodes: size them before anything walks the expanded tree
+        data = yaml.safe_load(text) if node is None or _expanded_size(node, {}) <= MAX_NODES else {}
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise PolicyErrors([Problem(name, line, col, f"YAML: {e.problem or e}")]) from e
     except yaml.YAMLError as e:
         raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
+    if node is not None and _expanded_size(node, {}) > MAX_NODES:
+        raise PolicyErrors(
+            [
+                Problem(
+                    name,
+                    1,
+                    1,
+                    f"YAML: aliases expand this policy past {MAX_NODES} values; "
+                    "a policy needs nowhere near that many (an alias bomb?)",
+                )
+            ]
+        )
     if node is None or not isinstance(data, dict):
         raise PolicyErrors(
             [Problem(name, 1, 1, "the policy must be a YAML mapping (farms:, sources:, pools:)")]

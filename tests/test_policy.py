@@ -244,3 +244,41 @@ def test_schema_cli_prints_json_schema():
     schema = json.loads(p.stdout)
     assert schema["title"] == "license-sync policy"
     assert {"farms", "sources", "pools"} <= set(schema["required"])
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded():
+    assert len(BOMB) < 400  # 9**9 values once expanded
+    [msg] = problems(BOMB)
+    assert "aliases expand this policy past 100000 values" in msg
+
+
+def test_a_few_aliases_are_fine():
+    text = GOOD.replace("features: [", "features: &f [") + "  nuke2:\n    limit: amount.x\n"
+    text += "    features: *f\n"
+    assert set(parse_policy(text, "p.yaml").policy.pools) == {"nuke", "nuke2"}
+
+
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        ("interval: .inf\n", "interval"),
+        ("interval: .nan\n", "interval"),
+        ("interval: 1e20\n", "interval"),
+        ("interval: 2h\n", "interval"),
+        ("history: {keep: 1000000d}\n", "history.keep"),
+        ("history: {keep: 10s}\n", "history.keep"),
+    ],
+)
+def test_durations_that_would_wedge_the_service_are_refused(edit, where):
+    assert any(where in p for p in problems(edit + GOOD))
+
+
+@pytest.mark.parametrize("timeout", ["1000000", "10m", "0"])
+def test_a_source_timeout_is_bounded(timeout):
+    text = GOOD.replace('servers: ["27000@lic1"]', f'servers: ["27000@lic1"], timeout: {timeout}')
+    assert any("sources.adsk" in p and "timeout" in p for p in problems(text))
