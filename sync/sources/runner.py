@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +28,10 @@ class RunResult:
 Runner = Callable[[Sequence[str], float], RunResult]
 
 
-def run_tool(argv: Sequence[str], timeout: float) -> RunResult:
-    """Run `argv` (never through a shell); `SourceError` if it cannot start or times out."""
+def run_tool(argv: Sequence[str], timeout: float, max_output: int = MAX_OUTPUT) -> RunResult:
+    """Run `argv` (never through a shell); `SourceError` if it cannot start, times out, or
+    writes more than `max_output` bytes (read in chunks: a tool that writes forever is
+    stopped at the cap, not read whole)."""
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -45,19 +49,53 @@ def run_tool(argv: Sequence[str], timeout: float) -> RunResult:
     except OSError as e:
         raise SourceError(f"cannot start {argv[0]!r}: {e}") from e
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        _kill_group(proc)
-        raise SourceError(f"{' '.join(argv)!r} did not answer within {timeout:g}s; killed") from e
+        out, err = _read(proc, argv, time.monotonic() + timeout, timeout, max_output)
     finally:
-        if proc.poll() is None:  # an exception other than the timeout: leave no orphan
+        if proc.poll() is None:  # an error, the timeout or the cap: leave no orphan
             _kill_group(proc)
     return RunResult(
         tuple(argv),
         proc.returncode,
-        out[:MAX_OUTPUT].decode("utf-8", errors="replace"),
+        out.decode("utf-8", errors="replace"),
         err[-4096:].decode("utf-8", errors="replace"),
     )
+
+
+def _read(
+    proc: subprocess.Popen[bytes],
+    argv: Sequence[str],
+    deadline: float,
+    timeout: float,
+    max_output: int,
+) -> tuple[bytes, bytes]:
+    """Both pipes until the tool closes them, keeping stdout whole and stderr's tail."""
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ, out)
+        sel.register(proc.stderr, selectors.EVENT_READ, err)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SourceError(f"{' '.join(argv)!r} did not answer within {timeout:g}s; killed")
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                key.data.extend(chunk)
+                if key.data is err and len(err) > 8192:
+                    del err[:-4096]
+                if len(out) > max_output:
+                    raise SourceError(
+                        f"{' '.join(argv)!r} wrote more than {max_output // (1 << 20)} MiB; "
+                        "killed (a status listing is a few MB)"
+                    )
+    try:
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired as e:
+        raise SourceError(f"{' '.join(argv)!r} did not exit within {timeout:g}s; killed") from e
+    return bytes(out), bytes(err)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -108,6 +108,21 @@ def test_hanging_tool_leaves_no_process_behind(fake_path, tmp_path):
     assert not _alive(grandchild)  # the whole process group was killed
 
 
+def test_a_tool_that_writes_forever_is_stopped_at_the_cap(fake_path):
+    fake_path.setenv("FAKE_LM_MODE", "forever")
+    argv = [str(BIN / "lmutil"), "lmstat", "-a", "-c", "1@x"]
+    with pytest.raises(SourceError, match="wrote more than 2 MiB; killed"):
+        run_tool(argv, 20.0, max_output=2 << 20)
+
+
+def test_output_at_the_cap_is_read_whole(fake_path):
+    fake_path.setenv("FAKE_LM_OUTPUT", str(FIX / "flexlm/single_server.txt"))
+    argv = [str(BIN / "lmutil"), "lmstat", "-a", "-c", "1@x"]
+    text = (FIX / "flexlm/single_server.txt").read_bytes()
+    r = run_tool(argv, 20.0, max_output=len(text))
+    assert r.stdout.encode() == text and r.returncode == 0
+
+
 def test_tool_printing_nothing(fake_path):
     fake_path.setenv("FAKE_LM_MODE", "nothing")
     fake_path.setenv("FAKE_LM_OUTPUT", str(FIX / "flexlm/single_server.txt"))
