@@ -53,7 +53,7 @@ def open_history(path: str, keep: float, metrics: Any) -> Any:
     from sync.history import History
 
     try:
-        return History(path, keep)
+        return History(path, keep, lock=True)  # HistoryLocked is not caught: do not start
     except HistoryError as e:
         metrics.history_errors.inc()
         logging.getLogger("license_sync").error(

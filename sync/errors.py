@@ -28,3 +28,7 @@ class DeadlineError(SyncError):
 
 class HistoryError(SyncError):
     """The SQLite history could not be read or written."""
+
+
+class HistoryLocked(SyncError):
+    """Another license-sync process writes to this history: a second one must not start."""

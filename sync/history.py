@@ -6,6 +6,7 @@ is created 0600; rows older than `keep` are deleted.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -15,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from sync.errors import HistoryError
+from sync.errors import HistoryError, HistoryLocked
 
 SCHEMA: dict[str, dict[str, Any]] = {
     "cycles": {
@@ -96,9 +97,16 @@ SCHEMA: dict[str, dict[str, Any]] = {
 class History:
     """Append-only records of what was seen and done, plus small named state."""
 
-    def __init__(self, path: str, keep: float = 30 * 86400, timeout: float = 5.0):
+    def __init__(
+        self, path: str, keep: float = 30 * 86400, timeout: float = 5.0, lock: bool = False
+    ):
+        """`lock`: hold `PATH.lock` while open, so a second writer refuses to start
+        (`HistoryLocked`): two services would take each other's caps for manual edits."""
         self.path = path
         self.keep = keep
+        self._lock_fd: int | None = None
+        if lock and path != ":memory:":
+            self._lock_fd = _take_lock(path)
         try:
             if path != ":memory:":
                 parent = os.path.dirname(os.path.abspath(path))
@@ -260,4 +268,29 @@ class History:
             raise HistoryError(f"history read failed: {e}") from e
 
     def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+        self._close_db()
+
+    def _close_db(self) -> None:
         self.db.conn.close()
+
+
+def _take_lock(path: str) -> int:
+    lock_path = path + ".lock"
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise HistoryLocked(
+            f"another license-sync (pid {holder}) is using the history {path!r}: two "
+            "instances would take each other's job caps for manual edits; stop it first, "
+            "or give this one its own history.path"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd

@@ -144,3 +144,18 @@ def test_run_with_invalid_policy_fails_with_positions(tmp_path):
     assert p.returncode == 1
     assert "bad.yaml:1:8: farms: List should have at least 1 item" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_a_second_instance_on_the_same_history_refuses_to_start(farm_env):
+    from sync.history import History
+
+    first = History(str(farm_env["db"]), lock=True)  # as `license-sync run` holds it
+    try:
+        p = cli("run", "--once", "--config", farm_env["policy"], env=farm_env["env"])
+        assert p.returncode == 1
+        assert f"another license-sync (pid {os.getpid()}) is using the history" in p.stderr
+        assert farm_env["farm"].limits[farm_env["limit"]].max_count == 19  # nothing written
+    finally:
+        first.close()
+    p = cli("run", "--once", "--config", farm_env["policy"], env=farm_env["env"])
+    assert p.returncode == 0, p.stderr  # the lock went with the first
