@@ -400,8 +400,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
 def restore_limits(svc: Any, now: datetime) -> int:
     """Each limit's original maxCount, and every queue association we paused, put back."""
-    from sync.deadline import resolve_limit
     from sync.planner import LimitMemory, LimitState
+    from sync.service import resume_paused
 
     failed = 0
     farms: dict[str, dict[str, LimitState]] = {}
@@ -431,30 +431,11 @@ def restore_limits(svc: Any, now: datetime) -> int:
     for (farm_id, ref), mem in sorted(svc.memory.items()):
         if not mem.paused:
             continue
-        still: list[str] = []  # forgotten only once ACTIVE again (or the association is gone)
-        try:
-            found = resolve_limit(ref, list(limits_of(farm_id).values()))
-            status = (
-                {a.queue_id: a.status for a in found.associations}
-                if isinstance(found, LimitState)
-                else {}
-            )
-            for q in mem.paused:
-                if status.get(q, "ACTIVE") == "ACTIVE":
-                    continue
-                assert isinstance(found, LimitState)
-                try:
-                    svc.deadline(farm_id).update_association(q, found.limit_id, "ACTIVE")
-                    print(f"limit {found.limit_id}: queue {q} resumed (was {status[q]})")
-                except SyncError as e:
-                    still.append(q)
-                    failed += 1
-                    print(f"limit {ref}: resuming queue {q} failed: {e}", file=sys.stderr)
-        except SyncError as e:
-            still = list(mem.paused)
-            failed += 1
-            print(f"limit {ref}: resuming queues failed: {e}", file=sys.stderr)
-        svc.memory[(farm_id, ref)] = LimitMemory(0, tuple(still))
+        still, messages = resume_paused(svc.deadline(farm_id), ref, mem.paused)
+        for m in messages:
+            print(f"limit {ref}: {m}", file=sys.stderr if "failed" in m else sys.stdout)
+        failed += len(still) + sum("cannot read" in m for m in messages)
+        svc.memory[(farm_id, ref)] = LimitMemory(0, still)
     svc.save_memory(now)
     return failed
 

@@ -305,7 +305,10 @@ class Service:
                 errors.append(f"pool {d.pool}: {d.reason}")
         job_plans, job_changes, job_errors = self.share_jobs(p, now, write=not self.dry_run)
         errors.extend(job_errors)
+        departed = {k: m for k, m in self.memory.items() if k not in p.memory and m.paused}
         self.memory = dict(p.memory)
+        if departed and not self.dry_run:
+            errors.extend(self._reopen_departed(departed))
         for a in applied:
             if not a.ok:  # a failed write is not a change: let the settle count start again
                 key = (a.decision.farm_id, a.decision.limit_ref)
@@ -368,6 +371,25 @@ class Service:
                     log.error("%s", a.error, extra={**ctx, "reason": str(e)})
             out.append(a)
         return out
+
+    def _reopen_departed(self, departed: dict[tuple[str, str], LimitMemory]) -> list[str]:
+        """Queues paused for a pool that left the policy are reopened; the memory of the ones
+        that could not be stays (saved in the history, where `restore --limits` finds it)."""
+        errors = []
+        for (farm_id, ref), mem in departed.items():
+            try:
+                dl = self.deadline(farm_id)
+            except StopIteration:  # the farm left the policy too: `restore` needs it back
+                self.memory[(farm_id, ref)] = mem
+                continue
+            with self.write_lock:
+                still, messages = resume_paused(dl, ref, mem.paused)
+            for m in messages:
+                log.info("limit %s left the policy: %s", ref, m)
+            if still:
+                self.memory[(farm_id, ref)] = LimitMemory(0, still)
+                errors.append(f"limit {ref}: queues it paused not reopened yet: {', '.join(still)}")
+        return errors
 
     def share_jobs(
         self, p: Plan, now: datetime, write: bool = True
@@ -603,3 +625,31 @@ class Service:
         if age > 3 * self.policy.interval:
             return False, f"last successful cycle {age:.0f}s ago (> 3 intervals)"
         return True, f"ok: last successful cycle {age:.0f}s ago"
+
+
+def resume_paused(
+    dl: Deadline, ref: str, paused: tuple[str, ...]
+) -> tuple[tuple[str, ...], list[str]]:
+    """Reopen the queues license-sync paused on limit `ref`, from a STOP status or STOPPED.
+
+    Returns the queues still to reopen (their resume failed) and what was done. A queue
+    that reads ACTIVE, or whose association or limit is gone, is done with."""
+    try:
+        found = resolve_limit(ref, dl.limits())
+    except DeadlineError as e:
+        return paused, [f"cannot read the farm's limits: {e}"]
+    if not isinstance(found, LimitState):
+        return (), [f"{found}: nothing to reopen"]
+    status = {a.queue_id: a.status for a in found.associations}
+    still: list[str] = []
+    messages = []
+    for q in paused:
+        if status.get(q, "ACTIVE") == "ACTIVE":
+            continue
+        try:
+            dl.update_association(q, found.limit_id, "ACTIVE")
+            messages.append(f"queue {q} resumed (was {status[q]})")
+        except DeadlineError as e:
+            still.append(q)
+            messages.append(f"resuming queue {q} failed: {e}")
+    return tuple(still), messages

@@ -581,3 +581,32 @@ def test_search_past_the_offset_maximum_narrows_instead_of_failing(world, monkey
     assert r.ok, r.errors
     assert max(offsets) <= 200
     assert all(mwc(w, j) == 2 for j in jobs)
+
+
+def test_a_pool_removed_from_the_policy_reopens_the_queues_it_paused(world):
+    w = world
+    pausing(w)
+    w.src.artists = 10
+    cycle(w)
+    assert w.farm.associations[(w.queue, w.limit)] != "ACTIVE"
+    w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: amount.maya"))
+    w.farm.add_queue_with_limit("amount.maya", 3)
+    cycle(w)  # the reload drops the nuke pool
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+
+
+def test_restore_finds_the_queues_of_a_removed_pool_in_the_history(world):
+    w = world
+    pausing(w)
+    w.src.artists = 10
+    cycle(w)
+    w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: amount.maya"))
+    w.farm.add_queue_with_limit("amount.maya", 3)
+    w.src.artists = 0
+    w.sim.faults.fail_next["UpdateQueueLimitAssociation"] = ["AccessDeniedException"]
+    r = cycle(w)  # the reopening fails: remembered
+    assert any("not reopened yet" in e for e in r.errors)
+    w.svc.history.close()
+    p = run_restore(w, "--limits")
+    assert p.returncode == 0, p.stderr
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
