@@ -38,7 +38,9 @@ class SimLicenseServer:
         self.port = port
         self.down = False
         self.rng = random.Random(seed)
-        self.lock = threading.RLock()
+        # one lock with the farm's: the farm's clock calls `can_checkout` holding the farm's
+        # lock, and an lmstat request reads the farm's holders; two locks deadlocked
+        self.lock = farm.lock if farm is not None else threading.RLock()
         if farm is not None:
             farm.license_check = self.can_checkout
 
