@@ -111,6 +111,7 @@ class Service:
         self.limit_originals: dict[str, int] = {}
         self.last_result: CycleResult | None = None
         self.last_ok_at: datetime | None = None
+        self.last_cycle_seconds = 0.0
         self.write_lock = threading.Lock()  # SIGTERM waits for the write in flight
         self.last_lookup: dict[tuple[str, str], LimitState | str] = {}
         self.unreadable_farms: set[str] = set()
@@ -319,8 +320,10 @@ class Service:
         )
         self._record(result, source_rows, now)
         self.last_result = result
+        ended = self.clock()
+        self.last_cycle_seconds = (ended - now).total_seconds()
         if result.ok:
-            self.last_ok_at = now
+            self.last_ok_at = ended  # when it ended: a long cycle is not a stale one
         return result
 
     def apply(self, p: Plan, now: datetime) -> list[Applied]:
@@ -410,6 +413,7 @@ class Service:
                 farm_plans = self._pool_plans(p, farm_id, jobs, dl)
             except DeadlineError as e:
                 errors.append(f"farm {farm_id}: jobs not shared this cycle: {e}")
+                log.error("farm %s: jobs not shared this cycle: %s", farm_id, e)
                 continue
             fp = self.sharing.farm_plan(farm_id, farm_plans, dict(self.policy.pools), jobs)
             plans += farm_plans
@@ -619,12 +623,15 @@ class Service:
         return snap
 
     def ready(self) -> tuple[bool, str]:
+        """Ready while the last successful cycle ended less than three cycles ago, a cycle
+        being the interval or, when cycles take longer, the last one's duration."""
         if self.last_ok_at is None:
             return False, "no successful cycle yet"
         age = (self.clock() - self.last_ok_at).total_seconds()
-        if age > 3 * self.policy.interval:
-            return False, f"last successful cycle {age:.0f}s ago (> 3 intervals)"
-        return True, f"ok: last successful cycle {age:.0f}s ago"
+        bound = 3 * max(self.policy.interval, self.last_cycle_seconds)
+        if age > bound:
+            return False, f"last successful cycle ended {age:.0f}s ago (> {bound:.0f}s)"
+        return True, f"ok: last successful cycle ended {age:.0f}s ago"
 
 
 def resume_paused(

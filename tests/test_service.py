@@ -395,3 +395,23 @@ def test_reload_says_which_changes_wait_for_a_restart(world, caplog):
     assert any("metrics.address" in m and "restart" in m and "9999" in m for m in warnings)
     assert any("history.path" in m and "restart" in m and moved in m for m in warnings)
     assert w.svc.history.path != moved  # still writing where it was opened
+
+
+def test_readiness_does_not_flap_when_cycles_outlast_the_interval(world):
+    w = world
+    slow = w.src.read
+
+    def read_for_three_intervals():  # a farm so large a cycle takes three intervals
+        w.clock.advance(180)
+        return slow()
+
+    w.src.read = read_for_three_intervals
+    cycle(w)
+    assert w.svc.ready()[0]
+    for _ in range(3):  # the next cycle starts at once and runs as long
+        w.clock.advance(170)
+        assert w.svc.ready()[0], w.svc.ready()[1]
+        w.clock.advance(10)
+        w.svc.run_cycle()
+    w.clock.advance(3 * 180 + 1)  # and no cycle ends for three of them: not ready
+    assert not w.svc.ready()[0]
