@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -93,6 +94,7 @@ class Service:
         dry_run: bool = False,
         source_factory: Callable[[str, Any], Source] = build_source,
         watch_policy: bool = True,
+        policy_quiet: float = 2.0,
     ):
         self.loaded = loaded
         self.deadline_factory = deadline_factory
@@ -102,6 +104,7 @@ class Service:
         self.dry_run = dry_run
         self.source_factory = source_factory
         self.watch_policy = watch_policy
+        self.policy_quiet = policy_quiet
         self._bad_sha: str | None = None
         self._deadlines: dict[str, Deadline] = {}
         self.sources: dict[str, Source] = {}
@@ -145,15 +148,28 @@ class Service:
             return False
         path = self.loaded.path
         try:
+            stat_before = os.stat(path)
             text = read_policy_text(path)
-        except PolicyError as e:
-            self._reject(f"unreadable:{e}", e)
+            stat_after = os.stat(path)
+        except (OSError, PolicyError) as e:
+            err = e if isinstance(e, PolicyError) else PolicyError(f"{path}: {e}")
+            self._reject(f"unreadable:{e}", err)
             return False
         sha = policy_sha(text)
         if sha == self.loaded.sha:
             self._bad_sha = None
             return False
         if sha == self._bad_sha:
+            return False
+        # a file still being written (an editor's truncate-then-write, a slow copy) waits
+        # until it has been left alone for `policy_quiet` seconds: half a policy is valid
+        # often enough to uncap jobs for a cycle
+        if (
+            (stat_before.st_mtime_ns, stat_before.st_size)
+            != (stat_after.st_mtime_ns, stat_after.st_size)
+            or time.time() - stat_after.st_mtime < self.policy_quiet
+        ):
+            log.debug("policy %s is being written; reloading it once it is left alone", path)
             return False
         try:
             candidate = parse_policy(text, path)

@@ -93,6 +93,7 @@ def service(
             on_throttle=metrics.count_throttle,
         ),
         history=History(str(tmp / "h.db"), timeout=0.2) if history else None,
+        policy_quiet=0,  # edits here are whole: reload them at once
         source_factory=lambda n, c: src,
     )
 

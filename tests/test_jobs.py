@@ -58,6 +58,7 @@ def world(sim, tmp_path):
         history=History(str(w.db)),
         clock=w.clock,
         source_factory=lambda name, cfg: w.src,
+        policy_quiet=0,  # edits here are whole: reload them at once
     )
     w.svc = w.make()
     return w

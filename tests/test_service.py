@@ -110,6 +110,7 @@ def world(sim, tmp_path):
         history=History(str(tmp_path / "h.db"), keep=86400),
         clock=clock,
         source_factory=lambda name, cfg: src,
+        policy_quiet=0,  # edits here are whole: reload them at once
     )
 
     class W:
@@ -415,3 +416,22 @@ def test_readiness_does_not_flap_when_cycles_outlast_the_interval(world):
         w.svc.run_cycle()
     w.clock.advance(3 * 180 + 1)  # and no cycle ends for three of them: not ready
     assert not w.svc.ready()[0]
+
+
+def test_a_policy_being_written_is_reloaded_only_once_left_alone(world):
+    import os
+    import time
+
+    w = world
+    w.svc.policy_quiet = 2.0  # the default
+    cycle(w)
+    sha = w.svc.loaded.sha
+    # an editor's truncate-then-write, caught halfway: what is there parses and validates
+    half = w.policy.read_text().split("    farm_selector:")[0]
+    w.policy.write_text(half)
+    cycle(w)
+    assert w.svc.loaded.sha == sha  # too fresh to trust: the last good policy runs
+    old = time.time() - 10
+    os.utime(w.policy, (old, old))  # the writer has been gone for ten seconds
+    cycle(w)
+    assert w.svc.loaded.sha != sha
