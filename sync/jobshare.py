@@ -276,8 +276,12 @@ class JobSharing:
             )
             for r in fp.flagged
         ]
+        settled = {r["job_id"]: r for r in fp.settled}  # a read found our lost write landed
         pending = [
-            {**self.originals.get(w.job_id, _new_record(fp.farm_id, w)), "pending": w.value}
+            {
+                **settled.get(w.job_id, self.originals.get(w.job_id, _new_record(fp.farm_id, w))),
+                "pending": w.value,
+            }
             for w in fp.writes
             if not w.restore
         ]

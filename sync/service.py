@@ -164,11 +164,10 @@ class Service:
         # a file still being written (an editor's truncate-then-write, a slow copy) waits
         # until it has been left alone for `policy_quiet` seconds: half a policy is valid
         # often enough to uncap jobs for a cycle
-        if (
-            (stat_before.st_mtime_ns, stat_before.st_size)
-            != (stat_after.st_mtime_ns, stat_after.st_size)
-            or time.time() - stat_after.st_mtime < self.policy_quiet
-        ):
+        if (stat_before.st_mtime_ns, stat_before.st_size) != (
+            stat_after.st_mtime_ns,
+            stat_after.st_size,
+        ) or time.time() - stat_after.st_mtime < self.policy_quiet:
             log.debug("policy %s is being written; reloading it once it is left alone", path)
             return False
         try:

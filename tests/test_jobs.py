@@ -49,10 +49,13 @@ def world(sim, tmp_path):
     w.policy.write_text(POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair"))
     w.clock = Clock(datetime(2026, 11, 25, 12, tzinfo=UTC))
     w.metrics = Metrics()
+    w.client_options = {}
     w.make = lambda: Service(
         load_policy(w.policy),
         deadline_factory=lambda f: Deadline(
-            make_client("us-west-2", sim.url), f.id, on_call=w.metrics.count_call
+            make_client("us-west-2", sim.url, **w.client_options),
+            f.id,
+            on_call=w.metrics.count_call,
         ),
         metrics=w.metrics,
         history=History(str(w.db)),
@@ -611,3 +614,27 @@ def test_restore_finds_the_queues_of_a_removed_pool_in_the_history(world):
     p = run_restore(w, "--limits")
     assert p.returncode == 0, p.stderr
     assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+
+
+def test_a_write_whose_answer_was_lost_is_still_ours(world):
+    w = world
+    w.client_options = {"max_attempts": 0}  # the lost answer is not retried away
+    w.svc = w.make()
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert mwc(w, j) == 10
+    w.sim.faults.drop_answer["BatchUpdateJob"] = 1
+    w.src.artists = 6
+    r = cycle(w)
+    assert not r.ok and mwc(w, j) == 4  # it landed; the answer did not
+    w.farm.item_faults[j] = "ConflictException"
+    w.src.artists = 7
+    cycle(w)  # the next write (3) fails
+    assert mwc(w, j) == 4
+    w.farm.item_faults.clear()
+    cycle(w)
+    assert mwc(w, j) == 3  # 4 was recognised as ours, not a person's edit
+    assert w.svc.history.job_originals()[j]["manual"] == 0
+    w.svc.history.close()
+    assert run_restore(w).returncode == 0
+    assert mwc(w, j) == -1

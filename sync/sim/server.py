@@ -41,6 +41,9 @@ class Faults:
     seed: int = 0
     # operation → error codes its next calls answer with, one a call (then it works again)
     fail_next: dict[str, list[str]] = field(default_factory=dict)
+    # operation → how many of its next calls are done but never answered (the connection
+    # drops after the write landed)
+    drop_answer: dict[str, int] = field(default_factory=dict)
 
 
 _STATUS = {
@@ -294,6 +297,13 @@ class SimServer:
             return self._error(h, e.code, str(e), e.status, e.reason)
         except ValueError as e:
             return self._error(h, "ValidationException", str(e), 400)
+        with self._lock:
+            drop = self.faults.drop_answer.get(op.name, 0)
+            if drop:
+                self.faults.drop_answer[op.name] = drop - 1
+        if drop:
+            h.close_connection = True  # done, and no answer: the client sees the line drop
+            return None
         h._send(200, json.dumps(result, default=_json_default).encode())
 
     def _sim_route(self, h: Any, url: Any) -> None:
