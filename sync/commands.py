@@ -20,7 +20,11 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _service(
-    args: argparse.Namespace, *, dry_run: bool, history: bool = True, watch: bool = True
+    args: argparse.Namespace,
+    *,
+    dry_run: bool,
+    history: bool = True,
+    watch: bool = True,
 ) -> Any:
     from sync.deadline import factory_for
     from sync.metrics import Metrics
@@ -42,6 +46,7 @@ def _service(
         history=hist,
         dry_run=dry_run,
         watch_policy=watch,
+        adopt=getattr(args, "adopt", False),
     )
 
 
@@ -539,6 +544,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--dry-run", action="store_true", help="plan and record, write nothing")
     p.add_argument("--once", action="store_true", help="run one cycle, print it and exit")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="with a new, empty history: take the maxWorkerCount that jobs already carry as "
+        "their originals (without it, such jobs are left alone: their caps may be ours from "
+        "a history that was lost)",
+    )
     p.add_argument(
         "--metrics-address",
         metavar="HOST:PORT",

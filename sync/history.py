@@ -119,6 +119,9 @@ class History:
             if path != ":memory:":
                 self.db.enable_wal()
             self._create()
+            # which file we opened: a history removed or replaced under us is noticed
+            self._identity = _identity(path)
+            self.fresh = self.db.table("cycles").count == 0 and not self.job_originals()
         except sqlite3.DatabaseError as e:
             raise HistoryError(
                 f"cannot open the history {path!r}: {e}; move it aside and "
@@ -267,6 +270,11 @@ class History:
         except sqlite3.Error as e:
             raise HistoryError(f"history read failed: {e}") from e
 
+    def replaced(self) -> bool:
+        """True when the file we opened was removed or replaced (another inode) since: our
+        writes go to a file nobody will read, and the originals in it are lost to restore."""
+        return self.path != ":memory:" and _identity(self.path) != self._identity
+
     def close(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
@@ -294,3 +302,13 @@ def _take_lock(path: str) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    if path == ":memory:":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sync.deadline import Deadline, JobInfo, StepAmounts
@@ -101,12 +101,18 @@ class FarmJobPlan:
 class JobSharing:
     """Per-service state: the step cache and the originals on disk."""
 
-    def __init__(self, history: History | None):
+    def __init__(self, history: History | None, adopt: bool = False):
         self.history = history
         self.steps: dict[str, list[StepAmounts]] = {}  # job id → steps: they never change
         self.originals: dict[str, dict[str, Any]] = {}
+        # A new, empty history beside jobs that already carry caps may mean the old history
+        # was lost: those caps may be ours, and must not become "originals". They are left
+        # alone (and remembered as such) unless the operator says `--adopt`.
+        self.unadopted: set[str] = set()
+        self.first_look = history is not None and history.fresh and not adopt
         if history is not None:
             self.originals = history.job_originals()
+            self.unadopted = set() if adopt else set(history.get_state("unadopted_jobs", []))
 
     # -- discovery ------------------------------------------------------------------------
 
@@ -166,6 +172,7 @@ class JobSharing:
     def forget_unseen(self, seen: set[str]) -> None:
         for job_id in [k for k in self.steps if k not in seen]:
             del self.steps[job_id]
+        self.unadopted &= seen
 
     # -- planning -------------------------------------------------------------------------
 
@@ -204,13 +211,42 @@ class JobSharing:
                 ):
                     managed[a.job_id] = (a, jp)
         demand = {j.job_id: j for jp in plans for j in jp.jobs}
+        if self.first_look:
+            self._set_aside([(demand[job_id], jp.capacity) for job_id, (_, jp) in managed.items()])
         for job_id, (a, jp) in managed.items():
+            if job_id in self.unadopted:
+                jp.overrides.append(job_id)
+                continue
             self._plan_cap(fp, demand[job_id], a, jp, pools[jp.pool].jobs.respect_manual)
         live = {j.job_id: j for j in jobs}
         for job_id, rec in self.originals.items():
             if rec["farm_id"] == farm_id and job_id not in managed:
                 self._plan_settle(fp, rec, live.get(job_id))
         return fp
+
+    def _set_aside(self, jobs: list[tuple[JobDemand, int]]) -> None:
+        """The first look of a new history: jobs it has no record of, capped as we could
+        have capped them (1 to the pool's capacity), wait for `--adopt` rather than have a
+        cap that may be ours recorded as their original."""
+        self.first_look = False
+        found = {
+            j.job_id
+            for j, capacity in jobs
+            if j.job_id not in self.originals
+            and j.max_worker_count != -1
+            and (capacity == -1 or j.max_worker_count <= capacity)
+        }
+        if not found or self.history is None:
+            return
+        self.unadopted |= found
+        log.error(
+            "a new history, and %d job(s) already capped (%s…): these caps may be ours from a "
+            "history that was lost, so they are left alone; run with --adopt to take their "
+            "current values as their originals",
+            len(found),
+            ", ".join(sorted(found)[:3]),
+        )
+        self.history.set_state("unadopted_jobs", sorted(self.unadopted), datetime.now(UTC))
 
     def _plan_cap(
         self, fp: FarmJobPlan, job: JobDemand, a: Allocation, jp: JobPlan, respect: bool

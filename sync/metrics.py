@@ -185,6 +185,17 @@ class Metrics:
         self.history_errors = Counter(
             P + "history_errors", "History writes that failed", registry=r
         )
+        self.history_lost = Gauge(
+            P + "history_lost",
+            "1 while the history file the service opened is removed or replaced: "
+            "no job cap is written until a restart",
+            registry=r,
+        )
+        self.jobs_unadopted = Gauge(
+            P + "jobs_unadopted",
+            "Capped jobs found by a new history and left alone until `run --adopt`",
+            registry=r,
+        )
         for result in ("ok", "error"):
             self.cycles.labels(result)
             self.reloads.labels(result)

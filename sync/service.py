@@ -95,6 +95,7 @@ class Service:
         source_factory: Callable[[str, Any], Source] = build_source,
         watch_policy: bool = True,
         policy_quiet: float = 2.0,
+        adopt: bool = False,
     ):
         self.loaded = loaded
         self.deadline_factory = deadline_factory
@@ -118,7 +119,8 @@ class Service:
         self.write_lock = threading.Lock()  # SIGTERM waits for the write in flight
         self.last_lookup: dict[tuple[str, str], LimitState | str] = {}
         self.unreadable_farms: set[str] = set()
-        self.sharing = JobSharing(history)
+        self.sharing = JobSharing(history, adopt=adopt)
+        self.history_lost = False
         self._install(loaded)
         self.metrics.reloads.labels("ok").inc()
         self._load_memory()
@@ -310,6 +312,7 @@ class Service:
         t0 = time.monotonic()
         self.maybe_reload()
         p, reports, errors, source_rows = self.plan(now)
+        self._check_history(errors)
         applied = [] if self.dry_run else self.apply(p, now)
         if self.dry_run:
             applied = [Applied(d, True) for d in p.changes]
@@ -319,7 +322,10 @@ class Service:
         for d in p.decisions:
             if d.status == "error":
                 errors.append(f"pool {d.pool}: {d.reason}")
-        job_plans, job_changes, job_errors = self.share_jobs(p, now, write=not self.dry_run)
+        job_plans, job_changes, job_errors = self.share_jobs(
+            p, now, write=not (self.dry_run or self.history_lost)
+        )
+        self.metrics.jobs_unadopted.set(len(self.sharing.unadopted))
         errors.extend(job_errors)
         departed = {k: m for k, m in self.memory.items() if k not in p.memory and m.paused}
         self.memory = dict(p.memory)
@@ -389,6 +395,21 @@ class Service:
                     log.error("%s", a.error, extra={**ctx, "reason": str(e)})
             out.append(a)
         return out
+
+    def _check_history(self, errors: list[str]) -> None:
+        """A history removed or replaced under us holds the originals no more: stop capping."""
+        lost = self.history is not None and self.history.replaced()
+        if lost and not self.history_lost:
+            log.error(
+                "the history %s was removed or replaced while open: job caps are not written "
+                "until a restart (the originals it held are gone with it; see "
+                "docs/operations.md, 'The history was lost')",
+                self.history.path if self.history else "",
+            )
+        self.history_lost = lost
+        self.metrics.history_lost.set(int(lost))
+        if lost:
+            errors.append("history removed or replaced: job caps not written")
 
     def _reopen_departed(self, departed: dict[tuple[str, str], LimitMemory]) -> list[str]:
         """Queues paused for a pool that left the policy are reopened; the memory of the ones
@@ -640,6 +661,8 @@ class Service:
     def ready(self) -> tuple[bool, str]:
         """Ready while the last successful cycle ended less than three cycles ago, a cycle
         being the interval or, when cycles take longer, the last one's duration."""
+        if self.history_lost:
+            return False, "the history file was removed or replaced: restart the service"
         if self.last_ok_at is None:
             return False, "no successful cycle yet"
         age = (self.clock() - self.last_ok_at).total_seconds()

@@ -638,3 +638,54 @@ def test_a_write_whose_answer_was_lost_is_still_ours(world):
     w.svc.history.close()
     assert run_restore(w).returncode == 0
     assert mwc(w, j) == -1
+
+
+def test_a_deleted_history_stops_job_caps_and_says_so(world):
+    w = world
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert mwc(w, a) == 10 and w.svc.ready()[0]
+    w.db.unlink()  # someone cleans up the volume while the service runs
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    r = cycle(w)
+    assert mwc(w, a) == 10 and mwc(w, b) == -1  # no cap whose original would be lost
+    assert "history removed or replaced: job caps not written" in r.errors
+    assert w.svc.ready() == (False, "the history file was removed or replaced: restart the service")
+    assert "license_sync_history_lost 1.0" in w.metrics.exposition().decode()
+
+
+def test_a_new_history_does_not_take_caps_that_may_be_ours_for_originals(world):
+    w = world
+    jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=40, amount="amount.nuke") for n in range(3)]
+    cycle(w)
+    assert {mwc(w, j) for j in jobs} == {3, 4}  # 10 shared three ways
+    w.svc.history.close()
+    w.db.unlink()  # the history is lost; the service starts again with a new one
+    w.svc = w.make()
+    fresh = w.farm.add_job(w.queue, "new", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert {mwc(w, j) for j in jobs} == {3, 4}  # left alone: these may be our caps
+    assert set(w.svc.history.job_originals()) == {fresh}
+    assert "license_sync_jobs_unadopted 3.0" in w.metrics.exposition().decode()
+    w.svc.history.close()
+    w.svc = w.make()  # a restart does not forget which jobs wait for --adopt
+    cycle(w)
+    assert set(w.svc.history.job_originals()) == {fresh}
+
+
+def test_adopt_takes_the_caps_jobs_carry_as_their_originals(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=7)
+    w.svc = Service(
+        w.svc.loaded,
+        deadline_factory=w.svc.deadline_factory,
+        metrics=w.metrics,
+        history=History(str(w.db)),
+        clock=w.clock,
+        source_factory=lambda name, cfg: w.src,
+        adopt=True,
+    )
+    w.src.artists = 5
+    cycle(w)
+    assert mwc(w, j) == 5
+    assert w.svc.history.job_originals()[j]["original"] == 7
