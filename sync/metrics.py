@@ -6,6 +6,7 @@ every scrape, so a pool that leaves the policy leaves /metrics with it.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -218,11 +219,21 @@ class Metrics:
 class HealthServer:
     """/metrics, /healthz and /readyz over HTTP; nothing else is served."""
 
-    def __init__(self, metrics: Metrics, address: str, ready: Callable[[], tuple[bool, str]]):
+    def __init__(
+        self,
+        metrics: Metrics,
+        address: str,
+        ready: Callable[[], tuple[bool, str]],
+        *,
+        max_connections: int = 32,
+        idle_timeout: float = 10.0,
+    ):
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = idle_timeout  # a connection that sends nothing is closed, not kept
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -243,8 +254,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _BoundedServer((host, int(port)), Handler, max_connections)
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name="metrics", daemon=True
         )
@@ -260,3 +270,33 @@ class HealthServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread a connection, up to `limit` at once; past it a connection is closed at
+    once (3,000 idle connections made 3,000 threads and stalled cycles for minutes)."""
+
+    daemon_threads = True
+    request_queue_size = 128  # so a burst is accepted (and turned away) at once
+
+    def __init__(self, address: tuple[str, int], handler: Any, limit: int):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.slots = threading.BoundedSemaphore(limit)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()

@@ -435,3 +435,41 @@ def test_a_policy_being_written_is_reloaded_only_once_left_alone(world):
     os.utime(w.policy, (old, old))  # the writer has been gone for ten seconds
     cycle(w)
     assert w.svc.loaded.sha != sha
+
+
+def test_idle_connections_to_metrics_are_bounded_and_closed():
+    import socket
+    import threading
+
+    before = threading.active_count()
+    server = HealthServer(
+        Metrics(), "127.0.0.1:0", lambda: (True, "ok"), max_connections=4, idle_timeout=0.5
+    ).start()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
+        assert threading.active_count() <= before + 1 + 4  # the server's thread + 4 slots
+        for s in idle:  # each is closed by the server: at once past the bound, else idle
+            s.settimeout(10)
+            assert s.recv(1) == b""
+            s.close()
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        assert urllib.request.urlopen(url, timeout=10).status == 200
+    finally:
+        server.stop()
+
+
+def test_metrics_bind_to_an_ipv6_address():
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        server = HealthServer(Metrics(), "[::1]:0", lambda: (True, "ok")).start()
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback: {e}")
+    try:
+        assert (
+            urllib.request.urlopen(f"http://[::1]:{server.port}/healthz", timeout=10).status == 200
+        )
+    finally:
+        server.stop()
