@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import signal
 import sys
 import threading
@@ -99,6 +100,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return serve(svc, args.metrics_address or svc.policy.metrics.address)
 
 
+STOP_GRACE = 7.0  # seconds a cycle in flight has to end after SIGTERM
+
+
+def _wait(svc: Any, scheduler: Any, stop: threading.Event, hup: threading.Event, log: Any) -> None:
+    """The main thread until a stop: reschedules on a new interval, reloads on SIGHUP.
+    Rescheduling happens here, never in the job (the job store lock)."""
+    interval = svc.policy.interval
+    while not stop.wait(0.5):
+        if hup.is_set():
+            hup.clear()
+            log.info("SIGHUP: reloading the policy now")
+            svc.reload_requested = True
+            scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
+        if svc.policy.interval != interval:
+            interval = svc.policy.interval
+            scheduler.reschedule_job("cycle", trigger="interval", seconds=interval)
+            log.info("interval is now %ss", interval)
+
+
 def serve(
     svc: Any,
     address: str,
@@ -129,17 +149,22 @@ def serve(
         svc.policy.interval,
     )
     count = {"n": 0}
+    idle = threading.Event()  # set while no cycle runs
+    idle.set()
     scheduler = BackgroundScheduler(timezone=UTC)
 
     def job() -> None:
         if stop.is_set():
             return
+        idle.clear()
         try:
             result = svc.run_cycle()
         except Exception:  # the loop must survive a bug in one cycle
             log.exception("cycle failed")
             svc.metrics.cycles.labels("error").inc()
             return
+        finally:
+            idle.set()
         if on_cycle is not None:
             on_cycle(result)
         count["n"] += 1
@@ -156,29 +181,37 @@ def serve(
         next_run_time=datetime.now(UTC),
         misfire_grace_time=None,
     )
+    hup = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
-        log.info("signal %s: finishing the current write, then stopping", signum)
+        if signum == signal.SIGHUP:
+            hup.set()
+            return
+        log.info("signal %s: finishing or abandoning the current write, then stopping", signum)
+        svc.stopping = True  # no new write starts
         stop.set()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    old = {s: signal.signal(s, on_signal) for s in signals}
     scheduler.start()
-    interval = svc.policy.interval
     try:
-        while not stop.wait(0.5):
-            # a reloaded policy may change the interval. Rescheduling happens here, never in
-            # the job: shutdown(wait=True) holds the job store lock while the job finishes.
-            if svc.policy.interval != interval:
-                interval = svc.policy.interval
-                scheduler.reschedule_job("cycle", trigger="interval", seconds=interval)
-                log.info("interval is now %ss", interval)
+        _wait(svc, scheduler, stop, hup, log)
     finally:
-        scheduler.shutdown(wait=True)  # the cycle in flight finishes its writes
+        # `docker stop` gives 10 s: a write still in flight after STOP_GRACE is abandoned.
+        # That is safe: what it would change is recorded before it is sent (docs/design.md,
+        # "What is never lost"), exactly as after kill -9.
+        finished = idle.wait(STOP_GRACE)
+        scheduler.shutdown(wait=False)
         health.stop()
         for s, h in old.items():
             signal.signal(s, h)
-        if svc.history is not None:
+        if svc.history is not None and finished:
             svc.history.close()
+    if not finished:
+        log.warning("stopped with a call still in flight after %ss; it was abandoned", STOP_GRACE)
+        if svc.stopping:  # a signal: the scheduler's worker would keep the process alive
+            logging.shutdown()
+            os._exit(EXIT_OK)
     log.info("stopped cleanly")
     return EXIT_OK
 

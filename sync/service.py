@@ -120,6 +120,8 @@ class Service:
         self.last_lookup: dict[tuple[str, str], LimitState | str] = {}
         self.unreadable_farms: set[str] = set()
         self.sharing = JobSharing(history, adopt=adopt)
+        self.stopping = False  # set on SIGTERM: no new write starts
+        self.reload_requested = False  # SIGHUP: reload now, the file is said to be ready
         self.history_lost = False
         self._install(loaded)
         self.metrics.reloads.labels("ok").inc()
@@ -149,6 +151,7 @@ class Service:
         if not self.watch_policy:
             return False
         path = self.loaded.path
+        forced, self.reload_requested = self.reload_requested, False  # SIGHUP
         try:
             stat_before = os.stat(path)
             text = read_policy_text(path)
@@ -166,10 +169,11 @@ class Service:
         # a file still being written (an editor's truncate-then-write, a slow copy) waits
         # until it has been left alone for `policy_quiet` seconds: half a policy is valid
         # often enough to uncap jobs for a cycle
-        if (stat_before.st_mtime_ns, stat_before.st_size) != (
+        changing = (stat_before.st_mtime_ns, stat_before.st_size) != (
             stat_after.st_mtime_ns,
             stat_after.st_size,
-        ) or time.time() - stat_after.st_mtime < self.policy_quiet:
+        )
+        if not forced and (changing or time.time() - stat_after.st_mtime < self.policy_quiet):
             log.debug("policy %s is being written; reloading it once it is left alone", path)
             return False
         try:
@@ -353,6 +357,8 @@ class Service:
             a = Applied(d, True)
             if d.limit_id is None:
                 continue
+            if self.stopping:
+                break  # stopping: the next start plans afresh
             dl = self.deadline(d.farm_id)
             ctx = {"pool": d.pool, "limit": d.limit_ref, "reason": d.reason}
             with self.write_lock:
@@ -453,7 +459,7 @@ class Service:
                 continue
             fp = self.sharing.farm_plan(farm_id, farm_plans, dict(self.policy.pools), jobs)
             plans += farm_plans
-            if write and not fp.empty:
+            if write and not fp.empty and not self.stopping:
                 with self.write_lock:
                     made = self.sharing.apply(fp, dl, now)
                 changes += made

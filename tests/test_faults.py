@@ -178,7 +178,8 @@ def test_batch_update_partial_failure_keeps_the_original(aws_env, tmp_path):
     farm = farm_with_limit(10)
     q = next(iter(farm.associations))[0]
     ok = farm.add_job(q, "ok", tasks=40, amount="amount.nuke")
-    bad = farm.add_job(q, "bad", tasks=40, amount="amount.nuke", max_worker_count=7)
+    # 30: above what license-sync could have written, so a new history takes it as original
+    bad = farm.add_job(q, "bad", tasks=40, amount="amount.nuke", max_worker_count=30)
     real = farm.op_BatchUpdateJob
 
     def partial(p):
@@ -201,10 +202,10 @@ def test_batch_update_partial_failure_keeps_the_original(aws_env, tmp_path):
         svc.sources["lic"].total = 10
         r = svc.run_cycle()
         assert farm.jobs[ok].max_worker_count == 5
-        assert farm.jobs[bad].max_worker_count == 7
+        assert farm.jobs[bad].max_worker_count == 30
         assert any(bad in e and "try again" in e for e in r.errors)
         rec = svc.history.job_originals()[bad]
-        assert (rec["original"], rec["last_written"]) == (7, None)
+        assert (rec["original"], rec["last_written"]) == (30, None)
 
 
 # -- source faults --------------------------------------------------------------------------
@@ -484,6 +485,78 @@ def test_sigterm_mid_cycle_finishes_the_write(aws_env, tmp_path):
         assert p.returncode == 0, out
         assert limit_of(farm) == 10  # the write finished
         assert out.index("signal 15") < out.index("maxCount 19 → 10") < out.index("stopped cleanly")
+
+
+def _lines(p: subprocess.Popen, lines: list[str], seen: dict[str, threading.Event]) -> None:
+    assert p.stdout is not None
+    for line in p.stdout:
+        lines.append(line)
+        for words, event in seen.items():
+            if words in line:
+                event.set()
+
+
+def test_sigterm_stops_within_docker_stops_ten_seconds_while_a_write_hangs(aws_env, tmp_path):
+    farm = farm_with_limit()
+    hung, release = threading.Event(), threading.Event()
+
+    def hang_update(op: str) -> None:
+        if op == "UpdateLimit":
+            hung.set()
+            release.wait(120)  # far longer than a docker stop allows
+
+    with SimServer(farm) as server:
+        server.before_op = hang_update
+        policy = policy_for([farm], tmp_path)
+        policy.write_text(policy.read_text() + f'metrics: {{address: "127.0.0.1:{free_port()}"}}\n')
+        p = run_proc(policy, server, tmp_path, "run")
+        lines: list[str] = []
+        reader = threading.Thread(target=_lines, args=(p, lines, {}), daemon=True)
+        reader.start()
+        try:
+            assert hung.wait(30), "".join(lines)
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)  # what `docker stop` gives before SIGKILL
+        finally:
+            release.set()
+            if p.poll() is None:
+                p.kill()
+        reader.join(10)
+        out = "".join(lines)
+        assert p.returncode == 0, out
+        assert "it was abandoned" in out
+    # what the abandoned write would change was recorded first: a restore has it
+    assert '"limit_originals"' not in out  # (no traceback or state dump in the log)
+
+
+def test_sighup_reloads_the_policy_without_waiting_for_the_interval(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with SimServer(farm) as server:
+        policy = policy_for([farm], tmp_path)
+        policy.write_text(
+            policy.read_text() + f'interval: 1h\nmetrics: {{address: "127.0.0.1:{free_port()}"}}\n'
+        )
+        p = run_proc(policy, server, tmp_path, "run")
+        lines: list[str] = []
+        first, reloaded = threading.Event(), threading.Event()
+        seen = {"maxCount 19 → 10": first, "maxCount 10 → 5": reloaded}
+        reader = threading.Thread(target=_lines, args=(p, lines, seen), daemon=True)
+        reader.start()
+        try:
+            assert first.wait(30), "".join(lines)
+            text = policy.read_text().replace("{settle: 1}", "{settle: 1}\n    ceiling: 5")
+            policy.write_text(text)
+            p.send_signal(signal.SIGHUP)  # "the file is ready": no quiet period, no hour
+            assert reloaded.wait(30), "".join(lines)
+            assert p.poll() is None  # SIGHUP is no reason to die
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        reader.join(10)
+        assert p.returncode == 0, "".join(lines)
+        assert limit_of(farm) == 5
 
 
 def test_kill_9_between_original_and_write_then_restart_and_restore(aws_env, tmp_path):
