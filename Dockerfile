@@ -3,14 +3,6 @@
 #   docker run -v $PWD/policy.yaml:/config/policy.yaml:ro -v license-sync-data:/data \
 #     -v /opt/flexlm/lmutil:/opt/license-tools/lmutil:ro -p 9462:9462 license-sync
 
-# The wheel is built where a C compiler is, for the optional C reader of lmstat checkout
-# lines (sync/sources/_flexlm_c.c); the image that runs has no compiler.
-FROM python:3.11.10-bookworm AS build
-WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
-COPY sync ./sync
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
-
 FROM python:3.11.10-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,10 +15,10 @@ RUN groupadd --system --gid 10001 licsync \
  && mkdir -p /data /config /opt/license-tools \
  && chown licsync:licsync /data
 
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
- && license-sync --version | grep -q "C reader"
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sync ./sync
+RUN pip install --no-cache-dir . && rm -rf /src && license-sync --version
 
 # lmutil / rlmutil are vendor binaries: mount them into /opt/license-tools (on PATH).
 VOLUME ["/data"]

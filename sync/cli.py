@@ -65,12 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "license servers really have free.",
         epilog=EPILOG,
     )
-    from sync.sources.flexlm import ACCELERATED
-
-    reader = "C reader of lmstat checkouts" if ACCELERATED else "pure-Python lmstat reader"
-    parser.add_argument(
-        "--version", action="version", version=f"license-sync {__version__} ({reader})"
-    )
+    parser.add_argument("--version", action="version", version=f"license-sync {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -7,13 +7,8 @@ changes between versions, blank lines go missing and identities hold spaces.
 from __future__ import annotations
 
 import gc
-import hashlib
-import os
 import re
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sync.errors import ParseError
 from sync.report import Checkout, Feature, Report, Reservation, Server, Vendor
@@ -190,43 +185,6 @@ _QUEUED_LINES = re.compile(r"\n[ \t]*([^\n]*queued for [^\n]*)")
 _new_checkout = tuple.__new__
 
 
-def _c_reader() -> Callable[[str, type[Checkout]], list[Checkout] | None] | None:
-    """The optional C reader of the common checkout line (`_flexlm_c.c`), if it was built.
-
-    It reads a subset of what `_CHECKOUTS_FAST` does, into the same tuples, so the report
-    is the same with or without it (a test holds both to that). LICENSE_SYNC_PURE_PYTHON=1
-    turns it off.
-    """
-    if os.environ.get("LICENSE_SYNC_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from sync.sources import _flexlm_c
-    except ImportError:
-        return None
-    if is_stale(_flexlm_c.SOURCE_SHA256, Path(__file__).with_name("_flexlm_c.c")):
-        warnings.warn(
-            "sync/sources/_flexlm_c.c changed since the C reader was built; reading lmstat "
-            "in Python until it is rebuilt (pip install -e .)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    return _flexlm_c.checkouts
-
-
-def is_stale(built_from: str, source: Path) -> bool:
-    """A build records the hash of its source; a different source beside it makes it stale."""
-    try:
-        now = hashlib.sha256(source.read_bytes()).hexdigest()
-    except OSError:  # an install without the source: nothing to compare
-        return False
-    return bool(built_from) and built_from != now
-
-
-_read_checkouts_c = _c_reader()
-ACCELERATED = _read_checkouts_c is not None
-
-
 def _fast_checkouts(body: str) -> list[Checkout]:
     out: list[Checkout] = []
     append = out.append
@@ -314,10 +272,8 @@ def _read_block(header: re.Match[str], body: str, vendor: str | None, errors: li
                 block.queued += int(m.group("n"))
     expected = body.count(", start ")
     if expected:
-        # C where it reads every line; else the regex; else, below, line by line
-        fast = _read_checkouts_c(body, Checkout) if _read_checkouts_c is not None else None
-        if fast is None or len(fast) != expected:
-            fast = _fast_checkouts(body)
+        # the one regex where it reads every line; else, below, line by line
+        fast = _fast_checkouts(body)
         if len(fast) == expected:
             block.checkouts = fast
         else:  # an odd line somewhere: read this block line by line, from the right
