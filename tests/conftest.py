@@ -39,3 +39,19 @@ def sim(aws_env):
     farm = SimFarm(count_delay=0)
     with SimServer(farm) as server:
         yield server
+
+
+@pytest.fixture
+def retry_sleeps(monkeypatch):
+    """botocore's back-off between retries and its adaptive rate limiter's waits, recorded
+    instead of slept: the retries still happen, the test does not wait for them. Returns
+    the list of back-off delays asked for."""
+    import types
+
+    import botocore.endpoint
+    import botocore.retries.bucket
+
+    slept: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(botocore.retries.bucket.TokenBucket, "_sleep_amount", lambda *a: 0)
+    return slept

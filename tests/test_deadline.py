@@ -208,7 +208,7 @@ def test_deleted_limit_is_not_found_over_http(sim):
     assert e.value.code == "ResourceNotFoundException"
 
 
-def test_throttling_is_retried_adaptively(aws_env):
+def test_throttling_is_retried_adaptively(aws_env, retry_sleeps):
     from sync.sim.farm import SimFarm
 
     farm = SimFarm()
@@ -224,9 +224,10 @@ def test_throttling_is_retried_adaptively(aws_env):
         # the server throttled a burst of two; the client retried them away
         assert server.calls == {"ListQueueLimitAssociations": 3, "ListLimits": 1}
     assert calls == [("ListQueueLimitAssociations", "ok"), ("ListLimits", "ok")]
+    assert len(retry_sleeps) == 2  # a back-off before each retry
 
 
-def test_throttling_beyond_the_retries_is_reported(aws_env):
+def test_throttling_beyond_the_retries_is_reported(aws_env, retry_sleeps):
     from sync.sim.farm import SimFarm
 
     farm = SimFarm()

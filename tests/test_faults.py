@@ -143,7 +143,7 @@ def test_slow_responses_time_out_and_hold(aws_env, tmp_path):
         assert svc.run_cycle().ok and limit_of(farm) == 20
 
 
-def test_throttling_burst_is_absorbed(aws_env, tmp_path):
+def test_throttling_burst_is_absorbed(aws_env, tmp_path, retry_sleeps):
     farm = farm_with_limit()
     with SimServer(farm, faults=Faults(throttle_first=2)) as server:
         svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path, attempts=5)

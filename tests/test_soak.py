@@ -8,7 +8,7 @@ import logging
 from benchmarks.soak import soak
 
 
-def test_short_soak_keeps_the_invariants(aws_env, tmp_path):
+def test_short_soak_keeps_the_invariants(aws_env, tmp_path, retry_sleeps):
     logging.getLogger("license_sync").setLevel(logging.CRITICAL)
     try:
         r = soak(cycles=120, seed=7, workdir=tmp_path)
