@@ -1,6 +1,6 @@
 """Soak: thousands of cycles against the simulated farm with faults injected at random.
 
-Seeded, so a failure replays. After every cycle the invariants of DESIGN §4 are checked
+Seeded, so a failure replays. After every cycle the invariants of docs/design.md are checked
 on what the simulated farm actually holds; at the end it prints RSS, open file
 descriptors and threads at the start and the end.
 

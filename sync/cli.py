@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "parse",
         help="parse one captured lmstat/rlmstat output and print the JSON report",
         description="Parse a captured `lmutil lmstat -a` (or `-i`) or `rlmutil rlmstat -a` "
-        "output and print the report of DESIGN §2.4 as JSON. Exits 0 whenever a report is "
+        "output and print its report as JSON (docs/design.md, 'The report'). Exits 0 whenever "
+        "a report is "
         "printed, a server that is down included ('up': false, reason in 'errors').",
     )
     p.add_argument(

@@ -1,4 +1,4 @@
-"""Prometheus metrics and the /metrics, /healthz, /readyz endpoint (DESIGN §6).
+"""Prometheus metrics and the /metrics, /healthz, /readyz endpoint (docs/design.md).
 
 Per-pool values come from a collector that builds fresh families from the last cycle on
 every scrape, so a pool that leaves the policy leaves /metrics with it.

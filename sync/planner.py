@@ -1,4 +1,4 @@
-"""The control law (DESIGN §4). Pure: reports + farm state + policy + memory + `now` → plan.
+"""The control law (docs/design.md). Pure: reports + farm state + policy + memory + `now` → plan.
 
 Nothing here does I/O, reads a clock or the environment; `service.py` hands it all in.
 """

@@ -1,6 +1,6 @@
 """The license report: what one license server (or triad) says, as plain values.
 
-This is the contract of DESIGN §2.4: `license-sync parse` prints it and `command`
+This is the contract of docs/design.md, "The report": `license-sync parse` prints it and `command`
 sources emit it. `report_from_dict` validates what a command printed.
 """
 
@@ -171,7 +171,8 @@ def _tname(types: type | tuple[type, ...]) -> str:
 
 
 def report_from_dict(data: Any, fmt: str = "command") -> Report:
-    """Validate a decoded JSON report (DESIGN §2.4) and build a `Report`; `ParseError` if not."""
+    """Validate a decoded JSON report (docs/design.md, "The report") into a `Report`;
+    `ParseError` if it is not one."""
     if not isinstance(data, dict):
         raise ParseError(f"report must be a JSON object, got {type(data).__name__}")
     up = _get(data, "up", bool, "report")

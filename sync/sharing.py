@@ -1,4 +1,4 @@
-"""Sharing one limit's maxCount between the jobs that need it (DESIGN §5). Pure.
+"""Sharing one limit's maxCount between the jobs that need it (docs/design.md). Pure.
 
 Everything is counted in the limit's units: a task of a step requiring
 `amount.nuke` with `min: 2` holds 2. A job's cap is in workers (`maxWorkerCount`).

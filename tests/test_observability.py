@@ -208,7 +208,7 @@ def test_no_job_id_in_any_label(live_exposition):
     assert "job-" not in live_exposition
 
 
-# DESIGN §6 names three gauges with suffixes promtool's linter reserves for counters and
+# The original design named three gauges with suffixes promtool's linter reserves for counters and
 # histograms. They are kept (dashboards, alerts and the shared try-fresh check use them);
 # these three findings, and nothing else, are accepted.
 KNOWN_LINT = {

@@ -117,7 +117,7 @@ def _with_errors(report: Report, errors: list[str]) -> Report:
 
 @dataclass
 class CommandSource(Source):
-    """Any executable printing the JSON report of DESIGN §2.4 (LM-X, DSLS, sesinetd, …)."""
+    """Any executable printing the JSON report of docs/design.md (LM-X, DSLS, sesinetd, …)."""
 
     name: str
     command: Sequence[str]

@@ -1,4 +1,4 @@
-"""FlexLM `lmutil lmstat -a` and `lmstat -i` parsing (DESIGN §2.2). Pure functions of text.
+"""FlexLM `lmutil lmstat -a` and `lmstat -i` parsing (docs/design.md). Pure.
 
 Lines are matched on their content, never on columns or indentation: lmstat's spacing
 changes between versions, blank lines go missing and identities hold spaces.

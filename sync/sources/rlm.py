@@ -1,4 +1,4 @@
-"""RLM `rlmutil rlmstat -a` parsing (DESIGN §2.3). A pure function of text."""
+"""RLM `rlmutil rlmstat -a` parsing (docs/design.md). A pure function of text."""
 
 from __future__ import annotations
 
