@@ -377,6 +377,8 @@ class Service:
                             d.reason,
                             extra=ctx,
                         )
+                    if d.pause:
+                        self._remember_paused(d, now)
                     for q in d.pause:
                         dl.update_association(q, d.limit_id, PAUSED)
                         a.wrote.append(f"paused {q}")
@@ -494,6 +496,15 @@ class Service:
                 if d.farm_id == farm_id and isinstance(limit, LimitState):
                     out.append(self.sharing.pool_plan(name, pool, d, limit, jobs, dl))
         return out
+
+    def _remember_paused(self, d: Decision, now: datetime) -> None:
+        """Queues about to be stopped are in the history before the write: a crash right
+        after it must not leave a queue stopped that nothing remembers to reopen."""
+        key = (d.farm_id, d.limit_ref)
+        mem = self.memory.get(key, LimitMemory())
+        self.memory[key] = LimitMemory(mem.rising, tuple(sorted(set(mem.paused) | set(d.pause))))
+        if self.history is not None:
+            self.save_memory(now)  # a HistoryError stops the pause: nothing is half-recorded
 
     def _remember_original(self, d: Decision, now: datetime) -> None:
         """Before the first write to a limit, keep its maxCount for `restore --limits`."""

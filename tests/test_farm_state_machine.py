@@ -9,6 +9,7 @@ never lost"). The real service and boto3 against the fake endpoint over HTTP.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,11 @@ OPERATIONS = st.sampled_from(
 )
 
 
+# each example's history lives in memory-backed storage where there is some: SQLite's
+# fsyncs are most of an example's cost on a disk
+SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
 class Killed(BaseException):
     """kill -9: nothing after it runs, no handler of the service catches it."""
 
@@ -135,7 +141,7 @@ class FarmMachine(RuleBasedStateMachine):
         self.server.farm = self.farm
         self.server.faults.fail_next.clear()
         self.now = T0
-        self.dir = Path(tempfile.mkdtemp(prefix="machine-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="machine-", dir=SCRATCH))
         self.queue = self.farm.add_queue()
         self.limits = {a: self.farm.add_limit(a, 8) for a in AMOUNTS}
         for lid in self.limits.values():
@@ -334,6 +340,7 @@ class FarmMachine(RuleBasedStateMachine):
         for lid, prior in self.first_prior.items():
             if lid in self.farm.limits:
                 assert self.farm.limits[lid].max_count == prior, lid
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 FarmMachine.TestCase.settings = settings(

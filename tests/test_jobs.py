@@ -689,3 +689,26 @@ def test_adopt_takes_the_caps_jobs_carry_as_their_originals(world):
     cycle(w)
     assert mwc(w, j) == 5
     assert w.svc.history.job_originals()[j]["original"] == 7
+
+
+class Killed(BaseException):
+    """kill -9: no handler of the service catches it."""
+
+
+def test_a_pause_that_landed_just_before_a_kill_is_reopened_by_restore(world):
+    w = world
+    pausing(w)
+    w.src.artists = 10
+    client = w.svc.deadline(w.farm.farm_id).client
+
+    def die(**_):
+        raise Killed
+
+    client.meta.events.register("after-call.deadline.UpdateQueueLimitAssociation", die)
+    with pytest.raises(Killed):  # the queue is stopped; the process dies before the cycle ends
+        cycle(w)
+    assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
+    w.svc.history.close()
+    p = run_restore(w, "--limits")
+    assert p.returncode == 0, p.stderr
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
