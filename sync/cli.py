@@ -11,7 +11,10 @@ from typing import Any
 from sync import __version__
 from sync.errors import SyncError
 
-EPILOG = "Documentation: README.md. Exit codes: 0 ok, 1 error (plan: 2 = changes pending)."
+EPILOG = (
+    "Documentation: README.md and docs/ (docs/cli.md for every command). "
+    "Exit codes: 0 ok, 1 error (plan: 2 = changes pending)."
+)
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
