@@ -97,10 +97,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             for d in pp.decisions:
                 print(format_decision_line(d, pp.figures))
         return EXIT_OK if result.ok else EXIT_ERROR
-    return serve(svc, args.metrics_address or svc.policy.metrics.address)
+    return serve(
+        svc, args.metrics_address or svc.policy.metrics.address, stop_grace=args.stop_grace
+    )
 
 
-STOP_GRACE = 7.0  # seconds a cycle in flight has to end after SIGTERM
+STOP_GRACE = 7.0  # seconds a cycle in flight has to end after SIGTERM (docker stop: 10)
 
 
 def _wait(svc: Any, scheduler: Any, stop: threading.Event, hup: threading.Event, log: Any) -> None:
@@ -125,6 +127,7 @@ def serve(
     on_cycle: Callable[[Any], None] | None = None,
     stop: threading.Event | None = None,
     max_cycles: int | None = None,
+    stop_grace: float = STOP_GRACE,
 ) -> int:
     """Run cycles on the policy's interval until SIGTERM/SIGINT (or `stop` is set)."""
     import logging
@@ -197,10 +200,10 @@ def serve(
     try:
         _wait(svc, scheduler, stop, hup, log)
     finally:
-        # `docker stop` gives 10 s: a write still in flight after STOP_GRACE is abandoned.
+        # `docker stop` gives 10 s: a write still in flight after `stop_grace` is abandoned.
         # That is safe: what it would change is recorded before it is sent (docs/design.md,
         # "What is never lost"), exactly as after kill -9.
-        finished = idle.wait(STOP_GRACE)
+        finished = idle.wait(stop_grace)
         scheduler.shutdown(wait=False)
         health.stop()
         for s, h in old.items():
@@ -208,7 +211,7 @@ def serve(
         if svc.history is not None and finished:
             svc.history.close()
     if not finished:
-        log.warning("stopped with a call still in flight after %ss; it was abandoned", STOP_GRACE)
+        log.warning("stopped with a call still in flight after %ss; it was abandoned", stop_grace)
         if svc.stopping:  # a signal: the scheduler's worker would keep the process alive
             logging.shutdown()
             os._exit(EXIT_OK)
@@ -588,6 +591,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--metrics-address",
         metavar="HOST:PORT",
         help="where to serve /metrics (default: the policy's metrics.address)",
+    )
+    p.add_argument(
+        "--stop-grace",
+        type=float,
+        default=STOP_GRACE,
+        metavar="SECONDS",
+        help="after SIGTERM, how long a cycle in flight may take before its call is "
+        f"abandoned (safely: its changes are recorded first); default {STOP_GRACE:g}, "
+        "inside docker stop's 10 s",
     )
     p.add_argument(
         "--log-format",
