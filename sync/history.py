@@ -141,7 +141,8 @@ class History:
                 else:
                     table.create(cols)
             else:
-                missing = {c: t for c, t in cols.items() if c not in table.columns_dict}
+                have = table.columns_dict  # one PRAGMA, not one a column
+                missing = {c: t for c, t in cols.items() if c not in have}
                 for col, typ in missing.items():
                     table.add_column(col, typ)
         for name, index in (
