@@ -320,19 +320,20 @@ def test_archived_and_finished_jobs_are_not_capped(world):
     assert mwc(w, archived) == -1 and mwc(w, suspended) == -1
 
 
-def test_writes_are_counted_once_per_pool(world):
-    w = world
-    lim2 = w.farm.add_limit("amount.maya", 10)
-    w.farm.associate(w.queue, lim2)
+def add_maya_pool(w, max_count: int, jobs: str, ceiling: str = "") -> None:
+    """A second limit on the world's queue, and a pool for it fed by the same feature."""
+    w.farm.associate(w.queue, w.farm.add_limit("amount.maya", max_count))
     w.policy.write_text(
         w.policy.read_text()
-        + """\
-  maya:
-    limit: amount.maya
-    features: [{source: lic, feature: nuke_r}]
-    jobs: {policy: fair}
-"""
+        + "  maya:\n    limit: amount.maya\n    features: [{source: lic, feature: nuke_r}]\n"
+        + (f"    ceiling: {ceiling}\n" if ceiling else "")
+        + f"    jobs: {jobs}\n"
     )
+
+
+def test_writes_are_counted_once_per_pool(world):
+    w = world
+    add_maya_pool(w, 10, "{policy: fair}")
     w.farm.add_job(w.queue, "n", tasks=40, amount="amount.nuke")
     w.farm.add_job(w.queue, "m", tasks=40, amount="amount.maya")
     cycle(w)
@@ -499,18 +500,7 @@ def test_an_error_on_a_job_is_never_taken_for_a_job_gone(world, code):
 
 def test_a_job_needing_two_pools_has_one_cap_and_no_manual_flag(world):
     w = world
-    maya = w.farm.add_limit("amount.maya", 3)
-    w.farm.associate(w.queue, maya)
-    w.policy.write_text(
-        w.policy.read_text()
-        + """\
-  maya:
-    limit: amount.maya
-    features: [{source: lic, feature: nuke_r}]
-    ceiling: 3
-    jobs: {policy: fair, min_workers: 1, respect_manual: true}
-"""
-    )
+    add_maya_pool(w, 3, "{policy: fair, min_workers: 1, respect_manual: true}", ceiling="3")
     w.svc = w.make()
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
     w.farm.jobs[j].steps[0].amounts.append(("amount.maya", 1))
