@@ -130,52 +130,15 @@ def serve(
     stop_grace: float = STOP_GRACE,
 ) -> int:
     """Run cycles on the policy's interval until SIGTERM/SIGINT (or `stop` is set)."""
-    import logging
-
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from sync.metrics import HealthServer
-
-    log = logging.getLogger("license_sync")
     stop = stop or threading.Event()
-    try:
-        health = HealthServer(svc.metrics, address, svc.ready).start()
-    except OSError as e:
-        raise SyncError(
-            f"cannot serve metrics on {address!r}: {e.strerror}; "
-            "choose another with `run --metrics-address`, `demo --address` or the policy's "
-            "metrics.address"
-        ) from e
-    log.info(
-        "license-sync serving /metrics, /healthz, /readyz on %s (every %ss)",
-        address,
-        svc.policy.interval,
-    )
-    count = {"n": 0}
+    health = _start_health(svc, address)
     idle = threading.Event()  # set while no cycle runs
     idle.set()
     scheduler = BackgroundScheduler(timezone=UTC)
-
-    def job() -> None:
-        if stop.is_set():
-            return
-        idle.clear()
-        try:
-            result = svc.run_cycle()
-        except Exception:  # the loop must survive a bug in one cycle
-            log.exception("cycle failed")
-            svc.metrics.cycles.labels("error").inc()
-            return
-        finally:
-            idle.set()
-        if on_cycle is not None:
-            on_cycle(result)
-        count["n"] += 1
-        if max_cycles is not None and count["n"] >= max_cycles:
-            stop.set()
-
     scheduler.add_job(
-        job,
+        _cycle_job(svc, stop, idle, on_cycle, max_cycles),
         "interval",
         seconds=svc.policy.interval,
         id="cycle",
@@ -190,15 +153,14 @@ def serve(
         if signum == signal.SIGHUP:
             hup.set()
             return
-        log.info("signal %s: finishing or abandoning the current write, then stopping", signum)
+        _log().info("signal %s: finishing or abandoning the current write, then stopping", signum)
         svc.stopping = True  # no new write starts
         stop.set()
 
-    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    old = {s: signal.signal(s, on_signal) for s in signals}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     scheduler.start()
     try:
-        _wait(svc, scheduler, stop, hup, log)
+        _wait(svc, scheduler, stop, hup, _log())
     finally:
         # `docker stop` gives 10 s: a write still in flight after `stop_grace` is abandoned.
         # That is safe: what it would change is recorded before it is sent (docs/design.md,
@@ -211,12 +173,74 @@ def serve(
         if svc.history is not None and finished:
             svc.history.close()
     if not finished:
-        log.warning("stopped with a call still in flight after %ss; it was abandoned", stop_grace)
-        if svc.stopping:  # a signal: the scheduler's worker would keep the process alive
-            logging.shutdown()
-            os._exit(EXIT_OK)
-    log.info("stopped cleanly")
+        _abandon(svc, stop_grace)
+    _log().info("stopped cleanly")
     return EXIT_OK
+
+
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger("license_sync")
+
+
+def _start_health(svc: Any, address: str) -> Any:
+    from sync.metrics import HealthServer
+
+    try:
+        health = HealthServer(svc.metrics, address, svc.ready).start()
+    except OSError as e:
+        raise SyncError(
+            f"cannot serve metrics on {address!r}: {e.strerror}; "
+            "choose another with `run --metrics-address`, `demo --address` or the policy's "
+            "metrics.address"
+        ) from e
+    _log().info(
+        "license-sync serving /metrics, /healthz, /readyz on %s (every %ss)",
+        address,
+        svc.policy.interval,
+    )
+    return health
+
+
+def _cycle_job(
+    svc: Any,
+    stop: threading.Event,
+    idle: threading.Event,
+    on_cycle: Callable[[Any], None] | None,
+    max_cycles: int | None,
+) -> Callable[[], None]:
+    """The scheduler's job: one cycle, surviving a bug in it; `idle` is clear while it runs."""
+    count = {"n": 0}
+
+    def job() -> None:
+        if stop.is_set():
+            return
+        idle.clear()
+        try:
+            result = svc.run_cycle()
+        except Exception:  # the loop must survive a bug in one cycle
+            _log().exception("cycle failed")
+            svc.metrics.cycles.labels("error").inc()
+            return
+        finally:
+            idle.set()
+        if on_cycle is not None:
+            on_cycle(result)
+        count["n"] += 1
+        if max_cycles is not None and count["n"] >= max_cycles:
+            stop.set()
+
+    return job
+
+
+def _abandon(svc: Any, stop_grace: float) -> None:
+    import logging
+
+    _log().warning("stopped with a call still in flight after %ss; it was abandoned", stop_grace)
+    if svc.stopping:  # a signal: the scheduler's worker thread would keep the process alive
+        logging.shutdown()
+        os._exit(EXIT_OK)
 
 
 # -- plan / explain -------------------------------------------------------------------------
