@@ -546,11 +546,15 @@ def test_a_limit_deleted_the_way_the_api_allows_leaves_nothing_behind(world):
     assert all(status == "ACTIVE" for status in w.farm.associations.values())
 
 
-def test_a_farm_that_cannot_be_read_keeps_its_jobs_capped(world):
+@pytest.mark.parametrize(
+    "code, times",
+    [("AccessDeniedException", 1), ("ThrottlingException", 7), ("InternalServerErrorException", 7)],
+)
+def test_a_farm_that_cannot_be_read_keeps_its_jobs_capped(world, retry_sleeps, code, times):
     w = world
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
     cycle(w)
-    w.sim.faults.fail_next["ListLimits"] = ["AccessDeniedException"]
+    w.sim.faults.fail_next["ListLimits"] = [code] * times  # past botocore's retries
     r = cycle(w)
     assert not r.ok
     assert mwc(w, j) == 10 and j in w.svc.history.job_originals()
@@ -702,3 +706,16 @@ def test_a_pause_that_landed_just_before_a_kill_is_reopened_by_restore(world):
     p = run_restore(w, "--limits")
     assert p.returncode == 0, p.stderr
     assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+
+
+def test_a_job_write_refused_is_logged_not_only_recorded(world, caplog):
+    w = world
+    w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    w.sim.faults.deny = frozenset({"BatchUpdateJob"})
+    with caplog.at_level("ERROR", logger="license_sync"):
+        r = cycle(w)
+    assert not r.ok
+    assert any(
+        "BatchUpdateJob failed" in rec.getMessage() and "AccessDenied" in rec.getMessage()
+        for rec in caplog.records
+    )
