@@ -388,11 +388,16 @@ def pausing(w):
     w.svc = w.make()
 
 
-def test_a_paused_queue_is_resumed_from_stopped(world):
-    w = world
+def pause_the_queue(w):
+    """Every license taken by artists: the pausing pool stops its queue."""
     pausing(w)
     w.src.artists = 10
     cycle(w)
+
+
+def test_a_paused_queue_is_resumed_from_stopped(world):
+    w = world
+    pause_the_queue(w)
     assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
     w.farm.tick(w.clock.t)  # no task holds the limit: the service moves it to STOPPED
     assert w.farm.associations[(w.queue, w.limit)] == "STOPPED"
@@ -403,9 +408,7 @@ def test_a_paused_queue_is_resumed_from_stopped(world):
 
 def test_a_paused_queue_is_remembered_until_it_reads_active(world):
     w = world
-    pausing(w)
-    w.src.artists = 10
-    cycle(w)
+    pause_the_queue(w)
     w.src.artists = 0
     w.sim.faults.fail_next["UpdateQueueLimitAssociation"] = ["AccessDeniedException"]
     r = cycle(w)
@@ -416,9 +419,7 @@ def test_a_paused_queue_is_remembered_until_it_reads_active(world):
 
 def test_restore_limits_resumes_a_queue_that_reached_stopped(world):
     w = world
-    pausing(w)
-    w.src.artists = 10
-    cycle(w)
+    pause_the_queue(w)
     w.farm.tick(w.clock.t)
     assert w.farm.associations[(w.queue, w.limit)] == "STOPPED"
     w.svc.history.close()
@@ -583,9 +584,7 @@ def test_search_past_the_offset_maximum_narrows_instead_of_failing(world, monkey
 
 def test_a_pool_removed_from_the_policy_reopens_the_queues_it_paused(world):
     w = world
-    pausing(w)
-    w.src.artists = 10
-    cycle(w)
+    pause_the_queue(w)
     assert w.farm.associations[(w.queue, w.limit)] != "ACTIVE"
     w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: amount.maya"))
     w.farm.add_queue_with_limit("amount.maya", 3)
@@ -595,9 +594,7 @@ def test_a_pool_removed_from_the_policy_reopens_the_queues_it_paused(world):
 
 def test_restore_finds_the_queues_of_a_removed_pool_in_the_history(world):
     w = world
-    pausing(w)
-    w.src.artists = 10
-    cycle(w)
+    pause_the_queue(w)
     w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: amount.maya"))
     w.farm.add_queue_with_limit("amount.maya", 3)
     w.src.artists = 0
