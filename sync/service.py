@@ -423,14 +423,13 @@ class Service:
         """Queues paused for a pool that left the policy are reopened; the memory of the ones
         that could not be stays (saved in the history, where `restore --limits` finds it)."""
         errors = []
+        farms = {f.id for f in self.policy.farms}
         for (farm_id, ref), mem in departed.items():
-            try:
-                dl = self.deadline(farm_id)
-            except StopIteration:  # the farm left the policy too: `restore` needs it back
+            if farm_id not in farms:  # the farm left the policy too: `restore` needs it back
                 self.memory[(farm_id, ref)] = mem
                 continue
             with self.write_lock:
-                still, messages = resume_paused(dl, ref, mem.paused)
+                still, messages = resume_paused(self.deadline(farm_id), ref, mem.paused)
             for m in messages:
                 log.info("limit %s left the policy: %s", ref, m)
             if still:
