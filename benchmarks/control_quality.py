@@ -18,16 +18,10 @@ import argparse
 import time
 from pathlib import Path
 
-from sync.simulate import (
-    STRATEGIES,
-    Result,
-    Scenario,
-    format_table,
-    load_scenario,
-    run,
-    run_days,
-    summarise,
-)
+from sync.simulation.report import format_table, summarise
+from sync.simulation.scenario import Scenario, load_scenario
+from sync.simulation.strategies import STRATEGIES, run, run_days
+from sync.simulation.world import Result
 
 DEFAULT = Path(__file__).parent.parent / "config/scenarios/studio-day.yaml"
 

@@ -19,18 +19,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from sync.allocation import allocate
 from sync.deadline import Deadline, make_client
+from sync.fakes.deadline import FakeDeadline
+from sync.fakes.farm import FakeFarm
 from sync.history import History
 from sync.metrics import Metrics
 from sync.policy import JobsPolicy, load_policy
 from sync.service import Service
-from sync.sharing import allocate
-from sync.sim.farm import SimFarm
-from sync.sim.server import SimServer
 
 
-def build(jobs: int, pools: int, queues: int) -> tuple[SimFarm, list[str]]:
-    farm = SimFarm(count_delay=0, seed=11)
+def build(jobs: int, pools: int, queues: int) -> tuple[FakeFarm, list[str]]:
+    farm = FakeFarm(count_delay=0, seed=11)
     qs = [farm.add_queue() for _ in range(queues)]
     for p in range(pools):
         lid = farm.add_limit(f"amount.pool{p}", 1000)
@@ -48,7 +48,7 @@ def build(jobs: int, pools: int, queues: int) -> tuple[SimFarm, list[str]]:
     return farm, qs
 
 
-def policy_text(farm: SimFarm, pools: int, db: Path) -> str:
+def policy_text(farm: FakeFarm, pools: int, db: Path) -> str:
     lines = [
         f"interval: 60s\nhistory: {{path: {db}}}\n"
         f"farms: [{{id: {farm.farm_id}, region: us-west-2}}]\nsources:"
@@ -76,7 +76,7 @@ def main() -> None:
     farm, _ = build(args.jobs, args.pools, args.queues)
     tmp = Path(tempfile.mkdtemp())
     (tmp / "policy.yaml").write_text(policy_text(farm, args.pools, tmp / "h.db"))
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         metrics = Metrics()
         svc = Service(
             load_policy(tmp / "policy.yaml"),
@@ -96,7 +96,7 @@ def main() -> None:
             result = svc.run_cycle()
             wall, cpu = time.perf_counter() - w0, time.process_time() - c0
             calls = Counter(server.calls) - before
-            writes = sum(1 for c in result.job_changes if c["kind"] == "cap")
+            writes = sum(1 for c in result.outcome.job_changes if c.kind == "cap")
             print(
                 f"\ncycle {n}: wall {wall:.2f} s, CPU {cpu:.2f} s, {sum(calls.values())} "
                 f"calls, {writes} job caps written, errors: {len(result.errors)}"
@@ -113,9 +113,9 @@ def main() -> None:
         )
 
     # planning alone: the pure allocation over every pool's jobs
-    demands = [d for jp in result.jobs for d in jp.jobs]
+    demands = [d for jp in result.plan.pools_jobs for d in jp.jobs]
     by_pool: dict[str, list] = {}
-    for jp in result.jobs:
+    for jp in result.plan.pools_jobs:
         by_pool[jp.pool] = jp.jobs
     runs = []
     for _ in range(7):

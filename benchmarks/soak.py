@@ -22,13 +22,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sync.deadline import Deadline, make_client
+from sync.fakes.deadline import FakeDeadline
+from sync.fakes.farm import FakeFarm
 from sync.history import History
 from sync.metrics import Metrics
 from sync.policy import load_policy
 from sync.report import Checkout, Feature, Report
 from sync.service import Service
-from sync.sim.farm import SimFarm
-from sync.sim.server import SimServer
 from sync.sources import Source
 
 CEILING = 18
@@ -104,7 +104,7 @@ def soak(cycles: int = 2000, seed: int = 1, workdir: Path | None = None) -> Soak
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "soak")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "soak")
     now = datetime(2026, 11, 2, tzinfo=UTC)
-    farm = SimFarm(count_delay=0, now=now, seed=seed)
+    farm = FakeFarm(count_delay=0, now=now, seed=seed)
     q, lid = farm.add_queue_with_limit("amount.nuke", 10)
     policy = work / "policy.yaml"
     good = POLICY.format(db=work / "h.db", farm=farm.farm_id, ceiling=CEILING)
@@ -113,7 +113,7 @@ def soak(cycles: int = 2000, seed: int = 1, workdir: Path | None = None) -> Soak
     res = SoakResult()
     clock = {"now": now}
     writes: list[tuple[int, int]] = []
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         real_update = farm.op_UpdateLimit
 
         def watched(p):  # every maxCount write, with the value it replaced

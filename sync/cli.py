@@ -1,12 +1,16 @@
-"""The `license-sync` command line. Builds every object and passes it down."""
+"""The `license-sync` command line: the parsers, and dispatch to `sync/commands/`.
+
+A command's module is imported only when it runs: `validate` in a TD's CI need not load
+boto3, and `--help` stays quick.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
+import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from sync import __version__
 from sync.errors import SyncError
@@ -15,70 +19,38 @@ EPILOG = (
     "Documentation: README.md and docs/ (docs/cli.md for every command). "
     "Exit codes: 0 ok, 1 error (plan: 2 = changes pending)."
 )
+STOP_GRACE = 7.0  # as sync.serve.STOP_GRACE, without importing the scheduler for --help
+Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+TABLES = ("cycles", "decisions", "errors", "job_changes", "observations")
 
 
-def _cmd_parse(args: argparse.Namespace) -> int:
-    from sync.sources import flexlm, parse_text
-
-    if args.file in (None, "-"):
-        text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
-    else:
-        try:
-            with open(args.file, "rb") as fh:
-                text = fh.read().decode("utf-8", errors="replace")
-        except OSError as e:
-            raise SyncError(f"cannot read {args.file!r}: {e.strerror}") from e
-    out: dict[str, Any]
-    if args.format == "flexlm" and (args.expiry or flexlm.looks_like_expiry(text)):
-        from sync.errors import ParseError
-
-        try:
-            entries = flexlm.parse_expiry(text)
-        except ParseError as e:
-            out = {"format": "flexlm-expiry", "up": False, "expiry": [], "errors": [str(e)]}
-        else:
-            out = {
-                "format": "flexlm-expiry",
-                "up": True,
-                "expiry": [
-                    {
-                        "feature": e.feature,
-                        "version": e.version,
-                        "licenses": e.licenses,
-                        "expires": e.expires,
-                        "vendor": e.vendor,
-                    }
-                    for e in entries
-                ],
-                "errors": [],
-            }
-    else:
-        out = parse_text(text, args.format).to_dict()
-    json.dump(out, sys.stdout, indent=None if args.compact else 2)
-    sys.stdout.write("\n")
-    if not out["up"] and out["errors"]:
-        print(f"license-sync parse: source down: {out['errors'][0]}", file=sys.stderr)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="license-sync",
-        description="Keeps AWS Deadline Cloud limits in step with what FlexLM and RLM "
-        "license servers really have free.",
-        epilog=EPILOG,
+def _command(
+    sub: Sub, name: str, target: str, help: str, description: str
+) -> argparse.ArgumentParser:
+    """A sub-command whose work is `target`, "module:function" in sync/commands/."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"license-sync {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p.set_defaults(target=target)
+    return p
 
-    p = sub.add_parser(
+
+def _config(p: argparse.ArgumentParser, help: str = "the policy YAML") -> None:
+    p.add_argument("--config", "-c", required=True, metavar="POLICY", help=help)
+
+
+def _add_parse(sub: Sub) -> None:
+    p = _command(
+        sub,
         "parse",
-        help="parse one captured lmstat/rlmstat output and print the JSON report",
-        description="Parse a captured `lmutil lmstat -a` (or `-i`) or `rlmutil rlmstat -a` "
-        "output and print its report as JSON (docs/design.md, 'The report'). Exits 0 whenever "
-        "a report is "
-        "printed, a server that is down included ('up': false, reason in 'errors').",
+        "parse:parse",
+        "parse one captured lmstat/rlmstat output and print the JSON report",
+        "Parse a captured `lmutil lmstat -a` (or `-i`) or `rlmutil rlmstat -a` output and\n"
+        "print its report as JSON (docs/design.md, 'The report'). Exits 0 whenever a report\n"
+        "is printed, a server that is down included ('up': false, reason in 'errors').",
     )
     p.add_argument(
         "--format",
@@ -93,22 +65,231 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--compact", action="store_true", help="one line of JSON")
     p.add_argument("file", nargs="?", metavar="FILE|-", help="the captured output (default: stdin)")
-    p.set_defaults(func=_cmd_parse)
 
-    from sync import commands
 
-    commands.register(sub)
+def _add_run(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "run",
+        "run:run",
+        "the service: a cycle every `interval` until SIGTERM/SIGINT",
+        "Read the license servers and the farm every `interval`, set each limit's maxCount,\n"
+        "share pools between jobs, serve /metrics, /healthz and /readyz, and record\n"
+        "everything in the history. A changed policy file is picked up without a restart\n"
+        "(SIGHUP: at once); an invalid edit keeps the last good policy running. SIGTERM or\n"
+        "SIGINT let the current write finish.",
+    )
+    _config(p, "the policy YAML (see config/policy.example.yaml)")
+    p.add_argument("--dry-run", action="store_true", help="plan and record, write nothing")
+    p.add_argument("--once", action="store_true", help="run one cycle, print it and exit")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="with a new, empty history: take the maxWorkerCount that jobs already carry as "
+        "their originals (without it, such jobs are left alone: their caps may be ours from "
+        "a history that was lost)",
+    )
+    p.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="where to serve /metrics (default: the policy's metrics.address)",
+    )
+    p.add_argument(
+        "--stop-grace",
+        type=float,
+        default=STOP_GRACE,
+        metavar="SECONDS",
+        help="after SIGTERM, how long a cycle in flight may take before its call is "
+        f"abandoned (safely: its changes are recorded first); default {STOP_GRACE:g}, "
+        "inside docker stop's 10 s",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object per line, for log shippers",
+    )
+
+
+def _add_look(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "plan",
+        "look:plan",
+        "one read-only cycle: what would change and why",
+        "Read everything, plan, and print what would change, like `terraform plan`.\n"
+        "Writes nothing. Exit 0: no change; 2: changes pending; 1: error.",
+    )
+    _config(p)
+    p = _command(
+        sub,
+        "explain",
+        "look:explain",
+        "the arithmetic behind one pool's target",
+        "Read everything and print, line by line, how POOL's target is computed and, for a\n"
+        "pool shared between jobs, each job's demand and cap. Writes nothing.",
+    )
+    _config(p)
+    p.add_argument("pool", metavar="POOL")
+
+
+def _add_policy(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "validate",
+        "policy:validate",
+        "check policy files (for CI and pre-commit)",
+        "Check policy files. Errors print as file:line:col: message.\n"
+        "Exit 1 if any file has an error.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    _command(
+        sub,
+        "schema",
+        "policy:schema",
+        "print the policy's JSON Schema",
+        "Print the policy's JSON Schema, for editors' YAML validation:\n"
+        "  license-sync schema > policy.schema.json\n"
+        "and put `# yaml-language-server: $schema=policy.schema.json` atop the policy.",
+    )
+
+
+def _add_history(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "history",
+        "history:history",
+        "what was observed and changed, from the SQLite history",
+        "Print the history. By default, decisions that changed something or failed.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", "-c", metavar="POLICY", help="use the policy's history.path")
+    src.add_argument("--db", metavar="PATH", help="the history file")
+    p.add_argument("--table", default="decisions", choices=sorted(TABLES))
+    p.add_argument("--pool", help="only this pool")
+    p.add_argument("--since", metavar="DURATION", help="e.g. 1h, 30m, 7d")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--all", action="store_true", help="also decisions that changed nothing")
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    p = _command(
+        sub,
+        "replay",
+        "history:replay",
+        "re-plan recorded observations with another policy (what-if)",
+        "Plan every recorded decision again with NEW.yaml and list where its target or\n"
+        "write differs. Exit 0: no difference; 2: differences.",
+    )
+    p.add_argument("--history", required=True, metavar="DB")
+    p.add_argument("--config", "-c", required=True, metavar="NEW.yaml")
+    p.add_argument("--pool", help="only this pool")
+    p.add_argument("--limit", type=int, default=50, help="differences to print (default 50)")
+
+
+def _add_restore(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "restore",
+        "restore:restore",
+        "put back every original maxWorkerCount (and with --limits, maxCount)",
+        "Write back the original maxWorkerCount of every job license-sync capped, as\n"
+        "recorded in the history before the first change. A job someone else changed\n"
+        "since is left alone. Safe to run twice, and after a crash. Stop `run` first.",
+    )
+    _config(p)
+    p.add_argument(
+        "--limits",
+        action="store_true",
+        help="also put back each limit's maxCount from before the first change, and resume "
+        "the queue associations license-sync paused",
+    )
+
+
+def _add_simulate(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "simulate",
+        "simulate:simulate",
+        "compare strategies on a simulated day of farm and artist load",
+        "A seeded simulation of one license pool shared by artists and farm jobs, run\n"
+        "under each strategy: static, naive, license-sync (the real control law) and\n"
+        "oracle. Scenarios are in config/scenarios/.",
+    )
+    p.add_argument("--scenario", required=True, metavar="FILE")
+    p.add_argument(
+        "--strategy",
+        action="append",
+        metavar="S",
+        choices=["static", "naive", "license-sync", "oracle"],
+        help="repeat to choose (default: all four)",
+    )
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run N seeded days (seed, seed+1, …) and print their totals; a day "
+        "without denials can be luck (default 1)",
+    )
+    p.add_argument("--plot", metavar="PNG", help="draw the day per strategy (needs matplotlib)")
+
+
+def _add_demo(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "demo",
+        "demo:demo",
+        "the whole service on this machine: no AWS, no license server",
+        "Start a fake license server and a fake Deadline endpoint on loopback, then run\n"
+        "the real service through boto3 against them. Prints one line per cycle and pool;\n"
+        "serves /metrics. Ctrl-C ends it.",
+    )
+    p.add_argument("--address", default="127.0.0.1:9462", help="metrics address")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
+    p.add_argument(
+        "--workdir", help="where to keep the policy and history (default: ./license-sync-demo)"
+    )
+    p.add_argument("--cycles", type=int, help="stop after this many cycles")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="license-sync",
+        description="Keeps AWS Deadline Cloud limits in step with what FlexLM and RLM "
+        "license servers really have free.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"license-sync {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (
+        _add_parse,
+        _add_run,
+        _add_look,
+        _add_policy,
+        _add_history,
+        _add_restore,
+        _add_simulate,
+        _add_demo,
+    ):
+        add(sub)
     return parser
+
+
+def _target(name: str) -> Callable[[argparse.Namespace], int]:
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(f"sync.commands.{module}"), function)  # type: ignore[no-any-return]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    if not getattr(args, "target", None):
         parser.print_help()
         return 1
     try:
-        return int(args.func(args))
+        return int(_target(args.target)(args))
     except SyncError as e:
         print(f"license-sync {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -116,8 +297,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # `license-sync parse … | head`: the reader left; that is not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

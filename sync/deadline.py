@@ -8,7 +8,6 @@ to do.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,8 +15,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from sync.domain import Association, JobInfo, LimitState, StepAmounts
 from sync.errors import DeadlineError
-from sync.planner import Association, LimitState
 
 CallCounter = Callable[[str, str], None]  # (operation, outcome)
 
@@ -81,43 +80,20 @@ def _aws_host(url: str) -> bool:
     return host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws"))
 
 
-@dataclass(frozen=True, slots=True)
-class JobInfo:
-    """A job as SearchJobs returns it: enough to share a pool without reading steps."""
-
-    queue_id: str
-    job_id: str
-    name: str
-    priority: int
-    task_run_status: str
-    lifecycle_status: str
-    counts: dict[str, int]
-    max_worker_count: int  # -1 = unlimited (also when unset)
-    created_at: Any
-    created_by: str
-
-    @classmethod
-    def from_api(cls, j: dict[str, Any]) -> JobInfo:
-        """From a SearchJobs summary or a BatchGetJob item (the same fields)."""
-        return cls(
-            queue_id=j["queueId"],
-            job_id=j["jobId"],
-            name=j.get("name", ""),
-            priority=int(j.get("priority", 50)),
-            task_run_status=j.get("taskRunStatus", ""),
-            lifecycle_status=j.get("lifecycleStatus", ""),
-            counts=dict(j.get("taskRunStatusCounts") or {}),
-            max_worker_count=int(j.get("maxWorkerCount", -1)),
-            created_at=j.get("createdAt"),
-            created_by=j.get("createdBy", ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StepAmounts:
-    step_id: str
-    amounts: dict[str, float]  # amount name → min units per task
-    tasks: int  # tasks in the step (all states)
+def job_from_api(j: dict[str, Any]) -> JobInfo:
+    """From a SearchJobs summary or a BatchGetJob item (the same fields)."""
+    return JobInfo(
+        queue_id=j["queueId"],
+        job_id=j["jobId"],
+        name=j.get("name", ""),
+        priority=int(j.get("priority", 50)),
+        task_run_status=j.get("taskRunStatus", ""),
+        lifecycle_status=j.get("lifecycleStatus", ""),
+        counts=dict(j.get("taskRunStatusCounts") or {}),
+        max_worker_count=int(j.get("maxWorkerCount", -1)),
+        created_at=j.get("createdAt"),
+        created_by=j.get("createdBy", ""),
+    )
 
 
 # Only jobs that can still run: finished ones would page through the whole history.
@@ -181,7 +157,6 @@ class Deadline:
                 f"{operation} on {self.farm_id}: {e}; check the network, the region and "
                 "AWS_ENDPOINT_URL_DEADLINE",
                 code="Network",
-                retryable=True,
             ) from e
         self.on_call(operation, "ok")
         return result  # type: ignore[no-any-return]
@@ -272,7 +247,7 @@ class Deadline:
                 filterExpressions={"filters": filters, "operator": "AND"},
                 sortExpressions=_OLDEST_FIRST,
             )
-            found.extend(JobInfo.from_api(j) for j in page.get("jobs", []))
+            found.extend(job_from_api(j) for j in page.get("jobs", []))
             offset = page.get("nextItemOffset")
         return found, False
 
@@ -332,7 +307,7 @@ class Deadline:
                 ],
             )
             for j in page.get("jobs", []):
-                out[j["jobId"]] = JobInfo.from_api(j)
+                out[j["jobId"]] = job_from_api(j)
         return out
 
     def update_jobs(self, items: list[tuple[str, str, int]]) -> dict[str, tuple[str, str]]:
@@ -374,12 +349,15 @@ class Deadline:
         )
 
 
-def factory_for(metrics: Any) -> Callable[[Any], Deadline]:
-    """Build each farm's client from the policy's farm entry, counting into `metrics`."""
+def factory_for(
+    metrics: Any, endpoint_url: str | None = None, session: Any = None
+) -> Callable[[Any], Deadline]:
+    """Build each farm's client from the policy's farm entry, counting into `metrics`.
+    `endpoint_url` and `session` point every client elsewhere (the demo's fake endpoint)."""
 
     def factory(farm: Any) -> Deadline:
         return Deadline(
-            make_client(farm.region),
+            make_client(farm.region, endpoint_url=endpoint_url, session=session),
             farm.id,
             on_call=metrics.count_call,
             on_throttle=metrics.count_throttle,
@@ -431,9 +409,7 @@ def _to_error(
     if "queueId" in kwargs:
         what += f" queue {kwargs['queueId']}"
     hint = _HINTS.get(code, "").format(action=operation.removeprefix("Batch"))
-    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return DeadlineError(
         f"{operation} on {what} failed: {code}: {message}" + (f" — {hint}" if hint else ""),
         code=code,
-        retryable=code in ("ThrottlingException", "InternalServerErrorException") or status >= 500,
     )

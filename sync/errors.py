@@ -20,10 +20,9 @@ class PolicyError(SyncError):
 class DeadlineError(SyncError):
     """A Deadline Cloud API call failed."""
 
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False):
+    def __init__(self, message: str, *, code: str | None = None):
         super().__init__(message)
-        self.code = code
-        self.retryable = retryable
+        self.code = code  # the API's error code, e.g. "ThrottlingException"
 
 
 class HistoryError(SyncError):

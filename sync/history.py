@@ -41,7 +41,6 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "in_use": int,
         "reserved": int,
         "queued": int,
-        "farm_checkouts": str,
     },
     "decisions": {
         "cycle_id": int,
@@ -56,7 +55,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "changed": int,
         "applied": int,
         "status": str,
-        "reason": str,
+        "reason": str,  # in words, as `plan` printed it
+        "why": str,  # the same as data (JSON): what `replay` compares
         "total": int,
         "in_use": int,
         "farm_use": int,
@@ -76,6 +76,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "new": int,
         "kind": str,
         "reason": str,
+        "why": str,
     },
     "errors": {"cycle_id": int, "at": str, "where": str, "message": str},
     "state": {"key": str, "value": str, "updated": str},
@@ -166,6 +167,7 @@ class History:
         observations: Iterable[dict[str, Any]],
         decisions: Iterable[dict[str, Any]],
         errors: Iterable[dict[str, Any]],
+        job_changes: Iterable[dict[str, Any]] = (),
     ) -> int:
         """One cycle's rows in one transaction; returns the cycle id."""
 
@@ -175,6 +177,7 @@ class History:
                 ("observations", observations),
                 ("decisions", decisions),
                 ("errors", errors),
+                ("job_changes", job_changes),
             ):
                 tagged = [{**r, "cycle_id": cid} for r in rows]
                 if tagged:

@@ -32,6 +32,75 @@ class Snapshot:
     jobs: list[dict[str, Any]] = field(default_factory=list)  # pool jobs demand overrides
 
 
+FEATURE, POOL, LIMIT, SERVER = (
+    ["pool", "feature", "server"],
+    ["pool"],
+    ["pool", "limit"],
+    ["server"],
+)
+# The gauges a scrape shows for the last cycle: name, help, labels
+GAUGES = [
+    (
+        "license_total",
+        "Licenses issued for a feature (uncounted: absent)",
+        FEATURE,
+    ),
+    (
+        "license_in_use",
+        "Licenses in use, from the license server",
+        FEATURE,
+    ),
+    (
+        "license_reserved",
+        "Licenses held by RESERVATIONs on the server",
+        FEATURE,
+    ),
+    (
+        "license_queued",
+        "Licenses queued for on the server",
+        FEATURE,
+    ),
+    (
+        "license_expiry_timestamp_seconds",
+        "When the feature's licenses expire",
+        FEATURE,
+    ),
+    (
+        "license_in_use_farm",
+        "Licenses the farm holds (selector or currentCount)",
+        POOL,
+    ),
+    ("license_in_use_external", "Licenses held outside the farm", POOL),
+    ("pool_reserve", "Licenses kept back by the policy's reserve now", POOL),
+    ("pool_headroom", "The policy's headroom", POOL),
+    (
+        "limit_max_count",
+        "The limit's maxCount after this cycle (-1 unlimited)",
+        LIMIT,
+    ),
+    ("limit_target", "What the control law asks for", LIMIT),
+    (
+        "pool_exhausted",
+        "1 while no license is free for the farm (target below 1)",
+        LIMIT,
+    ),
+    (
+        "limit_current_count",
+        "The limit's currentCount as Deadline reports it",
+        LIMIT,
+    ),
+    ("pool_jobs", "Active jobs that need the pool", POOL),
+    ("pool_demand", "Units the pool's jobs want now (tasks × units)", POOL),
+    (
+        "pool_job_overrides",
+        "Jobs whose maxWorkerCount someone else changed",
+        POOL,
+    ),
+    ("source_up", "1 if the license source was read this cycle", SERVER),
+    ("source_duration_seconds", "Time to read the source", SERVER),
+]
+
+
 class _SnapshotCollector:
     def __init__(self, metrics: Metrics):
         self.metrics = metrics
@@ -41,93 +110,17 @@ class _SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         snap = self.metrics.snapshot
-        fam = {
-            name: GaugeMetricFamily(P + name, doc, labels=labels)
-            for name, doc, labels in [
-                (
-                    "license_total",
-                    "Licenses issued for a feature (uncounted: absent)",
-                    ["pool", "feature", "server"],
-                ),
-                (
-                    "license_in_use",
-                    "Licenses in use, from the license server",
-                    ["pool", "feature", "server"],
-                ),
-                (
-                    "license_reserved",
-                    "Licenses held by RESERVATIONs on the server",
-                    ["pool", "feature", "server"],
-                ),
-                (
-                    "license_queued",
-                    "Licenses queued for on the server",
-                    ["pool", "feature", "server"],
-                ),
-                (
-                    "license_expiry_timestamp_seconds",
-                    "When the feature's licenses expire",
-                    ["pool", "feature", "server"],
-                ),
-                (
-                    "license_in_use_farm",
-                    "Licenses the farm holds (selector or currentCount)",
-                    ["pool"],
-                ),
-                ("license_in_use_external", "Licenses held outside the farm", ["pool"]),
-                ("pool_reserve", "Licenses kept back by the policy's reserve now", ["pool"]),
-                ("pool_headroom", "The policy's headroom", ["pool"]),
-                (
-                    "limit_max_count",
-                    "The limit's maxCount after this cycle (-1 unlimited)",
-                    ["pool", "limit"],
-                ),
-                ("limit_target", "What the control law asks for", ["pool", "limit"]),
-                (
-                    "pool_exhausted",
-                    "1 while no license is free for the farm (target below 1)",
-                    ["pool", "limit"],
-                ),
-                (
-                    "limit_current_count",
-                    "The limit's currentCount as Deadline reports it",
-                    ["pool", "limit"],
-                ),
-                ("pool_jobs", "Active jobs that need the pool", ["pool"]),
-                ("pool_demand", "Units the pool's jobs want now (tasks × units)", ["pool"]),
-                (
-                    "pool_job_overrides",
-                    "Jobs whose maxWorkerCount someone else changed",
-                    ["pool"],
-                ),
-                ("source_up", "1 if the license source was read this cycle", ["server"]),
-                ("source_duration_seconds", "Time to read the source", ["server"]),
-            ]
-        }
-        for row in snap.features:
-            labels = [row["pool"], row["feature"], row["server"]]
-            if row.get("total") is not None:
-                fam["license_total"].add_metric(labels, row["total"])
-            fam["license_in_use"].add_metric(labels, row["in_use"])
-            fam["license_reserved"].add_metric(labels, row["reserved"])
-            fam["license_queued"].add_metric(labels, row["queued"])
-            exp = _expiry_ts(row.get("expires"))
-            if exp is not None:
-                fam["license_expiry_timestamp_seconds"].add_metric(labels, exp)
+        fam = {name: GaugeMetricFamily(P + name, doc, labels=lab) for name, doc, lab in GAUGES}
+        _features(fam, snap.features)
         for row in snap.pools:
-            fam["license_in_use_farm"].add_metric([row["pool"]], row["farm_use"])
-            fam["license_in_use_external"].add_metric([row["pool"]], row["external"])
-            fam["pool_reserve"].add_metric([row["pool"]], row["reserve"])
-            fam["pool_headroom"].add_metric([row["pool"]], row["headroom"])
-        for row in snap.limits:
-            labels = [row["pool"], row["limit"]]
-            if row.get("max_count") is not None:
-                fam["limit_max_count"].add_metric(labels, row["max_count"])
-            if row.get("target") is not None:
-                fam["limit_target"].add_metric(labels, row["target"])
-            if row.get("current_count") is not None:
-                fam["limit_current_count"].add_metric(labels, row["current_count"])
-            fam["pool_exhausted"].add_metric(labels, 1 if row.get("exhausted") else 0)
+            for gauge, key in (
+                ("license_in_use_farm", "farm_use"),
+                ("license_in_use_external", "external"),
+                ("pool_reserve", "reserve"),
+                ("pool_headroom", "headroom"),
+            ):
+                fam[gauge].add_metric([row["pool"]], row[key])
+        _limits(fam, snap.limits)
         for row in snap.jobs:
             fam["pool_jobs"].add_metric([row["pool"]], row["jobs"])
             fam["pool_demand"].add_metric([row["pool"]], row["demand"])
@@ -136,6 +129,32 @@ class _SnapshotCollector:
             fam["source_up"].add_metric([row["server"]], 1 if row["up"] else 0)
             fam["source_duration_seconds"].add_metric([row["server"]], row["duration"])
         yield from fam.values()
+
+
+def _features(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        labels = [row["pool"], row["feature"], row["server"]]
+        if row.get("total") is not None:
+            fam["license_total"].add_metric(labels, row["total"])
+        fam["license_in_use"].add_metric(labels, row["in_use"])
+        fam["license_reserved"].add_metric(labels, row["reserved"])
+        fam["license_queued"].add_metric(labels, row["queued"])
+        exp = _expiry_ts(row.get("expires"))
+        if exp is not None:
+            fam["license_expiry_timestamp_seconds"].add_metric(labels, exp)
+
+
+def _limits(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        labels = [row["pool"], row["limit"]]
+        for gauge, key in (
+            ("limit_max_count", "max_count"),
+            ("limit_target", "target"),
+            ("limit_current_count", "current_count"),
+        ):
+            if row.get(key) is not None:
+                fam[gauge].add_metric(labels, row[key])
+        fam["pool_exhausted"].add_metric(labels, 1 if row.get("exhausted") else 0)
 
 
 def _expiry_ts(expires: str | None) -> float | None:

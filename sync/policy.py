@@ -26,7 +26,6 @@ from pydantic import (
 )
 
 from sync.errors import PolicyError
-from sync.sources import check_server_spec
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -59,11 +58,16 @@ ToolTimeout = Annotated[Duration, Field(gt=0, le=300)]
 StaleAfter = Annotated[Duration, Field(ge=0, le=7 * 86400)]
 
 
-def format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+SERVER_RE = re.compile(r"^\d{1,5}@[A-Za-z0-9._-]+$")
+
+
+def check_server_spec(spec: str) -> str:
+    """Validate `port@host` (or a comma list of them, a FlexLM triad); return it stripped."""
+    parts = [p.strip() for p in spec.split(",")]
+    for p in parts:
+        if not SERVER_RE.match(p) or not 0 < int(p.split("@")[0]) < 65536:
+            raise ValueError(f"{p!r} is not port@host (e.g. 27000@lic1)")
+    return ",".join(parts)
 
 
 def _check_regex(value: str) -> str:

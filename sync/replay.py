@@ -2,7 +2,8 @@
 
 The what-if a TD runs before merging a policy change: every decision in the history is
 planned again from what that cycle saw (total, in use, the farm's use, the limit's
-maxCount), with the new policy's pool, and the decisions that differ are listed.
+maxCount), with the new policy's pool, and the decisions that differ are listed. They
+are compared as data — the target and the write — never as the words of their reasons.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sync.planner import LimitMemory, LimitState, SourceState, plan_pool
-from sync.policy import FeatureRef, Policy
+from sync.domain import Decision, LimitMemory, LimitState
+from sync.limits import SourceState, plan_pool
+from sync.policy import FeatureRef, Policy, Pool
+from sync.reasons import text
 from sync.report import Feature, Report
 
 
@@ -46,69 +49,73 @@ def replay(
     diffs: list[Difference] = []
     n = skipped = before = after = 0
     for row in rows:
-        name = row["pool"]
-        if pool_filter is not None and name != pool_filter:
+        pool = policy.pools.get(row["pool"])
+        if pool_filter is not None and row["pool"] != pool_filter:
             continue
-        pool = policy.pools.get(name)
         if pool is None or row.get("current") is None:
             skipped += 1
             continue
         n += 1
-        now = datetime.fromisoformat(row["at"])
-        if row.get("status") == "ok" and row.get("in_use") is not None:
-            report = Report(
-                "replay",
-                True,
-                features=(Feature(None, "replay", None, row["total"], row["in_use"]),),
-            )
-            last_good[name] = now
-        else:
-            report = Report("replay", False, errors=(f"recorded as {row.get('status')}",))
-        # the recorded farm use stands in for the farm selector and currentCount
-        farm_use = int(row.get("farm_use") or row.get("current_count") or 0)
-        replay_pool = pool.model_copy(
-            update={
-                "farm_selector": None,
-                "limit": row["limit_ref"],
-                "limits": [],
-                "farm": row["farm_id"],
-                "features": [FeatureRef(source="replay", feature="replay")],
-            }
-        )
-        limit = LimitState(
-            row["farm_id"],
-            row.get("limit_id") or "limit-replay",
-            "",
-            row["limit_ref"],
-            int(row["current"]),
-            int(farm_use),
-        )
-        new_memory: dict[tuple[str, str], LimitMemory] = {}
-        pp = plan_pool(
-            name,
-            replay_pool,
-            row["farm_id"],
-            {"replay": SourceState(report, last_good.get(name))},
-            {(row["farm_id"], row["limit_ref"]): limit},
-            memory,
-            now,
-            new_memory,
-        )
-        memory.update(new_memory)
-        d = pp.decisions[0]
+        d = _again(row, pool, memory, last_good)
         before += row.get("new") is not None
         after += d.new is not None
         if (d.new, d.target) != (row.get("new"), row.get("target")):
             diffs.append(
                 Difference(
                     row["at"],
-                    name,
+                    row["pool"],
                     row["limit_ref"],
                     row.get("target"),
                     row.get("new"),
                     d.target,
                     d.new,
-                    d.reason,
+                    text(d.why),
                 )
             )
     return ReplayResult(n, skipped, diffs, before, after)
+
+
+def _again(
+    row: dict[str, Any],
+    pool: Pool,
+    memory: dict[tuple[str, str], LimitMemory],
+    last_good: dict[str, datetime],
+) -> Decision:
+    """One recorded decision planned again: what the cycle saw, with the new pool."""
+    name, now = row["pool"], datetime.fromisoformat(row["at"])
+    if row.get("status") == "ok" and row.get("in_use") is not None:
+        feature = Feature(None, "replay", None, row["total"], row["in_use"])
+        report = Report("replay", True, features=(feature,))
+        last_good[name] = now
+    else:
+        report = Report("replay", False, errors=(f"recorded as {row.get('status')}",))
+    # the recorded farm use stands in for the farm selector and currentCount
+    farm_use = int(row.get("farm_use") or row.get("current_count") or 0)
+    replay_pool = pool.model_copy(
+        update={
+            "farm_selector": None,
+            "limit": row["limit_ref"],
+            "limits": [],
+            "farm": row["farm_id"],
+            "features": [FeatureRef(source="replay", feature="replay")],
+        }
+    )
+    limit = LimitState(
+        row["farm_id"],
+        row.get("limit_id") or "limit-replay",
+        "",
+        row["limit_ref"],
+        int(row["current"]),
+        farm_use,
+    )
+    pp, new_memory = plan_pool(
+        name,
+        replay_pool,
+        row["farm_id"],
+        {"replay": SourceState(report, last_good.get(name))},
+        {(row["farm_id"], row["limit_ref"]): limit},
+        memory,
+        now,
+    )
+    memory.update(new_memory)
+    return pp.decisions[0]

@@ -67,10 +67,6 @@ class Feature:
     reservations: tuple[Reservation, ...] = ()
     pools: tuple[int, ...] = ()
 
-    @property
-    def key(self) -> tuple[str | None, str]:
-        return (self.vendor, self.feature)
-
 
 @dataclass(frozen=True, slots=True)
 class Report:
@@ -176,72 +172,9 @@ def report_from_dict(data: Any, fmt: str = "command") -> Report:
     if not isinstance(data, dict):
         raise ParseError(f"report must be a JSON object, got {type(data).__name__}")
     up = _get(data, "up", bool, "report")
-    servers = []
-    for i, s in enumerate(_get(data, "servers", list, "report", optional=True, default=[])):
-        w = f"servers[{i}]"
-        if not isinstance(s, dict):
-            raise ParseError(f"{w}: must be an object")
-        servers.append(
-            Server(
-                host=_get(s, "host", str, w),
-                port=_get(s, "port", int, w, optional=True),
-                status=_get(s, "status", str, w, optional=True, default="unknown"),
-                master=_get(s, "master", bool, w, optional=True),
-                message=_get(s, "message", str, w, optional=True),
-            )
-        )
-    vendors = []
-    for i, v in enumerate(_get(data, "vendors", list, "report", optional=True, default=[])):
-        w = f"vendors[{i}]"
-        if not isinstance(v, dict):
-            raise ParseError(f"{w}: must be an object")
-        vendors.append(
-            Vendor(
-                name=_get(v, "name", str, w),
-                status=_get(v, "status", str, w, optional=True, default="up"),
-                version=_get(v, "version", str, w, optional=True),
-                message=_get(v, "message", str, w, optional=True),
-            )
-        )
-    features = []
-    for i, f in enumerate(_get(data, "features", list, "report", optional=True, default=[])):
-        w = f"features[{i}]"
-        if not isinstance(f, dict):
-            raise ParseError(f"{w}: must be an object")
-        checkouts = []
-        for j, c in enumerate(_get(f, "checkouts", list, w, optional=True, default=[])):
-            cw = f"{w}.checkouts[{j}]"
-            if not isinstance(c, dict):
-                raise ParseError(f"{cw}: must be an object")
-            checkouts.append(
-                Checkout(
-                    user=_get(c, "user", str, cw, optional=True),
-                    host=_get(c, "host", str, cw, optional=True),
-                    display=_get(c, "display", str, cw, optional=True),
-                    client_version=_get(c, "client_version", str, cw, optional=True),
-                    server=_get(c, "server", str, cw, optional=True),
-                    port=_get(c, "port", int, cw, optional=True),
-                    handle=_get(c, "handle", int, cw, optional=True),
-                    start=_get(c, "start", str, cw, optional=True),
-                    count=_get(c, "count", int, cw, optional=True, default=1),
-                    linger=_get(c, "linger", int, cw, optional=True),
-                    pid=_get(c, "pid", int, cw, optional=True),
-                )
-            )
-        features.append(
-            Feature(
-                vendor=_get(f, "vendor", str, w, optional=True),
-                feature=_get(f, "feature", str, w),
-                version=_get(f, "version", str, w, optional=True),
-                total=_get(f, "total", int, w, optional=True),
-                in_use=_get(f, "in_use", int, w),
-                reserved=_get(f, "reserved", int, w, optional=True, default=0),
-                queued=_get(f, "queued", int, w, optional=True, default=0),
-                error=_get(f, "error", str, w, optional=True),
-                expires=_get(f, "expires", str, w, optional=True),
-                checkouts=tuple(checkouts),
-            )
-        )
+    servers = [_server(s, w) for s, w in _items(data, "servers", "report")]
+    vendors = [_vendor(v, w) for v, w in _items(data, "vendors", "report")]
+    features = [_feature(f, w) for f, w in _items(data, "features", "report")]
     errors = _get(data, "errors", list, "report", optional=True, default=[])
     if not all(isinstance(e, str) for e in errors):
         raise ParseError("report: 'errors' must be a list of strings")
@@ -253,4 +186,68 @@ def report_from_dict(data: Any, fmt: str = "command") -> Report:
         vendors=tuple(vendors),
         features=tuple(features),
         errors=tuple(errors),
+    )
+
+
+def _items(d: dict[str, Any], key: str, where: str) -> list[tuple[dict[str, Any], str]]:
+    """The objects of the list `key`, each with where it is (`servers[2]`)."""
+    out = []
+    for i, item in enumerate(_get(d, key, list, where, optional=True, default=[])):
+        w = f"{key}[{i}]" if where == "report" else f"{where}.{key}[{i}]"
+        if not isinstance(item, dict):
+            raise ParseError(f"{w}: must be an object")
+        out.append((item, w))
+    return out
+
+
+def _server(s: dict[str, Any], w: str) -> Server:
+    return Server(
+        host=_get(s, "host", str, w),
+        port=_get(s, "port", int, w, optional=True),
+        status=_get(s, "status", str, w, optional=True, default="unknown"),
+        master=_get(s, "master", bool, w, optional=True),
+        message=_get(s, "message", str, w, optional=True),
+    )
+
+
+def _vendor(v: dict[str, Any], w: str) -> Vendor:
+    return Vendor(
+        name=_get(v, "name", str, w),
+        status=_get(v, "status", str, w, optional=True, default="up"),
+        version=_get(v, "version", str, w, optional=True),
+        message=_get(v, "message", str, w, optional=True),
+    )
+
+
+def _feature(f: dict[str, Any], w: str) -> Feature:
+    return Feature(
+        vendor=_get(f, "vendor", str, w, optional=True),
+        feature=_get(f, "feature", str, w),
+        version=_get(f, "version", str, w, optional=True),
+        total=_get(f, "total", int, w, optional=True),
+        in_use=_get(f, "in_use", int, w),
+        reserved=_get(f, "reserved", int, w, optional=True, default=0),
+        queued=_get(f, "queued", int, w, optional=True, default=0),
+        error=_get(f, "error", str, w, optional=True),
+        expires=_get(f, "expires", str, w, optional=True),
+        checkouts=tuple(_checkout(c, cw) for c, cw in _items(f, "checkouts", w)),
+    )
+
+
+def _checkout(c: dict[str, Any], w: str) -> Checkout:
+    def opt(key: str, kind: type) -> Any:
+        return _get(c, key, kind, w, optional=True)
+
+    return Checkout(
+        user=opt("user", str),
+        host=opt("host", str),
+        display=opt("display", str),
+        client_version=opt("client_version", str),
+        server=opt("server", str),
+        port=opt("port", int),
+        handle=opt("handle", int),
+        start=opt("start", str),
+        count=_get(c, "count", int, w, optional=True, default=1),
+        linger=opt("linger", int),
+        pid=opt("pid", int),
     )

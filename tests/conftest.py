@@ -33,11 +33,11 @@ def aws_env(monkeypatch):
 @pytest.fixture
 def sim(aws_env):
     """A simulated farm behind the real HTTP endpoint, with one queue and one limit."""
-    from sync.sim.farm import SimFarm
-    from sync.sim.server import SimServer
+    from sync.fakes.deadline import FakeDeadline
+    from sync.fakes.farm import FakeFarm
 
-    farm = SimFarm(count_delay=0)
-    with SimServer(farm) as server:
+    farm = FakeFarm(count_delay=0)
+    with FakeDeadline(farm) as server:
         yield server
 
 

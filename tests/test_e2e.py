@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.sim.farm import SimFarm
-from sync.sim.license import SimFeature, SimLicenseServer
-from sync.sim.server import SimServer
+from sync.fakes.deadline import FakeDeadline
+from sync.fakes.farm import FakeFarm
+from sync.fakes.license import FakeFeature, FakeLicenseServer
 
 BIN = Path(__file__).parent / "bin"
 
@@ -63,16 +63,16 @@ def write_atomic(path: Path, text: str) -> None:
 
 @pytest.fixture
 def running(aws_env, tmp_path):
-    farm = SimFarm(count_delay=0)
+    farm = FakeFarm(count_delay=0)
     _, lid = farm.add_queue_with_limit("amount.nuke", 30)
-    lic = SimLicenseServer(None, [SimFeature("nuke_r", 20)])
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
     lic.set_artists("nuke_r", 2)
     status = tmp_path / "lmstat.txt"
     write_atomic(status, lic.lmstat())
     port = free_port()
     db = tmp_path / "history.db"
     policy = tmp_path / "policy.yaml"
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         policy.write_text(f"""\
 interval: 1s
 history: {{path: {db}}}

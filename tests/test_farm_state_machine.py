@@ -26,15 +26,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from sync.commands import restore_limits
 from sync.deadline import Deadline, make_client
+from sync.fakes.deadline import FakeDeadline
+from sync.fakes.farm import FakeFarm
 from sync.history import History
-from sync.jobshare import restore_records
 from sync.policy import LoadedPolicy, load_policy
 from sync.report import Feature, Report
+from sync.restore import restore
 from sync.service import Service
-from sync.sim.farm import SimFarm
-from sync.sim.server import SimServer
 from sync.sources import Source
 
 FARM = "farm-" + "ab" * 16
@@ -113,7 +112,7 @@ class Licenses(Source):
 def endpoint():
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    server = SimServer(SimFarm(FARM)).start()
+    server = FakeDeadline(FakeFarm(FARM)).start()
     # no retries and no client-side rate limiting: a fault is seen by the service at once
     client = make_client("us-west-2", server.url, max_attempts=0, retry_mode="standard")
     policy = Path(tempfile.mkdtemp(prefix="machine-")) / "policy.yaml"
@@ -128,7 +127,7 @@ def endpoint():
 
 
 class FarmMachine(RuleBasedStateMachine):
-    server: SimServer
+    server: FakeDeadline
     client: object
     loaded: LoadedPolicy  # parsed once: each example has a history of its own
     current: FarmMachine
@@ -137,7 +136,7 @@ class FarmMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.farm = SimFarm(FARM, now=T0, count_delay=0)
+        self.farm = FakeFarm(FARM, now=T0, count_delay=0)
         self.server.farm = self.farm
         self.server.faults.fail_next.clear()
         self.now = T0
@@ -327,10 +326,8 @@ class FarmMachine(RuleBasedStateMachine):
         self.farm.item_faults.clear()
         self.restoring = True
         svc = self._start()
-        records = list(svc.sharing.originals.values())
-        messages = restore_records(records, svc.deadline, svc.sharing, self.now)
-        assert not any("failed" in m for m in messages), messages
-        assert restore_limits(svc, self.now) == 0
+        done = restore(svc.memory, svc.writer, self.now, limits=True)
+        assert not done.failed, done.failed
         svc.history.close()
         for job_id, job in self.farm.jobs.items():
             if job.lifecycle_status != "ARCHIVED":

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 from sync.deadline import Deadline, make_client
+from sync.domain import Reason
+from sync.fakes.deadline import FakeDeadline, Faults
+from sync.fakes.farm import FakeError, FakeFarm
 from sync.history import History
 from sync.metrics import Metrics
 from sync.policy import load_policy
 from sync.service import Service
-from sync.sim.farm import SimError, SimFarm
-from sync.sim.server import Faults, SimServer
 from sync.sources import ToolSource
 from tests.test_e2e import free_port
 from tests.test_service import Clock, FakeSource
@@ -40,7 +41,7 @@ def counter(metrics: Metrics, name: str, **labels: str) -> float:
     return 0.0
 
 
-def policy_for(farms: list[SimFarm], tmp: Path, jobs: str = "none") -> Path:
+def policy_for(farms: list[FakeFarm], tmp: Path, jobs: str = "none") -> Path:
     lines = [f"history: {{path: {tmp / 'h.db'}}}", "farms:"]
     lines += [f"  - {{id: {f.farm_id}, region: us-west-2}}" for f in farms]
     lines += ["sources:", '  lic: {kind: flexlm, servers: ["27000@lic1"]}', "pools:"]
@@ -58,19 +59,19 @@ def policy_for(farms: list[SimFarm], tmp: Path, jobs: str = "none") -> Path:
     return path
 
 
-def farm_with_limit(max_count: int = 19) -> SimFarm:
-    farm = SimFarm(count_delay=0)
+def farm_with_limit(max_count: int = 19) -> FakeFarm:
+    farm = FakeFarm(count_delay=0)
     farm.add_queue_with_limit("amount.nuke", max_count)
     return farm
 
 
-def limit_of(farm: SimFarm) -> int:
+def limit_of(farm: FakeFarm) -> int:
     return next(iter(farm.limits.values())).max_count
 
 
 def service(
     policy: Path,
-    servers: dict[str, SimServer],
+    servers: dict[str, FakeDeadline],
     tmp: Path,
     *,
     history=True,
@@ -103,7 +104,7 @@ def service(
 
 def test_5xx_holds_the_last_value_then_recovers(aws_env, tmp_path):
     farm = farm_with_limit()
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
         svc.source_factory = None
         src = svc.sources["lic"]
@@ -126,7 +127,7 @@ def test_5xx_holds_the_last_value_then_recovers(aws_env, tmp_path):
 
 def test_slow_responses_time_out_and_hold(aws_env, tmp_path):
     farm = farm_with_limit()
-    with SimServer(farm, faults=Faults(latency=1.5)) as server:
+    with FakeDeadline(farm, faults=Faults(latency=1.5)) as server:
         svc = service(
             policy_for([farm], tmp_path),
             {farm.farm_id: server},
@@ -145,7 +146,7 @@ def test_slow_responses_time_out_and_hold(aws_env, tmp_path):
 
 def test_throttling_burst_is_absorbed(aws_env, tmp_path, retry_sleeps):
     farm = farm_with_limit()
-    with SimServer(farm, faults=Faults(throttle_first=2)) as server:
+    with FakeDeadline(farm, faults=Faults(throttle_first=2)) as server:
         svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path, attempts=5)
         assert svc.run_cycle().ok
         assert counter(svc.metrics, "license_sync_api_throttles_total") == 2
@@ -154,7 +155,10 @@ def test_throttling_burst_is_absorbed(aws_env, tmp_path, retry_sleeps):
 
 def test_access_denied_on_one_farm_of_two(aws_env, tmp_path):
     a, b = farm_with_limit(), farm_with_limit()
-    with SimServer(a) as sa, SimServer(b, faults=Faults(deny=frozenset({"ListLimits"}))) as sb:
+    with (
+        FakeDeadline(a) as sa,
+        FakeDeadline(b, faults=Faults(deny=frozenset({"ListLimits"}))) as sb,
+    ):
         svc = service(policy_for([a, b], tmp_path), {a.farm_id: sa, b.farm_id: sb}, tmp_path)
         r = svc.run_cycle()
         assert limit_of(a) == 20  # the healthy farm is synced
@@ -197,7 +201,7 @@ def test_batch_update_partial_failure_keeps_the_original(aws_env, tmp_path):
         return out
 
     farm.op_BatchUpdateJob = partial
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         svc = service(policy_for([farm], tmp_path, jobs="fair"), {farm.farm_id: server}, tmp_path)
         svc.sources["lic"].total = 10
         r = svc.run_cycle()
@@ -237,7 +241,7 @@ farms: [{{id: {farm.farm_id}, region: us-west-2}}]
 sources: {{lic: {{kind: flexlm, servers: ["27000@flex1"]}}}}
 pools: {{matlab: {{limit: amount.nuke, features: [{{source: lic, feature: MATLAB, vendor: MLM}}]}}}}
 """)
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         metrics = Metrics()
         svc = Service(
             load_policy(policy),
@@ -248,7 +252,7 @@ pools: {{matlab: {{limit: amount.nuke, features: [{{source: lic, feature: MATLAB
         r = svc.run_cycle()
     [d] = r.plan.decisions
     assert d.new is None or d.new < 19
-    assert "feature 'MATLAB' not in source 'lic'" in d.reason
+    assert d.why[0] == Reason.of("feature_missing", feature="MATLAB", source="lic")
 
 
 # -- policy faults --------------------------------------------------------------------------
@@ -256,7 +260,7 @@ pools: {{matlab: {{limit: amount.nuke, features: [{{source: lic, feature: MATLAB
 
 def test_atomic_rename_of_a_valid_policy_is_picked_up(aws_env, tmp_path):
     farm = farm_with_limit()
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         policy = policy_for([farm], tmp_path)
         svc = service(policy, {farm.farm_id: server}, tmp_path)
         svc.run_cycle()
@@ -314,7 +318,7 @@ def test_executable_paths_validated(exe, ok):
 
 def test_history_locked_by_a_reader_does_not_stop_syncing(aws_env, tmp_path):
     farm = farm_with_limit()
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
         blocker = sqlite3.connect(tmp_path / "h.db", timeout=0.1)
         blocker.execute("BEGIN EXCLUSIVE")
@@ -366,7 +370,7 @@ def test_disk_full_leaves_jobs_untouched(aws_env, tmp_path, small_disk):
     farm = farm_with_limit(10)
     q = next(iter(farm.associations))[0]
     job = farm.add_job(q, "a", tasks=40, amount="amount.nuke", max_worker_count=33)
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         policy = policy_for([farm], tmp_path, jobs="fair")
         policy.write_text(
             policy.read_text().replace(str(tmp_path / "h.db"), str(small_disk / "h.db"))
@@ -399,12 +403,12 @@ def test_corrupt_history_file(aws_env, tmp_path):
     farm = farm_with_limit(10)
     q = next(iter(farm.associations))[0]
     job = farm.add_job(q, "a", tasks=40, amount="amount.nuke", max_worker_count=33)
-    from sync.commands import open_history
+    from sync.app import open_history
 
     metrics = Metrics()
     assert open_history(str(tmp_path / "h.db"), 86400, metrics) is None
     assert counter(metrics, "license_sync_history_errors_total") == 1
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         svc = service(
             policy_for([farm], tmp_path, jobs="fair"),
             {farm.farm_id: server},
@@ -422,12 +426,12 @@ def test_corrupt_history_file(aws_env, tmp_path):
 # -- process faults -------------------------------------------------------------------------
 
 
-def run_proc(policy: Path, server: SimServer, tmp: Path, *extra: str) -> subprocess.Popen:
+def run_proc(policy: Path, server: FakeDeadline, tmp: Path, *extra: str) -> subprocess.Popen:
     status = tmp / "lmstat.txt"
     if not status.exists():
-        from sync.sim.license import SimFeature, SimLicenseServer
+        from sync.fakes.license import FakeFeature, FakeLicenseServer
 
-        status.write_text(SimLicenseServer(None, [SimFeature("nuke_r", 10)]).lmstat())
+        status.write_text(FakeLicenseServer(None, [FakeFeature("nuke_r", 10)]).lmstat())
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -453,7 +457,7 @@ def test_sigterm_mid_cycle_finishes_the_write(aws_env, tmp_path):
             entered.set()
             gate.wait(20)
 
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         server.before_op = hold_update
         policy = policy_for([farm], tmp_path)
         policy.write_text(policy.read_text() + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
@@ -505,7 +509,7 @@ def test_sigterm_stops_within_docker_stops_ten_seconds_while_a_write_hangs(aws_e
             hung.set()
             release.wait(120)  # far longer than a docker stop allows
 
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         server.before_op = hang_update
         policy = policy_for([farm], tmp_path)
         policy.write_text(policy.read_text() + f'metrics: {{address: "127.0.0.1:{free_port()}"}}\n')
@@ -530,7 +534,7 @@ def test_sigterm_stops_within_docker_stops_ten_seconds_while_a_write_hangs(aws_e
 
 def test_sighup_reloads_the_policy_without_waiting_for_the_interval(aws_env, tmp_path):
     farm = farm_with_limit()
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         policy = policy_for([farm], tmp_path)
         policy.write_text(
             policy.read_text() + f'interval: 1h\nmetrics: {{address: "127.0.0.1:{free_port()}"}}\n'
@@ -572,9 +576,9 @@ def test_kill_9_between_original_and_write_then_restart_and_restore(aws_env, tmp
         if op == "BatchUpdateJob":
             entered.set()
             release.wait(20)
-            raise SimError("InternalServerErrorException", "the caller is gone", 500)
+            raise FakeError("InternalServerErrorException", "the caller is gone", 500)
 
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         server.before_op = die_on_write
         policy = policy_for([farm], tmp_path, jobs="fair")
         p = run_proc(policy, server, tmp_path, "run")
@@ -626,7 +630,7 @@ def test_metrics_server_binds_only_where_configured(aws_env, tmp_path):
 
 def test_readyz_and_healthz_times(aws_env, tmp_path):
     farm = farm_with_limit()
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
         assert svc.ready() == (False, "no successful cycle yet")
         svc.run_cycle()

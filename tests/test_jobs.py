@@ -266,9 +266,9 @@ def test_explain_lists_the_jobs(world):
         "PATH": f"{Path(__file__).parent / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "FAKE_LM_OUTPUT": str(w.db.parent / "lm.txt"),
     }
-    from sync.sim.license import SimFeature, SimLicenseServer
+    from sync.fakes.license import FakeFeature, FakeLicenseServer
 
-    lic = SimLicenseServer(None, [SimFeature("nuke_r", 10)])
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 10)])
     (w.db.parent / "lm.txt").write_text(lic.lmstat())
     p = subprocess.run(
         [sys.executable, "-m", "sync", "explain", "--config", str(w.policy), "nuke"],

@@ -100,12 +100,12 @@ def test_promtool_check_rules_on_the_alerts():
 def live_exposition(tmp_path_factory):
     """/metrics of a service that ran cycles with every kind of series present."""
     from sync.deadline import Deadline, make_client
+    from sync.fakes.deadline import FakeDeadline, Faults
+    from sync.fakes.farm import FakeFarm
     from sync.history import History
     from sync.metrics import HealthServer, Metrics
     from sync.policy import load_policy
     from sync.service import Service
-    from sync.sim.farm import SimFarm
-    from sync.sim.server import Faults, SimServer
     from tests.test_jobs import POLICY
     from tests.test_service import Clock, FakeSource
 
@@ -113,11 +113,11 @@ def live_exposition(tmp_path_factory):
     env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    farm = SimFarm(count_delay=0)
+    farm = FakeFarm(count_delay=0)
     q, _ = farm.add_queue_with_limit("amount.nuke", 10)
     farm.add_job(q, "a", tasks=20, amount="amount.nuke")
     try:
-        with SimServer(farm, faults=Faults(throttle_first=1)) as server:
+        with FakeDeadline(farm, faults=Faults(throttle_first=1)) as server:
             (tmp / "p.yaml").write_text(
                 POLICY.format(history=tmp / "h.db", farm=farm.farm_id, policy="fair")
             )
@@ -363,15 +363,15 @@ def healthcheck() -> list[str]:
 
 def test_container_entrypoint_runs_and_its_healthcheck_passes(aws_env, tmp_path):
     """The ENTRYPOINT's exact argv, with the policy file the container would mount."""
-    from sync.sim.farm import SimFarm
-    from sync.sim.server import SimServer
+    from sync.fakes.deadline import FakeDeadline
+    from sync.fakes.farm import FakeFarm
 
     argv = entrypoint()
     assert argv == ["license-sync", "run", "--config", "/config/policy.yaml"]
-    farm = SimFarm(count_delay=0)
+    farm = FakeFarm(count_delay=0)
     farm.add_queue_with_limit("amount.nuke", 5)
     policy = tmp_path / "policy.yaml"
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         policy.write_text(f"""\
 interval: 1s
 history: {{path: {tmp_path / "data" / "license-sync.db"}}}
@@ -404,13 +404,13 @@ pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}
 
 
 def test_json_logs_carry_pool_limit_and_reason(aws_env, tmp_path):
-    from sync.sim.farm import SimFarm
-    from sync.sim.server import SimServer
+    from sync.fakes.deadline import FakeDeadline
+    from sync.fakes.farm import FakeFarm
 
-    farm = SimFarm(count_delay=0)
+    farm = FakeFarm(count_delay=0)
     farm.add_queue_with_limit("amount.nuke", 9)
     policy = tmp_path / "policy.yaml"
-    with SimServer(farm) as server:
+    with FakeDeadline(farm) as server:
         policy.write_text(f"""\
 history: {{path: {tmp_path / "h.db"}}}
 farms: [{{id: {farm.farm_id}, region: us-west-2}}]

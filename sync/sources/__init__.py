@@ -7,26 +7,22 @@ the thin edge that runs the tool through an injected `run`, so tests can hand th
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sync.errors import ParseError, SourceError
+from sync.policy import (
+    CommandSourceConfig,
+    FlexlmSourceConfig,
+    RlmSourceConfig,
+    StaticSourceConfig,
+)
 from sync.report import Feature, Report, Server, down_report, report_from_dict
 from sync.sources import flexlm, rlm
 from sync.sources.runner import Runner, run_tool
 
-SERVER_RE = re.compile(r"^\d{1,5}@[A-Za-z0-9._-]+$")
 DEFAULT_TIMEOUT = 20.0
-
-
-def check_server_spec(spec: str) -> str:
-    """Validate `port@host` (or a comma list of them, a FlexLM triad); return it stripped."""
-    parts = [p.strip() for p in spec.split(",")]
-    for p in parts:
-        if not SERVER_RE.match(p) or not 0 < int(p.split("@")[0]) < 65536:
-            raise ValueError(f"{p!r} is not port@host (e.g. 27000@lic1)")
-    return ",".join(parts)
 
 
 def _servers_of(spec: str) -> tuple[Server, ...]:
@@ -166,20 +162,15 @@ class StaticSource(Source):
         )
 
 
-@dataclass
-class CallableSource(Source):
-    """A source backed by a function returning text (the demo's simulated server)."""
-
-    name: str
-    kind: str
-    produce: Callable[[], str]
-
-    def read(self) -> Report:
-        parse = flexlm.parse if self.kind == "flexlm" else rlm.parse
-        try:
-            return parse(self.produce())
-        except (ParseError, SourceError) as e:
-            return down_report(self.kind, str(e))
+def source_for(name: str, cfg: Any) -> Source:
+    """The reader for one `sources:` entry of the policy."""
+    if isinstance(cfg, FlexlmSourceConfig | RlmSourceConfig):
+        return ToolSource(name, cfg.kind, list(cfg.servers), cfg.executable, cfg.timeout)
+    if isinstance(cfg, CommandSourceConfig):
+        return CommandSource(name, list(cfg.command), cfg.timeout)
+    if isinstance(cfg, StaticSourceConfig):
+        return StaticSource(name, dict(cfg.features))
+    raise TypeError(f"unknown source config {cfg!r}")
 
 
 def parse_text(text: str, fmt: str) -> Report:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sync.errors import ParseError
 from sync.report import Checkout, Feature, Report, Reservation, Server, Vendor
@@ -25,7 +25,6 @@ _SERVER_DOWN = re.compile(
     r"License server machine is down)[^\n]*)"
 )
 _WHOLE_DOWN = re.compile(r"^(?:Error getting status:|lmgrd is not running:)\s*(?P<msg>.*)$")
-_VENDOR_SECTION = re.compile(r"^Vendor daemon status \(on (?P<host>[^)]*)\)")
 _VENDOR_UP = re.compile(r"^(?P<name>[\w.\-]+): (?P<st>UP|DOWN)\b\s*(?P<ver>v\S+)?")
 _VENDOR_DOWN = re.compile(r"^(?P<name>[\w.\-]+): (?P<msg>The desired vendor daemon is down.*)$")
 _USERS = re.compile(r"^Users of (?P<feat>[^:\s][^:]*?):\s*\((?P<body>.*)\)\s*$")
@@ -305,86 +304,80 @@ def parse(text: str) -> Report:
 def _parse(text: str) -> Report:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    segments = _SEGMENT.split("\n" + text + "\n")
-
-    seen_banner = False
-    server_order: list[tuple[str, int | None]] = []
-    servers: dict[str, Server] = {}
-    vendors: dict[str, Vendor] = {}
+    head = _Header()
     features: list[Feature] = []
     errors: list[str] = []
-    whole_down: str | None = None
-    current_vendor: str | None = None
-    seen_usage = False
-
-    for seg in segments:
+    for seg in _SEGMENT.split("\n" + text + "\n"):
         if seg.startswith("Users of "):
-            head, _nl, body = seg.partition("\n")
-            m = _USERS.match(head.strip())
+            first, _nl, body = seg.partition("\n")
+            m = _USERS.match(first.strip())
             if m is not None:
-                seen_usage = True
-                features.append(_read_block(m, "\n" + body, current_vendor, errors))
+                head.seen_usage = True
+                features.append(_read_block(m, "\n" + body, head.current_vendor, errors))
                 continue
         for raw in seg.split("\n"):
             line = raw.strip()
-            if not line:
-                continue
-            if not seen_banner and _BANNER.search(line):
-                seen_banner = True
-                continue
-            if line.startswith("License server status:"):
-                m = _STATUS.match(line)
-                if m is not None:
-                    server_order = _server_list(m.group("list"))
-                continue
-            m = _WHOLE_DOWN.match(line)
-            if m is not None:
-                whole_down = line
-                continue
-            m = _SERVER_UP.match(line)
-            if m is not None:
-                host = m.group("host")
-                servers[host] = Server(host, None, "up", master=m.group("role") == "MASTER")
-                continue
-            m = _SERVER_DOWN.match(line)
-            if m is not None:
-                host = m.group("host")
-                servers[host] = Server(host, None, "down", master=False, message=m.group("msg"))
-                continue
-            m = _VENDOR_DOWN.match(line)
-            if m is not None:
-                vendors[m.group("name")] = Vendor(m.group("name"), "down", message=m.group("msg"))
-                current_vendor = m.group("name")
-                continue
-            m = _VENDOR_UP.match(line)
-            if m is not None:
-                name = m.group("name")
-                status = "up" if m.group("st") == "UP" else "down"
-                vendors[name] = Vendor(name, status, m.group("ver"))
-                current_vendor = name
-                continue
-            # Anything else (file paths, prompts, the command line, lmgrd chatter) carries
-            # nothing we need: lmstat output is matched on content.
-
-    if not (seen_banner or server_order or servers or seen_usage or whole_down):
+            if line:
+                head.read(line)
+    if not (
+        head.seen_banner or head.server_order or head.servers or head.seen_usage or head.whole_down
+    ):
         raise ParseError("no lmstat output found (no banner, server status or 'Users of' line)")
-
-    server_list = _merge_servers(server_order, servers, whole_down)
-    if whole_down is not None and not seen_usage:
+    server_list = _merge_servers(head.server_order, head.servers, head.whole_down)
+    if head.whole_down is not None and not head.seen_usage:
         up = False
-        errors.insert(0, whole_down)
+        errors.insert(0, head.whole_down)
     else:
-        up = _quorum(server_list) or seen_usage
+        up = _quorum(server_list) or head.seen_usage
         if not up:
             errors.insert(0, "no license server of the list answered")
     return Report(
         format=FORMAT,
         up=up,
         servers=tuple(server_list),
-        vendors=tuple(vendors.values()),
+        vendors=tuple(head.vendors.values()),
         features=tuple(features),
         errors=tuple(errors),
     )
+
+
+@dataclass
+class _Header:
+    """What the lines outside the "Users of" blocks say: servers, vendor daemons, banner."""
+
+    seen_banner: bool = False
+    seen_usage: bool = False
+    server_order: list[tuple[str, int | None]] = field(default_factory=list)
+    servers: dict[str, Server] = field(default_factory=dict)
+    vendors: dict[str, Vendor] = field(default_factory=dict)
+    whole_down: str | None = None
+    current_vendor: str | None = None
+
+    def read(self, line: str) -> None:
+        # Anything not matched (file paths, prompts, the command line, lmgrd chatter)
+        # carries nothing we need: lmstat output is matched on content.
+        if not self.seen_banner and _BANNER.search(line):
+            self.seen_banner = True
+        elif line.startswith("License server status:"):
+            m = _STATUS.match(line)
+            if m is not None:
+                self.server_order = _server_list(m.group("list"))
+        elif _WHOLE_DOWN.match(line):
+            self.whole_down = line
+        elif m := _SERVER_UP.match(line):
+            host = m.group("host")
+            self.servers[host] = Server(host, None, "up", master=m.group("role") == "MASTER")
+        elif m := _SERVER_DOWN.match(line):
+            host = m.group("host")
+            self.servers[host] = Server(host, None, "down", master=False, message=m.group("msg"))
+        elif m := _VENDOR_DOWN.match(line):
+            self.vendors[m.group("name")] = Vendor(m.group("name"), "down", message=m.group("msg"))
+            self.current_vendor = m.group("name")
+        elif m := _VENDOR_UP.match(line):
+            name = m.group("name")
+            status = "up" if m.group("st") == "UP" else "down"
+            self.vendors[name] = Vendor(name, status, m.group("ver"))
+            self.current_vendor = name
 
 
 def _merge_servers(

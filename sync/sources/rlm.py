@@ -51,156 +51,150 @@ class _Product:
 
 def parse(text: str) -> Report:
     """Parse `rlmstat -a` (or `-a -i isv`) output into a `Report`; `ParseError` if it is not."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    servers: list[Server] = []
-    vendors: dict[str, Vendor] = {}
-    products: dict[tuple[str, str, str], _Product] = {}
-    errors: list[str] = []
-    connect_error: list[str] = []
-    in_isv_table = False
+    scan = _Scan()
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = raw.strip()
+        if line:
+            scan.read(line)
+    return scan.report()
+
+
+@dataclass
+class _Scan:
+    """rlmstat output, line by line: where we are (a section of an ISV) and what it said."""
+
+    servers: list[Server] = field(default_factory=list)
+    vendors: dict[str, Vendor] = field(default_factory=dict)
+    products: dict[tuple[str, str, str], _Product] = field(default_factory=dict)
+    connect_error: list[str] = field(default_factory=list)
+    recognised: bool = False
+    in_isv_table: bool = False
     section: str | None = None  # "pool" | "usage"
     isv: str | None = None
     current: _Product | None = None
-    recognised = False
 
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        if connect_error and not recognised and not _RLM_STATUS.match(line):
-            connect_error.append(line)
-            continue
-        m = _ERROR.match(line)
-        if m is not None:
-            connect_error.append(line)
-            continue
-        m = _RLM_STATUS.match(line)
-        if m is not None:
-            recognised = True
-            servers.append(Server(m.group("host"), int(m.group("port")), "up", master=None))
-            continue
-        if _ISV_TABLE.match(line):
-            recognised = True
-            in_isv_table = True
-            continue
-        if in_isv_table:
-            if line.lower().startswith("name") and "port" in line.lower():
-                continue
-            m = _ISV_ROW.match(line)
-            if m is not None:
-                running = m.group("running").lower() == "yes"
-                name = m.group("name")
-                vendors[name] = Vendor(
-                    name,
-                    "up" if running else "down",
-                    None,
-                    None if running else "ISV server not running",
-                )
-                continue
-            in_isv_table = False
-        m = _POOL_SECTION.match(line)
-        if m is not None:
-            recognised = True
-            section, isv, current = "pool", m.group("isv"), None
-            vendors.setdefault(isv, Vendor(isv, "up"))
-            continue
-        m = _USAGE_SECTION.match(line)
-        if m is not None:
-            recognised = True
-            section, isv, current = "usage", m.group("isv"), None
-            vendors.setdefault(isv, Vendor(isv, "up"))
-            continue
+    def read(self, line: str) -> None:
+        if self.connect_error and not self.recognised and not _RLM_STATUS.match(line):
+            self.connect_error.append(line)
+        elif _ERROR.match(line):
+            self.connect_error.append(line)
+        elif m := _RLM_STATUS.match(line):
+            self.recognised = True
+            self.servers.append(Server(m.group("host"), int(m.group("port")), "up", master=None))
+        elif _ISV_TABLE.match(line):
+            self.recognised = self.in_isv_table = True
+        elif not (self.in_isv_table and self._isv_row(line)) and not self._section(line):
+            if self.section == "pool" and self.isv is not None:
+                self._pool_line(line)
+            elif self.section == "usage" and self.isv is not None:
+                self._usage_line(line)
+
+    def _isv_row(self, line: str) -> bool:
+        if line.lower().startswith("name") and "port" in line.lower():
+            return True
+        m = _ISV_ROW.match(line)
+        if m is None:
+            self.in_isv_table = False
+            return False
+        running = m.group("running").lower() == "yes"
+        name = m.group("name")
+        message = None if running else "ISV server not running"
+        self.vendors[name] = Vendor(name, "up" if running else "down", None, message)
+        return True
+
+    def _section(self, line: str) -> bool:
+        """A pool or usage section's heading, or an ISV's status line."""
+        for kind, pattern in (("pool", _POOL_SECTION), ("usage", _USAGE_SECTION)):
+            if m := pattern.match(line):
+                self.recognised = True
+                self.section, self.isv, self.current = kind, m.group("isv"), None
+                self.vendors.setdefault(self.isv, Vendor(self.isv, "up"))
+                return True
         m = _ISV_STATUS.match(line)
-        if m is not None and "license" not in line:
-            recognised = True
-            name = m.group("isv")
-            old = vendors.get(name)
-            vendors[name] = Vendor(name, "up", old.version if old else None)
-            section, current = None, None
-            continue
-        if section == "pool" and isv is not None:
-            m = _PRODUCT.match(line)
-            if m is not None:
-                key = (isv, m.group("prod"), m.group("ver"))
-                current = products.get(key)
-                if current is None:
-                    current = products[key] = _Product(isv, m.group("prod"), m.group("ver"))
-                if m.group("pool"):
-                    current.pools.append(int(m.group("pool")))
-                continue
-            if current is not None:
-                m = _COUNT.match(line)
-                if m is not None:
-                    if current.total is not None:
-                        current.total += int(m.group("count"))
-                    current.in_use += int(m.group("inuse"))
-                    current.reserved += int(m.group("res"))
-                    if m.group("exp"):
-                        exp = normalise_expiry(m.group("exp"))
-                        if exp:
-                            current.expires.append(exp)
-                    continue
-                if line.lower().startswith("token-based license"):
-                    current.token_based = True
-                    current.total = None
-                    continue
-                if line.startswith("obsolete:"):
-                    continue
-        if section == "usage" and isv is not None:
-            m = _USAGE.match(line)
-            if m is not None:
-                key = (isv, m.group("prod"), m.group("ver"))
-                prod = products.get(key)
-                if prod is None:
-                    prod = products[key] = _Product(isv, m.group("prod"), m.group("ver"))
-                handle = m.group("handle")
-                host = m.group("host")
-                prod.checkouts.append(
-                    Checkout(
-                        m.group("who"),
-                        host,
-                        host,
-                        None,
-                        None,
-                        None,
-                        int(handle, 16) if handle else None,
-                        m.group("when"),
-                        int(m.group("count")),
-                        None,
-                        None,
-                    )
-                )
-                continue
+        if m is None or "license" in line:
+            return False
+        self.recognised = True
+        name = m.group("isv")
+        old = self.vendors.get(name)
+        self.vendors[name] = Vendor(name, "up", old.version if old else None)
+        self.section, self.current = None, None
+        return True
 
-    if connect_error and not recognised:
-        return Report(format=FORMAT, up=False, errors=(" ".join(connect_error),))
-    if not recognised:
-        raise ParseError("no rlmstat output found (no 'rlm status on', ISV or pool section)")
-    if connect_error:
-        errors.append(" ".join(connect_error))
+    def _product(self, name: str, version: str) -> _Product:
+        assert self.isv is not None
+        key = (self.isv, name, version)
+        if key not in self.products:
+            self.products[key] = _Product(self.isv, name, version)
+        return self.products[key]
 
-    features = []
-    for p in products.values():
-        dated = sorted(e for e in p.expires if e[:4].isdigit())
-        features.append(
-            Feature(
-                vendor=p.isv,
-                feature=p.product,
-                version=p.version,
-                total=p.total,
-                # a token-based product has no count line: its use is what the usage lists
-                in_use=sum(c.count for c in p.checkouts) if p.token_based else p.in_use,
-                reserved=p.reserved,
-                expires=dated[0] if dated else (p.expires[0] if p.expires else None),
-                checkouts=tuple(p.checkouts),
-                pools=tuple(p.pools),
+    def _pool_line(self, line: str) -> None:
+        if m := _PRODUCT.match(line):
+            self.current = self._product(m.group("prod"), m.group("ver"))
+            if m.group("pool"):
+                self.current.pools.append(int(m.group("pool")))
+            return
+        p = self.current
+        if p is None:
+            return
+        if m := _COUNT.match(line):
+            if p.total is not None:
+                p.total += int(m.group("count"))
+            p.in_use += int(m.group("inuse"))
+            p.reserved += int(m.group("res"))
+            exp = normalise_expiry(m.group("exp")) if m.group("exp") else None
+            if exp:
+                p.expires.append(exp)
+        elif line.lower().startswith("token-based license"):
+            p.token_based, p.total = True, None
+
+    def _usage_line(self, line: str) -> None:
+        m = _USAGE.match(line)
+        if m is None:
+            return
+        handle, host = m.group("handle"), m.group("host")
+        self._product(m.group("prod"), m.group("ver")).checkouts.append(
+            Checkout(
+                m.group("who"),
+                host,
+                host,
+                None,
+                None,
+                None,
+                int(handle, 16) if handle else None,
+                m.group("when"),
+                int(m.group("count")),
+                None,
+                None,
             )
         )
-    return Report(
-        format=FORMAT,
-        up=True,
-        servers=tuple(servers),
-        vendors=tuple(vendors.values()),
-        features=tuple(features),
-        errors=tuple(errors),
+
+    def report(self) -> Report:
+        if self.connect_error and not self.recognised:
+            return Report(format=FORMAT, up=False, errors=(" ".join(self.connect_error),))
+        if not self.recognised:
+            raise ParseError("no rlmstat output found (no 'rlm status on', ISV or pool section)")
+        errors = (" ".join(self.connect_error),) if self.connect_error else ()
+        return Report(
+            format=FORMAT,
+            up=True,
+            servers=tuple(self.servers),
+            vendors=tuple(self.vendors.values()),
+            features=tuple(_feature(p) for p in self.products.values()),
+            errors=errors,
+        )
+
+
+def _feature(p: _Product) -> Feature:
+    dated = sorted(e for e in p.expires if e[:4].isdigit())
+    return Feature(
+        vendor=p.isv,
+        feature=p.product,
+        version=p.version,
+        total=p.total,
+        # a token-based product has no count line: its use is what the usage lists
+        in_use=sum(c.count for c in p.checkouts) if p.token_based else p.in_use,
+        reserved=p.reserved,
+        expires=dated[0] if dated else (p.expires[0] if p.expires else None),
+        checkouts=tuple(p.checkouts),
+        pools=tuple(p.pools),
     )

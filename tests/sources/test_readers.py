@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from sync.errors import SourceError
+from sync.policy import check_server_spec
 from sync.sources import (
     CommandSource,
     StaticSource,
     ToolSource,
-    check_server_spec,
     parse_command_output,
 )
 from sync.sources.runner import RunResult, run_tool

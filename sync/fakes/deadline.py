@@ -26,7 +26,7 @@ import botocore.session
 from botocore.model import OperationModel, Shape
 from botocore.validate import ParamValidator
 
-from sync.sim.farm import SimError, SimFarm
+from sync.fakes.farm import FakeError, FakeFarm
 
 
 @dataclass
@@ -150,14 +150,14 @@ class DeadlineModel:
                 params[name] = body[wire]
         unknown = set(body) - {m.serialization.get("name", n) for n, m in shape.members.items()}
         if unknown:
-            raise SimError("ValidationException", f"unknown fields {sorted(unknown)}")
+            raise FakeError("ValidationException", f"unknown fields {sorted(unknown)}")
         report = self.validator.validate(params, shape)
         if report.has_errors():
-            raise SimError("ValidationException", report.generate_report())
+            raise FakeError("ValidationException", report.generate_report())
         errors: list[str] = []
         check_shape(shape, params, op.name, errors)
         if errors:
-            raise SimError("ValidationException", "; ".join(errors))
+            raise FakeError("ValidationException", "; ".join(errors))
         return params
 
 
@@ -167,12 +167,12 @@ def _json_default(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
-class SimServer:
-    """`SimFarm` behind real HTTP. Use as a context manager, or `start()`/`stop()`."""
+class FakeDeadline:
+    """`FakeFarm` behind real HTTP. Use as a context manager, or `start()`/`stop()`."""
 
     def __init__(
         self,
-        farm: SimFarm,
+        farm: FakeFarm,
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
@@ -183,7 +183,7 @@ class SimServer:
         self.model = DeadlineModel()
         self.license_text = license_text  # (kind, server) -> str
         self.calls: dict[str, int] = {}
-        # called with the operation's name before it is handled; may block or raise SimError
+        # called with the operation's name before it is handled; may block or raise FakeError
         self.before_op: Any = None
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
@@ -230,7 +230,7 @@ class SimServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> SimServer:
+    def start(self) -> FakeDeadline:
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.05,), name="sim-deadline", daemon=True
         )
@@ -241,7 +241,7 @@ class SimServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self) -> FakeDeadline:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -293,7 +293,7 @@ class SimServer:
             body = json.loads(raw) if raw else {}
             params = self.model.params(op, path_params, parse_qs(url.query), body, h.headers)
             result = self.farm.call(op.name, params)
-        except SimError as e:
+        except FakeError as e:
             return self._error(h, e.code, str(e), e.status, e.reason)
         except ValueError as e:
             return self._error(h, "ValidationException", str(e), 400)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sync.sim.farm import SimFarm
-from sync.sim.license import SimFeature, SimLicenseServer
+from sync.fakes.farm import FakeFarm
+from sync.fakes.license import FakeFeature, FakeLicenseServer
 
 
 def test_the_clock_and_lmstat_readers_never_deadlock():
-    farm = SimFarm(count_delay=0)
+    farm = FakeFarm(count_delay=0)
     q, _ = farm.add_queue_with_limit("amount.nuke", 50)
-    lic = SimLicenseServer(farm, [SimFeature("nuke_r", 20, "amount.nuke")])
+    lic = FakeLicenseServer(farm, [FakeFeature("nuke_r", 20, "amount.nuke")])
     t0 = datetime(2026, 11, 25, tzinfo=UTC)
     done = []
 

@@ -1,6 +1,6 @@
 """The Deadline operations the fake farm answers, with the errors the service documents.
 
-Input has been checked against the service model before it gets here (`sync.sim.server`);
+Input has been checked against the service model before it gets here (`sync.fakes.deadline`);
 these methods keep the rules of state: DeleteQueueLimitAssociation only from STOPPED,
 DeleteLimit only without associations, an archived job takes no update, and a repeated
 `clientToken` returns the first answer without doing the work again.
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import threading
 
-    from sync.sim.farm import Job, Limit, Step
+    from sync.fakes.model import Job, Limit, Step
 
 
-class SimError(Exception):
+class FakeError(Exception):
     """An API error the endpoint returns as AWS would."""
 
     def __init__(self, code: str, message: str, status: int = 400, reason: str | None = None):
@@ -27,18 +27,18 @@ class SimError(Exception):
         self.reason = reason
 
 
-def _not_found(what: str) -> SimError:
-    return SimError("ResourceNotFoundException", f"{what} not found", 404)
+def _not_found(what: str) -> FakeError:
+    return FakeError("ResourceNotFoundException", f"{what} not found", 404)
 
 
-def _conflict(message: str, reason: str) -> SimError:
-    return SimError("ConflictException", message, 409, reason)
+def _conflict(message: str, reason: str) -> FakeError:
+    return FakeError("ConflictException", message, 409, reason)
 
 
 class FarmOperations:
-    """The `op_<Operation>` methods of `SimFarm`; `call` runs one by name."""
+    """The `op_<Operation>` methods of `FakeFarm`; `call` runs one by name."""
 
-    if TYPE_CHECKING:  # what SimFarm provides
+    if TYPE_CHECKING:  # what FakeFarm provides
         farm_id: str
         lock: threading.RLock
         now: datetime
@@ -60,7 +60,7 @@ class FarmOperations:
     def call(self, operation: str, p: dict[str, Any]) -> dict[str, Any]:
         handler = getattr(self, f"op_{operation}", None)
         if handler is None:
-            raise SimError("UnknownOperationException", f"{operation} is not simulated", 501)
+            raise FakeError("UnknownOperationException", f"{operation} is not simulated", 501)
         with self.lock:
             token = p.get("clientToken")
             if token is not None and (operation, token) in self.tokens:
@@ -125,7 +125,7 @@ class FarmOperations:
     def op_CreateLimit(self, p: dict[str, Any]) -> dict[str, Any]:
         self._farm(p["farmId"])
         if not p["amountRequirementName"].startswith("amount."):
-            raise SimError("ValidationException", "amountRequirementName must start with amount.")
+            raise FakeError("ValidationException", "amountRequirementName must start with amount.")
         _valid_count("maxCount", p["maxCount"])
         lid = self.add_limit(p["amountRequirementName"], p["maxCount"], p["displayName"])
         self.limits[lid].description = p.get("description", "")
@@ -262,7 +262,7 @@ class FarmOperations:
             try:
                 job = self._job(ident["farmId"], ident["queueId"], ident["jobId"])
                 jobs.append(self._job_dict(job, full=True))
-            except SimError as e:
+            except FakeError as e:
                 errors.append({**ident, "code": e.code, "message": str(e)})
         return {"jobs": jobs, "errors": errors}
 
@@ -314,7 +314,7 @@ class FarmOperations:
                         "farmId": self.farm_id,
                     }
                 )
-            except SimError as e:
+            except FakeError as e:
                 errors.append({**ident, "code": e.code, "message": str(e)})
         return {"steps": steps, "errors": errors}
 
@@ -329,7 +329,7 @@ class FarmOperations:
             try:
                 _injected(self.item_faults.get(item["jobId"]))
                 self._update_job(self._job(item["farmId"], item["queueId"], item["jobId"]), item)
-            except SimError as e:
+            except FakeError as e:
                 ident = {k: item[k] for k in ("farmId", "queueId", "jobId")}
                 errors.append({**ident, "code": e.code, "message": str(e)})
         self.writes.append(("BatchUpdateJob", {"count": len(p["jobs"]), "jobs": p["jobs"]}))
@@ -358,15 +358,15 @@ class FarmOperations:
 
 
 def _injected(code: str | None) -> None:
-    """A per-item error a test asked for (`SimFarm.item_faults`)."""
+    """A per-item error a test asked for (`FakeFarm.item_faults`)."""
     if code is not None:
-        raise SimError(code, f"injected {code}")
+        raise FakeError(code, f"injected {code}")
 
 
 def _valid_count(name: str, value: int) -> None:
     # the model allows -1 and up; the documentation rules out 0
     if value == 0:
-        raise SimError("ValidationException", f"{name} 0 is not valid: use -1 or 1 and above")
+        raise FakeError("ValidationException", f"{name} 0 is not valid: use -1 or 1 and above")
 
 
 def _counts(tasks: list[Any]) -> dict[str, int]:
@@ -398,13 +398,13 @@ _COMPARE = {
 def _field(name: str) -> str:
     field = _FIELDS.get(name)
     if field is None:
-        raise SimError("ValidationException", f"unknown field name {name!r}")
+        raise FakeError("ValidationException", f"unknown field name {name!r}")
     return field
 
 
 def _compare(operator: str, a: Any, b: Any) -> bool:
     if operator not in _COMPARE:
-        raise SimError("ValidationException", f"operator {operator} not simulated")
+        raise FakeError("ValidationException", f"operator {operator} not simulated")
     return bool(_COMPARE[operator](a, b))
 
 
@@ -423,10 +423,10 @@ def _matches(expr: dict[str, Any] | None, job: dict[str, Any]) -> bool:
             df = f["dateTimeFilter"]
             value = job[_field(df["name"])]
             if not isinstance(value, datetime):
-                raise SimError("ValidationException", f"{df['name']} is not a date-time field")
+                raise FakeError("ValidationException", f"{df['name']} is not a date-time field")
             results.append(_compare(df["operator"], value, _datetime(df["dateTime"])))
         else:
-            raise SimError("ValidationException", "only string, date-time and group filters")
+            raise FakeError("ValidationException", "only string, date-time and group filters")
     return all(results) if expr["operator"] == "AND" else any(results)
 
 
@@ -439,7 +439,7 @@ def _datetime(value: Any) -> datetime:
 
 def _sort_key(sort: dict[str, Any]) -> Any:
     if "fieldSort" not in sort:
-        raise SimError("ValidationException", "only fieldSort is simulated")
+        raise FakeError("ValidationException", "only fieldSort is simulated")
     field = _field(sort["fieldSort"]["name"])
     return lambda j: j[field]
 
@@ -451,7 +451,7 @@ def _descending(sort: dict[str, Any]) -> bool:
 def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:
     token = p.get("nextToken") or "0"
     if not token.isdigit():
-        raise SimError("ValidationException", f"nextToken {token!r} is not a token we gave")
+        raise FakeError("ValidationException", f"nextToken {token!r} is not a token we gave")
     start = int(token)
     size = int(p.get("maxResults") or 100)
     out: dict[str, Any] = {key: items[start : start + size]}

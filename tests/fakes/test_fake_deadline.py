@@ -11,8 +11,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sync.sim.farm import SimFarm
-from sync.sim.server import Faults, SimServer
+from sync.fakes.deadline import FakeDeadline, Faults
+from sync.fakes.farm import FakeFarm
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 NOT_A_FARM = "farm-" + "0" * 32
@@ -20,8 +20,8 @@ NOT_A_FARM = "farm-" + "0" * 32
 
 @pytest.fixture
 def fake(aws_env):
-    farm = SimFarm(count_delay=0, now=T0)
-    with SimServer(farm) as server:
+    farm = FakeFarm(count_delay=0, now=T0)
+    with FakeDeadline(farm) as server:
         client = boto3.session.Session().client(
             "deadline",
             region_name="us-west-2",
@@ -113,7 +113,7 @@ def _lim(i):
     return {"farmId": i["farmId"], "limitId": i["limitId"]}
 
 
-CASES = list(_calls(SimFarm(), {"farmId": "", "queueId": "", "limitId": ""}, "").keys())
+CASES = list(_calls(FakeFarm(), {"farmId": "", "queueId": "", "limitId": ""}, "").keys())
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -362,9 +362,9 @@ def test_search_jobs_narrows_by_creation_time_and_sorts(fake):
 
 
 def test_injected_faults_answer_once_then_the_call_works(aws_env):
-    farm = SimFarm(count_delay=0)
+    farm = FakeFarm(count_delay=0)
     farm.add_queue_with_limit("amount.nuke", 3)
-    with SimServer(farm, faults=Faults(fail_next={"ListLimits": ["ConflictException"]})) as s:
+    with FakeDeadline(farm, faults=Faults(fail_next={"ListLimits": ["ConflictException"]})) as s:
         client = boto3.session.Session().client(
             "deadline",
             region_name="us-west-2",

@@ -8,11 +8,11 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sync.sim.farm import SimFarm
+from sync.fakes.farm import FakeFarm
 
 
 @dataclass
-class SimFeature:
+class FakeFeature:
     name: str
     total: int
     amount: str | None = None  # the Deadline amount whose running tasks hold this feature
@@ -21,13 +21,13 @@ class SimFeature:
     artists: list[tuple[str, str, int]] = field(default_factory=list)  # (user, host, count)
 
 
-class SimLicenseServer:
+class FakeLicenseServer:
     """Features with totals; artists set by hand (tests) or by a random walk (demo)."""
 
     def __init__(
         self,
-        farm: SimFarm | None,
-        features: list[SimFeature],
+        farm: FakeFarm | None,
+        features: list[FakeFeature],
         host: str = "lic1",
         port: int = 27000,
         seed: int = 3,
@@ -48,14 +48,14 @@ class SimLicenseServer:
         with self.lock:
             self.features[feature].artists = [(f"{prefix}{i}", f"ws{i:03d}", 1) for i in range(n)]
 
-    def farm_use(self, f: SimFeature) -> list[tuple[str, str, int]]:
+    def farm_use(self, f: FakeFeature) -> list[tuple[str, str, int]]:
         if self.farm is None or f.amount is None:
             return []
         with self.farm.lock:
             holders = self.farm.holders(f.amount)
         return [("render", f"render-{i:03d}", 1) for i, _ in enumerate(holders)]
 
-    def in_use(self, f: SimFeature) -> int:
+    def in_use(self, f: FakeFeature) -> int:
         return sum(c for _, _, c in f.artists) + len(self.farm_use(f))
 
     def can_checkout(self, amount: str) -> bool:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync.allocation import allocate
+from sync.domain import JobDemand
 from sync.policy import JobsPolicy
-from sync.sharing import JobDemand, allocate
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -39,7 +39,7 @@ def write_wrapper(path: str, sim_url: str) -> str:
             f"#!{sys.executable}\n"
             "import os, sys\n"
             f"os.environ.setdefault('LICENSE_SYNC_SIM_URL', {sim_url!r})\n"
-            "from sync.sim.lmutil import main\n"
+            "from sync.fakes.lmutil import main\n"
             "sys.exit(main())\n"
         )
     os.chmod(path, 0o755)

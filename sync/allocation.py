@@ -1,4 +1,5 @@
-"""Sharing one limit's maxCount between the jobs that need it (docs/design.md). Pure.
+"""Sharing one limit's maxCount between the jobs that need it (docs/design.md,
+"Sharing a pool between jobs"). Pure.
 
 Everything is counted in the limit's units: a task of a step requiring
 `amount.nuke` with `min: 2` holds 2. A job's cap is in workers (`maxWorkerCount`).
@@ -9,39 +10,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 
+from sync.domain import Allocation, JobDemand, Reason
 from sync.policy import JobsPolicy, Selector
-
-ACTIVE_TASK_STATES = ("READY", "ASSIGNED", "SCHEDULED", "STARTING", "RUNNING")
-FINISHED_JOB_STATES = ("SUCCEEDED", "FAILED", "CANCELED", "SUSPENDED", "NOT_COMPATIBLE")
-
-
-@dataclass(frozen=True, slots=True)
-class JobDemand:
-    job_id: str
-    queue_id: str
-    name: str
-    created_by: str
-    created_at: datetime
-    priority: int
-    units: int  # units one task holds
-    tasks: int  # tasks wanting to run now
-    max_worker_count: int  # -1 = unlimited
-
-    @property
-    def demand(self) -> int:
-        return self.tasks * self.units
-
-
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    job_id: str
-    cap: int | None  # None: leave the job alone (exempt)
-    weight: float
-    reason: str
 
 
 @lru_cache(maxsize=256)
@@ -61,56 +33,81 @@ def allocate(capacity: int, jobs: Sequence[JobDemand], policy: JobsPolicy) -> li
     """Each job's worker cap for a limit of `capacity` units (-1: unlimited)."""
     out: dict[str, Allocation] = {}
     managed: list[JobDemand] = []
-    floors: dict[str, int] = {}
-    ceilings: dict[str, int | None] = {}
-    weights: dict[str, float] = {}
+    bounds: dict[str, tuple[int, int | None, float]] = {}  # job → (floor, ceiling, weight)
     for job in jobs:
         if any(matches(s, job) for s in policy.exempt):
-            out[job.job_id] = Allocation(job.job_id, None, 0, "exempt by the policy")
+            out[job.job_id] = Allocation(job.job_id, None, 0, (Reason.of("exempt"),))
             continue
-        override = next((o for o in policy.overrides if matches(o, job)), None)
-        floors[job.job_id] = (
-            override.min_workers if override and override.min_workers else policy.min_workers
-        )
-        ceilings[job.job_id] = override.max_workers if override else None
-        weights[job.job_id] = (
-            override.weight if override and override.weight else _weight(job, policy)
+        o = next((o for o in policy.overrides if matches(o, job)), None)
+        bounds[job.job_id] = (
+            o.min_workers if o and o.min_workers else policy.min_workers,
+            o.max_workers if o else None,
+            o.weight if o and o.weight else _weight(job, policy),
         )
         managed.append(job)
-
     if policy.policy == "fixed":
+        out.update(_fixed(managed, bounds, policy.cap or 1))
+    elif capacity == -1:
         for job in managed:
-            cap = policy.cap or 1
-            ceiling = ceilings[job.job_id]
-            if ceiling is not None:
-                cap = min(cap, ceiling)
-            out[job.job_id] = Allocation(
-                job.job_id, max(cap, floors[job.job_id]), weights[job.job_id], f"fixed cap {cap}"
-            )
-        return [out[j.job_id] for j in jobs]
+            _, ceiling, weight = bounds[job.job_id]
+            why = (Reason.of("unlimited_limit"),)
+            out[job.job_id] = Allocation(job.job_id, ceiling or -1, weight, why)
+    else:
+        out.update(_shared(capacity, managed, bounds, policy.policy))
+    return [out[j.job_id] for j in jobs]
 
-    if capacity == -1:
-        for job in managed:
-            out[job.job_id] = Allocation(
-                job.job_id,
-                ceilings[job.job_id] or -1,
-                weights[job.job_id],
-                "the limit is unlimited",
-            )
-        return [out[j.job_id] for j in jobs]
 
-    # demand in units, bounded by any per-job ceiling
-    want = {}
-    for job in managed:
-        d = job.demand
-        ceiling = ceilings[job.job_id]
-        if ceiling is not None:
-            d = min(d, ceiling * job.units)
-        want[job.job_id] = d
-    alloc = waterfill(capacity, managed, want, weights)
-    # units lost to rounding down to whole tasks go to whoever can still use them
-    left = capacity - sum((alloc[j.job_id] // j.units) * j.units for j in managed)
-    order = sorted(managed, key=lambda j: (j.created_at, j.job_id))
+def _fixed(
+    jobs: list[JobDemand], bounds: dict[str, tuple[int, int | None, float]], cap: int
+) -> dict[str, Allocation]:
+    out = {}
+    for job in jobs:
+        floor, ceiling, weight = bounds[job.job_id]
+        mine = cap if ceiling is None else min(cap, ceiling)
+        why = (Reason.of("fixed_cap", cap=mine),)
+        out[job.job_id] = Allocation(job.job_id, max(mine, floor), weight, why)
+    return out
+
+
+def _shared(
+    capacity: int,
+    jobs: list[JobDemand],
+    bounds: dict[str, tuple[int, int | None, float]],
+    kind: str,
+) -> dict[str, Allocation]:
+    """Fair or weighted shares of `capacity` units, in whole tasks."""
+    want = {}  # demand in units, bounded by any per-job ceiling
+    for job in jobs:
+        ceiling = bounds[job.job_id][1]
+        want[job.job_id] = job.demand if ceiling is None else min(job.demand, ceiling * job.units)
+    weights = {j: b[2] for j, b in bounds.items()}
+    alloc = _whole_tasks(capacity, jobs, want, waterfill(capacity, jobs, want, weights))
+    out = {}
+    for job in jobs:
+        a = alloc[job.job_id]
+        floor, ceiling, weight = bounds[job.job_id]
+        cap = max(floor, a // job.units)
+        cap = cap if ceiling is None else min(cap, ceiling)
+        why = Reason.of(
+            "share",
+            policy=kind,
+            units=a,
+            capacity=capacity,
+            tasks=job.tasks,
+            per_task=job.units,
+            weight=weight,
+        )
+        out[job.job_id] = Allocation(job.job_id, max(1, cap), weight, (why,))
+    return out
+
+
+def _whole_tasks(
+    capacity: int, jobs: list[JobDemand], want: dict[str, int], alloc: dict[str, int]
+) -> dict[str, int]:
+    """Units lost to rounding down to whole tasks go to whoever can still use them."""
+    alloc = dict(alloc)
+    left = capacity - sum((alloc[j.job_id] // j.units) * j.units for j in jobs)
+    order = sorted(jobs, key=lambda j: (j.created_at, j.job_id))
     while left > 0:
         fits = [
             j
@@ -122,18 +119,7 @@ def allocate(capacity: int, jobs: Sequence[JobDemand], policy: JobsPolicy) -> li
         j = max(fits, key=lambda j: (want[j.job_id] - alloc[j.job_id], -order.index(j)))
         alloc[j.job_id] = (alloc[j.job_id] // j.units + 1) * j.units
         left -= j.units
-    for job in managed:
-        a = alloc[job.job_id]
-        cap = max(floors[job.job_id], a // job.units)
-        ceiling = ceilings[job.job_id]
-        if ceiling is not None:
-            cap = min(cap, ceiling)
-        reason = (
-            f"{policy.policy}: {a} of {capacity} units for demand {job.demand} "
-            f"({job.tasks} tasks × {job.units}), weight {weights[job.job_id]:g}"
-        )
-        out[job.job_id] = Allocation(job.job_id, max(1, cap), weights[job.job_id], reason)
-    return [out[j.job_id] for j in jobs]
+    return alloc
 
 
 def waterfill(

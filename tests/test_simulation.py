@@ -11,7 +11,8 @@ import pytest
 from sync.errors import PolicyError
 from sync.policy import parse_policy
 from sync.replay import replay
-from sync.simulate import STRATEGIES, load_scenario, run
+from sync.simulation.scenario import load_scenario
+from sync.simulation.strategies import STRATEGIES, run
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = sorted((ROOT / "config/scenarios").glob("*.yaml"))
@@ -195,7 +196,7 @@ def test_replay_cli_against_a_real_history(tmp_path):
 def test_plot_draws_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     sc = load_scenario(ROOT / "config/scenarios/quiet-night.yaml")
-    from sync.simulate import plot
+    from sync.simulation.report import plot
 
     out = tmp_path / "night.png"
     plot([run(sc, s) for s in ("static", "license-sync")], sc, str(out))
@@ -203,10 +204,16 @@ def test_plot_draws_a_png(tmp_path):
 
 
 def test_control_quality_sweep_reports_each_seeded_day_and_the_headroom_trade_off():
-    from benchmarks.control_quality import sweep
-
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/control_quality.py"), "--seeds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert p.returncode == 0, p.stderr
     sc = load_scenario(ROOT / "config/scenarios/studio-day.yaml")
-    text = sweep(sc, 2)
+    text = p.stdout.split("MET")[-1]
     rows = {}
     for line in text.splitlines():
         cells = line.split()

@@ -8,16 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.planner import (
-    ACTIVE,
-    PAUSED,
-    Association,
-    LimitMemory,
-    LimitState,
-    SourceState,
-    plan,
-)
+from sync.domain import ACTIVE, PAUSED, Association, LimitMemory, LimitState
+from sync.limits import SourceState, plan
 from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
+from sync.reasons import text
+from sync.render import explain_lines
 from sync.report import Checkout, Feature, Report
 
 FARM = "farm-0123456789abcdef0123456789abcdef"
@@ -111,7 +106,8 @@ def test_target_table(pool_kw, rep_kw, lim_kw, target, new):
     assert d.target == target
     assert d.new == new
     if new is not None:
-        assert "decrease" in d.reason
+        [decrease] = [r for r in d.why if r.kind == "decrease"]  # a reason is its numbers
+        assert (decrease["current"], decrease["target"]) == (lim_kw["max_count"], new)
 
 
 def test_external_from_current_count():
@@ -198,7 +194,7 @@ def test_reserve_schedule_by_time_of_day():
     day, _ = run(pool, report(in_use=0), limit(max_count=30), now=NOW)  # Wed 12:00 GMT
     night, _ = run(pool, report(in_use=0), limit(max_count=30), now=NOW.replace(hour=22))
     assert (day.target, night.target) == (14, 19)
-    assert "schedule[0]" in "\n".join(run(pool, report(), limit(), now=NOW)[1].pools["nuke"].lines)
+    assert "schedule[0]" in run(pool, report(), limit(), now=NOW)[1].pools["nuke"].reserve_from
 
 
 def test_increase_waits_settle_cycles_then_rises_by_max_step():
@@ -226,7 +222,7 @@ def test_increase_counter_resets_when_target_drops():
 
 def test_decrease_applies_at_once_even_with_settle():
     d, _ = run(mkpool(hysteresis={"settle": 5}), report(total=20, in_use=18), limit(max_count=10))
-    assert d.new == 2 and "applied at once" in d.reason
+    assert d.new == 2 and "applied at once" in text(d.why)
 
 
 def test_deadband_skips_small_changes():
@@ -234,7 +230,9 @@ def test_deadband_skips_small_changes():
     down, _ = run(pool, report(total=20, in_use=12), limit(max_count=10))  # target 8
     up, _ = run(pool, report(total=20, in_use=8), limit(max_count=10))  # target 12
     assert (down.new, up.new) == (None, None)
-    assert "deadband" in down.reason and "deadband" in up.reason
+    assert [r.kind for r in down.why] == ["decrease_in_deadband"]
+    assert [r.kind for r in up.why] == ["increase_in_deadband"]
+    assert "within the deadband 3" in text(up.why)
 
 
 def test_unlimited_max_count_is_lowered_at_once():
@@ -247,7 +245,7 @@ def test_source_down_holds():
         mkpool(), report(up=False), limit(max_count=10), last_good=NOW - timedelta(minutes=2)
     )
     assert (d.new, d.status) == (None, "down")
-    assert "holding maxCount 10" in d.reason and "Cannot connect" in d.reason
+    assert "holding maxCount 10" in text(d.why) and "Cannot connect" in text(d.why)
 
 
 def test_source_down_past_stale_after_falls_to_floor():
@@ -258,7 +256,7 @@ def test_source_down_past_stale_after_falls_to_floor():
         last_good=NOW - timedelta(minutes=6),
     )
     assert (d.new, d.status) == (2, "stale")
-    assert "falling to floor 2" in d.reason
+    assert "falling to floor 2" in text(d.why)
 
 
 def test_source_never_read_is_stale_at_once():
@@ -286,17 +284,17 @@ def test_stale_pool_below_floor_is_not_raised():
 def test_missing_feature_is_a_source_failure():
     d, _ = run(mkpool(), report(feature="other"), limit(max_count=10))
     assert d.new is None or d.new <= 10
-    assert "feature 'nuke_r' not in source 's'" in d.reason
+    assert "feature 'nuke_r' not in source 's'" in text(d.why)
 
 
 def test_feature_error_is_a_source_failure():
     d, _ = run(mkpool(), report(total=None, error="unsupported"), limit(max_count=10))
-    assert "unsupported" in d.reason
+    assert "unsupported" in text(d.why)
 
 
 def test_exhausted_hold_one():
     d, _ = run(mkpool(), report(total=10, in_use=10), limit(max_count=5))
-    assert d.new == 1 and "exhausted" in d.reason and d.pause == ()
+    assert d.new == 1 and "exhausted" in text(d.why) and d.pause == ()
 
 
 def test_exhausted_pause_stops_active_queues_and_resumes_later():
@@ -349,7 +347,7 @@ def test_limit_not_found_is_an_error_decision():
     )
     [d] = p.pools["nuke"].decisions
     assert (d.status, d.new) == ("error", None)
-    assert "not found" in d.reason
+    assert "not found" in text(d.why)
 
 
 def test_several_limits_split_the_free_remainder_by_share():
@@ -376,12 +374,12 @@ def test_several_limits_split_the_free_remainder_by_share():
 
 
 def test_explain_lines_show_the_arithmetic():
-    _, p = run(
-        mkpool(reserve=2, headroom=1), report(total=20, in_use=8), limit(max_count=20, current=3)
-    )
-    text = "\n".join(p.pools["nuke"].lines)
-    assert "external  = max(0, 8 − 3) = 5" in text
-    assert "free      = 20 − 5 − 2 − 1 = 12" in text
+    pool = mkpool(reserve=2, headroom=1)
+    _, p = run(pool, report(total=20, in_use=8), limit(max_count=20, current=3))
+    lines = "\n".join(explain_lines(p.pools["nuke"], pool))
+    assert "external  = max(0, 8 − 3) = 5" in lines
+    assert "free      = 20 − 5 − 2 − 1 = 12" in lines
+    assert "target = clamp(12, floor 1, ceiling —, total 20) = 12" in lines
 
 
 # -- properties --------------------------------------------------------------------------

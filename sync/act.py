@@ -1,0 +1,265 @@
+"""The write half of a cycle: a `Plan` onto the farms (docs/design.md, "What is never lost").
+
+Every value we overwrite is on disk before the write that overwrites it: a limit's
+maxCount (best effort: it only serves `restore --limits`), the queues we pause, and each
+job's maxWorkerCount (strict: no record on disk, no write). A failed write is reported and
+tried again next cycle; nothing is half-applied silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sync.deadline import Deadline
+from sync.domain import ACTIVE, PAUSED, Decision, JobChange, JobOriginal, Reason, Why
+from sync.errors import DeadlineError, HistoryError
+from sync.jobplan import FarmJobs
+from sync.memory import MemoryStore
+from sync.metrics import Metrics
+from sync.reasons import count, text
+from sync.reconcile import Plan, Reopen
+
+log = logging.getLogger("license_sync")
+GONE = "ResourceNotFoundException"  # the only answer that means a job no longer exists
+
+
+@dataclass
+class Applied:
+    """What became of one limit's decision."""
+
+    decision: Decision
+    ok: bool = True
+    error: str | None = None
+    wrote: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    applied: list[Applied] = field(default_factory=list)
+    job_changes: list[JobChange] = field(default_factory=list)
+    originals: dict[str, JobOriginal] = field(default_factory=dict)  # records after the writes
+    errors: list[str] = field(default_factory=list)
+
+
+class Writer:
+    """Writes plans. `lock` is held around each write, so SIGTERM can wait for one."""
+
+    def __init__(
+        self,
+        farms: Callable[[str], Deadline],
+        store: MemoryStore,
+        metrics: Metrics,
+        lock: threading.Lock | None = None,
+        unadopted: frozenset[str] = frozenset(),
+    ):
+        self.unadopted = unadopted  # as last recorded
+        self.farms = farms
+        self.store = store
+        self.metrics = metrics
+        self.lock = lock or threading.Lock()
+        self.stopping = False  # set on SIGTERM: no new write starts
+
+    def act(self, plan: Plan, now: datetime, *, limits: bool, jobs: bool) -> Outcome:
+        """Write what `plan` says: limits and reopened queues if `limits`, job caps if `jobs`."""
+        out = Outcome(originals=dict(plan.memory.originals))
+        if not limits:
+            out.applied = [Applied(d) for d in plan.changes]
+        else:
+            out.applied = [self._limit(d, plan, now) for d in plan.changes if d.limit_id]
+            for r in plan.reopen:
+                out.errors += self._reopen(r)
+        if jobs:
+            self._unadopted(plan, now)
+            for fj in plan.farms_jobs:
+                if not fj.empty and not self.stopping:
+                    self.jobs(fj, out, now)
+        out.errors += [a.error for a in out.applied if a.error]
+        return out
+
+    # -- limits and queues ------------------------------------------------------------------
+
+    def _limit(self, d: Decision, plan: Plan, now: datetime) -> Applied:
+        a = Applied(d)
+        if self.stopping:
+            return Applied(d, False, None)  # stopping: the next start plans afresh
+        dl = self.farms(d.farm_id)
+        ctx = {"pool": d.pool, "limit": d.limit_ref, "reason": text(d.why)}
+        assert d.limit_id is not None
+        with self.lock:
+            try:
+                if d.new is not None:
+                    self._remember_original(d, now)
+                    dl.update_limit(d.limit_id, d.new)
+                    a.wrote.append(f"maxCount {count(d.current)} → {count(d.new)}")
+                    self.metrics.changes.labels("max_count").inc()
+                    log.info(
+                        "pool %s limit %s: maxCount %s → %s: %s",
+                        d.pool,
+                        d.limit_ref,
+                        count(d.current),
+                        count(d.new),
+                        ctx["reason"],
+                        extra=ctx,
+                    )
+                if d.pause:
+                    # on disk before the write: a crash right after it must not leave a
+                    # queue stopped that nothing remembers to reopen
+                    self.store.save_limits(plan.memory.limits, now)
+                self._associations(dl, d, PAUSED, d.pause, a, ctx)
+                self._associations(dl, d, ACTIVE, d.resume, a, ctx)
+            except (DeadlineError, HistoryError) as e:
+                a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
+                log.error("%s", a.error, extra={**ctx, "reason": str(e)})
+        return a
+
+    def _associations(
+        self, dl: Deadline, d: Decision, status: str, queues: tuple[str, ...], a: Applied, ctx: dict
+    ) -> None:
+        assert d.limit_id is not None
+        what = "paused" if status == PAUSED else "resumed"
+        for q in queues:
+            dl.update_association(q, d.limit_id, status)
+            a.wrote.append(f"{what} {q}")
+            self.metrics.changes.labels("pause" if status == PAUSED else "resume").inc()
+            level = logging.WARNING if status == PAUSED else logging.INFO
+            log.log(
+                level,
+                "pool %s limit %s: queue %s %s: %s",
+                d.pool,
+                d.limit_ref,
+                q,
+                what,
+                ctx["reason"],
+                extra=ctx,
+            )
+
+    def _remember_original(self, d: Decision, now: datetime) -> None:
+        if d.current is None or d.limit_id is None:
+            return
+        try:  # best effort: limits keep syncing when the history cannot be written
+            self.store.remember_limit_original(d.farm_id, d.limit_id, d.current, now)
+        except HistoryError as e:
+            self.metrics.history_errors.inc()
+            log.error("original maxCount of %s/%s not recorded: %s", d.farm_id, d.limit_id, e)
+
+    def _reopen(self, r: Reopen) -> list[str]:
+        """Reopen the queues of a limit that left the policy; returns what failed."""
+        still = []
+        with self.lock:
+            for q in r.queues:
+                try:
+                    self.farms(r.farm_id).update_association(q, r.limit_id, ACTIVE)
+                    log.info("limit %s left the policy: queue %s resumed", r.limit_ref, q)
+                except DeadlineError as e:
+                    still.append(q)
+                    log.error(
+                        "limit %s left the policy: resuming queue %s failed: %s", r.limit_ref, q, e
+                    )
+        if not still:
+            return []
+        return [f"limit {r.limit_ref}: queues it paused not reopened yet: {', '.join(still)}"]
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def _unadopted(self, plan: Plan, now: datetime) -> None:
+        """Jobs a new history found already capped are left alone until `--adopt`."""
+        left = plan.memory.unadopted
+        if left == self.unadopted:
+            return
+        if left - self.unadopted:
+            log.error(
+                "a new history, and %d job(s) already capped (%s…): these caps may be ours "
+                "from a history that was lost, so they are left alone; run with --adopt to "
+                "take their current values as their originals",
+                len(left - self.unadopted),
+                ", ".join(sorted(left - self.unadopted)[:3]),
+            )
+        try:
+            self.store.save_unadopted(left, now)
+            self.unadopted = left
+        except HistoryError as e:
+            log.error("the jobs left alone until --adopt are not recorded: %s", e)
+
+    def jobs(self, fj: FarmJobs, out: Outcome, now: datetime) -> None:
+        """One farm's caps and restores. Records go to disk first; per-item answers after."""
+        errors: list[str] = []
+        self._jobs(fj, out, errors, now)
+        for e in errors:
+            log.error("farm %s: %s", fj.farm_id, e)
+            out.errors.append(f"farm {fj.farm_id}: {e}")
+
+    def _jobs(self, fj: FarmJobs, out: Outcome, errors: list[str], now: datetime) -> None:
+        if not self.store.writable:
+            if fj.writes:
+                errors.append("job caps not written: no history to record the originals in")
+            return
+        try:
+            self.store.save_jobs(fj.records, now)
+        except HistoryError as e:
+            # no original on disk, no write: a crash now must not lose what we would change
+            errors.append(f"job caps not written: {e}")
+            return
+        out.originals.update({r.job_id: r for r in fj.records})
+        for rec in fj.taken_over:
+            log.warning("job %s was changed by someone else; left alone", rec.job_id)
+            taken: Why = (Reason.of("job_taken_over", value=None),)
+            out.job_changes.append(JobChange(now, rec, rec.last_written, None, "manual", taken))
+        for job_id, why in fj.drops:
+            log.info("job %s: %s; its record is dropped", job_id, text(why))
+        with self.lock:
+            answers = self._send(fj, errors)
+        changes = self._settle(fj, answers, out, errors, now)
+        out.job_changes += changes
+        if changes:
+            self.metrics.changes.labels("max_worker_count").inc(len(changes))
+
+    def _send(self, fj: FarmJobs, errors: list[str]) -> dict[str, tuple[str, str]]:
+        if not fj.writes:
+            return {}
+        try:
+            return self.farms(fj.farm_id).update_jobs(
+                [(w.queue_id, w.job_id, w.value) for w in fj.writes]
+            )
+        except DeadlineError as e:
+            errors.append(f"BatchUpdateJob failed (retried next cycle): {e}")
+            return {w.job_id: ("NotSent", str(e)) for w in fj.writes}
+
+    def _settle(
+        self,
+        fj: FarmJobs,
+        answers: dict[str, tuple[str, str]],
+        out: Outcome,
+        errors: list[str],
+        now: datetime,
+    ) -> list[JobChange]:
+        """Per-item outcomes: a write landed, the job is gone, or the record waits."""
+        dropped = [job_id for job_id, _ in fj.drops]
+        done, changes = [], []
+        for w in fj.writes:
+            err = answers.get(w.job_id)
+            rec = out.originals[w.job_id]
+            if err is not None and err[0] == GONE:
+                dropped.append(w.job_id)
+            elif err is not None:
+                if err[0] != "NotSent":
+                    errors.append(f"job {w.job_id}: {err[0]}: {err[1]} (retried next cycle)")
+            elif w.restore:
+                dropped.append(w.job_id)
+                changes.append(JobChange(now, rec, w.old, w.value, "restore", w.why))
+            else:
+                rec = replace(rec, last_written=w.value, pending=None, pool=w.pool)
+                out.originals[w.job_id] = rec
+                done.append(rec)
+                changes.append(JobChange(now, rec, w.old, w.value, "cap", w.why))
+        try:
+            self.store.save_jobs(done, now)
+            self.store.drop_jobs(dropped)
+        except HistoryError as e:
+            errors.append(f"history: {e}")
+        for job_id in dropped:
+            out.originals.pop(job_id, None)
+        return changes

@@ -1,0 +1,110 @@
+"""`license-sync history` and `replay`: what was seen and done, and what another policy
+would have done with it."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sync.commands import EXIT_CHANGES, EXIT_OK
+from sync.errors import SyncError
+from sync.history import History
+from sync.policy import load_policy, parse_duration
+from sync.reasons import count
+from sync.render import table
+from sync.replay import replay as replay_rows
+
+COLUMNS = {
+    "decisions": [
+        "at",
+        "pool",
+        "limit_ref",
+        "total",
+        "external",
+        "farm_use",
+        "reserve",
+        "current",
+        "target",
+        "new",
+        "applied",
+        "status",
+        "reason",
+    ],
+    "cycles": ["id", "started", "result", "duration", "changes", "errors", "policy_sha"],
+    "observations": ["at", "source", "up", "vendor", "feature", "total", "in_use", "reserved"],
+    "errors": ["at", "where", "message"],
+    "job_changes": ["at", "pool", "job_id", "original", "old", "new", "kind", "reason"],
+}
+
+
+def history(args: argparse.Namespace) -> int:
+    path = args.db
+    if path is None and args.config:
+        path = load_policy(args.config).policy.history.path
+    if path is None:
+        raise SyncError("give --db PATH or --config POLICY (to use its history.path)")
+    if not Path(path).exists():
+        raise SyncError(f"no history at {path!r}: has `license-sync run` written one yet?")
+    since = None
+    if args.since:
+        try:
+            since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
+        except ValueError as e:
+            raise SyncError(str(e)) from e
+    rows = History(path).query(args.table, since=since, pool=args.pool, limit=args.limit)
+    if args.table == "decisions" and not args.all:
+        rows = [r for r in rows if r.get("changed") or r.get("status") != "ok"]
+    _print_rows(rows, args.format, COLUMNS[args.table])
+    return EXIT_OK
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: str, cols: list[str]) -> None:
+    if fmt == "json":
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else cols)
+        w.writeheader()
+        w.writerows(rows)
+    elif not rows:
+        print("(no rows)")
+    else:
+        print(table(cols, [[_cell(r.get(c)) for c in cols] for r in rows]))
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    s = str(v)
+    if len(s) >= 19 and s[4] == "-" and s[10] == "T":  # an ISO time: drop the microseconds
+        return s[:19].replace("T", " ")
+    return s
+
+
+def replay(args: argparse.Namespace) -> int:
+    if not Path(args.history).exists():
+        raise SyncError(f"no history at {args.history!r}")
+    policy = load_policy(args.config).policy
+    rows = History(args.history).query("decisions", pool=args.pool)
+    result = replay_rows(rows, policy, args.pool)
+    for d in result.differences[: args.limit]:
+        print(
+            f"{d.at[:19].replace('T', ' ')}  {d.pool}/{d.limit}: recorded target "
+            f"{count(d.was_target)} write {count(d.was_new)}; with {args.config}: target "
+            f"{count(d.now_target)} write {count(d.now_new)} — {d.reason}"
+        )
+    if len(result.differences) > args.limit:
+        print(f"… and {len(result.differences) - args.limit} more (--limit)")
+    print(
+        f"\n{result.decisions} decisions replayed ({result.skipped} skipped: pool not in "
+        f"the new policy or nothing recorded); {len(result.differences)} differ; writes: "
+        f"{result.writes_before} recorded, {result.writes_after} with the new policy."
+    )
+    return EXIT_CHANGES if result.differences else EXIT_OK

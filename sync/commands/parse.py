@@ -1,0 +1,51 @@
+"""`license-sync parse`: one captured lmstat/rlmstat output into the report's JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sync.errors import ParseError, SyncError
+from sync.sources import flexlm, parse_text
+
+
+def parse(args: argparse.Namespace) -> int:
+    if args.file in (None, "-"):
+        text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    else:
+        try:
+            with open(args.file, "rb") as fh:
+                text = fh.read().decode("utf-8", errors="replace")
+        except OSError as e:
+            raise SyncError(f"cannot read {args.file!r}: {e.strerror}") from e
+    out: dict[str, Any]
+    if args.format == "flexlm" and (args.expiry or flexlm.looks_like_expiry(text)):
+        try:
+            entries = flexlm.parse_expiry(text)
+        except ParseError as e:
+            out = {"format": "flexlm-expiry", "up": False, "expiry": [], "errors": [str(e)]}
+        else:
+            out = {
+                "format": "flexlm-expiry",
+                "up": True,
+                "expiry": [
+                    {
+                        "feature": e.feature,
+                        "version": e.version,
+                        "licenses": e.licenses,
+                        "expires": e.expires,
+                        "vendor": e.vendor,
+                    }
+                    for e in entries
+                ],
+                "errors": [],
+            }
+    else:
+        out = parse_text(text, args.format).to_dict()
+    json.dump(out, sys.stdout, indent=None if args.compact else 2)
+    sys.stdout.write("\n")
+    if not out["up"] and out["errors"]:
+        print(f"license-sync parse: source down: {out['errors'][0]}", file=sys.stderr)
+    return 0

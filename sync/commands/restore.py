@@ -1,0 +1,34 @@
+"""`license-sync restore`: put back every value license-sync overwrote."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sync import logs
+from sync.app import build_service
+from sync.commands import EXIT_ERROR, EXIT_OK
+from sync.errors import SyncError
+from sync.policy import load_policy
+from sync.restore import restore as restore_all
+from sync.service import utcnow
+
+
+def restore(args: argparse.Namespace) -> int:
+    logs.setup("text", args.verbose)
+    svc = build_service(load_policy(args.config), watch=False)
+    path = svc.policy.history.path
+    if svc.history is None or not Path(path).exists():
+        raise SyncError(f"no history at {path!r}: nothing to restore")
+    checked = len(svc.memory.originals)
+    try:
+        done = restore_all(svc.memory, svc.writer, utcnow(), limits=args.limits)
+    finally:
+        svc.history.close()
+    for line in done.lines:
+        print(line)
+    for line in done.failed:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"{checked} job(s) checked; {len(done.memory.originals)} still recorded")
+    return EXIT_ERROR if done.failed else EXIT_OK

@@ -1,0 +1,25 @@
+"""`license-sync run`: the service."""
+
+from __future__ import annotations
+
+import argparse
+
+from sync import logs
+from sync.app import build_service
+from sync.commands import EXIT_ERROR, EXIT_OK
+from sync.policy import load_policy
+from sync.render import decision_line
+from sync.serve import serve
+
+
+def run(args: argparse.Namespace) -> int:
+    logs.setup(args.log_format, args.verbose)
+    svc = build_service(load_policy(args.config), dry_run=args.dry_run, adopt=args.adopt)
+    if args.once:
+        result = svc.run_cycle()
+        for pp in result.plan.pools.values():
+            for d in pp.decisions:
+                print(decision_line(d, pp.figures))
+        return EXIT_OK if result.ok else EXIT_ERROR
+    address = args.metrics_address or svc.policy.metrics.address
+    return serve(svc, address, stop_grace=args.stop_grace)

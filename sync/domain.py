@@ -1,0 +1,257 @@
+"""The things license-sync reasons about, as plain values (docs/design.md, "The cycle").
+
+The bottom of the house: every module may import these, and this imports nothing of the
+project. No I/O, no clock, no text: a reason is a kind and its numbers (`Reason`);
+`reasons.py` is the one place that turns it into words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+ACTIVE = "ACTIVE"  # a queue-limit association that lets tasks take the limit
+PAUSED = "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"  # what we set on a queue when licenses run out
+ACTIVE_TASK_STATES = ("READY", "ASSIGNED", "SCHEDULED", "STARTING", "RUNNING")
+FINISHED_JOB_STATES = ("SUCCEEDED", "FAILED", "CANCELED", "SUSPENDED", "NOT_COMPATIBLE")
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why something was decided: a kind and the numbers behind it, never prose."""
+
+    kind: str
+    data: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, kind: str, **data: Any) -> Reason:
+        return cls(kind, tuple(data.items()))
+
+    def __getitem__(self, key: str) -> Any:
+        return dict(self.data)[key]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dict(self.data)}
+
+
+Why = tuple[Reason, ...]  # the parts of one decision's reason, in the order they read
+
+
+# -- the farm, as read -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Association:
+    queue_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """A Deadline limit as last read, with its queue associations."""
+
+    farm_id: str
+    limit_id: str
+    display_name: str
+    amount: str
+    max_count: int  # -1 = unlimited
+    current_count: int
+    associations: tuple[Association, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A job as SearchJobs or BatchGetJob return it: enough to share a pool."""
+
+    queue_id: str
+    job_id: str
+    name: str
+    priority: int
+    task_run_status: str
+    lifecycle_status: str
+    counts: Mapping[str, int]
+    max_worker_count: int  # -1 = unlimited (also when unset)
+    created_at: Any
+    created_by: str
+
+    @property
+    def can_run(self) -> bool:
+        return self.lifecycle_status != "ARCHIVED" and self.task_run_status not in (
+            FINISHED_JOB_STATES
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StepAmounts:
+    step_id: str
+    amounts: Mapping[str, float]  # amount name → min units per task
+    tasks: int  # tasks in the step (all states)
+
+
+# -- what the service carries from one cycle to the next ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LimitMemory:
+    """What the control law carries from one cycle to the next for one limit."""
+
+    rising: int = 0  # consecutive cycles the target stayed above maxCount
+    paused: tuple[str, ...] = ()  # queues whose association we stopped
+
+
+@dataclass(frozen=True, slots=True)
+class JobOriginal:
+    """A job we capped: its maxWorkerCount before us, and what we wrote since.
+
+    On disk before the first write to the job; kept until the original is back, the job
+    no longer exists, or a person has taken the job over (`manual`)."""
+
+    job_id: str
+    farm_id: str
+    queue_id: str
+    pool: str
+    limit_id: str
+    original: int
+    last_written: int | None = None
+    pending: int | None = None  # a write sent whose answer we have not seen
+    manual: bool = False
+
+    def ours(self) -> set[int]:
+        """Values that mean "as we left it": our last write, a write we may have made
+        before a crash, or — if we never wrote — the original."""
+        values = {v for v in (self.last_written, self.pending) if v is not None}
+        if self.last_written is None:
+            values.add(self.original)
+        return values
+
+    def landed(self) -> JobOriginal:
+        """The pending write is known to have landed: it is our last write."""
+        return replace(self, last_written=self.pending, pending=None)
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "farm_id": self.farm_id,
+            "queue_id": self.queue_id,
+            "pool": self.pool,
+            "limit_id": self.limit_id,
+            "original": self.original,
+            "last_written": self.last_written,
+            "pending": self.pending,
+            "manual": int(self.manual),
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobOriginal:
+        def opt(key: str) -> int | None:
+            return None if row.get(key) is None else int(row[key])
+
+        return cls(
+            job_id=row["job_id"],
+            farm_id=row["farm_id"],
+            queue_id=row["queue_id"],
+            pool=row.get("pool") or "",
+            limit_id=row.get("limit_id") or "",
+            original=int(row["original"]),
+            last_written=opt("last_written"),
+            pending=opt("pending"),
+            manual=bool(row.get("manual")),
+        )
+
+
+# -- what the control law computes ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One pool's arithmetic this cycle (docs/design.md, "The control law")."""
+
+    total: int | None  # None: unlimited (uncounted)
+    in_use: int
+    farm_use: int
+    farm_use_from: str  # "selector" | "currentCount"
+    external: int
+    reserve: int
+    headroom: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one limit this cycle: a maxCount, queues to pause or resume."""
+
+    pool: str
+    farm_id: str
+    limit_ref: str
+    limit_id: str | None
+    current: int | None  # maxCount now
+    target: int | None  # what the law asks for
+    new: int | None  # what to write; None = no write
+    why: Why
+    status: str = "ok"  # ok | stale | down | error
+    pause: tuple[str, ...] = ()  # queue ids to set to PAUSED
+    resume: tuple[str, ...] = ()  # queue ids to set back to ACTIVE
+    current_count: int | None = None
+    exhausted: bool = False  # the raw target was below 1: no license free for the farm
+
+    @property
+    def changes(self) -> bool:
+        return self.new is not None or bool(self.pause) or bool(self.resume)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.farm_id, self.limit_ref)
+
+
+@dataclass(frozen=True, slots=True)
+class JobDemand:
+    """What one job asks of one limit now, in the limit's units."""
+
+    job_id: str
+    queue_id: str
+    name: str
+    created_by: str
+    created_at: datetime
+    priority: int
+    units: int  # units one task holds
+    tasks: int  # tasks wanting to run now
+    max_worker_count: int  # -1 = unlimited
+
+    @property
+    def demand(self) -> int:
+        return self.tasks * self.units
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    job_id: str
+    cap: int | None  # None: leave the job alone (exempt)
+    weight: float
+    why: Why
+
+
+@dataclass(frozen=True, slots=True)
+class JobWrite:
+    """One maxWorkerCount to write: a cap, or an original put back (`restore`)."""
+
+    queue_id: str
+    job_id: str
+    value: int
+    old: int
+    pool: str
+    limit_id: str
+    why: Why
+    restore: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """One line of the job_changes history: a cap, a restore, or a manual edit seen."""
+
+    at: datetime
+    record: JobOriginal
+    old: int | None
+    new: int | None
+    kind: str  # cap | restore | manual
+    why: Why = field(default=())

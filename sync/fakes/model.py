@@ -1,0 +1,102 @@
+"""The fake farm's things: limits, jobs, steps and tasks, as plain records."""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ACTIVE_TASK = ("PENDING", "READY", "ASSIGNED", "SCHEDULED", "STARTING", "RUNNING")
+HOLDING = ("STARTING", "RUNNING")  # tasks that hold the amounts their step needs
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED")
+STOP_COMPLETE = "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
+STOP_CANCEL = "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
+# a job's taskRunStatus: the first of these that one of its tasks has
+_JOB_STATUS_ORDER = (
+    "RUNNING",
+    "STARTING",
+    "SCHEDULED",
+    "ASSIGNED",
+    "READY",
+    "PENDING",
+    "SUSPENDED",
+    "FAILED",
+    "CANCELED",
+    "NOT_COMPATIBLE",
+)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+@dataclass
+class Task:
+    status: str = "READY"
+    started: datetime | None = None
+    duration: float = 60.0
+    holds_license: bool = False
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+        if status not in HOLDING:
+            self.started, self.holds_license = None, False
+
+
+@dataclass
+class Step:
+    step_id: str
+    name: str
+    amounts: list[tuple[str, int]]  # (amount.x, min units per task)
+    tasks: list[Task]
+
+    @property
+    def task_run_status(self) -> str:
+        return _run_status([t.status for t in self.tasks])
+
+
+@dataclass
+class Job:
+    job_id: str
+    queue_id: str
+    name: str
+    priority: int
+    created_at: datetime
+    created_by: str
+    steps: list[Step]
+    max_worker_count: int = -1
+    lifecycle_status: str = "CREATE_COMPLETE"
+    description: str = ""
+    max_failed_tasks_count: int = 100
+    max_retries_per_task: int = 5
+    target_task_run_status: str | None = None
+
+    @property
+    def task_run_status(self) -> str:
+        return _run_status([t.status for s in self.steps for t in s.tasks])
+
+    @property
+    def finished(self) -> bool:
+        return self.task_run_status in TERMINAL
+
+    def tasks(self) -> list[Task]:
+        return [t for s in self.steps for t in s.tasks]
+
+
+def _run_status(statuses: list[str]) -> str:
+    for status in _JOB_STATUS_ORDER:
+        if status in statuses:
+            return status
+    return "SUCCEEDED"
+
+
+@dataclass
+class Limit:
+    limit_id: str
+    display_name: str
+    amount: str
+    max_count: int
+    created_at: datetime
+    description: str = ""
+    reported: deque[tuple[datetime, int]] = field(default_factory=deque)

@@ -1,0 +1,219 @@
+"""Each job's maxWorkerCount this cycle (docs/design.md, "Sharing a pool between jobs"). Pure.
+
+From the limits' decisions, the jobs as read and the originals we hold, this decides
+what to write: a cap (the smallest any of the job's pools gives it, one write per job),
+an original put back, a record settled or dropped. `act.py` writes it; nothing here does
+I/O. Only a job that BatchGetJob no longer finds is "gone"; an error never is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from sync.allocation import allocate
+from sync.domain import (
+    ACTIVE_TASK_STATES,
+    Allocation,
+    Decision,
+    JobDemand,
+    JobInfo,
+    JobOriginal,
+    JobWrite,
+    LimitState,
+    Reason,
+    StepAmounts,
+    Why,
+)
+from sync.policy import Pool
+
+Steps = Mapping[str, Sequence[StepAmounts]]  # job id → its steps' amounts
+
+
+@dataclass(frozen=True)
+class PoolJobs:
+    """How one pool's limit is shared between the jobs of its queues this cycle."""
+
+    pool: str
+    farm_id: str
+    limit_id: str
+    capacity: int  # -1: unlimited
+    jobs: tuple[JobDemand, ...] = ()
+    allocations: tuple[Allocation, ...] = ()
+    left_alone: frozenset[str] = frozenset()  # taken over by a person, or unadopted
+
+    @property
+    def demand(self) -> int:
+        return sum(j.demand for j in self.jobs)
+
+    def cap(self, job_id: str) -> int | None:
+        return next((a.cap for a in self.allocations if a.job_id == job_id), None)
+
+
+@dataclass(frozen=True)
+class FarmJobs:
+    """What one farm's jobs need this cycle, merged over its pools."""
+
+    farm_id: str
+    writes: tuple[JobWrite, ...] = ()
+    records: tuple[JobOriginal, ...] = ()  # to be on disk before any write is sent
+    taken_over: tuple[JobOriginal, ...] = ()  # newly seen edits by a person (in records)
+    drops: tuple[tuple[str, Why], ...] = ()  # records to forget, and why
+    left_alone: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.writes or self.records or self.drops)
+
+
+def demands(jobs: Iterable[JobInfo], steps: Steps, amount: str) -> list[JobDemand]:
+    """What each job that can still run asks of the limit whose amount is `amount`."""
+    out = []
+    for j in jobs:
+        job_steps = steps.get(j.job_id)
+        if not j.can_run or not job_steps:
+            continue
+        needing = [s for s in job_steps if amount in s.amounts]
+        if not needing:
+            continue
+        units = max(1, math.ceil(max(s.amounts[amount] for s in needing)))
+        tasks = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES)
+        if len(needing) < len(job_steps):
+            # the job-level counts include steps without the amount: bound by the
+            # amount steps' size (reading their counts each cycle would cost step reads)
+            tasks = min(tasks, sum(s.tasks for s in needing))
+        out.append(
+            JobDemand(
+                j.job_id,
+                j.queue_id,
+                j.name,
+                j.created_by,
+                j.created_at,
+                j.priority,
+                units,
+                tasks,
+                j.max_worker_count,
+            )
+        )
+    return out
+
+
+def pool_jobs(
+    name: str, pool: Pool, decision: Decision, limit: LimitState, jobs: list[JobInfo], steps: Steps
+) -> PoolJobs:
+    """One pool's caps for the jobs of its limit's queues, sized by the maxCount this
+    cycle leaves the limit at."""
+    capacity = decision.new if decision.new is not None else (decision.current or -1)
+    queues = {a.queue_id for a in limit.associations}
+    wanting = demands([j for j in jobs if j.queue_id in queues], steps, limit.amount)
+    allocations = allocate(capacity, wanting, pool.jobs)
+    return PoolJobs(
+        name, decision.farm_id, limit.limit_id, capacity, tuple(wanting), tuple(allocations)
+    )
+
+
+def unclaimed(pools: Iterable[PoolJobs], originals: Mapping[str, JobOriginal]) -> set[str]:
+    """On the first look of a new history: jobs it has no record of, already capped as we
+    could have capped them (1 to the pool's capacity). Their caps may be ours from a
+    history that was lost, so they wait for `--adopt` rather than become originals."""
+    found = set()
+    for pj in pools:
+        caps = {a.job_id for a in pj.allocations if a.cap is not None}
+        for j in pj.jobs:
+            capped = j.max_worker_count != -1 and (
+                pj.capacity == -1 or j.max_worker_count <= pj.capacity
+            )
+            if j.job_id in caps and j.job_id not in originals and capped:
+                found.add(j.job_id)
+    return found
+
+
+def farm_jobs(
+    farm_id: str,
+    pools: list[PoolJobs],
+    respect_manual: Mapping[str, bool],
+    jobs: list[JobInfo],
+    originals: Mapping[str, JobOriginal],
+    unadopted: frozenset[str],
+) -> FarmJobs:
+    """Each job's cap: the smallest its pools give it; the records of jobs no pool caps
+    now are settled against what the farm says of the job."""
+    managed: dict[str, tuple[Allocation, PoolJobs, JobDemand]] = {}
+    for pj in pools:
+        wanting = {j.job_id: j for j in pj.jobs}
+        for a in pj.allocations:
+            if a.cap is not None and (
+                a.job_id not in managed or a.cap < (managed[a.job_id][0].cap or 0)
+            ):
+                managed[a.job_id] = (a, pj, wanting[a.job_id])
+    writes: list[JobWrite] = []
+    records: list[JobOriginal] = []
+    taken_over: list[JobOriginal] = []
+    left_alone: set[str] = set()
+    for job_id, (a, pj, job) in managed.items():
+        rec = originals.get(job_id)
+        if rec is not None and rec.pending == job.max_worker_count:
+            rec = rec.landed()  # a write whose answer was lost did land
+            records.append(rec)
+        if job_id in unadopted or (rec is not None and rec.manual):
+            left_alone.add(job_id)
+        elif rec is not None and job.max_worker_count not in rec.ours() and respect_manual[pj.pool]:
+            left_alone.add(job_id)
+            taken_over.append(replace(rec, manual=True))
+        elif a.cap != job.max_worker_count:
+            assert a.cap is not None
+            w = JobWrite(
+                job.queue_id, job_id, a.cap, job.max_worker_count, pj.pool, pj.limit_id, a.why
+            )
+            writes.append(w)
+            records.append(_pending(rec, farm_id, w))
+    live = {j.job_id: j for j in jobs}
+    drops = []
+    for job_id, rec in originals.items():
+        if rec.farm_id == farm_id and job_id not in managed:
+            action, why, write = settle(rec, live.get(job_id))
+            if write is not None:
+                writes.append(write)
+            elif action == "drop":
+                drops.append((job_id, why))
+    records += taken_over
+    return FarmJobs(
+        farm_id,
+        tuple(writes),
+        tuple(records),
+        tuple(taken_over),
+        tuple(drops),
+        frozenset(left_alone),
+    )
+
+
+def _pending(rec: JobOriginal | None, farm_id: str, w: JobWrite) -> JobOriginal:
+    """The record to have on disk before `w` is sent: a new one holds the job's original."""
+    if rec is None:
+        rec = JobOriginal(w.job_id, farm_id, w.queue_id, w.pool, w.limit_id, original=w.old)
+    return replace(rec, pending=w.value)
+
+
+def settle(rec: JobOriginal, job: JobInfo | None) -> tuple[str, Why, JobWrite | None]:
+    """What becomes of the record of a job no pool caps now: restore it or drop it."""
+    if job is None:
+        return "drop", (Reason.of("job_gone"),), None
+    if rec.manual or job.max_worker_count not in rec.ours():
+        return "drop", (Reason.of("job_taken_over", value=job.max_worker_count),), None
+    if job.lifecycle_status == "ARCHIVED":
+        return "drop", (Reason.of("job_archived"),), None
+    if job.max_worker_count == rec.original:
+        return "drop", (Reason.of("job_already_original", original=rec.original),), None
+    why = (Reason.of("job_released"),)
+    write = JobWrite(
+        job.queue_id,
+        job.job_id,
+        rec.original,
+        job.max_worker_count,
+        rec.pool,
+        rec.limit_id,
+        why,
+        restore=True,
+    )
+    return "restore", why, write

@@ -1,0 +1,407 @@
+"""The control law for limits (docs/design.md, "The control law"). Pure.
+
+Reports + limits as read + policy + memory + `now` → each limit's decision. Nothing here
+does I/O, reads a clock or the environment, or writes prose: reasons are data
+(`domain.Reason`), the arithmetic is kept as figures for `explain` to render.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+
+from sync.domain import (
+    ACTIVE,
+    Decision,
+    Figures,
+    LimitMemory,
+    LimitState,
+    Reason,
+    Why,
+)
+from sync.policy import LimitTarget, Policy, Pool
+from sync.report import Feature, Report
+
+LimitLookup = Mapping[tuple[str, str], LimitState | str]  # (farm, ref) → state or why not
+Memory = Mapping[tuple[str, str], LimitMemory]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the service knows of a source this cycle."""
+
+    report: Report  # this cycle's read (may be down)
+    last_good: datetime | None  # when it was last read up
+    seconds: float = 0.0  # how long the read took
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """One limit's part of a pool shared over several limits."""
+
+    limit_ref: str
+    use: int  # its own farm use
+    share: int  # its part of what nobody uses
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPlan:
+    pool: str
+    decisions: tuple[Decision, ...]
+    figures: Figures | None  # None: a source failed, nothing computed
+    free: float | None = None  # total − external − reserve − headroom (inf: unlimited)
+    splits: tuple[Split, ...] = ()
+    raw: tuple[float, ...] = ()  # each decision's unclamped target
+    reserve_from: str = ""
+    failures: Why = ()
+    status: str = "ok"
+
+
+@dataclass(frozen=True)
+class LimitPlan:
+    pools: dict[str, PoolPlan]
+    memory: dict[tuple[str, str], LimitMemory]
+
+    @property
+    def decisions(self) -> list[Decision]:
+        return [d for p in self.pools.values() for d in p.decisions]
+
+
+def plan(
+    policy: Policy,
+    sources: Mapping[str, SourceState],
+    limits: LimitLookup,
+    memory: Memory,
+    now: datetime,
+) -> LimitPlan:
+    """Every pool of the policy; memory for limits the policy no longer names is dropped."""
+    pools: dict[str, PoolPlan] = {}
+    new_memory: dict[tuple[str, str], LimitMemory] = {}
+    for name, pool in policy.pools.items():
+        pp, mem = plan_pool(name, pool, policy.default_farm, sources, limits, memory, now)
+        pools[name] = pp
+        new_memory.update(mem)
+    return LimitPlan(pools, new_memory)
+
+
+Target = tuple[LimitTarget, LimitState | None, str | None]  # a limit, as read or why not
+
+
+def plan_pool(
+    name: str,
+    pool: Pool,
+    default_farm: str | None,
+    sources: Mapping[str, SourceState],
+    limits: LimitLookup,
+    memory: Memory,
+    now: datetime,
+) -> tuple[PoolPlan, dict[tuple[str, str], LimitMemory]]:
+    """One pool's decisions, and the memory of its limits for the next cycle."""
+    targets: list[Target] = []
+    for t in pool.targets(default_farm):
+        found = limits.get((t.farm or "", t.limit))
+        if isinstance(found, LimitState):
+            targets.append((t, found, None))
+        else:
+            targets.append((t, None, found or f"limit {t.limit!r} not read"))
+    features, failures, last_good = _features(pool, sources, now)
+    if failures:
+        return _failed(name, pool, targets, failures, last_good, now, memory)
+    figures, reserve_from = _figures(pool, features, targets, now)
+    free = (
+        math.inf
+        if figures.total is None
+        else float(figures.total - figures.external - figures.reserve - pool.headroom)
+    )
+    raw, splits = _split(free, targets)
+    decisions, new_memory = [], {}
+    for (t, st, err), raw_target in zip(targets, raw, strict=True):
+        key = (t.farm or "", t.limit)
+        if st is None:
+            decisions.append(_unreadable(name, t, (_unread(err),)))
+            new_memory[key] = memory.get(key, LimitMemory())
+            continue
+        d, new_memory[key] = _decide(name, pool, st, t, raw_target, figures.total, memory)
+        decisions.append(d)
+    status = "error" if any(d.status == "error" for d in decisions) else "ok"
+    pp = PoolPlan(name, tuple(decisions), figures, free, splits, tuple(raw), reserve_from)
+    return replace(pp, status=status), new_memory
+
+
+def _features(
+    pool: Pool, sources: Mapping[str, SourceState], now: datetime
+) -> tuple[list[Feature], list[Reason], datetime | None]:
+    """The pool's features as read, or why they could not be, and the oldest good read."""
+    features: list[Feature] = []
+    failures: list[Reason] = []
+    oldest_good: datetime | None = now
+    for ref in pool.features:
+        src = sources.get(ref.source)
+        if src is None:
+            failures.append(Reason.of("source_not_read", source=ref.source))
+            oldest_good = None
+            continue
+        if not src.report.up:
+            why = src.report.errors[0] if src.report.errors else "down"
+            failures.append(Reason.of("source_down", source=ref.source, error=why))
+            if src.last_good is None or oldest_good is None:
+                oldest_good = None
+            else:
+                oldest_good = min(oldest_good, src.last_good)
+            continue
+        matched = src.report.feature(ref.feature, ref.vendor)
+        good = [f for f in matched if not f.error]
+        if not matched:
+            failures.append(Reason.of("feature_missing", feature=ref.feature, source=ref.source))
+        elif not good:
+            failures.append(Reason.of("feature_error", feature=ref.feature, error=matched[0].error))
+        features.extend(good)
+        if not good:
+            oldest_good = None
+    return features, failures, oldest_good
+
+
+def _figures(
+    pool: Pool, features: list[Feature], targets: list[Target], now: datetime
+) -> tuple[Figures, str]:
+    total: int | None = 0
+    for f in features:
+        ft = f.total if f.total is not None else pool.uncounted
+        total = None if ft is None or total is None else total + ft
+    in_use = sum(f.in_use for f in features)
+    selector = farm_selector(pool)
+    if selector is not None:
+        farm_use = sum(
+            c.count for f in features for c in f.checkouts if selector(c.host or "", c.user or "")
+        )
+        farm_from = "selector"
+    else:
+        farm_use = sum(max(0, st.current_count) for _, st, _ in targets if st is not None)
+        farm_from = "currentCount"
+    external = max(0, in_use - farm_use)
+    reserve, reserve_from = resolve_reserve(pool, total, now)
+    figures = Figures(total, in_use, farm_use, farm_from, external, reserve, pool.headroom)
+    return figures, reserve_from
+
+
+def resolve_reserve(pool: Pool, total: int | None, now: datetime) -> tuple[int, str]:
+    """The reserve in force at `now`, and where it came from."""
+    value, source = pool.reserve.default, "default"
+    for i, window in enumerate(pool.reserve.schedule):
+        if window.active(now):
+            value, source = window.value, f"schedule[{i}] {window.days} {window.hours} {window.tz}"
+            break
+    if isinstance(value, str):  # a percentage of the total
+        pct = float(value.rstrip("% "))
+        if total is None:
+            return 0, f"{value} of an unlimited total ({source})"
+        return math.ceil(total * pct / 100), f"{value} of {total} ({source})"
+    return value, source
+
+
+@lru_cache(maxsize=256)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+def farm_selector(pool: Pool) -> Callable[[str, str], bool] | None:
+    """Whether a checkout (host, user) is the farm's, or None: count by currentCount."""
+    sel = pool.farm_selector
+    if sel is None or not (sel.hosts or sel.users):
+        return None
+    hosts = _compiled(tuple(sel.hosts))
+    users = _compiled(tuple(sel.users))
+
+    def match(host: str, user: str) -> bool:
+        return bool((hosts and hosts.match(host)) or (users and users.match(user)))
+
+    return match
+
+
+def _split(free: float, targets: list[Target]) -> tuple[list[float], tuple[Split, ...]]:
+    """Each limit's raw target: its own use plus its share of what nobody uses."""
+    if len(targets) == 1:
+        return [free], ()
+    uses = [max(0, st.current_count) if st is not None else 0 for _, st, _ in targets]
+    remainder = free - sum(uses)
+    if math.isinf(remainder):
+        return [math.inf] * len(targets), ()
+    remainder = max(0.0, remainder)
+    weights = [t.share for t, _, _ in targets]
+    exact = [remainder * w / sum(weights) for w in weights]
+    shares = [math.floor(x) for x in exact]
+    # largest remainders first, so the integers still add up to the whole
+    left = int(remainder) - sum(shares)
+    for i in sorted(range(len(exact)), key=lambda i: exact[i] - shares[i], reverse=True)[:left]:
+        shares[i] += 1
+    splits = tuple(
+        Split(t.limit, use, share, t.share)
+        for (t, _, _), use, share in zip(targets, uses, shares, strict=True)
+    )
+    return [float(use + share) for use, share in zip(uses, shares, strict=True)], splits
+
+
+def _upper(pool: Pool, total: int | None) -> int | None:
+    """The most a target may be: the ceiling and the pool's total, if either is set."""
+    if total is None:
+        return pool.ceiling
+    return total if pool.ceiling is None else min(pool.ceiling, total)
+
+
+def clamp(pool: Pool, raw: float, total: int | None) -> int:
+    """The raw target within floor, ceiling and the pool's total (-1: unlimited)."""
+    upper = _upper(pool, total)
+    if math.isinf(raw):
+        return upper if upper is not None else -1
+    target = max(int(raw) if upper is None else min(int(raw), upper), pool.floor)
+    if upper is not None:  # a floor above the pool's total yields to the total
+        target = min(target, max(1, upper))
+    return target
+
+
+def _decide(
+    name: str,
+    pool: Pool,
+    st: LimitState,
+    t: LimitTarget,
+    raw: float,
+    total: int | None,
+    memory: Memory,
+) -> tuple[Decision, LimitMemory]:
+    mem = memory.get((t.farm or "", t.limit), LimitMemory())
+    exhausted = raw < 1
+    target = clamp(pool, raw, total)
+    if exhausted:  # one license's worth (the floor, 1 unless the policy says more)
+        upper = _upper(pool, total)
+        target = pool.floor if upper is None else max(1, min(pool.floor, upper))
+    pause, resume, paused = _queues(pool, st, mem, exhausted)
+    new, why, rising = _step(pool, st.max_count, target, mem, exhausted)
+    new = None if new == st.max_count else new
+    if exhausted:
+        why = (Reason.of("exhausted", raw=raw, action=pool.on_exhausted), *why)
+    if pause:
+        why += (Reason.of("pausing", queues=len(pause)),)
+    if resume:
+        why += (Reason.of("resuming", queues=len(resume)),)
+    d = Decision(
+        name,
+        t.farm or "",
+        t.limit,
+        st.limit_id,
+        st.max_count,
+        target,
+        new,
+        why,
+        "ok",
+        pause,
+        resume,
+        st.current_count,
+        exhausted,
+    )
+    # a rise cut short by max_step goes on next cycle without settling again
+    still_rising = new is None or (new != target and target > new) or target == -1
+    return d, LimitMemory(rising=rising if still_rising else 0, paused=paused)
+
+
+def _queues(
+    pool: Pool, st: LimitState, mem: LimitMemory, exhausted: bool
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(queues to pause, queues to resume, queues ours after this cycle)."""
+    status = {a.queue_id: a.status for a in st.associations}
+    # a queue we stopped stays ours until it reads ACTIVE again, from a STOP status or from
+    # STOPPED (the service moves it there); one whose association was deleted is gone
+    paused = tuple(q for q in mem.paused if status.get(q, ACTIVE) != ACTIVE)
+    if exhausted and pool.on_exhausted == "pause":
+        pause = tuple(a.queue_id for a in st.associations if a.status == ACTIVE)
+        return pause, (), tuple(sorted(set(paused) | set(pause)))
+    if not exhausted and paused:
+        return (), paused, paused  # licenses are back: reopen only the queues we stopped
+    return (), (), paused
+
+
+def _step(
+    pool: Pool, cur: int, target: int, mem: LimitMemory, exhausted: bool
+) -> tuple[int | None, Why, int]:
+    """(maxCount to write or None, why, cycles the rise has been held)."""
+    hy = pool.hysteresis
+    numbers = {"current": cur, "target": target}
+    if cur == target:
+        return None, (Reason.of("at_target", current=cur),), 0
+    if cur == -1 or (target != -1 and target < cur):
+        if cur != -1 and cur - target < hy.deadband and not exhausted:
+            return None, (Reason.of("decrease_in_deadband", **numbers, deadband=hy.deadband),), 0
+        return target, (Reason.of("decrease", **numbers),), 0
+    step = target - cur if target != -1 else math.inf
+    if step < hy.deadband:
+        return None, (Reason.of("increase_in_deadband", **numbers, deadband=hy.deadband),), 0
+    held = mem.rising + 1
+    if held < hy.settle:
+        return None, (Reason.of("increase_waits", **numbers, held=held, settle=hy.settle),), held
+    if hy.max_step is not None and step > hy.max_step:
+        why = Reason.of("increase_limited", **numbers, max_step=hy.max_step)
+        return cur + hy.max_step, (why,), held
+    return target, (Reason.of("increase", **numbers, held=held),), held
+
+
+def _unread(err: str | None) -> Reason:
+    return Reason.of("limit_unreadable", error=err or "not read")
+
+
+def _unreadable(pool: str, t: LimitTarget, why: Why) -> Decision:
+    """The decision for a limit that could not be read: an error, nothing written."""
+    why = (*why, Reason.of("nothing_written"))
+    return Decision(pool, t.farm or "", t.limit, None, None, None, None, why, status="error")
+
+
+def _failed(
+    name: str,
+    pool: Pool,
+    targets: list[Target],
+    failures: list[Reason],
+    last_good: datetime | None,
+    now: datetime,
+    memory: Memory,
+) -> tuple[PoolPlan, dict[tuple[str, str], LimitMemory]]:
+    """A source failed: hold, or fall to the floor once stale. Never raise."""
+    age = (now - last_good).total_seconds() if last_good is not None else None
+    stale = pool.on_stale == "floor" or age is None or age >= pool.stale_after
+    decisions, new_memory = [], {}
+    for t, st, err in targets:
+        key = (t.farm or "", t.limit)
+        new_memory[key] = LimitMemory(0, memory.get(key, LimitMemory()).paused)
+        if st is None:
+            decisions.append(_unreadable(name, t, (*failures, _unread(err))))
+            continue
+        cur = st.max_count
+        if stale and (cur == -1 or cur > pool.floor):
+            new: int | None = pool.floor
+            hold = Reason.of("to_floor", age=age, stale_after=pool.stale_after, floor=pool.floor)
+        else:
+            new = None
+            hold = Reason.of(
+                "holding", age=age, current=cur, stale=stale, stale_after=pool.stale_after
+            )
+        decisions.append(
+            Decision(
+                name,
+                t.farm or "",
+                t.limit,
+                st.limit_id,
+                cur,
+                pool.floor if stale else cur,
+                new,
+                (*failures, hold),
+                "stale" if stale else "down",
+                current_count=st.current_count,
+            )
+        )
+    status = "stale" if stale else "down"
+    pp = PoolPlan(name, tuple(decisions), None, failures=tuple(failures), status=status)
+    return pp, new_memory

@@ -1,0 +1,90 @@
+"""What the service remembers across restarts, kept in the history's `state` and
+`job_originals` tables: each limit's settle count and paused queues, the maxCount and
+maxWorkerCount values we overwrote, and the jobs left alone until `--adopt`.
+
+Without a history everything lives in memory only, and no job is capped (`act.py`):
+a job's original must be on disk before we change it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sync.domain import JobOriginal, LimitMemory
+from sync.errors import HistoryError
+from sync.history import History
+from sync.reconcile import LimitKey, Memory
+
+log = logging.getLogger("license_sync")
+
+
+class MemoryStore:
+    def __init__(self, history: History | None, adopt: bool = False):
+        self.history = history
+        self.adopt = adopt
+        self.limit_originals: dict[str, int] = {}  # "farm/limit id" → maxCount before us
+
+    def load(self) -> Memory:
+        """What the history remembers; an unreadable history remembers nothing."""
+        if self.history is None:
+            return Memory()
+        try:
+            rows = self.history.get_state("memory", [])
+            self.limit_originals = dict(self.history.get_state("limit_originals", {}))
+            originals = {
+                k: JobOriginal.from_row(r) for k, r in self.history.job_originals().items()
+            }
+            unadopted = [] if self.adopt else self.history.get_state("unadopted_jobs", [])
+        except HistoryError as e:
+            log.warning("cannot read the memory kept in the history: %s", e)
+            return Memory()
+        limits = {
+            (farm, lim): LimitMemory(rising, tuple(paused)) for farm, lim, rising, paused in rows
+        }
+        # A new, empty history beside jobs that already carry caps may mean the old history
+        # was lost: those caps may be ours and must not become "originals" (`--adopt`).
+        first_look = self.history.fresh and not self.adopt
+        return Memory(limits, originals, frozenset(unadopted), first_look)
+
+    @property
+    def writable(self) -> bool:
+        return self.history is not None
+
+    def save_limits(self, limits: Mapping[LimitKey, LimitMemory], now: datetime) -> None:
+        """Raises HistoryError when it is not on disk."""
+        if self.history is None:
+            return
+        rows = [[f, lim, m.rising, list(m.paused)] for (f, lim), m in sorted(limits.items())]
+        self.history.set_state("memory", rows, now)
+
+    def remember_limit_original(
+        self, farm_id: str, limit_id: str, value: int, now: datetime
+    ) -> None:
+        """Before the first write to a limit, keep its maxCount for `restore --limits`."""
+        key = f"{farm_id}/{limit_id}"
+        if key in self.limit_originals:
+            return
+        self.limit_originals[key] = value
+        if self.history is not None:
+            self.history.set_state("limit_originals", self.limit_originals, now)
+
+    def forget_limit_originals(self, keys: Iterable[str], now: datetime) -> None:
+        for key in keys:
+            self.limit_originals.pop(key, None)
+        if self.history is not None:
+            self.history.set_state("limit_originals", self.limit_originals, now)
+
+    def save_jobs(self, records: Iterable[JobOriginal], now: datetime) -> None:
+        """Raises HistoryError when they are not on disk."""
+        assert self.history is not None
+        self.history.save_job_originals([r.as_row() for r in records], now)
+
+    def drop_jobs(self, job_ids: Iterable[str]) -> None:
+        assert self.history is not None
+        self.history.drop_job_originals(list(job_ids))
+
+    def save_unadopted(self, job_ids: Iterable[str], now: datetime) -> None:
+        if self.history is not None:
+            self.history.set_state("unadopted_jobs", sorted(job_ids), now)

@@ -1,0 +1,150 @@
+"""The read half of a cycle: license sources and farms into one `Observed`.
+
+Reads only; a failure is recorded in what it returns (a source down, a farm unreadable),
+never raised. Holds what reads carry from one cycle to the next: when each source was
+last read up, and the steps of jobs (a job's steps never change).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from sync.deadline import Deadline, resolve_limit
+from sync.domain import JobInfo, LimitState, StepAmounts
+from sync.errors import DeadlineError
+from sync.limits import SourceState
+from sync.policy import Policy
+from sync.reconcile import FarmRead, Memory, Observed, departed_refs
+from sync.report import Report, down_report
+from sync.sources import Source
+
+log = logging.getLogger("license_sync")
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.last_good: dict[str, datetime] = {}
+        self.steps: dict[str, tuple[StepAmounts, ...]] = {}
+
+    def observe(
+        self,
+        policy: Policy,
+        sources: Mapping[str, Source],
+        deadline: Callable[[str], Deadline],
+        memory: Memory,
+        now: datetime,
+    ) -> Observed:
+        states = self.read_sources(sources, now)
+        farms: dict[str, FarmRead] = {}
+        errors: list[str] = []
+        extra = departed_refs(policy, memory)
+        by_farm = _refs_by_farm(policy)
+        for farm_id in sorted({f.id for f in policy.farms} | set(by_farm)):
+            refs = by_farm.get(farm_id, set()) | extra.get(farm_id, set())
+            read = self._read_farm(policy, deadline(farm_id), farm_id, refs, memory)
+            farms[farm_id] = read
+            errors += [e for e in (read.error, read.jobs_error) if e is not None]
+        seen = {j.job_id for read in farms.values() for j in read.jobs or ()}
+        if all(read.jobs is not None for read in farms.values()):
+            self.steps = {k: v for k, v in self.steps.items() if k in seen}
+        return Observed(states, farms, tuple(errors))
+
+    def read_sources(self, sources: Mapping[str, Source], now: datetime) -> dict[str, SourceState]:
+        """Every source at once (a hung server must not hold up the others)."""
+        items = list(sources.items())
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(8, len(items))), thread_name_prefix="source"
+        ) as pool:
+            results = list(pool.map(_read_one, items))
+        states = {}
+        for name, report, seconds in results:
+            if report.up:
+                self.last_good[name] = now
+            else:
+                log.warning(
+                    "source %s down: %s",
+                    name,
+                    "; ".join(report.errors) or "no reason",
+                    extra={"source": name},
+                )
+            states[name] = SourceState(report, self.last_good.get(name), seconds)
+        return states
+
+    def _read_farm(
+        self, policy: Policy, dl: Deadline, farm_id: str, refs: set[str], memory: Memory
+    ) -> FarmRead:
+        try:
+            found = dl.limits()
+        except DeadlineError as e:
+            log.error("%s", e)
+            why = f"farm {farm_id} unreadable: {e}"
+            return FarmRead(farm_id, {ref: why for ref in refs}, error=str(e))
+        limits = {ref: resolve_limit(ref, found) for ref in refs}
+        queues = _sharing_queues(policy, farm_id, limits)
+        try:
+            jobs = self._jobs(dl, farm_id, queues, memory)
+            steps = self._steps(dl, jobs)
+        except DeadlineError as e:
+            log.error("farm %s: jobs not shared this cycle: %s", farm_id, e)
+            why = f"farm {farm_id}: jobs not shared this cycle: {e}"
+            return FarmRead(farm_id, limits, jobs_error=why)
+        return FarmRead(farm_id, limits, jobs=tuple(jobs), steps=steps)
+
+    def _jobs(self, dl: Deadline, farm_id: str, queues: list[str], memory: Memory) -> list[JobInfo]:
+        """The jobs that can still run in `queues`, and every job we recorded on this farm
+        that the search did not return (finished, requeued, moved past a page, …)."""
+        jobs = dl.search_jobs(queues) if queues else []
+        seen = {j.job_id for j in jobs}
+        missing = [
+            (r.queue_id, job_id)
+            for job_id, r in memory.originals.items()
+            if r.farm_id == farm_id and job_id not in seen
+        ]
+        if missing:
+            jobs += list(dl.get_jobs(missing).values())
+        return jobs
+
+    def _steps(self, dl: Deadline, jobs: list[JobInfo]) -> dict[str, tuple[StepAmounts, ...]]:
+        new = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.job_id not in self.steps]
+        if new:
+            self.steps.update((k, tuple(v)) for k, v in dl.step_amounts(new).items())
+        return {j.job_id: self.steps[j.job_id] for j in jobs if j.job_id in self.steps}
+
+
+def _read_one(item: tuple[str, Source]) -> tuple[str, Report, float]:
+    name, src = item
+    t0 = time.monotonic()
+    try:
+        report = src.read()
+    except Exception as e:  # a reader must never raise; if one does, it is down
+        log.exception("source %s raised", name)
+        report = down_report(src.kind, f"reader failed: {type(e).__name__}: {e}")
+    return name, report, time.monotonic() - t0
+
+
+def _refs_by_farm(policy: Policy) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for pool in policy.pools.values():
+        for t in pool.targets(policy.default_farm):
+            if t.farm is not None:
+                out.setdefault(t.farm, set()).add(t.limit)
+    return out
+
+
+def _sharing_queues(
+    policy: Policy, farm_id: str, limits: Mapping[str, LimitState | str]
+) -> list[str]:
+    """The queues associated with the farm's limits whose pools share between jobs."""
+    queues: set[str] = set()
+    for pool in policy.pools.values():
+        if pool.jobs.policy == "none":
+            continue
+        for t in pool.targets(policy.default_farm):
+            lim = limits.get(t.limit)
+            if t.farm == farm_id and isinstance(lim, LimitState):
+                queues.update(a.queue_id for a in lim.associations)
+    return sorted(queues)

@@ -1,0 +1,195 @@
+"""One reconcile step (docs/design.md, "The cycle"). Pure.
+
+    observe() → Observed ─┐
+    Memory ───────────────┼─ reconcile(policy, observed, memory, now) → Plan → act() → record()
+    Policy ───────────────┘
+
+`reconcile` decides everything a cycle writes — limits, queue associations and job caps —
+from what was read and what is remembered. It reads no clock, does no I/O and keeps no
+state: the same inputs give the same plan, which is what `plan`, `explain` and the tests
+rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sync import jobplan, limits
+from sync.domain import ACTIVE, Decision, JobInfo, JobOriginal, LimitMemory, LimitState
+from sync.jobplan import FarmJobs, PoolJobs, Steps
+from sync.limits import LimitPlan, PoolPlan, SourceState
+from sync.policy import Policy
+from sync.reasons import text
+
+LimitKey = tuple[str, str]  # (farm id, limit ref as the policy names it)
+
+
+@dataclass(frozen=True)
+class FarmRead:
+    """One farm as read this cycle."""
+
+    farm_id: str
+    limits: Mapping[str, LimitState | str] = field(default_factory=dict)  # ref → state or why
+    error: str | None = None  # the farm's limits could not be read: hold everything on it
+    jobs: tuple[JobInfo, ...] | None = None  # None: not read; hold its jobs as they are
+    jobs_error: str | None = None
+    steps: Steps = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything one cycle read: the license sources and the farms."""
+
+    sources: Mapping[str, SourceState]
+    farms: Mapping[str, FarmRead]
+    errors: tuple[str, ...] = ()  # reads that failed, in words for the operator
+
+    def lookup(self) -> dict[LimitKey, LimitState | str]:
+        out: dict[LimitKey, LimitState | str] = {}
+        for farm in self.farms.values():
+            for ref, found in farm.limits.items():
+                out[(farm.farm_id, ref)] = found
+        return out
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the service carries across cycles and restarts (kept in the history)."""
+
+    limits: Mapping[LimitKey, LimitMemory] = field(default_factory=dict)
+    originals: Mapping[str, JobOriginal] = field(default_factory=dict)  # job id → record
+    unadopted: frozenset[str] = frozenset()  # jobs left alone until `--adopt`
+    first_look: bool = False  # a new history: capped jobs we have no record of wait
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """Queues paused for a limit that left the policy: put back to ACTIVE."""
+
+    farm_id: str
+    limit_ref: str
+    limit_id: str
+    queues: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every write of one cycle, and the memory to carry if they all land."""
+
+    limits: LimitPlan
+    reopen: tuple[Reopen, ...]
+    pools_jobs: tuple[PoolJobs, ...]
+    farms_jobs: tuple[FarmJobs, ...]
+    memory: Memory
+    errors: tuple[str, ...]
+
+    @property
+    def pools(self) -> dict[str, PoolPlan]:
+        return self.limits.pools
+
+    @property
+    def decisions(self) -> list[Decision]:
+        return self.limits.decisions
+
+    @property
+    def changes(self) -> list[Decision]:
+        return [d for d in self.decisions if d.changes]
+
+
+def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime) -> Plan:
+    """The whole cycle's decisions. Pure."""
+    lp = limits.plan(policy, observed.sources, observed.lookup(), memory.limits, now)
+    reopen, kept = _departed(policy, observed, memory.limits, lp)
+    pools_jobs = _pools_jobs(policy, observed, lp)
+    unadopted = set(memory.unadopted)
+    if memory.first_look and pools_jobs:
+        unadopted |= jobplan.unclaimed(pools_jobs, memory.originals)
+    respect = {name: pool.jobs.respect_manual for name, pool in policy.pools.items()}
+    farms_jobs = []
+    for farm_id in sorted(f.id for f in policy.farms):
+        read = observed.farms.get(farm_id)
+        if read is None or read.jobs is None:
+            continue  # a read that failed is not an empty farm: hold its jobs
+        mine = [pj for pj in pools_jobs if pj.farm_id == farm_id]
+        fj = jobplan.farm_jobs(
+            farm_id, mine, respect, list(read.jobs), memory.originals, frozenset(unadopted)
+        )
+        farms_jobs.append(fj)
+    left_alone = frozenset().union(*(fj.left_alone for fj in farms_jobs))
+    pools_jobs = tuple(_mark(pj, left_alone) for pj in pools_jobs)
+    if all(read.jobs is not None for read in observed.farms.values()):
+        seen = {j.job_id for read in observed.farms.values() for j in read.jobs or ()}
+        unadopted &= seen  # a job gone from the farm needs no adopting
+    next_memory = Memory(
+        {**lp.memory, **kept},
+        memory.originals,
+        frozenset(unadopted),
+        memory.first_look and not farms_jobs,
+    )
+    errors = observed.errors + tuple(
+        f"pool {d.pool}: {text(d.why)}" for d in lp.decisions if d.status == "error"
+    )
+    return Plan(lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors)
+
+
+def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[PoolJobs, ...]:
+    """Each sharing pool's jobs, for every limit of it on a farm whose jobs were read."""
+    out = []
+    lookup = observed.lookup()
+    for name, pool in policy.pools.items():
+        if pool.jobs.policy == "none" or name not in lp.pools:
+            continue
+        for d in lp.pools[name].decisions:
+            read = observed.farms.get(d.farm_id)
+            limit = lookup.get(d.key)
+            if read is None or read.jobs is None or not isinstance(limit, LimitState):
+                continue
+            out.append(jobplan.pool_jobs(name, pool, d, limit, list(read.jobs), read.steps))
+    return tuple(out)
+
+
+def _mark(pj: PoolJobs, left_alone: frozenset[str]) -> PoolJobs:
+    return replace(pj, left_alone=frozenset(j.job_id for j in pj.jobs) & left_alone)
+
+
+def _departed(
+    policy: Policy, observed: Observed, memory: Mapping[LimitKey, LimitMemory], lp: LimitPlan
+) -> tuple[tuple[Reopen, ...], dict[LimitKey, LimitMemory]]:
+    """Queues we paused for limits the policy no longer names: reopen them. Their memory
+    stays until they read ACTIVE, and while their farm is out of the policy (`restore
+    --limits` needs it then)."""
+    reopen, kept = [], {}
+    farms = {f.id for f in policy.farms}
+    for key, mem in memory.items():
+        if key in lp.memory or not mem.paused:
+            continue
+        farm_id, ref = key
+        read = observed.farms.get(farm_id)
+        if farm_id not in farms or read is None or read.error is not None:
+            kept[key] = mem
+            continue
+        found = read.limits.get(ref)
+        if not isinstance(found, LimitState):
+            continue  # the limit is gone, and its associations with it
+        status = {a.queue_id: a.status for a in found.associations}
+        still = tuple(q for q in mem.paused if status.get(q, ACTIVE) != ACTIVE)
+        if still:
+            reopen.append(Reopen(farm_id, ref, found.limit_id, still))
+            kept[key] = LimitMemory(0, still)
+    return tuple(reopen), kept
+
+
+def departed_refs(policy: Policy, memory: Memory) -> dict[str, set[str]]:
+    """Per farm of the policy, the limits to read beyond its pools': those we paused
+    queues of and that the policy no longer names."""
+    named = {
+        (t.farm, t.limit) for p in policy.pools.values() for t in p.targets(policy.default_farm)
+    }
+    farms = {f.id for f in policy.farms}
+    out: dict[str, set[str]] = {}
+    for (farm_id, ref), mem in memory.limits.items():
+        if mem.paused and farm_id in farms and (farm_id, ref) not in named:
+            out.setdefault(farm_id, set()).add(ref)
+    return out

@@ -1,0 +1,234 @@
+"""The last step of a cycle: what was read, decided and written, into the history's rows
+and the metrics' snapshot. The history first: a scrape that shows a cycle finds it
+recorded too."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sync import reasons
+from sync.act import Outcome
+from sync.domain import Decision, JobChange
+from sync.errors import HistoryError
+from sync.history import History
+from sync.limits import PoolPlan
+from sync.metrics import Metrics, Snapshot
+from sync.policy import Policy
+from sync.reconcile import Observed, Plan
+
+log = logging.getLogger("license_sync")
+
+
+@dataclass
+class CycleResult:
+    started: datetime
+    observed: Observed
+    plan: Plan
+    outcome: Outcome
+    errors: list[str]
+    duration: float
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def applied(self, d: Decision) -> bool:
+        """Whether the decision's writes landed (never in a dry run)."""
+        return not self.dry_run and any(a.decision is d and a.ok for a in self.outcome.applied)
+
+
+def record(
+    result: CycleResult,
+    policy: Policy,
+    policy_sha: str,
+    history: History | None,
+    metrics: Metrics,
+    finished: datetime,
+) -> None:
+    if history is not None:
+        try:
+            history.record_cycle(
+                _cycle_row(result, policy_sha, finished),
+                _observations(result, policy),
+                _decisions(result),
+                [
+                    {"at": result.started.isoformat(), "where": "cycle", "message": e}
+                    for e in result.errors
+                ],
+                [job_change_row(c) for c in result.outcome.job_changes],
+            )
+            history.prune(result.started)
+        except HistoryError as e:
+            metrics.history_errors.inc()
+            log.error("%s (syncing goes on)", e)
+    metrics.cycle_duration.observe(result.duration)
+    metrics.cycles.labels("ok" if result.ok else "error").inc()
+    if result.ok:
+        metrics.last_success.set(result.started.timestamp())
+    metrics.jobs_unadopted.set(len(result.plan.memory.unadopted))
+    metrics.snapshot = snapshot(result, policy)
+
+
+def _cycle_row(result: CycleResult, sha: str, finished: datetime) -> dict[str, Any]:
+    return {
+        "started": result.started.isoformat(),
+        "finished": finished.isoformat(),
+        "result": "ok" if result.ok else "error",
+        "duration": result.duration,
+        "changes": sum(1 for a in result.outcome.applied if a.ok and a.decision.changes),
+        "errors": len(result.errors),
+        "policy_sha": sha,
+        "dry_run": int(result.dry_run),
+    }
+
+
+def _observations(result: CycleResult, policy: Policy) -> list[dict[str, Any]]:
+    """Each source's up/down, and the features the policy's pools use."""
+    at = result.started.isoformat()
+    rows: list[dict[str, Any]] = []
+    for name, state in result.observed.sources.items():
+        report = state.report
+        if not report.up:
+            rows.append({"at": at, "source": name, "up": 0})
+            continue
+        seen = set()
+        for ref in (r for pool in policy.pools.values() for r in pool.features):
+            for f in report.feature(ref.feature, ref.vendor) if ref.source == name else ():
+                if (f.vendor, f.feature) not in seen:
+                    seen.add((f.vendor, f.feature))
+                    rows.append(
+                        {
+                            "at": at,
+                            "source": name,
+                            "up": 1,
+                            "vendor": f.vendor,
+                            "feature": f.feature,
+                            "total": f.total,
+                            "in_use": f.in_use,
+                            "reserved": f.reserved,
+                            "queued": f.queued,
+                        }
+                    )
+    return rows
+
+
+def _decisions(result: CycleResult) -> list[dict[str, Any]]:
+    at = result.started.isoformat()
+    rows = []
+    for pp in result.plan.pools.values():
+        fig = pp.figures
+        for d in pp.decisions:
+            rows.append(
+                {
+                    "at": at,
+                    "pool": d.pool,
+                    "farm_id": d.farm_id,
+                    "limit_ref": d.limit_ref,
+                    "limit_id": d.limit_id,
+                    "current": d.current,
+                    "target": d.target,
+                    "new": d.new,
+                    "changed": int(d.changes),
+                    "applied": int(result.applied(d) and d.changes),
+                    "status": d.status,
+                    "reason": reasons.text(d.why),
+                    "why": json.dumps(reasons.data(d.why)),
+                    "total": fig.total if fig else None,
+                    "in_use": fig.in_use if fig else None,
+                    "farm_use": fig.farm_use if fig else None,
+                    "external": fig.external if fig else None,
+                    "reserve": fig.reserve if fig else None,
+                    "current_count": d.current_count,
+                }
+            )
+    return rows
+
+
+def job_change_row(c: JobChange) -> dict[str, Any]:
+    """One job_changes row: the one place its columns are spelt out."""
+    return {
+        "at": c.at.isoformat(),
+        "pool": c.record.pool,
+        "farm_id": c.record.farm_id,
+        "queue_id": c.record.queue_id,
+        "job_id": c.record.job_id,
+        "original": c.record.original,
+        "old": c.old,
+        "new": c.new,
+        "kind": c.kind,
+        "reason": reasons.text(c.why),
+        "why": json.dumps(reasons.data(c.why)),
+    }
+
+
+def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
+    """The gauges a scrape shows until the next cycle."""
+    snap = Snapshot(
+        sources=[
+            {"server": name, "up": state.report.up, "duration": state.seconds}
+            for name, state in result.observed.sources.items()
+        ]
+    )
+    for name, pool in policy.pools.items():
+        for ref in pool.features:
+            state = result.observed.sources.get(ref.source)
+            if state is None or not state.report.up:
+                continue
+            for f in state.report.feature(ref.feature, ref.vendor):
+                snap.features.append(
+                    {
+                        "pool": name,
+                        "feature": f.feature,
+                        "server": ref.source,
+                        "total": f.total,
+                        "in_use": f.in_use,
+                        "reserved": f.reserved,
+                        "queued": f.queued,
+                        "expires": f.expires,
+                    }
+                )
+        pp = result.plan.pools.get(name)
+        if pp is not None:
+            _pool_rows(snap, result, pp)
+    return snap
+
+
+def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:
+    if pp.figures is not None:
+        fig = pp.figures
+        snap.pools.append(
+            {
+                "pool": pp.pool,
+                "farm_use": fig.farm_use,
+                "external": fig.external,
+                "reserve": fig.reserve,
+                "headroom": fig.headroom,
+            }
+        )
+    shared = [pj for pj in result.plan.pools_jobs if pj.pool == pp.pool]
+    if shared:
+        snap.jobs.append(
+            {
+                "pool": pp.pool,
+                "jobs": sum(len(pj.jobs) for pj in shared),
+                "demand": sum(pj.demand for pj in shared),
+                "overrides": sum(len(pj.left_alone) for pj in shared),
+            }
+        )
+    for d in pp.decisions:
+        now_max = d.new if d.new is not None and result.applied(d) else d.current
+        snap.limits.append(
+            {
+                "pool": pp.pool,
+                "limit": d.limit_ref,
+                "max_count": now_max,
+                "target": d.target,
+                "current_count": d.current_count,
+                "exhausted": d.exhausted,
+            }
+        )

@@ -1,0 +1,91 @@
+"""Watching the policy file: a good edit is picked up without a restart, a bad one is
+reported once and the last good policy keeps running (docs/operations.md)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from sync.errors import PolicyError
+from sync.metrics import Metrics
+from sync.policy import LoadedPolicy, parse_policy, policy_sha, read_policy_text
+
+log = logging.getLogger("license_sync")
+
+
+class PolicyWatcher:
+    def __init__(self, loaded: LoadedPolicy, metrics: Metrics, quiet: float = 2.0):
+        self.loaded = loaded
+        self.metrics = metrics
+        self.quiet = quiet  # seconds a changed file must be left alone before it is read
+        self.requested = False  # SIGHUP: reload now, the file is said to be ready
+        self._bad: str | None = None  # the sha (or error) of the bad file reported last
+
+    def check(self) -> LoadedPolicy | None:
+        """A changed, valid policy to install, or None to keep the one running.
+
+        The file is hashed before it is parsed: an unchanged file (every cycle but the one
+        after an edit) costs a read and a hash."""
+        path = self.loaded.path
+        forced, self.requested = self.requested, False
+        try:
+            before = os.stat(path)
+            text = read_policy_text(path)
+            after = os.stat(path)
+        except (OSError, PolicyError) as e:
+            self._reject(
+                f"unreadable:{e}", e if isinstance(e, PolicyError) else PolicyError(f"{path}: {e}")
+            )
+            return None
+        sha = policy_sha(text)
+        if sha == self.loaded.sha:
+            self._bad = None
+            return None
+        if sha == self._bad:
+            return None
+        # a file still being written (an editor's truncate-then-write, a slow copy) waits
+        # until it has been left alone for `quiet` seconds: half a policy is valid often
+        # enough to uncap jobs for a cycle
+        changing = (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size)
+        if not forced and (changing or time.time() - after.st_mtime < self.quiet):
+            log.debug("policy %s is being written; reloading it once it is left alone", path)
+            return None
+        try:
+            candidate = parse_policy(text, path)
+        except PolicyError as e:
+            self._reject(sha, e)
+            return None
+        self._warn_restart_only(candidate)
+        self.loaded, self._bad = candidate, None
+        self.metrics.reloads.labels("ok").inc()
+        log.info("policy %s reloaded (sha %s)", path, candidate.sha)
+        return candidate
+
+    def _warn_restart_only(self, candidate: LoadedPolicy) -> None:
+        old, new = self.loaded.policy, candidate.policy
+        for what, before, after in (
+            ("metrics.address", old.metrics.address, new.metrics.address),
+            ("history.path", old.history.path, new.history.path),
+        ):
+            if before != after:
+                log.warning(
+                    "policy %s changes %s from %s to %s: that takes effect at the next restart",
+                    candidate.path,
+                    what,
+                    before,
+                    after,
+                )
+
+    def _reject(self, key: str, e: PolicyError) -> None:
+        """Count and log a bad policy file once, however many cycles it stays bad."""
+        if key == self._bad:
+            return
+        self._bad = key
+        self.metrics.reloads.labels("error").inc()
+        log.error(
+            "policy %s is invalid; keeping the last good policy (%s): %s",
+            self.loaded.path,
+            self.loaded.sha,
+            str(e).replace("\n", " | "),
+        )

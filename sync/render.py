@@ -1,0 +1,130 @@
+"""Plans and rows into text, for people: `run --once`, `plan`, `explain`, `history`, the
+demo and `simulate` print through here (reasons themselves through `reasons.py`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sync.domain import Decision, Figures
+from sync.jobplan import PoolJobs
+from sync.limits import PoolPlan
+from sync.policy import Pool
+from sync.reasons import count, text
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]], widest: int = 60) -> str:
+    """Columns padded to their widest cell (cut at `widest`), two spaces apart."""
+    widths = [min(widest, max(len(h), *(len(r[i]) for r in rows))) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c[:w].ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def decision_line(d: Decision, fig: Figures | None) -> str:
+    """One line a limit: total, external, farm, target, what was written, and why."""
+    if fig is not None:
+        total = "∞" if fig.total is None else fig.total
+        nums = f"total={total} external={fig.external} farm={fig.farm_use} reserve={fig.reserve}"
+    else:
+        nums = "source down"
+    applied = count(d.new) if d.new is not None else f"{count(d.current)} (kept)"
+    return (
+        f"{d.pool}/{d.limit_ref}: {nums} target={count(d.target)} maxCount={applied} "
+        f"— {text(d.why)}"
+    )
+
+
+def plan_lines(pp: PoolPlan) -> list[str]:
+    """`plan`: each limit's change (or none), why, and the figures it came from."""
+    out = []
+    for d in pp.decisions:
+        if d.changes:
+            what = [f"maxCount {count(d.current)} → {count(d.new)}"] if d.new is not None else []
+            what += [f"pause queue {q}" for q in d.pause]
+            what += [f"resume queue {q}" for q in d.resume]
+            out.append(f"  ~ {d.pool}/{d.limit_ref}: {', '.join(what)}")
+        else:
+            out.append(f"    {d.pool}/{d.limit_ref}: no change (maxCount {count(d.current)})")
+        out.append(f"      why: {text(d.why)}")
+        if pp.figures is not None:
+            f = pp.figures
+            total = "∞" if f.total is None else f.total
+            out.append(
+                f"      from: total {total}, external {f.external}, farm {f.farm_use} "
+                f"({f.farm_use_from}), reserve {f.reserve}, headroom {f.headroom}"
+            )
+    return out
+
+
+def explain_lines(pp: PoolPlan, pool: Pool) -> list[str]:
+    """`explain`: the control law's arithmetic for one pool, line by line."""
+    out = [f"pool {pp.pool}"]
+    if pp.figures is None:
+        out += [f"  {text((f,))}" for f in pp.failures]
+        out += [f"  {d.limit_ref}: {text(d.why)}" for d in pp.decisions]
+        return out
+    f = pp.figures
+    several = f"  (Σ {len(pool.features)} features)" if len(pool.features) > 1 else ""
+    out += [
+        f"  total     = {'unlimited (uncounted)' if f.total is None else f.total}{several}",
+        f"  in_use    = {f.in_use}",
+        f"  farm_use  = {f.farm_use}  (from {f.farm_use_from})",
+        f"  external  = max(0, {f.in_use} − {f.farm_use}) = {f.external}",
+        f"  reserve   = {f.reserve}  ({pp.reserve_from})",
+        f"  headroom  = {f.headroom}",
+    ]
+    if pp.free is None or math.isinf(pp.free):
+        out.append("  free      = unlimited")
+    else:
+        out.append(
+            f"  free      = {f.total} − {f.external} − {f.reserve} − {f.headroom} = {pp.free:g}"
+        )
+    if pp.splits:
+        used = sum(s.use for s in pp.splits)
+        out.append(
+            f"  remainder = {pp.free:g} − Σ farm uses {used} = {(pp.free or 0) - used:g}, "
+            "split by share"
+        )
+        out += [
+            f"  {s.limit_ref}: own use {s.use} + share {s.share} (weight {s.weight:g})"
+            for s in pp.splits
+        ]
+    for d, raw in zip(pp.decisions, pp.raw, strict=False):
+        out.append(f"  {d.limit_ref}: target = {_clamp(pool, raw, f.total, d.target)}")
+        new = count(d.new) if d.new is not None else "unchanged"
+        out.append(f"  {d.limit_ref}: maxCount {count(d.current)} → {new}: {text(d.why)}")
+    return out
+
+
+def _clamp(pool: Pool, raw: float, total: int | None, target: int | None) -> str:
+    return (
+        f"clamp({'∞' if math.isinf(raw) else f'{raw:g}'}, floor {pool.floor}, "
+        f"ceiling {pool.ceiling if pool.ceiling is not None else '—'}"
+        f"{f', total {total}' if total is not None else ''}) = {count(target)}"
+    )
+
+
+def job_lines(pj: PoolJobs) -> list[str]:
+    """`explain`: how a pool's limit is shared between its jobs."""
+    out = [f"  jobs sharing {count(pj.capacity)} units: {len(pj.jobs)} jobs, demand {pj.demand}"]
+    caps = {a.job_id: a for a in pj.allocations}
+    for j in sorted(pj.jobs, key=lambda j: (j.created_at, j.job_id)):
+        a = caps.get(j.job_id)
+        cap = "exempt" if a is None or a.cap is None else str(a.cap)
+        mark = " (manual override: left alone)" if j.job_id in pj.left_alone else ""
+        out.append(
+            f"    {j.job_id} {j.name!r}: demand {j.demand} ({j.tasks} tasks × {j.units}), "
+            f"weight {a.weight if a else 0:g}, cap {cap}, now {j.max_worker_count}{mark}"
+        )
+    return out
+
+
+def jobs_summary(pj: PoolJobs, shown: int = 6) -> str:
+    """The demo's line a pool: how many jobs share how much, and their caps."""
+    head = f"{pj.pool}: {len(pj.jobs)} jobs share {count(pj.capacity)} (demand {pj.demand})"
+    if not pj.jobs:
+        return head
+    caps = ", ".join(f"{j.name}={count(pj.cap(j.job_id))}" for j in pj.jobs[:shown])
+    more = f" (+{len(pj.jobs) - shown} more)" if len(pj.jobs) > shown else ""
+    return f"{head}: maxWorkerCount {caps}{more}"

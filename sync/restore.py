@@ -1,0 +1,141 @@
+"""`license-sync restore`: every value we overwrote, put back — jobs' maxWorkerCount and,
+with `limits`, limits' maxCount and the queues we paused. Idempotent: safe to run twice
+and after a crash; a job someone else changed since is left alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sync import jobplan
+from sync.act import Outcome, Writer
+from sync.deadline import Deadline, resolve_limit
+from sync.domain import ACTIVE, JobOriginal, LimitMemory, LimitState
+from sync.errors import DeadlineError, SyncError
+from sync.jobplan import FarmJobs
+from sync.reasons import text
+from sync.reconcile import Memory
+from sync.record import job_change_row
+
+
+@dataclass
+class Restored:
+    lines: list[str] = field(default_factory=list)  # what was done, one line a value
+    failed: list[str] = field(default_factory=list)  # what could not be, still recorded
+    memory: Memory = field(default_factory=Memory)  # what is still remembered after it
+
+
+def restore(memory: Memory, writer: Writer, now: datetime, *, limits: bool) -> Restored:
+    out = Restored(memory=memory)
+    originals = _restore_jobs(dict(memory.originals), writer, now, out)
+    limit_memory = dict(memory.limits)
+    if limits:
+        _restore_limits(writer, now, out)
+        _reopen_queues(limit_memory, writer.farms, out)
+        writer.store.save_limits(limit_memory, now)
+    out.memory = Memory(limit_memory, originals, memory.unadopted, memory.first_look)
+    return out
+
+
+def _restore_jobs(
+    originals: dict[str, JobOriginal], writer: Writer, now: datetime, out: Restored
+) -> dict[str, JobOriginal]:
+    by_farm: dict[str, list[JobOriginal]] = {}
+    for r in originals.values():
+        by_farm.setdefault(r.farm_id, []).append(r)
+    for farm_id, records in sorted(by_farm.items()):
+        try:
+            current = writer.farms(farm_id).get_jobs([(r.queue_id, r.job_id) for r in records])
+        except SyncError as e:
+            out.failed.append(f"farm {farm_id}: jobs not read: {e}")
+            continue
+        writes, drops = [], []
+        for r in records:
+            _, why, write = jobplan.settle(r, current.get(r.job_id))
+            if write is not None:
+                writes.append(write)
+            else:
+                drops.append((r.job_id, why))
+        fj = FarmJobs(farm_id, writes=tuple(writes), drops=tuple(drops))
+        done = Outcome(originals=originals)
+        writer.jobs(fj, done, now)
+        if writer.store.history is not None:
+            writer.store.history.record_job_changes([job_change_row(c) for c in done.job_changes])
+        out.lines += [f"job {job_id}: {text(why)}; nothing to restore" for job_id, why in drops]
+        restored = {c.record.job_id for c in done.job_changes if c.kind == "restore"}
+        for w in writes:
+            if w.job_id in restored:
+                out.lines.append(f"job {w.job_id}: maxWorkerCount restored to {w.value}")
+            elif w.job_id in done.originals:
+                out.failed.append(f"job {w.job_id}: restore failed; still recorded")
+            else:
+                out.lines.append(f"job {w.job_id}: gone; nothing to restore")
+        out.failed += [f"job restore failed: {e}" for e in done.errors]
+        originals = done.originals
+    return originals
+
+
+def _restore_limits(writer: Writer, now: datetime, out: Restored) -> None:
+    """Each limit's maxCount from before our first write to it."""
+    farms: dict[str, dict[str, LimitState]] = {}
+    done = []
+    for key, original in sorted(writer.store.limit_originals.items()):
+        farm_id, _, limit_id = key.partition("/")
+        try:
+            if farm_id not in farms:
+                farms[farm_id] = {x.limit_id: x for x in writer.farms(farm_id).limits()}
+            lim = farms[farm_id].get(limit_id)
+            if lim is None:
+                out.lines.append(f"limit {limit_id}: gone; nothing to restore")
+            elif lim.max_count == original:
+                out.lines.append(f"limit {limit_id}: maxCount already {original}")
+            else:
+                writer.farms(farm_id).update_limit(limit_id, original)
+                out.lines.append(
+                    f"limit {limit_id}: maxCount {lim.max_count} → {original} (restored)"
+                )
+            done.append(key)
+        except SyncError as e:
+            out.failed.append(f"limit {limit_id}: restore failed: {e}")
+    writer.store.forget_limit_originals(done, now)
+
+
+def _reopen_queues(
+    memory: dict[tuple[str, str], LimitMemory],
+    farms: Callable[[str], Deadline],
+    out: Restored,
+) -> None:
+    """Every queue association we paused, back to ACTIVE."""
+    for (farm_id, ref), mem in sorted(memory.items()):
+        if mem.paused:
+            still = resume_paused(farms(farm_id), ref, mem.paused, out)
+            memory[(farm_id, ref)] = LimitMemory(0, still)
+
+
+def resume_paused(
+    dl: Deadline, ref: str, paused: tuple[str, ...], out: Restored
+) -> tuple[str, ...]:
+    """Reopen the queues we paused on limit `ref`, from a STOP status or STOPPED; returns
+    the queues still to reopen. A queue that reads ACTIVE, or whose association or limit
+    is gone, is done with."""
+    try:
+        found = resolve_limit(ref, dl.limits())
+    except DeadlineError as e:
+        out.failed.append(f"limit {ref}: cannot read the farm's limits: {e}")
+        return paused
+    if not isinstance(found, LimitState):
+        out.lines.append(f"limit {ref}: {found}: nothing to reopen")
+        return ()
+    status = {a.queue_id: a.status for a in found.associations}
+    still = []
+    for q in paused:
+        if status.get(q, ACTIVE) == ACTIVE:
+            continue
+        try:
+            dl.update_association(q, found.limit_id, ACTIVE)
+            out.lines.append(f"limit {ref}: queue {q} resumed (was {status[q]})")
+        except DeadlineError as e:
+            still.append(q)
+            out.failed.append(f"limit {ref}: resuming queue {q} failed: {e}")
+    return tuple(still)

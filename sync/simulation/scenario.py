@@ -1,0 +1,100 @@
+"""A simulation scenario: the YAML file under config/scenarios/, as a model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sync.errors import PolicyError
+from sync.policy import Duration, Pool, parse_days, parse_hours
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Artists(_M):
+    base: float = Field(2, ge=0, description="licenses artists hold at night")
+    peak: float = Field(20, ge=0, description="licenses artists hold at the peak")
+    peak_hours: str = "09:00-19:00"
+    session: Duration = Field(2700, description="mean checkout length")
+    days: str = "mon-fri"
+
+
+class FarmModel(_M):
+    workers: int = Field(60, ge=1)
+    jobs_per_hour: float = Field(4, ge=0)
+    tasks_per_job: tuple[int, int] = (20, 80)
+    task_minutes: tuple[float, float] = (3, 12)
+    checkout_delay: Duration = 20.0
+    backlog_jobs: int = Field(3, ge=0, description="jobs waiting at the start")
+
+
+class SyncModel(_M):
+    interval: Duration = 60.0
+    tool_latency: Duration = 2.0
+    count_delay: Duration = 30.0
+
+
+class Outage(_M):
+    start: Duration  # seconds from the start of the run
+    end: Duration
+
+
+class Scenario(_M):
+    name: str
+    seed: int = 1
+    start: datetime = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+    duration: Duration = 86400.0
+    step: Duration = 10.0
+    total: int = Field(ge=1)
+    artists: Artists = Artists()
+    farm: FarmModel = FarmModel()
+    sync: SyncModel = SyncModel()
+    static_limit: int = Field(ge=1)
+    policy: dict[str, Any] = {}
+    outages: list[Outage] = []
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+        return Scenario.model_validate(data)
+    except (OSError, yaml.YAMLError) as e:
+        raise PolicyError(f"cannot read scenario {str(path)!r}: {e}") from e
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}" for er in e.errors())
+        raise PolicyError(f"scenario {str(path)!r} is invalid: {msgs}") from e
+
+
+def scenario_pool(sc: Scenario) -> Pool:
+    """The scenario's policy as a pool of the real policy model."""
+    return Pool.model_validate(
+        {
+            "limit": "amount.sim",
+            "features": [{"source": "sim", "feature": "lic"}],
+            "farm_selector": {"hosts": ["^render-"]},
+            **sc.policy,
+        }
+    )
+
+
+def artist_level(sc: Scenario, when: datetime) -> float:
+    a = sc.artists
+    start, end = parse_hours(a.peak_hours)
+    if when.weekday() not in parse_days(a.days):
+        return a.base
+    h = when.hour + when.minute / 60
+    s, e = start.hour + start.minute / 60, end.hour + end.minute / 60
+    ramp = 1.0
+    if h < s - ramp or h >= e + ramp:
+        return a.base
+    if h < s:
+        return a.base + (a.peak - a.base) * (h - (s - ramp)) / ramp
+    if h >= e:
+        return a.peak - (a.peak - a.base) * (h - e) / ramp
+    return a.peak

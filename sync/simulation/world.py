@@ -1,0 +1,173 @@
+"""The simulated day: artists, jobs and their tasks, stepped `step` seconds at a time.
+
+Every strategy runs on the same seeded world (`make_world`); a `Day` is one run of it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sync.simulation.scenario import Scenario, artist_level
+
+
+@dataclass
+class Result:
+    strategy: str
+    denials: int = 0
+    artist_denials: int = 0
+    tasks_done: int = 0
+    idle_license_hours: float = 0.0
+    used_license_hours: float = 0.0
+    total_license_hours: float = 0.0
+    writes: int = 0
+    series: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, max, farm, ext
+
+    @property
+    def utilisation(self) -> float:
+        return (
+            self.used_license_hours / self.total_license_hours if self.total_license_hours else 0.0
+        )
+
+
+def make_world(sc: Scenario) -> tuple[list[tuple[float, float]], list[tuple[float, list[float]]]]:
+    """The seeded world every strategy shares: artist sessions and job arrivals."""
+    rng = random.Random(sc.seed)
+    sessions: list[tuple[float, float]] = []
+    t = 0.0
+    while t < sc.duration:
+        # arrivals keep the expected holdings at the curve: rate = level / session length
+        level = artist_level(sc, sc.start + timedelta(seconds=t))
+        rate = max(level, 0.05) / sc.artists.session
+        t += rng.expovariate(rate)
+        if t < sc.duration and rng.random() < level / max(level, 0.05):
+            sessions.append((t, t + rng.expovariate(1 / sc.artists.session)))
+    jobs: list[tuple[float, list[float]]] = []
+    f = sc.farm
+    for _ in range(f.backlog_jobs):
+        jobs.append(
+            (0.0, [rng.uniform(*f.task_minutes) * 60 for _ in range(rng.randint(*f.tasks_per_job))])
+        )
+    t = 0.0
+    while f.jobs_per_hour > 0:
+        t += rng.expovariate(f.jobs_per_hour / 3600)
+        if t >= sc.duration:
+            break
+        jobs.append(
+            (t, [rng.uniform(*f.task_minutes) * 60 for _ in range(rng.randint(*f.tasks_per_job))])
+        )
+    return sessions, jobs
+
+
+class Day:
+    """One strategy's run of the world: who holds what, what waits, and the tallies."""
+
+    def __init__(self, sc: Scenario, strategy: str):
+        sessions, jobs = make_world(sc)
+        self.sc = sc
+        self.oracle = strategy == "oracle"
+        self.res = Result(strategy)
+        self.steps = int(sc.duration / sc.step)
+        self.artist_q = deque(sorted(sessions))
+        self.job_q = deque(sorted(jobs, key=lambda j: j[0]))
+        self.ready: deque[float] = deque()  # task durations waiting to run
+        self.artists_end: list[float] = []  # heap of artist session ends (holding)
+        self.pending: list[tuple[float, float]] = []  # heap: (checkout time, duration)
+        self.holding: list[tuple[float, int]] = []  # heap: (end time, 1)
+        self.history: deque[tuple[float, int, int, int]] = deque()  # t, artists, farm, running
+        delay_steps = max(1, int(sc.sync.count_delay / sc.step))
+        self.running_hist: deque[int] = deque(maxlen=delay_steps + 1)
+        # the oracle: licenses artists (and tasks it scheduled) hold, by step
+        self.busy = _busy(sc, sessions, self.steps) if self.oracle else []
+
+    def tick(self, t: float) -> int:
+        """Artists come and go, tasks finish or reach their checkout, jobs arrive; returns
+        the tasks running (holding or about to check out)."""
+        sc, res = self.sc, self.res
+        while self.artists_end and self.artists_end[0] <= t:
+            heapq.heappop(self.artists_end)
+        farm_holding = len(self.holding)
+        while self.artist_q and self.artist_q[0][0] <= t:
+            _, end = self.artist_q.popleft()
+            if len(self.artists_end) + farm_holding < sc.total:
+                heapq.heappush(self.artists_end, end)
+            else:
+                res.artist_denials += 1  # an artist who finds no free license goes without
+        while self.holding and self.holding[0][0] <= t:
+            heapq.heappop(self.holding)
+            res.tasks_done += 1
+        while self.pending and self.pending[0][0] <= t:
+            _, duration = heapq.heappop(self.pending)
+            # the oracle reserved this license when it started the task
+            if self.oracle or len(self.artists_end) + len(self.holding) < sc.total:
+                heapq.heappush(self.holding, (t + duration, 1))
+            else:
+                res.denials += 1  # started, found no license: the frame fails, retried
+                self.ready.appendleft(duration)
+        while self.job_q and self.job_q[0][0] <= t:
+            self.ready.extend(self.job_q.popleft()[1])
+        artists, farm = len(self.artists_end), len(self.holding)
+        running = farm + len(self.pending)
+        self.running_hist.append(running)
+        self.history.append((t, artists, farm, running))
+        while self.history and self.history[0][0] < t - sc.sync.tool_latency - sc.step:
+            self.history.popleft()
+        return running
+
+    def seen(self) -> tuple[int, int, int]:
+        """(artists, farm) as the license server said `tool_latency` ago, and Deadline's
+        currentCount, `count_delay` late."""
+        _, artists, farm, _ = self.history[0]
+        return artists, farm, self.running_hist[0]
+
+    def start_tasks(self, i: int, t: float, running: int, max_count: int) -> None:
+        """Deadline starts what the limit and the workers allow."""
+        if self.oracle:
+            self._oracle_starts(i, t, running)
+            return
+        cap = math.inf if max_count == -1 else max_count
+        while self.ready and running < cap and running < self.sc.farm.workers:
+            heapq.heappush(self.pending, (t + self.sc.farm.checkout_delay, self.ready.popleft()))
+            running += 1
+
+    def _oracle_starts(self, i: int, t: float, running: int) -> None:
+        # knows every artist session of the day: starts a task only where its license
+        # stays free for the task's whole run, so no artist is ever turned away for it
+        # (the race is the world's: its tasks too check out `checkout_delay` late)
+        dt, delay = self.sc.step, self.sc.farm.checkout_delay
+        while self.ready and running < self.sc.farm.workers:
+            duration = self.ready[0]
+            first = i + 1 + int(delay / dt)
+            span = range(first, min(self.steps, first + 1 + int(duration / dt)))
+            if any(self.busy[k] >= self.sc.total for k in span):
+                break
+            self.ready.popleft()
+            for k in span:
+                self.busy[k] += 1
+            heapq.heappush(self.pending, (t + delay, duration))
+            running += 1
+
+    def account(self, i: int, t: float, max_count: int) -> None:
+        """License-hours used and idle while tasks wait; a point of the plot every 5 min."""
+        sc, res = self.sc, self.res
+        farm = len(self.holding)
+        in_use = len(self.artists_end) + farm
+        hours = sc.step / 3600
+        res.used_license_hours += in_use * hours
+        res.total_license_hours += sc.total * hours
+        if self.ready and sc.total - in_use > 0:
+            res.idle_license_hours += (sc.total - in_use) * hours
+        if i % max(1, int(300 / sc.step)) == 0:
+            res.series.append((t, max_count, farm, len(self.artists_end)))
+
+
+def _busy(sc: Scenario, sessions: list[tuple[float, float]], steps: int) -> list[int]:
+    busy = [0] * (steps + 2)
+    for start, end in sessions:
+        for k in range(int(start / sc.step), min(steps + 2, int(end / sc.step) + 1)):
+            busy[k] += 1
+    return busy

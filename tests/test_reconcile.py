@@ -1,0 +1,161 @@
+"""One reconcile step from a hand-built snapshot: limits, queue associations and job caps
+decided together, with no I/O, no clock and no client (docs/design.md, "The cycle")."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sync import reasons
+from sync.domain import (
+    ACTIVE,
+    Association,
+    JobInfo,
+    JobOriginal,
+    LimitMemory,
+    LimitState,
+    StepAmounts,
+)
+from sync.jobplan import PoolJobs
+from sync.limits import SourceState
+from sync.policy import Policy
+from sync.reconcile import FarmRead, Memory, Observed, reconcile
+from sync.render import jobs_summary
+from sync.report import Feature, Report
+
+FARM = "farm-" + "a" * 32
+LIMIT = "limit-" + "b" * 32
+QUEUE = "queue-" + "c" * 32
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def policy(jobs: str = "fair", on_exhausted: str = "hold_one", pools: bool = True) -> Policy:
+    pool = {
+        "limit": "amount.nuke",
+        "features": [{"source": "lic", "feature": "nuke_r"}],
+        "hysteresis": {"settle": 1},
+        "on_exhausted": on_exhausted,
+        "jobs": {"policy": jobs},
+    }
+    return Policy.model_validate(
+        {
+            "farms": [{"id": FARM}],
+            "sources": {"lic": {"kind": "static", "features": {}}},
+            "pools": {"nuke": pool} if pools else {},
+        }
+    )
+
+
+def job(n: int, tasks: int = 10, max_workers: int = -1, status: str = "READY") -> JobInfo:
+    return JobInfo(
+        QUEUE, f"job-{n:032d}", f"shot{n}", 50, status, "CREATE_COMPLETE",
+        {"READY": tasks}, max_workers, NOW - timedelta(hours=n), "ana",
+    )  # fmt: skip
+
+
+def observed(
+    in_use: int = 4,
+    max_count: int = 10,
+    jobs: tuple[JobInfo, ...] | None = (),
+    assoc: str = ACTIVE,
+    extra_limits: dict | None = None,
+) -> Observed:
+    report = Report("flexlm", True, features=(Feature("foundry", "nuke_r", None, 20, in_use),))
+    limit = LimitState(
+        FARM, LIMIT, "Nuke", "amount.nuke", max_count, 0, (Association(QUEUE, assoc),)
+    )
+    steps = {j.job_id: (StepAmounts("step-1", {"amount.nuke": 1}, 50),) for j in jobs or ()}
+    limits = {"amount.nuke": limit, **(extra_limits or {})}
+    farm = FarmRead(FARM, limits, jobs=jobs, steps=steps)
+    return Observed({"lic": SourceState(report, NOW)}, {FARM: farm})
+
+
+def test_one_plan_holds_the_limit_and_the_job_caps_it_leaves_room_for():
+    two = (job(1, tasks=30), job(2, tasks=30))
+    plan = reconcile(policy(), observed(in_use=4, max_count=20, jobs=two), Memory(), NOW)
+    [d] = plan.decisions
+    assert (d.current, d.new) == (20, 16)  # 20 − 4 artists
+    [farm] = plan.farms_jobs
+    caps = {w.job_id: w.value for w in farm.writes}
+    assert caps == {two[0].job_id: 8, two[1].job_id: 8}  # 16 shared fairly
+    # each write has its original on the way to disk first, marked pending
+    assert {(r.job_id, r.original, r.pending) for r in farm.records} == {
+        (two[0].job_id, -1, 8),
+        (two[1].job_id, -1, 8),
+    }
+
+
+def test_reconcile_is_pure_the_same_snapshot_gives_the_same_plan():
+    snap = observed(jobs=(job(1),))
+    assert reconcile(policy(), snap, Memory(), NOW) == reconcile(policy(), snap, Memory(), NOW)
+
+
+def test_a_farm_whose_jobs_were_not_read_keeps_its_jobs_as_they_are():
+    plan = reconcile(policy(), observed(jobs=None), Memory(), NOW)
+    assert plan.farms_jobs == () and plan.pools_jobs == ()
+    assert plan.decisions[0].new is not None  # its limits are still planned
+
+
+def test_a_job_a_person_changed_is_left_alone_and_flagged_once():
+    j = job(1, max_workers=3)
+    rec = JobOriginal(j.job_id, FARM, QUEUE, "nuke", LIMIT, original=-1, last_written=6)
+    plan = reconcile(policy(), observed(jobs=(j,)), Memory(originals={j.job_id: rec}), NOW)
+    [farm] = plan.farms_jobs
+    assert farm.writes == ()
+    assert [r.manual for r in farm.taken_over] == [True]
+    assert plan.pools_jobs[0].left_alone == {j.job_id}
+
+
+def test_a_recorded_job_no_pool_caps_any_more_gets_its_original_back():
+    j = job(1, max_workers=6)
+    rec = JobOriginal(j.job_id, FARM, QUEUE, "nuke", LIMIT, original=-1, last_written=6)
+    plan = reconcile(policy(jobs="none"), observed(jobs=(j,)), Memory({}, {j.job_id: rec}), NOW)
+    [w] = plan.farms_jobs[0].writes
+    assert (w.restore, w.old, w.value) == (True, 6, -1)
+    assert [r.kind for r in w.why] == ["job_released"]
+
+
+def test_first_look_of_a_new_history_leaves_capped_jobs_for_adopt():
+    capped = job(1, max_workers=4)
+    plan = reconcile(policy(), observed(jobs=(capped,)), Memory(first_look=True), NOW)
+    assert plan.memory.unadopted == {capped.job_id}
+    assert plan.farms_jobs[0].writes == ()
+    assert plan.memory.first_look is False
+
+
+def test_exhausted_licenses_pause_the_queue_and_remember_it():
+    snap = observed(in_use=20, max_count=10)
+    plan = reconcile(policy(on_exhausted="pause"), snap, Memory(), NOW)
+    [d] = plan.decisions
+    assert d.pause == (QUEUE,)
+    assert plan.memory.limits[(FARM, "amount.nuke")].paused == (QUEUE,)
+
+
+def test_queues_paused_for_a_limit_that_left_the_policy_are_reopened():
+    gone = LimitState(FARM, LIMIT, "Nuke", "amount.nuke", 1, 0, (Association(QUEUE, "STOPPED"),))
+    snap = observed(extra_limits={"amount.old": gone})
+    memory = Memory({(FARM, "amount.old"): LimitMemory(0, (QUEUE,))})
+    plan = reconcile(policy(), snap, memory, NOW)
+    [r] = plan.reopen
+    assert (r.limit_ref, r.limit_id, r.queues) == ("amount.old", LIMIT, (QUEUE,))
+    # remembered until it reads ACTIVE: a failed resume is tried again
+    assert plan.memory.limits[(FARM, "amount.old")].paused == (QUEUE,)
+    active = replace(gone, associations=(Association(QUEUE, ACTIVE),))
+    back = observed(extra_limits={"amount.old": active})
+    assert (FARM, "amount.old") not in reconcile(policy(), back, plan.memory, NOW).memory.limits
+
+
+def test_a_reason_is_data_and_reads_the_same_everywhere():
+    plan = reconcile(policy(), observed(in_use=4, max_count=20), Memory(), NOW)
+    [d] = plan.decisions
+    [why] = d.why
+    assert (why.kind, why["current"], why["target"]) == ("decrease", 20, 16)
+    assert reasons.text(d.why) == "decrease 20 → 16 applied at once"
+    # stored as data beside the words, and read back unchanged
+    assert reasons.from_data(json.loads(json.dumps(reasons.data(d.why)))) == d.why
+
+
+def test_a_pool_without_jobs_says_so_without_an_empty_list():
+    pj = PoolJobs("nuke", FARM, LIMIT, 10)
+    assert jobs_summary(pj) == "nuke: 0 jobs share 10 (demand 0)"
