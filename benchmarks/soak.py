@@ -127,8 +127,9 @@ def soak(cycles: int = 2000, seed: int = 1, workdir: Path | None = None) -> Soak
             metrics=metrics,
             clock=lambda: clock["now"],
             deadline_factory=lambda f: Deadline(
-                # no retries: every injected fault reaches the service, and no backoff sleeps
-                make_client("us-west-2", server.url, max_attempts=1, retry_mode="standard"),
+                # one attempt, no retry: every injected fault reaches the service, and no
+                # backoff sleeps
+                make_client("us-west-2", server.url, attempts=1, retry_mode="standard"),
                 f.id,
                 on_call=metrics.count_call,
             ),

@@ -34,7 +34,7 @@ def make_client(
     region: str | None,
     endpoint_url: str | None = None,
     session: boto3.session.Session | None = None,
-    max_attempts: int = 6,
+    attempts: int = 6,
     read_timeout: float = 20.0,
     retry_mode: str = "adaptive",
 ) -> Any:
@@ -55,7 +55,7 @@ def make_client(
 
     def client(**config: Any) -> Any:
         cfg = Config(
-            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            retries={"mode": retry_mode, "total_max_attempts": attempts},
             connect_timeout=5,
             read_timeout=read_timeout,
             user_agent_extra="license-sync",

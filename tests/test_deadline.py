@@ -216,7 +216,7 @@ def test_throttling_is_retried_adaptively(aws_env, retry_sleeps):
     calls: list[tuple[str, str]] = []
     with FakeDeadline(farm, faults=Faults(throttle_first=2)) as server:
         dl = Deadline(
-            make_client("us-west-2", server.url, max_attempts=5),
+            make_client("us-west-2", server.url, attempts=6),
             farm.farm_id,
             on_call=lambda op, o: calls.append((op, o)),
         )
@@ -234,7 +234,7 @@ def test_throttling_beyond_the_retries_is_reported(aws_env, retry_sleeps):
     calls: list[tuple[str, str]] = []
     with FakeDeadline(farm, faults=Faults(throttle_first=5)) as server:
         dl = Deadline(
-            make_client("us-west-2", server.url, max_attempts=2),
+            make_client("us-west-2", server.url, attempts=3),
             farm.farm_id,
             on_call=lambda op, o: calls.append((op, o)),
         )
@@ -255,7 +255,7 @@ def test_access_denied_over_http(aws_env):
 
 
 def test_unreachable_endpoint_is_a_clear_error(aws_env):
-    dl = Deadline(make_client("us-west-2", "http://127.0.0.1:9", max_attempts=1), FARM)
+    dl = Deadline(make_client("us-west-2", "http://127.0.0.1:9", attempts=1), FARM)
     with pytest.raises(DeadlineError, match="check the network"):
         dl.limits()
 
@@ -280,7 +280,7 @@ def test_search_jobs_asks_only_for_jobs_that_can_still_run(sim):
 def test_no_credentials_says_how_to_give_them(aws_env, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    dl = Deadline(make_client("us-west-2", "http://127.0.0.1:9", max_attempts=1), FARM)
+    dl = Deadline(make_client("us-west-2", "http://127.0.0.1:9", attempts=1), FARM)
     with pytest.raises(DeadlineError) as e:
         dl.limits()
     assert e.value.code == "NoCredentials"

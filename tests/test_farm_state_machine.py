@@ -114,7 +114,7 @@ def endpoint():
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     server = FakeDeadline(FakeFarm(FARM)).start()
     # no retries and no client-side rate limiting: a fault is seen by the service at once
-    client = make_client("us-west-2", server.url, max_attempts=0, retry_mode="standard")
+    client = make_client("us-west-2", server.url, attempts=1, retry_mode="standard")
     policy = Path(tempfile.mkdtemp(prefix="machine-")) / "policy.yaml"
     policy.write_text(POLICY.format(history="unused.db", farm=FARM))
     yield server, client, load_policy(policy)

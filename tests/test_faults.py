@@ -87,7 +87,7 @@ def service(
         clock=Clock(),
         deadline_factory=lambda f: Deadline(
             make_client(
-                "us-west-2", servers[f.id].url, max_attempts=attempts, read_timeout=read_timeout
+                "us-west-2", servers[f.id].url, attempts=attempts, read_timeout=read_timeout
             ),
             f.id,
             on_call=metrics.count_call,

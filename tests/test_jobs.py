@@ -609,7 +609,7 @@ def test_restore_finds_the_queues_of_a_removed_pool_in_the_history(world):
 
 def test_a_write_whose_answer_was_lost_is_still_ours(world):
     w = world
-    w.client_options = {"max_attempts": 0}  # the lost answer is not retried away
+    w.client_options = {"attempts": 1}  # the lost answer is not retried away
     w.svc = w.make()
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
     cycle(w)
