@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from sync.errors import SyncError
@@ -20,6 +21,7 @@ from sync.service import Service
 
 log = logging.getLogger("license_sync")
 STOP_GRACE = 7.0  # seconds a cycle in flight has to end after SIGTERM (docker stop: 10)
+JOB = "cycle"
 
 
 def serve(
@@ -30,7 +32,11 @@ def serve(
     max_cycles: int | None = None,
     stop_grace: float = STOP_GRACE,
 ) -> int:
-    """Run cycles on the policy's interval until SIGTERM/SIGINT (or `stop` is set)."""
+    """Run cycles on the policy's interval until SIGTERM/SIGINT (or `stop` is set).
+
+    APScheduler runs the cycle as an interval job (`max_instances=1`, `coalesce`: a slow
+    cycle is never doubled up); a new interval in the policy reschedules it, SIGHUP runs
+    it at once. The main thread only waits for the stop."""
     stop = stop or threading.Event()
     health = _start_health(svc, address)
     idle = threading.Event()  # set while no cycle runs
@@ -40,17 +46,20 @@ def serve(
         _cycle_job(svc, stop, idle, on_cycle, max_cycles),
         "interval",
         seconds=svc.policy.interval,
-        id="cycle",
+        id=JOB,
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC),
         misfire_grace_time=None,
     )
-    hup = threading.Event()
+    scheduler.add_listener(_after_cycle(svc, scheduler, stop), EVENT_JOB_EXECUTED)
 
     def on_signal(signum: int, frame: Any) -> None:
         if signum == signal.SIGHUP:
-            hup.set()
+            log.info("SIGHUP: reloading the policy now")
+            svc.request_reload()
+            if idle.is_set():  # else the cycle in flight ends first (_after_cycle)
+                scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
             return
         log.info("signal %s: finishing or abandoning the current write, then stopping", signum)
         svc.stopping = True  # no new write starts
@@ -59,7 +68,7 @@ def serve(
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     scheduler.start()
     try:
-        _wait(svc, scheduler, stop, hup)
+        stop.wait()
     finally:
         # `docker stop` gives 10 s: a write still in flight after `stop_grace` is abandoned.
         # That is safe: what it would change is recorded before it is sent (docs/design.md,
@@ -75,24 +84,6 @@ def serve(
         _abandon(svc, stop_grace)
     log.info("stopped cleanly")
     return 0
-
-
-def _wait(
-    svc: Service, scheduler: BackgroundScheduler, stop: threading.Event, hup: threading.Event
-) -> None:
-    """The main thread until a stop: reschedules on a new interval, reloads on SIGHUP.
-    Rescheduling happens here, never in the job (the job store lock)."""
-    interval = svc.policy.interval
-    while not stop.wait(0.5):
-        if hup.is_set():
-            hup.clear()
-            log.info("SIGHUP: reloading the policy now")
-            svc.request_reload()
-            scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
-        if svc.policy.interval != interval:
-            interval = svc.policy.interval
-            scheduler.reschedule_job("cycle", trigger="interval", seconds=interval)
-            log.info("interval is now %ss", interval)
 
 
 def _start_health(svc: Service, address: str) -> HealthServer:
@@ -141,6 +132,26 @@ def _cycle_job(
             stop.set()
 
     return job
+
+
+def _after_cycle(
+    svc: Service, scheduler: BackgroundScheduler, stop: threading.Event
+) -> Callable[[JobExecutionEvent], None]:
+    """After each cycle (once APScheduler counts it finished): a policy with a new interval
+    reschedules the job; a SIGHUP that came during the cycle runs the next one now."""
+    interval = {"s": svc.policy.interval}
+
+    def listener(event: JobExecutionEvent) -> None:
+        if stop.is_set():
+            return
+        if svc.policy.interval != interval["s"]:
+            interval["s"] = svc.policy.interval
+            scheduler.reschedule_job(JOB, trigger="interval", seconds=interval["s"])
+            log.info("interval is now %ss", interval["s"])
+        if svc.reload_pending:
+            scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
+
+    return listener
 
 
 def _abandon(svc: Service, stop_grace: float) -> None:

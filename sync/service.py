@@ -88,6 +88,10 @@ class Service:
         if self.watcher:
             self.watcher.quiet = seconds
 
+    @property
+    def reload_pending(self) -> bool:
+        return bool(self.watcher and self.watcher.requested)
+
     def request_reload(self) -> None:
         """SIGHUP: read the policy at the next cycle, the file is said to be ready."""
         if self.watcher:

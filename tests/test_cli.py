@@ -14,6 +14,7 @@ from sync.cli import build_parser, main
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
+from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(__file__).parent / "bin"
@@ -25,7 +26,12 @@ def commands() -> list[str]:
     return sorted(m.group(1) for m in re.finditer(r"^    (\w+)\s", listed, re.M))
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+cli = run_cli  # in-process; `python -m sync` itself is run once below
+
+
+def subprocess_cli(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sync", *args], capture_output=True, text=True, timeout=120, env=env
     )
@@ -55,7 +61,7 @@ def test_every_command_is_in_the_readme(command):
 
 
 def test_no_command_prints_help_and_fails():
-    p = cli()
+    p = subprocess_cli()
     assert p.returncode == 1 and "COMMAND" in p.stdout
 
 

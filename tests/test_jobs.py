@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from sync.history import History
 from sync.metrics import Metrics
 from sync.policy import load_policy
 from sync.service import Service
+from tests.clirun import run_cli
 from tests.test_service import Clock, FakeSource
 
 POLICY = """\
@@ -229,13 +228,7 @@ def test_crash_between_recording_and_write_then_restore(world):
 
 def run_restore(w, *args):
     env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": w.sim.url}
-    return subprocess.run(
-        [sys.executable, "-m", "sync", "restore", "--config", str(w.policy), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    return run_cli("restore", "--config", str(w.policy), *args, env=env)
 
 
 def test_restore_cli_is_idempotent_and_restores_limits(world):
@@ -270,13 +263,7 @@ def test_explain_lists_the_jobs(world):
 
     lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 10)])
     (w.db.parent / "lm.txt").write_text(lic.lmstat())
-    p = subprocess.run(
-        [sys.executable, "-m", "sync", "explain", "--config", str(w.policy), "nuke"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    p = run_cli("explain", "--config", str(w.policy), "nuke", env=env)
     assert p.returncode == 0, p.stderr
     assert "jobs sharing 10 units: 1 jobs, demand 40" in p.stdout
     assert "'big': demand 40 (40 tasks × 1), weight 1, cap 10, now -1" in p.stdout

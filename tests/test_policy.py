@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from sync.policy import PolicyErrors, json_schema, load_policy, parse_duration, parse_policy
+from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent
 FARM = "farm-0123456789abcdef0123456789abcdef"
@@ -213,12 +212,6 @@ def test_overnight_window_belongs_to_the_day_it_starts():
     assert w.active(datetime(2026, 11, 27, 23, 0, tzinfo=UTC))  # Fri 23:00
     assert w.active(datetime(2026, 11, 28, 5, 0, tzinfo=UTC))  # Sat 05:00, Friday's night
     assert not w.active(datetime(2026, 11, 28, 23, 0, tzinfo=UTC))  # Sat 23:00
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "sync", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 def test_validate_cli_reports_every_file(tmp_path):

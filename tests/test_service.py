@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from sync.policy import load_policy
 from sync.report import Checkout, Feature, Report
 from sync.service import Service
 from sync.sources import Source
+from tests.clirun import run_cli
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -321,12 +321,7 @@ def test_history_cli(world, tmp_path):
     db = str(tmp_path / "h.db")
 
     def run(*a):
-        return subprocess.run(
-            [sys.executable, "-m", "sync", "history", "--db", db, *a],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_cli("history", "--db", db, *a)
 
     table = run()
     assert table.returncode == 0
@@ -336,11 +331,7 @@ def test_history_cli(world, tmp_path):
     csv_out = run("--format", "csv", "--table", "cycles").stdout.splitlines()
     assert csv_out[0].startswith("id,") and len(csv_out) == 2
     assert json.loads(run("--format", "json", "--pool", "other").stdout) == []
-    missing = subprocess.run(
-        [sys.executable, "-m", "sync", "history", "--db", str(tmp_path / "none.db")],
-        capture_output=True,
-        text=True,
-    )
+    missing = run_cli("history", "--db", str(tmp_path / "none.db"))
     assert missing.returncode == 1 and "no history at" in missing.stderr
 
 
@@ -480,3 +471,22 @@ def test_metrics_bind_to_an_ipv6_address():
         )
     finally:
         server.stop()
+
+
+def test_a_new_interval_in_the_policy_reschedules_the_running_service(world):
+    from sync.serve import serve
+
+    w = world
+    # the service starts on a one-minute interval; the file already says one second
+    w.policy.write_text(w.policy.read_text().replace("interval: 60s", "interval: 1s"))
+    started: list[datetime] = []
+
+    def on_cycle(result) -> None:
+        started.append(datetime.now(UTC))
+
+    assert w.svc.policy.interval == 60
+    t0 = time.monotonic()
+    serve(w.svc, "127.0.0.1:0", on_cycle=on_cycle, max_cycles=2)
+    # the first cycle loaded the new interval; the second came a second later, not a minute
+    assert w.svc.policy.interval == 1
+    assert len(started) == 2 and time.monotonic() - t0 < 30

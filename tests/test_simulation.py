@@ -13,6 +13,7 @@ from sync.policy import parse_policy
 from sync.replay import replay
 from sync.simulation.scenario import load_scenario
 from sync.simulation.strategies import STRATEGIES, run
+from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = sorted((ROOT / "config/scenarios").glob("*.yaml"))
@@ -79,22 +80,14 @@ def test_bad_scenario_is_a_clear_error(tmp_path):
 
 
 def test_simulate_cli(tmp_path):
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sync",
-            "simulate",
-            "--scenario",
-            str(ROOT / "config/scenarios/quiet-night.yaml"),
-            "--strategy",
-            "static",
-            "--strategy",
-            "license-sync",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    p = run_cli(
+        "simulate",
+        "--scenario",
+        str(ROOT / "config/scenarios/quiet-night.yaml"),
+        "--strategy",
+        "static",
+        "--strategy",
+        "license-sync",
     )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
@@ -173,21 +166,7 @@ def test_replay_cli_against_a_real_history(tmp_path):
     h.close()
     cfg = tmp_path / "new.yaml"
     cfg.write_text(policy_text(3))
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sync",
-            "replay",
-            "--history",
-            str(tmp_path / "h.db"),
-            "--config",
-            str(cfg),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    p = run_cli("replay", "--history", str(tmp_path / "h.db"), "--config", str(cfg))
     assert p.returncode == 2, p.stderr
     assert "recorded target 15 write 15; with" in p.stdout
     assert "2 decisions replayed (0 skipped" in p.stdout and "2 differ" in p.stdout
@@ -254,12 +233,7 @@ def test_simulate_days_sums_each_seeded_day(tmp_path):
     path = ROOT / "config/scenarios/quiet-night.yaml"
     argv = ["simulate", "--scenario", str(path), "--days", "3", "--seed", "5"]
     argv += ["--strategy", "naive", "--strategy", "oracle"]
-    p = subprocess.run(
-        [sys.executable, "-m", "sync", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    p = run_cli(*argv)
     assert p.returncode == 0, p.stderr
     assert "3 days, seeds 5-7:" in p.stdout
     rows = {ln.split()[0]: ln.split() for ln in p.stdout.split("seeds 5-7:")[1].splitlines()[2:]}
@@ -278,11 +252,6 @@ def test_simulate_days_sums_each_seeded_day(tmp_path):
 
 
 def test_simulate_days_must_be_positive():
-    p = subprocess.run(
-        [sys.executable, "-m", "sync", "simulate", "--scenario", str(SCENARIOS[0]), "--days", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    p = run_cli("simulate", "--scenario", str(SCENARIOS[0]), "--days", "0")
     assert p.returncode == 1
     assert "--days must be at least 1" in p.stderr

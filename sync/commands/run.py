@@ -16,7 +16,11 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(args.log_format, args.verbose)
     svc = build_service(load_policy(args.config), dry_run=args.dry_run, adopt=args.adopt)
     if args.once:
-        result = svc.run_cycle()
+        try:
+            result = svc.run_cycle()
+        finally:
+            if svc.history is not None:
+                svc.history.close()
         for pp in result.plan.pools.values():
             for d in pp.decisions:
                 print(decision_line(d, pp.figures))
