@@ -12,7 +12,7 @@ rely on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -132,6 +132,16 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         f"pool {d.pool}: {text(d.why)}" for d in lp.decisions if d.status == "error"
     )
     return Plan(lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors)
+
+
+def carry(plan: Plan, failed: Iterable[LimitKey], originals: Mapping[str, JobOriginal]) -> Memory:
+    """The memory for the next cycle once `plan` was acted on: a limit whose write failed
+    starts its settle count again (a failed write is not a change); the job records are
+    as the writes left them."""
+    limits = dict(plan.memory.limits)
+    for key in failed:
+        limits[key] = LimitMemory(0, limits.get(key, LimitMemory()).paused)
+    return replace(plan.memory, limits=limits, originals=dict(originals))
 
 
 def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[PoolJobs, ...]:

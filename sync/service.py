@@ -8,20 +8,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sync.act import Outcome, Writer
+from sync.act import Writer
 from sync.deadline import Deadline
-from sync.domain import LimitMemory
 from sync.errors import HistoryError
 from sync.history import History
 from sync.memory import MemoryStore
 from sync.metrics import Metrics
 from sync.observe import Observer
 from sync.policy import FarmConfig, LoadedPolicy, Policy
-from sync.reconcile import Memory, Observed, Plan, reconcile
+from sync.reconcile import Memory, Observed, Plan, carry, reconcile
 from sync.record import CycleResult, record
 from sync.reload import PolicyWatcher
 from sync.sources import Source, source_for
@@ -149,7 +147,8 @@ class Service:
         lost = self._check_history()
         write = not self.dry_run
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)
-        self.memory = _after(plan, outcome)
+        failed = [a.decision.key for a in outcome.applied if not a.ok]
+        self.memory = carry(plan, failed, outcome.originals)
         errors = list(plan.errors) + outcome.errors
         if lost:
             errors.append("history removed or replaced: job caps not written")
@@ -198,15 +197,3 @@ class Service:
         if age > bound:
             return False, f"last successful cycle ended {age:.0f}s ago (> {bound:.0f}s)"
         return True, f"ok: last successful cycle ended {age:.0f}s ago"
-
-
-def _after(plan: Plan, outcome: Outcome) -> Memory:
-    """The memory to carry: the plan's, where a failed limit write starts its settle count
-    again (a failed write is not a change), with the job records as they now stand."""
-    limits = dict(plan.memory.limits)
-    for a in outcome.applied:
-        if not a.ok:
-            limits[a.decision.key] = LimitMemory(
-                0, limits.get(a.decision.key, LimitMemory()).paused
-            )
-    return replace(plan.memory, limits=limits, originals=outcome.originals)
