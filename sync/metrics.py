@@ -40,62 +40,22 @@ FEATURE, POOL, LIMIT, SERVER = (
 )
 # The gauges a scrape shows for the last cycle: name, help, labels
 GAUGES = [
-    (
-        "license_total",
-        "Licenses issued for a feature (uncounted: absent)",
-        FEATURE,
-    ),
-    (
-        "license_in_use",
-        "Licenses in use, from the license server",
-        FEATURE,
-    ),
-    (
-        "license_reserved",
-        "Licenses held by RESERVATIONs on the server",
-        FEATURE,
-    ),
-    (
-        "license_queued",
-        "Licenses queued for on the server",
-        FEATURE,
-    ),
-    (
-        "license_expiry_timestamp_seconds",
-        "When the feature's licenses expire",
-        FEATURE,
-    ),
-    (
-        "license_in_use_farm",
-        "Licenses the farm holds (selector or currentCount)",
-        POOL,
-    ),
+    ("license_total", "Licenses issued for a feature (uncounted: absent)", FEATURE),
+    ("license_in_use", "Licenses in use, from the license server", FEATURE),
+    ("license_reserved", "Licenses held by RESERVATIONs on the server", FEATURE),
+    ("license_queued", "Licenses queued for on the server", FEATURE),
+    ("license_expiry_timestamp_seconds", "When the feature's licenses expire", FEATURE),
+    ("license_in_use_farm", "Licenses the farm holds (selector or currentCount)", POOL),
     ("license_in_use_external", "Licenses held outside the farm", POOL),
     ("pool_reserve", "Licenses kept back by the policy's reserve now", POOL),
     ("pool_headroom", "The policy's headroom", POOL),
-    (
-        "limit_max_count",
-        "The limit's maxCount after this cycle (-1 unlimited)",
-        LIMIT,
-    ),
+    ("limit_max_count", "The limit's maxCount after this cycle (-1 unlimited)", LIMIT),
     ("limit_target", "What the control law asks for", LIMIT),
-    (
-        "pool_exhausted",
-        "1 while no license is free for the farm (target below 1)",
-        LIMIT,
-    ),
-    (
-        "limit_current_count",
-        "The limit's currentCount as Deadline reports it",
-        LIMIT,
-    ),
+    ("pool_exhausted", "1 while no license is free for the farm (target below 1)", LIMIT),
+    ("limit_current_count", "The limit's currentCount as Deadline reports it", LIMIT),
     ("pool_jobs", "Active jobs that need the pool", POOL),
     ("pool_demand", "Units the pool's jobs want now (tasks × units)", POOL),
-    (
-        "pool_job_overrides",
-        "Jobs whose maxWorkerCount someone else changed",
-        POOL,
-    ),
+    ("pool_job_overrides", "Jobs whose maxWorkerCount someone else changed", POOL),
     ("source_up", "1 if the license source was read this cycle", SERVER),
     ("source_duration_seconds", "Time to read the source", SERVER),
 ]
