@@ -6,7 +6,6 @@ changes between versions, blank lines go missing and identities hold spaces.
 
 from __future__ import annotations
 
-import gc
 import re
 from dataclasses import dataclass, field
 
@@ -290,18 +289,6 @@ def _read_block(header: re.Match[str], body: str, vendor: str | None, errors: li
 
 def parse(text: str) -> Report:
     """Parse `lmstat -a` output into a `Report`; `ParseError` if it is not lmstat output."""
-    # A busy server lists tens of thousands of checkouts: that many small tuples would
-    # trigger the cyclic collector over and over while none of them can form a cycle.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _parse(text)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _parse(text: str) -> Report:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     head = _Header()
