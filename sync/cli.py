@@ -210,18 +210,27 @@ def _add_simulate(sub: Sub) -> None:
         sub,
         "simulate",
         "simulate:simulate",
-        "compare strategies on a simulated day of farm and artist load",
-        "A seeded simulation of one license pool shared by artists and farm jobs, run\n"
-        "under each strategy: static, naive, license-sync (the real control law) and\n"
-        "oracle. Scenarios are in config/scenarios/.",
+        "compare strategies on simulated days of farm and artist load",
+        "A seeded simulation of one license pool shared by artists and farm jobs, run under\n"
+        "each strategy: static, naive, license-sync (the real control law), license-sync-\n"
+        "preempt, causal-oracle (knows the present) and oracle (knows the whole day).\n"
+        "Artists refused a license try again every minute and give up after ten tries.\n"
+        "Scenarios are in config/scenarios/.",
     )
     p.add_argument("--scenario", required=True, metavar="FILE")
     p.add_argument(
         "--strategy",
         action="append",
         metavar="S",
-        choices=["static", "naive", "license-sync", "oracle"],
-        help="repeat to choose (default: all four)",
+        choices=[
+            "static",
+            "naive",
+            "license-sync",
+            "license-sync-preempt",
+            "causal-oracle",
+            "oracle",
+        ],
+        help="repeat to choose (default: all)",
     )
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument(
@@ -229,10 +238,18 @@ def _add_simulate(sub: Sub) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="also run N seeded days (seed, seed+1, …) and print their totals; a day "
-        "without denials can be luck (default 1)",
+        help="run N seeded days (seed, seed+1, …) and add them up; a day without "
+        "denials can be luck (default 1)",
     )
-    p.add_argument("--plot", metavar="PNG", help="draw the day per strategy (needs matplotlib)")
+    p.add_argument("--policy", metavar="FILE", help="run a real policy's pool (with --pool)")
+    p.add_argument("--pool", metavar="NAME", help="the pool of --policy to run")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="one day: each strategy's day; several: the frontier, artist-minutes lost "
+        "against task-hours (needs matplotlib)",
+    )
 
 
 def _add_demo(sub: Sub) -> None:

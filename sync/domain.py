@@ -175,6 +175,7 @@ class Figures:
     external: int
     reserve: int
     headroom: int
+    queued: int = 0  # checkouts the license server has queued: someone is refused now
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +195,11 @@ class Decision:
     resume: tuple[str, ...] = ()  # queue ids to set back to ACTIVE
     current_count: int | None = None
     exhausted: bool = False  # the raw target was below 1: no license free for the farm
+    preempt: int = 0  # the farm's youngest tasks to requeue, to give licenses back now
 
     @property
     def changes(self) -> bool:
-        return self.new is not None or bool(self.pause) or bool(self.resume)
+        return self.new is not None or bool(self.pause) or bool(self.resume) or self.preempt > 0
 
     @property
     def key(self) -> tuple[str, str]:

@@ -274,6 +274,19 @@ class History:
         except sqlite3.Error as e:
             raise HistoryError(f"history read failed: {e}") from e
 
+    def external_use(self, pool: str, since: datetime) -> list[tuple[datetime, int]]:
+        """(time, external use) of every cycle that read the pool's sources, oldest first:
+        what a learned reserve learns from."""
+        sql = (
+            "select at, max(external) as external from decisions where pool = ? and at >= ? "
+            "and status = 'ok' and external is not null group by at order by at"
+        )
+        try:
+            rows = self.db.execute(sql, [pool, since.isoformat()]).fetchall()
+        except sqlite3.Error as e:
+            raise HistoryError(f"history read failed: {e}") from e
+        return [(datetime.fromisoformat(at), int(ext)) for at, ext in rows]
+
     def replaced(self) -> bool:
         """True when the file we opened was removed or replaced (another inode) since: our
         writes go to a file nobody will read, and the originals in it are lost to restore."""

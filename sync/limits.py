@@ -23,6 +23,7 @@ from sync.domain import (
     Reason,
     Why,
 )
+from sync.learn import Profile, reserve_at
 from sync.policy import LimitTarget, Policy, Pool
 from sync.report import Feature, Report
 
@@ -78,12 +79,15 @@ def plan(
     limits: LimitLookup,
     memory: Memory,
     now: datetime,
+    profiles: Mapping[str, Profile] | None = None,
 ) -> LimitPlan:
-    """Every pool of the policy; memory for limits the policy no longer names is dropped."""
+    """Every pool of the policy; memory for limits the policy no longer names is dropped.
+    `profiles`: the learned reserve's profile of each pool that learns one."""
     pools: dict[str, PoolPlan] = {}
     new_memory: dict[tuple[str, str], LimitMemory] = {}
     for name, pool in policy.pools.items():
-        pp, mem = plan_pool(name, pool, policy.default_farm, sources, limits, memory, now)
+        profile = (profiles or {}).get(name)
+        pp, mem = plan_pool(name, pool, policy.default_farm, sources, limits, memory, now, profile)
         pools[name] = pp
         new_memory.update(mem)
     return LimitPlan(pools, new_memory)
@@ -100,6 +104,7 @@ def plan_pool(
     limits: LimitLookup,
     memory: Memory,
     now: datetime,
+    profile: Profile | None = None,
 ) -> tuple[PoolPlan, dict[tuple[str, str], LimitMemory]]:
     """One pool's decisions, and the memory of its limits for the next cycle."""
     targets: list[Target] = []
@@ -112,7 +117,7 @@ def plan_pool(
     features, failures, last_good = _features(pool, sources, now)
     if failures:
         return _failed(name, pool, targets, failures, last_good, now, memory)
-    figures, reserve_from = _figures(pool, features, targets, now)
+    figures, reserve_from = _figures(pool, features, targets, now, profile)
     free = (
         math.inf
         if figures.total is None
@@ -128,6 +133,7 @@ def plan_pool(
             continue
         d, new_memory[key] = _decide(name, pool, st, t, raw_target, figures.total, memory)
         decisions.append(d)
+    decisions = [_preempting(pool, figures, d) for d in decisions]
     status = "error" if any(d.status == "error" for d in decisions) else "ok"
     pp = PoolPlan(name, tuple(decisions), figures, free, splits, tuple(raw), reserve_from)
     return replace(pp, status=status), new_memory
@@ -167,7 +173,11 @@ def _features(
 
 
 def _figures(
-    pool: Pool, features: list[Feature], targets: list[Target], now: datetime
+    pool: Pool,
+    features: list[Feature],
+    targets: list[Target],
+    now: datetime,
+    profile: Profile | None,
 ) -> tuple[Figures, str]:
     total: int | None = 0
     for f in features:
@@ -184,13 +194,33 @@ def _figures(
         farm_use = sum(max(0, st.current_count) for _, st, _ in targets if st is not None)
         farm_from = "currentCount"
     external = max(0, in_use - farm_use)
-    reserve, reserve_from = resolve_reserve(pool, total, now)
-    figures = Figures(total, in_use, farm_use, farm_from, external, reserve, pool.headroom)
+    reserve, reserve_from = resolve_reserve(pool, total, now, profile)
+    queued = sum(f.queued for f in features)
+    figures = Figures(total, in_use, farm_use, farm_from, external, reserve, pool.headroom, queued)
     return figures, reserve_from
 
 
-def resolve_reserve(pool: Pool, total: int | None, now: datetime) -> tuple[int, str]:
-    """The reserve in force at `now`, and where it came from."""
+def resolve_reserve(
+    pool: Pool, total: int | None, now: datetime, profile: Profile | None = None
+) -> tuple[int, str]:
+    """The reserve in force at `now`, and where it came from: the static reserve (or its
+    schedule), raised to the learned one where the pool learns and the profile knows."""
+    static, source = _static_reserve(pool, total, now)
+    learn = pool.reserve.learn
+    if learn is None:
+        return static, source
+    if profile is None:
+        return static, f"{source}; learned: no history read yet"
+    learned, why = reserve_at(profile, now)
+    if learned is None:
+        return static, f"{source}; learned: {why}"
+    learned = max(learn.min, learned if learn.max is None else min(learned, learn.max))
+    if learned <= static:
+        return static, f"{source}; learned {learned} ({why})"
+    return learned, f"learned: {why}; static {static} ({source})"
+
+
+def _static_reserve(pool: Pool, total: int | None, now: datetime) -> tuple[int, str]:
     value, source = pool.reserve.default, "default"
     for i, window in enumerate(pool.reserve.schedule):
         if window.active(now):
@@ -308,6 +338,24 @@ def _decide(
     # a rise cut short by max_step goes on next cycle without settling again
     still_rising = new is None or (new != target and target > new) or target == -1
     return d, LimitMemory(rising=rising if still_rising else 0, paused=paused)
+
+
+def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
+    """With `preempt` on: when artists are refused now (the server queues checkouts) or
+    about to be (fewer licenses free than the reserve), and the farm holds more than its
+    target, requeue its youngest tasks — licenses otherwise come back only as tasks end."""
+    p = pool.preempt
+    if not p.enabled or d.status != "ok" or fig.total is None:
+        return d
+    if d.target is None or d.current_count is None or d.target == -1:
+        return d
+    free = fig.total - fig.in_use
+    over = d.current_count - d.target
+    if over <= 0 or (fig.queued == 0 and free >= fig.reserve):
+        return d
+    n = min(p.max_per_cycle, over)
+    why = Reason.of("preempting", tasks=n, queued=fig.queued, free=free, reserve=fig.reserve)
+    return replace(d, preempt=n, why=(*d.why, why))
 
 
 def _queues(

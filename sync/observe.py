@@ -11,13 +11,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sync.deadline import Deadline, resolve_limit
 from sync.domain import JobInfo, LimitState, StepAmounts
-from sync.errors import DeadlineError
+from sync.errors import DeadlineError, HistoryError
+from sync.history import History
+from sync.learn import Profile, learn
 from sync.limits import SourceState
-from sync.policy import Policy
+from sync.policy import LearnedReserve, Policy
 from sync.reconcile import FarmRead, Memory, Observed, departed_refs
 from sync.report import Report, down_report
 from sync.sources import Source
@@ -25,10 +27,15 @@ from sync.sources import Source
 log = logging.getLogger("license_sync")
 
 
+LEARN_EVERY = timedelta(hours=1)  # a profile of weeks changes little within an hour
+
+
 class Observer:
-    def __init__(self) -> None:
+    def __init__(self, history: History | None = None) -> None:
+        self.history = history
         self.last_good: dict[str, datetime] = {}
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
+        self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
 
     def observe(
         self,
@@ -51,7 +58,27 @@ class Observer:
         seen = {j.job_id for read in farms.values() for j in read.jobs or ()}
         if all(read.jobs is not None for read in farms.values()):
             self.steps = {k: v for k, v in self.steps.items() if k in seen}
-        return Observed(states, farms, tuple(errors))
+        return Observed(states, farms, tuple(errors), self.learned(policy, now))
+
+    def learned(self, policy: Policy, now: datetime) -> dict[str, Profile]:
+        """The learned reserve's profile of each pool that learns one, from the history's
+        record of external use; learned again every hour or when its settings change."""
+        out = {}
+        for name, pool in policy.pools.items():
+            spec = pool.reserve.learn
+            if spec is None or self.history is None:
+                continue
+            cached = self.profiles.get(name)
+            if cached is None or cached[1] != spec or now - cached[0] >= LEARN_EVERY:
+                try:
+                    points = self.history.external_use(name, now - timedelta(weeks=spec.weeks))
+                except HistoryError as e:
+                    log.warning("pool %s: reserve not learned: %s", name, e)
+                    continue
+                profile = learn(points, spec.drain, spec.quantile, spec.samples)
+                cached = self.profiles[name] = (now, spec, profile)
+            out[name] = cached[2]
+        return out
 
     def read_sources(self, sources: Mapping[str, Source], now: datetime) -> dict[str, SourceState]:
         """Every source at once (a hung server must not hold up the others)."""

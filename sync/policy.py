@@ -253,9 +253,33 @@ class ReserveWindow(Model):
         return in_hours and day in parse_days(self.days)
 
 
+class LearnedReserve(Model):
+    """A reserve learned from the history (docs/policy.md, "A learned reserve")."""
+
+    drain: Annotated[Duration, Field(gt=0, le=86400)] = Field(
+        900.0, description="how long the farm takes to give licenses back (task length)"
+    )
+    quantile: float = Field(0.9, ge=0.5, le=1.0, description="of the rise within `drain`")
+    weeks: int = Field(4, ge=1, le=52, description="history the profile is learned from")
+    min: int = Field(0, ge=0)
+    max: int | None = Field(None, ge=0)
+    samples: int = Field(6, ge=1, description="observations an hour needs before it is used")
+
+
 class Reserve(Model):
     default: Amount = 0
     schedule: list[ReserveWindow] = []
+    learn: LearnedReserve | None = None
+
+
+class Preempt(Model):
+    """Give licenses back to artists by requeueing the farm's youngest tasks (opt-in)."""
+
+    enabled: bool = False
+    max_per_cycle: int = Field(2, ge=1, le=100)
+    younger_than: Annotated[Duration, Field(gt=0, le=86400)] = Field(
+        600.0, description="never requeue a task that has run longer than this"
+    )
 
 
 def _reserve(v: Any) -> Any:
@@ -318,6 +342,7 @@ class Pool(Model):
     on_stale: Literal["hold", "floor"] = "hold"
     stale_after: StaleAfter = 600.0
     on_exhausted: Literal["pause", "hold_one"] = "hold_one"
+    preempt: Preempt = Preempt()
     jobs: JobsPolicy = JobsPolicy()
 
     def targets(self, default_farm: str | None) -> list[LimitTarget]:
@@ -604,6 +629,14 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                         f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
                     )
                 )
+        if pool.preempt.enabled:
+            out.append(
+                (
+                    ("pools", name, "preempt", "enabled"),
+                    f"pool {name!r}: the service does not requeue tasks yet; `license-sync "
+                    "simulate` evaluates preemption (strategy license-sync-preempt)",
+                )
+            )
         if pool.ceiling is not None and pool.floor > pool.ceiling:
             out.append(
                 (

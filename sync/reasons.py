@@ -53,6 +53,10 @@ _TEXT: dict[str, Callable[[Reason], str]] = {
         + ("queues paused" if r["action"] == "pause" else "held at 1")
     ),
     "pausing": lambda r: f"pausing {r['queues']} queue association(s)",
+    "preempting": lambda r: (
+        f"artists refused or about to be ({r['queued']} queued, {r['free']} free, reserve "
+        f"{r['reserve']}): requeueing the farm's {r['tasks']} youngest task(s)"
+    ),
     "resuming": lambda r: f"licenses back: resuming {r['queues']} queue association(s)",
     # a source or limit that could not be read
     "source_not_read": lambda r: f"source {r['source']!r} was not read",

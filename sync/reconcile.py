@@ -19,6 +19,7 @@ from datetime import datetime
 from sync import jobplan, limits
 from sync.domain import ACTIVE, Decision, JobInfo, JobOriginal, LimitMemory, LimitState
 from sync.jobplan import FarmJobs, PoolJobs, Steps
+from sync.learn import Profile
 from sync.limits import LimitPlan, PoolPlan, SourceState
 from sync.policy import Policy
 from sync.reasons import text
@@ -45,6 +46,7 @@ class Observed:
     sources: Mapping[str, SourceState]
     farms: Mapping[str, FarmRead]
     errors: tuple[str, ...] = ()  # reads that failed, in words for the operator
+    profiles: Mapping[str, Profile] = field(default_factory=dict)  # learned reserves, by pool
 
     def lookup(self) -> dict[LimitKey, LimitState | str]:
         out: dict[LimitKey, LimitState | str] = {}
@@ -100,7 +102,9 @@ class Plan:
 
 def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime) -> Plan:
     """The whole cycle's decisions. Pure."""
-    lp = limits.plan(policy, observed.sources, observed.lookup(), memory.limits, now)
+    lp = limits.plan(
+        policy, observed.sources, observed.lookup(), memory.limits, now, observed.profiles
+    )
     reopen, kept = _departed(policy, observed, memory.limits, lp)
     pools_jobs = _pools_jobs(policy, observed, lp)
     unadopted = set(memory.unadopted)

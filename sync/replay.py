@@ -9,10 +9,11 @@ are compared as data — the target and the write — never as the words of thei
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync.domain import Decision, LimitMemory, LimitState
+from sync.learn import Profile, learn
 from sync.limits import SourceState, plan_pool
 from sync.policy import FeatureRef, Policy, Pool
 from sync.reasons import text
@@ -46,6 +47,7 @@ def replay(
     """Plan each recorded decision again under `policy`. Pure: rows in, result out."""
     memory: dict[tuple[str, str], LimitMemory] = {}
     last_good: dict[str, datetime] = {}
+    learned = _Learner()
     diffs: list[Difference] = []
     n = skipped = before = after = 0
     for row in rows:
@@ -56,7 +58,7 @@ def replay(
             skipped += 1
             continue
         n += 1
-        d = _again(row, pool, memory, last_good)
+        d = _again(row, pool, memory, last_good, learned.profile(row, pool))
         before += row.get("new") is not None
         after += d.new is not None
         if (d.new, d.target) != (row.get("new"), row.get("target")):
@@ -80,6 +82,7 @@ def _again(
     pool: Pool,
     memory: dict[tuple[str, str], LimitMemory],
     last_good: dict[str, datetime],
+    profile: Profile | None = None,
 ) -> Decision:
     """One recorded decision planned again: what the cycle saw, with the new pool."""
     name, now = row["pool"], datetime.fromisoformat(row["at"])
@@ -116,6 +119,28 @@ def _again(
         {(row["farm_id"], row["limit_ref"]): limit},
         memory,
         now,
+        profile,
     )
     memory.update(new_memory)
     return pp.decisions[0]
+
+
+class _Learner:
+    """A learned reserve as the service would have had it: learned from the rows before
+    each one, again once a replayed day."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, list[tuple[datetime, int]]] = {}
+        self.learned: dict[str, tuple[str, Profile]] = {}
+
+    def profile(self, row: dict[str, Any], pool: Pool) -> Profile | None:
+        name, spec = row["pool"], pool.reserve.learn
+        at = datetime.fromisoformat(row["at"])
+        day = at.date().isoformat()
+        if spec is not None and self.learned.get(name, ("",))[0] != day:
+            since = at - timedelta(weeks=spec.weeks)
+            seen = [p for p in self.points.get(name, []) if p[0] >= since]
+            self.learned[name] = (day, learn(seen, spec.drain, spec.quantile, spec.samples))
+        if row.get("status") == "ok" and row.get("external") is not None:
+            self.points.setdefault(name, []).append((at, int(row["external"])))
+        return self.learned[name][1] if spec is not None else None

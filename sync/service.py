@@ -60,7 +60,7 @@ class Service:
         self.watcher = PolicyWatcher(loaded, self.metrics, policy_quiet) if watch_policy else None
         self.store = MemoryStore(history, adopt=adopt)
         self.memory: Memory = self.store.load()
-        self.observer = Observer()
+        self.observer = Observer(history)
         self.writer = Writer(
             self.deadline, self.store, self.metrics, unadopted=self.memory.unadopted
         )

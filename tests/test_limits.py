@@ -437,3 +437,20 @@ def test_invariants(pool, rep, lim, rising, age):
             assert d.new != -1
     if not rep.up:
         assert d.pause == () and d.resume == ()
+
+
+def test_preemption_requeues_the_youngest_farm_tasks_when_artists_are_refused():
+    pool = mkpool(headroom=5, preempt={"enabled": True, "max_per_cycle": 3})
+    # 20 licenses all in use, 2 artists queued: the farm holds 12, its target is 20 − 8 − 5
+    d, _ = run(pool, report(total=20, in_use=20, queued=2), limit(max_count=12, current=12))
+    assert d.target == 7 and d.preempt == 3  # at most max_per_cycle a cycle
+    assert d.why[-1].kind == "preempting" and d.why[-1]["queued"] == 2
+    assert "requeueing the farm's 3 youngest task(s)" in text(d.why)
+
+
+def test_no_preemption_while_artists_are_served_or_when_it_is_off():
+    on = mkpool(headroom=1, preempt={"enabled": True})
+    calm, _ = run(on, report(total=20, in_use=12), limit(max_count=12, current=12))
+    assert calm.preempt == 0  # 8 free, no queue: nobody is refused
+    off, _ = run(mkpool(headroom=1), report(total=20, in_use=20, queued=2), limit(12, 12))
+    assert off.preempt == 0

@@ -490,3 +490,32 @@ def test_a_new_interval_in_the_policy_reschedules_the_running_service(world):
     # the first cycle loaded the new interval; the second came a second later, not a minute
     assert w.svc.policy.interval == 1
     assert len(started) == 2 and time.monotonic() - t0 < 30
+
+
+def test_a_reserve_learned_from_the_history_comes_down_ahead_of_the_morning(world):
+    w = world
+    # four weeks of Mondays in the history: external use jumps from 2 to 10 at 09:00
+    rows = []
+    monday = datetime(2026, 11, 23, tzinfo=UTC)  # the clock's T0 is Wednesday the 25th
+    for weeks in (4, 3, 2, 1):
+        day = monday - timedelta(weeks=weeks)
+        for minute in range(7 * 60, 11 * 60):
+            at = (day + timedelta(minutes=minute)).isoformat()
+            ext = 10 if minute >= 9 * 60 else 2
+            rows.append({"at": at, "pool": "nuke", "status": "ok", "external": ext})
+    w.svc.history.record_cycle({"started": rows[0]["at"]}, [], rows, [])
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            "    headroom: 1\n",
+            "    headroom: 1\n    reserve: {default: 0, learn: {drain: 15m, samples: 4}}\n",
+        )
+    )
+    w.clock.t = monday.replace(hour=8, minute=50)
+    d = w.svc.run_cycle().plan.decisions[0]
+    pp = w.svc.last_result.plan.pools["nuke"]
+    assert pp.figures.reserve == 8  # the rise the next quarter hour brings, kept back now
+    assert pp.reserve_from.startswith("learned: q0.9 of the rise within 15 min, Mon 08:00 UTC")
+    assert d.target == 20 - 0 - 8 - 1
+    w.clock.t = monday.replace(hour=7, minute=0)  # a calm hour of the profile: nothing kept
+    w.svc.run_cycle()
+    assert w.svc.last_result.plan.pools["nuke"].figures.reserve == 0

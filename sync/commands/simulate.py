@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from sync.commands import EXIT_OK
 from sync.errors import SyncError
+from sync.policy import Pool, load_policy
 from sync.simulation import report, scenario, strategies
 
 
@@ -13,20 +16,39 @@ def simulate(args: argparse.Namespace) -> int:
     sc = scenario.load_scenario(args.scenario)
     if args.seed is not None:
         sc = sc.model_copy(update={"seed": args.seed})
-    chosen = args.strategy or list(strategies.STRATEGIES)
     if args.days < 1:
         raise SyncError("--days must be at least 1")
-    by_strategy = strategies.run_days(sc, chosen, args.days)
-    results = [days[0] for days in by_strategy.values()]
+    pool = _pool(args.policy, args.pool)
+    chosen = args.strategy or list(strategies.STRATEGIES)
+    by_strategy = strategies.run_days(sc, chosen, args.days, pool)
+    if args.format == "json":
+        json.dump(report.as_json(sc, args.days, by_strategy), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    seeds = f"seed {sc.seed}" if args.days == 1 else f"seeds {sc.seed}-{sc.seed + args.days - 1}"
     print(
-        f"{sc.name}: {sc.duration / 3600:g} h, {sc.total} licenses, seed {sc.seed}, "
-        f"sync every {sc.sync.interval:g} s\n"
+        f"{sc.name}: {sc.duration / 3600:g} h, {sc.total} licenses, {seeds}, "
+        f"sync every {sc.sync.interval:g} s"
+        + (f", pool {args.pool!r} of {args.policy}" if pool else "")
+        + "\n"
     )
-    print(report.format_table(results))
-    if args.days > 1:
-        print(f"\n{args.days} days, seeds {sc.seed}-{sc.seed + args.days - 1}:\n")
-        print(report.format_days(by_strategy))
+    print(report.format_table(by_strategy))
     if args.plot:
-        report.plot(results, sc, args.plot)
-        print(f"\nplot of the first day (seed {sc.seed}) written to {args.plot}")
+        if args.days == 1:
+            report.plot([days[0] for days in by_strategy.values()], sc, args.plot)
+        else:
+            points = report.totals(by_strategy)
+            report.plot_frontier(points, f"{sc.name}, {seeds}", args.plot)
+        print(f"\nplot written to {args.plot}")
     return EXIT_OK
+
+
+def _pool(policy: str | None, name: str | None) -> Pool | None:
+    if policy is None and name is None:
+        return None
+    if policy is None or name is None:
+        raise SyncError("--policy and --pool go together: the pool NAME of the policy FILE")
+    pools = load_policy(policy).policy.pools
+    if name not in pools:
+        raise SyncError(f"no pool {name!r} in {policy}; pools: {', '.join(pools)}")
+    return pools[name]

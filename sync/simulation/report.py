@@ -1,120 +1,116 @@
-"""The simulation's tables and plot."""
+"""The simulation's figures: tables for people, JSON for scripts, and plots."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sync.errors import PolicyError
 from sync.render import table
 from sync.simulation.scenario import Scenario
 from sync.simulation.world import Result
 
-
-def format_table(results: list[Result]) -> str:
-    head = [
-        "strategy",
-        "denials",
-        "idle lic-h (farm waiting)",
-        "utilisation",
-        "tasks done",
-        "% of oracle",
-        "limit writes",
-        "artists turned away",
-    ]
-    oracle = next((r for r in results if r.strategy == "oracle"), None)
-    rows = []
-    for r in results:
-        pct = (
-            f"{100 * r.tasks_done / oracle.tasks_done:.1f}%"
-            if oracle and oracle.tasks_done
-            else "—"
-        )
-        rows.append(
-            [
-                r.strategy,
-                str(r.denials),
-                f"{r.idle_license_hours:.1f}",
-                f"{100 * r.utilisation:.1f}%",
-                str(r.tasks_done),
-                pct,
-                "—" if r.strategy == "oracle" else str(r.writes),
-                str(r.artist_denials),
-            ]
-        )
-    return table(head, rows)
+BOUND = "oracle"  # the clairvoyant bound the farm's work is measured against
 
 
 @dataclass(frozen=True)
-class Days:
-    """A strategy's results over several seeded days, added up."""
+class Totals:
+    """A strategy's results over one or more seeded days, added up."""
 
     days: int
-    denials: int
+    artist_minutes_lost: float
+    artists_gave_up: int
+    farm_denials: int
     days_with_denials: int
-    tasks_mean: float
-    idle_mean: float
-    artist_denials: int
-    shares: tuple[float, ...]  # % of the oracle's tasks, a day each; () without an oracle
+    task_hours: float
+    preempted_task_minutes: float
+    writes: int
+    shares: tuple[float, ...]  # % of the oracle's task-hours, a day each; () without one
 
     def share(self, unit: str = "") -> str:
-        """`mean (min-max)` of the shares, or — without an oracle."""
+        """`mean (min-max)` of the shares over the days, or — without an oracle."""
         if not self.shares:
             return "—"
         s = self.shares
-        return f"{sum(s) / len(s):.1f}{unit} ({min(s):.1f}-{max(s):.1f})"
+        mean = f"{sum(s) / len(s):.1f}{unit}"
+        return mean if len(s) == 1 else f"{mean} ({min(s):.1f}-{max(s):.1f})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "artist_minutes_lost": round(self.artist_minutes_lost, 1),
+            "artists_gave_up": self.artists_gave_up,
+            "farm_denials": self.farm_denials,
+            "days_with_denials": self.days_with_denials,
+            "task_hours": round(self.task_hours, 1),
+            "task_share_of_oracle": (
+                round(sum(self.shares) / len(self.shares), 1) if self.shares else None
+            ),
+            "preempted_task_minutes": round(self.preempted_task_minutes, 1),
+            "writes": self.writes,
+        }
 
 
-def summarise(results: list[Result], oracle: list[Result] | None = None) -> Days:
+def summarise(results: Sequence[Result], oracle: Sequence[Result] | None = None) -> Totals:
     """Add up a strategy's days; `oracle`: the oracle's results on the same days."""
-    n = len(results)
     shares: tuple[float, ...] = ()
-    if oracle and all(o.tasks_done for o in oracle):
+    if oracle and all(o.task_hours for o in oracle):
         shares = tuple(
-            100 * r.tasks_done / o.tasks_done for r, o in zip(results, oracle, strict=True)
+            100 * r.task_hours / o.task_hours for r, o in zip(results, oracle, strict=True)
         )
-    return Days(
-        days=n,
-        denials=sum(r.denials for r in results),
+    return Totals(
+        days=len(results),
+        artist_minutes_lost=sum(r.artist_minutes_lost for r in results),
+        artists_gave_up=sum(r.artists_gave_up for r in results),
+        farm_denials=sum(r.denials for r in results),
         days_with_denials=sum(1 for r in results if r.denials),
-        tasks_mean=sum(r.tasks_done for r in results) / n,
-        idle_mean=sum(r.idle_license_hours for r in results) / n,
-        artist_denials=sum(r.artist_denials for r in results),
+        task_hours=sum(r.task_hours for r in results),
+        preempted_task_minutes=sum(r.preempted_task_minutes for r in results),
+        writes=sum(r.writes for r in results),
         shares=shares,
     )
 
 
-def format_days(by_strategy: dict[str, list[Result]]) -> str:
-    """One row a strategy, over all the days: one day's luck is not a policy's quality."""
+def totals(by_strategy: dict[str, list[Result]]) -> dict[str, Totals]:
+    oracle = by_strategy.get(BOUND)
+    return {s: summarise(results, oracle) for s, results in by_strategy.items()}
+
+
+def format_table(by_strategy: dict[str, list[Result]]) -> str:
+    """One row a strategy, added up over the days run: one day's luck is not a policy's
+    quality."""
     head = [
-        "strategy",
-        "days",
-        "denials",
-        "days with denials",
-        "tasks done (mean)",
-        "% of oracle (mean, min-max)",
-        "idle lic-h (mean)",
-        "artists turned away",
-    ]
-    oracle = by_strategy.get("oracle")
+        "strategy", "artist-min lost", "artists gave up", "farm denials", "days with denials",
+        "task-hours", "% of oracle", "preempted task-min", "writes",
+    ]  # fmt: skip
     rows = []
-    for strategy, results in by_strategy.items():
-        d = summarise(results, oracle)
+    for strategy, t in totals(by_strategy).items():
         rows.append(
             [
                 strategy,
-                str(d.days),
-                str(d.denials),
-                str(d.days_with_denials),
-                f"{d.tasks_mean:.0f}",
-                d.share("%"),
-                f"{d.idle_mean:.1f}",
-                str(d.artist_denials),
+                f"{t.artist_minutes_lost:.0f}",
+                str(t.artists_gave_up),
+                str(t.farm_denials),
+                f"{t.days_with_denials}/{t.days}",
+                f"{t.task_hours:.0f}",
+                t.share("%"),
+                f"{t.preempted_task_minutes:.0f}",
+                "—" if strategy.endswith("oracle") else str(t.writes),
             ]
         )
     return table(head, rows)
 
 
-def plot(results: list[Result], sc: Scenario, path: str) -> None:
+def as_json(sc: Scenario, days: int, by_strategy: dict[str, list[Result]]) -> dict[str, Any]:
+    return {
+        "scenario": sc.name,
+        "seeds": [sc.seed + d for d in range(days)],
+        "strategies": {s: t.as_dict() for s, t in totals(by_strategy).items()},
+    }
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
     try:
         import matplotlib
 
@@ -124,6 +120,12 @@ def plot(results: list[Result], sc: Scenario, path: str) -> None:
         raise PolicyError(
             "--plot needs matplotlib: pip install 'deadline-license-sync[plot]'"
         ) from e
+    return plt
+
+
+def plot(results: list[Result], sc: Scenario, path: str) -> None:
+    """The first day, a panel a strategy: maxCount, what the farm and the artists hold."""
+    plt = _pyplot()
     fig, axes = plt.subplots(len(results), 1, figsize=(11, 2.6 * len(results)), sharex=True)
     if len(results) == 1:
         axes = [axes]
@@ -134,13 +136,27 @@ def plot(results: list[Result], sc: Scenario, path: str) -> None:
         ax.plot(hours, [a for _, _, _, a in r.series], label="artists hold")
         ax.axhline(sc.total, color="grey", lw=0.8, ls="--", label="total")
         ax.set_title(
-            f"{r.strategy}: {r.denials} denials, {r.tasks_done} tasks, "
-            f"{r.idle_license_hours:.0f} idle license-hours",
+            f"{r.strategy}: {r.artist_minutes_lost:.0f} artist-minutes lost, "
+            f"{r.denials} farm denials, {r.task_hours:.0f} task-hours",
             fontsize=9,
         )
         ax.set_ylabel("licenses")
     axes[0].legend(loc="upper right", fontsize=7, ncol=4)
     axes[-1].set_xlabel("hours from start")
     fig.suptitle(sc.name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def plot_frontier(points: dict[str, Totals], title: str, path: str) -> None:
+    """Artist-minutes lost against farm task-hours, a point a strategy or setting."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, t in points.items():
+        ax.scatter(t.task_hours, t.artist_minutes_lost)
+        ax.annotate(name, (t.task_hours, t.artist_minutes_lost), fontsize=7)
+    ax.set_xlabel("farm task-hours done")
+    ax.set_ylabel("artist-minutes lost")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -1,72 +1,114 @@
-"""Who sets maxCount in the simulated day, and how: `static`, `naive`, `license-sync` (the
-real control law, `limits.plan_pool`) and `oracle` (the upper bound)."""
+"""Who sets maxCount in the simulated day, and how.
+
+- `static`: a hand-set limit; `naive`: maxCount = total − in_use + currentCount at every
+  poll;
+- `license-sync`: the real control law (`limits.plan_pool`) with the scenario's pool (or
+  a real policy's); `license-sync-preempt`: the same with preemption on;
+- `causal-oracle`: perfect, instant knowledge of the present and none of the future;
+- `oracle`: knows every artist session of the day (clairvoyant: the upper bound).
+
+The gap between the two oracles is what no controller that cannot see the future can
+close; the gap to the causal oracle is ours.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from sync.domain import LimitMemory, LimitState
+from sync.learn import Profile, learn
 from sync.limits import SourceState, plan_pool
+from sync.policy import Pool
 from sync.report import Checkout, Feature, Report
 from sync.simulation.scenario import Scenario, scenario_pool
-from sync.simulation.world import Day, Result
+from sync.simulation.world import Day, Result, make_world
 
-STRATEGIES = ("static", "naive", "license-sync", "oracle")
+STRATEGIES = (
+    "static",
+    "naive",
+    "license-sync",
+    "license-sync-preempt",
+    "causal-oracle",
+    "oracle",
+)
 FARM = "farm-" + "0" * 32
 
 
-def run(sc: Scenario, strategy: str) -> Result:
-    """Simulate the scenario under one strategy."""
+def run(sc: Scenario, strategy: str, pool: Pool | None = None) -> Result:
+    """Simulate the scenario under one strategy; `pool`: a real policy's pool instead of
+    the scenario's."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: {', '.join(STRATEGIES)}")
     day = Day(sc, strategy)
-    sync = LicenseSync(sc) if strategy == "license-sync" else None
+    sync = None
+    if strategy.startswith("license-sync"):
+        sync = LicenseSync(sc, pool, preempt=strategy == "license-sync-preempt")
     max_count = sc.static_limit if strategy == "static" else sc.total
     next_poll = 0.0
     for i in range(day.steps):
         t = (i + 1) * sc.step
         running = day.tick(t)
-        outage = any(o.start <= t < o.end for o in sc.outages)
         old = max_count
         if strategy == "oracle":
             max_count = max(1, sc.total - len(day.artists_end))
+        elif strategy == "causal-oracle":
+            max_count = max(1, sc.total - day.artists_wanting)
         elif t >= next_poll:
             next_poll = t + sc.sync.interval
-            artists, farm, current_count = day.seen()
-            if strategy == "naive" and not outage:
-                max_count = max(1, sc.total - (artists + farm) + current_count)
-            elif sync is not None:
-                now = sc.start + timedelta(seconds=t)
-                max_count = sync.decide(now, artists, farm, current_count, max_count, outage)
-        if max_count != old and strategy != "oracle":
+            max_count = _poll(sc, strategy, day, sync, t, max_count)
+        if max_count != old and not strategy.endswith("oracle"):
             day.res.writes += 1
         day.start_tasks(i, t, running, max_count)
         day.account(i, t, max_count)
     return day.res
 
 
-def run_days(sc: Scenario, strategies: list[str], days: int) -> dict[str, list[Result]]:
+def _poll(
+    sc: Scenario, strategy: str, day: Day, sync: LicenseSync | None, t: float, max_count: int
+) -> int:
+    outage = any(o.start <= t < o.end for o in sc.outages)
+    artists, farm, queued, current_count = day.seen()
+    if strategy == "naive" and not outage:
+        return max(1, sc.total - (artists + farm) + current_count)
+    if sync is None:
+        return max_count
+    now = sc.start + timedelta(seconds=t)
+    seen = None if outage else (artists, farm, queued)
+    new, preempt = sync.decide(now, seen, current_count, max_count)
+    if preempt:
+        day.res.writes += day.preempt(t, preempt, sync.pool.preempt.younger_than)
+    return new
+
+
+def run_days(
+    sc: Scenario, strategies: list[str], days: int, pool: Pool | None = None
+) -> dict[str, list[Result]]:
     """Each strategy on `days` seeded days: the scenario's seed, then seed + 1, …"""
     worlds = [sc.model_copy(update={"seed": sc.seed + d}) for d in range(days)]
-    return {s: [run(w, s) for w in worlds] for s in strategies}
+    return {s: [run(w, s, pool) for w in worlds] for s in strategies}
 
 
 class LicenseSync:
     """The real control law, fed what the license server and Deadline say."""
 
-    def __init__(self, sc: Scenario):
+    def __init__(self, sc: Scenario, pool: Pool | None = None, preempt: bool = False):
         self.sc = sc
-        self.pool = scenario_pool(sc)
+        self.pool = _sim_pool(pool) if pool is not None else scenario_pool(sc)
+        if preempt:
+            on = self.pool.preempt.model_copy(update={"enabled": True})
+            self.pool = self.pool.model_copy(update={"preempt": on})
         self.memory: dict[tuple[str, str], LimitMemory] = {}
         self.last_good: datetime | None = None
+        self.profile = learned_profile(sc, self.pool)
 
     def decide(
-        self, now: datetime, artists: int, farm: int, current: int, max_count: int, outage: bool
-    ) -> int:
-        if outage:
+        self, now: datetime, seen: tuple[int, int, int] | None, current: int, max_count: int
+    ) -> tuple[int, int]:
+        """(the maxCount to write, tasks to requeue); `seen` None: the server is down."""
+        if seen is None:
             report = Report("flexlm", False, errors=("Cannot connect (scenario)",))
         else:
-            report = Report("flexlm", True, features=(self._feature(artists, farm),))
+            report = Report("flexlm", True, features=(self._feature(*seen),))
             self.last_good = now
         limit = LimitState(FARM, "limit-sim", "sim", "amount.sim", max_count, current)
         pp, self.memory = plan_pool(
@@ -77,13 +119,45 @@ class LicenseSync:
             {(FARM, "amount.sim"): limit},
             self.memory,
             now,
+            self.profile,
         )
         d = pp.decisions[0]
-        return d.new if d.new is not None else max_count
+        return (d.new if d.new is not None else max_count), d.preempt
 
-    def _feature(self, artists: int, farm: int) -> Feature:
+    def _feature(self, artists: int, farm: int, queued: int) -> Feature:
         def held(user: str, host: str, n: int) -> Checkout:
             return Checkout(user, host, None, None, None, None, None, None, n, None, None)
 
         checkouts = (held("artist", "ws", artists), held("render", "render-1", farm))
-        return Feature(None, "lic", None, self.sc.total, artists + farm, checkouts=checkouts)
+        return Feature(
+            None, "lic", None, self.sc.total, artists + farm, queued=queued, checkouts=checkouts
+        )
+
+
+def _sim_pool(pool: Pool) -> Pool:
+    """A real policy's pool on the simulation's one feature and limit."""
+    return Pool.model_validate(
+        {
+            **pool.model_dump(exclude={"limit", "limits", "farm", "features", "farm_selector"}),
+            "limit": "amount.sim",
+            "features": [{"source": "sim", "feature": "lic"}],
+            "farm_selector": {"hosts": ["^render-"]},
+        }
+    )
+
+
+def learned_profile(sc: Scenario, pool: Pool) -> Profile | None:
+    """What the service would have learned from its history: the artists' use on the
+    seeded days before this one (`weeks` of them), a point every sync interval."""
+    spec = pool.reserve.learn
+    if spec is None:
+        return None
+    points: list[tuple[datetime, int]] = []
+    step = sc.sync.interval
+    for back in range(spec.weeks, 0, -1):  # each earlier seed is the same day, weeks ago
+        sessions, _ = make_world(sc.model_copy(update={"seed": sc.seed - back}))
+        day = sc.start - timedelta(weeks=back)
+        for k in range(int(sc.duration / step)):
+            held = sum(1 for start, end in sessions if start <= k * step < end)
+            points.append((day + timedelta(seconds=k * step), held))
+    return learn(points, spec.drain, spec.quantile, spec.samples)

@@ -1,6 +1,8 @@
 """The simulated day: artists, jobs and their tasks, stepped `step` seconds at a time.
 
 Every strategy runs on the same seeded world (`make_world`); a `Day` is one run of it.
+An artist who finds no free license tries again every minute and gives up after ten
+tries; the minutes waited are what the studio feels (`artist_minutes_lost`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ from datetime import timedelta
 
 from sync.simulation.scenario import Scenario, artist_level
 
+RETRY_EVERY = 60.0  # seconds between an artist's tries
+RETRIES = 10  # tries after the first before an artist gives up
+
 
 @dataclass
 class Result:
     strategy: str
-    denials: int = 0
-    artist_denials: int = 0
+    denials: int = 0  # farm tasks that started and found no license (the frame fails)
+    artist_denials: int = 0  # artists refused at their first try
+    artist_minutes_lost: float = 0.0  # minutes artists waited for a license, served or not
+    artists_gave_up: int = 0  # artists refused at every try
     tasks_done: int = 0
+    task_hours: float = 0.0  # farm work done: the durations of the tasks that finished
+    preempted_task_minutes: float = 0.0  # farm work thrown away by requeued tasks
     idle_license_hours: float = 0.0
     used_license_hours: float = 0.0
     total_license_hours: float = 0.0
@@ -70,6 +79,9 @@ class Day:
         sessions, jobs = make_world(sc)
         self.sc = sc
         self.oracle = strategy == "oracle"
+        self.causal = strategy == "causal-oracle"
+        # the oracles hold a task's license from the moment they start it (no checkout race)
+        self.reserves = self.oracle or self.causal
         self.res = Result(strategy)
         self.steps = int(sc.duration / sc.step)
         self.artist_q = deque(sorted(sessions))
@@ -77,8 +89,11 @@ class Day:
         self.ready: deque[float] = deque()  # task durations waiting to run
         self.artists_end: list[float] = []  # heap of artist session ends (holding)
         self.pending: list[tuple[float, float]] = []  # heap: (checkout time, duration)
-        self.holding: list[tuple[float, int]] = []  # heap: (end time, 1)
-        self.history: deque[tuple[float, int, int, int]] = deque()  # t, artists, farm, running
+        self.holding: list[tuple[float, float]] = []  # heap: (end time, duration)
+        self.waiting: list[tuple[float, float, int, float]] = []  # heap: artists refused:
+        # (next try, first refused, tries so far, session length)
+        # what the license server said, by step: t, artists, farm, running, artists queued
+        self.history: deque[tuple[float, int, int, int, int]] = deque()
         delay_steps = max(1, int(sc.sync.count_delay / sc.step))
         self.running_hist: deque[int] = deque(maxlen=delay_steps + 1)
         # the oracle: licenses artists (and tasks it scheduled) hold, by step
@@ -90,21 +105,21 @@ class Day:
         sc, res = self.sc, self.res
         while self.artists_end and self.artists_end[0] <= t:
             heapq.heappop(self.artists_end)
-        farm_holding = len(self.holding)
         while self.artist_q and self.artist_q[0][0] <= t:
-            _, end = self.artist_q.popleft()
-            if len(self.artists_end) + farm_holding < sc.total:
-                heapq.heappush(self.artists_end, end)
-            else:
-                res.artist_denials += 1  # an artist who finds no free license goes without
+            start, end = self.artist_q.popleft()
+            self._artist(t, end - start, t, 0, end)
+        while self.waiting and self.waiting[0][0] <= t:
+            _, first, tries, length = heapq.heappop(self.waiting)
+            self._artist(t, length, first, tries)
         while self.holding and self.holding[0][0] <= t:
-            heapq.heappop(self.holding)
+            _, duration = heapq.heappop(self.holding)
             res.tasks_done += 1
+            res.task_hours += duration / 3600
         while self.pending and self.pending[0][0] <= t:
             _, duration = heapq.heappop(self.pending)
-            # the oracle reserved this license when it started the task
-            if self.oracle or len(self.artists_end) + len(self.holding) < sc.total:
-                heapq.heappush(self.holding, (t + duration, 1))
+            # the oracles reserved this license when they started the task
+            if self.reserves or len(self.artists_end) + len(self.holding) < sc.total:
+                heapq.heappush(self.holding, (t + duration, duration))
             else:
                 res.denials += 1  # started, found no license: the frame fails, retried
                 self.ready.appendleft(duration)
@@ -113,16 +128,67 @@ class Day:
         artists, farm = len(self.artists_end), len(self.holding)
         running = farm + len(self.pending)
         self.running_hist.append(running)
-        self.history.append((t, artists, farm, running))
+        self.history.append((t, artists, farm, running, len(self.waiting)))
         while self.history and self.history[0][0] < t - sc.sync.tool_latency - sc.step:
             self.history.popleft()
         return running
 
-    def seen(self) -> tuple[int, int, int]:
-        """(artists, farm) as the license server said `tool_latency` ago, and Deadline's
-        currentCount, `count_delay` late."""
-        _, artists, farm, _ = self.history[0]
-        return artists, farm, self.running_hist[0]
+    def _farm_holds(self) -> int:
+        # the causal oracle holds a task's license from its start; the clairvoyant one's
+        # starts leave artists room by construction
+        return len(self.holding) + (len(self.pending) if self.causal else 0)
+
+    def _artist(self, t: float, length: float, first: float, tries: int, end: float = 0.0) -> None:
+        """An artist asks for a license: served, told to try again in a minute, or gone.
+        The causal oracle, seeing the refusal the instant it happens, requeues the farm's
+        youngest task first."""
+        res = self.res
+        if self.causal and len(self.artists_end) + self._farm_holds() >= self.sc.total:
+            self._requeue_youngest(t)
+        if len(self.artists_end) + self._farm_holds() < self.sc.total:
+            heapq.heappush(self.artists_end, end if tries == 0 else t + length)
+            res.artist_minutes_lost += (t - first) / 60
+        elif tries < RETRIES:
+            res.artist_denials += tries == 0
+            heapq.heappush(self.waiting, (t + RETRY_EVERY, first, tries + 1, length))
+        else:
+            res.artists_gave_up += 1
+            res.artist_minutes_lost += (t - first) / 60
+
+    @property
+    def artists_wanting(self) -> int:
+        """Artists holding a license or waiting to try again: what they want now."""
+        return len(self.artists_end) + len(self.waiting)
+
+    def seen(self) -> tuple[int, int, int, int]:
+        """(artists, farm, artists queued) as the license server said `tool_latency` ago,
+        and Deadline's currentCount, `count_delay` late."""
+        _, artists, farm, _, queued = self.history[0]
+        return artists, farm, queued, self.running_hist[0]
+
+    def _requeue_youngest(self, t: float) -> None:
+        """The youngest task starting or holding a license, back in the queue."""
+        if self.pending:
+            youngest = max(self.pending)
+            self.pending.remove(youngest)
+            heapq.heapify(self.pending)
+            start = youngest[0] - self.sc.farm.checkout_delay
+            self.ready.appendleft(youngest[1])
+            self.res.preempted_task_minutes += (t - start) / 60
+        elif self.holding:
+            self.preempt(t, 1, float("inf"))
+
+    def preempt(self, t: float, n: int, younger_than: float) -> int:
+        """Requeue the `n` youngest tasks holding a license that have run less than
+        `younger_than`; their licenses come back now, their work so far is lost."""
+        by_start = sorted(self.holding, key=lambda h: h[0] - h[1], reverse=True)
+        chosen = [h for h in by_start if t - (h[0] - h[1]) < younger_than][:n]
+        for end, duration in chosen:
+            self.holding.remove((end, duration))
+            self.ready.appendleft(duration)
+            self.res.preempted_task_minutes += (t - (end - duration)) / 60
+        heapq.heapify(self.holding)
+        return len(chosen)
 
     def start_tasks(self, i: int, t: float, running: int, max_count: int) -> None:
         """Deadline starts what the limit and the workers allow."""

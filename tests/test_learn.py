@@ -1,0 +1,74 @@
+"""The learned reserve: a profile of how external use rises within the drain time, by
+hour of the week, and the reserve it asks for ahead of the rise. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sync.learn import learn, reserve_at
+from sync.limits import resolve_reserve
+from sync.policy import Pool
+
+MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def mornings(weeks: int = 4, ramp_at: int = 9, to: int = 12) -> list[tuple[datetime, int]]:
+    """External use of 2 all day, jumping to `to` at `ramp_at`:00 every Monday."""
+    points = []
+    for w in range(weeks, 0, -1):
+        day = MONDAY - timedelta(weeks=w)
+        for minute in range(0, 24 * 60, 1):
+            at = day + timedelta(minutes=minute)
+            points.append((at, to if ramp_at * 60 <= minute < 17 * 60 else 2))
+    return points
+
+
+def test_the_rise_within_the_drain_time_is_learned_for_the_hour_it_comes():
+    profile = learn(mornings(), drain=900, quantile=0.9, min_samples=6)
+    # in the quarter hour before 9:00 external use rises by 10; at noon it does not
+    assert profile.rise[8] == 10  # Monday 08:xx
+    assert profile.rise[12] == 0
+    assert profile.samples[8] == 4 * 60
+
+
+def test_the_reserve_comes_one_drain_time_ahead_of_the_rise():
+    profile = learn(mornings(), drain=900, quantile=0.9, min_samples=6)
+    early, ahead = MONDAY.replace(hour=7, minute=30), MONDAY.replace(hour=8, minute=50)
+    assert reserve_at(profile, early)[0] == 0
+    value, why = reserve_at(profile, ahead)
+    assert value == 10
+    assert "q0.9 of the rise within 15 min, Mon 08:00 UTC" in why
+
+
+def test_too_little_history_says_so_and_learns_nothing():
+    profile = learn(mornings(weeks=1)[:100], drain=900, quantile=0.9, min_samples=6)
+    value, why = reserve_at(profile, MONDAY.replace(hour=8, minute=50))
+    assert value is None and "too few observations" in why
+
+
+@pytest.mark.parametrize(("static", "maxi", "expect"), [(1, None, 10), (12, None, 12), (1, 4, 4)])
+def test_the_static_reserve_is_the_floor_and_max_the_ceiling(static, maxi, expect):
+    pool = Pool.model_validate(
+        {
+            "limit": "amount.nuke",
+            "features": [{"source": "s", "feature": "f"}],
+            "reserve": {"default": static, "learn": {"drain": "15m", "max": maxi}},
+        }
+    )
+    profile = learn(mornings(), drain=900, quantile=0.9, min_samples=6)
+    value, source = resolve_reserve(pool, 30, MONDAY.replace(hour=8, minute=50), profile)
+    assert value == expect
+    assert "learned" in source
+
+
+def test_without_a_profile_the_static_reserve_stands_and_says_why():
+    pool = Pool.model_validate(
+        {
+            "limit": "amount.nuke",
+            "features": [{"source": "s", "feature": "f"}],
+            "reserve": {"default": 2, "learn": {}},
+        }
+    )
+    assert resolve_reserve(pool, 30, MONDAY, None) == (2, "default; learned: no history read yet")
