@@ -49,12 +49,12 @@ def main() -> None:
             print(format_table(by_strategy) + "\n")
         if path.stem == "studio-day":
             out["studio-day targets"] = _targets(totals(by_strategy), args.json)
-            points = frontier(sc, args.days)
-            out["studio-day frontier"] = {k: t.as_dict() for k, t in points.items()}
-            if not args.json:
-                print(_frontier_table(points))
-            if args.plot:
-                plot_frontier(points, f"{sc.name}, {args.days} days", args.plot)
+        points = frontier(sc, args.days)
+        out[f"{path.stem} frontier"] = {k: t.as_dict() for k, t in points.items()}
+        if not args.json:
+            print(_frontier_table(path.stem, points) + "\n")
+        if args.plot and path.stem == "studio-day":
+            plot_frontier(points, f"{sc.name}, {args.days} days", args.plot)
     if args.json:
         print(json.dumps(out, indent=2))
 
@@ -111,7 +111,7 @@ def frontier(sc: Scenario, days: int) -> dict[str, Totals]:
     return points
 
 
-def _frontier_table(points: dict[str, Totals]) -> str:
+def _frontier_table(name: str, points: dict[str, Totals]) -> str:
     head = ["setting", "artist-min lost", "farm denials", "task-hours", "% of oracle",
             "preempted task-min"]  # fmt: skip
     rows = [
@@ -120,7 +120,7 @@ def _frontier_table(points: dict[str, Totals]) -> str:
         for name, t in points.items()
     ]  # fmt: skip
     return (
-        "studio-day's frontier: license-sync under each setting (the rest of the policy as "
+        f"{name}'s frontier: license-sync under each setting (the rest of the policy as "
         "is), beside the two oracles\n" + table(head, rows)
     )
 

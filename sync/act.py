@@ -15,13 +15,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sync.deadline import Deadline
-from sync.domain import ACTIVE, PAUSED, Decision, JobChange, JobOriginal, Reason, Why
+from sync.domain import (
+    ACTIVE,
+    PAUSED,
+    Decision,
+    JobChange,
+    JobOriginal,
+    Reason,
+    RunningTask,
+    Why,
+)
 from sync.errors import DeadlineError, HistoryError
 from sync.jobplan import FarmJobs
 from sync.memory import MemoryStore
 from sync.metrics import Metrics
 from sync.reasons import count, text
-from sync.reconcile import Plan, Reopen
+from sync.reconcile import Plan, Preempt, Reopen
 
 log = logging.getLogger("license_sync")
 GONE = "ResourceNotFoundException"  # the only answer that means a job no longer exists
@@ -41,6 +50,7 @@ class Applied:
 class Outcome:
     applied: list[Applied] = field(default_factory=list)
     job_changes: list[JobChange] = field(default_factory=list)
+    preempted: list[tuple[Preempt, RunningTask]] = field(default_factory=list)
     originals: dict[str, JobOriginal] = field(default_factory=dict)  # records after the writes
     errors: list[str] = field(default_factory=list)
 
@@ -72,6 +82,9 @@ class Writer:
             out.applied = [self._limit(d, plan, now) for d in plan.changes if d.limit_id]
             for r in plan.reopen:
                 out.errors += self._reopen(r)
+            for p in plan.preempts:
+                if not self.stopping:
+                    self._preempt(p, now, out)
         if jobs:
             self._unadopted(plan, now)
             for fj in plan.farms_jobs:
@@ -162,6 +175,31 @@ class Writer:
         if not still:
             return []
         return [f"limit {r.limit_ref}: queues it paused not reopened yet: {', '.join(still)}"]
+
+    def _preempt(self, p: Preempt, now: datetime, out: Outcome) -> None:
+        """Requeue the youngest tasks holding the limit, none that has run `younger_than`
+        or longer: licenses come back to artists now rather than as tasks end."""
+        dl = self.farms(p.farm_id)
+        with self.lock:
+            try:
+                running = dl.running_tasks(list(p.jobs), p.limit_id)
+                young = [
+                    t for t in running if (now - t.started_at).total_seconds() < p.younger_than
+                ]
+                for task in sorted(young, key=lambda t: t.started_at, reverse=True)[: p.tasks]:
+                    dl.requeue_task(task)
+                    out.preempted.append((p, task))
+                    self.metrics.changes.labels("preempt").inc()
+                    log.warning(
+                        "pool %s limit %s: task %s of job %s requeued (ran %ss) to give its "
+                        "license back",
+                        p.pool, p.limit_ref, task.task_id, task.job_id,
+                        int((now - task.started_at).total_seconds()),
+                        extra={"pool": p.pool, "limit": p.limit_ref},
+                    )  # fmt: skip
+            except DeadlineError as e:
+                out.errors.append(f"pool {p.pool} limit {p.limit_ref}: preemption: {e}")
+                log.error("pool %s limit %s: preemption: %s", p.pool, p.limit_ref, e)
 
     # -- jobs ---------------------------------------------------------------------------------
 

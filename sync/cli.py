@@ -217,7 +217,12 @@ def _add_simulate(sub: Sub) -> None:
         "Artists refused a license try again every minute and give up after ten tries.\n"
         "Scenarios are in config/scenarios/.",
     )
-    p.add_argument("--scenario", required=True, metavar="FILE")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        metavar="FILE",
+        help="repeat to choose (default: every scenario in ./config/scenarios/)",
+    )
     p.add_argument(
         "--strategy",
         action="append",

@@ -15,7 +15,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from sync.domain import Association, JobInfo, LimitState, StepAmounts
+from sync.domain import Association, JobInfo, LimitState, RunningTask, StepAmounts
 from sync.errors import DeadlineError
 
 CallCounter = Callable[[str, str], None]  # (operation, outcome)
@@ -329,7 +329,58 @@ class Deadline:
                 errors[err["jobId"]] = (err.get("code", ""), err.get("message", ""))
         return errors
 
+    def running_tasks(self, jobs: list[tuple[str, str]], limit_id: str) -> list[RunningTask]:
+        """The tasks of `jobs` running now that hold `limit_id`: each job's sessions that
+        have not ended, their running task-run actions, and what those acquired
+        (BatchGetSessionAction, ≤100 a call: acquiredLimits is not in the summaries)."""
+        wanted: list[tuple[str, str, dict[str, Any]]] = []
+        for queue_id, job_id in jobs:
+            ident = {"farmId": self.farm_id, "queueId": queue_id, "jobId": job_id}
+            for s in self._pages("ListSessions", "sessions", **ident):
+                if s.get("lifecycleStatus") == "ENDED":
+                    continue
+                for a in self._pages(
+                    "ListSessionActions", "sessionActions", **ident, sessionId=s["sessionId"]
+                ):
+                    if a.get("status") == "RUNNING" and "taskRun" in a.get("definition", {}):
+                        wanted.append((queue_id, job_id, a))
+        out = []
+        for i in range(0, len(wanted), 100):
+            page = self._call(
+                "BatchGetSessionAction",
+                identifiers=[
+                    {"farmId": self.farm_id, "queueId": q, "jobId": j,
+                     "sessionActionId": a["sessionActionId"]}
+                    for q, j, a in wanted[i : i + 100]
+                ],
+            )  # fmt: skip
+            for item in page.get("sessionActions", []):
+                held = sum(
+                    x["count"] for x in item.get("acquiredLimits", []) if x["limitId"] == limit_id
+                )
+                run = item["definition"]["taskRun"]
+                if held and item.get("status") == "RUNNING" and "startedAt" in item:
+                    out.append(
+                        RunningTask(
+                            item["queueId"], item["jobId"], run["stepId"], run["taskId"],
+                            item["startedAt"], held,
+                        )
+                    )  # fmt: skip
+        return out
+
     # -- writes ---------------------------------------------------------------------------
+
+    def requeue_task(self, task: RunningTask) -> None:
+        """UpdateTask to READY: its run is interrupted, its licenses come back."""
+        self._call(
+            "UpdateTask",
+            farmId=self.farm_id,
+            queueId=task.queue_id,
+            jobId=task.job_id,
+            stepId=task.step_id,
+            taskId=task.task_id,
+            targetRunStatus="READY",
+        )
 
     def update_limit(self, limit_id: str, max_count: int) -> None:
         if max_count == 0 or max_count < -1:

@@ -90,6 +90,18 @@ class StepAmounts:
     tasks: int  # tasks in the step (all states)
 
 
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """A task running now and the units of one limit it holds (from the sessions API)."""
+
+    queue_id: str
+    job_id: str
+    step_id: str
+    task_id: str
+    started_at: datetime
+    units: int
+
+
 # -- what the service carries from one cycle to the next ---------------------------------------
 
 

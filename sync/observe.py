@@ -165,10 +165,11 @@ def _refs_by_farm(policy: Policy) -> dict[str, set[str]]:
 def _sharing_queues(
     policy: Policy, farm_id: str, limits: Mapping[str, LimitState | str]
 ) -> list[str]:
-    """The queues associated with the farm's limits whose pools share between jobs."""
+    """The queues associated with the farm's limits whose pools share between jobs or may
+    preempt their tasks."""
     queues: set[str] = set()
     for pool in policy.pools.values():
-        if pool.jobs.policy == "none":
+        if pool.jobs.policy == "none" and not pool.preempt.enabled:
             continue
         for t in pool.targets(policy.default_farm):
             lim = limits.get(t.limit)

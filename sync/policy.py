@@ -629,14 +629,6 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                         f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
                     )
                 )
-        if pool.preempt.enabled:
-            out.append(
-                (
-                    ("pools", name, "preempt", "enabled"),
-                    f"pool {name!r}: the service does not requeue tasks yet; `license-sync "
-                    "simulate` evaluates preemption (strategy license-sync-preempt)",
-                )
-            )
         if pool.ceiling is not None and pool.floor > pool.ceiling:
             out.append(
                 (

@@ -94,6 +94,9 @@ _TEXT: dict[str, Callable[[Reason], str]] = {
     "job_archived": lambda r: "archived: Deadline takes no write to it",
     "job_already_original": lambda r: f"already {r['original']}",
     "job_released": lambda r: "no longer needs the pool",
+    "preempted": lambda r: (
+        f"task {r['task']} requeued after {duration(r['ran'])} to give back {r['units']} license(s)"
+    ),
 }
 
 

@@ -77,6 +77,20 @@ class Reopen:
 
 
 @dataclass(frozen=True)
+class Preempt:
+    """Requeue the youngest of these jobs' tasks that hold the limit, to give artists
+    their licenses back now (docs/policy.md, "Preemption")."""
+
+    farm_id: str
+    pool: str
+    limit_ref: str
+    limit_id: str
+    tasks: int
+    younger_than: float
+    jobs: tuple[tuple[str, str], ...]  # (queue, job) with tasks running in the limit's queues
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every write of one cycle, and the memory to carry if they all land."""
 
@@ -86,6 +100,7 @@ class Plan:
     farms_jobs: tuple[FarmJobs, ...]
     memory: Memory
     errors: tuple[str, ...]
+    preempts: tuple[Preempt, ...] = ()
 
     @property
     def pools(self) -> dict[str, PoolPlan]:
@@ -135,7 +150,30 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
     errors = observed.errors + tuple(
         f"pool {d.pool}: {text(d.why)}" for d in lp.decisions if d.status == "error"
     )
-    return Plan(lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors)
+    preempts = _preempts(policy, observed, lp)
+    return Plan(lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors, preempts)
+
+
+def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Preempt, ...]:
+    """Each decision to preempt, with the jobs whose running tasks may hold the limit."""
+    out = []
+    lookup = observed.lookup()
+    for d in lp.decisions:
+        limit = lookup.get(d.key)
+        read = observed.farms.get(d.farm_id)
+        if not d.preempt or not isinstance(limit, LimitState) or read is None:
+            continue
+        queues = {a.queue_id for a in limit.associations}
+        jobs = tuple(
+            (j.queue_id, j.job_id)
+            for j in read.jobs or ()
+            if j.queue_id in queues and any(j.counts.get(s, 0) for s in ("RUNNING", "STARTING"))
+        )
+        younger = policy.pools[d.pool].preempt.younger_than
+        out.append(
+            Preempt(d.farm_id, d.pool, d.limit_ref, limit.limit_id, d.preempt, younger, jobs)
+        )
+    return tuple(out)
 
 
 def carry(plan: Plan, failed: Iterable[LimitKey], originals: Mapping[str, JobOriginal]) -> Memory:

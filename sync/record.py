@@ -12,13 +12,13 @@ from typing import Any
 
 from sync import reasons
 from sync.act import Outcome
-from sync.domain import Decision, JobChange
+from sync.domain import Decision, JobChange, Reason, RunningTask
 from sync.errors import HistoryError
 from sync.history import History
 from sync.limits import PoolPlan
 from sync.metrics import Metrics, Snapshot
 from sync.policy import Policy
-from sync.reconcile import Observed, Plan
+from sync.reconcile import Observed, Plan, Preempt
 
 log = logging.getLogger("license_sync")
 
@@ -60,7 +60,8 @@ def record(
                     {"at": result.started.isoformat(), "where": "cycle", "message": e}
                     for e in result.errors
                 ],
-                [job_change_row(c) for c in result.outcome.job_changes],
+                [job_change_row(c) for c in result.outcome.job_changes]
+                + [_preempt_row(p, t, result.started) for p, t in result.outcome.preempted],
             )
             history.prune(result.started)
         except HistoryError as e:
@@ -163,6 +164,21 @@ def job_change_row(c: JobChange) -> dict[str, Any]:
         "kind": c.kind,
         "reason": reasons.text(c.why),
         "why": json.dumps(reasons.data(c.why)),
+    }
+
+
+def _preempt_row(p: Preempt, task: RunningTask, at: datetime) -> dict[str, Any]:
+    ran = int((at - task.started_at).total_seconds())
+    why = (Reason.of("preempted", task=task.task_id, ran=ran, units=task.units),)
+    return {
+        "at": at.isoformat(),
+        "pool": p.pool,
+        "farm_id": p.farm_id,
+        "queue_id": task.queue_id,
+        "job_id": task.job_id,
+        "kind": "preempt",
+        "reason": reasons.text(why),
+        "why": json.dumps(reasons.data(why)),
     }
 
 

@@ -43,6 +43,7 @@ def plan_lines(pp: PoolPlan) -> list[str]:
             what = [f"maxCount {count(d.current)} → {count(d.new)}"] if d.new is not None else []
             what += [f"pause queue {q}" for q in d.pause]
             what += [f"resume queue {q}" for q in d.resume]
+            what += [f"requeue the {d.preempt} youngest task(s)"] if d.preempt else []
             out.append(f"  ~ {d.pool}/{d.limit_ref}: {', '.join(what)}")
         else:
             out.append(f"    {d.pool}/{d.limit_ref}: no change (maxCount {count(d.current)})")

@@ -313,7 +313,12 @@ scrape_configs:
 
 # -- IAM ----------------------------------------------------------------------------------
 
-BATCH_ACTIONS = {"BatchGetStep": "GetStep", "BatchGetJob": "GetJob", "BatchUpdateJob": "UpdateJob"}
+BATCH_ACTIONS = {
+    "BatchGetStep": "GetStep",
+    "BatchGetJob": "GetJob",
+    "BatchUpdateJob": "UpdateJob",
+    "BatchGetSessionAction": "GetSessionAction",
+}
 
 
 def test_iam_policy_is_exactly_what_the_code_calls():

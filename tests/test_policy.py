@@ -275,12 +275,3 @@ def test_durations_that_would_wedge_the_service_are_refused(edit, where):
 def test_a_source_timeout_is_bounded(timeout):
     text = GOOD.replace('servers: ["27000@lic1"]', f'servers: ["27000@lic1"], timeout: {timeout}')
     assert any("sources.adsk" in p and "timeout" in p for p in problems(text))
-
-
-def test_preemption_is_refused_until_the_service_can_requeue_tasks():
-    text = GOOD.replace(
-        "    limit: amount.nuke\n", "    limit: amount.nuke\n    preempt: {enabled: true}\n"
-    )
-    with pytest.raises(PolicyErrors) as e:
-        parse_policy(text, "p.yaml")
-    assert "the service does not requeue tasks yet" in str(e.value)

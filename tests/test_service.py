@@ -31,6 +31,7 @@ class FakeSource(Source):
         self.total = total
         self.artists = 0
         self.farm = 0
+        self.queued = 0  # checkouts the server has queued: artists refused now
         self.up = True
 
     def read(self) -> Report:
@@ -56,6 +57,7 @@ class FakeSource(Source):
                     None,
                     self.total,
                     self.artists + self.farm,
+                    queued=self.queued,
                     checkouts=tuple(cos),
                     expires="2027-01-31",
                 ),
@@ -519,3 +521,40 @@ def test_a_reserve_learned_from_the_history_comes_down_ahead_of_the_morning(worl
     w.clock.t = monday.replace(hour=7, minute=0)  # a calm hour of the profile: nothing kept
     w.svc.run_cycle()
     assert w.svc.last_result.plan.pools["nuke"].figures.reserve == 0
+
+
+def test_artists_refused_have_the_farms_youngest_task_requeued(world):
+    w = world
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            "    headroom: 1\n", "    headroom: 1\n    preempt: {enabled: true, max_per_cycle: 2}\n"
+        )
+    )
+    old = w.farm.add_job(w.queue, "old", tasks=10, amount="amount.nuke", duration=3600)
+    w.farm.tick(w.clock.t - timedelta(minutes=20))  # ten tasks running for 20 minutes
+    young = w.farm.add_job(w.queue, "young", tasks=5, amount="amount.nuke", duration=3600)
+    w.farm.tick(w.clock.t - timedelta(minutes=2))  # five more, for 2 minutes
+    assert w.farm.in_use(w.limit_id) == 15
+    # the server: all 20 in use, the farm's 15 and 5 artists, and 2 more artists queued
+    w.src.farm, w.src.artists, w.src.queued = 15, 5, 2
+    w.svc.dry_run = True  # a dry run plans the preemption and requeues nothing
+    assert w.svc.run_cycle().plan.decisions[0].preempt == 1
+    assert w.farm.in_use(w.limit_id) == 15
+    w.svc.dry_run = False
+    r = w.svc.run_cycle()
+    [d] = r.plan.decisions
+    assert (d.target, d.preempt) == (14, 1)  # 20 − 5 − 1; the farm holds one too many
+    [(_, task)] = r.outcome.preempted
+    assert task.job_id == young  # the youngest; the old job's 20 minutes are not thrown away
+    assert w.farm.in_use(w.limit_id) == 14
+    rows = w.svc.history.query("job_changes")
+    assert [(row["kind"], row["job_id"]) for row in rows] == [("preempt", young)]
+    assert "requeued after 2m to give back 1 license(s)" in rows[0]["reason"]
+    # tasks that have run longer than younger_than are never requeued
+    w.src.farm, w.src.queued = 14, 3
+    w.farm.tick(w.clock.t + timedelta(minutes=30))
+    w.clock.advance(30 * 60)
+    w.src.artists = 6
+    r = w.svc.run_cycle()
+    assert r.plan.decisions[0].preempt >= 1 and r.outcome.preempted == []
+    assert old in w.farm.jobs and w.farm.in_use(w.limit_id) == 14

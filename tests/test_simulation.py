@@ -97,7 +97,7 @@ def test_simulate_cli(tmp_path):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].startswith("quiet night: 12 h, 30 licenses")
-    assert [ln.split()[0] for ln in lines[3:]] == ["static", "license-sync"]
+    assert [ln.split()[0] for ln in lines[3:] if ln.strip()] == ["static", "license-sync"]
 
 
 POLICY = """\
@@ -303,3 +303,12 @@ def test_simulate_days_must_be_positive():
     p = run_cli("simulate", "--scenario", str(SCENARIOS[0]), "--days", "0")
     assert p.returncode == 1
     assert "--days must be at least 1" in p.stderr
+
+
+def test_simulate_without_a_scenario_runs_every_one_the_project_ships(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    p = run_cli("simulate", "--strategy", "oracle", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    assert sorted(s["scenario"] for s in json.loads(p.stdout)) == sorted(
+        load_scenario(path).name for path in SCENARIOS
+    )

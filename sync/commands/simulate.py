@@ -5,26 +5,39 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from sync.commands import EXIT_OK
 from sync.errors import SyncError
 from sync.policy import Pool, load_policy
 from sync.simulation import report, scenario, strategies
 
+SCENARIOS = Path("config/scenarios")  # in a checkout: the ones the project ships
+
 
 def simulate(args: argparse.Namespace) -> int:
-    sc = scenario.load_scenario(args.scenario)
-    if args.seed is not None:
-        sc = sc.model_copy(update={"seed": args.seed})
+    paths = args.scenario or sorted(SCENARIOS.glob("*.yaml"))
+    if not paths:
+        raise SyncError(f"no scenario: give --scenario FILE (none found in {SCENARIOS}/)")
     if args.days < 1:
         raise SyncError("--days must be at least 1")
     pool = _pool(args.policy, args.pool)
+    out = [_one(args, scenario.load_scenario(p), pool) for p in paths]
+    if args.format == "json":
+        json.dump(out[0] if len(out) == 1 else out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _one(args: argparse.Namespace, sc: scenario.Scenario, pool: Pool | None) -> dict[str, Any]:
+    """One scenario over the days asked: printed as a table, returned as data."""
+    if args.seed is not None:
+        sc = sc.model_copy(update={"seed": args.seed})
     chosen = args.strategy or list(strategies.STRATEGIES)
     by_strategy = strategies.run_days(sc, chosen, args.days, pool)
     if args.format == "json":
-        json.dump(report.as_json(sc, args.days, by_strategy), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_OK
+        return report.as_json(sc, args.days, by_strategy)
     seeds = f"seed {sc.seed}" if args.days == 1 else f"seeds {sc.seed}-{sc.seed + args.days - 1}"
     print(
         f"{sc.name}: {sc.duration / 3600:g} h, {sc.total} licenses, {seeds}, "
@@ -32,15 +45,15 @@ def simulate(args: argparse.Namespace) -> int:
         + (f", pool {args.pool!r} of {args.policy}" if pool else "")
         + "\n"
     )
-    print(report.format_table(by_strategy))
+    print(report.format_table(by_strategy) + "\n")
     if args.plot:
         if args.days == 1:
             report.plot([days[0] for days in by_strategy.values()], sc, args.plot)
         else:
             points = report.totals(by_strategy)
             report.plot_frontier(points, f"{sc.name}, {seeds}", args.plot)
-        print(f"\nplot written to {args.plot}")
-    return EXIT_OK
+        print(f"plot written to {args.plot}\n")
+    return report.as_json(sc, args.days, by_strategy)
 
 
 def _pool(policy: str | None, name: str | None) -> Pool | None:

@@ -22,16 +22,18 @@ from sync.fakes.model import (
     TERMINAL,
     Job,
     Limit,
+    Session,
     Step,
     Task,
     new_id,
 )
 from sync.fakes.operations import FakeError, FarmOperations
+from sync.fakes.sessions import SessionOperations
 
 __all__ = ["FakeError", "FakeFarm", "Job", "Limit", "Step", "Task", "new_id"]
 
 
-class FakeFarm(FarmOperations):
+class FakeFarm(FarmOperations, SessionOperations):
     """All state behind the fake endpoint. Thread-safe; every mutation under `lock`."""
 
     def __init__(
@@ -202,7 +204,7 @@ class FakeFarm(FarmOperations):
                     and t.started is not None
                     and (now - t.started).total_seconds() >= t.duration
                 ):
-                    t.set_status("SUCCEEDED")
+                    t.set_status("SUCCEEDED", now)
 
     def _move_associations(self) -> None:
         """A STOP status becomes STOPPED once the queue's tasks under the limit are done."""
@@ -251,11 +253,30 @@ class FakeFarm(FarmOperations):
                         for name, _ in step.amounts
                     ):
                         t.holds_license = True
+                        self._open_session(job, step, t, now)
                         running += 1
                         job_running += 1
                     else:  # started, found no license: the frame fails and is retried
                         self.denials += 1
                         t.set_status("READY")
+
+    def _open_session(self, job: Job, step: Step, t: Task, now: datetime) -> None:
+        """The task's run, as the sessions API shows it: what limits it acquired."""
+        acquired = [
+            (lim.limit_id, units)
+            for name, units in step.amounts
+            for lim in self.limits.values()
+            if lim.amount == name
+        ]
+        t.session = Session(
+            new_id("session"),
+            new_id("sessionaction") + "-0",
+            t.task_id,
+            step.step_id,
+            now,
+            acquired,
+        )
+        job.sessions.append(t.session)
 
     def _compatible(self, job: Job, step: Step) -> bool:
         """A step needing a limited amount its queue has no association for can never run."""

@@ -31,17 +31,45 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
+# how a session action ends when its task leaves RUNNING for this status
+_ACTION_END = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "CANCELED": "CANCELED"}
+
+
+@dataclass
+class Session:
+    """A worker's session running one task (Deadline's sessions may run several; one is
+    enough to find who holds a limit). Its one session action is the task run."""
+
+    session_id: str
+    action_id: str
+    task_id: str
+    step_id: str
+    started: datetime
+    acquired: list[tuple[str, int]]  # (limit id, count): the action's acquiredLimits
+    ended: datetime | None = None
+    action_status: str = "RUNNING"
+
+    def end(self, now: datetime | None, task_status: str) -> None:
+        if self.ended is None:
+            self.ended = now or self.started
+            self.action_status = _ACTION_END.get(task_status, "INTERRUPTED")
+
+
 @dataclass
 class Task:
     status: str = "READY"
     started: datetime | None = None
     duration: float = 60.0
     holds_license: bool = False
+    task_id: str = field(default_factory=lambda: new_id("task") + "-0")
+    session: Session | None = None  # the run in progress
 
-    def set_status(self, status: str) -> None:
+    def set_status(self, status: str, now: datetime | None = None) -> None:
         self.status = status
         if status not in HOLDING:
-            self.started, self.holds_license = None, False
+            if self.session is not None:
+                self.session.end(now, status)
+            self.started, self.holds_license, self.session = None, False, None
 
 
 @dataclass
@@ -71,6 +99,7 @@ class Job:
     max_failed_tasks_count: int = 100
     max_retries_per_task: int = 5
     target_task_run_status: str | None = None
+    sessions: list[Session] = field(default_factory=list)
 
     @property
     def task_run_status(self) -> str:

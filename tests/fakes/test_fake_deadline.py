@@ -373,3 +373,54 @@ def test_injected_faults_answer_once_then_the_call_works(aws_env):
         )
         assert error_of(client.list_limits, farmId=farm.farm_id)[0] == "ConflictException"
         assert len(client.list_limits(farmId=farm.farm_id)["limits"]) == 1
+
+
+# -- sessions: who holds a limit, and UpdateTask -----------------------------------------------
+
+
+def test_a_running_task_is_a_session_whose_action_lists_the_limits_it_acquired(fake):
+    farm, client, _ = fake
+    i = ids(farm)
+    job = farm.add_job(i["queueId"], "j", tasks=1, amount="amount.nuke", units=2)
+    farm.tick(T0)
+    ident = job_ident(farm, i["queueId"], job)
+    [session] = client.list_sessions(**ident)["sessions"]
+    assert session["lifecycleStatus"] == "STARTED"
+    [action] = client.list_session_actions(**ident, sessionId=session["sessionId"])[
+        "sessionActions"
+    ]
+    assert action["status"] == "RUNNING" and "taskId" in action["definition"]["taskRun"]
+    got = client.batch_get_session_action(
+        identifiers=[{**ident, "sessionActionId": action["sessionActionId"]}]
+    )
+    [item] = got["sessionActions"]
+    assert item["acquiredLimits"] == [{"limitId": i["limitId"], "count": 2}]
+    missing = {**ident, "sessionActionId": "sessionaction-" + "0" * 32 + "-0"}
+    [err] = client.batch_get_session_action(identifiers=[missing])["errors"]
+    assert err["code"] == "ResourceNotFoundException"
+
+
+def test_update_task_to_ready_requeues_it_and_gives_its_license_back(fake):
+    farm, client, _ = fake
+    i = ids(farm)
+    job = farm.add_job(i["queueId"], "j", tasks=1, amount="amount.nuke", duration=600)
+    farm.tick(T0)
+    assert farm.in_use(i["limitId"]) == 1
+    ident = job_ident(farm, i["queueId"], job)
+    [action] = client.list_session_actions(**ident)["sessionActions"]
+    run = action["definition"]["taskRun"]
+    client.update_task(**ident, stepId=run["stepId"], taskId=run["taskId"], targetRunStatus="READY")
+    assert farm.in_use(i["limitId"]) == 0
+    [after] = client.list_session_actions(**ident)["sessionActions"]
+    assert after["status"] == "INTERRUPTED" and "endedAt" in after
+    assert farm.jobs[job].steps[0].tasks[0].status == "READY"
+    code, _ = error_of(
+        client.update_task, **ident, stepId=run["stepId"], taskId="task-" + "1" * 32 + "-0",
+        targetRunStatus="READY",
+    )  # fmt: skip
+    assert code == "ResourceNotFoundException"
+    code, _ = error_of(
+        client.update_task, **ident, stepId=run["stepId"], taskId=run["taskId"],
+        targetRunStatus="RUNNING",
+    )  # fmt: skip
+    assert code == "ValidationException"  # not a target status (the model's enum)

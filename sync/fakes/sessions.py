@@ -1,0 +1,106 @@
+"""The fake farm's sessions, session actions and task updates, as the service documents
+them: a running task is a session whose task-run action lists the limits it acquired
+(`acquiredLimits`, since the 2025-01-28 API), and UpdateTask moves one task — READY
+requeues it, interrupting its run and giving back what it holds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sync.fakes.operations import FakeError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sync.fakes.model import Job, Session, Step, Task
+
+FLEET = "fleet-" + "f" * 32
+WORKER = "worker-" + "e" * 32
+_MOVES = ("READY", "FAILED", "SUCCEEDED", "CANCELED", "SUSPENDED", "PENDING")
+
+
+class SessionOperations:
+    """The `op_<Operation>` methods for sessions; mixed into `FakeFarm`."""
+
+    now: datetime
+
+    def _job(self, farm_id: str, queue_id: str, job_id: str) -> Job:  # from FarmOperations
+        raise NotImplementedError
+
+    def op_ListSessions(self, p: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(p["farmId"], p["queueId"], p["jobId"])
+        return {"sessions": [_session(s) for s in job.sessions]}
+
+    def op_ListSessionActions(self, p: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(p["farmId"], p["queueId"], p["jobId"])
+        found = [
+            s
+            for s in job.sessions
+            if p.get("sessionId") in (None, s.session_id) and p.get("taskId") in (None, s.task_id)
+        ]
+        return {"sessionActions": [_action(s) for s in found]}
+
+    def op_BatchGetSessionAction(self, p: dict[str, Any]) -> dict[str, Any]:
+        actions, errors = [], []
+        for ident in p["identifiers"]:
+            try:
+                job = self._job(ident["farmId"], ident["queueId"], ident["jobId"])
+                s = next(s for s in job.sessions if s.action_id == ident["sessionActionId"])
+            except (FakeError, StopIteration):
+                what = f"Session action {ident['sessionActionId']} not found"
+                errors.append({**ident, "code": "ResourceNotFoundException", "message": what})
+                continue
+            actions.append(
+                {
+                    **ident,
+                    **_action(s),
+                    "sessionId": s.session_id,
+                    "acquiredLimits": [{"limitId": lid, "count": n} for lid, n in s.acquired],
+                }
+            )
+        return {"sessionActions": actions, "errors": errors}
+
+    def op_UpdateTask(self, p: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(p["farmId"], p["queueId"], p["jobId"])
+        if job.lifecycle_status == "ARCHIVED":
+            raise FakeError("ConflictException", f"Job {job.job_id} is archived", 409)
+        step = next((s for s in job.steps if s.step_id == p["stepId"]), None)
+        task = _task(step, p["taskId"]) if step is not None else None
+        if task is None:
+            raise FakeError("ResourceNotFoundException", f"Task {p['taskId']} not found", 404)
+        if p["targetRunStatus"] not in _MOVES:
+            raise FakeError("ValidationException", f"{p['targetRunStatus']} is not a target")
+        task.set_status(p["targetRunStatus"], self.now)
+        self.writes.append(("UpdateTask", dict(p)))
+        return {}
+
+    writes: list[tuple[str, dict[str, Any]]]
+
+
+def _task(step: Step, task_id: str) -> Task | None:
+    return next((t for t in step.tasks if t.task_id == task_id), None)
+
+
+def _session(s: Session) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "sessionId": s.session_id,
+        "fleetId": FLEET,
+        "workerId": WORKER,
+        "startedAt": s.started,
+        "lifecycleStatus": "ENDED" if s.ended else "STARTED",
+    }
+    if s.ended:
+        out["endedAt"] = s.ended
+    return out
+
+
+def _action(s: Session) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "sessionActionId": s.action_id,
+        "status": s.action_status,
+        "startedAt": s.started,
+        "definition": {"taskRun": {"taskId": s.task_id, "stepId": s.step_id}},
+    }
+    if s.ended:
+        out["endedAt"] = s.ended
+    return out
