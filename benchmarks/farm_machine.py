@@ -36,6 +36,8 @@ def main() -> int:
             "no:cacheprovider",
             "--hypothesis-show-statistics",
             "-p",
+            "no:xdist",  # one test: its statistics print only in this process
+            "-p",
             "no:logging",
             "tests/test_farm_state_machine.py",
         ],
