@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from sync import __version__
 from sync.errors import SyncError
+from sync.simulation import STRATEGIES
 
 EPILOG = (
     "Documentation: README.md and docs/ (docs/cli.md for every command). "
@@ -227,14 +228,7 @@ def _add_simulate(sub: Sub) -> None:
         "--strategy",
         action="append",
         metavar="S",
-        choices=[
-            "static",
-            "naive",
-            "license-sync",
-            "license-sync-preempt",
-            "causal-oracle",
-            "oracle",
-        ],
+        choices=STRATEGIES,
         help="repeat to choose (default: all)",
     )
     p.add_argument("--seed", type=int, help="override the scenario's seed")

@@ -15,3 +15,12 @@ scenario's policy) and `oracle` (instant, perfect knowledge: the upper bound).
 scenario.py holds what a scenario file says, world.py the day it describes, strategies.py
 who sets maxCount and how, report.py the tables and the plot.
 """
+
+STRATEGIES = (
+    "static",
+    "naive",
+    "license-sync",
+    "license-sync-preempt",
+    "causal-oracle",
+    "oracle",
+)

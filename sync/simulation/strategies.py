@@ -20,17 +20,10 @@ from sync.learn import Profile, learn
 from sync.limits import SourceState, plan_pool
 from sync.policy import Pool
 from sync.report import Checkout, Feature, Report
+from sync.simulation import STRATEGIES
 from sync.simulation.scenario import Scenario, scenario_pool
 from sync.simulation.world import Day, Result, make_world
 
-STRATEGIES = (
-    "static",
-    "naive",
-    "license-sync",
-    "license-sync-preempt",
-    "causal-oracle",
-    "oracle",
-)
 FARM = "farm-" + "0" * 32
 
 
