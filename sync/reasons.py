@@ -108,10 +108,3 @@ def text(why: Iterable[Reason]) -> str:
 def data(why: Iterable[Reason]) -> list[dict[str, Any]]:
     """The reason parts as JSON-ready data, for the history and `replay`."""
     return [r.as_dict() for r in why]
-
-
-def from_data(rows: Iterable[dict[str, Any]]) -> tuple[Reason, ...]:
-    """Reasons read back from the history."""
-    return tuple(
-        Reason.of(row["kind"], **{k: v for k, v in row.items() if k != "kind"}) for row in rows
-    )

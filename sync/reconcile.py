@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
 from sync import jobplan, limits
 from sync.domain import ACTIVE, Decision, JobInfo, JobOriginal, LimitMemory, LimitState
@@ -48,7 +49,9 @@ class Observed:
     errors: tuple[str, ...] = ()  # reads that failed, in words for the operator
     profiles: Mapping[str, Profile] = field(default_factory=dict)  # learned reserves, by pool
 
+    @cached_property
     def lookup(self) -> dict[LimitKey, LimitState | str]:
+        """Every limit read, by (farm, ref as the policy names it)."""
         out: dict[LimitKey, LimitState | str] = {}
         for farm in self.farms.values():
             for ref, found in farm.limits.items():
@@ -118,7 +121,7 @@ class Plan:
 def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime) -> Plan:
     """The whole cycle's decisions. Pure."""
     lp = limits.plan(
-        policy, observed.sources, observed.lookup(), memory.limits, now, observed.profiles
+        policy, observed.sources, observed.lookup, memory.limits, now, observed.profiles
     )
     reopen, kept = _departed(policy, observed, memory.limits, lp)
     pools_jobs = _pools_jobs(policy, observed, lp)
@@ -157,7 +160,7 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
 def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Preempt, ...]:
     """Each decision to preempt, with the jobs whose running tasks may hold the limit."""
     out = []
-    lookup = observed.lookup()
+    lookup = observed.lookup
     for d in lp.decisions:
         limit = lookup.get(d.key)
         read = observed.farms.get(d.farm_id)
@@ -189,7 +192,7 @@ def carry(plan: Plan, failed: Iterable[LimitKey], originals: Mapping[str, JobOri
 def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[PoolJobs, ...]:
     """Each sharing pool's jobs, for every limit of it on a farm whose jobs were read."""
     out = []
-    lookup = observed.lookup()
+    lookup = observed.lookup
     for name, pool in policy.pools.items():
         if pool.jobs.policy == "none" or name not in lp.pools:
             continue

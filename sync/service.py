@@ -5,7 +5,6 @@ policy, the clients, the memory — and no arithmetic."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -125,10 +124,6 @@ class Service:
     @stopping.setter
     def stopping(self, value: bool) -> None:
         self.writer.stopping = value  # SIGTERM: no new write starts
-
-    @property
-    def write_lock(self) -> threading.Lock:
-        return self.writer.lock
 
     # -- one cycle ------------------------------------------------------------------------------
 
