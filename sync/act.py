@@ -9,7 +9,6 @@ tried again next cycle; nothing is half-applied silently.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -56,21 +55,20 @@ class Outcome:
 
 
 class Writer:
-    """Writes plans. `lock` is held around each write, so SIGTERM can wait for one."""
+    """Writes plans. One cycle writes at a time (the scheduler runs one); SIGTERM sets
+    `stopping` and no new write starts (serve.py waits for the one in flight)."""
 
     def __init__(
         self,
         farms: Callable[[str], Deadline],
         store: MemoryStore,
         metrics: Metrics,
-        lock: threading.Lock | None = None,
         unadopted: frozenset[str] = frozenset(),
     ):
         self.unadopted = unadopted  # as last recorded
         self.farms = farms
         self.store = store
         self.metrics = metrics
-        self.lock = lock or threading.Lock()
         self.stopping = False  # set on SIGTERM: no new write starts
 
     def act(self, plan: Plan, now: datetime, *, limits: bool, jobs: bool) -> Outcome:
@@ -102,31 +100,30 @@ class Writer:
         dl = self.farms(d.farm_id)
         ctx = {"pool": d.pool, "limit": d.limit_ref, "reason": text(d.why)}
         assert d.limit_id is not None
-        with self.lock:
-            try:
-                if d.new is not None:
-                    self._remember_original(d, now)
-                    dl.update_limit(d.limit_id, d.new)
-                    a.wrote.append(f"maxCount {count(d.current)} → {count(d.new)}")
-                    self.metrics.changes.labels("max_count").inc()
-                    log.info(
-                        "pool %s limit %s: maxCount %s → %s: %s",
-                        d.pool,
-                        d.limit_ref,
-                        count(d.current),
-                        count(d.new),
-                        ctx["reason"],
-                        extra=ctx,
-                    )
-                if d.pause:
-                    # on disk before the write: a crash right after it must not leave a
-                    # queue stopped that nothing remembers to reopen
-                    self.store.save_limits(plan.memory.limits, now)
-                self._associations(dl, d, PAUSED, d.pause, a, ctx)
-                self._associations(dl, d, ACTIVE, d.resume, a, ctx)
-            except (DeadlineError, HistoryError) as e:
-                a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
-                log.error("%s", a.error, extra={**ctx, "reason": str(e)})
+        try:
+            if d.new is not None:
+                self._remember_original(d, now)
+                dl.update_limit(d.limit_id, d.new)
+                a.wrote.append(f"maxCount {count(d.current)} → {count(d.new)}")
+                self.metrics.changes.labels("max_count").inc()
+                log.info(
+                    "pool %s limit %s: maxCount %s → %s: %s",
+                    d.pool,
+                    d.limit_ref,
+                    count(d.current),
+                    count(d.new),
+                    ctx["reason"],
+                    extra=ctx,
+                )
+            if d.pause:
+                # on disk before the write: a crash right after it must not leave a
+                # queue stopped that nothing remembers to reopen
+                self.store.save_limits(plan.memory.limits, now)
+            self._associations(dl, d, PAUSED, d.pause, a, ctx)
+            self._associations(dl, d, ACTIVE, d.resume, a, ctx)
+        except (DeadlineError, HistoryError) as e:
+            a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
+            log.error("%s", a.error, extra={**ctx, "reason": str(e)})
         return a
 
     def _associations(
@@ -162,16 +159,15 @@ class Writer:
     def _reopen(self, r: Reopen) -> list[str]:
         """Reopen the queues of a limit that left the policy; returns what failed."""
         still = []
-        with self.lock:
-            for q in r.queues:
-                try:
-                    self.farms(r.farm_id).update_association(q, r.limit_id, ACTIVE)
-                    log.info("limit %s left the policy: queue %s resumed", r.limit_ref, q)
-                except DeadlineError as e:
-                    still.append(q)
-                    log.error(
-                        "limit %s left the policy: resuming queue %s failed: %s", r.limit_ref, q, e
-                    )
+        for q in r.queues:
+            try:
+                self.farms(r.farm_id).update_association(q, r.limit_id, ACTIVE)
+                log.info("limit %s left the policy: queue %s resumed", r.limit_ref, q)
+            except DeadlineError as e:
+                still.append(q)
+                log.error(
+                    "limit %s left the policy: resuming queue %s failed: %s", r.limit_ref, q, e
+                )
         if not still:
             return []
         return [f"limit {r.limit_ref}: queues it paused not reopened yet: {', '.join(still)}"]
@@ -180,26 +176,23 @@ class Writer:
         """Requeue the youngest tasks holding the limit, none that has run `younger_than`
         or longer: licenses come back to artists now rather than as tasks end."""
         dl = self.farms(p.farm_id)
-        with self.lock:
-            try:
-                running = dl.running_tasks(list(p.jobs), p.limit_id)
-                young = [
-                    t for t in running if (now - t.started_at).total_seconds() < p.younger_than
-                ]
-                for task in sorted(young, key=lambda t: t.started_at, reverse=True)[: p.tasks]:
-                    dl.requeue_task(task)
-                    out.preempted.append((p, task))
-                    self.metrics.changes.labels("preempt").inc()
-                    log.warning(
-                        "pool %s limit %s: task %s of job %s requeued (ran %ss) to give its "
-                        "license back",
-                        p.pool, p.limit_ref, task.task_id, task.job_id,
-                        int((now - task.started_at).total_seconds()),
-                        extra={"pool": p.pool, "limit": p.limit_ref},
-                    )  # fmt: skip
-            except DeadlineError as e:
-                out.errors.append(f"pool {p.pool} limit {p.limit_ref}: preemption: {e}")
-                log.error("pool %s limit %s: preemption: %s", p.pool, p.limit_ref, e)
+        try:
+            running = dl.running_tasks(list(p.jobs), p.limit_id)
+            young = [t for t in running if (now - t.started_at).total_seconds() < p.younger_than]
+            for task in sorted(young, key=lambda t: t.started_at, reverse=True)[: p.tasks]:
+                dl.requeue_task(task)
+                out.preempted.append((p, task))
+                self.metrics.changes.labels("preempt").inc()
+                log.warning(
+                    "pool %s limit %s: task %s of job %s requeued (ran %ss) to give its "
+                    "license back",
+                    p.pool, p.limit_ref, task.task_id, task.job_id,
+                    int((now - task.started_at).total_seconds()),
+                    extra={"pool": p.pool, "limit": p.limit_ref},
+                )  # fmt: skip
+        except DeadlineError as e:
+            out.errors.append(f"pool {p.pool} limit {p.limit_ref}: preemption: {e}")
+            log.error("pool %s limit %s: preemption: %s", p.pool, p.limit_ref, e)
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -248,8 +241,7 @@ class Writer:
             out.job_changes.append(JobChange(now, rec, rec.last_written, None, "manual", taken))
         for job_id, why in fj.drops:
             log.info("job %s: %s; its record is dropped", job_id, text(why))
-        with self.lock:
-            answers = self._send(fj, errors)
+        answers = self._send(fj, errors)
         changes = self._settle(fj, answers, out, errors, now)
         out.job_changes += changes
         if changes:
