@@ -35,8 +35,8 @@ def main() -> int:
             "-p",
             "no:cacheprovider",
             "--hypothesis-show-statistics",
-            "-p",
-            "no:xdist",  # one test: its statistics print only in this process
+            "-n",
+            "0",  # one test, in this process: hypothesis prints its statistics only here
             "-p",
             "no:logging",
             "tests/test_farm_state_machine.py",

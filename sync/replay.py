@@ -93,7 +93,9 @@ def _again(
     else:
         report = Report("replay", False, errors=(f"recorded as {row.get('status')}",))
     # the recorded farm use stands in for the farm selector and currentCount
-    farm_use = int(row.get("farm_use") or row.get("current_count") or 0)
+    # (a recorded farm use of 0 is a use of 0, not a missing one)
+    recorded = row.get("farm_use")
+    farm_use = int(recorded if recorded is not None else row.get("current_count") or 0)
     replay_pool = pool.model_copy(
         update={
             "farm_selector": None,

@@ -154,6 +154,17 @@ def test_replay_same_policy_has_no_difference():
     assert (r.decisions, r.differences, r.writes_before, r.writes_after) == (2, [], 1, 1)
 
 
+def test_replay_takes_a_recorded_farm_use_of_zero_as_zero():
+    # the farm held nothing by its selector while currentCount still counted 3 (it lags)
+    first, second = rows()
+    recorded = [
+        {**first, "farm_use": 0, "current_count": 3, "target": 13, "new": 13},
+        {**second, "farm_use": 0, "current_count": 3, "current": 13, "target": 13},
+    ]
+    r = replay(recorded, parse_policy(policy_text(0)).policy)  # the policy that made them
+    assert (r.decisions, r.differences) == (2, [])
+
+
 def test_replay_shows_where_a_new_policy_differs():
     policy = parse_policy(policy_text(3)).policy
     r = replay(rows(), policy)
