@@ -576,6 +576,9 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
         raise PolicyErrors(
             [Problem(name, 1, 1, "the policy must be a YAML mapping (farms:, sources:, pools:)")]
         )
+    duplicates = _duplicate_keys(node, name, set())
+    if duplicates:
+        raise PolicyErrors(duplicates)
     values: dict[tuple[Any, ...], tuple[int, int]] = {}
     keys: dict[tuple[Any, ...], tuple[int, int]] = {}
     _positions(node, (), values, keys)
@@ -604,6 +607,34 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
     if problems:
         raise PolicyErrors(problems)
     return LoadedPolicy(policy, name, sha)
+
+
+def _duplicate_keys(node: yaml.Node, name: str, seen: set[int]) -> list[Problem]:
+    """A key given twice in one mapping: YAML keeps the last silently, a policy must not
+    (a second `nuke:` pool would replace the first)."""
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    out: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    out.append(
+                        Problem(
+                            name, line, key.start_mark.column + 1,
+                            f"duplicate key {key.value!r} (first at line {first[key.value]}): "
+                            "give it once",
+                        )
+                    )  # fmt: skip
+                first.setdefault(key.value, line)
+            out += _duplicate_keys(value, name, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            out += _duplicate_keys(item, name, seen)
+    return out
 
 
 def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:

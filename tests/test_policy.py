@@ -275,3 +275,15 @@ def test_durations_that_would_wedge_the_service_are_refused(edit, where):
 def test_a_source_timeout_is_bounded(timeout):
     text = GOOD.replace('servers: ["27000@lic1"]', f'servers: ["27000@lic1"], timeout: {timeout}')
     assert any("sources.adsk" in p and "timeout" in p for p in problems(text))
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    text = GOOD + "  nuke:\n    limit: amount.maya\n    features: [{source: adsk, feature: m}]\n"
+    with pytest.raises(PolicyErrors) as e:
+        parse_policy(text, "p.yaml")
+    [problem] = e.value.problems
+    assert str(problem) == "p.yaml:9:3: duplicate key 'nuke' (first at line 6): give it once"
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text)
+    p = run_cli("validate", str(policy))
+    assert p.returncode == 1 and "duplicate key 'nuke'" in p.stderr
