@@ -274,6 +274,13 @@ class History:
         except sqlite3.Error as e:
             raise HistoryError(f"history read failed: {e}") from e
 
+    def pools(self) -> list[str]:
+        """Every pool the history has a decision of."""
+        try:
+            return [r[0] for r in self.db.execute("select distinct pool from decisions order by 1")]
+        except sqlite3.Error as e:
+            raise HistoryError(f"history read failed: {e}") from e
+
     def external_use(self, pool: str, since: datetime) -> list[tuple[datetime, int]]:
         """(time, external use) of every cycle that read the pool's sources, oldest first:
         what a learned reserve learns from."""

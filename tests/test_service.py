@@ -332,7 +332,9 @@ def test_history_cli(world, tmp_path):
     assert rows[0]["new"] == 14
     csv_out = run("--format", "csv", "--table", "cycles").stdout.splitlines()
     assert csv_out[0].startswith("id,") and len(csv_out) == 2
-    assert json.loads(run("--format", "json", "--pool", "other").stdout) == []
+    other = run("--pool", "other")  # a typo is an error, not an empty table
+    assert other.returncode == 1 and "no pool 'other' in the history" in other.stderr
+    assert "pools: nuke" in other.stderr
     missing = run_cli("history", "--db", str(tmp_path / "none.db"))
     assert missing.returncode == 1 and "no history at" in missing.stderr
 

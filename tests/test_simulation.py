@@ -209,6 +209,9 @@ def test_replay_cli_against_a_real_history(tmp_path):
     assert p.returncode == 2, p.stderr
     assert "recorded target 15 write 15; with" in p.stdout
     assert "2 decisions replayed (0 skipped" in p.stdout and "2 differ" in p.stdout
+    typo = run_cli("replay", "--history", str(tmp_path / "h.db"), "--config", str(cfg),
+                   "--pool", "nuk")  # fmt: skip
+    assert typo.returncode == 1 and "no pool 'nuk' in" in typo.stderr
 
 
 def test_plot_draws_a_png(tmp_path):

@@ -56,7 +56,12 @@ def history(args: argparse.Namespace) -> int:
             since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
         except ValueError as e:
             raise SyncError(str(e)) from e
-    rows = History(path).query(args.table, since=since, pool=args.pool, limit=args.limit)
+    history = History(path)
+    if args.pool is not None and args.pool not in (known := history.pools()):
+        raise SyncError(
+            f"no pool {args.pool!r} in the history {path!r}; pools: {', '.join(known) or 'none'}"
+        )
+    rows = history.query(args.table, since=since, pool=args.pool, limit=args.limit)
     if args.table == "decisions" and not args.all:
         rows = [r for r in rows if r.get("changed") or r.get("status") != "ok"]
     _print_rows(rows, args.format, COLUMNS[args.table])
@@ -92,6 +97,8 @@ def replay(args: argparse.Namespace) -> int:
     if not Path(args.history).exists():
         raise SyncError(f"no history at {args.history!r}")
     policy = load_policy(args.config).policy
+    if args.pool is not None and args.pool not in policy.pools:
+        raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: {', '.join(policy.pools)}")
     rows = History(args.history).query("decisions", pool=args.pool)
     result = replay_rows(rows, policy, args.pool)
     for d in result.differences[: args.limit]:
