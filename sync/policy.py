@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -48,7 +49,11 @@ def parse_duration(value: Any) -> float:
     raise ValueError(f"{value!r} is not a duration (use e.g. 60s, 5m, 1h, 30d)")
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# what an editor may accept for a duration: seconds, or a number with a unit
+DurationText = Annotated[str, Field(pattern=_DURATION.pattern)]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration, json_schema_input_type=float | DurationText)
+]
 # Bounds that keep a valid policy from wedging the service: a cycle at least once an hour,
 # a history kept at most a year, a license tool given at most five minutes (SIGTERM must
 # not wait longer), a source trusted stale for at most a week.
@@ -122,10 +127,19 @@ def _executable(v: str) -> str:
 
 Executable = Annotated[str, AfterValidator(_executable)]
 
+_SPEC = r"\d{1,5}@[A-Za-z0-9._-]+"
 ServerSpec = Annotated[
     str,
     AfterValidator(check_server_spec),
     Field(description="port@host, or a comma list for a FlexLM triad"),
+    # for editors: the shape; the check above also bounds the port and names the problem
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": rf"^\s*{_SPEC}(\s*,\s*{_SPEC})*\s*$",
+            "description": "port@host, or a comma list for a FlexLM triad",
+        }
+    ),
 ]
 
 
@@ -195,7 +209,9 @@ def _amount(v: Any) -> int | str:
     raise ValueError(f"{v!r} is not a count or a percentage like '10%'")
 
 
-Amount = Annotated[int | str, BeforeValidator(_amount)]
+Percent = Annotated[str, Field(pattern=_PERCENT.pattern)]
+Count = Annotated[int, Field(ge=0)]
+Amount = Annotated[int | str, BeforeValidator(_amount, json_schema_input_type=Count | Percent)]
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -334,7 +350,9 @@ class Pool(Model):
     features: Annotated[list[FeatureRef], Field(min_length=1)]
     uncounted: int | None = Field(None, ge=0, description="total assumed for uncounted features")
     farm_selector: FarmSelector | None = None
-    reserve: Annotated[Reserve, BeforeValidator(_reserve)] = Reserve()
+    reserve: Annotated[
+        Reserve, BeforeValidator(_reserve, json_schema_input_type=Reserve | Amount)
+    ] = Reserve()
     headroom: int = Field(0, ge=0)
     floor: int = Field(1, ge=1, description="never below this (Deadline rejects 0)")
     ceiling: int | None = Field(None, ge=1)

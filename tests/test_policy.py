@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sync.policy import PolicyErrors, json_schema, load_policy, parse_duration, parse_policy
 from tests.clirun import run_cli
@@ -287,3 +288,70 @@ def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
     policy.write_text(text)
     p = run_cli("validate", str(policy))
     assert p.returncode == 1 and "duplicate key 'nuke'" in p.stderr
+
+
+# -- the JSON Schema: what an editor checks must agree with validate ---------------------------
+
+
+def _schema_errors(text: str) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    return [e.message for e in validator.iter_errors(yaml.safe_load(text))]
+
+
+def _valid_policies() -> dict[str, str]:
+    from sync.commands.demo import POLICY as DEMO
+
+    demo = DEMO.format(
+        interval=5.0, history="/tmp/h.db", address="127.0.0.1:9462", farm=FARM,
+        lmutil="/bin/lmutil", rlmutil="/bin/rlmutil",
+    )  # fmt: skip
+    return {
+        "example": (ROOT / "config/policy.example.yaml").read_text(),
+        "demo": demo,
+        "tests": GOOD,
+        "durations, percentages, a bare reserve": GOOD.replace(
+            "    limit: amount.nuke\n",
+            "    limit: amount.nuke\n    reserve: 10%\n    stale_after: 90s\n",
+        )
+        + "interval: 1.5m\nhistory: {path: h.db, keep: 30d}\n",
+        "a reserve of a count": GOOD.replace(
+            "    limit: amount.nuke\n", "    limit: amount.nuke\n    reserve: 2\n"
+        ),
+        "a learned reserve and preemption": GOOD.replace(
+            "    limit: amount.nuke\n",
+            "    limit: amount.nuke\n    reserve: {default: 1, learn: {drain: 10m}}\n"
+            "    preempt: {enabled: true, younger_than: 15m}\n",
+        ),
+        "rlm and command sources with timeouts": GOOD.replace(
+            "  adsk: {kind: flexlm",
+            "  r: {kind: rlm, servers: ['5053@rlm1'], timeout: 30s}\n"
+            "  c: {kind: command, command: [/bin/report], timeout: 1m}\n  adsk: {kind: flexlm",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_valid_policies()))
+def test_the_schema_accepts_every_policy_validate_accepts(name):
+    text = _valid_policies()[name]
+    parse_policy(text, "p.yaml")  # validate accepts it
+    assert _schema_errors(text) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("    limit: amount.nuke\n", "    limit: amount.nuke\n    hedroom: 2\n"),  # unknown key
+        ("kind: flexlm", "kind: lmx"),  # not a kind of source
+        ('["27000@lic1"]', '["lic1"]'),  # not port@host
+        ("    limit: amount.nuke\n", "    limit: amount.nuke\n    stale_after: soon\n"),
+        ("    limit: amount.nuke\n", "    limit: amount.nuke\n    floor: 0\n"),
+        ("    limit: amount.nuke\n", "    limit: amount.nuke\n    reserve: ten\n"),
+    ],
+)
+def test_the_schema_rejects_what_it_can_of_the_rest(old, new):
+    text = GOOD.replace(old, new, 1)
+    with pytest.raises(PolicyErrors):
+        parse_policy(text, "p.yaml")
+    assert _schema_errors(text)
