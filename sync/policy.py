@@ -11,7 +11,7 @@ from datetime import datetime, time
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 from pydantic import (
@@ -204,7 +204,9 @@ def _amount(v: Any) -> int | str:
         if v < 0:
             raise ValueError(f"{v!r} must not be negative")
         return v
-    if isinstance(v, str) and _PERCENT.match(v):
+    if isinstance(v, str) and (m := _PERCENT.match(v)):
+        if float(m.group(1)) >= 100:
+            raise ValueError(f"{v!r} keeps every license back: a percentage is below 100%")
         return v.strip()
     raise ValueError(f"{v!r} is not a count or a percentage like '10%'")
 
@@ -250,7 +252,9 @@ def _tz(v: str) -> str:
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"{v!r} is not a time zone (e.g. Europe/London, UTC)") from e
+        near = difflib.get_close_matches(str(v), sorted(available_timezones()), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else " (e.g. Europe/London, UTC)"
+        raise ValueError(f"{v!r} is not a time zone{hint}") from e
     return v
 
 
@@ -308,9 +312,29 @@ class Hysteresis(Model):
     max_step: int | None = Field(None, ge=1, description="largest increase per cycle")
 
 
+_LIMIT_ID = re.compile(r"^limit-[0-9a-f]{32}$")
+_AMOUNT = re.compile(r"^amount\.[A-Za-z0-9_.-]+$")
+
+
+def _limit_ref(v: str) -> str:
+    """A limit is named by its limitId, its amountRequirementName or its displayName; a
+    reference that looks like one of the first two but is not one is a typo."""
+    v = str(v).strip()
+    if v.startswith("limit-") and not _LIMIT_ID.match(v):
+        raise ValueError(f"{v!r} is not a limit id (limit- and 32 hex digits)")
+    if v.lower().startswith("amount") and not _AMOUNT.match(v):
+        raise ValueError(f"{v!r} is not an amount name (amount.<name>, e.g. amount.nuke)")
+    if not v or len(v) > 100 or "\n" in v:
+        raise ValueError(f"{v!r} is not a limit's id, amount name or display name")
+    return v
+
+
+LimitRef = Annotated[str, AfterValidator(_limit_ref)]
+
+
 class LimitTarget(Model):
     farm: str | None = None
-    limit: str
+    limit: LimitRef
     share: float = Field(1.0, gt=0, description="weight of the free remainder")
 
 
@@ -345,7 +369,9 @@ class JobsPolicy(Model):
 
 class Pool(Model):
     farm: str | None = Field(None, description="farm id (when the policy has several farms)")
-    limit: str | None = Field(None, description="limitId, amountRequirementName or displayName")
+    limit: LimitRef | None = Field(
+        None, description="limitId, amountRequirementName or displayName"
+    )
     limits: list[LimitTarget] = Field([], description="several limits sharing this pool")
     features: Annotated[list[FeatureRef], Field(min_length=1)]
     uncounted: int | None = Field(None, ge=0, description="total assumed for uncounted features")
@@ -575,7 +601,10 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PolicyErrors([Problem(name, line, col, f"YAML: {e.problem or e}")]) from e
+        problem = str(e.problem or e)
+        if "'\\t'" in problem or "\t" in problem:
+            problem += " (indent with spaces: YAML does not take tabs)"
+        raise PolicyErrors([Problem(name, line, col, f"YAML: {problem}")]) from e
     except yaml.YAMLError as e:
         raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
     if node is not None and _expanded_size(node, {}) > MAX_NODES:
@@ -655,6 +684,28 @@ def _duplicate_keys(node: yaml.Node, name: str, seen: set[int]) -> list[Problem]
     return out
 
 
+def _reserve_above_total(
+    name: str, pool: Pool, sources: dict[str, Any]
+) -> list[tuple[tuple[Any, ...], str]]:
+    """A count reserve at or above a total the policy itself states (static sources)."""
+    cfgs = [sources.get(ref.source) for ref in pool.features]
+    static = [c for c in cfgs if isinstance(c, StaticSourceConfig)]
+    if len(static) < len(cfgs):
+        return []
+    total = sum(c.features.get(r.feature, 0) for c, r in zip(static, pool.features, strict=True))
+    counts = [("default",), *(("schedule", i, "value") for i in range(len(pool.reserve.schedule)))]
+    values = [pool.reserve.default, *(w.value for w in pool.reserve.schedule)]
+    return [
+        (
+            ("pools", name, "reserve", *where),
+            f"pool {name!r}: reserve {value} is at or above the pool's total {total}: "
+            "the farm would never get a license",
+        )
+        for where, value in zip(counts, values, strict=True)
+        if isinstance(value, int) and value >= total > 0
+    ]
+
+
 def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     """Checks that span sections: what one model cannot see on its own."""
     out: list[tuple[tuple[Any, ...], str]] = []
@@ -678,6 +729,7 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                         f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
                     )
                 )
+        out += _reserve_above_total(name, pool, policy.sources)
         if pool.ceiling is not None and pool.floor > pool.ceiling:
             out.append(
                 (

@@ -355,3 +355,37 @@ def test_the_schema_rejects_what_it_can_of_the_rest(old, new):
     with pytest.raises(PolicyErrors):
         parse_policy(text, "p.yaml")
     assert _schema_errors(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("    limit: amount.nuke\n", "    limit: amount nuke\n", "is not an amount name"),
+        ("    limit: amount.nuke\n", "    limit: limit-123\n", "is not a limit id"),
+        (
+            "    limit: amount.nuke\n",
+            "    limit: amount.nuke\n    reserve: 100%\n",
+            "keeps every license back",
+        ),
+        (
+            "    limit: amount.nuke\n",
+            "    limit: amount.nuke\n    reserve: {schedule: [{tz: Europe/Londn, value: 1}]}\n",
+            "'Europe/Londn' is not a time zone; did you mean 'Europe/London'?",
+        ),
+        ("  nuke:\n", "  nuke:\n\t\n", "indent with spaces"),
+    ],
+)
+def test_validate_catches_what_it_can_know(old, new, expected):
+    text = GOOD.replace(old, new, 1)
+    assert text != GOOD
+    assert any(expected in p for p in problems(text)), problems(text)
+
+
+def test_a_reserve_at_or_above_a_static_total_is_an_error():
+    text = GOOD.replace(
+        '  adsk: {kind: flexlm, servers: ["27000@lic1"]}',
+        "  adsk: {kind: static, features: {nuke_r: 4}}",
+    ).replace("    limit: amount.nuke\n", "    limit: amount.nuke\n    reserve: 4\n")
+    [msg] = problems(text)
+    assert "reserve 4 is at or above the pool's total 4" in msg
+    parse_policy(text.replace("reserve: 4", "reserve: 3"), "p.yaml")  # below it: fine
