@@ -6,11 +6,12 @@ import difflib
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -27,6 +28,8 @@ from pydantic import (
 )
 
 from sync.errors import PolicyError
+
+M = TypeVar("M", bound=BaseModel)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -494,11 +497,11 @@ def _positions(
             _positions(v, (*path, i), out, keys)
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+def _fields_at(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
     """The keys allowed where `loc` points, walking the models' annotations."""
     from typing import Union, get_args, get_origin
 
-    ann: Any = Policy
+    ann: Any = root
     for part in loc:
         while get_origin(ann) is Annotated:
             ann = get_args(ann)[0]
@@ -531,19 +534,20 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _friendly(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
+def _friendly(err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel]) -> str:
     kind = err["type"]
-    where = ".".join(str(p) for p in loc) or "policy"
+    top = "policy" if root is Policy else root.__name__.lower()
+    where = ".".join(str(p) for p in loc) or top
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        allowed = _fields_at(loc[:-1])
+        allowed = _fields_at(loc[:-1], root)
         hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         did = (
             f"; did you mean {hint[0]!r}?"
             if hint
             else (f"; allowed here: {', '.join(allowed)}" if allowed else "")
         )
-        return f"unknown key {key!r} in {'.'.join(str(p) for p in loc[:-1]) or 'policy'}{did}"
+        return f"unknown key {key!r} in {'.'.join(str(p) for p in loc[:-1]) or top}{did}"
     if kind == "missing":
         return f"{where}: required key missing"
     if kind == "union_tag_invalid":
@@ -594,6 +598,48 @@ def policy_sha(text: str) -> str:
 
 def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
     sha = policy_sha(text)
+    what = "the policy must be a YAML mapping (farms:, sources:, pools:)"
+    policy, at = parse_model(text, name, Policy, what)
+    problems = sorted(
+        (Problem(name, *at(loc), msg) for loc, msg in cross_check(policy)),
+        key=lambda p: (p.line, p.col),
+    )
+    if problems:
+        raise PolicyErrors(problems)
+    return LoadedPolicy(policy, name, sha)
+
+
+Locate = Callable[[tuple[Any, ...]], tuple[int, int]]
+
+
+def parse_model(text: str, name: str, model: type[M], what: str) -> tuple[M, Locate]:
+    """YAML text into `model`, every problem as file:line:col (`PolicyErrors`); also a
+    function that gives the line and column of a path in the text."""
+    node, data = _load_yaml(text, name, what)
+    values: dict[tuple[Any, ...], tuple[int, int]] = {}
+    keys: dict[tuple[Any, ...], tuple[int, int]] = {}
+    _positions(node, (), values, keys)
+
+    def at(loc: tuple[Any, ...], key: bool = False) -> tuple[int, int]:
+        if key and loc in keys:
+            return keys[loc]
+        while loc and loc not in values:
+            loc = loc[:-1]
+        return values.get(loc, (1, 1))
+
+    try:
+        return model.model_validate(data), at
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = _clean_loc(tuple(err["loc"]))
+            line, col = at(loc, key=err["type"] in ("extra_forbidden",))
+            problems.append(Problem(name, line, col, _friendly(dict(err), loc, model)))
+        raise PolicyErrors(sorted(set(problems), key=lambda p: (p.line, p.col))) from e
+
+
+def _load_yaml(text: str, name: str, what: str) -> tuple[yaml.Node, dict[str, Any]]:
+    """The YAML's node tree and data: never an alias bomb, a duplicate key or a non-mapping."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         # aliases share nodes: size them before anything walks the expanded tree
@@ -609,51 +655,15 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
         raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
     if node is not None and _expanded_size(node, {}) > MAX_NODES:
         raise PolicyErrors(
-            [
-                Problem(
-                    name,
-                    1,
-                    1,
-                    f"YAML: aliases expand this policy past {MAX_NODES} values; "
-                    "a policy needs nowhere near that many (an alias bomb?)",
-                )
-            ]
-        )
+            [Problem(name, 1, 1, f"YAML: aliases expand this policy past {MAX_NODES} values; "
+                     "a policy needs nowhere near that many (an alias bomb?)")]
+        )  # fmt: skip
     if node is None or not isinstance(data, dict):
-        raise PolicyErrors(
-            [Problem(name, 1, 1, "the policy must be a YAML mapping (farms:, sources:, pools:)")]
-        )
+        raise PolicyErrors([Problem(name, 1, 1, what)])
     duplicates = _duplicate_keys(node, name, set())
     if duplicates:
         raise PolicyErrors(duplicates)
-    values: dict[tuple[Any, ...], tuple[int, int]] = {}
-    keys: dict[tuple[Any, ...], tuple[int, int]] = {}
-    _positions(node, (), values, keys)
-
-    def at(loc: tuple[Any, ...], key: bool = False) -> tuple[int, int]:
-        if key and loc in keys:
-            return keys[loc]
-        while loc and loc not in values:
-            loc = loc[:-1]
-        return values.get(loc, (1, 1))
-
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = _clean_loc(tuple(err["loc"]))
-            line, col = at(loc, key=err["type"] in ("extra_forbidden",))
-            problems.append(Problem(name, line, col, _friendly(dict(err), loc)))
-        raise PolicyErrors(sorted(set(problems), key=lambda p: (p.line, p.col))) from e
-
-    problems = sorted(
-        (Problem(name, *at(loc), msg) for loc, msg in cross_check(policy)),
-        key=lambda p: (p.line, p.col),
-    )
-    if problems:
-        raise PolicyErrors(problems)
-    return LoadedPolicy(policy, name, sha)
+    return node, data
 
 
 def _duplicate_keys(node: yaml.Node, name: str, seen: set[int]) -> list[Problem]:

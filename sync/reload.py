@@ -9,7 +9,7 @@ import time
 
 from sync.errors import PolicyError
 from sync.metrics import Metrics
-from sync.policy import LoadedPolicy, parse_policy, policy_sha, read_policy_text
+from sync.policy import LoadedPolicy, Policy, parse_policy, policy_sha, read_policy_text
 
 log = logging.getLogger("license_sync")
 
@@ -57,9 +57,10 @@ class PolicyWatcher:
             self._reject(sha, e)
             return None
         self._warn_restart_only(candidate)
+        changed = what_changed(self.loaded.policy, candidate.policy)
         self.loaded, self._bad = candidate, None
         self.metrics.reloads.labels("ok").inc()
-        log.info("policy %s reloaded (sha %s)", path, candidate.sha)
+        log.info("policy %s reloaded (sha %s): %s", path, candidate.sha, changed)
         return candidate
 
     def _warn_restart_only(self, candidate: LoadedPolicy) -> None:
@@ -89,3 +90,26 @@ class PolicyWatcher:
             self.loaded.sha,
             str(e).replace("\n", " | "),
         )
+
+
+def what_changed(old: Policy, new: Policy) -> str:
+    """A reload in a line: pools added, removed, and edited (with the keys that changed)."""
+    added = sorted(set(new.pools) - set(old.pools))
+    removed = sorted(set(old.pools) - set(new.pools))
+    edited = []
+    for name in sorted(set(old.pools) & set(new.pools)):
+        a, b = old.pools[name].model_dump(), new.pools[name].model_dump()
+        keys = [k for k in a if a[k] != b.get(k)]
+        if keys:
+            edited.append(f"{name} ({', '.join(keys)})")
+    others = [
+        k for k in ("interval", "farms", "sources", "history", "metrics")
+        if getattr(old, k) != getattr(new, k)
+    ]  # fmt: skip
+    parts = [
+        f"pools added: {', '.join(added)}" if added else "",
+        f"pools removed: {', '.join(removed)}" if removed else "",
+        f"pools edited: {'; '.join(edited)}" if edited else "",
+        f"also changed: {', '.join(others)}" if others else "",
+    ]
+    return "; ".join(p for p in parts if p) or "no setting changed (comments, layout)"

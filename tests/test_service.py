@@ -400,6 +400,20 @@ def test_reload_says_which_changes_wait_for_a_restart(world, caplog):
     assert w.svc.history.path != moved  # still writing where it was opened
 
 
+def test_a_reload_says_what_changed(world, caplog):
+    w = world
+    text = w.policy.read_text().replace("headroom: 1", "headroom: 2\n    floor: 2")
+    text += "  maya:\n    limit: amount.maya\n    features: [{source: lic, feature: maya}]\n"
+    w.farm.add_limit("amount.maya", 5)
+    w.policy.write_text(text.replace("interval: 60s", "interval: 30s"))
+    with caplog.at_level("INFO", logger="license_sync"):
+        cycle(w)
+    [line] = [r.getMessage() for r in caplog.records if "reloaded" in r.getMessage()]
+    assert line.endswith(
+        "pools added: maya; pools edited: nuke (headroom, floor); also changed: interval"
+    )
+
+
 def test_readiness_does_not_flap_when_cycles_outlast_the_interval(world):
     w = world
     slow = w.src.read

@@ -79,9 +79,13 @@ def test_outage_never_raises_the_limit():
 
 def test_bad_scenario_is_a_clear_error(tmp_path):
     p = tmp_path / "s.yaml"
-    p.write_text("name: x\ntotal: 0\nstatic_limit: 1\n")
-    with pytest.raises(PolicyError, match="total"):
+    p.write_text("name: x\ntotal: 0\nstatic_limit: 1\nfarm: {workers: 5, wokers: 3}\n")
+    with pytest.raises(PolicyError) as e:
         load_scenario(p)
+    assert [str(x) for x in e.value.problems] == [  # file:line:col, as a policy's
+        f"{p}:2:8: total: Input should be greater than or equal to 1 (got 0)",
+        f"{p}:4:20: unknown key 'wokers' in farm; did you mean 'workers'?",
+    ]
 
 
 def test_simulate_cli(tmp_path):

@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sync.errors import PolicyError
-from sync.policy import Duration, Pool, parse_days, parse_hours
+from sync.policy import Duration, Pool, parse_days, parse_hours, parse_model
 
 
 class _M(BaseModel):
@@ -61,14 +60,13 @@ class Scenario(_M):
 
 
 def load_scenario(path: str | Path) -> Scenario:
+    """A scenario file; its problems as file:line:col, as a policy's (`PolicyErrors`)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-        return Scenario.model_validate(data)
-    except (OSError, yaml.YAMLError) as e:
-        raise PolicyError(f"cannot read scenario {str(path)!r}: {e}") from e
-    except ValidationError as e:
-        msgs = "; ".join(f"{'.'.join(map(str, er['loc']))}: {er['msg']}" for er in e.errors())
-        raise PolicyError(f"scenario {str(path)!r} is invalid: {msgs}") from e
+        text = Path(path).read_text()
+    except OSError as e:
+        raise PolicyError(f"cannot read scenario {str(path)!r}: {e.strerror}") from e
+    what = "a scenario must be a YAML mapping (name:, total:, static_limit:, …)"
+    return parse_model(text, str(path), Scenario, what)[0]
 
 
 def scenario_pool(sc: Scenario) -> Pool:
