@@ -204,6 +204,7 @@ class HealthServer:
         address: str,
         ready: Callable[[], tuple[bool, str]],
         *,
+        alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
         max_connections: int = 32,
         idle_timeout: float = 10.0,
     ):
@@ -220,10 +221,8 @@ class HealthServer:
                 path = self.path.split("?")[0]
                 if path == "/metrics":
                     body, ctype, status = metrics.exposition(), CONTENT_TYPE_LATEST, 200
-                elif path == "/healthz":
-                    body, ctype, status = b"ok\n", "text/plain", 200
-                elif path == "/readyz":
-                    ok, why = ready()
+                elif path in ("/healthz", "/readyz"):
+                    ok, why = alive() if path == "/healthz" else ready()
                     body, ctype, status = (why + "\n").encode(), "text/plain", 200 if ok else 503
                 else:
                     body, ctype, status = b"not found\n", "text/plain", 404

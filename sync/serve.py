@@ -88,7 +88,7 @@ def serve(
 
 def _start_health(svc: Service, address: str) -> HealthServer:
     try:
-        health = HealthServer(svc.metrics, address, svc.ready).start()
+        health = HealthServer(svc.metrics, address, svc.ready, alive=svc.alive).start()
     except OSError as e:
         raise SyncError(
             f"cannot serve metrics on {address!r}: {e.strerror}; "

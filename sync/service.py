@@ -27,6 +27,7 @@ log = logging.getLogger("license_sync")
 
 Clock = Callable[[], datetime]
 DeadlineFactory = Callable[[FarmConfig], Deadline]
+STUCK_AFTER = 900.0  # seconds without a cycle starting before /healthz fails, at the least
 
 
 def utcnow() -> datetime:
@@ -63,6 +64,8 @@ class Service:
         self.writer = Writer(
             self.deadline, self.store, self.metrics, unadopted=self.memory.unadopted
         )
+        self.started_at = clock()
+        self.last_attempt_at: datetime | None = None  # when the last cycle began
         self.last_result: CycleResult | None = None
         self.last_ok_at: datetime | None = None
         self.last_cycle_seconds = 0.0
@@ -136,6 +139,7 @@ class Service:
     def run_cycle(self, now: datetime | None = None) -> CycleResult:
         """One full cycle. Never raises for a source, API or history failure."""
         now = now or self.clock()
+        self.last_attempt_at = now
         t0 = time.monotonic()
         self.maybe_reload()
         observed, plan = self.look(now)
@@ -179,6 +183,17 @@ class Service:
         self.history_lost = lost
         self.metrics.history_lost.set(int(lost))
         return lost
+
+    def alive(self) -> tuple[bool, str]:
+        """Alive while cycles keep starting: the loop is not stuck. Generous — a cold start
+        on a large farm can take minutes — since a failing /healthz restarts the process."""
+        since = self.last_attempt_at or self.started_at
+        age = (self.clock() - since).total_seconds()
+        bound = max(5 * self.policy.interval, 3 * self.last_cycle_seconds, STUCK_AFTER)
+        if age > bound:
+            what = "no cycle has started" if self.last_attempt_at is None else "no cycle started"
+            return False, f"{what} for {age:.0f}s (> {bound:.0f}s): the loop is stuck"
+        return True, f"ok: last cycle started {age:.0f}s ago"
 
     def ready(self) -> tuple[bool, str]:
         """Ready while the last successful cycle ended less than three cycles ago, a cycle

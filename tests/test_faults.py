@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from sync.domain import Reason
 from sync.fakes.deadline import FakeDeadline, Faults
 from sync.fakes.farm import FakeError, FakeFarm
 from sync.history import History
-from sync.metrics import Metrics
+from sync.metrics import HealthServer, Metrics
 from sync.policy import load_policy
 from sync.service import Service
 from sync.sources import ToolSource
@@ -637,3 +639,25 @@ def test_readyz_and_healthz_times(aws_env, tmp_path):
         assert svc.ready()[0]
         svc.clock.advance(3 * 60 + 1)
         assert not svc.ready()[0]
+
+
+def test_healthz_fails_once_no_cycle_has_started_for_long(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with FakeDeadline(farm) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        assert svc.alive()[0]  # just started
+        svc.run_cycle()
+        svc.clock.advance(14 * 60)  # a slow farm: still within the grace
+        assert svc.alive()[0]
+        svc.clock.advance(2 * 60)  # 16 minutes and no cycle started: the loop is stuck
+        ok, why = svc.alive()
+        assert not ok and "no cycle started for 960s" in why
+        health = HealthServer(svc.metrics, "127.0.0.1:0", svc.ready, alive=svc.alive).start()
+        try:
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(f"http://127.0.0.1:{health.port}/healthz", timeout=10)
+            assert e.value.code == 503
+        finally:
+            health.stop()
+        svc.run_cycle()
+        assert svc.alive()[0]
