@@ -38,6 +38,7 @@ class SourceState:
     report: Report  # this cycle's read (may be down)
     last_good: datetime | None  # when it was last read up
     seconds: float = 0.0  # how long the read took
+    last_good_report: Report | None = None  # what it said then (metrics keep showing it)
 
 
 @dataclass(frozen=True, slots=True)

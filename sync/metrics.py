@@ -58,6 +58,7 @@ GAUGES = [
     ("pool_job_overrides", "Jobs whose maxWorkerCount someone else changed", POOL),
     ("source_up", "1 if the license source was read this cycle", SERVER),
     ("source_duration_seconds", "Time to read the source", SERVER),
+    ("source_last_success_timestamp_seconds", "When the source was last read up", SERVER),
 ]
 
 
@@ -88,6 +89,10 @@ class _SnapshotCollector:
         for row in snap.sources:
             fam["source_up"].add_metric([row["server"]], 1 if row["up"] else 0)
             fam["source_duration_seconds"].add_metric([row["server"]], row["duration"])
+            if row.get("last_success") is not None:
+                fam["source_last_success_timestamp_seconds"].add_metric(
+                    [row["server"]], row["last_success"]
+                )
         yield from fam.values()
 
 

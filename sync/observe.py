@@ -34,6 +34,7 @@ class Observer:
     def __init__(self, history: History | None = None) -> None:
         self.history = history
         self.last_good: dict[str, datetime] = {}
+        self.last_good_report: dict[str, Report] = {}
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
 
@@ -91,6 +92,7 @@ class Observer:
         for name, report, seconds in results:
             if report.up:
                 self.last_good[name] = now
+                self.last_good_report[name] = report
             else:
                 log.warning(
                     "source %s down: %s",
@@ -98,7 +100,9 @@ class Observer:
                     "; ".join(report.errors) or "no reason",
                     extra={"source": name},
                 )
-            states[name] = SourceState(report, self.last_good.get(name), seconds)
+            states[name] = SourceState(
+                report, self.last_good.get(name), seconds, self.last_good_report.get(name)
+            )
         return states
 
     def _read_farm(

@@ -186,16 +186,24 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
     """The gauges a scrape shows until the next cycle."""
     snap = Snapshot(
         sources=[
-            {"server": name, "up": state.report.up, "duration": state.seconds}
+            {
+                "server": name,
+                "up": state.report.up,
+                "duration": state.seconds,
+                "last_success": state.last_good.timestamp() if state.last_good else None,
+            }
             for name, state in result.observed.sources.items()
         ]
     )
     for name, pool in policy.pools.items():
         for ref in pool.features:
             state = result.observed.sources.get(ref.source)
-            if state is None or not state.report.up:
+            # a source down keeps its last known series: an expiry panel or alert does not
+            # empty and start its `for:` again at every flap (source_up says it is down)
+            report = state and (state.report if state.report.up else state.last_good_report)
+            if not report:
                 continue
-            for f in state.report.feature(ref.feature, ref.vendor):
+            for f in report.feature(ref.feature, ref.vendor):
                 snap.features.append(
                     {
                         "pool": name,

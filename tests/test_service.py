@@ -574,3 +574,20 @@ def test_artists_refused_have_the_farms_youngest_task_requeued(world):
     r = w.svc.run_cycle()
     assert r.plan.decisions[0].preempt >= 1 and r.outcome.preempted == []
     assert old in w.farm.jobs and w.farm.in_use(w.limit_id) == 14
+
+
+def test_a_source_down_keeps_its_last_known_license_series(world):
+    w = world
+    w.src.artists = 3
+    cycle(w)
+    seen_at = w.clock.t.timestamp()
+    w.src.up = False
+    cycle(w)
+    labels = {"pool": "nuke", "feature": "nuke_r", "server": "lic"}
+    sample = w.metrics.registry.get_sample_value
+    assert sample("license_sync_source_up", {"server": "lic"}) == 0
+    assert sample("license_sync_license_total", labels) == 20  # still there, from before
+    assert sample("license_sync_license_expiry_timestamp_seconds", labels) is not None
+    assert sample("license_sync_source_last_success_timestamp_seconds", {"server": "lic"}) == (
+        seen_at
+    )
