@@ -12,7 +12,7 @@ from sync.sources.flexlm import normalise_expiry
 FORMAT = "rlm"
 
 _RLM_STATUS = re.compile(r"^rlm status on (?P<host>\S+) \(port (?P<port>\d+)\)")
-_ISV_TABLE = re.compile(r"^ISV servers:?\s*$")
+_ISV_TABLE = re.compile(r"^-*\s*ISV servers:?\s*-*\s*$")  # also "--- ISV servers ---"
 _ISV_ROW = re.compile(
     r"^(?P<name>[\w.\-]+)\s+(?P<port>\d+)\s+(?P<running>Yes|No)\b\s*(?P<restarts>\d+)?", re.I
 )
@@ -67,6 +67,7 @@ class _Scan:
     vendors: dict[str, Vendor] = field(default_factory=dict)
     products: dict[tuple[str, str, str], _Product] = field(default_factory=dict)
     connect_error: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # lines that could not be counted
     recognised: bool = False
     in_isv_table: bool = False
     section: str | None = None  # "pool" | "usage"
@@ -88,6 +89,8 @@ class _Scan:
                 self._pool_line(line)
             elif self.section == "usage" and self.isv is not None:
                 self._usage_line(line)
+            elif _PRODUCT.match(line) or _USAGE.match(line):
+                self.errors.append(f"{line[:120]!r} is outside any ISV's pool or usage section")
 
     def _isv_row(self, line: str) -> bool:
         if line.lower().startswith("name") and "port" in line.lower():
@@ -151,6 +154,10 @@ class _Scan:
         m = _USAGE.match(line)
         if m is None:
             return
+        if (self.isv, m.group("prod"), m.group("ver")) not in self.products:
+            # no pool line said how many there are: a total of 0 would be a lie
+            self.errors.append(f"usage of {m.group('prod')} v{m.group('ver')} with no pool line")
+            return
         handle, host = m.group("handle"), m.group("host")
         self._product(m.group("prod"), m.group("ver")).checkouts.append(
             Checkout(
@@ -173,7 +180,9 @@ class _Scan:
             return Report(format=FORMAT, up=False, errors=(" ".join(self.connect_error),))
         if not self.recognised:
             raise ParseError("no rlmstat output found (no 'rlm status on', ISV or pool section)")
-        errors = (" ".join(self.connect_error),) if self.connect_error else ()
+        errors = tuple(self.errors) + (
+            (" ".join(self.connect_error),) if self.connect_error else ()
+        )
         return Report(
             format=FORMAT,
             up=True,

@@ -72,3 +72,20 @@ def test_not_rlmstat_output(text):
 def test_crlf():
     text = fixture_text("rlm/full.txt")
     assert rlm.parse(text.replace("\n", "\r\n")) == rlm.parse(text)
+
+
+def test_a_dashed_isv_table_header_still_finds_a_down_isv():
+    text = fixture_text("rlm/full.txt").replace("   ISV servers:", "   --- ISV servers ---")
+    assert {v.name: v.status for v in rlm.parse(text).vendors}["sidefx"] == "down"
+
+
+def test_lines_outside_their_sections_are_errors_not_features():
+    text = fixture_text("rlm/full.txt")
+    # a usage line of a product no pool line counted; a product line before any pool header
+    usage = "\thoudini v20.0: ana@ws001 1/0 at 03/28 21:00  (handle: 9)\n"
+    text = text.replace("\tnuke_t v2024.0701: farm@", usage + "\tnuke_t v2024.0701: farm@")
+    text = text.replace("\tfoundry ISV server", "\torphan v1.0\n\tfoundry ISV server")
+    r = rlm.parse(text)
+    assert r.up and not r.feature("houdini") and not r.feature("orphan")
+    assert "usage of houdini v20.0 with no pool line" in r.errors
+    assert any("'orphan v1.0' is outside any ISV's pool or usage section" in e for e in r.errors)
