@@ -6,6 +6,7 @@ every scrape, so a pool that leaves the policy leaves /metrics with it.
 
 from __future__ import annotations
 
+import platform
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -14,9 +15,20 @@ from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from sync import __version__
 
 P = "license_sync_"
 
@@ -40,7 +52,7 @@ FEATURE, POOL, LIMIT, SERVER = (
 )
 # The gauges a scrape shows for the last cycle: name, help, labels
 GAUGES = [
-    ("license_total", "Licenses issued for a feature (uncounted: absent)", FEATURE),
+    ("license_issued", "Licenses issued for a feature (uncounted: absent)", FEATURE),
     ("license_in_use", "Licenses in use, from the license server", FEATURE),
     ("license_reserved", "Licenses held by RESERVATIONs on the server", FEATURE),
     ("license_queued", "Licenses queued for on the server", FEATURE),
@@ -49,10 +61,10 @@ GAUGES = [
     ("license_in_use_external", "Licenses held outside the farm", POOL),
     ("pool_reserve", "Licenses kept back by the policy's reserve now", POOL),
     ("pool_headroom", "The policy's headroom", POOL),
-    ("limit_max_count", "The limit's maxCount after this cycle (-1 unlimited)", LIMIT),
+    ("limit_max", "The limit's maxCount after this cycle (-1 unlimited)", LIMIT),
     ("limit_target", "What the control law asks for", LIMIT),
     ("pool_exhausted", "1 while no license is free for the farm (target below 1)", LIMIT),
-    ("limit_current_count", "The limit's currentCount as Deadline reports it", LIMIT),
+    ("limit_in_use", "The limit's currentCount as Deadline reports it", LIMIT),
     ("pool_jobs", "Active jobs that need the pool", POOL),
     ("pool_demand", "Units the pool's jobs want now (tasks × units)", POOL),
     ("pool_job_overrides", "Jobs whose maxWorkerCount someone else changed", POOL),
@@ -100,7 +112,7 @@ def _features(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> 
     for row in rows:
         labels = [row["pool"], row["feature"], row["server"]]
         if row.get("total") is not None:
-            fam["license_total"].add_metric(labels, row["total"])
+            fam["license_issued"].add_metric(labels, row["total"])
         fam["license_in_use"].add_metric(labels, row["in_use"])
         fam["license_reserved"].add_metric(labels, row["reserved"])
         fam["license_queued"].add_metric(labels, row["queued"])
@@ -113,9 +125,9 @@ def _limits(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> No
     for row in rows:
         labels = [row["pool"], row["limit"]]
         for gauge, key in (
-            ("limit_max_count", "max_count"),
+            ("limit_max", "max_count"),
             ("limit_target", "target"),
-            ("limit_current_count", "current_count"),
+            ("limit_in_use", "current_count"),
         ):
             if row.get(key) is not None:
                 fam[gauge].add_metric(labels, row[key])
@@ -136,8 +148,16 @@ class Metrics:
     """Every metric of the service, on one registry (a fresh one per test)."""
 
     def __init__(self, registry: CollectorRegistry | None = None):
+        # no `_created` series beside every counter: they double the series a scrape
+        # stores and nothing here reads them (a switch of the library, for the process)
+        disable_created_metrics()
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Gauge(P + "build_info", "The running version", ["version", "python"], registry=r).labels(
+            __version__, platform.python_version()
+        ).set(1)
         self.snapshot = Snapshot()
         self.cycle_duration = Histogram(
             P + "cycle_duration_seconds",

@@ -123,7 +123,7 @@ def test_service_end_to_end(running):
     text = wait_for(
         lambda: (
             (t := scrape(port))
-            and metric(t, "license_sync_limit_max_count", pool="nuke") is not None
+            and metric(t, "license_sync_limit_max", pool="nuke") is not None
             and t
         ),
         what="first cycle",
@@ -137,14 +137,14 @@ def test_service_end_to_end(running):
     r["lic"].set_artists("nuke_r", 8)
     write_atomic(r["status"], r["lic"].lmstat())
     wait_for(
-        lambda: metric(scrape(port), "license_sync_limit_max_count", pool="nuke") == 11.0,
+        lambda: metric(scrape(port), "license_sync_limit_max", pool="nuke") == 11.0,
         what="maxCount 11 on /metrics",
     )
     assert farm.limits[lid].max_count == 11
     after = metric(scrape(port), "license_sync_cycles_total", result="ok")
     assert after - before <= 2 + 1  # the cycle in flight when the file changed, plus two
     text = scrape(port)
-    assert metric(text, "license_sync_limit_max_count", pool="nuke") == 11.0
+    assert metric(text, "license_sync_limit_max", pool="nuke") == 11.0
     assert metric(text, "license_sync_license_in_use_external", pool="nuke") == 8.0
     assert (
         metric(text, "license_sync_api_calls_total", operation="UpdateLimit", outcome="ok") == 2.0

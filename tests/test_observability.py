@@ -175,15 +175,15 @@ def test_expressions_name_only_exported_families(live_exposition):
 def test_design_metric_families_are_exported(live_exposition):
     exported = exported_names(live_exposition)
     for name in [
-        "license_total",
+        "license_issued",
         "license_in_use",
         "license_in_use_farm",
         "license_in_use_external",
         "license_reserved",
         "license_queued",
-        "limit_max_count",
+        "limit_max",
         "limit_target",
-        "limit_current_count",
+        "limit_in_use",
         "pool_jobs",
         "pool_demand",
         "source_up",
@@ -208,28 +208,20 @@ def test_no_job_id_in_any_label(live_exposition):
     assert "job-" not in live_exposition
 
 
-# The original design named three gauges with suffixes promtool's linter reserves for counters and
-# histograms. They are kept (dashboards, alerts and the shared try-fresh check use them);
-# these three findings, and nothing else, are accepted.
-KNOWN_LINT = {
-    'license_sync_license_total non-counter metrics should not have "_total" suffix',
-    "license_sync_limit_max_count non-histogram and non-summary metrics should not have "
-    '"_count" suffix',
-    "license_sync_limit_current_count non-histogram and non-summary metrics should not have "
-    '"_count" suffix',
-}
-
-
-def test_promtool_check_metrics_on_the_live_exposition(live_exposition):
+def test_promtool_check_metrics_finds_nothing_on_the_live_exposition(live_exposition):
     p = subprocess.run(
         [tool("promtool"), "check", "metrics"],
         input=live_exposition,
         capture_output=True,
         text=True,
     )
-    findings = set(filter(None, (p.stdout + p.stderr).splitlines()))
-    assert p.returncode in (0, 3), p.stdout + p.stderr  # 3: lint findings only, parsed fine
-    assert findings <= KNOWN_LINT, findings - KNOWN_LINT
+    assert p.returncode == 0, p.stdout + p.stderr  # no lint finding, no _created series
+    assert "_created" not in live_exposition
+
+
+def test_build_info_and_the_process_collectors_are_exported(live_exposition):
+    names = exported_names(live_exposition)
+    assert {"license_sync_build_info", "process_cpu_seconds_total", "python_info"} <= names
 
 
 def query(prom: str, q: str) -> list[dict]:
@@ -284,7 +276,7 @@ scrape_configs:
         while time.monotonic() < deadline and not (pools == {"nuke", "maya"} and rules_ok):
             time.sleep(0.5)  # polling Prometheus' API for an observable state
             try:
-                pools = {r["metric"]["pool"] for r in query(base, "license_sync_limit_max_count")}
+                pools = {r["metric"]["pool"] for r in query(base, "license_sync_limit_max")}
                 groups = json.loads(
                     urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5).read()
                 )["data"]["groups"]

@@ -281,10 +281,10 @@ def test_metrics_over_http(world):
     try:
         base = f"http://127.0.0.1:{server.port}"
         text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
-        assert 'license_sync_license_total{feature="nuke_r",pool="nuke",server="lic"} 20.0' in text
+        assert 'license_sync_license_issued{feature="nuke_r",pool="nuke",server="lic"} 20.0' in text
         assert 'license_sync_license_in_use_external{pool="nuke"} 4.0' in text
         assert 'license_sync_license_in_use_farm{pool="nuke"} 2.0' in text
-        assert 'license_sync_limit_max_count{limit="amount.nuke",pool="nuke"} 15.0' in text
+        assert 'license_sync_limit_max{limit="amount.nuke",pool="nuke"} 15.0' in text
         assert 'license_sync_limit_target{limit="amount.nuke",pool="nuke"} 15.0' in text
         assert 'license_sync_source_up{server="lic"} 1.0' in text
         assert 'license_sync_api_calls_total{operation="UpdateLimit",outcome="ok"} 1.0' in text
@@ -586,7 +586,7 @@ def test_a_source_down_keeps_its_last_known_license_series(world):
     labels = {"pool": "nuke", "feature": "nuke_r", "server": "lic"}
     sample = w.metrics.registry.get_sample_value
     assert sample("license_sync_source_up", {"server": "lic"}) == 0
-    assert sample("license_sync_license_total", labels) == 20  # still there, from before
+    assert sample("license_sync_license_issued", labels) == 20  # still there, from before
     assert sample("license_sync_license_expiry_timestamp_seconds", labels) is not None
     assert sample("license_sync_source_last_success_timestamp_seconds", {"server": "lic"}) == (
         seen_at
