@@ -178,6 +178,12 @@ class Metrics:
         self.reloads = Counter(
             P + "policy_reloads", "Policy file loads, by result", ["result"], registry=r
         )
+        self.policy_file_valid = Gauge(
+            P + "policy_file_valid",
+            "0 while the policy file holds an edit that failed validation",
+            registry=r,
+        )
+        self.policy_file_valid.set(1)
         self.policy_info = Gauge(
             P + "policy_info", "The policy in force (sha256 prefix)", ["sha"], registry=r
         )

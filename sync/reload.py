@@ -41,6 +41,7 @@ class PolicyWatcher:
         sha = policy_sha(text)
         if sha == self.loaded.sha:
             self._bad = None
+            self.metrics.policy_file_valid.set(1)  # put back as it was
             return None
         if sha == self._bad:
             return None
@@ -60,6 +61,7 @@ class PolicyWatcher:
         changed = what_changed(self.loaded.policy, candidate.policy)
         self.loaded, self._bad = candidate, None
         self.metrics.reloads.labels("ok").inc()
+        self.metrics.policy_file_valid.set(1)
         log.info("policy %s reloaded (sha %s): %s", path, candidate.sha, changed)
         return candidate
 
@@ -80,6 +82,7 @@ class PolicyWatcher:
 
     def _reject(self, key: str, e: PolicyError) -> None:
         """Count and log a bad policy file once, however many cycles it stays bad."""
+        self.metrics.policy_file_valid.set(0)
         if key == self._bad:
             return
         self._bad = key

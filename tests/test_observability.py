@@ -437,3 +437,12 @@ pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}
     assert (change["pool"], change["limit"], change["level"]) == ("nuke", "amount.nuke", "info")
     assert change["reason"] == "decrease 9 → 4 applied at once"
     assert "AKIA" not in p.stderr and "testing" not in p.stderr  # no credentials in logs
+
+
+def test_promtool_unit_tests_of_the_alerts():
+    p = subprocess.run(
+        [tool("promtool"), "test", "rules", str(ROOT / "tests/alerts/alerts_test.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr

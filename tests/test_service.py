@@ -376,8 +376,11 @@ def test_unchanged_policy_is_hashed_not_parsed_and_a_bad_edit_parsed_once(world,
         cycle(w)
     assert len(parsed) == 1
     assert reloads(w, "error") == 1
+    valid = w.metrics.registry.get_sample_value
+    assert valid("license_sync_policy_file_valid") == 0  # what the alert reads
     w.policy.write_text(good.replace("headroom: 1", "headroom: 2"))
     cycle(w)
+    assert valid("license_sync_policy_file_valid") == 1  # fixed: the alert clears
     assert len(parsed) == 2
     assert w.svc.policy.pools["nuke"].headroom == 2
 
