@@ -178,6 +178,11 @@ class Metrics:
         self.reloads = Counter(
             P + "policy_reloads", "Policy file loads, by result", ["result"], registry=r
         )
+        self.jobs_unread = Gauge(
+            P + "jobs_unread",
+            "Jobs that can run whose steps are not read yet (not capped until they are)",
+            registry=r,
+        )
         self.policy_file_valid = Gauge(
             P + "policy_file_valid",
             "0 while the policy file holds an edit that failed validation",

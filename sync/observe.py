@@ -30,9 +30,13 @@ log = logging.getLogger("license_sync")
 LEARN_EVERY = timedelta(hours=1)  # a profile of weeks changes little within an hour
 
 
+STEP_BUDGET = 500  # new jobs whose steps one cycle reads, a farm (≈ 500 ListSteps calls)
+
+
 class Observer:
-    def __init__(self, history: History | None = None) -> None:
+    def __init__(self, history: History | None = None, step_budget: int = STEP_BUDGET) -> None:
         self.history = history
+        self.step_budget = step_budget
         self.last_good: dict[str, datetime] = {}
         self.last_good_report: dict[str, Report] = {}
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
@@ -118,12 +122,12 @@ class Observer:
         queues = _sharing_queues(policy, farm_id, limits)
         try:
             jobs = self._jobs(dl, farm_id, queues, memory)
-            steps = self._steps(dl, jobs)
+            steps, unread = self._steps(dl, jobs)
         except DeadlineError as e:
             log.error("farm %s: jobs not shared this cycle: %s", farm_id, e)
             why = f"farm {farm_id}: jobs not shared this cycle: {e}"
             return FarmRead(farm_id, limits, jobs_error=why)
-        return FarmRead(farm_id, limits, jobs=tuple(jobs), steps=steps)
+        return FarmRead(farm_id, limits, jobs=tuple(jobs), steps=steps, unread=unread)
 
     def _jobs(self, dl: Deadline, farm_id: str, queues: list[str], memory: Memory) -> list[JobInfo]:
         """The jobs that can still run in `queues`, and every job we recorded on this farm
@@ -139,11 +143,18 @@ class Observer:
             jobs += list(dl.get_jobs(missing).values())
         return jobs
 
-    def _steps(self, dl: Deadline, jobs: list[JobInfo]) -> dict[str, tuple[StepAmounts, ...]]:
+    def _steps(
+        self, dl: Deadline, jobs: list[JobInfo]
+    ) -> tuple[dict[str, tuple[StepAmounts, ...]], int]:
+        """The steps of every job that can run, and how many are still unread: at most
+        `step_budget` new jobs a cycle (oldest first), so that a cold start on a large
+        farm writes its limits in the first cycle and caps its jobs over the next few."""
         new = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.job_id not in self.steps]
         if new:
-            self.steps.update((k, tuple(v)) for k, v in dl.step_amounts(new).items())
-        return {j.job_id: self.steps[j.job_id] for j in jobs if j.job_id in self.steps}
+            read = dl.step_amounts(new[: self.step_budget])
+            self.steps.update((k, tuple(v)) for k, v in read.items())
+        known = {j.job_id: self.steps[j.job_id] for j in jobs if j.job_id in self.steps}
+        return known, max(0, len(new) - self.step_budget)
 
 
 def _read_one(item: tuple[str, Source]) -> tuple[str, Report, float]:

@@ -37,6 +37,7 @@ class FarmRead:
     error: str | None = None  # the farm's limits could not be read: hold everything on it
     jobs: tuple[JobInfo, ...] | None = None  # None: not read; hold its jobs as they are
     jobs_error: str | None = None
+    unread: int = 0  # jobs that can run whose steps are not read yet (not capped yet)
     steps: Steps = field(default_factory=dict)
 
 

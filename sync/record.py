@@ -72,6 +72,7 @@ def record(
     if result.ok:
         metrics.last_success.set(result.started.timestamp())
     metrics.jobs_unadopted.set(len(result.plan.memory.unadopted))
+    metrics.jobs_unread.set(sum(f.unread for f in result.observed.farms.values()))
     metrics.snapshot = snapshot(result, policy)
 
 

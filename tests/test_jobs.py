@@ -703,3 +703,19 @@ def test_a_job_write_refused_is_logged_not_only_recorded(world, caplog):
         "BatchUpdateJob failed" in rec.getMessage() and "AccessDenied" in rec.getMessage()
         for rec in caplog.records
     )
+
+
+def test_a_cold_start_on_many_jobs_reads_their_steps_over_several_cycles(world):
+    w = world
+    w.svc.observer.step_budget = 2  # new jobs whose steps one cycle reads
+    jobs = [w.farm.add_job(w.queue, f"j{i}", tasks=20, amount="amount.nuke") for i in range(5)]
+    w.src.artists = 3
+    unread = w.metrics.registry.get_sample_value
+    r = cycle(w)
+    assert r.ok and w.farm.limits[w.limit].max_count == 7  # the limit at once
+    assert [mwc(w, j) != -1 for j in jobs] == [True, True, False, False, False]  # oldest first
+    assert unread("license_sync_jobs_unread") == 3
+    cycle(w)
+    assert unread("license_sync_jobs_unread") == 1
+    cycle(w)
+    assert all(mwc(w, j) != -1 for j in jobs) and unread("license_sync_jobs_unread") == 0

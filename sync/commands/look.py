@@ -26,6 +26,9 @@ def plan(args: argparse.Namespace) -> int:
             print(line)
     for e in observed.errors:
         print(f"error: {e}", file=sys.stderr)
+    unread = sum(f.unread for f in observed.farms.values())
+    if unread:
+        print(f"\n{unread} job(s) not planned yet: their steps are read over the next cycles")
     print()
     if p.errors:
         print("Plan: incomplete (errors above).")
