@@ -338,6 +338,14 @@ def test_dockerfile_shape():
     assert "HEALTHCHECK" in text and "/healthz" in text
 
 
+def test_the_build_context_is_only_what_the_image_copies():
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore  # everything out: no .git, history, venv or demo folder
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = set(re.findall(r"^COPY (.+) \S+$", dockerfile(), re.M))
+    assert {p for line in copied for p in line.split()} == allowed
+
+
 def test_hadolint(tmp_path):
     hadolint = shutil.which("hadolint")
     if hadolint is None:
