@@ -136,9 +136,11 @@ def farm_jobs(
     jobs: list[JobInfo],
     originals: Mapping[str, JobOriginal],
     unadopted: frozenset[str],
+    unread: frozenset[str] = frozenset(),
 ) -> FarmJobs:
     """Each job's cap: the smallest its pools give it; the records of jobs no pool caps
-    now are settled against what the farm says of the job."""
+    now are settled against what the farm says of the job — except those whose steps are
+    `unread` yet, which are held as they are."""
     managed: dict[str, tuple[Allocation, PoolJobs, JobDemand]] = {}
     for pj in pools:
         wanting = {j.job_id: j for j in pj.jobs}
@@ -171,7 +173,7 @@ def farm_jobs(
     live = {j.job_id: j for j in jobs}
     drops = []
     for job_id, rec in originals.items():
-        if rec.farm_id == farm_id and job_id not in managed:
+        if rec.farm_id == farm_id and job_id not in managed and job_id not in unread:
             action, why, write = settle(rec, live.get(job_id))
             if write is not None:
                 writes.append(write)

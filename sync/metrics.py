@@ -178,17 +178,7 @@ class Metrics:
         self.reloads = Counter(
             P + "policy_reloads", "Policy file loads, by result", ["result"], registry=r
         )
-        self.jobs_unread = Gauge(
-            P + "jobs_unread",
-            "Jobs that can run whose steps are not read yet (not capped until they are)",
-            registry=r,
-        )
-        self.policy_file_valid = Gauge(
-            P + "policy_file_valid",
-            "0 while the policy file holds an edit that failed validation",
-            registry=r,
-        )
-        self.policy_file_valid.set(1)
+        self._gauges(r)
         self.policy_info = Gauge(
             P + "policy_info", "The policy in force (sha256 prefix)", ["sha"], registry=r
         )
@@ -216,6 +206,19 @@ class Metrics:
             self.cycles.labels(result)
             self.reloads.labels(result)
         r.register(_SnapshotCollector(self))
+
+    def _gauges(self, r: CollectorRegistry) -> None:
+        self.jobs_unread = Gauge(
+            P + "jobs_unread",
+            "Jobs that can run whose steps are not read yet (not capped until they are)",
+            registry=r,
+        )
+        self.policy_file_valid = Gauge(
+            P + "policy_file_valid",
+            "0 while the policy file holds an edit that failed validation",
+            registry=r,
+        )
+        self.policy_file_valid.set(1)
 
     def count_call(self, operation: str, outcome: str) -> None:
         self.api_calls.labels(operation, outcome).inc()

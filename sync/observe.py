@@ -122,7 +122,7 @@ class Observer:
         queues = _sharing_queues(policy, farm_id, limits)
         try:
             jobs = self._jobs(dl, farm_id, queues, memory)
-            steps, unread = self._steps(dl, jobs)
+            steps, unread = self._steps(dl, jobs, set(memory.originals))
         except DeadlineError as e:
             log.error("farm %s: jobs not shared this cycle: %s", farm_id, e)
             why = f"farm {farm_id}: jobs not shared this cycle: {e}"
@@ -144,12 +144,14 @@ class Observer:
         return jobs
 
     def _steps(
-        self, dl: Deadline, jobs: list[JobInfo]
+        self, dl: Deadline, jobs: list[JobInfo], recorded: set[str]
     ) -> tuple[dict[str, tuple[StepAmounts, ...]], int]:
         """The steps of every job that can run, and how many are still unread: at most
-        `step_budget` new jobs a cycle (oldest first), so that a cold start on a large
-        farm writes its limits in the first cycle and caps its jobs over the next few."""
+        `step_budget` new jobs a cycle — the jobs we capped first (after a restart), then
+        the oldest — so that a cold start on a large farm writes its limits in the first
+        cycle and caps its jobs over the next few."""
         new = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.job_id not in self.steps]
+        new.sort(key=lambda qj: qj[1] not in recorded)  # stable: oldest first within each
         if new:
             read = dl.step_amounts(new[: self.step_budget])
             self.steps.update((k, tuple(v)) for k, v in read.items())

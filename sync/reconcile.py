@@ -136,9 +136,12 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         if read is None or read.jobs is None:
             continue  # a read that failed is not an empty farm: hold its jobs
         mine = [pj for pj in pools_jobs if pj.farm_id == farm_id]
+        # a job whose steps are not read yet is neither capped nor settled: held as it is
+        unread = frozenset(j.job_id for j in read.jobs if j.can_run and j.job_id not in read.steps)
         fj = jobplan.farm_jobs(
-            farm_id, mine, respect, list(read.jobs), memory.originals, frozenset(unadopted)
-        )
+            farm_id, mine, respect, list(read.jobs), memory.originals, frozenset(unadopted),
+            unread,
+        )  # fmt: skip
         farms_jobs.append(fj)
     left_alone = frozenset().union(*(fj.left_alone for fj in farms_jobs))
     pools_jobs = tuple(_mark(pj, left_alone) for pj in pools_jobs)

@@ -719,3 +719,25 @@ def test_a_cold_start_on_many_jobs_reads_their_steps_over_several_cycles(world):
     assert unread("license_sync_jobs_unread") == 1
     cycle(w)
     assert all(mwc(w, j) != -1 for j in jobs) and unread("license_sync_jobs_unread") == 0
+
+
+def test_after_a_restart_a_capped_job_whose_steps_wait_is_held_not_restored(world):
+    w = world
+    jobs = [w.farm.add_job(w.queue, f"j{i}", tasks=20, amount="amount.nuke") for i in range(4)]
+    w.src.artists = 2
+    cycle(w)
+    caps = [mwc(w, j) for j in jobs]
+    assert all(c != -1 for c in caps)
+    w.svc.history.close()
+    w.svc = w.make()  # a restart: no step is known any more
+    w.svc.observer.step_budget = 1
+    writes = len(w.farm.writes)
+    cycle(w)
+    # the three jobs whose steps are not read again keep our caps: nothing restored
+    # (the one read shares the pool alone until the others are read: the limit still
+    # holds the licenses; only the split between jobs waits a cycle or two)
+    assert [mwc(w, j) for j in jobs[1:]] == caps[1:]
+    written = [job for op, p in w.farm.writes[writes:] if op == "BatchUpdateJob"
+               for job in p["jobs"]]  # fmt: skip
+    assert [j["jobId"] for j in written] == [jobs[0]]
+    assert w.metrics.registry.get_sample_value("license_sync_jobs_unread") == 3
