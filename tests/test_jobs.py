@@ -741,3 +741,18 @@ def test_after_a_restart_a_capped_job_whose_steps_wait_is_held_not_restored(worl
                for job in p["jobs"]]  # fmt: skip
     assert [j["jobId"] for j in written] == [jobs[0]]
     assert w.metrics.registry.get_sample_value("license_sync_jobs_unread") == 3
+
+
+def test_a_new_history_keeps_its_first_look_until_every_job_is_read(world):
+    w = world
+    jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=40, amount="amount.nuke") for n in range(3)]
+    cycle(w)
+    w.svc.history.close()
+    w.db.unlink()  # the history is lost, and the new service reads one job's steps a cycle
+    w.svc = w.make()
+    w.svc.observer.step_budget = 1
+    for _ in range(4):
+        cycle(w)
+    # none of the three caps that may be ours became an "original"
+    assert w.svc.history.job_originals() == {}
+    assert w.svc.memory.unadopted == set(jobs)
