@@ -151,6 +151,7 @@ class FarmMachine(RuleBasedStateMachine):
         self.restoring = False
         self._watch_writes()
         self.licenses = Licenses()
+        self.budget = 500  # new jobs whose steps a cycle reads
         self.svc = self._start()
 
     def _watch_writes(self) -> None:
@@ -176,7 +177,7 @@ class FarmMachine(RuleBasedStateMachine):
 
     def _start(self) -> Service:
         dl = Deadline(self.client, FARM)
-        return Service(
+        svc = Service(
             self.loaded,
             deadline_factory=lambda f: dl,
             history=History(str(self.dir / "h.db")),
@@ -184,6 +185,13 @@ class FarmMachine(RuleBasedStateMachine):
             source_factory=lambda name, cfg: self.licenses,
             watch_policy=False,
         )
+        svc.observer.step_budget = self.budget
+        return svc
+
+    @rule(budget=st.sampled_from([1, 2, 500]))
+    def step_budget(self, budget):
+        """A small budget spreads the reading of new jobs' steps over cycles (and restarts)."""
+        self.budget = self.svc.observer.step_budget = budget
 
     # -- people and jobs ----------------------------------------------------------------------
 
