@@ -149,12 +149,12 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         seen = {j.job_id for read in observed.farms.values() for j in read.jobs or ()}
         unadopted &= seen  # a job gone from the farm needs no adopting
     # the first look lasts until every job it could see has been seen (the step budget)
-    unread = any(read.unread for read in observed.farms.values())
+    waiting = any(read.unread for read in observed.farms.values())
     next_memory = Memory(
         {**lp.memory, **kept},
         memory.originals,
         frozenset(unadopted),
-        memory.first_look and (not farms_jobs or unread),
+        memory.first_look and (not farms_jobs or waiting),
     )
     errors = observed.errors + tuple(
         f"pool {d.pool}: {text(d.why)}" for d in lp.decisions if d.status == "error"
