@@ -27,6 +27,6 @@ WORKDIR /data
 EXPOSE 9462
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9462/healthz', timeout=4).status != 200)"]
+  CMD ["license-sync", "healthcheck", "--config", "/config/policy.yaml"]
 
 ENTRYPOINT ["license-sync", "run", "--config", "/config/policy.yaml"]

@@ -251,6 +251,21 @@ def _add_simulate(sub: Sub) -> None:
     )
 
 
+def _add_healthcheck(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "healthcheck",
+        "health:healthcheck",
+        "exit 0 if the running service's /healthz answers 200 (the container's HEALTHCHECK)",
+        "Ask the running service's /healthz on the address its policy gives (metrics.address,\n"
+        "read leniently: an edit the service refused does not fail the check).\n"
+        "Exit 0: healthy; 1: not answering, or answering that its loop is stuck.",
+    )
+    p.add_argument("--config", "-c", metavar="POLICY", help="the policy the service runs")
+    p.add_argument("--address", metavar="HOST:PORT", help="ask here instead")
+    p.add_argument("--timeout", type=float, default=4.0, metavar="SECONDS")
+
+
 def _add_demo(sub: Sub) -> None:
     p = _command(
         sub,
@@ -288,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_restore,
         _add_simulate,
         _add_demo,
+        _add_healthcheck,
     ):
         add(sub)
     return parser

@@ -39,8 +39,8 @@ def subprocess_cli(
 
 def test_the_help_lists_every_command():
     assert commands() == sorted(
-        ["demo", "explain", "history", "parse", "plan", "replay", "restore", "run", "schema",
-         "simulate", "validate"]
+        ["demo", "explain", "healthcheck", "history", "parse", "plan", "replay", "restore",
+         "run", "schema", "simulate", "validate"]
     )  # fmt: skip
 
 

@@ -335,7 +335,7 @@ def test_dockerfile_shape():
     assert re.search(r"^FROM python:3\.\d+\.\d+-slim", text, re.M)  # pinned by version
     assert re.search(r"^USER 10001:10001", text, re.M)  # the licsync user, by number
     assert 'VOLUME ["/data"]' in text
-    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert "HEALTHCHECK" in text and 'license-sync", "healthcheck' in text
 
 
 def test_the_build_context_is_only_what_the_image_copies():
@@ -398,9 +398,9 @@ pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}
                 assert p.poll() is None, p.stdout.read() if p.stdout else ""
                 time.sleep(0.1)
             argv = healthcheck()
-            check = subprocess.run(
-                [sys.executable if argv[0] == "python" else argv[0], *argv[1:]], timeout=10
-            )
+            assert argv[:2] == ["license-sync", "healthcheck"] and "/config/policy.yaml" in argv
+            mounted = [str(policy) if a == "/config/policy.yaml" else a for a in argv]
+            check = subprocess.run([exe, *mounted[1:]], timeout=10)
             assert check.returncode == 0
         finally:
             p.send_signal(signal.SIGTERM)

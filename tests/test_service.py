@@ -594,3 +594,25 @@ def test_a_source_down_keeps_its_last_known_license_series(world):
     assert sample("license_sync_source_last_success_timestamp_seconds", {"server": "lic"}) == (
         seen_at
     )
+
+
+def test_healthcheck_asks_the_address_the_policy_gives(world, tmp_path):
+    from sync.metrics import HealthServer
+
+    server = HealthServer(w := world.metrics, "127.0.0.1:0", world.svc.ready, alive=world.svc.alive)
+    server.start()
+    try:
+        # an edit the service refused is still read for its address; a wildcard bind is
+        # asked on loopback
+        refused = tmp_path / "p.yaml"
+        refused.write_text(f'metrics: {{address: "0.0.0.0:{server.port}"}}\npools: {{x: 1}}\n')
+        p = run_cli("healthcheck", "--config", str(refused))
+        assert (p.returncode, p.stdout.split(":")[0]) == (0, "ok"), p.stderr
+        world.clock.advance(3600)  # no cycle for an hour: the loop is stuck
+        p = run_cli("healthcheck", "--address", f"127.0.0.1:{server.port}")
+        assert p.returncode == 1 and "503" in p.stderr and "stuck" in p.stderr
+    finally:
+        server.stop()
+    assert w is world.metrics
+    p = run_cli("healthcheck", "--address", f"127.0.0.1:{server.port}", "--timeout", "1")
+    assert p.returncode == 1  # nobody answers
