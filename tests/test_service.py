@@ -599,8 +599,8 @@ def test_a_source_down_keeps_its_last_known_license_series(world):
 def test_healthcheck_asks_the_address_the_policy_gives(world, tmp_path):
     from sync.metrics import HealthServer
 
-    server = HealthServer(w := world.metrics, "127.0.0.1:0", world.svc.ready, alive=world.svc.alive)
-    server.start()
+    svc = world.svc
+    server = HealthServer(world.metrics, "127.0.0.1:0", svc.ready, alive=svc.alive).start()
     try:
         # an edit the service refused is still read for its address; a wildcard bind is
         # asked on loopback
@@ -613,6 +613,5 @@ def test_healthcheck_asks_the_address_the_policy_gives(world, tmp_path):
         assert p.returncode == 1 and "503" in p.stderr and "stuck" in p.stderr
     finally:
         server.stop()
-    assert w is world.metrics
     p = run_cli("healthcheck", "--address", f"127.0.0.1:{server.port}", "--timeout", "1")
     assert p.returncode == 1  # nobody answers
