@@ -389,3 +389,21 @@ def test_a_reserve_at_or_above_a_static_total_is_an_error():
     [msg] = problems(text)
     assert "reserve 4 is at or above the pool's total 4" in msg
     parse_policy(text.replace("reserve: 4", "reserve: 3"), "p.yaml")  # below it: fine
+
+
+def test_the_reference_documents_every_field_of_the_schema():
+    documented = (ROOT / "docs/policy.md").read_text()
+    fields: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            fields.update(node.get("properties", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json_schema())
+    assert len(fields) > 60
+    assert {f for f in fields if f"| `{f}` |" not in documented} == set()
