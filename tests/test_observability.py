@@ -376,11 +376,12 @@ def test_container_entrypoint_runs_and_its_healthcheck_passes(aws_env, tmp_path)
     farm = FakeFarm(count_delay=0)
     farm.add_queue_with_limit("amount.nuke", 5)
     policy = tmp_path / "policy.yaml"
+    port = free_port()  # the HEALTHCHECK asks the policy's address, whatever it is
     with FakeDeadline(farm) as server:
         policy.write_text(f"""\
 interval: 1s
 history: {{path: {tmp_path / "data" / "license-sync.db"}}}
-metrics: {{address: "127.0.0.1:9462"}}
+metrics: {{address: "127.0.0.1:{port}"}}
 farms: [{{id: {farm.farm_id}, region: us-west-2}}]
 sources: {{site: {{kind: static, features: {{nuke_r: 4}}}}}}
 pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}}]}}}}
