@@ -174,10 +174,10 @@ def farm_jobs(
     drops = []
     for job_id, rec in originals.items():
         if rec.farm_id == farm_id and job_id not in managed and job_id not in unread:
-            action, why, write = settle(rec, live.get(job_id))
+            why, write = settle(rec, live.get(job_id))
             if write is not None:
                 writes.append(write)
-            elif action == "drop":
+            else:
                 drops.append((job_id, why))
     records += taken_over
     return FarmJobs(
@@ -197,16 +197,17 @@ def _pending(rec: JobOriginal | None, farm_id: str, w: JobWrite) -> JobOriginal:
     return replace(rec, pending=w.value)
 
 
-def settle(rec: JobOriginal, job: JobInfo | None) -> tuple[str, Why, JobWrite | None]:
-    """What becomes of the record of a job no pool caps now: restore it or drop it."""
+def settle(rec: JobOriginal, job: JobInfo | None) -> tuple[Why, JobWrite | None]:
+    """What becomes of the record of a job no pool caps now, and why: the write that puts
+    its original back, or None — the record is dropped."""
     if job is None:
-        return "drop", (Reason.of("job_gone"),), None
+        return (Reason.of("job_gone"),), None
     if rec.manual or job.max_worker_count not in rec.ours():
-        return "drop", (Reason.of("job_taken_over", value=job.max_worker_count),), None
+        return (Reason.of("job_taken_over", value=job.max_worker_count),), None
     if job.lifecycle_status == "ARCHIVED":
-        return "drop", (Reason.of("job_archived"),), None
+        return (Reason.of("job_archived"),), None
     if job.max_worker_count == rec.original:
-        return "drop", (Reason.of("job_already_original", original=rec.original),), None
+        return (Reason.of("job_already_original", original=rec.original),), None
     why = (Reason.of("job_released"),)
     write = JobWrite(
         job.queue_id,
@@ -218,4 +219,4 @@ def settle(rec: JobOriginal, job: JobInfo | None) -> tuple[str, Why, JobWrite | 
         why,
         restore=True,
     )
-    return "restore", why, write
+    return why, write

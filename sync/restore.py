@@ -52,7 +52,7 @@ def _restore_jobs(
             continue
         writes, drops = [], []
         for r in records:
-            _, why, write = jobplan.settle(r, current.get(r.job_id))
+            why, write = jobplan.settle(r, current.get(r.job_id))
             if write is not None:
                 writes.append(write)
             else:
