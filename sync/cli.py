@@ -18,7 +18,7 @@ from sync.simulation import STRATEGIES
 
 EPILOG = (
     "Documentation: README.md and docs/ (docs/cli.md for every command). "
-    "Exit codes: 0 ok, 1 error (plan: 2 = changes pending)."
+    "Exit codes: 0 ok, 1 error (plan --detailed-exitcode: 2 = changes pending)."
 )
 STOP_GRACE = 7.0  # as sync.serve.STOP_GRACE, without importing the scheduler for --help
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
@@ -117,21 +117,46 @@ def _add_look(sub: Sub) -> None:
         sub,
         "plan",
         "look:plan",
-        "one read-only cycle: what would change and why",
+        "what a cycle would change and why (live, or offline against a history)",
         "Read everything, plan, and print what would change, like `terraform plan`.\n"
-        "Writes nothing. Exit 0: no change; 2: changes pending; 1: error.",
+        "Writes nothing. With --against, plan offline against the farm as a history's last\n"
+        "cycle left it: what merging a policy would change, in CI without AWS credentials\n"
+        "or license servers (docs/policy-ci.md).\n"
+        "Exit 0: planned (1: error); with --detailed-exitcode, 0: no change, 2: changes.",
     )
     _config(p)
+    _look_options(p)
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes, 0 when there are none, 1 on error",
+    )
     p = _command(
         sub,
         "explain",
         "look:explain",
         "the arithmetic behind one pool's target",
-        "Read everything and print, line by line, how POOL's target is computed and, for a\n"
-        "pool shared between jobs, each job's demand and cap. Writes nothing.",
+        "Read everything (or a history's last cycle, with --against) and print, line by\n"
+        "line, how POOL's target is computed and, for a pool shared between jobs, each\n"
+        "job's demand and cap. Writes nothing.",
     )
     _config(p)
+    _look_options(p)
     p.add_argument("pool", metavar="POOL")
+
+
+def _look_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--against",
+        metavar="HISTORY.db",
+        help="plan offline against the last cycle recorded in this history (a copy will do)",
+    )
+    p.add_argument(
+        "--at",
+        metavar="TIME",
+        help="evaluate schedules at TIME: ISO 8601 (2026-12-01T09:30, local time without an "
+        "offset) or from now (+2h); default: now, or with --against when that cycle ran",
+    )
 
 
 def _add_policy(sub: Sub) -> None:
@@ -145,14 +170,22 @@ def _add_policy(sub: Sub) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    _command(
+    p = _command(
         sub,
         "schema",
         "policy:schema",
         "print the policy's JSON Schema",
         "Print the policy's JSON Schema, for editors' YAML validation:\n"
         "  license-sync schema > policy.schema.json\n"
-        "and put `# yaml-language-server: $schema=policy.schema.json` atop the policy.",
+        "and put `# yaml-language-server: $schema=policy.schema.json` atop the policy.\n"
+        "With --check, exit 1 if a committed schema file is not this version's\n"
+        "(the pre-commit hook license-sync-schema-check; docs/policy-ci.md).",
+    )
+    p.add_argument(
+        "--check",
+        nargs="+",
+        metavar="FILE",
+        help="compare FILE with the schema instead of printing it",
     )
 
 

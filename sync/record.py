@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sync import reasons
+from sync import reasons, recorded
 from sync.act import Outcome
 from sync.domain import Decision, JobChange, Reason, RunningTask
 from sync.errors import HistoryError
@@ -63,6 +63,7 @@ def record(
                 [job_change_row(c) for c in result.outcome.job_changes]
                 + [_preempt_row(p, t, result.started) for p, t in result.outcome.preempted],
             )
+            history.set_state("observed", _as_left(result), finished)
             history.prune(result.started)
         except HistoryError as e:
             metrics.history_errors.inc()
@@ -74,6 +75,17 @@ def record(
     metrics.jobs_unadopted.set(len(result.plan.memory.unadopted))
     metrics.jobs_unread.set(sum(f.unread for f in result.observed.farms.values()))
     metrics.snapshot = snapshot(result, policy)
+
+
+def _as_left(result: CycleResult) -> dict[str, Any]:
+    """What `plan --against` plans with: the farm as this cycle left it."""
+    return recorded.dump(
+        result.observed,
+        result.started,
+        landed=[d for d in result.plan.decisions if d.changes and result.applied(d)],
+        job_changes=result.outcome.job_changes,
+        first_look=result.plan.memory.first_look,
+    )
 
 
 def _cycle_row(result: CycleResult, sha: str, finished: datetime) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from sync.domain import Decision, Figures
+from sync.domain import Decision, Figures, JobWrite
 from sync.jobplan import PoolJobs
 from sync.limits import PoolPlan
 from sync.policy import Pool
@@ -118,6 +118,20 @@ def job_lines(pj: PoolJobs) -> list[str]:
             f"    {j.job_id} {j.name!r}: demand {j.demand} ({j.tasks} tasks × {j.units}), "
             f"weight {a.weight if a else 0:g}, cap {cap}, now {j.max_worker_count}{mark}"
         )
+    return out
+
+
+def job_write_lines(writes: Sequence[JobWrite], shown: int = 20) -> list[str]:
+    """`plan`: the maxWorkerCount writes of a cycle, the first `shown` of them."""
+    out = []
+    for w in writes[:shown]:
+        verb = "put back" if w.restore else "cap"
+        out.append(
+            f"  ~ job {w.job_id} ({w.pool}): {verb} maxWorkerCount {count(w.old)} → "
+            f"{count(w.value)}: {text(w.why)}"
+        )
+    if len(writes) > shown:
+        out.append(f"  … and {len(writes) - shown} more job(s)")
     return out
 
 

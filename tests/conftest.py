@@ -55,3 +55,49 @@ def retry_sleeps(monkeypatch):
     monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=slept.append))
     monkeypatch.setattr(botocore.retries.bucket.TokenBucket, "_sleep_amount", lambda *a: 0)
     return slept
+
+
+@pytest.fixture
+def farm_env(aws_env, tmp_path):
+    """A farm behind the fake endpoint, a captured lmstat the fake lmutil prints, and a
+    policy syncing one pool: what the command tests run against."""
+    import os
+
+    from sync.fakes.deadline import FakeDeadline
+    from sync.fakes.farm import FakeFarm
+    from sync.fakes.license import FakeFeature, FakeLicenseServer
+
+    farm = FakeFarm(count_delay=0)
+    _, lid = farm.add_queue_with_limit("amount.nuke", 19)
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
+    lic.set_artists("nuke_r", 5)
+    status = tmp_path / "lmstat.txt"
+    status.write_text(lic.lmstat())
+    with FakeDeadline(farm) as server:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(f"""\
+history: {{path: {tmp_path / "h.db"}}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    headroom: 1
+""")
+        env = {
+            **os.environ,
+            "PATH": f"{Path(__file__).parent / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_LM_OUTPUT": str(status),
+            "AWS_ENDPOINT_URL_DEADLINE": server.url,
+        }
+        yield {
+            "env": env,
+            "policy": str(policy),
+            "farm": farm,
+            "limit": lid,
+            "lic": lic,
+            "status": status,
+            "db": tmp_path / "h.db",
+        }

@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 
 from sync.cli import build_parser, main
-from sync.fakes.deadline import FakeDeadline
-from sync.fakes.farm import FakeFarm
-from sync.fakes.license import FakeFeature, FakeLicenseServer
 from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent
@@ -65,50 +62,15 @@ def test_no_command_prints_help_and_fails():
     assert p.returncode == 1 and "COMMAND" in p.stdout
 
 
-@pytest.fixture
-def farm_env(aws_env, tmp_path):
-    farm = FakeFarm(count_delay=0)
-    _, lid = farm.add_queue_with_limit("amount.nuke", 19)
-    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
-    lic.set_artists("nuke_r", 5)
-    status = tmp_path / "lmstat.txt"
-    status.write_text(lic.lmstat())
-    with FakeDeadline(farm) as server:
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(f"""\
-history: {{path: {tmp_path / "h.db"}}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    headroom: 1
-""")
-        env = {
-            **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_LM_OUTPUT": str(status),
-            "AWS_ENDPOINT_URL_DEADLINE": server.url,
-        }
-        yield {
-            "env": env,
-            "policy": str(policy),
-            "farm": farm,
-            "limit": lid,
-            "lic": lic,
-            "status": status,
-            "db": tmp_path / "h.db",
-        }
-
-
-def test_plan_shows_pending_change_and_exits_2(farm_env):
-    p = cli("plan", "--config", farm_env["policy"], env=farm_env["env"])
+def test_plan_shows_pending_change_and_exits_2_when_asked(farm_env):
+    p = cli("plan", "--config", farm_env["policy"], "--detailed-exitcode", env=farm_env["env"])
     assert p.returncode == 2, p.stderr
     assert "~ nuke/amount.nuke: maxCount 19 → 14" in p.stdout
     assert "why: decrease 19 → 14 applied at once" in p.stdout
-    assert "Plan: 1 to change." in p.stdout
+    assert "Plan: 1 limit(s) and 0 job cap(s) to change." in p.stdout
+    p = cli("plan", "--config", farm_env["policy"], env=farm_env["env"])
+    assert p.returncode == 0, p.stderr  # a plan that was made is a success, as terraform's
+    assert "Plan: 1 limit(s)" in p.stdout
     assert farm_env["farm"].limits[farm_env["limit"]].max_count == 19  # read-only
     assert not farm_env["db"].exists()  # and no history written
 

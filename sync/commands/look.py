@@ -1,28 +1,40 @@
-"""`license-sync plan` and `explain`: one read-only cycle, printed."""
+"""`license-sync plan` and `explain`: one read-only cycle, printed — read live, or planned
+offline against the farm as a history's last cycle left it (`--against`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sync import logs
+from sync import logs, recorded
 from sync.app import build_service
 from sync.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from sync.errors import SyncError
-from sync.policy import load_policy
-from sync.render import explain_lines, job_lines, plan_lines
+from sync.errors import HistoryError, SyncError
+from sync.history import History
+from sync.memory import MemoryStore
+from sync.observe import Observer
+from sync.policy import Policy, load_policy, parse_duration
+from sync.reconcile import Observed, Plan, reconcile
+from sync.render import explain_lines, job_lines, job_write_lines, plan_lines
 
 
 def plan(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    svc = build_service(load_policy(args.config), dry_run=True, history=False, watch=False)
-    observed, p = svc.look()
+    _, observed, p = _look(args)
     for name, state in observed.sources.items():
         report = state.report
         print(f"source {name}: " + ("up" if report.up else "DOWN: " + "; ".join(report.errors)))
     print()
     for pp in p.pools.values():
         for line in plan_lines(pp):
+            print(line)
+    writes = [w for fj in p.farms_jobs for w in fj.writes]
+    if writes:
+        print()
+        for line in job_write_lines(writes):
             print(line)
     for e in observed.errors:
         print(f"error: {e}", file=sys.stderr)
@@ -33,20 +45,20 @@ def plan(args: argparse.Namespace) -> int:
     if p.errors:
         print("Plan: incomplete (errors above).")
         return EXIT_ERROR
-    changes = len(p.changes)
-    print(f"Plan: {changes} to change." if changes else "No changes. Limits match the policy.")
-    return EXIT_CHANGES if changes else EXIT_OK
+    limits = len(p.changes)
+    if not (limits or writes):
+        print("No changes. Limits and job caps match the policy.")
+        return EXIT_OK
+    print(f"Plan: {limits} limit(s) and {len(writes)} job cap(s) to change.")
+    return EXIT_CHANGES if args.detailed_exitcode else EXIT_OK
 
 
 def explain(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    svc = build_service(load_policy(args.config), dry_run=True, history=False, watch=False)
-    pool = svc.policy.pools.get(args.pool)
+    policy, observed, p = _look(args)
+    pool = policy.pools.get(args.pool)
     if pool is None:
-        raise SyncError(
-            f"no pool {args.pool!r} in {args.config}; pools: {', '.join(svc.policy.pools)}"
-        )
-    observed, p = svc.look()
+        raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: {', '.join(policy.pools)}")
     pp = p.pools[args.pool]
     for line in explain_lines(pp, pool):
         print(line)
@@ -57,3 +69,56 @@ def explain(args: argparse.Namespace) -> int:
     for e in observed.errors:
         print(f"error: {e}", file=sys.stderr)
     return EXIT_OK if pp.status != "error" else EXIT_ERROR
+
+
+def _look(args: argparse.Namespace) -> tuple[Policy, Observed, Plan]:
+    """Read and plan, live or from the history given with `--against`; writes nothing."""
+    loaded = load_policy(args.config)
+    at = parse_at(args.at) if args.at else None
+    if args.against:
+        observed, p = planned_against(loaded.policy, args.against, at)
+        return loaded.policy, observed, p
+    svc = build_service(loaded, dry_run=True, history=False, watch=False)
+    observed, p = svc.look(at)
+    return svc.policy, observed, p
+
+
+def planned_against(policy: Policy, path: str, at: datetime | None) -> tuple[Observed, Plan]:
+    """`policy` reconciled with the farm as the history's last cycle left it, and with the
+    memory the history keeps; at `at`, or when that cycle ran."""
+    if not Path(path).is_file():
+        raise SyncError(f"no history at {path!r}")
+    try:
+        history = History(path)
+        data = history.get_state("observed")
+        if data is None:
+            raise SyncError(
+                f"{path}: no observation recorded: it is kept from the first cycle a "
+                "license-sync of this version runs with this history"
+            )
+        observed, when, first_look = recorded.load(data)
+        now = at or when
+        memory = replace(MemoryStore(history).load(), first_look=first_look)
+        observed = replace(observed, profiles=Observer(history).learned(policy, now))
+    except (HistoryError, recorded.RecordedError) as e:
+        raise SyncError(f"{path}: {e}") from e
+    return observed, reconcile(policy, observed, memory, now)
+
+
+def parse_at(value: str) -> datetime:
+    """`--at`: an ISO 8601 time (without an offset: this machine's time zone), or a
+    duration from now (`+2h`, `-30m`)."""
+    text = value.strip()
+    if text[:1] in "+-" and len(text) > 1:
+        try:
+            ahead = timedelta(seconds=parse_duration(text[1:]))
+        except ValueError as e:
+            raise SyncError(f"--at {value}: {e}") from e
+        return datetime.now(UTC) + (ahead if text[0] == "+" else -ahead)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise SyncError(
+            f"--at {value!r}: not a time; give e.g. 2026-12-01T09:30, 2026-12-01T09:30+01:00 or +2h"
+        ) from e
+    return when if when.tzinfo else when.astimezone()

@@ -1,0 +1,181 @@
+"""The farm as the last cycle left it, as JSON-ready data, and back (docs/design.md,
+"Planning offline").
+
+Every cycle the history keeps what it read — reports, limits with their associations,
+jobs with their steps — with the writes that landed folded in. `plan --against HISTORY`
+reconciles a policy with it and the memory the history keeps: the policy that is running
+plans no change (unless the next cycle would make one), a new policy plans what merging it
+would change. Offline, without AWS or a license server. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sync.domain import (
+    ACTIVE,
+    PAUSED,
+    Association,
+    Decision,
+    JobChange,
+    JobInfo,
+    LimitState,
+    StepAmounts,
+)
+from sync.limits import SourceState
+from sync.reconcile import FarmRead, Observed
+from sync.report import report_from_dict
+
+VERSION = 1
+
+
+class RecordedError(ValueError):
+    """What the history keeps is not a recorded observation this version can read."""
+
+
+def dump(
+    observed: Observed,
+    at: datetime,
+    landed: Iterable[Decision] = (),
+    job_changes: Iterable[JobChange] = (),
+    first_look: bool = False,
+) -> dict[str, Any]:
+    """`observed` with the limit decisions and job caps that landed applied to it."""
+    caps = {c.record.job_id: c.new for c in job_changes if c.new is not None}
+    writes = {d.key: d for d in landed}
+    return {
+        "version": VERSION,
+        "at": at.isoformat(),
+        "first_look": first_look,
+        "sources": {name: _source(s) for name, s in observed.sources.items()},
+        "farms": {farm_id: _farm(read, writes, caps) for farm_id, read in observed.farms.items()},
+        "errors": list(observed.errors),
+    }
+
+
+def load(data: Any) -> tuple[Observed, datetime, bool]:
+    """The observation, when it was made, and whether jobs were still waiting their first
+    look. `RecordedError` if `data` is not what `dump` wrote."""
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        got = data.get("version") if isinstance(data, dict) else type(data).__name__
+        raise RecordedError(f"recorded observation of version {got!r}; this reads {VERSION}")
+    try:
+        sources = {
+            name: SourceState(
+                report_from_dict(s["report"]),
+                _time(s["last_good"]),
+                s["seconds"],
+            )
+            for name, s in data["sources"].items()
+        }
+        farms = {farm_id: _read(farm_id, f) for farm_id, f in data["farms"].items()}
+        observed = Observed(sources, farms, tuple(data["errors"]))
+        return observed, datetime.fromisoformat(data["at"]), bool(data["first_look"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RecordedError(f"recorded observation is damaged: {e!r}") from e
+
+
+# -- out -------------------------------------------------------------------------------------------
+
+
+def _source(s: SourceState) -> dict[str, Any]:
+    last = s.last_good.isoformat() if s.last_good else None
+    return {"report": s.report.to_dict(), "last_good": last, "seconds": s.seconds}
+
+
+def _farm(
+    read: FarmRead, writes: Mapping[tuple[str, str], Decision], caps: Mapping[str, int]
+) -> dict[str, Any]:
+    limits = {
+        ref: found if isinstance(found, str) else _limit(found, writes.get((read.farm_id, ref)))
+        for ref, found in read.limits.items()
+    }
+    jobs = None if read.jobs is None else [_job(j, caps.get(j.job_id)) for j in read.jobs]
+    return {
+        "limits": limits,
+        "error": read.error,
+        "jobs": jobs,
+        "jobs_error": read.jobs_error,
+        "unread": read.unread,
+        "steps": {
+            job_id: [[s.step_id, dict(s.amounts), s.tasks] for s in steps]
+            for job_id, steps in read.steps.items()
+        },
+    }
+
+
+def _limit(limit: LimitState, d: Decision | None) -> dict[str, Any]:
+    status = {a.queue_id: a.status for a in limit.associations}
+    max_count = limit.max_count
+    if d is not None:
+        max_count = d.new if d.new is not None else max_count
+        status |= {q: PAUSED for q in d.pause} | {q: ACTIVE for q in d.resume}
+    return {
+        "limit_id": limit.limit_id,
+        "display_name": limit.display_name,
+        "amount": limit.amount,
+        "max_count": max_count,
+        "current_count": limit.current_count,
+        "associations": status,
+    }
+
+
+def _job(j: JobInfo, cap: int | None) -> dict[str, Any]:
+    created = j.created_at.isoformat() if isinstance(j.created_at, datetime) else j.created_at
+    return {
+        "queue_id": j.queue_id,
+        "job_id": j.job_id,
+        "name": j.name,
+        "priority": j.priority,
+        "task_run_status": j.task_run_status,
+        "lifecycle_status": j.lifecycle_status,
+        "counts": dict(j.counts),
+        "max_worker_count": j.max_worker_count if cap is None else cap,
+        "created_at": created,
+        "created_by": j.created_by,
+    }
+
+
+# -- back in ---------------------------------------------------------------------------------------
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _read(farm_id: str, f: Mapping[str, Any]) -> FarmRead:
+    limits: dict[str, LimitState | str] = {
+        ref: v if isinstance(v, str) else _limit_state(farm_id, v) for ref, v in f["limits"].items()
+    }
+    jobs = None if f["jobs"] is None else tuple(_job_info(j) for j in f["jobs"])
+    steps = {
+        job_id: tuple(StepAmounts(sid, dict(amounts), int(tasks)) for sid, amounts, tasks in s)
+        for job_id, s in f["steps"].items()
+    }
+    return FarmRead(farm_id, limits, f["error"], jobs, f["jobs_error"], int(f["unread"]), steps)
+
+
+def _limit_state(farm_id: str, v: Mapping[str, Any]) -> LimitState:
+    return LimitState(
+        farm_id=farm_id,
+        limit_id=v["limit_id"],
+        display_name=v["display_name"],
+        amount=v["amount"],
+        max_count=int(v["max_count"]),
+        current_count=int(v["current_count"]),
+        associations=tuple(Association(q, s) for q, s in v["associations"].items()),
+    )
+
+
+def _job_info(j: Mapping[str, Any]) -> JobInfo:
+    created = j["created_at"]
+    job = JobInfo(**{**j, "counts": dict(j["counts"])})
+    if isinstance(created, str):
+        try:
+            job = replace(job, created_at=datetime.fromisoformat(created))
+        except ValueError:
+            pass  # kept as the API gave it
+    return job

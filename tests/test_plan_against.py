@@ -1,0 +1,203 @@
+"""`plan --against HISTORY` and `--at`: a policy change planned offline, as a policy
+repository's CI runs it — no AWS credentials, no license server."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sync import recorded
+from sync.domain import (
+    PAUSED,
+    Association,
+    Decision,
+    JobChange,
+    JobInfo,
+    JobOriginal,
+    LimitState,
+    StepAmounts,
+)
+from sync.limits import SourceState
+from sync.reconcile import FarmRead, Observed
+from sync.report import Checkout, Feature, Report, Server
+from tests.clirun import run_cli as cli
+
+OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no lmutil, no credentials
+
+
+@pytest.fixture
+def recorded_run(farm_env, tmp_path):
+    """One real cycle recorded in the history: maxCount 19 → 14."""
+    p = cli("run", "--once", "--config", farm_env["policy"], env=farm_env["env"])
+    assert p.returncode == 0, p.stderr
+    assert farm_env["farm"].limits[farm_env["limit"]].max_count == 14
+    return farm_env
+
+
+def edited(farm_env, tmp_path: Path, old: str, new: str) -> str:
+    text = Path(farm_env["policy"]).read_text()
+    assert old in text
+    path = tmp_path / "new.yaml"
+    path.write_text(text.replace(old, new))
+    return str(path)
+
+
+def test_the_running_policy_plans_no_change_against_its_own_history(recorded_run):
+    db = str(recorded_run["db"])
+    p = cli(
+        "plan", "-c", recorded_run["policy"], "--against", db, "--detailed-exitcode", env=OFFLINE
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "nuke/amount.nuke: no change (maxCount 14)" in p.stdout  # the write folded in
+    assert "No changes." in p.stdout
+
+
+def test_a_policy_edit_shows_what_merging_it_would_change(recorded_run, tmp_path):
+    new = edited(recorded_run, tmp_path, "headroom: 1", "headroom: 4")
+    db = str(recorded_run["db"])
+    p = cli("plan", "-c", new, "--against", db, "--detailed-exitcode", env=OFFLINE)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "~ nuke/amount.nuke: maxCount 14 → 11" in p.stdout
+    assert "headroom 4" in p.stdout
+    p = cli("plan", "-c", new, "--against", db, env=OFFLINE)
+    assert p.returncode == 0  # without --detailed-exitcode, a plan made is a success
+    assert recorded_run["farm"].limits[recorded_run["limit"]].max_count == 14  # offline
+
+
+def test_explain_against_a_history(recorded_run, tmp_path):
+    new = edited(recorded_run, tmp_path, "headroom: 1", "headroom: 4")
+    p = cli("explain", "-c", new, "--against", str(recorded_run["db"]), "nuke", env=OFFLINE)
+    assert p.returncode == 0, p.stderr
+    assert "free      = 20 − 5 − 0 − 4 = 11" in p.stdout
+
+
+def test_at_evaluates_schedules_at_another_time(recorded_run, tmp_path):
+    new = edited(
+        recorded_run,
+        tmp_path,
+        "headroom: 1",
+        "headroom: 1\n    reserve:\n      schedule:\n"
+        "        - {days: mon-fri, hours: '22:00-06:00', tz: Europe/Paris, value: 3}",
+    )
+    db = str(recorded_run["db"])
+
+    def target(at: str) -> str:
+        p = cli("explain", "-c", new, "--against", db, "--at", at, "nuke", env=OFFLINE)
+        assert p.returncode == 0, p.stderr
+        return next(line for line in p.stdout.splitlines() if "target =" in line)
+
+    assert target("2026-12-01T23:30+01:00").endswith("= 11")  # a Tuesday night in Paris
+    assert target("2026-12-02T05:59+01:00").endswith("= 11")  # the window runs past midnight
+    assert target("2026-12-02T06:00+01:00").endswith("= 14")
+    assert target("2026-12-05T23:30+01:00").endswith("= 14")  # Saturday night: no window
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--at", "tomorrow"], "--at 'tomorrow': not a time; give e.g. 2026-12-01T09:30"),
+        (["--at", "+2 weeks"], "--at +2 weeks:"),
+    ],
+)
+def test_bad_at_is_a_clear_error(recorded_run, args, message):
+    p = cli("plan", "-c", recorded_run["policy"], "--against", str(recorded_run["db"]), *args)
+    assert p.returncode == 1
+    assert message in p.stderr
+
+
+def test_a_history_without_an_observation_is_a_clear_error(farm_env, tmp_path):
+    from sync.history import History
+
+    empty = tmp_path / "empty.db"
+    History(str(empty)).close()
+    p = cli("plan", "-c", farm_env["policy"], "--against", str(empty), env=OFFLINE)
+    assert p.returncode == 1
+    assert "no observation recorded" in p.stderr
+    p = cli("plan", "-c", farm_env["policy"], "--against", str(tmp_path / "nope.db"))
+    assert p.returncode == 1 and "no history at" in p.stderr
+    assert not (tmp_path / "nope.db").exists()  # not created by asking
+
+
+def test_offline_means_no_credentials_and_no_license_tool(recorded_run):
+    assert not any(k.startswith("AWS_") for k in OFFLINE)
+    assert not any((Path(d) / "lmutil").exists() for d in OFFLINE["PATH"].split(os.pathsep))
+    p = cli("plan", "-c", recorded_run["policy"], env=OFFLINE)  # live: nothing to read
+    assert "source lic: DOWN" in p.stdout
+
+
+# -- what is recorded: the farm as the cycle left it -------------------------------------------
+
+
+def observed() -> Observed:
+    at = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    report = Report(
+        "flexlm",
+        True,
+        servers=(Server("lic1", 27000, "up", True),),
+        features=(
+            Feature(
+                "foundry",
+                "nuke_r",
+                "2026.1",
+                20,
+                2,
+                checkouts=(
+                    Checkout(
+                        "ann", "ws-1", "ws-1", "v1", "lic1", 27000, 101, "Mon 11/30 8:00", 2,
+                        None, None,
+                    ),
+                ),
+            ),
+        ),
+    )  # fmt: skip
+    limit = LimitState(
+        "farm-1", "limit-1", "nuke", "amount.nuke", 19, 3,
+        (Association("q-1", "ACTIVE"), Association("q-2", "ACTIVE")),
+    )  # fmt: skip
+    job = JobInfo(
+        "q-1", "job-1", "comp", 50, "READY", "CREATE_COMPLETE", {"READY": 4}, -1, at, "ann"
+    )
+    farm = FarmRead(
+        "farm-1",
+        {"amount.nuke": limit, "amount.gone": "limit not found in the farm"},
+        jobs=(job,),
+        unread=2,
+        steps={"job-1": (StepAmounts("step-1", {"amount.nuke": 1.0}, 4),)},
+    )
+    sources = {"lic": SourceState(report, at - timedelta(minutes=1), 0.25)}
+    return Observed(sources, {"farm-1": farm}, ("a read failed",))
+
+
+def test_an_observation_survives_the_round_trip():
+    at = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    back, when, first_look = recorded.load(recorded.dump(observed(), at, first_look=True))
+    assert (back, when, first_look) == (observed(), at, True)
+
+
+def test_the_writes_that_landed_are_folded_in():
+    at = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    d = Decision("nuke", "farm-1", "amount.nuke", "limit-1", 19, 0, 0, (), pause=("q-2",))
+    rec = JobOriginal("job-1", "farm-1", "q-1", "nuke", "limit-1", -1)
+    cap = JobChange(at, rec, -1, 3, "cap")
+    back, _, _ = recorded.load(recorded.dump(observed(), at, [d], [cap]))
+    limit = back.farms["farm-1"].limits["amount.nuke"]
+    assert isinstance(limit, LimitState)
+    assert limit.max_count == 0
+    assert dict((a.queue_id, a.status) for a in limit.associations) == {
+        "q-1": "ACTIVE",
+        "q-2": PAUSED,
+    }
+    jobs = back.farms["farm-1"].jobs
+    assert jobs is not None and jobs[0].max_worker_count == 3
+
+
+def test_what_another_version_wrote_is_refused():
+    with pytest.raises(recorded.RecordedError, match="version 99"):
+        recorded.load({"version": 99})
+    data = recorded.dump(observed(), datetime(2026, 11, 30, tzinfo=UTC))
+    del data["farms"]["farm-1"]["jobs"]
+    with pytest.raises(recorded.RecordedError, match="damaged"):
+        recorded.load(data)
