@@ -458,6 +458,7 @@ class LoadedPolicy:
     policy: Policy
     path: str
     sha: str
+    notes: tuple[Problem, ...] = ()  # valid, but worth saying how it reads (`validate`)
 
 
 # A real policy has hundreds of values; aliases may repeat a list, not multiply it a
@@ -606,7 +607,8 @@ def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
     )
     if problems:
         raise PolicyErrors(problems)
-    return LoadedPolicy(policy, name, sha)
+    notes = tuple(Problem(name, *at(loc), f"note: {msg}") for loc, msg in explain_notes(policy))
+    return LoadedPolicy(policy, name, sha, notes)
 
 
 Locate = Callable[[tuple[Any, ...]], tuple[int, int]]
@@ -772,6 +774,26 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                     )
                 )
             owner.setdefault(key, name)
+    return out
+
+
+def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
+    """What a valid policy means where it may not read as meant: hour ranges that wrap
+    midnight belong to the day they start on."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    for name, pool in policy.pools.items():
+        for i, w in enumerate(pool.reserve.schedule):
+            start, end = parse_hours(w.hours)
+            if end < start:
+                begin, until = (part.strip() for part in w.hours.split("-"))
+                out.append(
+                    (
+                        ("pools", name, "reserve", "schedule", i, "hours"),
+                        f"pool {name!r}: hours {w.hours} run past midnight: the window opens "
+                        f"at {begin} on {w.days} ({w.tz}) and closes at {until} the next "
+                        "morning, so the day it closes need not be in 'days'",
+                    )
+                )
     return out
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -227,6 +228,27 @@ def test_validate_cli_reports_every_file(tmp_path):
     assert run_cli("validate", str(good)).returncode == 0
 
 
+def test_validate_says_what_an_hour_range_past_midnight_means(tmp_path):
+    path = tmp_path / "night.yaml"
+    path.write_text(
+        GOOD.replace(
+            "    limit: amount.nuke\n",
+            "    limit: amount.nuke\n    reserve:\n      schedule:\n"
+            "        - {days: fri, hours: '22:00-06:00', value: 2}\n",
+        )
+    )
+    p = run_cli("validate", str(path))
+    assert p.returncode == 0, p.stderr
+    assert (
+        f"{path}:10:30: note: pool 'nuke': hours 22:00-06:00 run past midnight: the window "
+        "opens at 22:00 on fri (UTC) and closes at 06:00 the next morning"
+    ) in p.stdout
+    assert "note:" not in run_cli("validate", "-q", str(path)).stdout
+    day = path.read_text().replace("22:00-06:00", "06:00-22:00")
+    path.write_text(day)
+    assert "note:" not in run_cli("validate", str(path)).stdout
+
+
 def test_validate_missing_file():
     p = run_cli("validate", "/nonexistent.yaml")
     assert p.returncode == 1
@@ -407,3 +429,7 @@ def test_the_reference_documents_every_field_of_the_schema():
     walk(json_schema())
     assert len(fields) > 60
     assert {f for f in fields if f"| `{f}` |" not in documented} == set()
+    rows = re.findall(r"^\| `(\w+)` \|.*\| `([^`]*)` \|$", documented, re.M)
+    assert {f for f, _ in rows} == fields  # each field's row ends with an example
+    for field, example in rows:
+        assert list(yaml.safe_load(example.replace("…", ""))) == [field], example

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from sync import __version__
 from sync.commands import EXIT_ERROR, EXIT_OK
 from sync.policy import PolicyErrors, json_schema, load_policy
 
@@ -20,6 +22,8 @@ def validate(args: argparse.Namespace) -> int:
             for p in e.problems:
                 print(p, file=sys.stderr)
         else:
+            for note in loaded.notes if not args.quiet else ():
+                print(note)
             if not args.quiet:
                 pools = len(loaded.policy.pools)
                 print(
@@ -30,6 +34,18 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def schema(args: argparse.Namespace) -> int:
-    json.dump(json_schema(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return EXIT_OK
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if not args.check:
+        sys.stdout.write(text)
+        return EXIT_OK
+    stale = 0
+    for f in args.check:
+        try:
+            if json.loads(Path(f).read_text()) == json.loads(text):
+                continue
+            why = f"not the policy schema of license-sync {__version__}"
+        except (OSError, ValueError) as e:
+            why = f"cannot read it as JSON ({e})"
+        stale += 1
+        print(f"{f}: {why}; renew it with: license-sync schema > {f}", file=sys.stderr)
+    return EXIT_ERROR if stale else EXIT_OK
