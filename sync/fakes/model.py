@@ -27,6 +27,11 @@ _JOB_STATUS_ORDER = (
 )
 
 
+# bumped whenever a task's status changes: a job's taskRunStatus is worked out again only
+# then (SearchJobs over a 10,000-job farm would otherwise spend its time counting tasks)
+_changes = [0]
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
@@ -64,6 +69,11 @@ class Task:
     task_id: str = field(default_factory=lambda: new_id("task") + "-0")
     session: Session | None = None  # the run in progress
 
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "status":
+            _changes[0] += 1
+        object.__setattr__(self, name, value)
+
     def set_status(self, status: str, now: datetime | None = None) -> None:
         self.status = status
         if status not in HOLDING:
@@ -81,7 +91,7 @@ class Step:
 
     @property
     def task_run_status(self) -> str:
-        return _run_status([t.status for t in self.tasks])
+        return _run_status({t.status for t in self.tasks})
 
 
 @dataclass
@@ -101,9 +111,15 @@ class Job:
     target_task_run_status: str | None = None
     sessions: list[Session] = field(default_factory=list)
 
+    _status: tuple[int, str] = field(default=(-1, ""), repr=False, compare=False)
+
     @property
     def task_run_status(self) -> str:
-        return _run_status([t.status for s in self.steps for t in s.tasks])
+        changes, status = self._status
+        if changes != _changes[0]:
+            status = _run_status({t.status for s in self.steps for t in s.tasks})
+            self._status = (_changes[0], status)
+        return status
 
     @property
     def finished(self) -> bool:
@@ -113,7 +129,7 @@ class Job:
         return [t for s in self.steps for t in s.tasks]
 
 
-def _run_status(statuses: list[str]) -> str:
+def _run_status(statuses: set[str]) -> str:
     for status in _JOB_STATUS_ORDER:
         if status in statuses:
             return status
