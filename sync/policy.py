@@ -118,6 +118,9 @@ class MetricsConfig(Model):
 class FarmConfig(Model):
     id: str = Field(pattern=r"^farm-[0-9a-f]{32}$", description="Deadline farm id")
     region: str | None = Field(None, description="AWS region; default from the environment")
+    read_threads: int = Field(
+        8, ge=1, le=32, description="reads of this farm's jobs and steps in flight at once"
+    )
 
 
 def _executable(v: str) -> str:

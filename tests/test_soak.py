@@ -4,10 +4,13 @@ descriptor or thread is left behind."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from sync.deadline import make_client
 
 ROOT = Path(__file__).parent.parent
 
@@ -27,7 +30,10 @@ def test_short_soak_keeps_the_invariants(aws_env):
     fds = re.search(r"open file descriptors: (\d+) → (\d+); threads: (\d+) → (\d+)", out)
     assert fds, out
     fds_start, fds_end, threads_start, threads_end = map(int, fds.groups())
-    assert fds_end <= fds_start + 1
-    assert threads_end == threads_start
+    # reads run concurrently: the client's keep-alive pool may open up to its size, no
+    # more, and the fake endpoint in this process serves each connection on a thread
+    pool = inspect.signature(make_client).parameters["pool_size"].default
+    assert fds_end <= fds_start + 2 * pool + 1
+    assert threads_end <= threads_start + pool
     injected = re.search(r"faults injected: (.*)", out)
     assert injected and len(injected.group(1).split(", ")) >= 5  # the faults were injected
