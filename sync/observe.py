@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -30,13 +30,23 @@ log = logging.getLogger("license_sync")
 LEARN_EVERY = timedelta(hours=1)  # a profile of weeks changes little within an hour
 
 
-STEP_BUDGET = 500  # new jobs whose steps one cycle reads, a farm (≈ 500 ListSteps calls)
+# New jobs whose steps a cycle reads, a farm (one ListSteps each): a few before planning,
+# so that a job seen now is capped now; the rest of a cold start after the limits are
+# written, for the next cycle, which `run` starts at once (docs/design.md, "Reading jobs").
+STEP_BUDGET = 100
+CATCH_UP_BUDGET = 2000
 
 
 class Observer:
-    def __init__(self, history: History | None = None, step_budget: int = STEP_BUDGET) -> None:
+    def __init__(
+        self,
+        history: History | None = None,
+        step_budget: int = STEP_BUDGET,
+        catch_up: int = CATCH_UP_BUDGET,
+    ) -> None:
         self.history = history
         self.step_budget = step_budget
+        self.catch_up = catch_up
         self.last_good: dict[str, datetime] = {}
         self.last_good_report: dict[str, Report] = {}
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
@@ -55,11 +65,17 @@ class Observer:
         errors: list[str] = []
         extra = departed_refs(policy, memory)
         by_farm = _refs_by_farm(policy)
-        for farm_id in sorted({f.id for f in policy.farms} | set(by_farm)):
+        ids = sorted({f.id for f in policy.farms} | set(by_farm))
+
+        def read(farm_id: str) -> FarmRead:
             refs = by_farm.get(farm_id, set()) | extra.get(farm_id, set())
-            read = self._read_farm(policy, deadline(farm_id), farm_id, refs, memory)
-            farms[farm_id] = read
-            errors += [e for e in (read.error, read.jobs_error) if e is not None]
+            return self._read_farm(policy, deadline(farm_id), farm_id, refs, memory)
+
+        # farms at once: a slow farm does not hold up the others' limits
+        with ThreadPoolExecutor(max(1, len(ids)), thread_name_prefix="farm") as pool:
+            for farm_id, found in zip(ids, pool.map(read, ids), strict=True):
+                farms[farm_id] = found
+                errors += [e for e in (found.error, found.jobs_error) if e is not None]
         seen = {j.job_id for read in farms.values() for j in read.jobs or ()}
         if all(read.jobs is not None for read in farms.values()):
             self.steps = {k: v for k, v in self.steps.items() if k in seen}
@@ -146,17 +162,43 @@ class Observer:
     def _steps(
         self, dl: Deadline, jobs: list[JobInfo], recorded: set[str]
     ) -> tuple[dict[str, tuple[StepAmounts, ...]], int]:
-        """The steps of every job that can run, and how many are still unread: at most
-        `step_budget` new jobs a cycle — the jobs we capped first (after a restart), then
-        the oldest — so that a cold start on a large farm writes its limits in the first
-        cycle and caps its jobs over the next few."""
+        """The steps of every job that can run, and how many are still unread, once up to
+        `step_budget` new ones are read."""
+        self._read_new(dl, jobs, recorded, self.step_budget)
+        known = {j.job_id: self.steps[j.job_id] for j in jobs if j.job_id in self.steps}
+        return known, sum(1 for j in jobs if j.can_run and j.job_id not in self.steps)
+
+    def _read_new(self, dl: Deadline, jobs: Iterable[JobInfo], recorded: set[str], n: int) -> int:
+        """Read the steps of up to `n` jobs whose steps are not known: the jobs we capped
+        first (after a restart), then the oldest. Returns how many were read."""
         new = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.job_id not in self.steps]
         new.sort(key=lambda qj: qj[1] not in recorded)  # stable: oldest first within each
-        if new:
-            read = dl.step_amounts(new[: self.step_budget])
-            self.steps.update((k, tuple(v)) for k, v in read.items())
-        known = {j.job_id: self.steps[j.job_id] for j in jobs if j.job_id in self.steps}
-        return known, max(0, len(new) - self.step_budget)
+        if not new or n <= 0:
+            return 0
+        read = dl.step_amounts(new[:n])
+        self.steps.update((k, tuple(v)) for k, v in read.items())
+        return len(read)
+
+    def catch_up_steps(
+        self, observed: Observed, deadline: Callable[[str], Deadline], memory: Memory
+    ) -> tuple[int, list[str]]:
+        """After the limits are written: read up to `catch_up` more new jobs' steps a farm,
+        for the next cycle. Returns how many were read, and what failed in words."""
+        recorded = set(memory.originals)
+        behind = [r for r in observed.farms.values() if r.unread and r.jobs is not None]
+
+        def one(read: FarmRead) -> tuple[int, str | None]:
+            try:
+                return self._read_new(
+                    deadline(read.farm_id), read.jobs or (), recorded, self.catch_up
+                ), None
+            except DeadlineError as e:
+                log.error("farm %s: steps of new jobs not read: %s", read.farm_id, e)
+                return 0, f"farm {read.farm_id}: steps of new jobs not read: {e}"
+
+        with ThreadPoolExecutor(max(1, len(behind)), thread_name_prefix="farm") as pool:
+            done = list(pool.map(one, behind))
+        return sum(n for n, _ in done), [e for _, e in done if e is not None]
 
 
 def _read_one(item: tuple[str, Source]) -> tuple[str, Report, float]:

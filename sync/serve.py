@@ -3,6 +3,7 @@ clean stop on SIGTERM (docs/operations.md)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -75,15 +76,21 @@ def serve(
         # "What is never lost"), exactly as after kill -9.
         finished = idle.wait(stop_grace)
         scheduler.shutdown(wait=False)
-        health.stop()
-        for s, h in old.items():
-            signal.signal(s, h)
-        if svc.history is not None and finished:
-            svc.history.close()
+        _wind_down(svc, health, old, finished)
     if not finished:
         _abandon(svc, stop_grace)
     log.info("stopped cleanly")
     return 0
+
+
+def _wind_down(svc: Service, health: HealthServer, handlers: dict, finished: bool) -> None:
+    """Everything serve() set up, put back: the process may go on (the demo, the tests)."""
+    health.stop()
+    for s, h in handlers.items():
+        signal.signal(s, h)
+    if svc.history is not None and finished:
+        svc.history.close()
+    gc.unfreeze()
 
 
 def _start_health(svc: Service, address: str) -> HealthServer:
@@ -138,20 +145,33 @@ def _after_cycle(
     svc: Service, scheduler: BackgroundScheduler, stop: threading.Event
 ) -> Callable[[JobExecutionEvent], None]:
     """After each cycle (once APScheduler counts it finished): a policy with a new interval
-    reschedules the job; a SIGHUP that came during the cycle runs the next one now."""
+    reschedules the job; a SIGHUP that came during the cycle, or jobs whose steps are still
+    being read on a cold start, run the next one now."""
     interval = {"s": svc.policy.interval}
+    settled = threading.Event()
 
     def listener(event: JobExecutionEvent) -> None:
         if stop.is_set():
             return
+        if not svc.catching_up and not settled.is_set():
+            settled.set()
+            freeze_long_lived()
         if svc.policy.interval != interval["s"]:
             interval["s"] = svc.policy.interval
             scheduler.reschedule_job(JOB, trigger="interval", seconds=interval["s"])
             log.info("interval is now %ss", interval["s"])
-        if svc.reload_pending:
+        if svc.reload_pending or svc.catching_up:
             scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
 
     return listener
+
+
+def freeze_long_lived() -> None:
+    """Once the cold start has read every job: what lives now (modules, the policy, every
+    job's steps) lives for good, so the collector stops walking it at each full
+    collection — on a 10,000-job farm those cost 0.1–0.2 s of a cycle's CPU, at random."""
+    gc.collect()
+    gc.freeze()
 
 
 def _abandon(svc: Service, stop_grace: float) -> None:

@@ -5,6 +5,7 @@ policy, the clients, the memory — and no arithmetic."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -66,7 +67,6 @@ class Service:
         )
         self.started_at = clock()
         self.last_attempt_at: datetime | None = None  # when the last cycle began
-        self.last_result: CycleResult | None = None
         self.last_ok_at: datetime | None = None
         self.last_cycle_seconds = 0.0
         self.history_lost = False
@@ -101,6 +101,10 @@ class Service:
         self.loaded = loaded
         self.sources = {n: self.source_factory(n, c) for n, c in loaded.policy.sources.items()}
         self._deadlines: dict[str, Deadline] = {}
+        self._deadlines_lock = threading.Lock()  # farms are read at once; a session is not
+        # the last cycle read new jobs' steps after its writes: `run` starts the next cycle
+        # at once, so a cold start caps every job within seconds, not intervals
+        self.catching_up = False
         self.metrics.set_policy(loaded.sha)
         self.metrics.interval.set(loaded.policy.interval)
         if self.history is not None:  # retention follows the policy; the path needs a restart
@@ -113,10 +117,11 @@ class Service:
         return candidate is not None
 
     def deadline(self, farm_id: str) -> Deadline:
-        d = self._deadlines.get(farm_id)
-        if d is None:
-            d = self._deadlines[farm_id] = self.deadline_factory(self.policy.farm(farm_id))
-        return d
+        with self._deadlines_lock:
+            d = self._deadlines.get(farm_id)
+            if d is None:
+                d = self._deadlines[farm_id] = self.deadline_factory(self.policy.farm(farm_id))
+            return d
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -148,7 +153,12 @@ class Service:
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)
         failed = [a.decision.key for a in outcome.applied if not a.ok]
         self.memory = carry(plan, failed, outcome.originals)
-        errors = list(plan.errors) + outcome.errors
+        # the limits are written: now the steps a cold start still lacks, for the next cycle
+        caught_up, unread_errors = self.observer.catch_up_steps(
+            observed, self.deadline, self.memory
+        )
+        self.catching_up = caught_up > 0 and not self.stopping
+        errors = list(plan.errors) + outcome.errors + unread_errors
         if lost:
             errors.append("history removed or replaced: job caps not written")
         result = CycleResult(
@@ -156,7 +166,6 @@ class Service:
         )
         self._save_memory(now)
         record(result, self.policy, self.loaded.sha, self.history, self.metrics, self.clock())
-        self.last_result = result
         ended = self.clock()
         self.last_cycle_seconds = (ended - now).total_seconds()
         if result.ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -138,6 +139,7 @@ def test_many_jobs_batch_updates_in_hundreds(world):
     w.farm.limits[w.limit].max_count = 500
     w.src.total = 500
     jobs = [w.farm.add_job(w.queue, f"j{i}", tasks=3, amount="amount.nuke") for i in range(250)]
+    w.svc.observer.step_budget = 250  # every job's steps read before planning
     r = cycle(w)
     assert r.ok, r.errors
     assert all(mwc(w, j) == 2 for j in jobs)  # 500 units / 250 jobs
@@ -433,6 +435,7 @@ def test_a_job_shifted_past_a_search_page_stays_capped_with_its_original(world):
     w.src.total = 1000
     w.farm.limits[w.limit].max_count = 1000
     jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=40, amount="amount.nuke") for n in range(150)]
+    w.svc.observer.step_budget = 150  # every job's steps read before planning
     cycle(w)
     assert mwc(w, jobs[100]) != -1
     searches = []
@@ -563,6 +566,7 @@ def test_search_past_the_offset_maximum_narrows_instead_of_failing(world, monkey
     w.sim.before_op = lambda op: None
     real = w.farm.op_SearchJobs
     w.farm.op_SearchJobs = lambda p: offsets.append(p["itemOffset"]) or real(p)
+    w.svc.observer.step_budget = 450  # every job's steps read before planning
     r = cycle(w)
     assert r.ok, r.errors
     assert max(offsets) <= 200
@@ -707,7 +711,8 @@ def test_a_job_write_refused_is_logged_not_only_recorded(world, caplog):
 
 def test_a_cold_start_on_many_jobs_reads_their_steps_over_several_cycles(world):
     w = world
-    w.svc.observer.step_budget = 2  # new jobs whose steps one cycle reads
+    w.svc.observer.step_budget = 2  # new jobs whose steps one cycle reads before planning
+    w.svc.observer.catch_up = 0  # and after its writes
     jobs = [w.farm.add_job(w.queue, f"j{i}", tasks=20, amount="amount.nuke") for i in range(5)]
     w.src.artists = 3
     unread = w.metrics.registry.get_sample_value
@@ -719,6 +724,42 @@ def test_a_cold_start_on_many_jobs_reads_their_steps_over_several_cycles(world):
     assert unread("license_sync_jobs_unread") == 1
     cycle(w)
     assert all(mwc(w, j) != -1 for j in jobs) and unread("license_sync_jobs_unread") == 0
+
+
+def test_a_cold_start_writes_its_limits_first_and_catches_up_at_once(world):
+    """The steps a cold start lacks are read after the limits are written, and `run`
+    starts the next cycle at once while there are more (docs/design.md, "Reading jobs")."""
+    w = world
+    w.svc.observer.step_budget = 1  # before planning
+    w.svc.observer.catch_up = 2  # after the writes
+    jobs = [w.farm.add_job(w.queue, f"j{i}", tasks=20, amount="amount.nuke") for i in range(5)]
+    w.src.artists = 3
+    order = []
+    w.sim.before_op = order.append
+    r = cycle(w)
+    assert r.ok and w.farm.limits[w.limit].max_count == 7
+    assert order.index("UpdateLimit") < order.index("BatchGetStep", order.index("UpdateLimit"))
+    assert [mwc(w, j) != -1 for j in jobs] == [True, False, False, False, False]
+    assert w.svc.catching_up  # two more read for the next cycle
+    cycle(w)
+    assert [mwc(w, j) != -1 for j in jobs] == [True, True, True, True, False]
+    assert w.svc.catching_up  # the last one read too: one more cycle caps it
+    cycle(w)
+    assert all(mwc(w, j) != -1 for j in jobs)
+    assert not w.svc.catching_up  # nothing left to read: back to the interval
+
+
+def test_run_catches_up_without_waiting_for_the_interval(world):
+    from sync.serve import serve
+
+    w = world
+    assert w.svc.policy.interval == 60
+    w.svc.observer.step_budget, w.svc.observer.catch_up = 1, 2
+    jobs = [w.farm.add_job(w.queue, f"j{i}", tasks=20, amount="amount.nuke") for i in range(5)]
+    t0 = time.monotonic()
+    serve(w.svc, "127.0.0.1:0", max_cycles=3)
+    assert time.monotonic() - t0 < 30  # three cycles back to back, not three minutes
+    assert all(mwc(w, j) != -1 for j in jobs)
 
 
 def test_after_a_restart_a_capped_job_whose_steps_wait_is_held_not_restored(world):

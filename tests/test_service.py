@@ -532,14 +532,13 @@ def test_a_reserve_learned_from_the_history_comes_down_ahead_of_the_morning(worl
         )
     )
     w.clock.t = monday.replace(hour=8, minute=50)
-    d = w.svc.run_cycle().plan.decisions[0]
-    pp = w.svc.last_result.plan.pools["nuke"]
+    plan = w.svc.run_cycle().plan
+    d, pp = plan.decisions[0], plan.pools["nuke"]
     assert pp.figures.reserve == 8  # the rise the next quarter hour brings, kept back now
     assert pp.reserve_from.startswith("learned: q0.9 of the rise within 15 min, Mon 08:00 UTC")
     assert d.target == 20 - 0 - 8 - 1
     w.clock.t = monday.replace(hour=7, minute=0)  # a calm hour of the profile: nothing kept
-    w.svc.run_cycle()
-    assert w.svc.last_result.plan.pools["nuke"].figures.reserve == 0
+    assert w.svc.run_cycle().plan.pools["nuke"].figures.reserve == 0
 
 
 def test_artists_refused_have_the_farms_youngest_task_requeued(world):
