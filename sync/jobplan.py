@@ -9,7 +9,7 @@ I/O. Only a job that BatchGetJob no longer finds is "gone"; an error never is.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from sync.allocation import allocate
@@ -67,46 +67,53 @@ class FarmJobs:
         return not (self.writes or self.records or self.drops)
 
 
-def demands(jobs: Iterable[JobInfo], steps: Steps, amount: str) -> list[JobDemand]:
-    """What each job that can still run asks of the limit whose amount is `amount`."""
-    out = []
-    for j in jobs:
-        job_steps = steps.get(j.job_id)
-        if not j.can_run or not job_steps:
-            continue
-        needing = [s for s in job_steps if amount in s.amounts]
-        if not needing:
-            continue
-        units = max(1, math.ceil(max(s.amounts[amount] for s in needing)))
-        tasks = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES)
-        if len(needing) < len(job_steps):
-            # the job-level counts include steps without the amount: bound by the
-            # amount steps' size (reading their counts each cycle would cost step reads)
-            tasks = min(tasks, sum(s.tasks for s in needing))
-        out.append(
-            JobDemand(
-                j.job_id,
-                j.queue_id,
-                j.name,
-                j.created_by,
-                j.created_at,
-                j.priority,
-                units,
-                tasks,
-                j.max_worker_count,
-            )
-        )
-    return out
+class JobIndex:
+    """A farm's jobs that can run, as demands by the amount their steps require: built once
+    a farm and cycle, so that each pool takes its jobs without going over the farm's."""
+
+    def __init__(self, jobs: Iterable[JobInfo], steps: Steps):
+        self.by_amount: dict[str, list[JobDemand]] = {}
+        for j in jobs:
+            job_steps = steps.get(j.job_id)
+            if not j.can_run or not job_steps:
+                continue
+            for amount in sorted({a for s in job_steps for a in s.amounts}):
+                self.by_amount.setdefault(amount, []).append(_demand(j, job_steps, amount))
+
+    def demands(self, amount: str, queues: Collection[str]) -> list[JobDemand]:
+        """What each job of `queues` asks of the limit whose amount is `amount`."""
+        return [d for d in self.by_amount.get(amount, ()) if d.queue_id in queues]
+
+
+def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDemand:
+    needing = [s for s in job_steps if amount in s.amounts]
+    units = max(1, math.ceil(max(s.amounts[amount] for s in needing)))
+    tasks = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES)
+    if len(needing) < len(job_steps):
+        # the job-level counts include steps without the amount: bound by the amount
+        # steps' size (reading their counts each cycle would cost step reads)
+        tasks = min(tasks, sum(s.tasks for s in needing))
+    return JobDemand(
+        j.job_id,
+        j.queue_id,
+        j.name,
+        j.created_by,
+        j.created_at,
+        j.priority,
+        units,
+        tasks,
+        j.max_worker_count,
+    )
 
 
 def pool_jobs(
-    name: str, pool: Pool, decision: Decision, limit: LimitState, jobs: list[JobInfo], steps: Steps
+    name: str, pool: Pool, decision: Decision, limit: LimitState, index: JobIndex
 ) -> PoolJobs:
     """One pool's caps for the jobs of its limit's queues, sized by the maxCount this
     cycle leaves the limit at."""
     capacity = decision.new if decision.new is not None else (decision.current or -1)
     queues = {a.queue_id for a in limit.associations}
-    wanting = demands([j for j in jobs if j.queue_id in queues], steps, limit.amount)
+    wanting = index.demands(limit.amount, queues)
     allocations = allocate(capacity, wanting, pool.jobs)
     return PoolJobs(
         name, decision.farm_id, limit.limit_id, capacity, tuple(wanting), tuple(allocations)

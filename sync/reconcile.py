@@ -199,6 +199,7 @@ def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Pool
     """Each sharing pool's jobs, for every limit of it on a farm whose jobs were read."""
     out = []
     lookup = observed.lookup
+    indexes: dict[str, jobplan.JobIndex] = {}
     for name, pool in policy.pools.items():
         if pool.jobs.policy == "none" or name not in lp.pools:
             continue
@@ -207,7 +208,10 @@ def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Pool
             limit = lookup.get(d.key)
             if read is None or read.jobs is None or not isinstance(limit, LimitState):
                 continue
-            out.append(jobplan.pool_jobs(name, pool, d, limit, list(read.jobs), read.steps))
+            index = indexes.get(d.farm_id)
+            if index is None:
+                index = indexes[d.farm_id] = jobplan.JobIndex(read.jobs, read.steps)
+            out.append(jobplan.pool_jobs(name, pool, d, limit, index))
     return tuple(out)
 
 
