@@ -313,14 +313,49 @@ BATCH_ACTIONS = {
 }
 
 
+WRITES = {"UpdateLimit", "UpdateQueueLimitAssociation", "UpdateJob", "UpdateTask"}
+
+
+def iam_statements() -> dict[str, dict]:
+    policy = json.loads((ROOT / "config/iam-policy.json").read_text())
+    return {st["Sid"]: st for st in policy["Statement"]}
+
+
 def test_iam_policy_is_exactly_what_the_code_calls():
     source = (ROOT / "sync/deadline.py").read_text()
     ops = set(re.findall(r'_(?:call|pages)\(\s*"([A-Za-z]+)"', source))
-    needed = {f"deadline:{BATCH_ACTIONS.get(op, op)}" for op in ops}
-    policy = json.loads((ROOT / "config/iam-policy.json").read_text())
-    granted = {a for st in policy["Statement"] for a in st["Action"]}
+    needed = {BATCH_ACTIONS.get(op, op) for op in ops}
+    st = iam_statements()
+    granted = {a.removeprefix("deadline:") for s in st.values() for a in s["Action"]}
     assert needed == granted
     assert len(ops) >= 9
+    # reads and writes apart: a role for `plan` alone can take the read statement only
+    assert {a.removeprefix("deadline:") for a in st["LicenseSyncWrite"]["Action"]} == WRITES
+    assert not WRITES & {a.removeprefix("deadline:") for a in st["LicenseSyncRead"]["Action"]}
+
+
+def test_iam_policy_is_scoped_to_the_farms_account_and_region():
+    for st in iam_statements().values():
+        assert st["Resource"] == [
+            "arn:aws:deadline:REGION:ACCOUNT_ID:farm/FARM_ID",
+            "arn:aws:deadline:REGION:ACCOUNT_ID:farm/FARM_ID/*",
+        ]
+        assert st["Condition"] == {
+            "StringEquals": {"aws:ResourceAccount": "ACCOUNT_ID", "aws:RequestedRegion": "REGION"}
+        }
+
+
+def test_the_operations_guide_lists_what_the_iam_policy_grants():
+    guide = (ROOT / "docs/operations.md").read_text()
+    section = guide[guide.index("1. **IAM.**") : guide.index("2. **Limits.**")]
+    for sid, kind in (("LicenseSyncRead", "read"), ("LicenseSyncWrite", "write")):
+        line = re.search(rf"\*\*{kind}:\*\*(.*?)(?=\n   - \*\*|\n\n)", section, re.S)
+        assert line, kind
+        listed = {n for n in re.findall(r"`(\w+)`", line.group(1)) if not n.startswith("Batch")}
+        granted = {a.removeprefix("deadline:") for a in iam_statements()[sid]["Action"]}
+        assert listed == granted, kind
+    readme = (ROOT / "README.md").read_text()
+    assert all(p in readme for p in ("ACCOUNT_ID", "REGION", "FARM_ID", "config/iam-policy.json"))
 
 
 # -- the container ------------------------------------------------------------------------
