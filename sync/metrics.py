@@ -65,6 +65,11 @@ GAUGES = [
     ("limit_target", "What the control law asks for", LIMIT),
     ("pool_exhausted", "1 while no license is free for the farm (target below 1)", LIMIT),
     ("limit_in_use", "The limit's currentCount as Deadline reports it", LIMIT),
+    (
+        "limit_queues_paused",
+        "Queues license-sync stopped on the limit (on_exhausted: pause)",
+        LIMIT,
+    ),
     ("pool_jobs", "Active jobs that need the pool", POOL),
     ("pool_demand", "Units the pool's jobs want now (tasks × units)", POOL),
     ("pool_job_overrides", "Jobs whose maxWorkerCount someone else changed", POOL),
@@ -132,6 +137,7 @@ def _limits(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> No
             if row.get(key) is not None:
                 fam[gauge].add_metric(labels, row[key])
         fam["pool_exhausted"].add_metric(labels, 1 if row.get("exhausted") else 0)
+        fam["limit_queues_paused"].add_metric(labels, row.get("paused", 0))
 
 
 def _expiry_ts(expires: str | None) -> float | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sync import reasons, recorded
 from sync.act import Outcome
-from sync.domain import Decision, JobChange, Reason, RunningTask
+from sync.domain import Decision, JobChange, LimitMemory, Reason, RunningTask
 from sync.errors import HistoryError
 from sync.history import History
 from sync.limits import PoolPlan
@@ -257,8 +257,10 @@ def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:
                 "overrides": sum(len(pj.left_alone) for pj in shared),
             }
         )
+    paused = result.plan.memory.limits  # kept until a read shows them ACTIVE again
     for d in pp.decisions:
         now_max = d.new if d.new is not None and result.applied(d) else d.current
+        resumed = set(d.resume) if result.applied(d) else set()
         snap.limits.append(
             {
                 "pool": pp.pool,
@@ -267,5 +269,6 @@ def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:
                 "target": d.target,
                 "current_count": d.current_count,
                 "exhausted": d.exhausted,
+                "paused": len(set(paused.get(d.key, LimitMemory()).paused) - resumed),
             }
         )

@@ -388,11 +388,15 @@ def test_a_paused_queue_is_resumed_from_stopped(world):
     w = world
     pause_the_queue(w)
     assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
+    paused = {"pool": "nuke", "limit": "amount.nuke"}
+    gauge = w.metrics.registry.get_sample_value
+    assert gauge("license_sync_limit_queues_paused", paused) == 1  # what the alert watches
     w.farm.tick(w.clock.t)  # no task holds the limit: the service moves it to STOPPED
     assert w.farm.associations[(w.queue, w.limit)] == "STOPPED"
     w.src.artists = 0
     cycle(w)
     assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+    assert gauge("license_sync_limit_queues_paused", paused) == 0
 
 
 def test_a_paused_queue_is_remembered_until_it_reads_active(world):

@@ -483,6 +483,22 @@ pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}
     assert "AKIA" not in p.stderr and "testing" not in p.stderr  # no credentials in logs
 
 
+def test_every_alert_is_tested_firing_and_quiet_and_has_its_runbook():
+    import yaml
+
+    rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+    tests = yaml.safe_load((ROOT / "tests/alerts/alerts_test.yml").read_text())["tests"]
+    checks = [c for t in tests for c in t["alert_rule_test"]]
+    guide = (ROOT / "docs/operations.md").read_text()
+    for rule in rules:
+        name = rule["alert"]
+        mine = [c for c in checks if c["alertname"] == name]
+        assert any(c["exp_alerts"] for c in mine), f"{name}: no test where it fires"
+        assert any(not c["exp_alerts"] for c in mine), f"{name}: no test where it stays quiet"
+        assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{name.lower()}"
+        assert f"\n### {name}\n" in guide, f"{name}: no runbook in docs/operations.md"
+
+
 def test_promtool_unit_tests_of_the_alerts():
     p = subprocess.run(
         [tool("promtool"), "test", "rules", str(ROOT / "tests/alerts/alerts_test.yml")],
