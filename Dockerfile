@@ -13,15 +13,26 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PATH=/opt/license-tools:$PATH
 
+# tini as PID 1: SIGTERM reaches license-sync, and the lmutil/rlmutil children a hung
+# server leaves behind are reaped. Its version is the Debian release's (the base tag).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 licsync \
  && useradd --system --uid 10001 --gid licsync --home-dir /data --shell /usr/sbin/nologin licsync \
  && mkdir -p /data /config /opt/license-tools \
  && chown licsync:licsync /data
 
+# the dependencies, pinned and hashed, in a layer of their own: a code change does not
+# download them again
 WORKDIR /src
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY sync ./sync
-RUN pip install --no-cache-dir . && rm -rf /src && license-sync --version
+RUN pip install --no-cache-dir --no-deps . && rm -rf /src && pip check && license-sync --version
 
 # lmutil / rlmutil are vendor binaries: mount them into /opt/license-tools (on PATH).
 VOLUME ["/data"]
@@ -32,4 +43,4 @@ EXPOSE 9462
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["license-sync", "healthcheck", "--config", "/config/policy.yaml"]
 
-ENTRYPOINT ["license-sync", "run", "--config", "/config/policy.yaml"]
+ENTRYPOINT ["tini", "--", "license-sync", "run", "--config", "/config/policy.yaml"]

@@ -373,6 +373,28 @@ def test_dockerfile_shape():
     assert "HEALTHCHECK" in text and 'license-sync", "healthcheck' in text
 
 
+def test_the_image_installs_locked_hashed_dependencies_before_the_code():
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = (ROOT / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", lock, re.M))
+    pins = {canonicalize_name(k): v for k, v in pins.items()}
+    blocks = re.split(r"^(?=[A-Za-z0-9_.-]+==)", lock, flags=re.M)[1:]
+    assert len(blocks) == len(pins) and all("--hash=sha256:" in b for b in blocks)
+    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for spec in map(Requirement, wanted):
+        version = pins.get(canonicalize_name(spec.name))
+        assert version is not None, f"{spec.name} is not in requirements.lock"
+        assert spec.specifier.contains(version), f"{spec.name}=={version} is not {spec}"
+    text = dockerfile()
+    locked = text.index("--require-hashes --no-deps -r requirements.lock")
+    assert text.index("COPY requirements.lock") < locked < text.index("COPY sync")
+    assert "pip install --no-cache-dir --no-deps ." in text  # the package adds no download
+
+
 def test_the_build_context_is_only_what_the_image_copies():
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore  # everything out: no .git, history, venv or demo folder
@@ -407,7 +429,7 @@ def test_container_entrypoint_runs_and_its_healthcheck_passes(aws_env, tmp_path)
     from sync.fakes.farm import FakeFarm
 
     argv = entrypoint()
-    assert argv == ["license-sync", "run", "--config", "/config/policy.yaml"]
+    assert argv == ["tini", "--", "license-sync", "run", "--config", "/config/policy.yaml"]
     farm = FakeFarm(count_delay=0)
     farm.add_queue_with_limit("amount.nuke", 5)
     policy = tmp_path / "policy.yaml"
@@ -421,8 +443,9 @@ farms: [{{id: {farm.farm_id}, region: us-west-2}}]
 sources: {{site: {{kind: static, features: {{nuke_r: 4}}}}}}
 pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}}]}}}}
 """)
-        exe = shutil.which(argv[0]) or pytest.fail("license-sync is not installed on PATH")
-        run = [exe, *argv[1:3], str(policy)]
+        exe = shutil.which("license-sync") or pytest.fail("license-sync is not on PATH")
+        init = shutil.which("tini") or pytest.fail("no tini: apt-get install tini (.ci/run does)")
+        run = [init, "--", exe, *argv[3:5], str(policy)]  # as the image runs it, under tini
         env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
         p = subprocess.Popen(
             run, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
