@@ -56,19 +56,41 @@ def alert_exprs() -> list[str]:
     return [r["expr"] for g in rules["groups"] for r in g["rules"]]
 
 
-def grafana_to_promql(expr: str) -> str:
-    return expr.replace("$__rate_interval", "5m").replace("$pool", ".*")
+def grafana_to_promql(expr: str, rate_interval: str = "5m") -> str:
+    """A panel's query as Grafana sends it with every pool and instance chosen."""
+    return (
+        expr.replace("$__rate_interval", rate_interval)
+        .replace("$pool", ".*")
+        .replace("$instance", ".*")
+    )
 
 
-def test_dashboard_has_a_pool_variable_and_provisioning():
+def test_the_dashboard_is_portable():
+    """Imported into any Grafana: a data source chosen on import or from a variable, an
+    instance variable, a unit on every panel, no data source uid written in."""
     dash = json.loads(DASHBOARD.read_text())
-    [var] = dash["templating"]["list"]
-    assert var["name"] == "pool" and "license_sync_" in var["definition"]
+    assert [i["name"] for i in dash["__inputs"]] == ["DS_PROMETHEUS"]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert list(variables) == ["datasource", "instance", "pool"]
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert "license_sync_build_info" in variables["instance"]["definition"]
+    assert "$instance" in variables["pool"]["definition"]
+    panels = [p for p in dash["panels"] if p["type"] != "row"]
+    for p in panels:
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        assert p["fieldConfig"]["defaults"].get("unit"), f"{p['title']}: no unit"
+        for t in p["targets"]:
+            for selector in re.findall(r"license_sync_[a-z_]+(?:\{[^}]*\})?", t["expr"]):
+                assert 'instance=~"$instance"' in selector, f"{p['title']}: {selector}"
+    up = next(p for p in panels if p["title"] == "Source up")["fieldConfig"]["defaults"]
+    assert up["mappings"][0]["options"]["0"]["text"] == "DOWN"
+    assert [s["color"] for s in up["thresholds"]["steps"]] == ["red", "green"]
+    expiry = next(p for p in panels if p["type"] == "table")
+    assert all(t["instant"] and t["format"] == "table" for t in expiry["targets"])
+    assert '"uid": "prometheus"' not in DASHBOARD.read_text()
     prov = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/license-sync.yml").read_text())
     assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
-    ds = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
-    assert ds["datasources"][0]["uid"] == "prometheus"
-    assert all(p["datasource"]["uid"] == "prometheus" for p in dash["panels"] if "targets" in p)
 
 
 def test_every_promql_expression_parses(tmp_path):
@@ -231,6 +253,25 @@ def query(prom: str, q: str) -> list[dict]:
     return body["data"]["result"]
 
 
+# Panel queries with no series in a quiet demo: nothing is throttled, and no reload or
+# write happens in every window
+QUIET_IN_THE_DEMO = {
+    'sum by (operation) (rate(license_sync_api_throttles_total{instance=~"$instance"}'
+    "[$__rate_interval]))",
+}
+
+
+def panels_without_data(base: str, deadline: float) -> set[str]:
+    """The dashboard's queries that return nothing from the live Prometheus, once every
+    other one has data (or the deadline passed)."""
+    exprs = dashboard_exprs()
+    while True:
+        empty = {e for e in exprs if not query(base, grafana_to_promql(e, "15s"))}
+        if empty <= QUIET_IN_THE_DEMO or time.monotonic() > deadline:
+            return empty
+        time.sleep(0.5)  # polling Prometheus' API for an observable state
+
+
 def test_real_prometheus_scrapes_the_demo_and_evaluates_the_alerts(tmp_path):
     prometheus = tool("prometheus")
     demo_port, prom_port = free_port(), free_port()
@@ -292,6 +333,8 @@ scrape_configs:
         up = query(base, 'up{job="license-sync"}')
         assert up and up[0]["value"][1] == "1"
         assert query(base, "license_sync_source_up == 1")
+        empty = panels_without_data(base, deadline)
+        assert empty == QUIET_IN_THE_DEMO, empty
     finally:
         for p in (prom, demo):
             p.send_signal(signal.SIGINT)
