@@ -438,6 +438,47 @@ def test_the_image_installs_locked_hashed_dependencies_before_the_code():
     assert "pip install --no-cache-dir --no-deps ." in text  # the package adds no download
 
 
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "config/docker-compose.yml").read_text())
+
+
+def test_compose_runs_the_demo_or_a_farm_with_prometheus_alertmanager_and_grafana():
+    services = compose()["services"]
+    assert services["demo"]["profiles"] == ["demo"]
+    assert services["license-sync"]["profiles"] == ["farm"]
+    assert {"prometheus", "alertmanager", "grafana"} <= set(services)
+    for name, svc in services.items():  # never the example with its placeholder ids
+        assert not any("policy.example.yaml" in v for v in svc.get("volumes", [])), name
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?.+\}", grafana["GF_SECURITY_ADMIN_PASSWORD"])
+    prom = yaml.safe_load((ROOT / "config/prometheus.yml").read_text())
+    [target] = prom["scrape_configs"][0]["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in services["demo"]["networks"]["default"]["aliases"]
+    assert services["demo"]["entrypoint"][-1] == f"0.0.0.0:{port}"
+    [am] = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert am.split(":")[0] == "alertmanager" and (ROOT / "config/alertmanager.yml").exists()
+    p = subprocess.run(
+        [tool("promtool"), "check", "config", str(ROOT / "config/prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_the_compose_demo_entrypoint_runs(tmp_path):
+    argv = compose()["services"]["demo"]["entrypoint"]
+    assert argv[:4] == ["tini", "--", "license-sync", "demo"]
+    init = shutil.which("tini") or pytest.fail("no tini: apt-get install tini (.ci/run does)")
+    exe = shutil.which("license-sync") or pytest.fail("license-sync is not on PATH")
+    address = f"127.0.0.1:{free_port()}"
+    run = [init, "--", exe, *argv[3:-1], address, "--cycles", "2", "--interval", "1"]
+    p = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "denials seen by the farm" in p.stdout
+
+
 def test_the_build_context_is_only_what_the_image_copies():
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore  # everything out: no .git, history, venv or demo folder
