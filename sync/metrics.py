@@ -11,7 +11,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,6 +42,8 @@ class Snapshot:
     limits: list[dict[str, Any]] = field(default_factory=list)  # pool limit max target current
     sources: list[dict[str, Any]] = field(default_factory=list)  # server up duration
     jobs: list[dict[str, Any]] = field(default_factory=list)  # pool jobs demand overrides
+    servers: list[dict[str, Any]] = field(default_factory=list)  # server host master up
+    vendors: list[dict[str, Any]] = field(default_factory=list)  # server vendor up
 
 
 FEATURE, POOL, LIMIT, SERVER = (
@@ -50,6 +52,7 @@ FEATURE, POOL, LIMIT, SERVER = (
     ["pool", "limit"],
     ["server"],
 )
+HOST, VENDOR = ["server", "host", "master"], ["server", "vendor"]
 # The gauges a scrape shows for the last cycle: name, help, labels
 GAUGES = [
     ("license_issued", "Licenses issued for a feature (uncounted: absent)", FEATURE),
@@ -76,6 +79,8 @@ GAUGES = [
     ("source_up", "1 if the license source was read this cycle", SERVER),
     ("source_duration_seconds", "Time to read the source", SERVER),
     ("source_last_success_timestamp_seconds", "When the source was last read up", SERVER),
+    ("license_server_up", "1 if this server of the source (one of a triad) is up", HOST),
+    ("vendor_daemon_up", "1 if the vendor daemon (or RLM ISV server) is up", VENDOR),
 ]
 
 
@@ -103,14 +108,25 @@ class _SnapshotCollector:
             fam["pool_jobs"].add_metric([row["pool"]], row["jobs"])
             fam["pool_demand"].add_metric([row["pool"]], row["demand"])
             fam["pool_job_overrides"].add_metric([row["pool"]], row["overrides"])
-        for row in snap.sources:
-            fam["source_up"].add_metric([row["server"]], 1 if row["up"] else 0)
-            fam["source_duration_seconds"].add_metric([row["server"]], row["duration"])
-            if row.get("last_success") is not None:
-                fam["source_last_success_timestamp_seconds"].add_metric(
-                    [row["server"]], row["last_success"]
-                )
+        _sources(fam, snap)
         yield from fam.values()
+
+
+def _sources(fam: dict[str, GaugeMetricFamily], snap: Snapshot) -> None:
+    """Each source, each server of it (a triad's three) and each of its vendor daemons."""
+    for row in snap.sources:
+        fam["source_up"].add_metric([row["server"]], 1 if row["up"] else 0)
+        fam["source_duration_seconds"].add_metric([row["server"]], row["duration"])
+        if row.get("last_success") is not None:
+            fam["source_last_success_timestamp_seconds"].add_metric(
+                [row["server"]], row["last_success"]
+            )
+    for row in snap.servers:
+        labels = [row["server"], row["host"], row["master"]]
+        fam["license_server_up"].add_metric(labels, 1 if row["up"] else 0)
+    for row in snap.vendors:
+        labels = [row["server"], row["vendor"]]
+        fam["vendor_daemon_up"].add_metric(labels, 1 if row["up"] else 0)
 
 
 def _features(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> None:
@@ -147,7 +163,7 @@ def _expiry_ts(expires: str | None) -> float | None:
         d = date.fromisoformat(expires)
     except ValueError:
         return None
-    return datetime(d.year, d.month, d.day).timestamp()
+    return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()  # not the host's zone
 
 
 class Metrics:

@@ -206,7 +206,22 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
                 "last_success": state.last_good.timestamp() if state.last_good else None,
             }
             for name, state in result.observed.sources.items()
-        ]
+        ],
+        servers=[
+            {
+                "server": name,
+                "host": f"{s.port}@{s.host}" if s.port else s.host,
+                "master": "unknown" if s.master is None else str(s.master).lower(),
+                "up": s.status == "up",
+            }
+            for name, state in result.observed.sources.items()
+            for s in state.report.servers
+        ],
+        vendors=[
+            {"server": name, "vendor": v.name, "up": v.status == "up"}
+            for name, state in result.observed.sources.items()
+            for v in state.report.vendors
+        ],
     )
     for name, pool in policy.pools.items():
         for ref in pool.features:

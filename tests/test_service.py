@@ -15,7 +15,7 @@ from sync.deadline import Deadline, make_client
 from sync.history import History
 from sync.metrics import HealthServer, Metrics
 from sync.policy import load_policy
-from sync.report import Checkout, Feature, Report
+from sync.report import Checkout, Feature, Report, Server, Vendor
 from sync.service import Service
 from sync.sources import Source
 from tests.clirun import run_cli
@@ -33,6 +33,8 @@ class FakeSource(Source):
         self.farm = 0
         self.queued = 0  # checkouts the server has queued: artists refused now
         self.up = True
+        self.servers: tuple[Server, ...] = ()  # a triad's servers, as lmstat lists them
+        self.vendors: tuple[Vendor, ...] = ()
 
     def read(self) -> Report:
         if not self.up:
@@ -50,6 +52,8 @@ class FakeSource(Source):
         return Report(
             "flexlm",
             True,
+            servers=self.servers,
+            vendors=self.vendors,
             features=(
                 Feature(
                     "foundry",
@@ -341,6 +345,42 @@ def test_history_cli(world, tmp_path):
 
 def test_history_file_is_private(world, tmp_path):
     assert (Path(tmp_path / "h.db").stat().st_mode & 0o777) == 0o600
+
+
+def test_each_server_of_a_triad_and_each_vendor_daemon_has_its_status(world):
+    w = world
+    w.src.servers = (
+        Server("lic1", 27000, "up", master=True),
+        Server("lic2", 27000, "down", master=False, message="Cannot connect"),
+        Server("lic3", 27000, "up", master=False),
+    )
+    w.src.vendors = (Vendor("foundry", "up", "v11.19"), Vendor("adskflex", "down"))
+    cycle(w)
+    sample = w.metrics.registry.get_sample_value
+    up = "license_sync_license_server_up"
+    assert sample(up, {"server": "lic", "host": "27000@lic1", "master": "true"}) == 1
+    assert sample(up, {"server": "lic", "host": "27000@lic2", "master": "false"}) == 0
+    assert sample(up, {"server": "lic", "host": "27000@lic3", "master": "false"}) == 1
+    daemon = "license_sync_vendor_daemon_up"
+    assert sample(daemon, {"server": "lic", "vendor": "foundry"}) == 1
+    assert sample(daemon, {"server": "lic", "vendor": "adskflex"}) == 0
+
+
+def test_expiry_is_midnight_utc_whatever_the_hosts_time_zone(world, monkeypatch):
+    import time as clock
+
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    clock.tzset()
+    try:
+        cycle(world)
+        labels = {"pool": "nuke", "feature": "nuke_r", "server": "lic"}
+        expiry = world.metrics.registry.get_sample_value(
+            "license_sync_license_expiry_timestamp_seconds", labels
+        )
+    finally:
+        monkeypatch.undo()
+        clock.tzset()
+    assert expiry == datetime(2027, 1, 31, tzinfo=UTC).timestamp()
 
 
 def test_retention_prunes_old_rows(world):
