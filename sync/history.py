@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,6 +95,17 @@ SCHEMA: dict[str, dict[str, Any]] = {
 }
 
 
+PRUNED = (
+    ("observations", "at"),
+    ("decisions", "at"),
+    ("errors", "at"),
+    ("job_changes", "at"),
+    ("cycles", "started"),
+)
+PRUNE_BATCH = 20_000  # rows a table and cycle: a cycle's worth at 50 pools is ~100
+VACUUM_PAGES = 2_000  # pages handed back a cycle (8 MiB at SQLite's 4 KiB pages)
+
+
 class History:
     """Append-only records of what was seen and done, plus small named state."""
 
@@ -117,6 +128,10 @@ class History:
                     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
+            if not self.db.table_names():
+                # pages freed by pruning go back to the file system a few at a time
+                # (only settable before the first table)
+                self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             if path != ":memory:":
                 self.db.enable_wal()
             self._create()
@@ -148,9 +163,14 @@ class History:
                     table.add_column(col, typ)
         for name, index in (
             ("observations", ["cycle_id"]),
+            ("observations", ["at"]),  # prune and `history --since` by time
             ("decisions", ["pool", "at"]),
+            ("decisions", ["at"]),
             ("job_changes", ["job_id"]),
+            ("job_changes", ["at"]),
             ("errors", ["cycle_id"]),
+            ("errors", ["at"]),
+            ("cycles", ["started"]),
         ):
             self.db.table(name).create_index(index, if_not_exists=True)
 
@@ -230,23 +250,31 @@ class History:
         if rows:
             self._write(lambda: self.db.table("job_changes").insert_all(rows))
 
-    def prune(self, now: datetime) -> int:
+    def prune(self, now: datetime, batch: int = PRUNE_BATCH) -> int:
+        """Delete rows older than `keep`, at most `batch` a table: a backlog (a retention
+        shortened, a history from a long stop) drains over cycles instead of stalling
+        one. Freed pages go back to the file system a bounded number at a time."""
         cutoff = (now - timedelta(seconds=self.keep)).isoformat()
 
         def go() -> int:
             n = 0
-            for table, col in (
-                ("observations", "at"),
-                ("decisions", "at"),
-                ("errors", "at"),
-                ("job_changes", "at"),
-                ("cycles", "started"),
-            ):
-                cur = self.db.execute(f"delete from [{table}] where [{col}] < ?", [cutoff])
+            for table, col in PRUNED:
+                cur = self.db.execute(
+                    f"delete from [{table}] where rowid in (select rowid from [{table}] "
+                    f"where [{col}] < ? order by [{col}] limit ?)",
+                    [cutoff, batch],
+                )
                 n += cur.rowcount
             return n
 
-        return int(self._write(go))
+        n = int(self._write(go))
+        if n:
+            try:
+                # executescript steps the pragma to the end; execute() frees one page
+                self.db.conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
+            except sqlite3.Error as e:
+                raise HistoryError(f"history vacuum failed: {e}") from e
+        return n
 
     def query(
         self,
@@ -255,6 +283,19 @@ class History:
         pool: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
+        return list(self.rows(table, since=since, pool=pool, limit=limit))
+
+    def rows(
+        self,
+        table: str,
+        since: datetime | None = None,
+        pool: str | None = None,
+        limit: int | None = None,
+        changed_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """A table's rows, oldest first, filtered by SQL and read as they are used: a
+        month of decisions is never in memory at once. `changed_only`: decisions that
+        changed something or failed."""
         where, args = [], []
         col = "started" if table == "cycles" else "at"
         if since is not None:
@@ -263,6 +304,8 @@ class History:
         if pool is not None and table in ("decisions", "job_changes"):
             where.append("pool = ?")
             args.append(pool)
+        if changed_only and table == "decisions":
+            where.append("(changed = 1 or status != 'ok')")
         sql = f"select * from [{table}]"
         if where:
             sql += " where " + " and ".join(where)
@@ -270,7 +313,7 @@ class History:
         if limit:
             sql += f" limit {int(limit)}"
         try:
-            return list(self.db.query(sql, args))
+            yield from self.db.query(sql, args)
         except sqlite3.Error as e:
             raise HistoryError(f"history read failed: {e}") from e
 

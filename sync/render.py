@@ -13,12 +13,26 @@ from sync.policy import Pool
 from sync.reasons import count, text
 
 
-def table(head: Sequence[str], rows: Sequence[Sequence[str]], widest: int = 60) -> str:
-    """Columns padded to their widest cell (cut at `widest`), two spaces apart."""
-    widths = [min(widest, max(len(h), *(len(r[i]) for r in rows))) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+def table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    widest: int = 60,
+    widths: Sequence[int] | None = None,
+) -> str:
+    """Columns padded to their widest cell (cut at `widest`), two spaces apart; with
+    `widths`, to those (and no header: the rows go on a table already begun)."""
+    lines = []
+    if widths is None:
+        widths = column_widths(head, rows, widest)
+        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     lines += ["  ".join(c[:w].ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def column_widths(
+    head: Sequence[str], rows: Sequence[Sequence[str]], widest: int = 60
+) -> list[int]:
+    return [min(widest, max(len(h), *(len(r[i]) for r in rows))) for i, h in enumerate(head)]
 
 
 def decision_line(d: Decision, fig: Figures | None) -> str:

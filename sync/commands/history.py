@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from sync.errors import SyncError
 from sync.history import History
 from sync.policy import load_policy, parse_duration
 from sync.reasons import count
-from sync.render import table
+from sync.render import column_widths, table
 from sync.replay import replay as replay_rows
 
 COLUMNS = {
@@ -61,25 +63,45 @@ def history(args: argparse.Namespace) -> int:
         raise SyncError(
             f"no pool {args.pool!r} in the history {path!r}; pools: {', '.join(known) or 'none'}"
         )
-    rows = history.query(args.table, since=since, pool=args.pool, limit=args.limit)
-    if args.table == "decisions" and not args.all:
-        rows = [r for r in rows if r.get("changed") or r.get("status") != "ok"]
+    rows = history.rows(
+        args.table,
+        since=since,
+        pool=args.pool,
+        limit=args.limit,
+        changed_only=args.table == "decisions" and not args.all,
+    )
     _print_rows(rows, args.format, COLUMNS[args.table])
     return EXIT_OK
 
 
-def _print_rows(rows: list[dict[str, Any]], fmt: str, cols: list[str]) -> None:
+def _print_rows(rows: Iterator[dict[str, Any]], fmt: str, cols: list[str]) -> None:
+    """Rows as they are read: a month of history streams, it is never held."""
+    first = next(rows, None)
+    if first is None:
+        if fmt == "csv":
+            csv.writer(sys.stdout).writerow(cols)
+        else:
+            print("[]" if fmt == "json" else "(no rows)")
+        return
+    rows = itertools.chain([first], rows)
     if fmt == "json":
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        sys.stdout.write("[\n")
+        for n, r in enumerate(rows):
+            sys.stdout.write((",\n" if n else "") + json.dumps(r, default=str))
+        sys.stdout.write("\n]\n")
     elif fmt == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else cols)
+        w = csv.DictWriter(sys.stdout, fieldnames=list(first))
         w.writeheader()
         w.writerows(rows)
-    elif not rows:
-        print("(no rows)")
     else:
-        print(table(cols, [[_cell(r.get(c)) for c in cols] for r in rows]))
+        # columns sized by the first rows; later cells are cut to those widths
+        widths = None
+        while chunk := [[_cell(r.get(c)) for c in cols] for r in itertools.islice(rows, 1000)]:
+            if widths is None:
+                widths = column_widths(cols, chunk)
+                print(table(cols, chunk))
+            else:
+                print(table(cols, chunk, widths=widths))
 
 
 def _cell(v: Any) -> str:
