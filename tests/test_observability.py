@@ -604,6 +604,9 @@ def test_every_alert_is_tested_firing_and_quiet_and_has_its_runbook():
         assert any(not c["exp_alerts"] for c in mine), f"{name}: no test where it stays quiet"
         assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{name.lower()}"
         assert f"\n### {name}\n" in guide, f"{name}: no runbook in docs/operations.md"
+        for by in re.findall(r"\bby \(([^)]*)\)", rule["expr"]):  # which service, which pool
+            assert "instance" in by, f"{name}: aggregates the instance away"
+        assert not re.search(r"\b(sum|max|min|avg)\s*\(", rule["expr"]), f"{name}: no by ()"
 
 
 def test_promtool_unit_tests_of_the_alerts():
