@@ -60,7 +60,10 @@ def load(data: Any) -> tuple[Observed, datetime, bool]:
     look. `RecordedError` if `data` is not what `dump` wrote."""
     if not isinstance(data, dict) or data.get("version") != VERSION:
         got = data.get("version") if isinstance(data, dict) else type(data).__name__
-        raise RecordedError(f"recorded observation of version {got!r}; this reads {VERSION}")
+        raise RecordedError(
+            f"the recorded observation is of version {got!r} and this license-sync reads "
+            f"{VERSION}; the service's next cycle records it anew"
+        )
     try:
         sources = {
             name: SourceState(
@@ -74,7 +77,10 @@ def load(data: Any) -> tuple[Observed, datetime, bool]:
         observed = Observed(sources, farms, tuple(data["errors"]))
         return observed, datetime.fromisoformat(data["at"]), bool(data["first_look"])
     except (KeyError, TypeError, ValueError) as e:
-        raise RecordedError(f"recorded observation is damaged: {e!r}") from e
+        raise RecordedError(
+            f"the recorded observation cannot be read ({e}); the service's next cycle "
+            "records it anew"
+        ) from e
 
 
 # -- out -------------------------------------------------------------------------------------------
@@ -177,6 +183,8 @@ def _limit_state(farm_id: str, v: Mapping[str, Any]) -> LimitState:
 
 
 def _job_info(row: list[Any]) -> JobInfo:
+    if not isinstance(row, list):
+        raise TypeError(f"a job is a row of {len(JOB_FIELDS)} values, not {type(row).__name__}")
     j = dict(zip(JOB_FIELDS, row, strict=True))
     if isinstance(j["created_at"], str):
         try:
