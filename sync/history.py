@@ -12,6 +12,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -143,6 +144,27 @@ class History:
                 f"cannot open the history {path!r}: {e}; move it aside and "
                 "restart to begin a new one"
             ) from e
+
+    @classmethod
+    def reading(cls, path: str) -> History:
+        """The history opened to read only (`history`, `replay`, `plan --against`): it
+        writes nothing — no table, no index, no journal switch — so a copy on a read-only
+        volume will do, and reading beside the running service changes nothing."""
+        h = cls.__new__(cls)  # none of __init__'s creating
+        h.path, h.keep, h._lock_fd, h.fresh = path, 30 * 86400, None, False
+        uri = Path(path).absolute().as_uri()
+        for mode in ("mode=ro", "immutable=1"):  # immutable: a copy whose -shm cannot be made
+            try:
+                conn = sqlite3.connect(f"{uri}?{mode}", uri=True, check_same_thread=False)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.DatabaseError as e:
+                error = e
+        else:
+            raise HistoryError(f"cannot read the history {path!r}: {error}") from error
+        h.db = sqlite_utils.Database(conn)
+        h._identity = _identity(path)
+        return h
 
     def _create(self) -> None:
         for name, cols in SCHEMA.items():

@@ -121,6 +121,41 @@ def test_a_history_without_an_observation_is_a_clear_error(farm_env, tmp_path):
     assert not (tmp_path / "nope.db").exists()  # not created by asking
 
 
+def test_reading_a_copy_of_the_history_writes_nothing(recorded_run, tmp_path):
+    import hashlib
+    import sqlite3
+
+    copy_dir = tmp_path / "copy"
+    copy_dir.mkdir()
+    copy = copy_dir / "history.db"
+    live, out = sqlite3.connect(recorded_run["db"]), sqlite3.connect(copy)
+    live.backup(out)  # as `sqlite3 history.db ".backup copy.db"` makes it
+    out.execute("DROP INDEX idx_cycles_started")  # as a history from an older version
+    out.commit()
+    out.close()  # the last connection: its WAL goes into the file
+    live.close()
+    assert sorted(f.name for f in copy_dir.iterdir()) == ["history.db"]
+    before = hashlib.sha256(copy.read_bytes()).hexdigest()
+    policy = recorded_run["policy"]
+    for args in (
+        ["plan", "-c", policy, "--against", str(copy)],
+        ["explain", "-c", policy, "--against", str(copy), "nuke"],
+        ["history", "--db", str(copy), "--all"],
+        ["replay", "--history", str(copy), "-c", policy],
+    ):
+        p = cli(*args, env=OFFLINE)
+        assert p.returncode == 0, (args, p.stdout + p.stderr)
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
+    # SQLite may add its WAL index beside a WAL-mode file to read it, but no page is written
+    wal = copy_dir / "history.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert {f.name for f in copy_dir.iterdir()} <= {
+        "history.db",
+        "history.db-wal",
+        "history.db-shm",
+    }
+
+
 def test_offline_means_no_credentials_and_no_license_tool(recorded_run):
     assert not any(k.startswith("AWS_") for k in OFFLINE)
     assert not any((Path(d) / "lmutil").exists() for d in OFFLINE["PATH"].split(os.pathsep))

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,11 +21,12 @@ ROOT = Path(__file__).parent.parent
 
 
 class InFlight:
-    """The fake's calls of one operation in flight at once. Calls wait for each other in
-    groups of `hold`: they can only go on if the client sent `hold` of them together."""
+    """The fake's calls of one operation in flight at once. After the first `alone`,
+    calls wait for each other in groups of `hold`: they can only go on if the client sent
+    `hold` of them together (else the group breaks after 10 s and `most` stays short)."""
 
-    def __init__(self, operation: str, hold: int, linger: float = 0.0):
-        self.operation, self.now, self.most, self.linger = operation, 0, 0, linger
+    def __init__(self, operation: str, hold: int, alone: int = 0):
+        self.operation, self.now, self.most, self.alone = operation, 0, 0, alone
         self.barrier = threading.Barrier(hold, timeout=10) if hold > 1 else None
         self.lock = threading.Lock()
 
@@ -36,10 +36,11 @@ class InFlight:
         with self.lock:
             self.now += 1
             self.most = max(self.most, self.now)
+            wait = self.alone <= 0
+            self.alone -= 1
         try:
-            if self.barrier is not None and not self.barrier.broken:
+            if wait and self.barrier is not None and not self.barrier.broken:
                 self.barrier.wait()
-            time.sleep(self.linger)  # the call takes a while: calls sent together overlap
         except threading.BrokenBarrierError:
             pass  # the later calls, once the first `hold` met
         finally:
@@ -65,7 +66,7 @@ def test_steps_are_read_concurrently_up_to_the_policys_read_threads(sim, threads
 
 def test_search_pages_after_the_first_are_read_at_once(sim):
     jobs = farm_with_jobs(sim, 450)
-    sim.before_op = seen = InFlight("SearchJobs", hold=1, linger=0.2)
+    sim.before_op = seen = InFlight("SearchJobs", hold=4, alone=1)  # the first page alone
     dl = factory_for(Metrics(), sim.url)(FarmConfig(id=sim.farm.farm_id, region="us-west-2"))
     found = dl.search_jobs([jobs[0][0]])
     assert sorted(j.job_id for j in found) == sorted(j for _, j in jobs)

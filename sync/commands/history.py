@@ -58,7 +58,7 @@ def history(args: argparse.Namespace) -> int:
             since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
         except ValueError as e:
             raise SyncError(str(e)) from e
-    history = History(path)
+    history = History.reading(path)
     if args.pool is not None and args.pool not in (known := history.pools()):
         raise SyncError(
             f"no pool {args.pool!r} in the history {path!r}; pools: {', '.join(known) or 'none'}"
@@ -121,7 +121,7 @@ def replay(args: argparse.Namespace) -> int:
     policy = load_policy(args.config).policy
     if args.pool is not None and args.pool not in policy.pools:
         raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: {', '.join(policy.pools)}")
-    rows = History(args.history).query("decisions", pool=args.pool)
+    rows = History.reading(args.history).query("decisions", pool=args.pool)
     result = replay_rows(rows, policy, args.pool)
     for d in result.differences[: args.limit]:
         print(

@@ -89,7 +89,7 @@ def planned_against(policy: Policy, path: str, at: datetime | None) -> tuple[Obs
     if not Path(path).is_file():
         raise SyncError(f"no history at {path!r}")
     try:
-        history = History(path)
+        history = History.reading(path)
         data = history.get_state("observed")
         if data is None:
             raise SyncError(
