@@ -153,11 +153,14 @@ class Service:
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)
         failed = [a.decision.key for a in outcome.applied if not a.ok]
         self.memory = carry(plan, failed, outcome.originals)
-        # the limits are written: now the steps a cold start still lacks, for the next cycle
-        caught_up, unread_errors = self.observer.catch_up_steps(
-            observed, self.deadline, self.memory
+        # the limits are written: now the steps a cold start still lacks, for the next
+        # cycle (not once SIGTERM came: the next cycle is another process's)
+        caught_up, unread_errors = (
+            (0, [])
+            if self.stopping
+            else self.observer.catch_up_steps(observed, self.deadline, self.memory)
         )
-        self.catching_up = caught_up > 0 and not self.stopping
+        self.catching_up = caught_up > 0
         errors = list(plan.errors) + outcome.errors + unread_errors
         if lost:
             errors.append("history removed or replaced: job caps not written")

@@ -753,6 +753,18 @@ def test_a_cold_start_writes_its_limits_first_and_catches_up_at_once(world):
     assert not w.svc.catching_up  # nothing left to read: back to the interval
 
 
+def test_a_stopping_service_reads_no_more_steps_after_its_writes(world):
+    w = world
+    w.svc.observer.step_budget, w.svc.observer.catch_up = 1, 2
+    for i in range(5):
+        w.farm.add_job(w.queue, f"j{i}", tasks=20, amount="amount.nuke")
+    w.svc.stopping = True  # SIGTERM came: the next cycle is another process's
+    before = calls(w).get("ListSteps", 0)
+    cycle(w)
+    assert calls(w).get("ListSteps", 0) - before == 1  # the one read before planning
+    assert not w.svc.catching_up
+
+
 def test_run_catches_up_without_waiting_for_the_interval(world):
     from sync.serve import serve
 
