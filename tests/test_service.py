@@ -517,13 +517,14 @@ def test_idle_connections_to_metrics_are_bounded_and_closed():
         server.stop()
 
 
-def test_metrics_bind_to_an_ipv6_address():
+@pytest.mark.parametrize("host", ["[::1]", "[::]"])  # loopback, and every address
+def test_metrics_bind_to_an_ipv6_address(host):
     import socket
 
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
     try:
-        server = HealthServer(Metrics(), "[::1]:0", lambda: (True, "ok")).start()
+        server = HealthServer(Metrics(), f"{host}:0", lambda: (True, "ok")).start()
     except OSError as e:
         pytest.skip(f"no IPv6 loopback: {e}")
     try:
