@@ -7,6 +7,7 @@ to do.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -148,6 +149,9 @@ class Deadline:
         self.farm_id = farm_id
         self.threads = threads
         self._amounts_seen: dict[tuple[tuple[str, float], ...], Mapping[str, float]] = {}
+        # every call takes a slot: reads that fan out twice (groups of queues, then their
+        # pages) still have at most `threads` calls in flight on the farm
+        self._slots = threading.BoundedSemaphore(max(1, threads))
         self.on_call = on_call or (lambda op, outcome: None)
         self.on_throttle = on_throttle
         # every throttled attempt, also those botocore retries away
@@ -163,7 +167,8 @@ class Deadline:
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         method = getattr(self.client, _snake(operation))
         try:
-            result = method(**kwargs)
+            with self._slots:
+                result = method(**kwargs)
         except botocore.exceptions.ClientError as e:
             code = e.response.get("Error", {}).get("Code", "Unknown")
             self.on_call(operation, _outcome(code))

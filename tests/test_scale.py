@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +26,9 @@ class InFlight:
     calls wait for each other in groups of `hold`: they can only go on if the client sent
     `hold` of them together (else the group breaks after 10 s and `most` stays short)."""
 
-    def __init__(self, operation: str, hold: int, alone: int = 0):
+    def __init__(self, operation: str, hold: int, alone: int = 0, linger: float = 0.0):
         self.operation, self.now, self.most, self.alone = operation, 0, 0, alone
+        self.linger = linger  # how long each call takes: calls sent together overlap
         self.barrier = threading.Barrier(hold, timeout=10) if hold > 1 else None
         self.lock = threading.Lock()
 
@@ -41,6 +43,7 @@ class InFlight:
         try:
             if wait and self.barrier is not None and not self.barrier.broken:
                 self.barrier.wait()
+            time.sleep(self.linger)
         except threading.BrokenBarrierError:
             pass  # the later calls, once the first `hold` met
         finally:
@@ -71,6 +74,17 @@ def test_search_pages_after_the_first_are_read_at_once(sim):
     found = dl.search_jobs([jobs[0][0]])
     assert sorted(j.job_id for j in found) == sorted(j for _, j in jobs)
     assert sim.calls["SearchJobs"] == 5 and seen.most == 4  # the first, then four at once
+
+
+def test_groups_of_queues_and_their_pages_together_stay_within_read_threads(sim):
+    queues = [sim.farm.add_queue() for _ in range(25)]  # three groups of ≤ 10 queues
+    for i in range(600):
+        sim.farm.add_job(queues[i % 25], f"j{i}", tasks=1, amount="amount.nuke")
+    sim.before_op = seen = InFlight("SearchJobs", hold=1, linger=0.05)
+    farm = FarmConfig(id=sim.farm.farm_id, region="us-west-2", read_threads=3)
+    found = factory_for(Metrics(), sim.url)(farm).search_jobs(queues)
+    assert len(found) == 600
+    assert seen.most == 3  # groups and pages at once, but never past the farm's bound
 
 
 @pytest.mark.parametrize(
