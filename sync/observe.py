@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sync.deadline import Deadline, resolve_limit
 from sync.domain import JobInfo, LimitState, StepAmounts
@@ -25,6 +26,8 @@ from sync.report import Report, down_report
 from sync.sources import Source
 
 log = logging.getLogger("license_sync")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 LEARN_EVERY = timedelta(hours=1)  # a profile of weeks changes little within an hour
@@ -71,11 +74,9 @@ class Observer:
             refs = by_farm.get(farm_id, set()) | extra.get(farm_id, set())
             return self._read_farm(policy, deadline(farm_id), farm_id, refs, memory)
 
-        # farms at once: a slow farm does not hold up the others' limits
-        with ThreadPoolExecutor(max(1, len(ids)), thread_name_prefix="farm") as pool:
-            for farm_id, found in zip(ids, pool.map(read, ids), strict=True):
-                farms[farm_id] = found
-                errors += [e for e in (found.error, found.jobs_error) if e is not None]
+        for farm_id, found in zip(ids, _each_farm(read, ids), strict=True):
+            farms[farm_id] = found
+            errors += [e for e in (found.error, found.jobs_error) if e is not None]
         seen = {j.job_id for read in farms.values() for j in read.jobs or ()}
         if all(read.jobs is not None for read in farms.values()):
             self.steps = {k: v for k, v in self.steps.items() if k in seen}
@@ -196,9 +197,14 @@ class Observer:
                 log.error("farm %s: steps of new jobs not read: %s", read.farm_id, e)
                 return 0, f"farm {read.farm_id}: steps of new jobs not read: {e}"
 
-        with ThreadPoolExecutor(max(1, len(behind)), thread_name_prefix="farm") as pool:
-            done = list(pool.map(one, behind))
+        done = _each_farm(one, behind)
         return sum(n for n, _ in done), [e for _, e in done if e is not None]
+
+
+def _each_farm(fn: Callable[[T], R], farms: list[T]) -> list[R]:
+    """`fn` for every farm at once, a thread each: a slow farm holds up no other."""
+    with ThreadPoolExecutor(max(1, len(farms)), thread_name_prefix="farm") as pool:
+        return list(pool.map(fn, farms))
 
 
 def _read_one(item: tuple[str, Source]) -> tuple[str, Report, float]:
