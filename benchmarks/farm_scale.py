@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
+import botocore.session
 
 from sync.deadline import Deadline, make_client
 from sync.history import History
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     metrics = Metrics()
     timeline = Timeline(metrics)
     loaded = load_policy(tmp / "policy.yaml")
-    session = boto3.session.Session()  # one for every farm, as sync.deadline.factory_for
+    session = botocore.session.get_session()  # one for every farm, as factory_for
     svc = Service(
         loaded,
         deadline_factory=lambda f: Deadline(

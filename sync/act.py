@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sync.deadline import Deadline
+from sync.deadline import GONE, Deadline
 from sync.domain import (
     ACTIVE,
     PAUSED,
@@ -26,13 +26,13 @@ from sync.domain import (
 )
 from sync.errors import DeadlineError, HistoryError
 from sync.jobplan import FarmJobs
+from sync.limits import requeues
 from sync.memory import MemoryStore
 from sync.metrics import Metrics
 from sync.reasons import count, text
 from sync.reconcile import Plan, Preempt, Reopen
 
 log = logging.getLogger("license_sync")
-GONE = "ResourceNotFoundException"  # the only answer that means a job no longer exists
 
 
 @dataclass
@@ -70,26 +70,65 @@ class Writer:
         self.store = store
         self.metrics = metrics
         self.stopping = False  # set on SIGTERM: no new write starts
+        self.requeued: dict[str, datetime] = {}  # task id → when we requeued it (releasing)
 
     def act(self, plan: Plan, now: datetime, *, limits: bool, jobs: bool) -> Outcome:
-        """Write what `plan` says: limits and reopened queues if `limits`, job caps if `jobs`."""
+        """Write what `plan` says: limits and reopened queues if `limits`, job caps if `jobs`.
+        Each limit, preemption and farm on its own: whatever one of them raises is an
+        error of that one, and what landed elsewhere is recorded all the same."""
         out = Outcome(originals=dict(plan.memory.originals))
         if not limits:
             out.applied = [Applied(d) for d in plan.changes]
         else:
-            out.applied = [self._limit(d, plan, now) for d in plan.changes if d.limit_id]
+            if any(d.pause for d in plan.changes) and not self._paused_on_disk(plan, now, out):
+                return out  # a queue we stop must be remembered first; none is stopped
+            out.applied = [
+                self._guarded(self._limit, d, plan, now) for d in plan.changes if d.limit_id
+            ]
             for r in plan.reopen:
                 out.errors += self._reopen(r)
             for p in plan.preempts:
                 if not self.stopping:
-                    self._preempt(p, now, out)
+                    self._each(f"pool {p.pool} limit {p.limit_ref}: preemption", out,
+                               self._preempt, p, now, out)  # fmt: skip
         if jobs:
             self._unadopted(plan, now)
             for fj in plan.farms_jobs:
                 if not fj.empty and not self.stopping:
-                    self.jobs(fj, out, now)
+                    self._each(f"farm {fj.farm_id}: job caps", out, self.jobs, fj, out, now)
         out.errors += [a.error for a in out.applied if a.error]
         return out
+
+    def _paused_on_disk(self, plan: Plan, now: datetime, out: Outcome) -> bool:
+        """The queues this plan pauses, in the history before any write of the cycle: a
+        crash, or a failure later in the cycle, must never leave a queue stopped that
+        nothing remembers to reopen."""
+        try:
+            self.store.save_limits(plan.memory.limits, now)
+            return True
+        except HistoryError as e:
+            self.metrics.history_errors.inc()
+            out.applied = [
+                Applied(d, False, f"pool {d.pool}: nothing written: {e}") for d in plan.changes
+            ]
+            log.error("the queues to pause are not recorded, so nothing is written: %s", e)
+            return False
+
+    def _guarded(self, fn: Callable[[Decision, Plan, datetime], Applied], d: Decision,
+                 plan: Plan, now: datetime) -> Applied:  # fmt: skip
+        try:
+            return fn(d, plan, now)
+        except Exception as e:  # one limit's surprise is that limit's error, not the cycle's
+            log.exception("pool %s limit %s: write failed", d.pool, d.limit_ref)
+            return Applied(d, False, f"pool {d.pool} limit {d.limit_ref}: {type(e).__name__}: {e}")
+
+    @staticmethod
+    def _each(what: str, out: Outcome, fn: Callable[..., object], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # one unit's surprise is that unit's error, not the cycle's
+            log.exception("%s failed", what)
+            out.errors.append(f"{what}: {type(e).__name__}: {e}")
 
     # -- limits and queues ------------------------------------------------------------------
 
@@ -115,10 +154,6 @@ class Writer:
                     ctx["reason"],
                     extra=ctx,
                 )
-            if d.pause:
-                # on disk before the write: a crash right after it must not leave a
-                # queue stopped that nothing remembers to reopen
-                self.store.save_limits(plan.memory.limits, now)
             self._associations(dl, d, PAUSED, d.pause, a, ctx)
             self._associations(dl, d, ACTIVE, d.resume, a, ctx)
         except (DeadlineError, HistoryError) as e:
@@ -174,13 +209,26 @@ class Writer:
 
     def _preempt(self, p: Preempt, now: datetime, out: Outcome) -> None:
         """Requeue the youngest tasks holding the limit, none that has run `younger_than`
-        or longer: licenses come back to artists now rather than as tasks end."""
+        or longer, until what the farm holds (less what runs we requeued are giving back)
+        is down to the target: licenses come back to artists now rather than as tasks end."""
         dl = self.farms(p.farm_id)
+        self.requeued = {
+            k: at for k, at in self.requeued.items() if (now - at).total_seconds() < p.release
+        }
         try:
-            running = dl.running_tasks(list(p.jobs), p.limit_id)
-            young = [t for t in running if (now - t.started_at).total_seconds() < p.younger_than]
-            for task in sorted(young, key=lambda t: t.started_at, reverse=True)[: p.tasks]:
+            holding = dl.holding(list(p.jobs), p.limit_id)
+            chosen, chunks = requeues(holding, p, set(self.requeued), now)
+            if chunks:
+                self.metrics.preempt_skipped.labels("chunked").inc(chunks)
+                log.warning(
+                    "pool %s limit %s: %d running chunk(s) name no task and are not requeued",
+                    p.pool, p.limit_ref, chunks,
+                )  # fmt: skip
+            if holding.errors:
+                self.metrics.preempt_skipped.labels("unread").inc(len(holding.errors))
+            for task in chosen:
                 dl.requeue_task(task)
+                self.requeued[task.task_id] = now
                 out.preempted.append((p, task))
                 self.metrics.changes.labels("preempt").inc()
                 log.warning(
@@ -248,15 +296,18 @@ class Writer:
             self.metrics.changes.labels("max_worker_count").inc(len(changes))
 
     def _send(self, fj: FarmJobs, errors: list[str]) -> dict[str, tuple[str, str]]:
+        """Each write's answer by job: a chunk whose call failed is `NotSent`, item by item,
+        and the other chunks' answers stand."""
         if not fj.writes:
             return {}
         try:
-            return self.farms(fj.farm_id).update_jobs(
+            answers, failures = self.farms(fj.farm_id).update_jobs(
                 [(w.queue_id, w.job_id, w.value) for w in fj.writes]
             )
-        except DeadlineError as e:
-            errors.append(f"BatchUpdateJob failed (retried next cycle): {e}")
-            return {w.job_id: ("NotSent", str(e)) for w in fj.writes}
+        except DeadlineError as e:  # refused before anything was sent
+            return {w.job_id: ("NotSent", str(e)) for w in fj.writes} | {"": ("", str(e))}
+        errors += [f"BatchUpdateJob failed (retried next cycle): {e}" for e in failures]
+        return answers
 
     def _settle(
         self,

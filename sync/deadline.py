@@ -1,4 +1,4 @@
-"""The Deadline Cloud adapter: the only module that imports boto3.
+"""The Deadline Cloud adapter: the only module of the service that makes AWS clients.
 
 Reads limits and queue associations, writes maxCount and association status, counts every
 call by operation and outcome, and turns AWS errors into `DeadlineError`s that say what
@@ -10,16 +10,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import boto3
 import botocore.exceptions
+import botocore.session
 import botocore.utils
 from botocore.config import Config
+from botocore.model import Shape
 
-from sync.domain import Association, JobInfo, LimitState, RunningTask, StepAmounts
+from sync.domain import Association, Holding, JobInfo, LimitState, RunningTask, StepAmounts
 from sync.errors import DeadlineError
 
 CallCounter = Callable[[str, str], None]  # (operation, outcome)
@@ -40,25 +42,25 @@ _HINTS = {
 def make_client(
     region: str | None,
     endpoint_url: str | None = None,
-    session: boto3.session.Session | None = None,
+    session: botocore.session.Session | None = None,
     attempts: int = 6,
     read_timeout: float = 20.0,
     retry_mode: str = "adaptive",
     pool_size: int = 10,
 ) -> Any:
-    """A boto3 `deadline` client with adaptive retries and the standard credential chain.
+    """A botocore `deadline` client with adaptive retries and the standard credential chain.
 
-    The endpoint is boto3's to resolve (`AWS_ENDPOINT_URL_DEADLINE`, `AWS_ENDPOINT_URL`, a
+    The endpoint is botocore's to resolve (`AWS_ENDPOINT_URL_DEADLINE`, `AWS_ENDPOINT_URL`, a
     `[services]` section of the AWS config) unless one is given. A custom endpoint (the fake,
     a proxy) has no "management." host, so host prefixes are off there — unless the user
     said otherwise (`AWS_DISABLE_HOST_PREFIX_INJECTION`, `disable_host_prefix_injection`).
     """
-    session = session or boto3.session.Session()
+    session = session or botocore.session.get_session()
     # ISO 8601 timestamps through the standard library: dateutil's general parser was
     # a tenth of a steady cycle's CPU at 10,000 jobs
-    parsers = session._session.get_component("response_parser_factory")
+    parsers = session.get_component("response_parser_factory")
     parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
-    if not (region or session.region_name):
+    if not (region or session.get_config_variable("region")):
         raise DeadlineError(
             "no AWS region: set the farm's `region:` in the policy, or AWS_REGION in the "
             "environment",
@@ -75,14 +77,14 @@ def make_client(
             **config,
         )
         try:
-            return session.client(
+            return session.create_client(
                 "deadline", region_name=region, endpoint_url=endpoint_url, config=cfg
             )
         except botocore.exceptions.BotoCoreError as e:
             raise DeadlineError(f"cannot make a Deadline client: {e}", code="Client") from e
 
     made = client()
-    user_choice = session._session.get_config_variable("disable_host_prefix_injection")
+    user_choice = session.get_config_variable("disable_host_prefix_injection")
     if user_choice is None and not _aws_host(made.meta.endpoint_url):
         made = client(inject_host_prefix=False)
     return made
@@ -121,6 +123,91 @@ def job_from_api(j: dict[str, Any]) -> JobInfo:
     )
 
 
+GONE = "ResourceNotFoundException"  # the only answer that means a thing no longer exists
+_HOLDING = ("RUNNING", "CANCELING")  # session actions that hold what they acquired
+
+
+@dataclass(frozen=True)
+class JobLookup:
+    """What BatchGetJob said of each job asked for."""
+
+    found: dict[str, JobInfo]
+    gone: frozenset[str]  # ResourceNotFound: the job no longer exists
+    failed: dict[str, str]  # any other answer, or none: held, asked again next cycle
+
+
+def missing_member(shape: Shape | None, value: Any, path: str) -> str | None:
+    """The first member the model requires that `value` lacks, as a path, or None.
+    Only shapes that require something somewhere are walked (a search page's 100 job
+    summaries require nothing)."""
+    if shape is None or not _requires(shape):
+        return None
+    if shape.type_name == "structure":
+        if not isinstance(value, dict):
+            return path
+        for name in shape.required_members:  # type: ignore[attr-defined]
+            if name not in value:
+                return f"{path}.{name}"
+        for name, member in shape.members.items():  # type: ignore[attr-defined]
+            if name in value:
+                found = missing_member(member, value[name], f"{path}.{name}")
+                if found is not None:
+                    return found
+    elif shape.type_name == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            found = missing_member(shape.member, item, f"{path}[{i}]")  # type: ignore[attr-defined]
+            if found is not None:
+                return found
+    return None
+
+
+_REQUIRES: dict[str, bool] = {}
+
+
+def _requires(shape: Shape, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a shape or any shape inside it has required members (cached by name)."""
+    if shape.name in _REQUIRES:
+        return _REQUIRES[shape.name]
+    if shape.name in seen:
+        return False
+    inner: list[Shape] = []
+    if shape.type_name == "structure":
+        inner = list(shape.members.values())  # type: ignore[attr-defined]
+    elif shape.type_name == "list":
+        inner = [shape.member]  # type: ignore[attr-defined]
+    found = bool(getattr(shape, "required_members", None)) or any(
+        _requires(m, seen | {shape.name}) for m in inner
+    )
+    _REQUIRES[shape.name] = found
+    return found
+
+
+def holding_from(items: list[dict[str, Any]], limit_id: str, into: Holding) -> Holding:
+    """`into` with BatchGetSessionAction items that hold `limit_id` added: a canceled run
+    is releasing; a chunk's run names no task, so it is held and counted but never a
+    task to requeue."""
+    running, held, releasing, chunks = list(into.running), into.held, into.releasing, into.chunks
+    for item in items:
+        units = sum(x["count"] for x in item.get("acquiredLimits", []) if x["limitId"] == limit_id)
+        if not units or item["status"] not in _HOLDING:
+            continue
+        if item["status"] == "CANCELING":
+            releasing += units
+            continue
+        held += units
+        run = item["definition"].get("taskRun", {})
+        if "taskId" not in run or "startedAt" not in item:
+            chunks += 1
+            continue
+        running.append(
+            RunningTask(
+                item["queueId"], item["jobId"], run["stepId"], run["taskId"],
+                item["startedAt"], units,
+            )
+        )  # fmt: skip
+    return Holding(tuple(running), held, releasing, chunks, into.errors)
+
+
 # Only jobs that can still run: finished ones would page through the whole history.
 _ACTIVE_FILTER = {
     "groupFilter": {
@@ -135,7 +222,7 @@ _OLDEST_FIRST = [{"fieldSort": {"name": "CREATED_AT", "sortOrder": "ASCENDING"}}
 
 
 class Deadline:
-    """One farm's view through one boto3 client. Every call goes through `_call`."""
+    """One farm's view through one botocore client. Every call goes through `_call`."""
 
     def __init__(
         self,
@@ -190,14 +277,27 @@ class Deadline:
                 "AWS_ENDPOINT_URL_DEADLINE",
                 code="Network",
             ) from e
+        missing = missing_member(self._output(operation), result, operation)
+        if missing is not None:
+            # botocore makes `{}` of a 200 whose body was empty or cut short: an answer
+            # without what the model requires is no answer, never an empty list
+            self.on_call(operation, "error")
+            raise DeadlineError(
+                f"{operation} on {self.farm_id}: the answer lacks {missing}, which the "
+                "service model requires (cut short?); retried next cycle",
+                code="IncompleteAnswer",
+            )
         self.on_call(operation, "ok")
         return result  # type: ignore[no-any-return]
+
+    def _output(self, operation: str) -> Shape | None:
+        return self.client.meta.service_model.operation_model(operation).output_shape  # type: ignore[no-any-return]
 
     def _pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
             page = self._call(operation, **kwargs, **({"nextToken": token} if token else {}))
-            yield from page.get(key, [])
+            yield from page[key]  # required: an answer without it raised in _call
             token = page.get("nextToken")
             if not token:
                 return
@@ -270,8 +370,9 @@ class Deadline:
             since = found[-1].created_at
 
     def _search_from(self, queue_ids: list[str], since: Any) -> tuple[list[JobInfo], bool]:
-        """The pages up to the offset maximum (the first, then the rest at once, as its
-        totalResults says); True if more jobs lie past them."""
+        """The pages up to the offset maximum — the first, then at once as many as its
+        totalResults says, then one by one while a page says more follow (totalResults
+        stops at 10,000: a hint, never the count) — and True if more lie past them."""
         filters: list[dict[str, Any]] = [_ACTIVE_FILTER]
         if since is not None:
             filters.append(
@@ -296,12 +397,16 @@ class Deadline:
             )
 
         first = page(0)
-        total = int(first.get("totalResults", 0))
-        more = "nextItemOffset" in first
-        offsets = range(PAGE, min(total, self.max_item_offset + 1) if more else 0, PAGE)
-        pages = [first, *self._map(page, offsets)]
-        found = [job_from_api(j) for p in pages for j in p.get("jobs", [])]
-        return found, total > (offsets[-1] if offsets else 0) + PAGE
+        hint = int(first["totalResults"]) if "nextItemOffset" in first else 0
+        pages = [first, *self._map(page, range(PAGE, min(hint, self.max_item_offset + 1), PAGE))]
+        more = False
+        while "nextItemOffset" in pages[-1]:
+            offset = int(pages[-1]["nextItemOffset"])
+            if offset > self.max_item_offset:
+                more = True  # a full page at the offset maximum: narrow by creation time
+                break
+            pages.append(page(offset))
+        return [job_from_api(j) for p in pages for j in p["jobs"]], more
 
     def step_amounts(self, jobs: list[tuple[str, str]]) -> dict[str, list[StepAmounts]]:
         """Each job's steps with their amount requirements: ListSteps, then BatchGetStep,
@@ -318,12 +423,12 @@ class Deadline:
         out: dict[str, list[StepAmounts]] = {job_id: [] for _, job_id in jobs}
         failed: set[str] = set()
         for page in self._map(lambda b: self._call("BatchGetStep", identifiers=b), batches):
-            for st in page.get("steps", []):
+            for st in page["steps"]:
                 amounts = self._amounts(st)
                 out.setdefault(st["jobId"], []).append(
                     StepAmounts(st["stepId"], amounts, counts.get((st["jobId"], st["stepId"]), 0))
                 )
-            failed.update(err.get("jobId", "") for err in page.get("errors", []))
+            failed.update(err["jobId"] for err in page["errors"])
         size = {job_id: len(steps) for (_, job_id), steps in zip(jobs, listed, strict=True)}
         return {
             job_id: steps
@@ -355,8 +460,10 @@ class Deadline:
             )
         ]
 
-    def get_jobs(self, jobs: list[tuple[str, str]]) -> dict[str, JobInfo]:
-        """The jobs that still exist, by id (BatchGetJob, ≤100 a call, concurrently)."""
+    def get_jobs(self, jobs: list[tuple[str, str]]) -> JobLookup:
+        """The jobs as they are now (BatchGetJob reads the writes; ≤100 a call, concurrently).
+        Every item is accounted for: found, gone (ResourceNotFound, the only answer that
+        means so), or failed — any other code, or an id the answer does not mention."""
         batches = [jobs[i : i + PAGE] for i in range(0, len(jobs), PAGE)]
 
         def get(batch: list[tuple[str, str]]) -> dict[str, Any]:
@@ -365,68 +472,87 @@ class Deadline:
                 identifiers=[{"farmId": self.farm_id, "queueId": q, "jobId": j} for q, j in batch],
             )
 
-        return {
-            j["jobId"]: job_from_api(j)
-            for page in self._map(get, batches)
-            for j in page.get("jobs", [])
-        }
+        found: dict[str, JobInfo] = {}
+        gone: set[str] = set()
+        failed: dict[str, str] = {}
+        for page in self._map(get, batches):
+            found.update((j["jobId"], job_from_api(j)) for j in page["jobs"])
+            for err in page["errors"]:
+                if err["code"] == GONE:
+                    gone.add(err["jobId"])
+                else:
+                    failed[err["jobId"]] = f"{err['code']}: {err.get('message', '')}"
+        for _, job_id in jobs:
+            if job_id not in found and job_id not in gone and job_id not in failed:
+                failed[job_id] = "not in the answer, neither found nor an error"
+        return JobLookup(found, frozenset(gone), failed)
 
-    def update_jobs(self, items: list[tuple[str, str, int]]) -> dict[str, tuple[str, str]]:
-        """Set maxWorkerCount with BatchUpdateJob (≤100 a call); per-job errors returned."""
+    def update_jobs(
+        self, items: list[tuple[str, str, int]]
+    ) -> tuple[dict[str, tuple[str, str]], list[str]]:
+        """Set maxWorkerCount with BatchUpdateJob (≤100 a call). Returns each item's error,
+        and what failed whole: a chunk whose call failed marks its items `NotSent` (they may
+        have landed: the value pending in their record says so), the other chunks' answers
+        stand item by item."""
+        for _, job_id, value in items:
+            if value == 0 or value < -1:
+                raise DeadlineError(f"refusing to write maxWorkerCount {value} to {job_id}")
         errors: dict[str, tuple[str, str]] = {}
-        for i in range(0, len(items), 100):
-            chunk = items[i : i + 100]
-            for _, job_id, value in chunk:
-                if value == 0 or value < -1:
-                    raise DeadlineError(f"refusing to write maxWorkerCount {value} to {job_id}")
-            page = self._call(
-                "BatchUpdateJob",
-                jobs=[
-                    {"farmId": self.farm_id, "queueId": q, "jobId": j, "maxWorkerCount": v}
-                    for q, j, v in chunk
-                ],
-            )
-            for err in page.get("errors", []):
-                errors[err["jobId"]] = (err.get("code", ""), err.get("message", ""))
-        return errors
+        failures: list[str] = []
+        for i in range(0, len(items), PAGE):
+            chunk = items[i : i + PAGE]
+            try:
+                page = self._call(
+                    "BatchUpdateJob",
+                    jobs=[
+                        {"farmId": self.farm_id, "queueId": q, "jobId": j, "maxWorkerCount": v}
+                        for q, j, v in chunk
+                    ],
+                )
+            except DeadlineError as e:
+                failures.append(str(e))
+                errors.update((j, ("NotSent", str(e))) for _, j, _ in chunk)
+                continue
+            for err in page["errors"]:
+                errors[err["jobId"]] = (err["code"], err.get("message", ""))
+        return errors, failures
 
-    def running_tasks(self, jobs: list[tuple[str, str]], limit_id: str) -> list[RunningTask]:
-        """The tasks of `jobs` running now that hold `limit_id`: each job's sessions that
-        have not ended, their running task-run actions, and what those acquired
-        (BatchGetSessionAction, ≤100 a call: acquiredLimits is not in the summaries)."""
-        wanted: list[tuple[str, str, dict[str, Any]]] = []
-        for queue_id, job_id in jobs:
-            ident = {"farmId": self.farm_id, "queueId": queue_id, "jobId": job_id}
+    def holding(self, jobs: list[tuple[str, str]], limit_id: str) -> Holding:
+        """Who holds `limit_id` now among `jobs`: the sessions that have not ended, their
+        running or canceled task-run actions, and what those acquired (BatchGetSessionAction:
+        acquiredLimits is not in the summaries). Every call concurrently, in read slots."""
+
+        def actions(job: tuple[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+            ident = {"farmId": self.farm_id, "queueId": job[0], "jobId": job[1]}
+            out = []
             for s in self._pages("ListSessions", "sessions", **ident):
                 if s.get("lifecycleStatus") == "ENDED":
                     continue
                 for a in self._pages(
                     "ListSessionActions", "sessionActions", **ident, sessionId=s["sessionId"]
                 ):
-                    if a.get("status") == "RUNNING" and "taskRun" in a.get("definition", {}):
-                        wanted.append((queue_id, job_id, a))
-        out = []
-        for i in range(0, len(wanted), 100):
-            page = self._call(
+                    if a.get("status") in _HOLDING and "taskRun" in a.get("definition", {}):
+                        out.append((job[0], job[1], a))
+            return out
+
+        wanted = [a for found in self._map(actions, jobs) for a in found]
+        batches = [wanted[i : i + PAGE] for i in range(0, len(wanted), PAGE)]
+
+        def get(batch: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+            return self._call(
                 "BatchGetSessionAction",
                 identifiers=[
                     {"farmId": self.farm_id, "queueId": q, "jobId": j,
                      "sessionActionId": a["sessionActionId"]}
-                    for q, j, a in wanted[i : i + 100]
+                    for q, j, a in batch
                 ],
             )  # fmt: skip
-            for item in page.get("sessionActions", []):
-                held = sum(
-                    x["count"] for x in item.get("acquiredLimits", []) if x["limitId"] == limit_id
-                )
-                run = item["definition"]["taskRun"]
-                if held and item.get("status") == "RUNNING" and "startedAt" in item:
-                    out.append(
-                        RunningTask(
-                            item["queueId"], item["jobId"], run["stepId"], run["taskId"],
-                            item["startedAt"], held,
-                        )
-                    )  # fmt: skip
+
+        out = Holding()
+        for page in self._map(get, batches):
+            out = holding_from(page["sessionActions"], limit_id, out)
+            failed = tuple(f"{e['sessionActionId']}: {e['code']}" for e in page["errors"])
+            out = replace(out, errors=out.errors + failed)
         return out
 
     # -- writes ---------------------------------------------------------------------------
@@ -465,10 +591,11 @@ def factory_for(
     metrics: Any, endpoint_url: str | None = None, session: Any = None
 ) -> Callable[[Any], Deadline]:
     """Build each farm's client from the policy's farm entry, counting into `metrics`.
-    `endpoint_url` and `session` point every client elsewhere (the demo's fake endpoint)."""
+    `endpoint_url` and `session` (a botocore session) point every client elsewhere (the
+    demo's fake endpoint, with its throwaway credentials)."""
 
     # one session for every farm: each session loads the service model anew (~10 MiB)
-    session = session or boto3.session.Session()
+    session = session or botocore.session.get_session()
 
     def factory(farm: Any) -> Deadline:
         threads = farm.read_threads
@@ -486,9 +613,13 @@ def factory_for(
 
 
 def resolve_limit(ref: str, limits: list[LimitState]) -> LimitState | str:
-    """Find `ref` by limitId, then amountRequirementName, then displayName."""
+    """Find `ref` by limitId, then amountRequirementName (case-insensitively, as amount
+    names compare: OpenJD 2023-09 template schemas, 3.3.1.1), then displayName."""
     for attr in ("limit_id", "amount", "display_name"):
-        found = [lim for lim in limits if getattr(lim, attr) == ref]
+        if attr == "amount":
+            found = [lim for lim in limits if lim.amount.casefold() == ref.casefold()]
+        else:
+            found = [lim for lim in limits if getattr(lim, attr) == ref]
         if len(found) == 1:
             return found[0]
         if len(found) > 1:

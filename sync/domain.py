@@ -102,6 +102,17 @@ class RunningTask:
     units: int
 
 
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """Who holds one limit now, from the sessions API (docs/design.md, "Preemption")."""
+
+    running: tuple[RunningTask, ...] = ()  # runs that name their task: these may be requeued
+    held: int = 0  # units the running actions hold, chunks' included
+    releasing: int = 0  # units canceled actions hold until their process exits
+    chunks: int = 0  # running chunks of a chunked step: they name no task, none is requeued
+    errors: tuple[str, ...] = ()  # actions that could not be read (per-item errors)
+
+
 # -- what the service carries from one cycle to the next ---------------------------------------
 
 

@@ -77,17 +77,19 @@ class JobIndex:
             job_steps = steps.get(j.job_id)
             if not j.can_run or not job_steps:
                 continue
-            for amount in sorted({a for s in job_steps for a in s.amounts}):
+            for amount in sorted({a.casefold() for s in job_steps for a in s.amounts}):
                 self.by_amount.setdefault(amount, []).append(_demand(j, job_steps, amount))
 
     def demands(self, amount: str, queues: Collection[str]) -> list[JobDemand]:
-        """What each job of `queues` asks of the limit whose amount is `amount`."""
-        return [d for d in self.by_amount.get(amount, ()) if d.queue_id in queues]
+        """What each job of `queues` asks of the limit whose amount is `amount` (amount names
+        compare case-insensitively: OpenJD 2023-09 template schemas, 3.3.1.1)."""
+        return [d for d in self.by_amount.get(amount.casefold(), ()) if d.queue_id in queues]
 
 
 def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDemand:
-    needing = [s for s in job_steps if amount in s.amounts]
-    units = max(1, math.ceil(max(s.amounts[amount] for s in needing)))
+    """What `j` asks of `amount` (casefolded)."""
+    needing = [s for s in job_steps if _units(s, amount) is not None]
+    units = max(1, math.ceil(max(_units(s, amount) or 1 for s in needing)))
     tasks = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES)
     if len(needing) < len(job_steps):
         # the job-level counts include steps without the amount: bound by the amount
@@ -104,6 +106,10 @@ def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDem
         tasks,
         j.max_worker_count,
     )
+
+
+def _units(step: StepAmounts, amount: str) -> float | None:
+    return next((u for name, u in step.amounts.items() if name.casefold() == amount), None)
 
 
 def pool_jobs(
@@ -153,7 +159,7 @@ def farm_jobs(
         wanting = {j.job_id: j for j in pj.jobs}
         for a in pj.allocations:
             if a.cap is not None and (
-                a.job_id not in managed or a.cap < (managed[a.job_id][0].cap or 0)
+                a.job_id not in managed or _tighter(a.cap, managed[a.job_id][0].cap)
             ):
                 managed[a.job_id] = (a, pj, wanting[a.job_id])
     writes: list[JobWrite] = []
@@ -195,6 +201,38 @@ def farm_jobs(
         tuple(drops),
         frozenset(left_alone),
     )
+
+
+def confirmed_only(fj: FarmJobs, confirmed: Collection[str]) -> tuple[FarmJobs, list[str]]:
+    """The part of `fj` whose jobs were read as they are now (BatchGetJob), and the ids of
+    the rest, sorted: a search answer lags the writes (docs/design.md, "Trust no single
+    read"), so no write, original, "taken over" or release rests on it alone."""
+    ids = {w.job_id for w in fj.writes} | {r.job_id for r in fj.records}
+    ids |= {job_id for job_id, _ in fj.drops}
+    waiting = ids - set(confirmed)
+    if not waiting:
+        return fj, []
+
+    def ok(job_id: str) -> bool:
+        return job_id not in waiting
+
+    taken = {r.job_id for r in fj.taken_over}
+    kept = FarmJobs(
+        fj.farm_id,
+        tuple(w for w in fj.writes if ok(w.job_id)),
+        tuple(r for r in fj.records if ok(r.job_id)),
+        tuple(r for r in fj.taken_over if ok(r.job_id)),
+        tuple(d for d in fj.drops if ok(d[0])),
+        frozenset(fj.left_alone - (waiting & taken)),
+    )
+    return kept, sorted(waiting)
+
+
+def _tighter(cap: int, than: int | None) -> bool:
+    """Whether `cap` holds a job tighter than `than`: -1 (unlimited) never hides a real cap."""
+    if than is None or than == -1:
+        return cap != -1
+    return cap != -1 and cap < than
 
 
 def _pending(rec: JobOriginal | None, farm_id: str, w: JobWrite) -> JobOriginal:

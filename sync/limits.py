@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
+from typing import Protocol
 
 from sync.domain import (
     ACTIVE,
     Decision,
     Figures,
+    Holding,
     LimitMemory,
     LimitState,
     Reason,
+    RunningTask,
     Why,
 )
 from sync.learn import Profile, reserve_at
@@ -29,6 +32,17 @@ from sync.report import Feature, Report
 
 LimitLookup = Mapping[tuple[str, str], LimitState | str]  # (farm, ref) → state or why not
 Memory = Mapping[tuple[str, str], LimitMemory]
+
+
+class PreemptPlan(Protocol):
+    """What `requeues` needs of a decision to preempt (`reconcile.Preempt`)."""
+
+    @property
+    def target(self) -> int: ...
+    @property
+    def tasks(self) -> int: ...
+    @property
+    def younger_than(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,18 +357,24 @@ def _decide(
 
 def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
     """With `preempt` on: when artists are refused now (the server queues checkouts) or
-    about to be (fewer licenses free than the reserve), and the farm holds more than its
-    target, requeue its youngest tasks — licenses otherwise come back only as tasks end."""
+    about to be (fewer licenses free than the reserve), and the farm may hold more than its
+    target, requeue its youngest tasks — licenses otherwise come back only as tasks end.
+    How many is an estimate here (currentCount is delayed); the sessions API says what the
+    farm really holds when the requeues are chosen (`requeues`)."""
     p = pool.preempt
     if not p.enabled or d.status != "ok" or fig.total is None:
         return d
     if d.target is None or d.current_count is None or d.target == -1:
         return d
     free = fig.total - fig.in_use
-    over = d.current_count - d.target
-    if over <= 0 or (fig.queued == 0 and free >= fig.reserve):
+    if fig.queued == 0 and free >= fig.reserve:
         return d
-    n = min(p.max_per_cycle, over)
+    held = max(d.current_count, fig.farm_use if fig.farm_use_from == "selector" else 0)
+    # a limit lowered under running tasks lets them finish: the farm may hold up to it
+    could = max(held, d.current if d.current is not None and d.current != -1 else 0)
+    if could <= d.target:
+        return d
+    n = min(p.max_per_cycle, max(1, held - d.target))
     why = Reason.of("preempting", tasks=n, queued=fig.queued, free=free, reserve=fig.reserve)
     return replace(d, preempt=n, why=(*d.why, why))
 
@@ -454,3 +474,33 @@ def _failed(
     status = "stale" if stale else "down"
     pp = PoolPlan(name, tuple(decisions), None, failures=tuple(failures), status=status)
     return pp, new_memory
+
+
+def requeues(
+    holding: Holding, p: PreemptPlan, releasing: Collection[str], now: datetime
+) -> tuple[list[RunningTask], int]:
+    """The youngest runs to requeue so that what the farm holds of the limit comes down to
+    `p.target` — counted from what running tasks acquired, less the runs already requeued
+    and not yet exited (`releasing`, task ids) — at most `p.tasks` of them, none that has
+    run `p.younger_than` or longer. And the running chunks passed over (they name no task:
+    UpdateTask cannot requeue them)."""
+    giving_back = sum(t.units for t in holding.running if t.task_id in releasing)
+    over = holding.held - giving_back - p.target
+    if over <= 0:
+        return [], 0
+    young = sorted(
+        (
+            t
+            for t in holding.running
+            if t.task_id not in releasing and (now - t.started_at).total_seconds() < p.younger_than
+        ),
+        key=lambda t: t.started_at,
+        reverse=True,
+    )
+    chosen: list[RunningTask] = []
+    for t in young:
+        if over <= 0 or len(chosen) >= p.tasks:
+            break
+        chosen.append(t)
+        over -= t.units
+    return chosen, holding.chunks

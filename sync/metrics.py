@@ -197,6 +197,13 @@ class Metrics:
             P + "api_calls", "Deadline API calls", ["operation", "outcome"], registry=r
         )
         self.changes = Counter(P + "changes", "Writes made, by kind", ["kind"], registry=r)
+        self.preempt_skipped = Counter(
+            P + "preempt_skipped",
+            "Running task runs preemption passed over, by reason (chunked: a chunk's run "
+            "names no task; unread: its session action could not be read)",
+            ["reason"],
+            registry=r,
+        )
         self.reloads = Counter(
             P + "policy_reloads", "Policy file loads, by result", ["result"], registry=r
         )

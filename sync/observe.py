@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sync.deadline import Deadline, resolve_limit
+from sync.deadline import Deadline, JobLookup, resolve_limit
 from sync.domain import JobInfo, LimitState, StepAmounts
 from sync.errors import DeadlineError, HistoryError
 from sync.history import History
@@ -77,6 +78,7 @@ class Observer:
         for farm_id, found in zip(ids, _each_farm(read, ids), strict=True):
             farms[farm_id] = found
             errors += [e for e in (found.error, found.jobs_error) if e is not None]
+            errors += _held_errors(found)
         seen = {j.job_id for read in farms.values() for j in read.jobs or ()}
         if all(read.jobs is not None for read in farms.values()):
             self.steps = {k: v for k, v in self.steps.items() if k in seen}
@@ -138,17 +140,21 @@ class Observer:
         limits = {ref: resolve_limit(ref, found) for ref in refs}
         queues = _sharing_queues(policy, farm_id, limits)
         try:
-            jobs = self._jobs(dl, farm_id, queues, memory)
+            jobs, looked_up = self._jobs(dl, farm_id, queues, memory)
             steps, unread = self._steps(dl, jobs, set(memory.originals))
         except DeadlineError as e:
             log.error("farm %s: jobs not shared this cycle: %s", farm_id, e)
             why = f"farm {farm_id}: jobs not shared this cycle: {e}"
             return FarmRead(farm_id, limits, jobs_error=why)
-        return FarmRead(farm_id, limits, jobs=tuple(jobs), steps=steps, unread=unread)
+        read = FarmRead(farm_id, limits, jobs=tuple(jobs), steps=steps, unread=unread)
+        return _looked_up(read, looked_up)
 
-    def _jobs(self, dl: Deadline, farm_id: str, queues: list[str], memory: Memory) -> list[JobInfo]:
+    def _jobs(
+        self, dl: Deadline, farm_id: str, queues: list[str], memory: Memory
+    ) -> tuple[list[JobInfo], JobLookup]:
         """The jobs that can still run in `queues`, and every job we recorded on this farm
-        that the search did not return (finished, requeued, moved past a page, …)."""
+        that the search did not return (finished, requeued, moved past a page, …), as
+        BatchGetJob says they are."""
         jobs = dl.search_jobs(queues) if queues else []
         seen = {j.job_id for j in jobs}
         missing = [
@@ -156,9 +162,35 @@ class Observer:
             for job_id, r in memory.originals.items()
             if r.farm_id == farm_id and job_id not in seen
         ]
-        if missing:
-            jobs += list(dl.get_jobs(missing).values())
-        return jobs
+        found = dl.get_jobs(missing) if missing else JobLookup({}, frozenset(), {})
+        return jobs + list(found.found.values()), found
+
+    def confirm(
+        self,
+        observed: Observed,
+        wanted: Mapping[str, Sequence[tuple[str, str]]],
+        deadline: Callable[[str], Deadline],
+    ) -> Observed:
+        """`observed` with the jobs of `wanted` read again as they are now (BatchGetJob
+        reads the writes; a search lags them): each farm at once. A job that cannot be read
+        is held as it is; a farm whose read fails holds all of them."""
+
+        def one(farm_id: str) -> FarmRead:
+            read = observed.farms[farm_id]
+            try:
+                found = deadline(farm_id).get_jobs(list(wanted[farm_id]))
+            except DeadlineError as e:
+                log.error("farm %s: jobs not confirmed, held this cycle: %s", farm_id, e)
+                found = JobLookup({}, frozenset(), {j: str(e) for _, j in wanted[farm_id]})
+            return _looked_up(read, found)
+
+        ids = sorted(wanted)
+        farms = dict(observed.farms)
+        errors = list(observed.errors)
+        for farm_id, read in zip(ids, _each_farm(one, ids), strict=True):
+            errors += [e for e in _held_errors(read) if e not in errors]
+            farms[farm_id] = read
+        return replace(observed, farms=farms, errors=tuple(errors))
 
     def _steps(
         self, dl: Deadline, jobs: list[JobInfo], recorded: set[str]
@@ -199,6 +231,26 @@ class Observer:
 
         done = _each_farm(one, behind)
         return sum(n for n, _ in done), [e for _, e in done if e is not None]
+
+
+def _looked_up(read: FarmRead, found: JobLookup) -> FarmRead:
+    """`read` with what BatchGetJob said: jobs found replace the search's summaries, jobs
+    gone leave, jobs it could not read are held; all of them count as read as they are."""
+    jobs = [found.found.get(j.job_id, j) for j in read.jobs or () if j.job_id not in found.gone]
+    jobs += [j for k, j in found.found.items() if k not in {x.job_id for x in read.jobs or ()}]
+    for job_id, why in sorted(found.failed.items()):
+        log.error("farm %s: job %s not read (%s): held as it is", read.farm_id, job_id, why)
+    confirmed = (read.confirmed or frozenset()) | set(found.found) | found.gone
+    return replace(
+        read,
+        jobs=tuple(jobs),
+        held=read.held | frozenset(found.failed),
+        confirmed=frozenset(confirmed),
+    )
+
+
+def _held_errors(read: FarmRead) -> list[str]:
+    return [f"farm {read.farm_id}: job {j} not read; held as it is" for j in sorted(read.held)]
 
 
 def _each_farm(fn: Callable[[T], R], farms: list[T]) -> list[R]:

@@ -306,6 +306,11 @@ class Preempt(Model):
     younger_than: Annotated[Duration, Field(gt=0, le=86400)] = Field(
         600.0, description="never requeue a task that has run longer than this"
     )
+    release: Annotated[Duration, Field(ge=0, le=3600)] = Field(
+        120.0,
+        description="how long a requeued task may keep its license before its process exits "
+        "(the step's cancelation: OpenJD's notify period, 120 s by default for a task)",
+    )
 
 
 def _reserve(v: Any) -> Any:

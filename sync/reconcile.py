@@ -39,6 +39,10 @@ class FarmRead:
     jobs_error: str | None = None
     unread: int = 0  # jobs that can run whose steps are not read yet (not capped yet)
     steps: Steps = field(default_factory=dict)
+    held: frozenset[str] = frozenset()  # jobs BatchGetJob could not read: held as they are
+    # jobs read this cycle as they are now (BatchGetJob); None: no such read is to be had
+    # (offline), and the plan does not wait for one
+    confirmed: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,11 @@ class Preempt:
     pool: str
     limit_ref: str
     limit_id: str
-    tasks: int
+    tasks: int  # at most this many a cycle
     younger_than: float
     jobs: tuple[tuple[str, str], ...]  # (queue, job) with tasks running in the limit's queues
+    target: int = 0  # what the farm may hold: requeue until it holds no more
+    release: float = 120.0  # how long a requeued run may hold its license before it exits
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,9 @@ class Plan:
     memory: Memory
     errors: tuple[str, ...]
     preempts: tuple[Preempt, ...] = ()
+    # per farm, the (queue, job) whose write or record change waits on a read of the job
+    # as it is now: a search answer lags the writes, so none rests on it alone
+    unconfirmed: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @property
     def pools(self) -> dict[str, PoolPlan]:
@@ -131,17 +140,27 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         unadopted |= jobplan.unclaimed(pools_jobs, memory.originals)
     respect = {name: pool.jobs.respect_manual for name, pool in policy.pools.items()}
     farms_jobs = []
+    unconfirmed = {}
     for farm_id in sorted(f.id for f in policy.farms):
         read = observed.farms.get(farm_id)
         if read is None or read.jobs is None:
             continue  # a read that failed is not an empty farm: hold its jobs
         mine = [pj for pj in pools_jobs if pj.farm_id == farm_id]
-        # a job whose steps are not read yet is neither capped nor settled: held as it is
-        unread = frozenset(j.job_id for j in read.jobs if j.can_run and j.job_id not in read.steps)
+        # a job whose steps are not read yet, or that could not be read, is neither capped
+        # nor settled: held as it is
+        unread = read.held | frozenset(
+            j.job_id for j in read.jobs if j.can_run and j.job_id not in read.steps
+        )
         fj = jobplan.farm_jobs(
             farm_id, mine, respect, list(read.jobs), memory.originals, frozenset(unadopted),
             unread,
         )  # fmt: skip
+        if read.confirmed is not None:
+            fj, asked = jobplan.confirmed_only(fj, read.confirmed)
+            if asked:
+                queues = {j.job_id: j.queue_id for j in read.jobs}
+                queues.update((k, r.queue_id) for k, r in memory.originals.items())
+                unconfirmed[farm_id] = tuple((queues[j], j) for j in asked)
         farms_jobs.append(fj)
     left_alone = frozenset().union(*(fj.left_alone for fj in farms_jobs))
     pools_jobs = tuple(_mark(pj, left_alone) for pj in pools_jobs)
@@ -160,7 +179,9 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         f"pool {d.pool}: {text(d.why)}" for d in lp.decisions if d.status == "error"
     )
     preempts = _preempts(policy, observed, lp)
-    return Plan(lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors, preempts)
+    return Plan(
+        lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors, preempts, unconfirmed
+    )
 
 
 def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Preempt, ...]:
@@ -178,10 +199,14 @@ def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Preemp
             for j in read.jobs or ()
             if j.queue_id in queues and any(j.counts.get(s, 0) for s in ("RUNNING", "STARTING"))
         )
-        younger = policy.pools[d.pool].preempt.younger_than
+        p = policy.pools[d.pool].preempt
+        target = d.target if d.target is not None else 0
         out.append(
-            Preempt(d.farm_id, d.pool, d.limit_ref, limit.limit_id, d.preempt, younger, jobs)
-        )
+            Preempt(
+                d.farm_id, d.pool, d.limit_ref, limit.limit_id, p.max_per_cycle,
+                p.younger_than, jobs, target, p.release,
+            )
+        )  # fmt: skip
     return tuple(out)
 
 
@@ -210,7 +235,8 @@ def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Pool
                 continue
             index = indexes.get(d.farm_id)
             if index is None:
-                index = indexes[d.farm_id] = jobplan.JobIndex(read.jobs, read.steps)
+                jobs = [j for j in read.jobs if j.job_id not in read.held]
+                index = indexes[d.farm_id] = jobplan.JobIndex(jobs, read.steps)
             out.append(jobplan.pool_jobs(name, pool, d, limit, index))
     return tuple(out)
 

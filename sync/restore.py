@@ -51,8 +51,12 @@ def _restore_jobs(
             out.failed.append(f"farm {farm_id}: jobs not read: {e}")
             continue
         writes, drops = [], []
+        for job_id, error in sorted(current.failed.items()):
+            out.failed.append(f"job {job_id}: not read ({error}); still recorded")
         for r in records:
-            why, write = jobplan.settle(r, current.get(r.job_id))
+            if r.job_id in current.failed:
+                continue
+            why, write = jobplan.settle(r, current.found.get(r.job_id))
             if write is not None:
                 writes.append(write)
             else:

@@ -29,6 +29,9 @@ log = logging.getLogger("license_sync")
 Clock = Callable[[], datetime]
 DeadlineFactory = Callable[[FarmConfig], Deadline]
 STUCK_AFTER = 900.0  # seconds without a cycle starting before /healthz fails, at the least
+# plans a cycle makes at most while jobs wait to be read as they are now: the second plan
+# rarely asks for more (only when a job read anew moves the shares of others)
+CONFIRM_ROUNDS = 2
 
 
 def utcnow() -> datetime:
@@ -136,10 +139,19 @@ class Service:
     # -- one cycle ------------------------------------------------------------------------------
 
     def look(self, now: datetime | None = None) -> tuple[Observed, Plan]:
-        """Read everything and plan, writing nothing (`plan`, `explain`)."""
+        """Read everything and plan, writing nothing (`plan`, `explain`). The jobs whose
+        write or record change would rest on a search answer are read again as they are
+        now and planned anew (docs/design.md, "Trust no single read"); what still waits
+        after CONFIRM_ROUNDS is held for the next cycle."""
         now = now or self.clock()
         observed = self.observer.observe(self.policy, self.sources, self.deadline, self.memory, now)
-        return observed, reconcile(self.policy, observed, self.memory, now)
+        plan = reconcile(self.policy, observed, self.memory, now)
+        for _ in range(CONFIRM_ROUNDS):
+            if not plan.unconfirmed:
+                break
+            observed = self.observer.confirm(observed, plan.unconfirmed, self.deadline)
+            plan = reconcile(self.policy, observed, self.memory, now)
+        return observed, plan
 
     def run_cycle(self, now: datetime | None = None) -> CycleResult:
         """One full cycle. Never raises for a source, API or history failure."""

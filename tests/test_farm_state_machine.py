@@ -1,6 +1,10 @@
 """The whole farm as a state machine: people, jobs, API faults, cycles and kill -9, with the
 invariants that say nothing license-sync changed is ever lost (docs/design.md, "What is
-never lost"). The real service and boto3 against the fake endpoint over HTTP.
+never lost"). The real service and botocore against the fake endpoint over HTTP, with the
+fake as unkind as the service (`REALISTIC`: searches that lag the writes, delayed counts,
+per-item errors of every code the model lists, answers cut short, chunked steps, amount
+names in another case), and the offset maximum and page size scaled down so that a few
+jobs cross them.
 
 `LICENSE_SYNC_MACHINE_EXAMPLES` sets the number of examples (300 here; the benchmark
 `benchmarks/farm_machine.py` runs 5,000).
@@ -26,9 +30,11 @@ from hypothesis.stateful import (
     rule,
 )
 
+import sync.deadline
 from sync.deadline import Deadline, make_client
 from sync.fakes.deadline import FakeDeadline
-from sync.fakes.farm import FakeFarm
+from sync.fakes.farm import REALISTIC, FakeFarm
+from sync.fakes.operations import SERVICE
 from sync.history import History
 from sync.policy import LoadedPolicy, load_policy
 from sync.report import Feature, Report
@@ -64,8 +70,12 @@ FAULTS = st.sampled_from(
         "ThrottlingException",
         "InternalServerErrorException",
         "AccessDeniedException",
+        "ValidationException",
+        "CutShort",  # a 200 whose body is cut in half
     ]
 )
+# scaled down: a page of 3, an offset maximum of 6 and totalResults stopping at 9
+PAGE, MAX_OFFSET, MAX_TOTAL = 3, 6, 9
 OPERATIONS = st.sampled_from(
     [
         "ListLimits",
@@ -136,9 +146,11 @@ class FarmMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.farm = FakeFarm(FARM, now=T0, count_delay=0)
+        self.farm = FakeFarm(FARM, now=T0, **REALISTIC)
+        self.farm.search_total_max = MAX_TOTAL
         self.server.farm = self.farm
         self.server.faults.fail_next.clear()
+        self.server.faults.cut_short.clear()
         self.now = T0
         self.dir = Path(tempfile.mkdtemp(prefix="machine-", dir=SCRATCH))
         self.queue = self.farm.add_queue()
@@ -148,6 +160,8 @@ class FarmMachine(RuleBasedStateMachine):
         self.people: dict[str, int] = {}  # each job's maxWorkerCount as people left it
         self.first_prior: dict[str, int] = {}  # maxCount before license-sync's first write
         self.stopped_by_us: set[tuple[str, str]] = set()
+        self.person_wrote: set[str] = set()  # jobs whose maxWorkerCount a person set
+        self.we_wrote: dict[str, set[int]] = {}  # job → caps license-sync wrote to it
         self.restoring = False
         self._watch_writes()
         self.licenses = Licenses()
@@ -166,6 +180,19 @@ class FarmMachine(RuleBasedStateMachine):
             return real_assoc(p)
 
         farm.op_UpdateQueueLimitAssociation = update_association  # type: ignore[method-assign]
+        real_update_jobs = farm.op_BatchUpdateJob
+
+        def update_jobs(p):
+            answer = real_update_jobs(p)
+            failed = {e["jobId"] for e in answer["errors"]}
+            for item in p["jobs"]:
+                job = item["jobId"]
+                if farm.caller == SERVICE and job not in failed and not self.restoring:
+                    if item["maxWorkerCount"] != self.people.get(job):
+                        self.we_wrote.setdefault(job, set()).add(item["maxWorkerCount"])
+            return answer
+
+        farm.op_BatchUpdateJob = update_jobs  # type: ignore[method-assign]
         FarmMachine.current = self
 
     @staticmethod
@@ -198,12 +225,14 @@ class FarmMachine(RuleBasedStateMachine):
     @rule(
         target=jobs,
         tasks=st.integers(1, 12),
-        amounts=st.sampled_from([("amount.nuke",), ("amount.maya",), AMOUNTS]),
+        amounts=st.sampled_from([("amount.nuke",), ("amount.maya",), AMOUNTS, ("amount.NUKE",)]),
         value=PEOPLE_VALUES,
+        chunk=st.sampled_from([1, 1, 3]),
     )
-    def submit(self, tasks, amounts, value):
+    def submit(self, tasks, amounts, value, chunk):
+        """A job, its step perhaps chunked, its amount perhaps named in another case."""
         job = self.farm.add_job(
-            self.queue, "job", tasks=tasks, amount=amounts[0], max_worker_count=value
+            self.queue, "job", tasks=tasks, amount=amounts[0], max_worker_count=value, chunk=chunk
         )
         self.farm.jobs[job].steps[0].amounts += [(a, 1) for a in amounts[1:]]
         self.people[job] = value
@@ -229,9 +258,11 @@ class FarmMachine(RuleBasedStateMachine):
 
     @rule(job=jobs, value=PEOPLE_VALUES)
     def person_sets_max_workers(self, job, value):
+        """A wrangler's UpdateJob: the search shows it `search_lag` later."""
         if job in self.farm.jobs and self.farm.jobs[job].lifecycle_status != "ARCHIVED":
-            self.farm.jobs[job].max_worker_count = value
+            self.farm.person_updates_job(job, maxWorkerCount=value)
             self.people[job] = value
+            self.person_wrote.add(job)
 
     @rule(amount=st.sampled_from(AMOUNTS), value=st.integers(500, 600))
     def person_sets_max_count(self, amount, value):
@@ -265,7 +296,9 @@ class FarmMachine(RuleBasedStateMachine):
     )
     def cycle(self, nuke, maya, fault):
         """Artists' use changes, a cycle runs, perhaps with one API call failing."""
-        if fault is not None:
+        if fault is not None and fault[1] == "CutShort":
+            self.server.faults.cut_short[fault[0]] = 1
+        elif fault is not None:
             self.server.faults.fail_next[fault[0]] = [fault[1]]
         self.licenses.in_use = {"nuke_r": nuke, "maya": maya}
         self._run_cycle()
@@ -284,6 +317,7 @@ class FarmMachine(RuleBasedStateMachine):
             self.svc.run_cycle()
         finally:
             self.server.faults.fail_next.clear()
+            self.server.faults.cut_short.clear()
             self.farm.item_faults.clear()
 
     @rule(
@@ -326,12 +360,27 @@ class FarmMachine(RuleBasedStateMachine):
             if job.max_worker_count != self.people[job_id] and job.lifecycle_status != "ARCHIVED":
                 assert recorded.get(job_id) == self.people[job_id], job_id
 
+    @invariant()
+    def no_job_is_marked_manual_that_no_person_wrote(self):
+        with sqlite3.connect(self.dir / "h.db") as db:
+            manual = {j for (j,) in db.execute("SELECT job_id FROM job_originals WHERE manual")}
+        assert manual <= self.person_wrote, manual - self.person_wrote
+
+    @invariant()
+    def no_original_is_a_value_we_wrote(self):
+        with sqlite3.connect(self.dir / "h.db") as db:
+            rows = db.execute("SELECT job_id, original FROM job_originals").fetchall()
+        for job_id, original in rows:
+            assert original not in self.we_wrote.get(job_id, set()), job_id
+
     def teardown(self) -> None:
         """Stop the service, restore as `license-sync restore --limits` does, and find
         everything put back."""
         self.svc.history.close()
         self.server.faults.fail_next.clear()
+        self.server.faults.cut_short.clear()
         self.farm.item_faults.clear()
+        self.farm.item_error_rate = 0.0  # the restore is run until it reports no failure
         self.restoring = True
         svc = self._start()
         done = restore(svc.memory, svc.writer, self.now, limits=True)
@@ -364,7 +413,9 @@ FarmMachine.TestCase.settings = settings(
 
 
 @pytest.fixture(autouse=True)
-def _bind(endpoint):
+def _bind(endpoint, monkeypatch):
+    monkeypatch.setattr(sync.deadline, "PAGE", PAGE)
+    monkeypatch.setattr(Deadline, "max_item_offset", MAX_OFFSET)
     FarmMachine.server, FarmMachine.client, FarmMachine.loaded = endpoint
     event = "provide-client-params.deadline.UpdateLimit"
     FarmMachine.client.meta.events.register(event, FarmMachine._limit_write)  # type: ignore[attr-defined]

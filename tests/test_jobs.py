@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -813,3 +813,51 @@ def test_a_new_history_keeps_its_first_look_until_every_job_is_read(world):
     # none of the three caps that may be ours became an "original"
     assert w.svc.history.job_originals() == {}
     assert w.svc.memory.unadopted == set(jobs)
+
+
+# -- reads that lag, fail per item or are cut short (docs/design.md, "Trust no single read")
+
+
+def tick(w, seconds=60):
+    """The farm's clock and the service's, on together (no task runs: the farm's use
+    stays 0, as the source reports it)."""
+    w.clock.advance(seconds)
+    w.farm.now = w.clock.t
+    return w.svc.run_cycle()
+
+
+def test_a_search_that_lags_our_write_is_never_taken_for_a_persons_edit(world):
+    w = world
+    w.farm.search_lag = timedelta(seconds=90)  # longer than a cycle, as Deadline's
+    w.farm.now = w.clock.t
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    tick(w, 100)  # the search finds the job once it is older than the lag
+    assert mwc(w, j) == 10
+    w.src.artists = 5
+    tick(w)  # the limit comes down to 5, and so does the cap
+    assert mwc(w, j) == 5
+    r = tick(w)  # the search still shows 10: only BatchGetJob shows our 5
+    assert r.ok, r.errors
+    rec = w.svc.history.job_originals()[j]
+    assert (rec["original"], rec["manual"]) == (30, 0)
+    w.src.artists = 2
+    tick(w)
+    tick(w)
+    assert mwc(w, j) == 8  # still ours to move
+
+
+def test_our_own_cap_is_never_recorded_as_an_original(world):
+    w = world
+    w.farm.search_lag = timedelta(seconds=90)
+    w.farm.now = w.clock.t
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    tick(w, 100)
+    assert mwc(w, j) == 10
+    w.policy.write_text(w.policy.read_text().replace("policy: fair", "policy: none"))
+    tick(w)  # no longer shared: the original goes back, the record with it
+    assert mwc(w, j) == 30 and j not in w.svc.history.job_originals()
+    w.policy.write_text(w.policy.read_text().replace("policy: none", "policy: fair"))
+    w.src.artists = 5
+    tick(w)  # shared again, at 5, while the search still shows our old cap of 10
+    assert w.svc.history.job_originals()[j]["original"] == 30
+    assert mwc(w, j) == 5

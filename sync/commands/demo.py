@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-import boto3
+import botocore.session
 
 from sync import logs
 from sync.app import build_service
@@ -76,10 +76,9 @@ def run_demo(
             rlmutil=write_wrapper(str(work / "rlmutil"), world.server.url),
         )
     )
-    # the real boto3 client, pointed at the fake endpoint with throwaway credentials
-    session = boto3.session.Session(
-        aws_access_key_id="demo", aws_secret_access_key="demo", region_name="us-west-2"
-    )
+    # the real botocore client, pointed at the fake endpoint with throwaway credentials
+    session = botocore.session.get_session()
+    session.set_credentials("demo", "demo")
     svc = build_service(load_policy(policy_path), endpoint_url=world.server.url, session=session)
     print("license-sync demo: a fake license server and Deadline farm on loopback")
     print(f"  Deadline endpoint  {world.server.url}  (farm {world.farm.farm_id})")

@@ -5,6 +5,11 @@ for `deadline`, so a request the real service would reject is rejected here too:
 botocore's ParamValidator checks types, required members and minimums, and `check_shape`
 adds what it leaves to the service — maximums, enums, id patterns and unions — for every
 operation, from the shapes alone (docs/design.md, "The fake Deadline").
+A call is done for the identity its signature names (the access key of SigV4's
+`Credential=`), which writes stamp as `updatedBy`. `Faults` adds what the network and the
+service do now and then, among them a 200 whose body is cut short: botocore parses an
+empty or broken JSON body as `{}` (its rest-json parser), so the answer simply lacks
+members the model marks required.
 Also serves `/_sim/lmstat` and `/_sim/rlmstat`: the simulated license server's output.
 """
 
@@ -27,6 +32,7 @@ from botocore.model import OperationModel, Shape
 from botocore.validate import ParamValidator
 
 from sync.fakes.farm import FakeError, FakeFarm
+from sync.fakes.operations import SERVICE
 
 
 @dataclass
@@ -44,6 +50,9 @@ class Faults:
     # operation → how many of its next calls are done but never answered (the connection
     # drops after the write landed)
     drop_answer: dict[str, int] = field(default_factory=dict)
+    # a 200 whose body is cut short: a fraction of answers, and operation → its next N
+    cut_short_rate: float = 0.0
+    cut_short: dict[str, int] = field(default_factory=dict)
 
 
 _STATUS = {
@@ -159,6 +168,12 @@ class DeadlineModel:
         if errors:
             raise FakeError("ValidationException", "; ".join(errors))
         return params
+
+
+def caller_of(authorization: str | None) -> str:
+    """The identity a SigV4 signature names: its access key, as a role session's ARN."""
+    m = re.search(r"Credential=([^/,\s]+)/", authorization or "")
+    return SERVICE if m is None else SERVICE.rsplit("/", 1)[0] + "/" + m.group(1)
 
 
 def _json_default(o: Any) -> Any:
@@ -292,7 +307,7 @@ class FakeDeadline:
                 self.before_op(op.name)
             body = json.loads(raw) if raw else {}
             params = self.model.params(op, path_params, parse_qs(url.query), body, h.headers)
-            result = self.farm.call(op.name, params)
+            result = self.farm.call(op.name, params, caller_of(h.headers.get("Authorization")))
         except FakeError as e:
             return self._error(h, e.code, str(e), e.status, e.reason)
         except ValueError as e:
@@ -301,10 +316,15 @@ class FakeDeadline:
             drop = self.faults.drop_answer.get(op.name, 0)
             if drop:
                 self.faults.drop_answer[op.name] = drop - 1
+            cut = self.faults.cut_short.get(op.name, 0)
+            if cut:
+                self.faults.cut_short[op.name] = cut - 1
+            cut = cut or self._rng.random() < self.faults.cut_short_rate
         if drop:
             h.close_connection = True  # done, and no answer: the client sees the line drop
             return None
-        h._send(200, json.dumps(result, default=_json_default).encode())
+        body = json.dumps(result, default=_json_default).encode()
+        h._send(200, body[: len(body) // 2] if cut else body)
 
     def _sim_route(self, h: Any, url: Any) -> None:
         kind = url.path.removeprefix("/_sim/")

@@ -4,8 +4,30 @@ State moves as the service documents it (docs/design.md, "The fake Deadline"): a
 association set to a STOP status becomes STOPPED once the queue's tasks that hold the
 limit are done (the CANCEL status cancels them first); tasks finish, fail, are requeued
 and suspended; an archived job is never scheduled again. Time is injected (`tick(now)`),
-so tests step it by hand and the demo runs it on a clock. currentCount is reported with
-a delay, as Deadline does. The API operations live in `sync.fakes.operations`.
+so tests step it by hand and the demo runs it on a clock. The API operations live in
+`sync.fakes.operations`.
+
+Where the real service is less kind than a plain store, so is this, each a switch
+(`REALISTIC` holds the values the demo, the farm state machine and the soak run with):
+
+- `count_delay`: currentCount is the value of that long ago (ListLimits and GetLimit:
+  "The result is delayed and may not be the count at the time that you called").
+- `search_lag`: SearchJobs answers from each job as it was that long ago, and does not
+  see jobs created since (AWS's `deadline` library, `_list_jobs_by_filter_expression`:
+  "Eventual consistency in the deadline:SearchJobs API means that the result set can be
+  missing jobs with a timestamp close to the current time"; its incremental download
+  allows EVENTUAL_CONSISTENCY_MAX_SECONDS = 120). GetJob and BatchGetJob read the writes.
+- `item_error_rate`: single items of every Batch* call fail inside an HTTP 200 with a code
+  the model lists for that operation (`BatchGetJobErrorCode`, …). ResourceNotFound is
+  only ever said of what does not exist.
+- `release_delay`: a requeued task's run is canceled, and holds what it acquired until
+  its process exits (the worker agent's cancelation: TERMINATE, or NOTIFY_THEN_TERMINATE
+  and its notify period); the action reads CANCELING meanwhile.
+- Steps may be chunked (`add_job(chunk=N)`, OpenJD TASK_CHUNKING): a run takes up to N
+  tasks and its action names no task.
+
+Always so, since the model and the specification say it: amount names compare
+case-insensitively; writes stamp `updatedAt`/`updatedBy` with the caller's identity.
 """
 
 from __future__ import annotations
@@ -26,11 +48,26 @@ from sync.fakes.model import (
     Step,
     Task,
     new_id,
+    same_amount,
 )
-from sync.fakes.operations import FakeError, FarmOperations
+from sync.fakes.operations import (
+    PERSON,
+    SEARCH_TOTAL_MAX,
+    SERVICE,
+    FakeError,
+    FarmOperations,
+)
 from sync.fakes.sessions import SessionOperations
 
-__all__ = ["FakeError", "FakeFarm", "Job", "Limit", "Step", "Task", "new_id"]
+__all__ = ["PERSON", "REALISTIC", "FakeError", "FakeFarm", "Job", "Limit", "Step", "Task"]
+
+# the values the demo, the farm state machine and the soak run the fake with
+REALISTIC: dict[str, float] = {
+    "count_delay": 10.0,
+    "search_lag": 90.0,  # longer than a cycle, within AWS's own 120 s allowance
+    "item_error_rate": 0.02,
+    "release_delay": 5.0,
+}
 
 
 class FakeFarm(FarmOperations, SessionOperations):
@@ -44,12 +81,21 @@ class FakeFarm(FarmOperations, SessionOperations):
         count_delay: float = 10.0,
         seed: int = 1,
         workers: int = 1000,
+        search_lag: float = 0.0,
+        item_error_rate: float = 0.0,
+        release_delay: float = 0.0,
     ):
         self.farm_id = farm_id or new_id("farm")
         self.lock = threading.RLock()
         self.now = now or datetime.now(UTC)
         self.count_delay = timedelta(seconds=count_delay)
+        self.search_lag = timedelta(seconds=search_lag)
+        self.item_error_rate = item_error_rate
+        self.release_delay = timedelta(seconds=release_delay)
         self.rng = random.Random(seed)
+        self.caller = SERVICE  # who the operation in progress is done for (`call`)
+        self.search_total_max = SEARCH_TOTAL_MAX  # the model's; tests scale it down
+        self.open_sessions: list[Session] = []  # runs holding what they acquired
         self.limits: dict[str, Limit] = {}
         self.queues: list[str] = []
         self.associations: dict[tuple[str, str], str] = {}
@@ -59,7 +105,8 @@ class FakeFarm(FarmOperations, SessionOperations):
         self.license_check: Any = None  # (amount) -> bool: can a task check out now?
         self.writes: list[tuple[str, dict[str, Any]]] = []
         self.tokens: dict[tuple[str, str], dict[str, Any]] = {}  # (operation, clientToken)
-        self.item_faults: dict[str, str] = {}  # job or step id → its Batch* item error code
+        self.stamps: dict[tuple[str, str], tuple[datetime, str]] = {}  # association → updated
+        self.item_faults: dict[str, str] = {}  # job, step or action id → its item error code
         self._last_created = datetime.min.replace(tzinfo=UTC)
 
     # -- building ---------------------------------------------------------------------------
@@ -107,6 +154,7 @@ class FakeFarm(FarmOperations, SessionOperations):
         steps: int = 1,
         created_by: str = "artist",
         max_worker_count: int = -1,
+        chunk: int = 1,
     ) -> str:
         with self.lock:
             jid = new_id("job")
@@ -126,6 +174,7 @@ class FakeFarm(FarmOperations, SessionOperations):
                         f"step{i}",
                         [(amount, units)] if amount else [],
                         [Task(duration=duration) for _ in range(tasks)],
+                        chunk=chunk,
                     )
                     for i in range(steps)
                 ],
@@ -156,30 +205,31 @@ class FakeFarm(FarmOperations, SessionOperations):
             elif t.status not in TERMINAL:
                 t.set_status(status)
 
+    def person_updates_job(self, job_id: str, **fields: object) -> None:
+        """A wrangler's UpdateJob (maxWorkerCount=…, priority=…), stamped as theirs."""
+        job = self.jobs[job_id]
+        ident = {"farmId": self.farm_id, "queueId": job.queue_id, "jobId": job_id}
+        self.call("UpdateJob", {**ident, **fields}, caller=PERSON)
+
+    def person_sets_association(self, queue_id: str, limit_id: str, status: str) -> None:
+        """A wrangler's UpdateQueueLimitAssociation, stamped as theirs."""
+        ident = {"farmId": self.farm_id, "queueId": queue_id, "limitId": limit_id}
+        self.call("UpdateQueueLimitAssociation", {**ident, "status": status}, caller=PERSON)
+
     # -- running ----------------------------------------------------------------------------
 
     def in_use(self, limit_id: str) -> int:
-        """Units held right now by tasks under this limit (the true currentCount)."""
-        lim = self.limits[limit_id]
+        """Units held right now under this limit (the true currentCount): what the runs
+        that have not ended acquired, a canceled one included until its process exits."""
         return sum(
-            units
-            for job in self.jobs.values()
-            for step in job.steps
-            for name, units in step.amounts
-            if name == lim.amount
-            for t in step.tasks
-            if t.status in HOLDING
+            n for s in self.open_sessions if s.open for lid, n in s.acquired if lid == limit_id
         )
 
-    def holders(self, amount: str) -> list[tuple[Job, Task]]:
+    def holders(self, amount: str) -> list[Session]:
+        """The runs holding a license of `amount` (one a run, a chunk's too)."""
+        ids = {lid for lid, lim in self.limits.items() if same_amount(lim.amount, amount)}
         return [
-            (job, t)
-            for job in self.jobs.values()
-            for step in job.steps
-            for name, _ in step.amounts
-            if name == amount
-            for t in step.tasks
-            if t.status == "RUNNING" and t.holds_license
+            s for s in self.open_sessions if s.open and any(lid in ids for lid, _ in s.acquired)
         ]
 
     def tick(self, now: datetime) -> None:
@@ -194,17 +244,37 @@ class FakeFarm(FarmOperations, SessionOperations):
                 while len(lim.reported) > 1 and lim.reported[1][0] <= now - self.count_delay:
                     lim.reported.popleft()
 
+    def requeue(self, job: Job, step: Step, task: Task) -> None:
+        """UpdateTask READY on a running task: its run is canceled and gives back what it
+        holds once its process exits (`release_delay` later); then the task is READY."""
+        s = task.session
+        if s is None or task.status not in HOLDING or not self.release_delay:
+            task.set_status("READY", self.now)
+            return
+        s.action_status = "CANCELING"
+        s.release_at = self.now + self.release_delay
+
+    def _prune(self) -> None:
+        self.open_sessions = [s for s in self.open_sessions if s.open]
+
     def _finish_tasks(self, now: datetime) -> None:
         for job in self.jobs.values():
             for t in job.tasks():
+                s = t.session
                 if t.status == "PENDING":
                     t.set_status("READY")  # the fake has no step dependencies
+                elif s is not None and s.release_at is not None and now >= s.release_at:
+                    t.set_status("READY", now)  # the canceled run's process has exited
+                    s.action_status = "CANCELED"
                 elif (
                     t.status == "RUNNING"
                     and t.started is not None
+                    and s is not None
+                    and s.release_at is None
                     and (now - t.started).total_seconds() >= t.duration
                 ):
                     t.set_status("SUCCEEDED", now)
+        self._prune()
 
     def _move_associations(self) -> None:
         """A STOP status becomes STOPPED once the queue's tasks under the limit are done."""
@@ -217,7 +287,7 @@ class FakeFarm(FarmOperations, SessionOperations):
                 for job in self.jobs.values()
                 if job.queue_id == queue_id
                 for step in job.steps
-                if any(name == amount for name, _ in step.amounts)
+                if step.needs(amount)
                 for t in step.tasks
                 if t.status in HOLDING
             ]
@@ -233,63 +303,78 @@ class FakeFarm(FarmOperations, SessionOperations):
         for job in sorted(self.jobs.values(), key=lambda j: (-j.priority, j.created_at)):
             if job.lifecycle_status == "ARCHIVED":
                 continue
-            job_running = sum(1 for t in job.tasks() if t.status in HOLDING)
+            job_running = len({id(t.session) for t in job.tasks() if t.status in HOLDING})
             for step in job.steps:
                 if not self._compatible(job, step):
                     for t in step.tasks:
                         if t.status == "READY":
                             t.set_status("NOT_COMPATIBLE")
                     continue
-                for t in step.tasks:
-                    if t.status != "READY" or running >= self.workers:
-                        continue
+                ready = [t for t in step.tasks if t.status == "READY"]
+                for i in range(0, len(ready), step.chunk):
+                    if running >= self.workers:
+                        break
                     if job.max_worker_count != -1 and job_running >= job.max_worker_count:
                         break
                     if not self._may_start(job, step):
                         break
-                    t.status, t.started = "RUNNING", now
-                    if all(
-                        self.license_check(name) if self.license_check else True
-                        for name, _ in step.amounts
-                    ):
-                        t.holds_license = True
-                        self._open_session(job, step, t, now)
+                    if self._start(job, step, ready[i : i + step.chunk], now):
                         running += 1
                         job_running += 1
-                    else:  # started, found no license: the frame fails and is retried
-                        self.denials += 1
-                        t.set_status("READY")
 
-    def _open_session(self, job: Job, step: Step, t: Task, now: datetime) -> None:
-        """The task's run, as the sessions API shows it: what limits it acquired."""
+    def _start(self, job: Job, step: Step, tasks: list[Task], now: datetime) -> bool:
+        """One run of `tasks` (one, or a chunk) on a worker; False if it found no license
+        (the frame fails and is retried)."""
+        if not all(
+            self.license_check(name) if self.license_check else True for name, _ in step.amounts
+        ):
+            self.denials += 1
+            return False
+        session = self._open_session(job, step, tasks, now)
+        for t in tasks:
+            t.status, t.started, t.holds_license, t.session = "RUNNING", now, True, session
+        return True
+
+    def _open_session(self, job: Job, step: Step, tasks: list[Task], now: datetime) -> Session:
+        """The run, as the sessions API shows it: what limits it acquired, and its task
+        (none for a chunk: its parameters say which frames it runs)."""
         acquired = [
             (lim.limit_id, units)
             for name, units in step.amounts
             for lim in self.limits.values()
-            if lim.amount == name
+            if same_amount(lim.amount, name)
         ]
-        t.session = Session(
+        chunked = step.chunk > 1
+        first = step.tasks.index(tasks[0])
+        frames = f"{first + 1}-{first + len(tasks)}" if chunked else str(first + 1)
+        session = Session(
             new_id("session"),
             new_id("sessionaction") + "-0",
-            t.task_id,
+            "" if chunked else tasks[0].task_id,
             step.step_id,
             now,
             acquired,
+            parameters={"Frame": {"chunkInt": frames} if chunked else {"int": frames}},
         )
-        job.sessions.append(t.session)
+        job.sessions.append(session)
+        self.open_sessions.append(session)
+        return session
 
     def _compatible(self, job: Job, step: Step) -> bool:
         """A step needing a limited amount its queue has no association for can never run."""
         for name, _ in step.amounts:
             for lim in self.limits.values():
-                if lim.amount == name and (job.queue_id, lim.limit_id) not in self.associations:
+                if (
+                    same_amount(lim.amount, name)
+                    and (job.queue_id, lim.limit_id) not in self.associations
+                ):
                     return False
         return True
 
     def _may_start(self, job: Job, step: Step) -> bool:
         for name, units in step.amounts:
             for lim in self.limits.values():
-                if lim.amount != name:
+                if not same_amount(lim.amount, name):
                     continue  # an amount no limit governs is unconstrained
                 if self.associations.get((job.queue_id, lim.limit_id)) != "ACTIVE":
                     return False  # stopping or stopped

@@ -6,8 +6,8 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-ACTIVE_TASK = ("PENDING", "READY", "ASSIGNED", "SCHEDULED", "STARTING", "RUNNING")
 HOLDING = ("STARTING", "RUNNING")  # tasks that hold the amounts their step needs
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED")
 STOP_COMPLETE = "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
@@ -36,14 +36,23 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
+def same_amount(a: str, b: str) -> bool:
+    """Amount names compare case-insensitively (OpenJD 2023-09 template schemas, 3.3.1.1:
+    "amount.Nuke" and "amount.nuke" are one amount)."""
+    return a.casefold() == b.casefold()
+
+
 # how a session action ends when its task leaves RUNNING for this status
 _ACTION_END = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "CANCELED": "CANCELED"}
 
 
 @dataclass
 class Session:
-    """A worker's session running one task (Deadline's sessions may run several; one is
-    enough to find who holds a limit). Its one session action is the task run."""
+    """A worker's session running one task, or one chunk of a chunked step's tasks
+    (Deadline's sessions may run several; one is enough to find who holds a limit). Its
+    one session action is the task run; a chunk's run names no task (`task_id` "": the
+    model's TaskRunSessionActionDefinitionSummary does not require `taskId`, and the worker
+    agent's `TaskRunAction.taskId` is NotRequired)."""
 
     session_id: str
     action_id: str
@@ -53,11 +62,18 @@ class Session:
     acquired: list[tuple[str, int]]  # (limit id, count): the action's acquiredLimits
     ended: datetime | None = None
     action_status: str = "RUNNING"
+    parameters: dict[str, Any] = field(default_factory=dict)  # the run's task parameters
+    release_at: datetime | None = None  # canceled: the process exits (gives back) then
 
     def end(self, now: datetime | None, task_status: str) -> None:
         if self.ended is None:
             self.ended = now or self.started
             self.action_status = _ACTION_END.get(task_status, "INTERRUPTED")
+
+    @property
+    def open(self) -> bool:
+        """Holding what it acquired: running, or canceled and not yet exited."""
+        return self.ended is None
 
 
 @dataclass
@@ -88,6 +104,10 @@ class Step:
     name: str
     amounts: list[tuple[str, int]]  # (amount.x, min units per task)
     tasks: list[Task]
+    chunk: int = 1  # tasks one run takes at once (OpenJD TASK_CHUNKING); 1: not chunked
+
+    def needs(self, amount: str) -> bool:
+        return any(same_amount(name, amount) for name, _ in self.amounts)
 
     @property
     def task_run_status(self) -> str:
@@ -110,6 +130,11 @@ class Job:
     max_retries_per_task: int = 5
     target_task_run_status: str | None = None
     sessions: list[Session] = field(default_factory=list)
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+    # each write: when, and the wire values of the fields it changed as they were before
+    # (SearchJobs answers from the job as it was `search_lag` ago: docs/design.md)
+    trail: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
 
     _status: tuple[int, str] = field(default=(-1, ""), repr=False, compare=False)
 
@@ -144,4 +169,6 @@ class Limit:
     max_count: int
     created_at: datetime
     description: str = ""
+    updated_at: datetime | None = None
+    updated_by: str | None = None
     reported: deque[tuple[datetime, int]] = field(default_factory=deque)

@@ -8,13 +8,35 @@ DeleteLimit only without associations, an archived job takes no update, and a re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import functools
+import random
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import botocore.session
 
 if TYPE_CHECKING:
     import threading
 
     from sync.fakes.model import Job, Limit, Step
+
+# who a call is made for, as `updatedBy` names it: the service's own caller (the access key
+# it signs with, `sync.fakes.deadline`) or a person working on the farm by hand
+SERVICE = "arn:aws:sts::111122223333:assumed-role/license-sync/fake"
+PERSON = "arn:aws:sts::111122223333:assumed-role/wrangler/pat"
+SEARCH_TOTAL_MAX = 10000  # SearchJobsResponse.totalResults: max 10000 in the model
+# what SearchJobs' answer shows of a job that a write changes, in wire names
+_WRITTEN = ("maxWorkerCount", "priority", "name", "lifecycleStatus", "targetTaskRunStatus")
+
+
+@functools.cache
+def item_error_codes(operation: str) -> tuple[str, ...]:
+    """The codes the service model lists for a Batch* operation's per-item errors, less
+    ResourceNotFound: that one the fake says only of what does not exist."""
+    model = botocore.session.get_session().get_service_model("deadline")
+    out = model.operation_model(operation).output_shape.members["errors"]
+    code = out.member.members["code"]  # type: ignore[attr-defined]
+    return tuple(c for c in code.enum if c != "ResourceNotFoundException")
 
 
 class FakeError(Exception):
@@ -49,6 +71,12 @@ class FarmOperations:
         writes: list[tuple[str, dict[str, Any]]]
         tokens: dict[tuple[str, str], dict[str, Any]]
         item_faults: dict[str, str]
+        item_error_rate: float
+        search_total_max: int
+        search_lag: timedelta
+        rng: random.Random
+        caller: str
+        stamps: dict[tuple[str, str], tuple[datetime, str]]
 
         def add_limit(
             self, amount: str, max_count: int, display_name: str | None = None
@@ -57,11 +85,12 @@ class FarmOperations:
         def reported_count(self, lim: Limit) -> int: ...
         def set_target_status(self, job: Job, status: str) -> None: ...
 
-    def call(self, operation: str, p: dict[str, Any]) -> dict[str, Any]:
+    def call(self, operation: str, p: dict[str, Any], caller: str = SERVICE) -> dict[str, Any]:
         handler = getattr(self, f"op_{operation}", None)
         if handler is None:
             raise FakeError("UnknownOperationException", f"{operation} is not simulated", 501)
         with self.lock:
+            self.caller = caller
             token = p.get("clientToken")
             if token is not None and (operation, token) in self.tokens:
                 return self.tokens[(operation, token)]  # a retry: answered, not redone
@@ -69,6 +98,18 @@ class FarmOperations:
             if token is not None:
                 self.tokens[(operation, token)] = result
             return result
+
+    def item_error(self, operation: str, ident: str) -> None:
+        """Fail one item of a Batch* call: as a test asked (`item_faults`), or at random
+        (`item_error_rate`) with a code the model lists for the operation."""
+        code = self.item_faults.get(ident)
+        if code is None and self.item_error_rate and self.rng.random() < self.item_error_rate:
+            code = self.rng.choice(item_error_codes(operation))
+        if code is not None:
+            raise FakeError(code, f"injected {code}")
+
+    def _stamp(self) -> dict[str, Any]:
+        return {"updatedAt": self.now, "updatedBy": self.caller}
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -110,6 +151,7 @@ class FarmOperations:
             "createdAt": lim.created_at,
             "createdBy": "sim",
             "description": lim.description,
+            **_updated(lim.updated_at, lim.updated_by),
         }
 
     def op_ListLimits(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +181,7 @@ class FarmOperations:
             lim.max_count = p["maxCount"]
         lim.display_name = p.get("displayName", lim.display_name)
         lim.description = p.get("description", lim.description)
+        lim.updated_at, lim.updated_by = self.now, self.caller
         self.writes.append(("UpdateLimit", dict(p)))
         return {}
 
@@ -162,6 +205,7 @@ class FarmOperations:
             "status": self.associations[(queue_id, limit_id)],
             "createdAt": self.now,
             "createdBy": "sim",
+            **_updated(*self.stamps.get((queue_id, limit_id), (None, None))),
         }
 
     def op_ListQueueLimitAssociations(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +236,7 @@ class FarmOperations:
         key = self._association(p)
         if not (p["status"] != "ACTIVE" and self.associations[key] == "STOPPED"):
             self.associations[key] = p["status"]  # a STOP on STOPPED changes nothing
+        self.stamps[key] = (self.now, self.caller)
         self.writes.append(("UpdateQueueLimitAssociation", dict(p)))
         return {}
 
@@ -224,6 +269,7 @@ class FarmOperations:
             "maxWorkerCount": job.max_worker_count,
             "maxFailedTasksCount": job.max_failed_tasks_count,
             "maxRetriesPerTask": job.max_retries_per_task,
+            **_updated(job.updated_at, job.updated_by),
         }
         if job.target_task_run_status is not None:
             d["targetTaskRunStatus"] = job.target_task_run_status
@@ -233,12 +279,19 @@ class FarmOperations:
         return d
 
     def op_SearchJobs(self, p: dict[str, Any]) -> dict[str, Any]:
-        """Pages by offset over the list as it is at each call, as the service does.
-        Filters and sorts see the fields they can name; only the page's jobs are built
-        whole (a 10,000-job farm would otherwise spend its time counting tasks)."""
+        """Pages by offset over the list as it is at each call, as the service does, and
+        from each job as it was `search_lag` ago: a job created since is not found yet, a
+        write since is not seen yet. totalResults stops at the model's 10,000. Filters and
+        sorts see the fields they can name; only the page's jobs are built whole (a
+        10,000-job farm would otherwise spend its time counting tasks)."""
         self._farm(p["farmId"])
         queues = set(p["queueIds"])
-        found = [(_searchable(j), j) for j in self.jobs.values() if j.queue_id in queues]
+        seen = self.now - self.search_lag
+        found = [
+            (_searchable(j, seen), j)
+            for j in self.jobs.values()
+            if j.queue_id in queues and (not self.search_lag or j.created_at <= seen)
+        ]
         found = [(f, j) for f, j in found if _matches(p.get("filterExpressions"), f)]
         found.sort(key=lambda fj: (fj[0]["createdAt"], fj[0]["jobId"]))
         for sort in reversed(p.get("sortExpressions", [])):
@@ -246,8 +299,9 @@ class FarmOperations:
             found.sort(key=lambda fj: key(fj[0]), reverse=_descending(sort))
         offset = p["itemOffset"]
         size = p.get("pageSize", 100)
-        page = [self._job_dict(j) for _, j in found[offset : offset + size]]
-        out: dict[str, Any] = {"jobs": page, "totalResults": len(found)}
+        page = [_as_of(self._job_dict(j), j, seen) for _, j in found[offset : offset + size]]
+        total = min(len(found), self.search_total_max)
+        out: dict[str, Any] = {"jobs": page, "totalResults": total}
         if offset + size < len(found):
             out["nextItemOffset"] = offset + size
         return out
@@ -265,6 +319,7 @@ class FarmOperations:
         for ident in p["identifiers"]:
             try:
                 job = self._job(ident["farmId"], ident["queueId"], ident["jobId"])
+                self.item_error("BatchGetJob", job.job_id)
                 jobs.append(self._job_dict(job, full=True))
             except FakeError as e:
                 errors.append({**ident, "code": e.code, "message": str(e)})
@@ -308,8 +363,8 @@ class FarmOperations:
         steps, errors = [], []
         for ident in p["identifiers"]:
             try:
-                _injected(self.item_faults.get(ident["stepId"]))
                 job, step = self._step(ident)
+                self.item_error("BatchGetStep", step.step_id)
                 steps.append(
                     {
                         **self._step_dict(job, step),
@@ -331,8 +386,9 @@ class FarmOperations:
         errors = []
         for item in p["jobs"]:
             try:
-                _injected(self.item_faults.get(item["jobId"]))
-                self._update_job(self._job(item["farmId"], item["queueId"], item["jobId"]), item)
+                job = self._job(item["farmId"], item["queueId"], item["jobId"])
+                self.item_error("BatchUpdateJob", job.job_id)
+                self._update_job(job, item)
             except FakeError as e:
                 ident = {k: item[k] for k in ("farmId", "queueId", "jobId")}
                 errors.append({**ident, "code": e.code, "message": str(e)})
@@ -352,6 +408,7 @@ class FarmOperations:
             "maxFailedTasksCount": "max_failed_tasks_count",
             "maxRetriesPerTask": "max_retries_per_task",
         }
+        before = self._job_dict(job)
         for wire, attr in fields.items():
             if wire in p:
                 setattr(job, attr, p[wire])
@@ -359,12 +416,29 @@ class FarmOperations:
             self.set_target_status(job, p["targetTaskRunStatus"])
         if p.get("lifecycleStatus") == "ARCHIVED":
             job.lifecycle_status = "ARCHIVED"
+        job.updated_at, job.updated_by = self.now, self.caller
+        changed = [*(k for k in _WRITTEN if k in p), "updatedAt", "updatedBy"]
+        # what a search that lags sees until the write is `search_lag` old
+        job.trail = [(t, old) for t, old in job.trail if t > self.now - self.search_lag]
+        if self.search_lag:
+            job.trail.append((self.now, {k: before.get(k) for k in changed}))
 
 
-def _injected(code: str | None) -> None:
-    """A per-item error a test asked for (`FakeFarm.item_faults`)."""
-    if code is not None:
-        raise FakeError(code, f"injected {code}")
+def _updated(at: datetime | None, by: str | None) -> dict[str, Any]:
+    return {} if at is None else {"updatedAt": at, "updatedBy": by}
+
+
+def _as_of(d: dict[str, Any], job: Job, seen: datetime) -> dict[str, Any]:
+    """A job's wire dict as it was at `seen`: the writes since undone, newest first."""
+    for t, old in reversed(job.trail):
+        if t <= seen:
+            break
+        for k, v in old.items():
+            if v is None:
+                d.pop(k, None)
+            else:
+                d[k] = v
+    return d
 
 
 def _valid_count(name: str, value: int) -> None:
@@ -380,9 +454,9 @@ def _counts(tasks: list[Any]) -> dict[str, int]:
     return out
 
 
-def _searchable(job: Job) -> dict[str, Any]:
-    """The fields SearchJobs can filter and sort a job by (`_FIELDS`)."""
-    return {
+def _searchable(job: Job, seen: datetime) -> dict[str, Any]:
+    """The fields SearchJobs can filter and sort a job by (`_FIELDS`), as of `seen`."""
+    d = {
         "taskRunStatus": job.task_run_status,
         "lifecycleStatus": job.lifecycle_status,
         "name": job.name,
@@ -391,6 +465,7 @@ def _searchable(job: Job) -> dict[str, Any]:
         "createdBy": job.created_by,
         "createdAt": job.created_at,
     }
+    return _as_of(d, job, seen) if job.trail else d
 
 
 _FIELDS = {

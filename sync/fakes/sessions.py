@@ -1,7 +1,8 @@
 """The fake farm's sessions, session actions and task updates, as the service documents
 them: a running task is a session whose task-run action lists the limits it acquired
 (`acquiredLimits`, since the 2025-01-28 API), and UpdateTask moves one task — READY
-requeues it, interrupting its run and giving back what it holds."""
+requeues it: its run is canceled (CANCELING) and gives back what it holds when its process
+exits (`FakeFarm.release_delay`). A chunk's run names no task."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ class SessionOperations:
     def _job(self, farm_id: str, queue_id: str, job_id: str) -> Job:  # from FarmOperations
         raise NotImplementedError
 
+    def item_error(self, operation: str, ident: str) -> None:  # from FarmOperations
+        raise NotImplementedError
+
+    def requeue(self, job: Job, step: Step, task: Task) -> None:  # from FakeFarm
+        raise NotImplementedError
+
     def op_ListSessions(self, p: dict[str, Any]) -> dict[str, Any]:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
         return {"sessions": [_session(s) for s in job.sessions]}
@@ -50,6 +57,11 @@ class SessionOperations:
                 what = f"Session action {ident['sessionActionId']} not found"
                 errors.append({**ident, "code": "ResourceNotFoundException", "message": what})
                 continue
+            try:
+                self.item_error("BatchGetSessionAction", s.action_id)
+            except FakeError as e:
+                errors.append({**ident, "code": e.code, "message": str(e)})
+                continue
             actions.append(
                 {
                     **ident,
@@ -70,7 +82,10 @@ class SessionOperations:
             raise FakeError("ResourceNotFoundException", f"Task {p['taskId']} not found", 404)
         if p["targetRunStatus"] not in _MOVES:
             raise FakeError("ValidationException", f"{p['targetRunStatus']} is not a target")
-        task.set_status(p["targetRunStatus"], self.now)
+        if p["targetRunStatus"] == "READY":
+            self.requeue(job, step, task)  # type: ignore[arg-type]
+        else:
+            task.set_status(p["targetRunStatus"], self.now)
         self.writes.append(("UpdateTask", dict(p)))
         return {}
 
@@ -95,11 +110,14 @@ def _session(s: Session) -> dict[str, Any]:
 
 
 def _action(s: Session) -> dict[str, Any]:
+    run: dict[str, Any] = {"stepId": s.step_id, "parameters": s.parameters}
+    if s.task_id:  # a chunk's run names no task
+        run["taskId"] = s.task_id
     out: dict[str, Any] = {
         "sessionActionId": s.action_id,
         "status": s.action_status,
         "startedAt": s.started,
-        "definition": {"taskRun": {"taskId": s.task_id, "stepId": s.step_id}},
+        "definition": {"taskRun": run},
     }
     if s.ended:
         out["endedAt"] = s.ended
