@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sync.deadline import Deadline, make_client
+from sync.fakes.operations import FakeError
 from sync.history import History
 from sync.metrics import Metrics
 from sync.policy import load_policy
@@ -563,6 +564,7 @@ def test_search_past_the_offset_maximum_narrows_instead_of_failing(world, monkey
     assert Deadline.max_item_offset == offset.metadata["max"]
     monkeypatch.setattr(Deadline, "max_item_offset", 200)  # the fake's own limit, scaled down
     w = world
+    w.farm.search_total_max = 200  # and totalResults stops there, as at 10,000
     w.src.total = 1000
     w.farm.limits[w.limit].max_count = 1000
     jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=2, amount="amount.nuke") for n in range(450)]
@@ -861,3 +863,91 @@ def test_our_own_cap_is_never_recorded_as_an_original(world):
     tick(w)  # shared again, at 5, while the search still shows our old cap of 10
     assert w.svc.history.job_originals()[j]["original"] == 30
     assert mwc(w, j) == 5
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerErrorException"])
+def test_a_job_batch_get_job_cannot_read_is_held_never_gone(world, code):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    w.farm.end_job(j)  # finished: the search no longer returns it, BatchGetJob is asked
+    w.farm.item_faults[j] = code  # inside an HTTP 200: botocore retries nothing
+    r = cycle(w)
+    assert not r.ok and w.svc.history.job_originals()[j]["original"] == 30
+    del w.farm.item_faults[j]
+    cycle(w)
+    assert mwc(w, j) == 30 and j not in w.svc.history.job_originals()
+
+
+def test_a_job_the_answer_does_not_mention_is_held(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    w.farm.end_job(j)
+    real = w.farm.op_BatchGetJob
+    w.farm.op_BatchGetJob = lambda p: {**real(p), "jobs": []}  # neither found nor an error
+    r = cycle(w)
+    assert not r.ok and j in w.svc.history.job_originals()
+
+
+@pytest.mark.parametrize(
+    "operation", ["BatchGetJob", "SearchJobs", "ListQueueLimitAssociations", "BatchUpdateJob"]
+)
+def test_an_answer_cut_short_is_an_error_never_an_empty_list(world, operation):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    cycle(w)
+    if operation == "BatchGetJob":
+        w.farm.end_job(j)
+    else:
+        w.src.artists = 4  # a cap to write
+    w.sim.faults.cut_short[operation] = 1
+    r = cycle(w)
+    assert not r.ok and any("lacks" in e for e in r.errors), r.errors
+    assert w.svc.history.job_originals()[j]["original"] == 30  # no job taken for gone
+    cycle(w)
+    assert mwc(w, j) == (30 if operation == "BatchGetJob" else 6)
+
+
+def test_a_batch_update_chunk_that_fails_keeps_what_the_other_chunks_landed(world):
+    w = world
+    w.src.total = w.farm.limits[w.limit].max_count = 1000
+    jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=2, amount="amount.nuke") for n in range(150)]
+    calls = []
+
+    def second_fails(op):
+        if op == "BatchUpdateJob":
+            calls.append(op)
+            if len(calls) == 2:
+                raise FakeError("InternalServerErrorException", "the second chunk", 500)
+
+    w.sim.before_op = second_fails
+    w.client_options = {"attempts": 1}
+    w.svc = w.make()
+    w.svc.observer.step_budget = 150  # every job's steps read before planning
+    r = cycle(w)
+    assert any("BatchUpdateJob failed" in e for e in r.errors)
+    recs = w.svc.history.job_originals()
+    landed = [j for j in jobs if recs[j]["last_written"] == 2 and recs[j]["pending"] is None]
+    waiting = [j for j in jobs if recs[j]["pending"] == 2 and recs[j]["last_written"] is None]
+    assert len(landed) == 100 and len(waiting) == 50  # item by item, not the whole batch
+
+
+def test_amount_names_match_whatever_their_case(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.NUKE")  # OpenJD: one amount
+    r = cycle(w)
+    assert r.ok and mwc(w, j) == 10
+    w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: Amount.Nuke"))
+    assert cycle(w).ok
+
+
+def test_an_unlimited_cap_of_one_pool_never_hides_the_real_cap_of_another(world):
+    w = world
+    add_maya_pool(w, -1, "{policy: fair, min_workers: 1}")  # an unlimited limit: caps of -1
+    w.svc = w.make()
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.maya")
+    w.farm.jobs[j].steps[0].amounts.append(("amount.nuke", 1))
+    w.src.artists = 6
+    cycle(w)
+    assert mwc(w, j) == 4  # the nuke pool's cap: the smallest real one
