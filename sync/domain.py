@@ -122,6 +122,9 @@ class LimitMemory:
 
     rising: int = 0  # consecutive cycles the target stayed above maxCount
     paused: tuple[str, ...] = ()  # queues whose association we stopped
+    # the pool's external use as last read, where the farm's use comes from the delayed
+    # currentCount: a rise is believed once a second read shows it (`limits._held_external`)
+    external: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

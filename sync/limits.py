@@ -133,6 +133,8 @@ def plan_pool(
     if failures:
         return _failed(name, pool, targets, failures, last_good, now, memory)
     figures, reserve_from = _figures(pool, features, targets, now, profile)
+    seen = figures.external
+    figures, held = _held_external(figures, targets, memory)
     free = (
         math.inf
         if figures.total is None
@@ -146,7 +148,11 @@ def plan_pool(
             decisions.append(_unreadable(name, t, (_unread(err),)))
             new_memory[key] = memory.get(key, LimitMemory())
             continue
-        d, new_memory[key] = _decide(name, pool, st, t, raw_target, figures.total, memory)
+        d, mem = _decide(name, pool, st, t, raw_target, figures.total, memory)
+        if held:
+            d, mem = _unconfirmed(d, mem, memory.get(key, LimitMemory()), held[0])
+        external = seen if figures.farm_use_from == "currentCount" else None
+        new_memory[key] = replace(mem, external=external)
         decisions.append(d)
     decisions = [_preempting(pool, figures, d) for d in decisions]
     status = "error" if any(d.status == "error" for d in decisions) else "ok"
@@ -213,6 +219,43 @@ def _figures(
     queued = sum(f.queued for f in features)
     figures = Figures(total, in_use, farm_use, farm_from, external, reserve, pool.headroom, queued)
     return figures, reserve_from
+
+
+def _held_external(
+    figures: Figures, targets: list[Target], memory: Memory
+) -> tuple[Figures, tuple[Reason, ...]]:
+    """Without a farm_selector the farm's use is currentCount, which Deadline updates
+    late: the farm's own burst of checkouts reads as external use for a cycle. So a rise
+    of external use above the last read counts only as far as the farm cannot explain it
+    (what is in use beyond what its limits let it hold) until a second read shows it, or
+    at once when the server queues a checkout. docs/design.md, "The control law"."""
+    if figures.farm_use_from != "currentCount" or figures.queued:
+        return figures, ()
+    before = [
+        m.external
+        for t, _, _ in targets
+        if (m := memory.get((t.farm or "", t.limit))) is not None and m.external is not None
+    ]
+    if not before or figures.external <= min(before):
+        return figures, ()
+    caps = [max(st.max_count, st.current_count) if st else -1 for _, st, _ in targets]
+    sure = 0 if -1 in caps else max(0, figures.in_use - sum(caps))
+    held = min(figures.external, max(min(before), sure))
+    why = Reason.of("external_held", read=figures.external, held=held)
+    return replace(figures, external=held), (why,)
+
+
+def _unconfirmed(
+    d: Decision, mem: LimitMemory, before: LimitMemory, why: Reason
+) -> tuple[Decision, LimitMemory]:
+    """A decision made on an external use not yet confirmed: it may come down, never go
+    up or resume a queue, and the rise's settle count stands still."""
+    rise = d.new == -1 or (d.new is not None and d.current not in (None, -1) and d.new > d.current)
+    if rise:
+        d, mem = replace(d, new=None), replace(mem, rising=before.rising)
+    if d.resume:  # the queues stay in memory as paused until a read shows them ACTIVE
+        d = replace(d, resume=())
+    return replace(d, why=(why, *d.why)), mem
 
 
 def resolve_reserve(

@@ -40,8 +40,9 @@ class MemoryStore:
         except HistoryError as e:
             log.warning("cannot read the memory kept in the history: %s", e)
             return Memory()
+        # rows kept before the external use was remembered have four members
         limits = {
-            (farm, lim): LimitMemory(rising, tuple(paused)) for farm, lim, rising, paused in rows
+            (r[0], r[1]): LimitMemory(r[2], tuple(r[3]), r[4] if len(r) > 4 else None) for r in rows
         }
         # A new, empty history beside jobs that already carry caps may mean the old history
         # was lost: those caps may be ours and must not become "originals" (`--adopt`).
@@ -56,7 +57,9 @@ class MemoryStore:
         """Raises HistoryError when it is not on disk."""
         if self.history is None:
             return
-        rows = [[f, lim, m.rising, list(m.paused)] for (f, lim), m in sorted(limits.items())]
+        rows = [
+            [f, lim, m.rising, list(m.paused), m.external] for (f, lim), m in sorted(limits.items())
+        ]
         self.history.set_state("memory", rows, now)
 
     def remember_limit_original(

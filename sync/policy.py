@@ -787,9 +787,22 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
 
 def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     """What a valid policy means where it may not read as meant: hour ranges that wrap
-    midnight belong to the day they start on."""
+    midnight belong to the day they start on; a pool without a farm_selector counts the
+    farm's use from the delayed currentCount."""
     out: list[tuple[tuple[Any, ...], str]] = []
     for name, pool in policy.pools.items():
+        sel = pool.farm_selector
+        if sel is None or not (sel.hosts or sel.users):
+            out.append(
+                (
+                    ("pools", name),
+                    f"pool {name!r} has no farm_selector: the farm's use is the limits' "
+                    "currentCount, which Deadline updates late, so a rise of external use the "
+                    "farm's own burst could explain waits for a second read (unless an "
+                    "artist is queued); name the farm's hosts or users to count its "
+                    "checkouts on the server",
+                )
+            )
         for i, w in enumerate(pool.reserve.schedule):
             start, end = parse_hours(w.hours)
             if end < start:

@@ -74,6 +74,10 @@ _TEXT: dict[str, Callable[[Reason], str]] = {
     "to_floor": lambda r: (
         f"{_since(r)}, stale after {duration(r['stale_after'])}: falling to floor {r['floor']}"
     ),
+    "external_held": lambda r: (
+        f"external use read {r['read']}, counted as {r['held']} until a second read shows it "
+        "(the farm's use is currentCount, which Deadline updates late)"
+    ),
     "limit_unreadable": lambda r: r["error"],
     "nothing_written": lambda r: "nothing written",
     # a job's maxWorkerCount

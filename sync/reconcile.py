@@ -216,7 +216,7 @@ def carry(plan: Plan, failed: Iterable[LimitKey], originals: Mapping[str, JobOri
     as the writes left them."""
     limits = dict(plan.memory.limits)
     for key in failed:
-        limits[key] = LimitMemory(0, limits.get(key, LimitMemory()).paused)
+        limits[key] = replace(limits.get(key, LimitMemory()), rising=0)
     return replace(plan.memory, limits=limits, originals=dict(originals))
 
 

@@ -53,6 +53,7 @@ def policy_for(farms: list[FakeFarm], tmp: Path, jobs: str = "none") -> Path:
             f"    farm: {f.farm_id}",
             "    limit: amount.nuke",
             "    features: [{source: lic, feature: nuke_r}]",
+            '    farm_selector: {hosts: ["^render-"]}',
             f"    jobs: {{policy: {jobs}}}",
             "    hysteresis: {settle: 1}",
         ]

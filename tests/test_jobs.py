@@ -28,6 +28,7 @@ pools:
   nuke:
     limit: amount.nuke
     features: [{{source: lic, feature: nuke_r}}]
+    farm_selector: {{hosts: ["^render-"]}}
     jobs: {{policy: {policy}, min_workers: 1, respect_manual: true}}
 """
 

@@ -212,12 +212,59 @@ def test_increase_waits_settle_cycles_then_rises_by_max_step():
 
 
 def test_increase_counter_resets_when_target_drops():
-    pool = mkpool(hysteresis={"settle": 2})
+    pool = mkpool(hysteresis={"settle": 2}, farm_selector={"hosts": ["^render-"]})
     d1, p1 = run(pool, report(total=20, in_use=0), limit(max_count=10))
     assert d1.new is None and p1.memory[(FARM, "amount.nuke")].rising == 1
     d2, p2 = run(pool, report(total=20, in_use=15), limit(max_count=10), memory=p1.memory)
     assert d2.new == 5  # decrease at once
     assert p2.memory[(FARM, "amount.nuke")].rising == 0
+
+
+def test_a_farm_burst_under_a_late_current_count_is_not_taken_for_artists():
+    """No farm_selector: the farm's use is currentCount, which Deadline updates late. Ten
+    tasks start (in use 2 → 12) while currentCount still says 2: the rise of external use
+    is the farm's own, so nothing comes down, and nothing goes up on it either."""
+    pool = mkpool(hysteresis={"settle": 1})
+    _, p1 = run(pool, report(total=20, in_use=2), limit(max_count=12, current=2))
+    burst, p2 = run(pool, report(total=20, in_use=12), limit(max_count=12, current=2), p1.memory)
+    assert burst.new is None and "until a second read shows it" in text(burst.why)
+    assert p2.pools["nuke"].figures.external == 0
+    caught_up, _ = run(
+        pool, report(total=20, in_use=12), limit(max_count=12, current=12), p2.memory
+    )
+    assert caught_up.new == 20 and "second read" not in text(caught_up.why)
+
+
+def test_a_rise_of_external_use_the_farm_cannot_explain_comes_down_at_once():
+    pool = mkpool(hysteresis={"settle": 1}, reserve=4)
+    _, p1 = run(pool, report(total=20, in_use=2), limit(max_count=10, current=2))
+    # 18 in use and the farm may hold at most 10: at least 8 are artists' now
+    d, p2 = run(pool, report(total=20, in_use=18), limit(max_count=10, current=2), p1.memory)
+    assert d.new == 8 and "counted as 8" in text(d.why)
+    # a second read that still shows 16 external believes it
+    d2, _ = run(pool, report(total=20, in_use=18), limit(max_count=8, current=2), p2.memory)
+    assert d2.new == 1 and "second read" not in text(d2.why)
+
+
+def test_an_external_rise_is_believed_at_once_when_the_server_queues_a_checkout():
+    pool = mkpool(hysteresis={"settle": 1})
+    _, p1 = run(pool, report(total=20, in_use=2), limit(max_count=12, current=2))
+    d, _ = run(
+        pool, report(total=20, in_use=12, queued=1), limit(max_count=12, current=2), p1.memory
+    )
+    assert d.new == 10 and "second read" not in text(d.why)
+
+
+def test_an_unconfirmed_external_rise_never_raises_the_limit_or_resumes_a_queue():
+    pool = mkpool(hysteresis={"settle": 1}, on_exhausted="pause")
+    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",), 5)}
+    lim = limit(max_count=1, current=0, assoc=[("queue-a", "STOPPED")])
+    # 5 external before; now 7 in use with currentCount 0 and maxCount 1: at most 1 is the
+    # farm's, so at least 6 are external — the read of 7 is not yet believed, nor a rise
+    d, p = run(pool, report(total=8, in_use=7), lim, mem)
+    assert d.new is None and d.resume == () and "counted as 6" in text(d.why)
+    assert p.memory[(FARM, "amount.nuke")].paused == ("queue-a",)
+    assert p.memory[(FARM, "amount.nuke")].external == 7
 
 
 def test_decrease_applies_at_once_even_with_settle():

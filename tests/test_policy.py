@@ -246,7 +246,22 @@ def test_validate_says_what_an_hour_range_past_midnight_means(tmp_path):
     assert "note:" not in run_cli("validate", "-q", str(path)).stdout
     day = path.read_text().replace("22:00-06:00", "06:00-22:00")
     path.write_text(day)
-    assert "note:" not in run_cli("validate", str(path)).stdout
+    assert "past midnight" not in run_cli("validate", str(path)).stdout
+
+
+def test_validate_says_what_a_pool_without_a_farm_selector_trusts(tmp_path):
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(GOOD)
+    out = run_cli("validate", str(plain)).stdout
+    assert "note: pool 'nuke' has no farm_selector" in out and "currentCount" in out
+    chosen = tmp_path / "chosen.yaml"
+    chosen.write_text(
+        GOOD.replace(
+            "limit: amount.nuke\n", "limit: amount.nuke\n    farm_selector: {hosts: [r-]}\n"
+        )
+    )
+    out = run_cli("validate", str(chosen)).stdout
+    assert "ok (1 pool" in out and "farm_selector" not in out
 
 
 def test_validate_missing_file():

@@ -619,6 +619,65 @@ def test_artists_refused_have_the_farms_youngest_task_requeued(world):
     assert old in w.farm.jobs and w.farm.in_use(w.limit_id) == 14
 
 
+def preempting(w, tasks: int = 5) -> None:
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            "    headroom: 1\n",
+            f"    headroom: 1\n    preempt: {{enabled: true, max_per_cycle: {tasks}}}\n",
+        )
+    )
+
+
+def test_preemption_counts_what_runs_hold_never_the_late_count_nor_a_run_giving_back(world):
+    """currentCount still says 10 (Deadline updates it late) while 15 runs hold the limit;
+    a requeued run keeps its license until its process exits. Preemption requeues what
+    the sessions say is one too many, once: the run giving its license back is not
+    counted again on the next cycle, nor is another task thrown away for it."""
+    w = world
+    preempting(w)
+    w.farm.count_delay = timedelta(days=1)  # the count never catches up in this test
+    w.farm.release_delay = timedelta(minutes=5)
+    w.farm.add_job(w.queue, "old", tasks=10, amount="amount.nuke", duration=3600)
+    w.farm.tick(w.clock.t - timedelta(minutes=20))
+    young = w.farm.add_job(w.queue, "young", tasks=5, amount="amount.nuke", duration=3600)
+    w.farm.tick(w.clock.t - timedelta(minutes=2))
+    w.src.farm, w.src.artists, w.src.queued = 15, 5, 2
+    r = w.svc.run_cycle()
+    [d] = r.plan.decisions
+    assert (d.current_count, d.target) == (10, 14)  # by the count, nothing to requeue
+    assert [t.job_id for _, t in r.outcome.preempted] == [young]
+    w.clock.advance(60)
+    w.farm.tick(w.clock.t)  # the requeued run is still exiting: the server still shows 15
+    r = w.svc.run_cycle()
+    assert r.plan.decisions[0].preempt >= 1 and r.outcome.preempted == []
+    assert w.farm.in_use(w.limit_id) == 15  # 14 running and the one giving its license back
+
+
+def test_running_chunks_are_never_requeued_and_are_counted(world):
+    """A chunked step's runs name no task (UpdateTask cannot requeue them): preemption
+    passes over them, counts them, and still requeues a task that can be."""
+    w = world
+    preempting(w)
+    chunked = w.farm.add_job(
+        w.queue, "chunked", tasks=20, chunk=2, amount="amount.nuke", duration=3600
+    )
+    w.farm.tick(w.clock.t - timedelta(minutes=3))
+    single = w.farm.add_job(w.queue, "single", tasks=5, amount="amount.nuke", duration=3600)
+    w.farm.tick(w.clock.t - timedelta(minutes=1))
+    held = w.farm.in_use(w.limit_id)
+    assert held > 5
+    w.src.farm, w.src.artists, w.src.queued = held, 20 - held, 3
+    r = w.svc.run_cycle()
+    assert r.ok, r.errors
+    requeued = {t.job_id for _, t in r.outcome.preempted}
+    assert requeued == {single}
+    skipped = w.metrics.registry.get_sample_value(
+        "license_sync_preempt_skipped_total", {"reason": "chunked"}
+    )
+    assert skipped and skipped >= 1
+    assert chunked in w.farm.jobs
+
+
 def test_a_source_down_keeps_its_last_known_license_series(world):
     w = world
     w.src.artists = 3
