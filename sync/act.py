@@ -22,6 +22,7 @@ from sync.domain import (
     JobOriginal,
     Reason,
     RunningTask,
+    Stamp,
     Why,
 )
 from sync.errors import DeadlineError, HistoryError
@@ -43,6 +44,7 @@ class Applied:
     ok: bool = True
     error: str | None = None
     wrote: list[str] = field(default_factory=list)
+    stamps: dict[str, Stamp] = field(default_factory=dict)  # queue → the stamp our pause left
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Outcome:
     preempted: list[tuple[Preempt, RunningTask]] = field(default_factory=list)
     originals: dict[str, JobOriginal] = field(default_factory=dict)  # records after the writes
     errors: list[str] = field(default_factory=list)
+    # per limit, the stamp each of our pauses left on its queue (read back after the write)
+    stamps: dict[tuple[str, str], dict[str, Stamp]] = field(default_factory=dict)
 
 
 class Writer:
@@ -85,6 +89,7 @@ class Writer:
             out.applied = [
                 self._guarded(self._limit, d, plan, now) for d in plan.changes if d.limit_id
             ]
+            out.stamps = {a.decision.key: a.stamps for a in out.applied if a.stamps}
             for r in plan.reopen:
                 out.errors += self._reopen(r)
             for p in plan.preempts:
@@ -169,6 +174,8 @@ class Writer:
         for q in queues:
             dl.update_association(q, d.limit_id, status)
             a.wrote.append(f"{what} {q}")
+            if status == PAUSED:
+                self._stamp(dl, d, q, a)
             self.metrics.changes.labels("pause" if status == PAUSED else "resume").inc()
             level = logging.WARNING if status == PAUSED else logging.INFO
             log.log(
@@ -181,6 +188,17 @@ class Writer:
                 ctx["reason"],
                 extra=ctx,
             )
+
+    def _stamp(self, dl: Deadline, d: Decision, q: str, a: Applied) -> None:
+        """Read back who wrote the pause, to tell a person's later stop from ours. Without
+        it the queue is ours until it reads ACTIVE, as before."""
+        assert d.limit_id is not None
+        try:
+            if (got := dl.association_stamp(q, d.limit_id)) is not None:
+                a.stamps[q] = got
+        except DeadlineError as e:
+            log.warning("pool %s limit %s: queue %s paused; its stamp not read: %s",
+                        d.pool, d.limit_ref, q, e)  # fmt: skip
 
     def _remember_original(self, d: Decision, now: datetime) -> None:
         if d.current is None or d.limit_id is None:

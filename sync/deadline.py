@@ -21,7 +21,15 @@ import botocore.utils
 from botocore.config import Config
 from botocore.model import Shape
 
-from sync.domain import Association, Holding, JobInfo, LimitState, RunningTask, StepAmounts
+from sync.domain import (
+    Association,
+    Holding,
+    JobInfo,
+    LimitState,
+    RunningTask,
+    Stamp,
+    StepAmounts,
+)
 from sync.errors import DeadlineError
 
 CallCounter = Callable[[str, str], None]  # (operation, outcome)
@@ -182,6 +190,14 @@ def _requires(shape: Shape, seen: frozenset[str] = frozenset()) -> bool:
     return found
 
 
+def stamp(item: Mapping[str, Any]) -> Stamp | None:
+    """A resource's updatedAt and updatedBy, or None when it was never updated."""
+    at, by = item.get("updatedAt"), item.get("updatedBy")
+    if at is None or by is None:
+        return None
+    return (at.isoformat() if isinstance(at, datetime) else str(at)), str(by)
+
+
 def holding_from(items: list[dict[str, Any]], limit_id: str, into: Holding) -> Holding:
     """`into` with BatchGetSessionAction items that hold `limit_id` added: a canceled run
     is releasing; a chunk's run names no task, so it is held and counted but never a
@@ -324,7 +340,9 @@ class Deadline:
             farmId=self.farm_id,
             maxResults=100,
         ):
-            assocs.setdefault(a["limitId"], []).append(Association(a["queueId"], a["status"]))
+            assocs.setdefault(a["limitId"], []).append(
+                Association(a["queueId"], a["status"], stamp(a))
+            )
         out = []
         for lim in self._pages("ListLimits", "limits", farmId=self.farm_id, maxResults=100):
             out.append(
@@ -585,6 +603,14 @@ class Deadline:
             limitId=limit_id,
             status=status,
         )
+
+    def association_stamp(self, queue_id: str, limit_id: str) -> Stamp | None:
+        """Who wrote the association last, and when (GetQueueLimitAssociation reads its
+        own writes, as List* need not)."""
+        got = self._call(
+            "GetQueueLimitAssociation", farmId=self.farm_id, queueId=queue_id, limitId=limit_id
+        )
+        return stamp(got)
 
 
 def factory_for(

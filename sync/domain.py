@@ -42,10 +42,14 @@ Why = tuple[Reason, ...]  # the parts of one decision's reason, in the order the
 # -- the farm, as read -------------------------------------------------------------------------
 
 
+Stamp = tuple[str, str]  # a resource's last write: (updatedAt as ISO 8601, updatedBy)
+
+
 @dataclass(frozen=True, slots=True)
 class Association:
     queue_id: str
     status: str
+    updated: Stamp | None = None  # None: never updated, or not read (offline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,9 @@ class LimitMemory:
     # the pool's external use as last read, where the farm's use comes from the delayed
     # currentCount: a rise is believed once a second read shows it (`limits._held_external`)
     external: int | None = None
+    # the stamp our pause left on each queue it stopped (read back after the write): a
+    # later write by someone else means a person stopped it, and it is theirs to reopen
+    stamps: tuple[tuple[str, Stamp], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sync.domain import (
     ACTIVE,
+    Association,
     Decision,
     Figures,
     Holding,
@@ -24,6 +25,7 @@ from sync.domain import (
     LimitState,
     Reason,
     RunningTask,
+    Stamp,
     Why,
 )
 from sync.learn import Profile, reserve_at
@@ -371,6 +373,8 @@ def _decide(
         target = pool.floor if upper is None else max(1, min(pool.floor, upper))
     pause, resume, paused = _queues(pool, st, mem, exhausted)
     new, why, rising = _step(pool, st.max_count, target, mem, exhausted)
+    if taken := taken_by_people(mem, st.associations):
+        why += (Reason.of("queues_taken", queues=", ".join(taken)),)
     new = None if new == st.max_count else new
     if exhausted:
         why = (Reason.of("exhausted", raw=raw, action=pool.on_exhausted), *why)
@@ -395,7 +399,8 @@ def _decide(
     )
     # a rise cut short by max_step goes on next cycle without settling again
     still_rising = new is None or (new != target and target > new) or target == -1
-    return d, LimitMemory(rising=rising if still_rising else 0, paused=paused)
+    stamps = tuple((q, at) for q, at in mem.stamps if q in paused)
+    return d, LimitMemory(rising if still_rising else 0, paused, stamps=stamps)
 
 
 def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
@@ -426,16 +431,39 @@ def _queues(
     pool: Pool, st: LimitState, mem: LimitMemory, exhausted: bool
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """(queues to pause, queues to resume, queues ours after this cycle)."""
-    status = {a.queue_id: a.status for a in st.associations}
     # a queue we stopped stays ours until it reads ACTIVE again, from a STOP status or from
-    # STOPPED (the service moves it there); one whose association was deleted is gone
-    paused = tuple(q for q in mem.paused if status.get(q, ACTIVE) != ACTIVE)
+    # STOPPED (the service moves it there), or a person writes it after us
+    paused = still_ours(mem, st.associations)
     if exhausted and pool.on_exhausted == "pause":
         pause = tuple(a.queue_id for a in st.associations if a.status == ACTIVE)
         return pause, (), tuple(sorted(set(paused) | set(pause)))
     if not exhausted and paused:
         return (), paused, paused  # licenses are back: reopen only the queues we stopped
     return (), (), paused
+
+
+def still_ours(mem: LimitMemory, associations: Collection[Association]) -> tuple[str, ...]:
+    """The queues we paused that are still stopped and were last written by us: one whose
+    association is gone or reads ACTIVE is not ours to reopen, nor one a person wrote
+    after our pause (`taken_by_people`)."""
+    status = {a.queue_id: a.status for a in associations}
+    taken = taken_by_people(mem, associations)
+    return tuple(q for q in mem.paused if status.get(q, ACTIVE) != ACTIVE and q not in taken)
+
+
+def taken_by_people(mem: LimitMemory, associations: Collection[Association]) -> tuple[str, ...]:
+    """Queues we paused whose association someone else wrote after us: theirs now."""
+    ours = dict(mem.stamps)
+    return tuple(
+        a.queue_id
+        for a in associations
+        if a.queue_id in ours and a.updated is not None and taken_over(ours[a.queue_id], a.updated)
+    )
+
+
+def taken_over(ours: Stamp, now: Stamp) -> bool:
+    """Someone else wrote after us: updatedBy not ours and updatedAt after our write."""
+    return now[1] != ours[1] and datetime.fromisoformat(now[0]) > datetime.fromisoformat(ours[0])
 
 
 def _step(
@@ -487,7 +515,7 @@ def _failed(
     decisions, new_memory = [], {}
     for t, st, err in targets:
         key = (t.farm or "", t.limit)
-        new_memory[key] = LimitMemory(0, memory.get(key, LimitMemory()).paused)
+        new_memory[key] = replace(memory.get(key, LimitMemory()), rising=0, external=None)
         if st is None:
             decisions.append(_unreadable(name, t, (*failures, _unread(err))))
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sync.domain import JobOriginal, LimitMemory
 from sync.errors import HistoryError
@@ -40,10 +41,7 @@ class MemoryStore:
         except HistoryError as e:
             log.warning("cannot read the memory kept in the history: %s", e)
             return Memory()
-        # rows kept before the external use was remembered have four members
-        limits = {
-            (r[0], r[1]): LimitMemory(r[2], tuple(r[3]), r[4] if len(r) > 4 else None) for r in rows
-        }
+        limits = {(r[0], r[1]): _limit_memory(r) for r in rows}
         # A new, empty history beside jobs that already carry caps may mean the old history
         # was lost: those caps may be ours and must not become "originals" (`--adopt`).
         first_look = self.history.fresh and not self.adopt
@@ -58,7 +56,8 @@ class MemoryStore:
         if self.history is None:
             return
         rows = [
-            [f, lim, m.rising, list(m.paused), m.external] for (f, lim), m in sorted(limits.items())
+            [f, lim, m.rising, list(m.paused), m.external, [[q, *st] for q, st in m.stamps]]
+            for (f, lim), m in sorted(limits.items())
         ]
         self.history.set_state("memory", rows, now)
 
@@ -91,3 +90,11 @@ class MemoryStore:
     def save_unadopted(self, job_ids: Iterable[str], now: datetime) -> None:
         if self.history is not None:
             self.history.set_state("unadopted_jobs", sorted(job_ids), now)
+
+
+def _limit_memory(row: list[Any]) -> LimitMemory:
+    """One kept row; rows kept before the external use (five members) or the pauses'
+    stamps (six) were remembered are shorter."""
+    external = row[4] if len(row) > 4 else None
+    stamps = tuple((q, (at, by)) for q, at, by in row[5]) if len(row) > 5 else ()
+    return LimitMemory(row[2], tuple(row[3]), external, stamps)

@@ -57,6 +57,9 @@ _TEXT: dict[str, Callable[[Reason], str]] = {
         f"artists refused or about to be ({r['queued']} queued, {r['free']} free, reserve "
         f"{r['reserve']}): requeueing the farm's {r['tasks']} youngest task(s)"
     ),
+    "queues_taken": lambda r: (
+        f"queue(s) {r['queues']} written by someone else since we paused them: theirs to reopen"
+    ),
     "resuming": lambda r: f"licenses back: resuming {r['queues']} queue association(s)",
     # a source or limit that could not be read
     "source_not_read": lambda r: f"source {r['source']!r} was not read",

@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import cached_property
 
 from sync import jobplan, limits
-from sync.domain import ACTIVE, Decision, JobInfo, JobOriginal, LimitMemory, LimitState
+from sync.domain import Decision, JobInfo, JobOriginal, LimitMemory, LimitState, Stamp
 from sync.jobplan import FarmJobs, PoolJobs, Steps
 from sync.learn import Profile
 from sync.limits import LimitPlan, PoolPlan, SourceState
@@ -210,13 +210,23 @@ def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Preemp
     return tuple(out)
 
 
-def carry(plan: Plan, failed: Iterable[LimitKey], originals: Mapping[str, JobOriginal]) -> Memory:
+def carry(
+    plan: Plan,
+    failed: Iterable[LimitKey],
+    originals: Mapping[str, JobOriginal],
+    stamps: Mapping[LimitKey, Mapping[str, Stamp]] | None = None,
+) -> Memory:
     """The memory for the next cycle once `plan` was acted on: a limit whose write failed
     starts its settle count again (a failed write is not a change); the job records are
-    as the writes left them."""
+    as the writes left them; each queue we paused keeps the stamp the pause left."""
     limits = dict(plan.memory.limits)
     for key in failed:
         limits[key] = replace(limits.get(key, LimitMemory()), rising=0)
+    for key, left in (stamps or {}).items():
+        mem = limits.get(key, LimitMemory())
+        kept = {q: s for q, s in mem.stamps if q not in left}
+        merged = kept | {q: s for q, s in left.items() if q in mem.paused}
+        limits[key] = replace(mem, stamps=tuple(sorted(merged.items())))
     return replace(plan.memory, limits=limits, originals=dict(originals))
 
 
@@ -264,11 +274,11 @@ def _departed(
         found = read.limits.get(ref)
         if not isinstance(found, LimitState):
             continue  # the limit is gone, and its associations with it
-        status = {a.queue_id: a.status for a in found.associations}
-        still = tuple(q for q in mem.paused if status.get(q, ACTIVE) != ACTIVE)
+        still = limits.still_ours(mem, found.associations)
         if still:
             reopen.append(Reopen(farm_id, ref, found.limit_id, still))
-            kept[key] = LimitMemory(0, still)
+            stamps = tuple(s for s in mem.stamps if s[0] in still)
+            kept[key] = LimitMemory(0, still, stamps=stamps)
     return tuple(reopen), kept
 
 

@@ -14,6 +14,7 @@ from sync.deadline import Deadline, resolve_limit
 from sync.domain import ACTIVE, JobOriginal, LimitMemory, LimitState
 from sync.errors import DeadlineError, SyncError
 from sync.jobplan import FarmJobs
+from sync.limits import still_ours
 from sync.reasons import text
 from sync.reconcile import Memory
 from sync.record import job_change_row
@@ -113,16 +114,16 @@ def _reopen_queues(
     """Every queue association we paused, back to ACTIVE."""
     for (farm_id, ref), mem in sorted(memory.items()):
         if mem.paused:
-            still = resume_paused(farms(farm_id), ref, mem.paused, out)
-            memory[(farm_id, ref)] = LimitMemory(0, still)
+            still = resume_paused(farms(farm_id), ref, mem, out)
+            stamps = tuple(s for s in mem.stamps if s[0] in still)
+            memory[(farm_id, ref)] = LimitMemory(0, still, stamps=stamps)
 
 
-def resume_paused(
-    dl: Deadline, ref: str, paused: tuple[str, ...], out: Restored
-) -> tuple[str, ...]:
+def resume_paused(dl: Deadline, ref: str, mem: LimitMemory, out: Restored) -> tuple[str, ...]:
     """Reopen the queues we paused on limit `ref`, from a STOP status or STOPPED; returns
-    the queues still to reopen. A queue that reads ACTIVE, or whose association or limit
-    is gone, is done with."""
+    the queues still to reopen. A queue that reads ACTIVE, whose association or limit is
+    gone, or that a person wrote after our pause, is done with."""
+    paused = mem.paused
     try:
         found = resolve_limit(ref, dl.limits())
     except DeadlineError as e:
@@ -132,9 +133,12 @@ def resume_paused(
         out.lines.append(f"limit {ref}: {found}: nothing to reopen")
         return ()
     status = {a.queue_id: a.status for a in found.associations}
+    ours = still_ours(mem, found.associations)
     still = []
     for q in paused:
-        if status.get(q, ACTIVE) == ACTIVE:
+        if q not in ours:
+            if status.get(q, ACTIVE) != ACTIVE:
+                out.lines.append(f"limit {ref}: queue {q} was stopped by a person: left to them")
             continue
         try:
             dl.update_association(q, found.limit_id, ACTIVE)

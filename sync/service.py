@@ -164,7 +164,7 @@ class Service:
         write = not self.dry_run
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)
         failed = [a.decision.key for a in outcome.applied if not a.ok]
-        self.memory = carry(plan, failed, outcome.originals)
+        self.memory = carry(plan, failed, outcome.originals, outcome.stamps)
         # the limits are written: now the steps a cold start still lacks, for the next
         # cycle (not once SIGTERM came: the next cycle is another process's)
         caught_up, unread_errors = (

@@ -424,6 +424,53 @@ def test_restore_limits_resumes_a_queue_that_reached_stopped(world):
     assert "(was STOPPED)" in p.stdout
 
 
+def a_person_stops_the_queue_after_our_pause(w):
+    """We pause the queue; later a wrangler stops it themselves (the queue is theirs)."""
+    w.farm.now = w.clock.t
+    pause_the_queue(w)
+    w.farm.now = w.clock.t + timedelta(seconds=5)
+    w.farm.person_sets_association(w.queue, w.limit, "STOP_LIMIT_USAGE_AND_CANCEL_TASKS")
+
+
+def test_a_queue_a_person_stopped_after_our_pause_is_never_reopened(world):
+    w = world
+    a_person_stops_the_queue_after_our_pause(w)
+    w.src.artists = 0  # licenses back: our own pause would be lifted now
+    for _ in range(3):
+        tick(w)
+    assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
+    gauge = w.metrics.registry.get_sample_value
+    assert gauge("license_sync_limit_queues_paused", {"pool": "nuke", "limit": "amount.nuke"}) == 0
+    w.svc.history.close()
+    p = run_restore(w, "--limits")  # nor by restore: it is the person's to reopen
+    assert p.returncode == 0, p.stderr
+    assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
+
+
+def test_a_queue_a_person_stopped_is_left_to_them_by_restore_and_a_restart(world):
+    w = world
+    a_person_stops_the_queue_after_our_pause(w)
+    w.svc.history.close()
+    p = run_restore(w, "--limits")
+    assert p.returncode == 0, p.stderr
+    assert f"queue {w.queue} was stopped by a person: left to them" in p.stdout
+    assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
+
+
+def test_our_own_pause_is_still_reopened_once_the_service_moved_it_to_stopped(world):
+    w = world
+    w.farm.now = w.clock.t
+    pause_the_queue(w)
+    w.clock.advance(30)
+    w.farm.tick(w.clock.t)  # the service, not a person, moves it to STOPPED
+    assert w.farm.associations[(w.queue, w.limit)] == "STOPPED"
+    w.svc.history.close()
+    w.svc = w.make()  # the stamp of our pause outlives a restart
+    w.src.artists = 0
+    tick(w)
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+
+
 def test_a_job_whose_queue_association_is_deleted_gets_its_original_back(world):
     w = world
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
