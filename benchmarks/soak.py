@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sync.deadline import Deadline, make_client
 from sync.fakes.deadline import FakeDeadline
-from sync.fakes.farm import FakeFarm
+from sync.fakes.farm import REALISTIC, FakeFarm
 from sync.history import History
 from sync.metrics import Metrics
 from sync.policy import load_policy
@@ -104,7 +104,7 @@ def soak(cycles: int = 2000, seed: int = 1, workdir: Path | None = None) -> Soak
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "soak")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "soak")
     now = datetime(2026, 11, 2, tzinfo=UTC)
-    farm = FakeFarm(count_delay=0, now=now, seed=seed)
+    farm = FakeFarm(**REALISTIC, now=now, seed=seed)  # as late and as unkind as Deadline
     q, lid = farm.add_queue_with_limit("amount.nuke", 10)
     policy = work / "policy.yaml"
     good = POLICY.format(db=work / "h.db", farm=farm.farm_id, ceiling=CEILING)

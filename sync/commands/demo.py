@@ -10,6 +10,7 @@ import botocore.session
 
 from sync import logs
 from sync.app import build_service
+from sync.fakes.farm import REALISTIC
 from sync.fakes.lmutil import write_wrapper
 from sync.fakes.world import DemoWorld
 from sync.policy import load_policy
@@ -85,6 +86,9 @@ def run_demo(
     print(f"  policy             {policy_path}")
     print(f"  history            {history_path}")
     print(f"  metrics            http://{address}/metrics")
+    lag = int(REALISTIC["search_lag"])
+    print(f"  the fake is as late as Deadline: a new job shows in the search after {lag} s,")
+    print("  currentCount trails the farm, and a few batch items fail (retried next cycle)")
     print("  Ctrl-C to stop.\n", flush=True)
     try:
         return serve(svc, address, on_cycle=_printer(), max_cycles=cycles)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import random
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sync.fakes.model import (
     HOLDING,
@@ -62,7 +62,14 @@ from sync.fakes.sessions import SessionOperations
 __all__ = ["PERSON", "REALISTIC", "FakeError", "FakeFarm", "Job", "Limit", "Step", "Task"]
 
 # the values the demo, the farm state machine and the soak run the fake with
-REALISTIC: dict[str, float] = {
+class Lateness(TypedDict):
+    count_delay: float
+    search_lag: float
+    item_error_rate: float
+    release_delay: float
+
+
+REALISTIC: Lateness = {
     "count_delay": 10.0,
     "search_lag": 90.0,  # longer than a cycle, within AWS's own 120 s allowance
     "item_error_rate": 0.02,

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 from sync.fakes.deadline import FakeDeadline
-from sync.fakes.farm import FakeFarm
+from sync.fakes.farm import REALISTIC, FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 
 
@@ -15,7 +15,7 @@ class DemoWorld:
     """The simulated farm and license server, stepped by a clock thread."""
 
     def __init__(self, seed: int = 7):
-        self.farm = FakeFarm(count_delay=8.0, seed=seed)
+        self.farm = FakeFarm(**REALISTIC, seed=seed)  # as late and as unkind as Deadline
         self.queues = [self.farm.add_queue(), self.farm.add_queue()]
         self.limits = {
             "amount.nuke": self.farm.add_limit("amount.nuke", 12, "Nuke"),

@@ -424,3 +424,12 @@ def test_update_task_to_ready_requeues_it_and_gives_its_license_back(fake):
         targetRunStatus="RUNNING",
     )  # fmt: skip
     assert code == "ValidationException"  # not a target status (the model's enum)
+
+
+def test_the_demo_world_is_as_late_and_unkind_as_deadline():
+    from sync.fakes.world import DemoWorld
+
+    farm = DemoWorld().farm
+    assert farm.search_lag.total_seconds() > 60  # longer than a demo cycle
+    assert farm.count_delay.total_seconds() > 0 and farm.item_error_rate > 0
+    assert farm.release_delay.total_seconds() > 0
