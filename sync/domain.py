@@ -92,6 +92,9 @@ class StepAmounts:
     step_id: str
     amounts: Mapping[str, float]  # amount name → min units per task
     tasks: int  # tasks in the step (all states)
+    # tasks that can run now (READY to RUNNING), read this cycle for a job whose steps ask
+    # for different amounts; None: not read, and the job-level counts stand in
+    active: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +255,7 @@ class JobDemand:
     units: int  # units one task holds
     tasks: int  # tasks wanting to run now
     max_worker_count: int  # -1 = unlimited
+    other: int = 0  # the job's active tasks of steps that do not need the amount
 
     @property
     def demand(self) -> int:

@@ -78,7 +78,8 @@ class JobIndex:
             if not j.can_run or not job_steps:
                 continue
             for amount in sorted({a.casefold() for s in job_steps for a in s.amounts}):
-                self.by_amount.setdefault(amount, []).append(_demand(j, job_steps, amount))
+                if (d := _demand(j, job_steps, amount)) is not None:
+                    self.by_amount.setdefault(amount, []).append(d)
 
     def demands(self, amount: str, queues: Collection[str]) -> list[JobDemand]:
         """What each job of `queues` asks of the limit whose amount is `amount` (amount names
@@ -86,14 +87,21 @@ class JobIndex:
         return [d for d in self.by_amount.get(amount.casefold(), ()) if d.queue_id in queues]
 
 
-def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDemand:
-    """What `j` asks of `amount` (casefolded)."""
+def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDemand | None:
+    """What `j` asks of `amount` (casefolded), or None when its steps' counts, read this
+    cycle, show no task of the steps that need it able to run (done, or waiting on a
+    dependency): such a job draws no share and is not capped."""
     needing = [s for s in job_steps if _units(s, amount) is not None]
     units = max(1, math.ceil(max(_units(s, amount) or 1 for s in needing)))
-    tasks = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES)
-    if len(needing) < len(job_steps):
+    tasks, other = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES), 0
+    if all(s.active is not None for s in job_steps):
+        tasks = sum(s.active or 0 for s in needing)
+        other = sum(s.active or 0 for s in job_steps if s not in needing)
+        if tasks == 0:
+            return None
+    elif len(needing) < len(job_steps):
         # the job-level counts include steps without the amount: bound by the amount
-        # steps' size (reading their counts each cycle would cost step reads)
+        # steps' size
         tasks = min(tasks, sum(s.tasks for s in needing))
     return JobDemand(
         j.job_id,
@@ -105,6 +113,7 @@ def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDem
         units,
         tasks,
         j.max_worker_count,
+        other,
     )
 
 
@@ -120,9 +129,22 @@ def pool_jobs(
     capacity = decision.new if decision.new is not None else (decision.current or -1)
     queues = {a.queue_id for a in limit.associations}
     wanting = index.demands(limit.amount, queues)
-    allocations = allocate(capacity, wanting, pool.jobs)
+    allocations = [
+        _with_other(a, d)
+        for a, d in zip(allocate(capacity, wanting, pool.jobs), wanting, strict=True)
+    ]
     return PoolJobs(
         name, decision.farm_id, limit.limit_id, capacity, tuple(wanting), tuple(allocations)
+    )
+
+
+def _with_other(a: Allocation, d: JobDemand) -> Allocation:
+    """`maxWorkerCount` caps the whole job: a job keeps workers for its active tasks of
+    steps that need no license of the pool, above its licensed share."""
+    if not d.other or a.cap is None or a.cap == -1:
+        return a
+    return replace(
+        a, cap=a.cap + d.other, why=(*a.why, Reason.of("unlicensed_tasks", tasks=d.other))
     )
 
 

@@ -199,6 +199,7 @@ class Observer:
         `step_budget` new ones are read."""
         self._read_new(dl, jobs, recorded, self.step_budget)
         known = {j.job_id: self.steps[j.job_id] for j in jobs if j.job_id in self.steps}
+        known.update(_with_activity(dl, [j for j in jobs if j.can_run], known))
         return known, sum(1 for j in jobs if j.can_run and j.job_id not in self.steps)
 
     def _read_new(self, dl: Deadline, jobs: Iterable[JobInfo], recorded: set[str], n: int) -> int:
@@ -231,6 +232,31 @@ class Observer:
 
         done = _each_farm(one, behind)
         return sum(n for n, _ in done), [e for _, e in done if e is not None]
+
+
+def _with_activity(
+    dl: Deadline, jobs: list[JobInfo], known: Mapping[str, tuple[StepAmounts, ...]]
+) -> dict[str, tuple[StepAmounts, ...]]:
+    """The steps of each job whose steps ask for different amounts, with their active
+    tasks as they are now: the job-level counts cannot tell a licensed step's work from
+    the rest (docs/design.md, "Sharing a pool between jobs"). A read that fails leaves
+    those jobs to the job-level counts this cycle."""
+    mixed = [
+        (j.queue_id, j.job_id)
+        for j in jobs
+        if len({frozenset(a.casefold() for a in s.amounts) for s in known.get(j.job_id, ())}) > 1
+    ]
+    if not mixed:
+        return {}
+    try:
+        activity = dl.step_activity(mixed)
+    except DeadlineError as e:
+        log.warning("step counts of %d job(s) not read, job counts used: %s", len(mixed), e)
+        return {}
+    return {
+        job_id: tuple(replace(s, active=counts.get(s.step_id)) for s in known[job_id])
+        for job_id, counts in activity.items()
+    }
 
 
 def _looked_up(read: FarmRead, found: JobLookup) -> FarmRead:

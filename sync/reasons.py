@@ -92,6 +92,9 @@ _TEXT: dict[str, Callable[[Reason], str]] = {
         f"{r['tasks'] * r['per_task']} ({r['tasks']} tasks × {r['per_task']}), "
         f"weight {r['weight']:g}"
     ),
+    "unlicensed_tasks": lambda r: (
+        f"plus {r['tasks']} active task(s) of steps that need no license of the pool"
+    ),
     "job_gone": lambda r: "gone",
     "job_taken_over": lambda r: (
         "changed by someone else"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sync.deadline import Deadline, make_client
+from sync.fakes.model import Task
 from sync.fakes.operations import FakeError
 from sync.history import History
 from sync.metrics import Metrics
@@ -343,6 +344,48 @@ def test_a_finished_job_gets_its_original_back_then_is_forgotten(world):
     assert w.svc.history.job_originals() == {}
 
 
+def render_then_comp(w, comp=10, render=30, max_worker_count=-1):
+    """A job whose comp step needs a nuke license and whose render step needs none."""
+    j = w.farm.add_job(
+        w.queue, "shot", tasks=comp, amount="amount.nuke", steps=2,
+        max_worker_count=max_worker_count,
+    )  # fmt: skip
+    comp_step, render_step = w.farm.jobs[j].steps
+    render_step.amounts = []
+    render_step.tasks = [Task() for _ in range(render)]
+    return j, comp_step, render_step
+
+
+def test_a_job_keeps_workers_for_its_steps_that_need_no_license(world):
+    w = world
+    j, _, _ = render_then_comp(w, comp=4, render=30)
+    cycle(w)  # comp has 4 active tasks: its share is 4; the 30 render tasks need none
+    assert mwc(w, j) == 4 + 30
+
+
+def test_a_job_whose_licensed_step_is_done_is_not_capped_and_gets_its_original_back(world):
+    w = world
+    j, comp, _ = render_then_comp(w, comp=20, render=5, max_worker_count=50)
+    cycle(w)
+    assert mwc(w, j) == 10 + 5  # the limit's 10 for comp, plus render's 5
+    for t in comp.tasks:
+        t.status = "SUCCEEDED"  # comp is done; render still runs
+    cycle(w)
+    assert mwc(w, j) == 50  # no share drawn: the original is back
+    assert w.svc.history.job_originals() == {}
+
+
+def test_a_job_whose_licensed_step_waits_on_a_dependency_draws_no_share(world):
+    w = world
+    j, comp, _ = render_then_comp(w, comp=20, render=5)
+    for t in comp.tasks:
+        t.status = "PENDING"  # comp waits for render to finish
+    other = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert mwc(w, j) == -1  # not capped
+    assert mwc(w, other) == 10  # the whole limit goes to the job that can use it
+
+
 def test_restore_limits_resumes_the_queues_we_paused(world):
     w = world
     w.policy.write_text(
@@ -568,7 +611,7 @@ def test_a_partial_step_answer_is_not_cached(world):
     assert mwc(w, j) == -1  # its amount step was not read: not known yet
     w.farm.item_faults.clear()
     cycle(w)
-    assert mwc(w, j) == 10
+    assert mwc(w, j) == 10 + 40  # the limit's 10, and workers for the step needing none
 
 
 def test_a_limit_deleted_the_way_the_api_allows_leaves_nothing_behind(world):

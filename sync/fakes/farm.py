@@ -61,6 +61,7 @@ from sync.fakes.sessions import SessionOperations
 
 __all__ = ["PERSON", "REALISTIC", "FakeError", "FakeFarm", "Job", "Limit", "Step", "Task"]
 
+
 # the values the demo, the farm state machine and the soak run the fake with
 class Lateness(TypedDict):
     count_delay: float
