@@ -26,6 +26,9 @@ class MemoryStore:
         self.history = history
         self.adopt = adopt
         self.limit_originals: dict[str, int] = {}  # "farm/limit id" → maxCount before us
+        # each farm the history has known, as the policy named it: `restore` reaches a farm
+        # the policy no longer names
+        self.farms: dict[str, dict[str, Any]] = {}
 
     def load(self) -> Memory:
         """What the history remembers; an unreadable history remembers nothing."""
@@ -34,6 +37,7 @@ class MemoryStore:
         try:
             rows = self.history.get_state("memory", [])
             self.limit_originals = dict(self.history.get_state("limit_originals", {}))
+            self.farms = dict(self.history.get_state("farms", {}))
             originals = {
                 k: JobOriginal.from_row(r) for k, r in self.history.job_originals().items()
             }
@@ -60,6 +64,15 @@ class MemoryStore:
             for (f, lim), m in sorted(limits.items())
         ]
         self.history.set_state("memory", rows, now)
+
+    def remember_farms(self, farms: Mapping[str, dict[str, Any]], now: datetime) -> None:
+        """Keep each farm's entry (region, read threads) beside what we wrote on it; farms
+        the policy dropped stay known. Raises HistoryError when it is not on disk."""
+        merged = {**self.farms, **farms}
+        if merged == self.farms or self.history is None:
+            return
+        self.history.set_state("farms", merged, now)
+        self.farms = merged
 
     def remember_limit_original(
         self, farm_id: str, limit_id: str, value: int, now: datetime

@@ -432,7 +432,12 @@ class Policy(Model):
         return v
 
     def farm(self, farm_id: str) -> FarmConfig:
-        return next(f for f in self.farms if f.id == farm_id)
+        if (f := self.find_farm(farm_id)) is None:
+            raise KeyError(f"farm {farm_id} is not in the policy")
+        return f
+
+    def find_farm(self, farm_id: str) -> FarmConfig | None:
+        return next((f for f in self.farms if f.id == farm_id), None)
 
     @property
     def default_farm(self) -> str | None:

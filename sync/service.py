@@ -123,8 +123,26 @@ class Service:
         with self._deadlines_lock:
             d = self._deadlines.get(farm_id)
             if d is None:
-                d = self._deadlines[farm_id] = self.deadline_factory(self.policy.farm(farm_id))
+                d = self._deadlines[farm_id] = self.deadline_factory(self._farm(farm_id))
             return d
+
+    def _farm(self, farm_id: str) -> FarmConfig:
+        """The policy's entry for the farm, or the one the history kept when the policy no
+        longer names it (`restore` puts back what we wrote there too)."""
+        if (f := self.policy.find_farm(farm_id)) is not None:
+            return f
+        log.warning("farm %s is not in the policy: reached as the history knew it", farm_id)
+        try:
+            return FarmConfig.model_validate({**self.store.farms.get(farm_id, {}), "id": farm_id})
+        except ValueError:  # a record this version cannot read: the environment's region
+            return FarmConfig(id=farm_id)
+
+    def _remember_farms(self, now: datetime) -> None:
+        farms = {f.id: f.model_dump(exclude={"id"}) for f in self.policy.farms}
+        try:
+            self.store.remember_farms(farms, now)
+        except HistoryError as e:
+            log.warning("the policy's farms not kept in the history: %s", e)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -159,6 +177,8 @@ class Service:
         self.last_attempt_at = now
         t0 = time.monotonic()
         self.maybe_reload()
+        if not self.dry_run:
+            self._remember_farms(now)
         observed, plan = self.look(now)
         lost = self._check_history()
         write = not self.dry_run

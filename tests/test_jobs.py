@@ -386,6 +386,26 @@ def test_a_job_whose_licensed_step_waits_on_a_dependency_draws_no_share(world):
     assert mwc(w, other) == 10  # the whole limit goes to the job that can use it
 
 
+def test_restore_reaches_a_farm_the_policy_no_longer_names(world):
+    w = world
+    j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    w.src.artists = 3
+    cycle(w)
+    assert (mwc(w, j), w.farm.limits[w.limit].max_count) == (7, 7)
+    w.svc.history.close()
+    # the farm moves to another policy; this one now names another farm only
+    w.policy.write_text(
+        POLICY.format(history=w.db, farm="farm-" + "0" * 32, policy="fair").replace(
+            "region: us-west-2", "region: eu-west-1"
+        )
+    )
+    env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": w.sim.url}
+    env.pop("AWS_DEFAULT_REGION", None)  # the region is the one the history kept
+    p = run_cli("restore", "--config", str(w.policy), "--limits", env=env)
+    assert p.returncode == 0, p.stderr
+    assert (mwc(w, j), w.farm.limits[w.limit].max_count) == (30, 10)
+
+
 def test_restore_limits_resumes_the_queues_we_paused(world):
     w = world
     w.policy.write_text(
