@@ -29,6 +29,7 @@ class MemoryStore:
         # each farm the history has known, as the policy named it: `restore` reaches a farm
         # the policy no longer names
         self.farms: dict[str, dict[str, Any]] = {}
+        self.limit_originals_unsaved = False  # some known here only: the disk refused them
 
     def load(self) -> Memory:
         """What the history remembers; an unreadable history remembers nothing."""
@@ -64,6 +65,8 @@ class MemoryStore:
             for (f, lim), m in sorted(limits.items())
         ]
         self.history.set_state("memory", rows, now)
+        if self.limit_originals_unsaved:
+            self._save_limit_originals(now)
 
     def remember_farms(self, farms: Mapping[str, dict[str, Any]], now: datetime) -> None:
         """Keep each farm's entry (region, read threads) beside what we wrote on it; farms
@@ -77,19 +80,27 @@ class MemoryStore:
     def remember_limit_original(
         self, farm_id: str, limit_id: str, value: int, now: datetime
     ) -> None:
-        """Before the first write to a limit, keep its maxCount for `restore --limits`."""
+        """Before the first write to a limit, keep its maxCount for `restore --limits`.
+        Kept here at once (a later read would show our own value), and on disk by this call
+        or, if the disk refuses it, by the next one or the cycle's end (`save_limits`).
+        Raises HistoryError while it is not on disk."""
         key = f"{farm_id}/{limit_id}"
-        if key in self.limit_originals:
+        if key in self.limit_originals and not self.limit_originals_unsaved:
             return
-        self.limit_originals[key] = value
-        if self.history is not None:
-            self.history.set_state("limit_originals", self.limit_originals, now)
+        self.limit_originals.setdefault(key, value)
+        self._save_limit_originals(now)
+
+    def _save_limit_originals(self, now: datetime) -> None:
+        if self.history is None:
+            return
+        self.limit_originals_unsaved = True
+        self.history.set_state("limit_originals", self.limit_originals, now)
+        self.limit_originals_unsaved = False
 
     def forget_limit_originals(self, keys: Iterable[str], now: datetime) -> None:
         for key in keys:
             self.limit_originals.pop(key, None)
-        if self.history is not None:
-            self.history.set_state("limit_originals", self.limit_originals, now)
+        self._save_limit_originals(now)
 
     def save_jobs(self, records: Iterable[JobOriginal], now: datetime) -> None:
         """Raises HistoryError when they are not on disk."""

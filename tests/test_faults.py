@@ -25,6 +25,7 @@ from sync.fakes.farm import FakeError, FakeFarm
 from sync.history import History
 from sync.metrics import HealthServer, Metrics
 from sync.policy import load_policy
+from sync.restore import restore
 from sync.service import Service
 from sync.sources import ToolSource
 from tests.test_e2e import free_port
@@ -336,6 +337,27 @@ def test_history_locked_by_a_reader_does_not_stop_syncing(aws_env, tmp_path):
         svc.sources["lic"].artists = 3
         svc.run_cycle()
         assert [c["changes"] for c in svc.history.query("cycles")] == [1]
+
+
+def test_a_limits_original_the_disk_refused_is_written_once_it_takes_it(aws_env, tmp_path):
+    farm = farm_with_limit(19)
+    with FakeDeadline(farm) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        blocker = sqlite3.connect(tmp_path / "h.db", timeout=0.1)
+        blocker.execute("BEGIN EXCLUSIVE")  # another writer past the timeout
+        try:
+            svc.run_cycle()
+            assert limit_of(farm) == 20  # synced all the same; the original not on disk
+        finally:
+            blocker.rollback()
+            blocker.close()
+        svc.run_cycle()  # nothing to write to the limit; the disk takes the original now
+        assert limit_of(farm) == 20
+        svc.history.close()
+        reopened = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        done = restore(reopened.memory, reopened.writer, reopened.clock(), limits=True)
+        assert not done.failed, done.failed
+        assert limit_of(farm) == 19  # the value from before our first write, not ours
 
 
 @pytest.fixture
