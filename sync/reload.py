@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from sync.errors import PolicyError
 from sync.metrics import Metrics
@@ -15,8 +16,16 @@ log = logging.getLogger("license_sync")
 
 
 class PolicyWatcher:
-    def __init__(self, loaded: LoadedPolicy, metrics: Metrics, quiet: float = 2.0):
+    def __init__(
+        self,
+        loaded: LoadedPolicy,
+        metrics: Metrics,
+        quiet: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.loaded = loaded
+        self.monotonic = monotonic
+        self._first_seen: tuple[str, float] | None = None  # a new content, and when seen
         self.metrics = metrics
         self.quiet = quiet  # seconds a changed file must be left alone before it is read
         self.requested = False  # SIGHUP: reload now, the file is said to be ready
@@ -49,7 +58,7 @@ class PolicyWatcher:
         # until it has been left alone for `quiet` seconds: half a policy is valid often
         # enough to uncap jobs for a cycle
         changing = (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size)
-        if not forced and (changing or time.time() - after.st_mtime < self.quiet):
+        if not forced and (changing or not self._settled(sha, after.st_mtime)):
             log.debug("policy %s is being written; reloading it once it is left alone", path)
             return None
         try:
@@ -64,6 +73,16 @@ class PolicyWatcher:
         self.metrics.policy_file_valid.set(1)
         log.info("policy %s reloaded (sha %s): %s", path, candidate.sha, changed)
         return candidate
+
+    def _settled(self, sha: str, mtime: float) -> bool:
+        """The file was left alone for `quiet` seconds: by its mtime, or — since an mtime
+        can be in the future (`cp -p`, `rsync -t`, a clock stepped back) — by this same
+        content having been seen that long ago on our own monotonic clock."""
+        now = self.monotonic()
+        if self._first_seen is None or self._first_seen[0] != sha:
+            self._first_seen = (sha, now)
+        age = time.time() - mtime
+        return age >= self.quiet or now - self._first_seen[1] >= self.quiet
 
     def _warn_restart_only(self, candidate: LoadedPolicy) -> None:
         old, new = self.loaded.policy, candidate.policy

@@ -496,6 +496,24 @@ def test_a_policy_being_written_is_reloaded_only_once_left_alone(world):
     assert w.svc.loaded.sha != sha
 
 
+def test_a_policy_whose_mtime_is_in_the_future_is_reloaded_once_left_alone(world):
+    import os
+    import time
+
+    w = world
+    w.svc.policy_quiet = 2.0  # the default
+    w.svc.watcher.monotonic = lambda: w.clock.t.timestamp()  # the service's own clock
+    cycle(w)
+    sha = w.svc.loaded.sha
+    w.policy.write_text(w.policy.read_text() + "# tuned\n")
+    ahead = time.time() + 86400  # `cp -p` from a machine whose clock ran a day ahead
+    os.utime(w.policy, (ahead, ahead))
+    cycle(w)
+    assert w.svc.loaded.sha == sha  # new content, first seen: it may still be written
+    cycle(w)
+    assert w.svc.loaded.sha != sha  # the same content a cycle later: left alone
+
+
 def test_idle_connections_to_metrics_are_bounded_and_closed():
     import socket
     import threading
