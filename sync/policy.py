@@ -630,10 +630,13 @@ Locate = Callable[[tuple[Any, ...]], tuple[int, int]]
 def parse_model(text: str, name: str, model: type[M], what: str) -> tuple[M, Locate]:
     """YAML text into `model`, every problem as file:line:col (`PolicyErrors`); also a
     function that gives the line and column of a path in the text."""
-    node, data = _load_yaml(text, name, what)
-    values: dict[tuple[Any, ...], tuple[int, int]] = {}
-    keys: dict[tuple[Any, ...], tuple[int, int]] = {}
-    _positions(node, (), values, keys)
+    try:
+        node, data = _load_yaml(text, name, what)
+        values: dict[tuple[Any, ...], tuple[int, int]] = {}
+        keys: dict[tuple[Any, ...], tuple[int, int]] = {}
+        _positions(node, (), values, keys)
+    except RecursionError:  # the YAML reader and our walk recurse per level
+        raise PolicyError(f"{name}: nested too deep to be a policy") from None
 
     def at(loc: tuple[Any, ...], key: bool = False) -> tuple[int, int]:
         if key and loc in keys:

@@ -292,6 +292,33 @@ def test_validate_catches_each_bad_edit(tmp_path, bad):
     assert re.match(rf"{re.escape(str(path))}:\d+:\d+: ", p.stderr)
 
 
+DEEP = "interval: 60s\nfarms: " + "[" * 500 + "]" * 500 + "\n"  # 1 KB, 500 levels
+
+
+def test_a_policy_nested_too_deep_is_one_line_from_validate(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(DEEP)
+    p = subprocess.run(
+        [sys.executable, "-m", "sync", "validate", str(path)], capture_output=True, text=True
+    )
+    assert p.returncode == 1
+    assert p.stderr.strip().endswith(f"error: {path}: nested too deep to be a policy")
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_a_policy_nested_too_deep_keeps_the_last_good_one_running(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with FakeDeadline(farm) as server:
+        policy = policy_for([farm], tmp_path)
+        svc = service(policy, {farm.farm_id: server}, tmp_path)
+        svc.run_cycle()
+        policy.write_text(DEEP)
+        r = svc.run_cycle()
+        assert r.ok and svc.loaded.sha != "" and limit_of(farm) == 20
+        valid = svc.metrics.registry.get_sample_value("license_sync_policy_file_valid")
+        assert valid == 0
+
+
 @pytest.mark.parametrize(
     ("exe", "ok"),
     [

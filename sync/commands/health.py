@@ -39,7 +39,7 @@ def _policy_address(path: str | None) -> str | None:
     try:
         data: Any = yaml.safe_load(Path(path).read_text())
         value = data["metrics"]["address"]
-    except (OSError, yaml.YAMLError, TypeError, KeyError):
+    except (OSError, yaml.YAMLError, TypeError, KeyError, RecursionError):
         return None
     return value if isinstance(value, str) else None
 
