@@ -1,4 +1,5 @@
-"""Running a license tool: argv only, a timeout that kills the whole process group."""
+"""Running a license tool: argv only, a timeout that kills the whole process group. Errors
+name the tool, never its arguments: a `command` source may pass a password."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def _read(
         while sel.get_map():
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SourceError(f"{' '.join(argv)!r} did not answer within {timeout:g}s; killed")
+                raise SourceError(f"{argv[0]!r} did not answer within {timeout:g}s; killed")
             for key, _ in sel.select(left):
                 chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
@@ -88,13 +89,13 @@ def _read(
                     del err[:-4096]
                 if len(out) > max_output:
                     raise SourceError(
-                        f"{' '.join(argv)!r} wrote more than {max_output // (1 << 20)} MiB; "
+                        f"{argv[0]!r} wrote more than {max_output // (1 << 20)} MiB; "
                         "killed (a status listing is a few MB)"
                     )
     try:
         proc.wait(max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired as e:
-        raise SourceError(f"{' '.join(argv)!r} did not exit within {timeout:g}s; killed") from e
+        raise SourceError(f"{argv[0]!r} did not exit within {timeout:g}s; killed") from e
     return bytes(out), bytes(err)
 
 

@@ -285,3 +285,24 @@ def test_static_source():
     r = StaticSource("fixed", {"nuke_r": 12}).read()
     assert r.up
     assert [(f.feature, f.total, f.in_use) for f in r.features] == [("nuke_r", 12, 0)]
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "import sys; sys.exit(3)",  # fails
+        "import time; time.sleep(30)",  # hangs past the timeout
+        "import sys; sys.stdout.write('x' * (3 << 20))",  # floods
+    ],
+)
+def test_a_failing_command_never_shows_its_arguments(tmp_path, script):
+    """A command source's argv may carry a password: the error names the tool only."""
+    tool = tmp_path / "dsls-status"
+    tool.write_text(f"#!{sys.executable}\n{script}\n")
+    tool.chmod(0o755)
+    src = CommandSource("dsls", [str(tool), "--password", "hunter2"], timeout=1.0)
+    src.run = lambda argv, timeout: run_tool(argv, timeout, max_output=2 << 20)
+    r = src.read()
+    assert not r.up and r.errors
+    assert all("hunter2" not in e and "--password" not in e for e in r.errors), r.errors
+    assert all(str(tool) in e for e in r.errors)
