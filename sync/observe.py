@@ -23,7 +23,7 @@ from sync.learn import Profile, learn
 from sync.limits import SourceState
 from sync.policy import LearnedReserve, Policy
 from sync.reconcile import FarmRead, Memory, Observed, departed_refs
-from sync.report import Report, down_report
+from sync.report import Report, down_report, impossible
 from sync.sources import Source
 
 log = logging.getLogger("license_sync")
@@ -293,6 +293,8 @@ def _read_one(item: tuple[str, Source]) -> tuple[str, Report, float]:
     except Exception as e:  # a reader must never raise; if one does, it is down
         log.exception("source %s raised", name)
         report = down_report(src.kind, f"reader failed: {type(e).__name__}: {e}")
+    if report.up and (bad := impossible(report)):
+        report = down_report(report.format, *bad, servers=report.servers)
     return name, report, time.monotonic() - t0
 
 

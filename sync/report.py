@@ -106,6 +106,21 @@ class Report:
         }
 
 
+def impossible(report: Report) -> tuple[str, ...]:
+    """What no license server can truly report: more in use (or reserved) than issued.
+    Acted on, one such read swings a pool to its floor and caps every job to 1; it is a
+    bad read of the source, held like a down one. (An overdraft is counted in what lmstat
+    says is issued.)"""
+    out = []
+    for f in report.features:
+        if f.total is not None and max(f.in_use, f.reserved) > f.total:
+            out.append(
+                f"impossible read of {f.feature}: {f.in_use} in use, {f.reserved} reserved "
+                f"of {f.total} issued; held"
+            )
+    return tuple(out)
+
+
 def down_report(fmt: str, *errors: str, servers: tuple[Server, ...] = ()) -> Report:
     """A report for a source that could not be read at all."""
     return Report(format=fmt, up=False, servers=servers, errors=tuple(errors))

@@ -215,6 +215,19 @@ def test_history_survives_restart_with_memory(world, tmp_path):
     assert max_count(w) == 19  # the settle count was remembered across the restart
 
 
+@pytest.mark.parametrize(("total", "in_use"), [(0, 5), (20, 25)])
+def test_an_impossible_read_is_held_not_acted_on(world, total, in_use):
+    w = world
+    w.src.artists = 5
+    cycle(w)
+    assert max_count(w) == 14
+    w.src.total, w.src.artists = total, in_use  # a server restarting, a garbled answer
+    r = cycle(w, 60)
+    assert max_count(w) == 14 and r.plan.decisions[0].status == "down"
+    said = r.observed.sources["lic"].report.errors
+    assert any("impossible read of nuke_r" in e for e in said), said
+
+
 def test_source_down_holds_then_floor_then_recovers(world):
     w = world
     w.src.artists = 5
