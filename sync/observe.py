@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from sync import recorded
 from sync.deadline import Deadline, JobLookup, resolve_limit
 from sync.domain import JobInfo, LimitState, StepAmounts
 from sync.errors import DeadlineError, HistoryError
@@ -55,6 +56,26 @@ class Observer:
         self.last_good_report: dict[str, Report] = {}
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
+        self._remember_good_reads()
+
+    def _remember_good_reads(self) -> None:
+        """When each source was last read up, as the history's last cycle recorded it: a
+        restart during an outage holds its pools for `stale_after` from that read, rather
+        than dropping them to their floor at once."""
+        if self.history is None:
+            return
+        try:
+            if (data := self.history.get_state("observed", None)) is None:
+                return  # a new history
+            observed, _, _ = recorded.load(data)
+        except (HistoryError, recorded.RecordedError) as e:
+            log.info("no last good read of the sources from the history: %s", e)
+            return
+        for name, s in observed.sources.items():
+            if s.last_good is not None:
+                self.last_good[name] = s.last_good
+            if s.report.up:
+                self.last_good_report[name] = s.report
 
     def observe(
         self,

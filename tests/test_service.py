@@ -228,6 +228,29 @@ def test_an_impossible_read_is_held_not_acted_on(world, total, in_use):
     assert any("impossible read of nuke_r" in e for e in said), said
 
 
+def test_a_restart_during_an_outage_holds_until_stale_after_from_the_last_good_read(
+    world, tmp_path
+):
+    w = world
+    w.src.artists = 5
+    cycle(w)
+    assert max_count(w) == 14
+    w.src.up = False
+    cycle(w, 60)  # down: held
+    w.svc.history.close()
+    w.svc = Service(
+        w.svc.loaded,
+        deadline_factory=w.svc.deadline_factory,
+        clock=w.clock,
+        history=History(str(tmp_path / "h.db")),
+        source_factory=lambda n, c: w.src,
+    )  # restarted while the server is still down
+    r = cycle(w, 60)  # 120 s since the last good read: within stale_after 5m
+    assert max_count(w) == 14 and r.plan.decisions[0].status == "down"
+    r = cycle(w, 200)  # 320 s since it: stale, as it would have been without the restart
+    assert max_count(w) == 1 and r.plan.decisions[0].status == "stale"
+
+
 def test_source_down_holds_then_floor_then_recovers(world):
     w = world
     w.src.artists = 5
