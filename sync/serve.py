@@ -23,6 +23,7 @@ from sync.service import Service
 log = logging.getLogger("license_sync")
 STOP_GRACE = 7.0  # seconds a cycle in flight has to end after SIGTERM (docker stop: 10)
 JOB = "cycle"
+WATCH_EVERY = 1.0  # seconds between looks of the main thread at the monotonic clock
 
 
 def serve(
@@ -69,7 +70,8 @@ def serve(
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     scheduler.start()
     try:
-        stop.wait()
+        while not stop.wait(WATCH_EVERY):
+            _kick_if_overdue(svc, scheduler, idle)
     finally:
         # `docker stop` gives 10 s: a write still in flight after `stop_grace` is abandoned.
         # That is safe: what it would change is recorded before it is sent (docs/design.md,
@@ -81,6 +83,22 @@ def serve(
         _abandon(svc, stop_grace)
     log.info("stopped cleanly")
     return 0
+
+
+def _kick_if_overdue(svc: Service, scheduler: BackgroundScheduler, idle: threading.Event) -> None:
+    """APScheduler's interval runs on the wall clock: stepped back a day (NTP correcting a
+    clock that ran ahead, a VM resumed), its next run is a day away. The monotonic clock
+    says when a cycle is due; an overdue one runs now and the interval starts again."""
+    overdue = svc.since_cycle_start() - svc.policy.interval
+    if not idle.is_set() or overdue < WATCH_EVERY:
+        return
+    log.warning(
+        "no cycle for %.0fs (interval %ss): the wall clock moved; running one now",
+        svc.since_cycle_start(),
+        svc.policy.interval,
+    )
+    scheduler.reschedule_job(JOB, trigger="interval", seconds=svc.policy.interval)
+    scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
 
 
 def _wind_down(svc: Service, health: HealthServer, handlers: dict, finished: bool) -> None:

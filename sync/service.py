@@ -54,8 +54,14 @@ class Service:
         watch_policy: bool = True,
         policy_quiet: float = 2.0,
         adopt: bool = False,
+        monotonic: Callable[[], float] | None = None,
     ):
         self.deadline_factory = deadline_factory
+        # ages for /healthz and /readyz: the wall clock can step back (NTP, a VM resumed);
+        # a test's injected clock stands in for both
+        self.monotonic = monotonic or (
+            time.monotonic if clock is utcnow else lambda: clock().timestamp()
+        )
         self.metrics = metrics or Metrics()
         self.history = history
         self.clock = clock
@@ -71,6 +77,9 @@ class Service:
         self.started_at = clock()
         self.last_attempt_at: datetime | None = None  # when the last cycle began
         self.last_ok_at: datetime | None = None
+        self._started_mono = self.monotonic()
+        self._attempt_mono: float | None = None  # the same two, on the monotonic clock
+        self._ok_mono: float | None = None
         self.last_cycle_seconds = 0.0
         self.history_lost = False
         self._install(loaded)
@@ -175,6 +184,7 @@ class Service:
         """One full cycle. Never raises for a source, API or history failure."""
         now = now or self.clock()
         self.last_attempt_at = now
+        self._attempt_mono = began = self.monotonic()
         t0 = time.monotonic()
         self.maybe_reload()
         if not self.dry_run:
@@ -202,9 +212,10 @@ class Service:
         self._save_memory(now)
         record(result, self.policy, self.loaded.sha, self.history, self.metrics, self.clock())
         ended = self.clock()
-        self.last_cycle_seconds = (ended - now).total_seconds()
+        self.last_cycle_seconds = self.monotonic() - began
         if result.ok:
             self.last_ok_at = ended  # when it ended: a long cycle is not a stale one
+            self._ok_mono = self.monotonic()
         return result
 
     def _save_memory(self, now: datetime) -> None:
@@ -228,11 +239,15 @@ class Service:
         self.metrics.history_lost.set(int(lost))
         return lost
 
+    def since_cycle_start(self) -> float:
+        """Seconds since the last cycle began (or the service started), monotonic."""
+        since = self._attempt_mono if self._attempt_mono is not None else self._started_mono
+        return self.monotonic() - since
+
     def alive(self) -> tuple[bool, str]:
         """Alive while cycles keep starting: the loop is not stuck. Generous — a cold start
         on a large farm can take minutes — since a failing /healthz restarts the process."""
-        since = self.last_attempt_at or self.started_at
-        age = (self.clock() - since).total_seconds()
+        age = self.since_cycle_start()
         bound = max(5 * self.policy.interval, 3 * self.last_cycle_seconds, STUCK_AFTER)
         if age > bound:
             what = "no cycle has started" if self.last_attempt_at is None else "no cycle started"
@@ -244,9 +259,9 @@ class Service:
         being the interval or, when cycles take longer, the last one's duration."""
         if self.history_lost:
             return False, "the history file was removed or replaced: restart the service"
-        if self.last_ok_at is None:
+        if self._ok_mono is None:
             return False, "no successful cycle yet"
-        age = (self.clock() - self.last_ok_at).total_seconds()
+        age = self.monotonic() - self._ok_mono
         bound = 3 * max(self.policy.interval, self.last_cycle_seconds)
         if age > bound:
             return False, f"last successful cycle ended {age:.0f}s ago (> {bound:.0f}s)"

@@ -3,6 +3,7 @@ in the studio). Against the simulated endpoint over HTTP, with real subprocesses
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -612,6 +614,67 @@ def test_sighup_reloads_the_policy_without_waiting_for_the_interval(aws_env, tmp
         reader.join(10)
         assert p.returncode == 0, "".join(lines)
         assert limit_of(farm) == 5
+
+
+LIBFAKETIME = next(
+    (p for p in glob.glob("/usr/lib/*/faketime/libfaketime.so.1") if os.path.exists(p)), None
+)
+
+
+def test_cycles_go_on_when_the_wall_clock_steps_back_a_day(aws_env, tmp_path):
+    """The real process under libfaketime: the wall clock steps back a day mid-run (NTP
+    correcting a clock that ran ahead); the monotonic clock, untouched, keeps the beat."""
+    if LIBFAKETIME is None:
+        if os.environ.get("CI"):
+            pytest.fail("libfaketime is missing: apt-get install faketime")
+        pytest.skip("libfaketime is not installed (apt-get install faketime)")
+    farm = farm_with_limit()
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    with FakeDeadline(farm) as server:
+        policy = policy_for([farm], tmp_path)
+        port = free_port()
+        policy.write_text(
+            policy.read_text() + f'interval: 1s\nmetrics: {{address: "127.0.0.1:{port}"}}\n'
+        )
+        faked = {
+            "LD_PRELOAD": LIBFAKETIME,
+            "FAKETIME_TIMESTAMP_FILE": str(offset),
+            "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+        with mock.patch.dict(os.environ, faked):
+            p = run_proc(policy, server, tmp_path, "run")
+        try:
+            assert _wait_for(lambda: _cycles(port) >= 2, 30), "no first cycles"
+            offset.write_text("-1d\n")  # the wall clock steps back a day, at once
+            before = _cycles(port)
+            assert _wait_for(lambda: _cycles(port) >= before + 2, 20), "cycles stopped"
+            health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            said = health.read().decode()
+            assert health.status == 200 and "-" not in said.split("started")[-1], said
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out, _ = p.communicate(timeout=15)
+        assert "the wall clock moved" in out, out
+
+
+def _cycles(port: int) -> float:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:
+        return 0.0
+    m = re.search(rb'license_sync_cycles_total\{result="ok"\} ([0-9.]+)', text)
+    return float(m.group(1)) if m else 0.0
+
+
+def _wait_for(check, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_kill_9_between_original_and_write_then_restart_and_restore(aws_env, tmp_path):
