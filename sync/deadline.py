@@ -258,8 +258,11 @@ class Deadline:
         self._slots = threading.BoundedSemaphore(max(1, threads))
         self.on_call = on_call or (lambda op, outcome: None)
         self.on_throttle = on_throttle
-        # every throttled attempt, also those botocore retries away
-        client.meta.events.register("needs-retry.deadline", self._seen_retry)
+        # every throttled attempt, also those botocore retries away; one handler a client
+        # (the first view's): each view made of it would otherwise add one to every attempt
+        client.meta.events.register(
+            "needs-retry.deadline", self._seen_retry, unique_id="license-sync-throttles"
+        )
 
     def _seen_retry(self, response: Any = None, operation: Any = None, **_: Any) -> None:
         if response is None or self.on_throttle is None or len(response) < 2:

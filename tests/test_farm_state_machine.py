@@ -444,7 +444,7 @@ FarmMachine.TestCase.settings = settings(
     max_examples=int(
         os.environ.get("LICENSE_SYNC_MACHINE_EXAMPLES", "300" if os.environ.get("CI") else "100")
     ),
-    stateful_step_count=15,
+    stateful_step_count=12,
     deadline=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),
