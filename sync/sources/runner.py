@@ -27,6 +27,8 @@ class RunResult:
 
 
 Runner = Callable[[Sequence[str], float], RunResult]
+EXIT_GRACE = 0.5  # seconds the pipes may stay open once the tool itself has exited
+EXIT_POLL = 0.1  # how often the reading looks whether it has
 
 
 def run_tool(argv: Sequence[str], timeout: float, max_output: int = MAX_OUTPUT) -> RunResult:
@@ -72,14 +74,22 @@ def _read(
     """Both pipes until the tool closes them, keeping stdout whole and stderr's tail."""
     assert proc.stdout is not None and proc.stderr is not None
     out, err = bytearray(), bytearray()
+    exited: float | None = None  # when the tool itself exited
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, out)
         sel.register(proc.stderr, selectors.EVENT_READ, err)
         while sel.get_map():
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 raise SourceError(f"{argv[0]!r} did not answer within {timeout:g}s; killed")
-            for key, _ in sel.select(left):
+            if exited is None and proc.poll() is not None:
+                exited = now
+            if exited is not None and now - exited >= EXIT_GRACE:
+                # a child it left behind holds the pipes: the tool's answer is all there
+                _kill_group(proc)
+                break
+            for key, _ in sel.select(min(left, EXIT_POLL)):
                 chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
                     sel.unregister(key.fileobj)
