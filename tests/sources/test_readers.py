@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -309,12 +308,14 @@ def test_a_failing_command_never_shows_its_arguments(tmp_path, script):
     assert all(str(tool) in e for e in r.errors)
 
 
-def test_a_tool_that_exits_leaving_a_child_on_its_stdout_is_read(fake_path):
+def test_a_tool_that_exits_leaving_a_child_on_its_stdout_is_read(fake_path, tmp_path):
     """The tool answered and exited 0; a helper it started still holds the pipe."""
     fake_path.setenv("FAKE_LM_OUTPUT", str(FIX / "flexlm/triad_one_down.txt"))
     fake_path.setenv("FAKE_LM_MODE", "daemon")
+    fake_path.setenv("FAKE_LM_PIDFILE", str(tmp_path / "pids"))
     t0 = time.monotonic()
     r = flex(["27000@lic1,27000@lic2,27000@lic3"], timeout=10.0).read()
     assert r.up and r.features[0].in_use == 12, r.errors
     assert time.monotonic() - t0 < 5  # a grace after the exit, not the timeout
-    assert subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True).stdout == b""
+    child = int((tmp_path / "pids").read_text().split()[1])
+    assert _gone(child, b"sleep\x00300\x00")  # killed with the tool's group
