@@ -103,6 +103,8 @@ PRUNED = (
     ("job_changes", "at"),
     ("cycles", "started"),
 )
+# state that must outlive a lost -wal: the originals and paused queues `restore` puts back
+DURABLE_STATE = frozenset({"limit_originals", "memory", "unadopted_jobs", "farms"})
 PRUNE_BATCH = 20_000  # rows a table and cycle: a cycle's worth at 50 pools is ~100
 VACUUM_PAGES = 2_000  # pages handed back a cycle (8 MiB at SQLite's 4 KiB pages)
 
@@ -136,8 +138,9 @@ class History:
             if path != ":memory:":
                 self.db.enable_wal()
             self._create()
-            # which file we opened: a history removed or replaced under us is noticed
-            self._identity = _identity(path)
+            # which files we opened: a history (or its -wal or -shm, which hold what is not
+            # checkpointed yet) removed or replaced under us is noticed
+            self._identity = _identities(path)
             self.fresh = self.db.table("cycles").count == 0 and not self.job_originals()
         except sqlite3.DatabaseError as e:
             raise HistoryError(
@@ -163,7 +166,7 @@ class History:
         else:
             raise HistoryError(f"cannot read the history {path!r}: {error}") from error
         h.db = sqlite_utils.Database(conn)
-        h._identity = _identity(path)
+        h._identity = _identities(path)
         return h
 
     def _create(self) -> None:
@@ -234,6 +237,8 @@ class History:
                 {"key": key, "value": json.dumps(value), "updated": now.isoformat()}, pk="key"
             )
         )
+        if key in DURABLE_STATE:
+            self.checkpoint()
 
     def get_state(self, key: str, default: Any = None) -> Any:
         try:
@@ -257,6 +262,15 @@ class History:
         stamped = [{**r, "updated": now.isoformat()} for r in rows]
         if stamped:
             self._write(lambda: self.db.table("job_originals").upsert_all(stamped, pk="job_id"))
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """What the WAL holds, into the main file (as much as readers allow, never waiting
+        for them): originals survive a `-wal` deleted by a cleanup or a volume restore."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as e:
+            raise HistoryError(f"history checkpoint of {self.path!r} failed: {e}") from e
 
     def drop_job_originals(self, job_ids: Iterable[str]) -> None:
         ids = list(job_ids)
@@ -362,7 +376,13 @@ class History:
     def replaced(self) -> bool:
         """True when the file we opened was removed or replaced (another inode) since: our
         writes go to a file nobody will read, and the originals in it are lost to restore."""
-        return self.path != ":memory:" and _identity(self.path) != self._identity
+        if self.path == ":memory:":
+            return False
+        now = _identities(self.path)
+        # the main file must be the same; a companion only if it was there when we opened
+        return now[0] != self._identity[0] or any(
+            was is not None and was != it for was, it in zip(self._identity, now, strict=True)
+        )
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -391,6 +411,11 @@ def _take_lock(path: str) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def _identities(path: str) -> tuple[tuple[int, int] | None, ...]:
+    """The history's file and its WAL companions, as (device, inode) or None if absent."""
+    return tuple(_identity(path + suffix) for suffix in ("", "-wal", "-shm"))
 
 
 def _identity(path: str) -> tuple[int, int] | None:

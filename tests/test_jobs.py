@@ -753,6 +753,23 @@ def test_a_deleted_history_stops_job_caps_and_says_so(world):
     assert "license_sync_history_lost 1.0" in w.metrics.exposition().decode()
 
 
+def test_a_deleted_wal_stops_job_caps_and_the_originals_survive_it(world):
+    w = world
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=25)
+    cycle(w)
+    assert mwc(w, a) == 10
+    Path(f"{w.db}-wal").unlink()  # a cleanup script, a volume restored without it
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    r = cycle(w)
+    assert mwc(w, b) == -1 and "history removed or replaced: job caps not written" in r.errors
+    assert w.svc.ready()[0] is False
+    assert "license_sync_history_lost 1.0" in w.metrics.exposition().decode()
+    w.svc.history.close()
+    p = run_restore(w)  # what was written before the WAL went is in the main file
+    assert p.returncode == 0, p.stderr
+    assert mwc(w, a) == 25
+
+
 def test_a_new_history_does_not_take_caps_that_may_be_ours_for_originals(world):
     w = world
     jobs = [w.farm.add_job(w.queue, f"j{n}", tasks=40, amount="amount.nuke") for n in range(3)]
