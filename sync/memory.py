@@ -30,9 +30,13 @@ class MemoryStore:
         # the policy no longer names
         self.farms: dict[str, dict[str, Any]] = {}
         self.limit_originals_unsaved = False  # some known here only: the disk refused them
+        # why the memory kept in the history could not be read; then nothing is written to
+        # it and no job is capped, as without a history: caps read as originals are lost
+        self.unreadable: str | None = None
 
     def load(self) -> Memory:
-        """What the history remembers; an unreadable history remembers nothing."""
+        """What the history remembers. One that cannot be read remembers nothing, and is
+        `unreadable`: the service then writes no job cap (`writable` is False)."""
         if self.history is None:
             return Memory()
         try:
@@ -43,10 +47,11 @@ class MemoryStore:
                 k: JobOriginal.from_row(r) for k, r in self.history.job_originals().items()
             }
             unadopted = [] if self.adopt else self.history.get_state("unadopted_jobs", [])
-        except HistoryError as e:
-            log.warning("cannot read the memory kept in the history: %s", e)
+            limits = {(r[0], r[1]): _limit_memory(r) for r in rows}
+        except (HistoryError, TypeError, ValueError, KeyError, IndexError) as e:
+            self.unreadable = f"the memory kept in {self.history.path!r} cannot be read: {e}"
+            log.error("%s; no job cap is written until it is repaired", self.unreadable)
             return Memory()
-        limits = {(r[0], r[1]): _limit_memory(r) for r in rows}
         # A new, empty history beside jobs that already carry caps may mean the old history
         # was lost: those caps may be ours and must not become "originals" (`--adopt`).
         first_look = self.history.fresh and not self.adopt
@@ -54,11 +59,11 @@ class MemoryStore:
 
     @property
     def writable(self) -> bool:
-        return self.history is not None
+        return self.history is not None and self.unreadable is None
 
     def save_limits(self, limits: Mapping[LimitKey, LimitMemory], now: datetime) -> None:
         """Raises HistoryError when it is not on disk."""
-        if self.history is None:
+        if self.history is None or self.unreadable:
             return
         rows = [
             [f, lim, m.rising, list(m.paused), m.external, [[q, *st] for q, st in m.stamps]]
@@ -72,7 +77,7 @@ class MemoryStore:
         """Keep each farm's entry (region, read threads) beside what we wrote on it; farms
         the policy dropped stay known. Raises HistoryError when it is not on disk."""
         merged = {**self.farms, **farms}
-        if merged == self.farms or self.history is None:
+        if merged == self.farms or self.history is None or self.unreadable:
             return
         self.history.set_state("farms", merged, now)
         self.farms = merged
@@ -91,7 +96,7 @@ class MemoryStore:
         self._save_limit_originals(now)
 
     def _save_limit_originals(self, now: datetime) -> None:
-        if self.history is None:
+        if self.history is None or self.unreadable:
             return
         self.limit_originals_unsaved = True
         self.history.set_state("limit_originals", self.limit_originals, now)

@@ -227,6 +227,10 @@ class Service:
 
     def _check_history(self) -> bool:
         """A history removed or replaced under us holds the originals no more: stop capping."""
+        if self.store.unreadable:
+            self.history_lost = True
+            self.metrics.history_lost.set(1)
+            return True
         lost = self.history is not None and self.history.replaced()
         if lost and not self.history_lost:
             log.error(
@@ -257,6 +261,8 @@ class Service:
     def ready(self) -> tuple[bool, str]:
         """Ready while the last successful cycle ended less than three cycles ago, a cycle
         being the interval or, when cycles take longer, the last one's duration."""
+        if self.store.unreadable:
+            return False, f"{self.store.unreadable}: repair or move it aside, then restart"
         if self.history_lost:
             return False, "the history file was removed or replaced: restart the service"
         if self._ok_mono is None:

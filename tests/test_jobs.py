@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -768,6 +769,38 @@ def test_a_deleted_wal_stops_job_caps_and_the_originals_survive_it(world):
     p = run_restore(w)  # what was written before the WAL went is in the main file
     assert p.returncode == 0, p.stderr
     assert mwc(w, a) == 25
+
+
+def corrupt_table(db: Path, table: str) -> None:
+    """Garbage over the table's root page, as a torn write or a bad sector leaves it."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", [table]
+        ).fetchone()
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+    with open(db, "r+b") as fh:
+        fh.seek((root - 1) * size)
+        fh.write(b"\xde\xad" * (size // 2))
+
+
+def test_memory_that_cannot_be_read_writes_no_cap_and_says_so(world):
+    w = world
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=25)
+    cycle(w)
+    assert mwc(w, a) == 10
+    w.svc.history.close()
+    corrupt_table(w.db, "state")
+    w.svc = w.make()  # the restart finds its memory unreadable
+    w.src.artists = 5
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    r = cycle(w)
+    assert w.farm.limits[w.limit].max_count == 5  # limits go on syncing
+    assert (mwc(w, a), mwc(w, b)) == (10, -1)  # no job write: our 10 is no "original"
+    assert "history removed or replaced: job caps not written" in r.errors
+    ok, why = w.svc.ready()
+    assert not ok and "cannot be read" in why
+    assert "license_sync_history_lost 1.0" in w.metrics.exposition().decode()
 
 
 def test_a_new_history_does_not_take_caps_that_may_be_ours_for_originals(world):
