@@ -115,7 +115,7 @@ class History:
     def __init__(
         self, path: str, keep: float = 30 * 86400, timeout: float = 5.0, lock: bool = False
     ):
-        """`lock`: hold `PATH.lock` while open, so a second writer refuses to start
+        """`lock`: hold a lock on the file while open, so a second writer refuses to start
         (`HistoryLocked`): two services would take each other's caps for manual edits."""
         self.path = path
         self.keep = keep
@@ -143,6 +143,7 @@ class History:
             self._identity = _identities(path)
             self.fresh = self.db.table("cycles").count == 0 and not self.job_originals()
         except sqlite3.DatabaseError as e:
+            self._release()
             raise HistoryError(
                 f"cannot open the history {path!r}: {e}; move it aside and "
                 "restart to begin a new one"
@@ -384,33 +385,67 @@ class History:
             was is not None and was != it for was, it in zip(self._identity, now, strict=True)
         )
 
+    def taken_over(self) -> bool:
+        """True when the file now at our path is not ours and another writer holds its
+        lock: a second instance started once ours was removed. Then we must write nothing."""
+        if self._lock_fd is None or not self.replaced():
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # another inode than the one SQLite has open: its locks stay
+        return False
+
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock
-            self._lock_fd = None
         self._close_db()
+        self._release()
+
+    def _release(self) -> None:
+        """After the connection: closing this descriptor drops the process's POSIX locks."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _close_db(self) -> None:
         self.db.conn.close()
 
 
 def _take_lock(path: str) -> int:
-    lock_path = path + ".lock"
-    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    """Lock the database file itself (flock, which SQLite's own POSIX locks ignore): a lock
+    file beside it could be removed and let a second writer in. `PATH.lock` only names the
+    holder's pid. The descriptor stays open until `close`: closing a descriptor of the
+    file would drop SQLite's locks in this process."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)  # private: it names users and hosts
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise HistoryLocked(
-            f"another license-sync (pid {holder}) is using the history {path!r}: two "
-            "instances would take each other's job caps for manual edits; stop it first, "
-            "or give this one its own history.path"
+            f"another license-sync (pid {_holder(path)}) is using the history {path!r}: "
+            "two instances would take each other's job caps for manual edits; stop it "
+            "first, or give this one its own history.path"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        with open(path + ".lock", "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+    except OSError:
+        pass  # the pid is for the message only
     return fd
+
+
+def _holder(path: str) -> str:
+    try:
+        with open(path + ".lock") as fh:
+            return fh.read(32).strip() or "?"
+    except OSError:
+        return "?"
 
 
 def _identities(path: str) -> tuple[tuple[int, int] | None, ...]:

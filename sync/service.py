@@ -82,6 +82,7 @@ class Service:
         self._ok_mono: float | None = None
         self.last_cycle_seconds = 0.0
         self.history_lost = False
+        self.displaced = False  # another instance writes to the history at our path
         self._install(loaded)
         self.metrics.reloads.labels("ok").inc()
 
@@ -191,7 +192,7 @@ class Service:
             self._remember_farms(now)
         observed, plan = self.look(now)
         lost = self._check_history()
-        write = not self.dry_run
+        write = not self.dry_run and not self._taken_over()
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)
         failed = [a.decision.key for a in outcome.applied if not a.ok]
         self.memory = carry(plan, failed, outcome.originals, outcome.stamps)
@@ -243,6 +244,19 @@ class Service:
         self.metrics.history_lost.set(int(lost))
         return lost
 
+    def _taken_over(self) -> bool:
+        """Another instance writes to the history now at our path: two writers would flap
+        the limits and strip each other's caps, so this one writes nothing at all."""
+        taken = self.history is not None and self.history.taken_over()
+        if taken and not self.displaced:
+            log.error(
+                "another license-sync holds the history %s now: this one writes nothing; "
+                "stop it (docs/operations.md, 'The history was lost')",
+                self.history.path if self.history else "",
+            )
+        self.displaced = taken
+        return taken
+
     def since_cycle_start(self) -> float:
         """Seconds since the last cycle began (or the service started), monotonic."""
         since = self._attempt_mono if self._attempt_mono is not None else self._started_mono
@@ -261,6 +275,8 @@ class Service:
     def ready(self) -> tuple[bool, str]:
         """Ready while the last successful cycle ended less than three cycles ago, a cycle
         being the interval or, when cycles take longer, the last one's duration."""
+        if self.displaced:
+            return False, "another license-sync writes to the history now: stop this one"
         if self.store.unreadable:
             return False, f"{self.store.unreadable}: repair or move it aside, then restart"
         if self.history_lost:

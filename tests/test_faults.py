@@ -659,12 +659,67 @@ def test_cycles_go_on_when_the_wall_clock_steps_back_a_day(aws_env, tmp_path):
         assert "the wall clock moved" in out, out
 
 
-def _cycles(port: int) -> float:
+def test_two_instances_never_both_write_even_with_the_lock_file_removed(aws_env, tmp_path):
+    farm = farm_with_limit()
+    writes: list[int] = []
+    real = farm.op_UpdateLimit
+
+    def counted(p):
+        writes.append(p["maxCount"])
+        return real(p)
+
+    farm.op_UpdateLimit = counted
+    with FakeDeadline(farm) as server:
+        policy = policy_for([farm], tmp_path)
+        port = free_port()
+        base = policy.read_text() + "interval: 1s\n"
+        policy.write_text(base + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
+        first = run_proc(policy, server, tmp_path, "run")
+        try:
+            assert _wait_for(lambda: _cycles(port) >= 1, 30), "no first cycle"
+            Path(f"{tmp_path / 'h.db'}.lock").unlink()  # a cleanup takes the lock file
+            other = tmp_path / "other.yaml"  # a rolling update's second policy
+            other.write_text(base.replace("{settle: 1}", "{settle: 1}\n    ceiling: 5"))
+            second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
+            out, _ = second.communicate(timeout=30)
+            assert second.returncode == 1, out
+            assert "another license-sync" in out and "is using the history" in out
+            assert farm.limits[next(iter(farm.limits))].max_count != 5  # it wrote nothing
+            # the history itself removed: a second one starts on a new file; the first,
+            # displaced, then writes nothing, so the limit is not flapped between the two
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{tmp_path / 'h.db'}{suffix}").unlink(missing_ok=True)
+            second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
+            try:
+                assert _wait_for(lambda: 5 in writes, 30), writes
+                seen = len(writes)
+                assert _wait_for(lambda: _ready(port) is False, 10)
+                done = _cycles(port, "error")  # each says the history is not its own
+                assert _wait_for(lambda: _cycles(port, "error") >= done + 3, 15)
+                assert writes[seen:] == [], writes  # three cycles of the first: no write
+            finally:
+                second.terminate()
+                second.communicate(timeout=15)
+        finally:
+            first.terminate()
+            first.communicate(timeout=15)
+
+
+def _ready(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).status == 200
+    except urllib.error.HTTPError:
+        return False
+    except OSError:
+        return True
+
+
+def _cycles(port: int, result: str = "ok") -> float:
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     except OSError:
         return 0.0
-    m = re.search(rb'license_sync_cycles_total\{result="ok"\} ([0-9.]+)', text)
+    m = re.search(rb'license_sync_cycles_total\{result="%s"\} ([0-9.]+)' % result.encode(), text)
     return float(m.group(1)) if m else 0.0
 
 
