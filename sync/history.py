@@ -120,9 +120,9 @@ class History:
         self.path = path
         self.keep = keep
         self._lock_fd: int | None = None
-        if lock and path != ":memory:":
-            self._lock_fd = _take_lock(path)
         try:
+            if lock and path != ":memory:":
+                self._lock_fd = _take_lock(path)
             if path != ":memory:":
                 parent = os.path.dirname(os.path.abspath(path))
                 os.makedirs(parent, exist_ok=True)
@@ -148,6 +148,9 @@ class History:
                 f"cannot open the history {path!r}: {e}; move it aside and "
                 "restart to begin a new one"
             ) from e
+        except OSError as e:  # a read-only volume, no inode left, no permission
+            self._release()
+            raise HistoryError(f"cannot open the history {path!r}: {e.strerror}") from e
 
     @classmethod
     def reading(cls, path: str) -> History:

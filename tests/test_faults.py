@@ -409,6 +409,24 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.parametrize("option", ["ro", "nr_inodes=1"])  # read-only; no inode to spare
+def test_a_history_volume_that_cannot_be_written_at_start_syncs_limits(
+    aws_env, tmp_path, small_disk, option
+):
+    subprocess.run(["mount", "-o", f"remount,{option}", str(small_disk)], check=True)
+    farm = farm_with_limit()
+    with FakeDeadline(farm) as server:
+        policy = policy_for([farm], tmp_path)
+        policy.write_text(
+            policy.read_text().replace(str(tmp_path / "h.db"), str(small_disk / "h.db"))
+        )
+        p = run_proc(policy, server, tmp_path, "run", "--once")
+        out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, out  # no traceback, no crash loop
+    assert "Traceback" not in out and "syncing limits without a history" in out
+    assert limit_of(farm) == 10  # the limit synced all the same
+
+
 def fill(disk: Path) -> None:
     fd = os.open(disk / "ballast", os.O_CREAT | os.O_WRONLY)
     try:
