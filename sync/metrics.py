@@ -275,6 +275,7 @@ class HealthServer:
         alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
         max_connections: int = 32,
         idle_timeout: float = 10.0,
+        request_deadline: float = 5.0,
     ):
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
@@ -284,6 +285,23 @@ class HealthServer:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def handle(self) -> None:
+                # a deadline for the whole request: a client trickling a byte at a time
+                # beats the idle timeout and, 32 of them, would hold every slot (slowloris)
+                cut = threading.Timer(request_deadline, self._cut)
+                cut.daemon = True
+                cut.start()
+                try:
+                    super().handle()
+                finally:
+                    cut.cancel()
+
+            def _cut(self) -> None:
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]

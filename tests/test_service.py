@@ -571,6 +571,38 @@ def test_idle_connections_to_metrics_are_bounded_and_closed():
         server.stop()
 
 
+def test_trickling_connections_do_not_hold_every_slot():
+    """Slowloris: 40 clients each sending a byte of their request every 0.3 s (faster
+    than the idle timeout); /healthz still answers once the request deadline passes."""
+    import socket
+    import time
+
+    server = HealthServer(
+        Metrics(), "127.0.0.1:0", lambda: (True, "ok"), max_connections=4, request_deadline=1.0
+    ).start()
+    tricklers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+    try:
+        url = f"http://127.0.0.1:{server.port}/healthz"
+        answered = None
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and answered is None:
+            for s in tricklers:
+                try:
+                    s.send(b"G")
+                except OSError:
+                    pass  # closed by the server: past the bound, or cut at the deadline
+            try:
+                answered = urllib.request.urlopen(url, timeout=0.3).status
+            except OSError:
+                pass
+        assert answered == 200
+        assert time.monotonic() - t0 < 5  # the deadline, not the trickling, decides
+    finally:
+        for s in tricklers:
+            s.close()
+        server.stop()
+
+
 @pytest.mark.parametrize("host", ["[::1]", "[::]"])  # loopback, and every address
 def test_metrics_bind_to_an_ipv6_address(host):
     import socket
