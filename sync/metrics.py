@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -286,23 +287,6 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def handle(self) -> None:
-                # a deadline for the whole request: a client trickling a byte at a time
-                # beats the idle timeout and, 32 of them, would hold every slot (slowloris)
-                cut = threading.Timer(request_deadline, self._cut)
-                cut.daemon = True
-                cut.start()
-                try:
-                    super().handle()
-                finally:
-                    cut.cancel()
-
-            def _cut(self) -> None:
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed
-
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 if path == "/metrics":
@@ -318,7 +302,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = _BoundedServer((host, int(port)), Handler, max_connections)
+        self.httpd = _BoundedServer((host, int(port)), Handler, max_connections, request_deadline)
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name="metrics", daemon=True
         )
@@ -343,11 +327,27 @@ class _BoundedServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # so a burst is accepted (and turned away) at once
 
-    def __init__(self, address: tuple[str, int], handler: Any, limit: int):
+    def __init__(self, address: tuple[str, int], handler: Any, limit: int, deadline: float):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.slots = threading.BoundedSemaphore(limit)
+        # a deadline for each whole request: a client trickling a byte at a time beats the
+        # idle timeout and, 32 of them, would hold every slot (slowloris)
+        self.deadline = deadline
+        self.serving: dict[Any, float] = {}  # connection → when it is cut
+        self.serving_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def service_actions(self) -> None:
+        """Run by serve_forever between polls: cut the connections past their deadline."""
+        now = time.monotonic()
+        with self.serving_lock:
+            late = [c for c, at in self.serving.items() if at <= now]
+        for conn in late:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed meanwhile
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
@@ -360,7 +360,11 @@ class _BoundedServer(ThreadingHTTPServer):
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self.serving_lock:
+            self.serving[request] = time.monotonic() + self.deadline
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self.serving_lock:
+                self.serving.pop(request, None)
             self.slots.release()
