@@ -136,6 +136,10 @@ class LimitMemory:
     # later write by someone else means a person stopped it, and it is theirs to reopen
     stamps: tuple[tuple[str, Stamp], ...] = ()
 
+    def stamps_of(self, queues: tuple[str, ...]) -> tuple[tuple[str, Stamp], ...]:
+        """The stamps of those of `queues` we paused: what a memory of them keeps."""
+        return tuple(s for s in self.stamps if s[0] in queues)
+
 
 @dataclass(frozen=True, slots=True)
 class JobOriginal:

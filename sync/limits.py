@@ -399,8 +399,7 @@ def _decide(
     )
     # a rise cut short by max_step goes on next cycle without settling again
     still_rising = new is None or (new != target and target > new) or target == -1
-    stamps = tuple((q, at) for q, at in mem.stamps if q in paused)
-    return d, LimitMemory(rising if still_rising else 0, paused, stamps=stamps)
+    return d, LimitMemory(rising if still_rising else 0, paused, stamps=mem.stamps_of(paused))
 
 
 def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:

@@ -277,8 +277,7 @@ def _departed(
         still = limits.still_ours(mem, found.associations)
         if still:
             reopen.append(Reopen(farm_id, ref, found.limit_id, still))
-            stamps = tuple(s for s in mem.stamps if s[0] in still)
-            kept[key] = LimitMemory(0, still, stamps=stamps)
+            kept[key] = LimitMemory(0, still, stamps=mem.stamps_of(still))
     return tuple(reopen), kept
 
 

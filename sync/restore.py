@@ -115,8 +115,7 @@ def _reopen_queues(
     for (farm_id, ref), mem in sorted(memory.items()):
         if mem.paused:
             still = resume_paused(farms(farm_id), ref, mem, out)
-            stamps = tuple(s for s in mem.stamps if s[0] in still)
-            memory[(farm_id, ref)] = LimitMemory(0, still, stamps=stamps)
+            memory[(farm_id, ref)] = LimitMemory(0, still, stamps=mem.stamps_of(still))
 
 
 def resume_paused(dl: Deadline, ref: str, mem: LimitMemory, out: Restored) -> tuple[str, ...]:

@@ -281,15 +281,20 @@ def test_atomic_rename_of_a_valid_policy_is_picked_up(aws_env, tmp_path):
         assert limit_of(farm) == 6
 
 
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    """`license-sync validate PATH`, as a TD's CI runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "sync", "validate", str(path)], capture_output=True, text=True
+    )
+
+
 @pytest.mark.parametrize(
     "bad", ["pools: [\n", "", "farms: []\nsources: {}\npools: {}\n", "farms:\n  - id: farm-0\n"]
 )
 def test_validate_catches_each_bad_edit(tmp_path, bad):
     path = tmp_path / "p.yaml"
     path.write_text(bad)
-    p = subprocess.run(
-        [sys.executable, "-m", "sync", "validate", str(path)], capture_output=True, text=True
-    )
+    p = validate(path)
     assert p.returncode == 1
     assert re.match(rf"{re.escape(str(path))}:\d+:\d+: ", p.stderr)
 
@@ -301,9 +306,7 @@ DEEP = "interval: 60s\nfarms: " + "[" * 500 + "]" * 500 + "\n"  # 1 KB, 500 leve
 def test_a_policy_nested_too_deep_is_a_policy_error_from_validate(tmp_path, depth):
     path = tmp_path / "p.yaml"
     path.write_text("interval: 60s\nfarms: " + "[" * depth + "]" * depth + "\n")
-    p = subprocess.run(
-        [sys.executable, "-m", "sync", "validate", str(path)], capture_output=True, text=True
-    )
+    p = validate(path)
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     lines = p.stderr.strip().splitlines()
     assert lines and len(lines) <= 3, lines  # what is wrong, said briefly
