@@ -21,6 +21,14 @@ import botocore.utils
 from botocore.config import Config
 from botocore.model import Shape
 
+from sync.answers import (
+    CALL_DEADLINE,
+    Budget,
+    OutOfTime,
+    TooLarge,
+    bound_answers,
+    deadline_for_call,
+)
 from sync.domain import (
     ACTIVE_TASK_STATES,
     Association,
@@ -96,6 +104,7 @@ def make_client(
     user_choice = session.get_config_variable("disable_host_prefix_injection")
     if user_choice is None and not _aws_host(made.meta.endpoint_url):
         made = client(inject_host_prefix=False)
+    bound_answers(made)
     return made
 
 
@@ -248,10 +257,13 @@ class Deadline:
         on_call: CallCounter | None = None,
         on_throttle: Callable[[str], None] | None = None,
         threads: int = 8,
+        call_deadline: float = CALL_DEADLINE,
     ):
         self.client = client
         self.farm_id = farm_id
         self.threads = threads
+        self.call_deadline = call_deadline
+        self.budget = Budget()  # the cycle's: the service shares one with every view
         self._amounts_seen: dict[tuple[tuple[str, float], ...], Mapping[str, float]] = {}
         # every call takes a slot: reads that fan out twice (groups of queues, then their
         # pages) still have at most `threads` calls in flight on the farm
@@ -274,8 +286,16 @@ class Deadline:
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         method = getattr(self.client, _snake(operation))
         try:
-            with self._slots:
+            with self._slots, deadline_for_call(self.budget, self.call_deadline):
                 result = method(**kwargs)
+        except (OutOfTime, TooLarge) as e:
+            slow = isinstance(e, OutOfTime)
+            self.on_call(operation, "timeout" if slow else "too_large")
+            over = isinstance(e, OutOfTime) and e.over_budget
+            raise DeadlineError(
+                f"{operation} on {self.farm_id}: {e}",
+                code="CycleBudget" if over else ("Timeout" if slow else "AnswerTooLarge"),
+            ) from e
         except botocore.exceptions.ClientError as e:
             code = e.response.get("Error", {}).get("Code", "Unknown")
             self.on_call(operation, _outcome(code))

@@ -235,6 +235,7 @@ class Metrics:
         for result in ("ok", "error"):
             self.cycles.labels(result)
             self.reloads.labels(result)
+        self.cycles.labels("over_budget")
         r.register(_SnapshotCollector(self))
 
     def _gauges(self, r: CollectorRegistry) -> None:

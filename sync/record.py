@@ -15,10 +15,11 @@ from sync.act import Outcome
 from sync.domain import Decision, JobChange, LimitMemory, Reason, RunningTask
 from sync.errors import HistoryError
 from sync.history import History
-from sync.limits import PoolPlan
+from sync.limits import PoolPlan, farm_selector
 from sync.metrics import Metrics, Snapshot
 from sync.policy import Policy
 from sync.reconcile import Observed, Plan, Preempt
+from sync.redact import Redactor, any_farm, quiet
 
 log = logging.getLogger("license_sync")
 
@@ -32,10 +33,16 @@ class CycleResult:
     errors: list[str]
     duration: float
     dry_run: bool = False
+    over_budget: bool = False  # its calls ran out of the cycle's budget
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def label(self) -> str:
+        """How the cycle ended, as the history and `cycles_total{result}` say it."""
+        return "ok" if self.ok else ("over_budget" if self.over_budget else "error")
 
     def applied(self, d: Decision) -> bool:
         """Whether the decision's writes landed (never in a dry run)."""
@@ -49,7 +56,12 @@ def record(
     history: History | None,
     metrics: Metrics,
     finished: datetime,
+    redaction_key: bytes = b"",
 ) -> None:
+    """The cycle into the history and the metrics. With `history.redact` and a key, the
+    artists it names are hashed (sync/redact.py)."""
+    redactor = _redactor(policy, redaction_key)
+    say = quiet if redactor else str
     if history is not None:
         try:
             history.record_cycle(
@@ -57,19 +69,19 @@ def record(
                 _observations(result, policy),
                 _decisions(result),
                 [
-                    {"at": result.started.isoformat(), "where": "cycle", "message": e}
+                    {"at": result.started.isoformat(), "where": "cycle", "message": say(e)}
                     for e in result.errors
                 ],
                 [job_change_row(c) for c in result.outcome.job_changes]
                 + [_preempt_row(p, t, result.started) for p, t in result.outcome.preempted],
             )
-            history.set_state("observed", _as_left(result), finished)
+            history.set_state("observed", _as_left(result, redactor), finished)
             history.prune(result.started)
         except HistoryError as e:
             metrics.history_errors.inc()
             log.error("%s (syncing goes on)", e)
     metrics.cycle_duration.observe(result.duration)
-    metrics.cycles.labels("ok" if result.ok else "error").inc()
+    metrics.cycles.labels(result.label).inc()
     if result.ok:
         metrics.last_success.set(result.started.timestamp())
     metrics.jobs_unadopted.set(len(result.plan.memory.unadopted))
@@ -77,7 +89,13 @@ def record(
     metrics.snapshot = snapshot(result, policy)
 
 
-def _as_left(result: CycleResult) -> dict[str, Any]:
+def _redactor(policy: Policy, key: bytes) -> Redactor | None:
+    if not (policy.history.redact and key):
+        return None
+    return Redactor(key, any_farm(farm_selector(p) for p in policy.pools.values()))
+
+
+def _as_left(result: CycleResult, redactor: Redactor | None) -> dict[str, Any]:
     """What `plan --against` plans with: the farm as this cycle left it."""
     return recorded.dump(
         result.observed,
@@ -85,6 +103,7 @@ def _as_left(result: CycleResult) -> dict[str, Any]:
         landed=[d for d in result.plan.decisions if d.changes and result.applied(d)],
         job_changes=result.outcome.job_changes,
         first_look=result.plan.memory.first_look,
+        redactor=redactor,
     )
 
 
@@ -92,7 +111,7 @@ def _cycle_row(result: CycleResult, sha: str, finished: datetime) -> dict[str, A
     return {
         "started": result.started.isoformat(),
         "finished": finished.isoformat(),
-        "result": "ok" if result.ok else "error",
+        "result": result.label,
         "duration": result.duration,
         "changes": sum(1 for a in result.outcome.applied if a.ok and a.decision.changes),
         "errors": len(result.errors),

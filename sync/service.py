@@ -5,6 +5,7 @@ policy, the clients, the memory — and no arithmetic."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync.act import Writer
+from sync.answers import Budget
 from sync.deadline import Deadline
 from sync.errors import HistoryError
 from sync.history import History
@@ -32,6 +34,9 @@ STUCK_AFTER = 900.0  # seconds without a cycle starting before /healthz fails, a
 # plans a cycle makes at most while jobs wait to be read as they are now: the second plan
 # rarely asks for more (only when a job read anew moves the shares of others)
 CONFIRM_ROUNDS = 2
+# seconds a cycle's calls have, at the least (docs/operations.md, "A cycle over its
+# budget"): a 100,000-job cold start reads its steps in ≈ 30 s a cycle
+MIN_CYCLE_BUDGET = 120.0
 
 
 def utcnow() -> datetime:
@@ -55,8 +60,12 @@ class Service:
         policy_quiet: float = 2.0,
         adopt: bool = False,
         monotonic: Callable[[], float] | None = None,
+        cycle_budget: float | None = None,
     ):
         self.deadline_factory = deadline_factory
+        self.budget = Budget()  # every farm's calls in a cycle share it
+        self.redaction_key = os.urandom(16)  # hashes artists' names in the history
+        self._cycle_budget = cycle_budget
         # ages for /healthz and /readyz: the wall clock can step back (NTP, a VM resumed);
         # a test's injected clock stands in for both
         self.monotonic = monotonic or (
@@ -134,6 +143,7 @@ class Service:
             d = self._deadlines.get(farm_id)
             if d is None:
                 d = self._deadlines[farm_id] = self.deadline_factory(self._farm(farm_id))
+                d.budget = self.budget
             return d
 
     def _farm(self, farm_id: str) -> FarmConfig:
@@ -181,6 +191,12 @@ class Service:
             plan = reconcile(self.policy, observed, self.memory, now)
         return observed, plan
 
+    @property
+    def cycle_budget(self) -> float:
+        """Seconds a cycle's Deadline calls have in all: two intervals, at the least
+        MIN_CYCLE_BUDGET. What is left after it is not sent; the next cycle starts anew."""
+        return self._cycle_budget or max(2 * self.policy.interval, MIN_CYCLE_BUDGET)
+
     def run_cycle(self, now: datetime | None = None) -> CycleResult:
         """One full cycle. Never raises for a source, API or history failure."""
         now = now or self.clock()
@@ -188,6 +204,13 @@ class Service:
         self._attempt_mono = began = self.monotonic()
         t0 = time.monotonic()
         self.maybe_reload()
+        self.budget.start(self.cycle_budget)
+        try:
+            return self._cycle(now, began, t0)
+        finally:
+            self.budget.stop()
+
+    def _cycle(self, now: datetime, began: float, t0: float) -> CycleResult:
         if not self.dry_run:
             self._remember_farms(now)
         observed, plan = self.look(now)
@@ -207,11 +230,25 @@ class Service:
         errors = list(plan.errors) + outcome.errors + unread_errors
         if lost:
             errors.append("history removed or replaced: job caps not written")
+        over = self.budget.spent
+        if over:
+            errors.append(
+                f"the cycle went over its budget of {self.cycle_budget:.0f}s: the calls "
+                "left were not sent (docs/operations.md, 'A cycle over its budget')"
+            )
         result = CycleResult(
-            now, observed, plan, outcome, errors, time.monotonic() - t0, self.dry_run
+            now, observed, plan, outcome, errors, time.monotonic() - t0, self.dry_run, over
         )
         self._save_memory(now)
-        record(result, self.policy, self.loaded.sha, self.history, self.metrics, self.clock())
+        record(
+            result,
+            self.policy,
+            self.loaded.sha,
+            self.history,
+            self.metrics,
+            self.clock(),
+            self.redaction_key,
+        )
         ended = self.clock()
         self.last_cycle_seconds = self.monotonic() - began
         if result.ok:

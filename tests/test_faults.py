@@ -84,6 +84,8 @@ def service(
     attempts: int = 2,
     read_timeout: float = 20.0,
     source=None,
+    call_deadline: float = 30.0,
+    cycle_budget: float | None = None,
 ) -> Service:
     metrics = Metrics()
     src = source or FakeSource("lic")
@@ -98,10 +100,12 @@ def service(
             f.id,
             on_call=metrics.count_call,
             on_throttle=metrics.count_throttle,
+            call_deadline=call_deadline,
         ),
         history=History(str(tmp / "h.db"), timeout=0.2) if history else None,
         policy_quiet=0,  # edits here are whole: reload them at once
         source_factory=lambda n, c: src,
+        cycle_budget=cycle_budget,
     )
 
 
@@ -147,6 +151,52 @@ def test_slow_responses_time_out_and_hold(aws_env, tmp_path):
         assert not r.ok and "check the network" in r.errors[0]
         assert limit_of(farm) == 19
         server.faults.latency = 0
+        assert svc.run_cycle().ok and limit_of(farm) == 20
+
+
+def test_a_trickled_answer_ends_at_the_calls_deadline_and_holds(aws_env, tmp_path):
+    """botocore's read timeout is per read: a byte every 50 ms never trips it, and this
+    ListLimits answer would take minutes. The call has a second in all, then it is over."""
+    farm = farm_with_limit()
+    with FakeDeadline(farm, faults=Faults(trickle=0.05)) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        svc.deadline(farm.farm_id).call_deadline = 1.0
+        t0 = time.monotonic()
+        r = svc.run_cycle()
+        assert time.monotonic() - t0 < 8
+        assert not r.ok and "within 1s in all" in r.errors[0], r.errors
+        assert counter(svc.metrics, "license_sync_api_calls_total", outcome="timeout") == 1
+        assert limit_of(farm) == 19  # held
+        server.faults.trickle = 0
+        assert svc.run_cycle().ok and limit_of(farm) == 20
+
+
+def test_a_cycle_over_its_budget_sends_nothing_more_and_says_so(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with FakeDeadline(farm, faults=Faults(latency=0.4)) as server:
+        svc = service(
+            policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path, cycle_budget=0.6
+        )
+        r = svc.run_cycle()
+        assert r.over_budget and any("over its budget of 1s" in e for e in r.errors), r.errors
+        assert counter(svc.metrics, "license_sync_cycles_total", result="over_budget") == 1
+        assert limit_of(farm) == 19  # the write after the budget was not sent
+        db = svc.history.db
+        assert [r[0] for r in db.execute("select result from cycles")] == ["over_budget"]
+        assert any("budget" in m for (m,) in db.execute("select message from errors"))
+        server.faults.latency = 0  # each cycle has its budget anew
+        assert svc.run_cycle().ok and limit_of(farm) == 20
+
+
+def test_an_answer_over_the_size_bound_is_refused_unread(aws_env, tmp_path):
+    farm = farm_with_limit()
+    with FakeDeadline(farm, faults=Faults(pad=40 * 2**20)) as server:  # valid JSON, 40 MiB
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        r = svc.run_cycle()
+        assert not r.ok and "more than the 32 MiB" in r.errors[0], r.errors
+        assert counter(svc.metrics, "license_sync_api_calls_total", outcome="too_large") == 1
+        assert limit_of(farm) == 19
+        server.faults.pad = 0
         assert svc.run_cycle().ok and limit_of(farm) == 20
 
 

@@ -53,6 +53,10 @@ class Faults:
     # a 200 whose body is cut short: a fraction of answers, and operation → its next N
     cut_short_rate: float = 0.0
     cut_short: dict[str, int] = field(default_factory=dict)
+    # the network between: each answer's body a byte every `trickle` seconds (a proxy
+    # gone wrong), and `pad` bytes of whitespace after each JSON answer (still valid)
+    trickle: float = 0.0
+    pad: int = 0
 
 
 _STATUS = {
@@ -223,13 +227,31 @@ class FakeDeadline:
                 ctype: str = "application/json",
                 headers: dict[str, str] | None = None,
             ) -> None:
+                if server.faults.pad and ctype == "application/json":
+                    body += b" " * server.faults.pad
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(body)
+                if server.faults.trickle:
+                    return self._trickle(body, server.faults.trickle)
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the client hung up (an answer it refused unread)
+                    self.close_connection = True
+
+            def _trickle(self, body: bytes, every: float) -> None:
+                self.wfile.flush()
+                for i in range(len(body)):
+                    time.sleep(every)
+                    try:
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        self.close_connection = True
+                        return
 
             def _handle(self) -> None:
                 server._dispatch(self)

@@ -1,0 +1,151 @@
+"""Every Deadline answer within a deadline and a size, whatever the network does
+(docs/design.md, "Bounded answers").
+
+botocore's read timeout is per read: an answer trickled a byte every few seconds never
+times out, and an answer of any size is read whole before it is parsed (a 300 MB one
+took the process from 67 to 857 MiB). So the client's `before-send` hook sends each
+request itself, leaving the body unread, and reads the body a chunk at a time — each
+read no longer than what the call has left — until the call's deadline or the size
+bound. Status line and headers are read by botocore's session under its per-read
+timeout; a server that trickles those is caught by /healthz (docs/operations.md)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.exceptions
+import urllib3.exceptions
+
+CALL_DEADLINE = 30.0  # seconds a call has in all, its retries included
+MAX_ANSWER = 32 * 2**20  # bytes; a page of 100 Deadline items is tens of KiB
+CHUNK = 64 * 1024
+
+_call = threading.local()  # the deadline of the call this thread is making
+
+
+class OutOfTime(botocore.exceptions.BotoCoreError):
+    """The call's deadline (or its cycle's budget) passed: not retried."""
+
+    fmt = "{why}"
+
+    @property
+    def over_budget(self) -> bool:
+        return bool(self.kwargs.get("over_budget"))
+
+
+class TooLarge(botocore.exceptions.BotoCoreError):
+    """An answer over MAX_ANSWER: not read, not retried."""
+
+    fmt = "{why}"
+
+
+class Budget:
+    """When a cycle's calls must have ended (monotonic); every farm's view shares one."""
+
+    def __init__(self) -> None:
+        self.until = math.inf
+        self.seconds = math.inf
+
+    def start(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.until = time.monotonic() + seconds
+
+    @property
+    def spent(self) -> bool:
+        return time.monotonic() >= self.until
+
+    def stop(self) -> None:
+        self.until = self.seconds = math.inf
+
+
+@contextmanager
+def deadline_for_call(budget: Budget, seconds: float = CALL_DEADLINE) -> Any:
+    """The calls this thread makes inside end by `seconds` from now, or the budget's end."""
+    _call.until = min(time.monotonic() + seconds, budget.until)
+    _call.budget = budget
+    _call.seconds = seconds
+    try:
+        yield
+    finally:
+        _call.until = math.inf
+
+
+def bound_answers(client: Any, max_answer: int = MAX_ANSWER) -> None:
+    """Make `client` read its answers through `read_bounded`."""
+    session = client._endpoint.http_session  # botocore keeps no public handle on it
+
+    def send(request: Any, **_: Any) -> Any:
+        _check_time(request)
+        request.stream_output = True  # the session returns once the headers are in
+        response = session.send(request)
+        try:
+            response._content = _read_bounded(response, request, max_answer)
+        except BaseException:
+            response.raw.close()  # a half-read connection goes back to no pool
+            raise
+        return response
+
+    client.meta.events.register("before-send.deadline", send, unique_id="license-sync-bounds")
+
+
+def _check_time(request: Any) -> float:
+    until = getattr(_call, "until", math.inf)
+    left = until - time.monotonic()
+    if left > 0:
+        return left
+    budget = getattr(_call, "budget", None)
+    if budget is not None and until >= budget.until:
+        why = f"the cycle is over its budget of {budget.seconds:.0f}s; not sent"
+        raise OutOfTime(why=why, over_budget=True)
+    seconds = getattr(_call, "seconds", CALL_DEADLINE)
+    why = f"no whole answer from {_host(request)} within {seconds:.0f}s in all"
+    raise OutOfTime(why=why, over_budget=False)
+
+
+def _read_bounded(response: Any, request: Any, max_answer: int) -> bytes:
+    raw = response.raw
+    declared = int(response.headers.get("content-length") or 0)
+    if declared > max_answer:
+        raise TooLarge(why=_too_large(request, declared, max_answer))
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    per_read = sock.gettimeout() if sock is not None else None
+    body = bytearray()
+    while True:
+        left = _check_time(request)
+        if sock is not None:  # no single read may outlast the call
+            sock.settimeout(left if per_read is None else min(per_read, left))
+        chunk = _read_some(raw, request)
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > max_answer:
+            raise TooLarge(why=_too_large(request, len(body), max_answer))
+
+
+def _read_some(raw: Any, request: Any) -> bytes:
+    """What the socket has now, at most CHUNK: `read` would wait for all of CHUNK."""
+    try:
+        return raw.read1(CHUNK) if hasattr(raw, "read1") else raw.read(CHUNK)  # type: ignore[no-any-return]
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        _check_time(request)  # the read was cut at the call's deadline
+        if isinstance(e, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+            raise botocore.exceptions.ReadTimeoutError(endpoint_url=request.url, error=e) from e
+        raise botocore.exceptions.ConnectionClosedError(
+            endpoint_url=request.url, error=e, request=request
+        ) from e
+
+
+def _too_large(request: Any, size: int, max_answer: int) -> str:
+    return (
+        f"an answer from {_host(request)} of over {size // 2**20} MiB, more than the "
+        f"{max_answer // 2**20} MiB any Deadline page needs: refused (a proxy gone wrong?)"
+    )
+
+
+def _host(request: Any) -> str:
+    return urlsplit(request.url).netloc
