@@ -2,7 +2,8 @@
 
 Licenses come back to artists only as the farm's tasks end, so the farm must keep back
 what artists will take before it could give anything back: the rise of external use
-within `drain`. The profile holds, for each hour of the week, a quantile of that rise
+within `drain`. The profile holds, for each hour of the week — local hours of the
+studio's time zone, so 09:00 stays 09:00 across a DST change — a quantile of that rise
 over the weeks observed. The reserve at a time is the largest rise of the hours from now
 to `drain` ahead: the limit comes down one drain-time before the morning needs it.
 """
@@ -14,6 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 HOURS = 7 * 24
 
@@ -22,19 +25,30 @@ HOURS = 7 * 24
 class Profile:
     drain: float  # seconds
     quantile: float
-    rise: tuple[float | None, ...]  # per hour of the week (Monday 00:00 UTC first)
+    rise: tuple[float | None, ...]  # per hour of the week (Monday 00:00 local first)
     samples: tuple[int, ...]
+    tz: str = "UTC"
 
 
-def hour_of_week(at: datetime) -> int:
-    at = at.astimezone(UTC) if at.tzinfo is not None else at
-    return at.weekday() * 24 + at.hour
+@lru_cache(maxsize=16)
+def _zone(tz: str) -> ZoneInfo:
+    return ZoneInfo(tz)
+
+
+def hour_of_week(at: datetime, tz: str = "UTC") -> int:
+    """The local hour of the week in `tz` (a naive time is UTC)."""
+    local = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(_zone(tz))
+    return local.weekday() * 24 + local.hour
 
 
 def learn(
-    points: Sequence[tuple[datetime, int]], drain: float, quantile: float, min_samples: int
+    points: Sequence[tuple[datetime, int]],
+    drain: float,
+    quantile: float,
+    min_samples: int,
+    tz: str = "UTC",
 ) -> Profile:
-    """The profile of (time, external use) observations, oldest first."""
+    """The profile of (time, external use) observations, oldest first, by local hour."""
     times = [t.timestamp() for t, _ in points]
     values = [v for _, v in points]
     by_hour: list[list[int]] = [[] for _ in range(HOURS)]
@@ -42,9 +56,9 @@ def learn(
         end = bisect.bisect_right(times, times[i] + drain)
         if end - i < 2 or times[end - 1] - times[i] < drain / 2:
             continue  # not enough seen after it (the end of the history, a gap)
-        by_hour[hour_of_week(at)].append(max(values[i:end]) - v)
+        by_hour[hour_of_week(at, tz)].append(max(values[i:end]) - v)
     rise = tuple(_quantile(sorted(r), quantile) if len(r) >= min_samples else None for r in by_hour)
-    return Profile(drain, quantile, rise, tuple(len(r) for r in by_hour))
+    return Profile(drain, quantile, rise, tuple(len(r) for r in by_hour), tz)
 
 
 def _quantile(ordered: list[int], q: float) -> float:
@@ -55,10 +69,10 @@ def _quantile(ordered: list[int], q: float) -> float:
 def reserve_at(profile: Profile, now: datetime) -> tuple[int | None, str]:
     """The reserve `now` needs (the largest rise of the hours until `drain` ahead) and the
     hours it rests on; None where the profile has too few observations to say."""
-    hours = sorted(
-        {hour_of_week(now + timedelta(seconds=s)) for s in range(0, int(profile.drain) + 1, 600)}
-        | {hour_of_week(now + timedelta(seconds=profile.drain))}
-    )
+    tz = profile.tz
+    ahead = [now + timedelta(seconds=s) for s in range(0, int(profile.drain) + 1, 600)]
+    ahead.append(now + timedelta(seconds=profile.drain))
+    hours = sorted({hour_of_week(at, tz) for at in ahead})
     known = [(profile.rise[h], h) for h in hours if profile.rise[h] is not None]
     if len(known) < len(hours):
         return None, "too few observations for these hours yet"
@@ -67,6 +81,6 @@ def reserve_at(profile: Profile, now: datetime) -> tuple[int | None, str]:
     at = f"{days[hour // 24]} {hour % 24:02d}:00"
     n = profile.samples[hour]
     return math.ceil(value or 0), (
-        f"q{profile.quantile:g} of the rise within {profile.drain / 60:g} min, {at} UTC "
+        f"q{profile.quantile:g} of the rise within {profile.drain / 60:g} min, {at} {tz} "
         f"({n} observations)"
     )

@@ -120,7 +120,9 @@ class Observer:
                 except HistoryError as e:
                     log.warning("pool %s: reserve not learned: %s", name, e)
                     continue
-                profile = learn(points, spec.drain, spec.quantile, spec.samples)
+                profile = learn(
+                    points, spec.drain, spec.quantile, spec.samples, pool.reserve.learned_tz
+                )
                 cached = self.profiles[name] = (now, spec, profile)
             out[name] = cached[2]
         return out

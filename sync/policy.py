@@ -101,6 +101,11 @@ class HistoryConfig(Model):
 
     path: str = Field("license-sync.db", description="SQLite file (created 0600)")
     keep: Retention = Field(30 * 86400, description="retention, e.g. 30d (at most 366d)")
+    redact: bool = Field(
+        True,
+        description="hash artists' user, host and display names and job creators in the "
+        "history (docs/operations.md, 'What the history holds')",
+    )
 
 
 class MetricsConfig(Model):
@@ -290,12 +295,26 @@ class LearnedReserve(Model):
     min: int = Field(0, ge=0)
     max: int | None = Field(None, ge=0)
     samples: int = Field(6, ge=1, description="observations an hour needs before it is used")
+    tz: Annotated[str | None, BeforeValidator(lambda v: v if v is None else _tz(v))] = Field(
+        None,
+        description="the time zone whose hours of the week the profile keeps (a DST change "
+        "does not shift it); by default the reserve schedule's, else UTC",
+    )
 
 
 class Reserve(Model):
     default: Amount = 0
     schedule: list[ReserveWindow] = []
     learn: LearnedReserve | None = None
+
+    @property
+    def learned_tz(self) -> str:
+        """The zone the learned profile's hours are in: its own, the schedule's when all
+        its windows share one, else UTC."""
+        if self.learn is not None and self.learn.tz is not None:
+            return self.learn.tz
+        zones = {w.tz for w in self.schedule}
+        return zones.pop() if len(zones) == 1 else "UTC"
 
 
 class Preempt(Model):

@@ -26,6 +26,7 @@ from sync.domain import (
 )
 from sync.limits import SourceState
 from sync.reconcile import FarmRead, Observed
+from sync.redact import Redactor, unhash
 from sync.report import report_from_dict
 
 VERSION = 1
@@ -41,23 +42,31 @@ def dump(
     landed: Iterable[Decision] = (),
     job_changes: Iterable[JobChange] = (),
     first_look: bool = False,
+    redactor: Redactor | None = None,
 ) -> dict[str, Any]:
-    """`observed` with the limit decisions and job caps that landed applied to it."""
+    """`observed` with the limit decisions and job caps that landed applied to it; its
+    artists hashed by `redactor` (sync/redact.py)."""
     caps = {c.record.job_id: c.new for c in job_changes if c.new is not None}
     writes = {d.key: d for d in landed}
-    return {
+    data = {
         "version": VERSION,
         "at": at.isoformat(),
         "first_look": first_look,
-        "sources": {name: _source(s) for name, s in observed.sources.items()},
-        "farms": {farm_id: _farm(read, writes, caps) for farm_id, read in observed.farms.items()},
+        "sources": {name: _source(s, redactor) for name, s in observed.sources.items()},
+        "farms": {
+            farm_id: _farm(read, writes, caps, redactor) for farm_id, read in observed.farms.items()
+        },
         "errors": list(observed.errors),
     }
+    if redactor is not None:
+        data["redacted"] = redactor.key.hex()  # matches the policy's `user:` selectors
+    return data
 
 
-def load(data: Any) -> tuple[Observed, datetime, bool]:
+def load(data: Any, users: Iterable[str] = ()) -> tuple[Observed, datetime, bool]:
     """The observation, when it was made, and whether jobs were still waiting their first
-    look. `RecordedError` if `data` is not what `dump` wrote."""
+    look; a hashed job creator that is one of `users` (those the planned policy names) as
+    that user. `RecordedError` if `data` is not what `dump` wrote."""
     if not isinstance(data, dict) or data.get("version") != VERSION:
         got = data.get("version") if isinstance(data, dict) else type(data).__name__
         raise RecordedError(
@@ -73,7 +82,9 @@ def load(data: Any) -> tuple[Observed, datetime, bool]:
             )
             for name, s in data["sources"].items()
         }
-        farms = {farm_id: _read(farm_id, f) for farm_id, f in data["farms"].items()}
+        key = bytes.fromhex(data.get("redacted") or "")
+        names = tuple(users) if key else ()
+        farms = {farm_id: _read(farm_id, f, key, names) for farm_id, f in data["farms"].items()}
         observed = Observed(sources, farms, tuple(data["errors"]))
         return observed, datetime.fromisoformat(data["at"]), bool(data["first_look"])
     except (KeyError, TypeError, ValueError) as e:
@@ -86,19 +97,25 @@ def load(data: Any) -> tuple[Observed, datetime, bool]:
 # -- out -------------------------------------------------------------------------------------------
 
 
-def _source(s: SourceState) -> dict[str, Any]:
+def _source(s: SourceState, redactor: Redactor | None) -> dict[str, Any]:
     last = s.last_good.isoformat() if s.last_good else None
-    return {"report": s.report.to_dict(), "last_good": last, "seconds": s.seconds}
+    report = s.report.to_dict()
+    if redactor is not None:
+        report = redactor.report(report)
+    return {"report": report, "last_good": last, "seconds": s.seconds}
 
 
 def _farm(
-    read: FarmRead, writes: Mapping[tuple[str, str], Decision], caps: Mapping[str, int]
+    read: FarmRead,
+    writes: Mapping[tuple[str, str], Decision],
+    caps: Mapping[str, int],
+    redactor: Redactor | None,
 ) -> dict[str, Any]:
     limits = {
         ref: found if isinstance(found, str) else _limit(found, writes.get((read.farm_id, ref)))
         for ref, found in read.limits.items()
     }
-    jobs = None if read.jobs is None else [_job(j, caps.get(j.job_id)) for j in read.jobs]
+    jobs = None if read.jobs is None else [_job(j, caps.get(j.job_id), redactor) for j in read.jobs]
     return {
         "limits": limits,
         "error": read.error,
@@ -135,7 +152,7 @@ JOB_FIELDS = (
 )  # fmt: skip
 
 
-def _job(j: JobInfo, cap: int | None) -> list[Any]:
+def _job(j: JobInfo, cap: int | None, redactor: Redactor | None) -> list[Any]:
     created = j.created_at.isoformat() if isinstance(j.created_at, datetime) else j.created_at
     return [
         j.queue_id,
@@ -147,7 +164,7 @@ def _job(j: JobInfo, cap: int | None) -> list[Any]:
         j.counts,
         j.max_worker_count if cap is None else cap,
         created,
-        j.created_by,
+        redactor.name(j.created_by) if redactor else j.created_by,
     ]
 
 
@@ -158,11 +175,11 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _read(farm_id: str, f: Mapping[str, Any]) -> FarmRead:
+def _read(farm_id: str, f: Mapping[str, Any], key: bytes, users: tuple[str, ...]) -> FarmRead:
     limits: dict[str, LimitState | str] = {
         ref: v if isinstance(v, str) else _limit_state(farm_id, v) for ref, v in f["limits"].items()
     }
-    jobs = None if f["jobs"] is None else tuple(_job_info(j) for j in f["jobs"])
+    jobs = None if f["jobs"] is None else tuple(_job_info(j, key, users) for j in f["jobs"])
     steps = {
         job_id: tuple(StepAmounts(sid, dict(amounts), int(tasks)) for sid, amounts, tasks in s)
         for job_id, s in f["steps"].items()
@@ -182,10 +199,12 @@ def _limit_state(farm_id: str, v: Mapping[str, Any]) -> LimitState:
     )
 
 
-def _job_info(row: list[Any]) -> JobInfo:
+def _job_info(row: list[Any], key: bytes, users: tuple[str, ...]) -> JobInfo:
     if not isinstance(row, list):
         raise TypeError(f"a job is a row of {len(JOB_FIELDS)} values, not {type(row).__name__}")
     j = dict(zip(JOB_FIELDS, row, strict=True))
+    if users:
+        j["created_by"] = unhash(j["created_by"], key, users)
     if isinstance(j["created_at"], str):
         try:
             j["created_at"] = datetime.fromisoformat(j["created_at"])

@@ -142,7 +142,10 @@ class _Learner:
         if spec is not None and self.learned.get(name, ("",))[0] != day:
             since = at - timedelta(weeks=spec.weeks)
             seen = [p for p in self.points.get(name, []) if p[0] >= since]
-            self.learned[name] = (day, learn(seen, spec.drain, spec.quantile, spec.samples))
+            self.learned[name] = (
+                day,
+                learn(seen, spec.drain, spec.quantile, spec.samples, pool.reserve.learned_tz),
+            )
         if row.get("status") == "ok" and row.get("external") is not None:
             self.points.setdefault(name, []).append((at, int(row["external"])))
         return self.learned[name][1] if spec is not None else None

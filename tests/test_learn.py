@@ -4,6 +4,7 @@ hour of the week, and the reserve it asks for ahead of the rise. Pure."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -72,3 +73,45 @@ def test_without_a_profile_the_static_reserve_stands_and_says_why():
         }
     )
     assert resolve_reserve(pool, 30, MONDAY, None) == (2, "default; learned: no history read yet")
+
+
+def london_mornings() -> list[tuple[datetime, int]]:
+    """Four winter Mondays (GMT) of artists arriving at 09:00 London time."""
+    london = ZoneInfo("Europe/London")
+    points = []
+    for day in (2, 9, 16, 23):  # March 2026; the clocks go forward on the 29th
+        start = datetime(2026, 3, day, tzinfo=london)
+        for minute in range(0, 24 * 60):
+            at = (start + timedelta(minutes=minute)).astimezone(UTC)
+            points.append((at, 12 if 9 * 60 <= minute < 17 * 60 else 2))
+    return points
+
+
+def test_the_profile_keeps_local_hours_across_a_dst_change():
+    """Learned in GMT, used in BST: the rise still comes at 09:00 London time, an hour
+    earlier in UTC. Keyed by UTC hour, the reserve came an hour late and stayed an hour
+    too long."""
+    profile = learn(london_mornings(), 900, 0.9, 6, tz="Europe/London")
+    summer = datetime(2026, 3, 30, tzinfo=ZoneInfo("Europe/London"))  # a Monday, BST
+    value, why = reserve_at(profile, summer.replace(hour=8, minute=30))  # 07:30 UTC
+    assert value == 10 and "Mon 08:00 Europe/London" in why
+    assert reserve_at(profile, summer.replace(hour=9, minute=30))[0] == 0  # 08:30 UTC
+    assert reserve_at(profile, summer.replace(hour=7, minute=30))[0] == 0
+
+
+def test_the_learned_reserve_takes_the_schedules_time_zone_unless_it_names_one():
+    def pool(reserve: dict) -> Pool:
+        return Pool.model_validate(
+            {"limit": "amount.nuke", "features": [{"source": "s", "feature": "f"}], **reserve}
+        )
+
+    windows = [{"days": "mon-fri", "hours": "09:00-18:00", "tz": "Europe/London", "value": 2}]
+    learned = {"learn": {"drain": "15m"}}
+    assert pool({"reserve": {"schedule": windows, **learned}}).reserve.learned_tz == (
+        "Europe/London"
+    )
+    assert pool({"reserve": learned}).reserve.learned_tz == "UTC"
+    tokyo = {"learn": {"drain": "15m", "tz": "Asia/Tokyo"}, "schedule": windows}
+    assert pool({"reserve": tokyo}).reserve.learned_tz == "Asia/Tokyo"
+    with pytest.raises(ValueError, match="not a time zone"):
+        pool({"reserve": {"learn": {"tz": "Europe/Londn"}}})

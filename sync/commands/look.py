@@ -96,13 +96,24 @@ def planned_against(policy: Policy, path: str, at: datetime | None) -> tuple[Obs
                 f"{path}: no observation recorded: it is kept from the first cycle a "
                 "license-sync of this version runs with this history"
             )
-        observed, when, first_look = recorded.load(data)
+        observed, when, first_look = recorded.load(data, users=selector_users(policy))
         now = at or when
         memory = replace(MemoryStore(history).load(), first_look=first_look)
         observed = replace(observed, profiles=Observer(history).learned(policy, now))
     except (HistoryError, recorded.RecordedError) as e:
         raise SyncError(f"{path}: {e}") from e
     return observed, reconcile(policy, observed, memory, now)
+
+
+def selector_users(policy: Policy) -> set[str]:
+    """The job creators the policy names (`user:` of `exempt` and `overrides`): a hashed
+    creator in a redacted history is matched to them (sync/redact.py)."""
+    return {
+        s.user
+        for pool in policy.pools.values()
+        for s in (*pool.jobs.exempt, *pool.jobs.overrides)
+        if s.user is not None
+    }
 
 
 def parse_at(value: str) -> datetime:

@@ -153,4 +153,4 @@ def learned_profile(sc: Scenario, pool: Pool) -> Profile | None:
         for k in range(int(sc.duration / step)):
             held = sum(1 for start, end in sessions if start <= k * step < end)
             points.append((day + timedelta(seconds=k * step), held))
-    return learn(points, spec.drain, spec.quantile, spec.samples)
+    return learn(points, spec.drain, spec.quantile, spec.samples, pool.reserve.learned_tz)

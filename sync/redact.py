@@ -1,0 +1,74 @@
+"""What the history keeps of people (docs/operations.md, "What the history holds").
+
+The farm as a cycle left it is kept for `plan --against`, and a copy of the history
+goes to CI. With `history.redact` (the default) the artists in it are hashed: a
+checkout that is not the farm's (by any pool's `farm_selector`) keeps its count and
+times but its user, host and display become keyed hashes, a job's `createdBy` too, and
+lines a parser quoted in an error are dropped. The farm's own checkouts stay as they
+are, so `plan --against` counts the farm's use as the service did; a job's creator that
+the planned policy names in a `user:` selector is matched through the same hash
+(`unhash`). Pure: the key is handed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+MARK = "~"  # a hashed name starts with it; no user name or host name does
+# a quoted string with a space in it: a line of a tool's output, not a feature or limit name
+_QUOTED = re.compile(r"""(?<![\w.])(?:'[^'\s]*\s(?:[^'\\]|\\.)*'|"[^"\s]*\s(?:[^"\\]|\\.)*")""")
+FarmCheck = Callable[[str, str], bool]  # (host, user) → the farm's own
+
+
+def hashed(value: str, key: bytes) -> str:
+    """The same name always gives the same mark under one key, and no way back."""
+    digest = hashlib.blake2b(value.encode(), key=key, digest_size=6).hexdigest()
+    return MARK + digest
+
+
+class Redactor:
+    """Hashes what names a person in the recorded observation."""
+
+    def __init__(self, key: bytes, is_farm: FarmCheck | None):
+        self.key = key
+        self.is_farm = is_farm or (lambda host, user: False)
+
+    def name(self, value: str | None) -> str | None:
+        return value if not value else hashed(value, self.key)
+
+    def report(self, report: dict[str, Any]) -> dict[str, Any]:
+        """A report's `to_dict()`, its artists' checkouts hashed."""
+        features = [
+            {**f, "checkouts": [self._checkout(c) for c in f["checkouts"]]}
+            for f in report["features"]
+        ]
+        return {**report, "features": features, "errors": [quiet(e) for e in report["errors"]]}
+
+    def _checkout(self, c: Mapping[str, Any]) -> dict[str, Any]:
+        if self.is_farm(c.get("host") or "", c.get("user") or ""):
+            return dict(c)
+        return {**c, **{k: self.name(c.get(k)) for k in ("user", "host", "display")}}
+
+
+def quiet(message: str) -> str:
+    """An error without the lines of a tool's output it quoted (a checkout line names
+    people); the names it quotes (features, limits) stay."""
+    return _QUOTED.sub("'…'", message)
+
+
+def unhash(value: str, key: bytes, names: Iterable[str]) -> str:
+    """`value` as one of `names` when it is that name's hash, else as it is."""
+    if not value.startswith(MARK):
+        return value
+    return next((n for n in names if hashed(n, key) == value), value)
+
+
+def any_farm(checks: Iterable[FarmCheck | None]) -> FarmCheck | None:
+    """The checkouts any pool counts as the farm's."""
+    real = [c for c in checks if c is not None]
+    if not real:
+        return None
+    return lambda host, user: any(c(host, user) for c in real)
