@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from sync.deadline import factory_for
@@ -25,13 +26,17 @@ def build_service(
     adopt: bool = False,
     endpoint_url: str | None = None,
     session: Any = None,
+    read_only_ok: bool = False,
 ) -> Service:
     """The service for `loaded`. `history=False`: nothing recorded (`plan`, `explain`);
+    `read_only_ok`: a history that cannot be written is read (`restore` from a copy);
     `endpoint_url` and `session`: Deadline elsewhere than AWS (the demo's fake)."""
     metrics = Metrics()
     hist = None
     if history:
-        hist = open_history(loaded.policy.history.path, loaded.policy.history.keep, metrics)
+        hist = open_history(
+            loaded.policy.history.path, loaded.policy.history.keep, metrics, read_only_ok
+        )
     return Service(
         loaded,
         deadline_factory=factory_for(metrics, endpoint_url, session),
@@ -43,12 +48,19 @@ def build_service(
     )
 
 
-def open_history(path: str, keep: float, metrics: Metrics) -> History | None:
+def open_history(
+    path: str, keep: float, metrics: Metrics, read_only_ok: bool = False
+) -> History | None:
     """The history, or None if it cannot be opened: limits still sync, jobs are not touched.
-    A history another process holds (`HistoryLocked`) is not caught: do not start."""
+    A history another process holds (`HistoryLocked`) is not caught: do not start.
+    `read_only_ok`: a file that exists but cannot be written (a snapshot mounted read-only)
+    is opened to read."""
     try:
         return History(path, keep, lock=True)
     except HistoryError as e:
+        if read_only_ok and os.path.isfile(path):
+            log.warning("%s; reading it as a read-only copy: nothing done is recorded", e)
+            return History.reading(path)
         metrics.history_errors.inc()
         log.error("%s; syncing limits without a history: no job is capped until it opens", e)
         return None

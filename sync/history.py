@@ -159,6 +159,7 @@ class History:
         volume will do, and reading beside the running service changes nothing."""
         h = cls.__new__(cls)  # none of __init__'s creating
         h.path, h.keep, h._lock_fd, h.fresh = path, 30 * 86400, None, False
+        h.read_only = True
         uri = Path(path).absolute().as_uri()
         for mode in ("mode=ro", "immutable=1"):  # immutable: a copy whose -shm cannot be made
             try:
@@ -203,7 +204,11 @@ class History:
         ):
             self.db.table(name).create_index(index, if_not_exists=True)
 
+    read_only = False  # opened by `reading`: every write is left undone
+
     def _write(self, fn: Any) -> Any:
+        if self.read_only:  # `restore` from a copy: the values go back, unrecorded
+            return None
         try:
             with self.db.conn:
                 return fn()
@@ -233,7 +238,7 @@ class History:
                     self.db.table(table).insert_all(tagged)
             return int(cid or 0)
 
-        return int(self._write(go))
+        return int(self._write(go) or 0)
 
     def set_state(self, key: str, value: Any, now: datetime) -> None:
         self._write(
@@ -271,6 +276,8 @@ class History:
     def checkpoint(self) -> None:
         """What the WAL holds, into the main file (as much as readers allow, never waiting
         for them): originals survive a `-wal` deleted by a cleanup or a volume restore."""
+        if self.read_only:
+            return
         try:
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as e:

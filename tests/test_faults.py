@@ -482,6 +482,32 @@ def test_a_history_volume_that_cannot_be_written_at_start_syncs_limits(
     assert limit_of(farm) == 10  # the limit synced all the same
 
 
+def test_restore_puts_everything_back_from_a_read_only_copy(aws_env, tmp_path, small_disk):
+    """The service's volume is gone; a snapshot of it is mounted read-only: `restore`
+    reads the originals from it and puts them back, and says it could not record that."""
+    farm = farm_with_limit(7)
+    q = next(iter(farm.associations))[0]
+    jobs = [
+        farm.add_job(q, f"j{i}", tasks=40, amount="amount.nuke", max_worker_count=20 + i)
+        for i in range(3)
+    ]
+    with FakeDeadline(farm) as server:
+        policy = policy_for([farm], tmp_path, jobs="fair")
+        policy.write_text(
+            policy.read_text().replace(str(tmp_path / "h.db"), str(small_disk / "h.db"))
+        )
+        out, _ = run_proc(policy, server, tmp_path, "run", "--once").communicate(timeout=60)
+        assert [farm.jobs[j].max_worker_count for j in jobs] == [4, 3, 3], out
+        assert limit_of(farm) == 10
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        rest = run_proc(policy, server, tmp_path, "restore", "--limits")
+        out, _ = rest.communicate(timeout=60)
+    assert rest.returncode == 0, out
+    assert "Traceback" not in out and "read-only" in out
+    assert [farm.jobs[j].max_worker_count for j in jobs] == [20, 21, 22]
+    assert limit_of(farm) == 7
+
+
 def fill(disk: Path) -> None:
     fd = os.open(disk / "ballast", os.O_CREAT | os.O_WRONLY)
     try:

@@ -17,7 +17,7 @@ from sync.service import utcnow
 
 def restore(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    svc = build_service(load_policy(args.config), watch=False)
+    svc = build_service(load_policy(args.config), watch=False, read_only_ok=True)
     path = svc.policy.history.path
     if svc.history is None or not Path(path).exists():
         raise SyncError(f"no history at {path!r}: nothing to restore")
@@ -31,4 +31,10 @@ def restore(args: argparse.Namespace) -> int:
     for line in done.failed:
         print(f"error: {line}", file=sys.stderr)
     print(f"{checked} job(s) checked; {len(done.memory.originals)} still recorded")
+    if svc.history.read_only:
+        print(
+            f"{path} is read-only (a copy?): what was put back is not recorded in it; "
+            "restore is idempotent, so running it again later against the writable "
+            "history is safe"
+        )
     return EXIT_ERROR if done.failed else EXIT_OK
