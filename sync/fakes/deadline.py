@@ -19,6 +19,7 @@ import json
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ _STATUS = {
     "ThrottlingException": 429,
     "ValidationException": 400,
 }
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client killed or gone mid-request: what real endpoints see daily
+        super().handle_error(request, client_address)
 
 
 class _Route:
@@ -258,7 +266,7 @@ class FakeDeadline:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _Server((host, port), Handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
