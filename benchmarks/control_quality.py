@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sync.render import table
-from sync.simulation.report import Totals, format_table, plot_frontier, totals
-from sync.simulation.scenario import Scenario, load_scenario
-from sync.simulation.strategies import STRATEGIES, run_days
+from sync.law.render import table
+from sync.offline.simulation.report import Totals, format_table, plot_frontier, totals
+from sync.offline.simulation.scenario import Scenario, load_scenario
+from sync.offline.simulation.strategies import STRATEGIES, run_days
 
 SCENARIOS = Path(__file__).parent.parent / "config/scenarios"
 OLD_DENIALS = 26  # license-sync's farm denials over ten studio days before artists retried

@@ -30,12 +30,12 @@ from typing import Any
 
 import botocore.session
 
-from sync.deadline import Deadline, make_client
-from sync.history import History
-from sync.metrics import Metrics
+from sync.cycle.serve import freeze_long_lived
+from sync.cycle.service import Service
+from sync.edges.deadline import Deadline, make_client
+from sync.edges.history import History
+from sync.edges.metrics import Metrics
 from sync.policy import load_policy, parse_duration
-from sync.serve import freeze_long_lived
-from sync.service import Service
 
 ROOT = Path(__file__).parent.parent
 WRITES = ("UpdateLimit", "UpdateQueueLimitAssociation", "BatchUpdateJob", "UpdateJob")

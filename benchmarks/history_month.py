@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sync.history import History
+from sync.edges.history import History
 
 
 def fill(path: str, days: float, pools: int, interval: float) -> tuple[int, datetime]:

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sync.deadline import Deadline, make_client
+from sync.cycle.service import Service
+from sync.edges.deadline import Deadline, make_client
+from sync.edges.history import History
+from sync.edges.metrics import Metrics
+from sync.edges.sources import Source
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import REALISTIC, FakeFarm
-from sync.history import History
-from sync.metrics import Metrics
+from sync.licenses import Checkout, Feature, Report
 from sync.policy import load_policy
-from sync.report import Checkout, Feature, Report
-from sync.service import Service
-from sync.sources import Source
 
 CEILING = 18
 TOTAL = 20

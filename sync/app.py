@@ -7,12 +7,12 @@ import logging
 import os
 from typing import Any
 
-from sync.deadline import factory_for
+from sync.cycle.service import Service
+from sync.edges.deadline import factory_for
+from sync.edges.history import History
+from sync.edges.metrics import Metrics
 from sync.errors import HistoryError
-from sync.history import History
-from sync.metrics import Metrics
 from sync.policy import LoadedPolicy
-from sync.service import Service
 
 log = logging.getLogger("license_sync")
 

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 
 from sync import __version__
 from sync.errors import SyncError
-from sync.simulation import STRATEGIES
+from sync.offline.simulation import STRATEGIES
 
 EPILOG = (
     "Documentation: README.md and docs/ (docs/cli.md for every command). "
     "Exit codes: 0 ok, 1 error (plan --detailed-exitcode: 2 = changes pending)."
 )
-STOP_GRACE = 7.0  # as sync.serve.STOP_GRACE, without importing the scheduler for --help
+STOP_GRACE = 7.0  # as sync.cycle.serve.STOP_GRACE, without importing the scheduler for --help
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 TABLES = ("cycles", "decisions", "errors", "job_changes", "observations")
 

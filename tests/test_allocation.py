@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.allocation import allocate
 from sync.domain import JobDemand
+from sync.law.allocation import allocate
 from sync.policy import JobsPolicy
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -124,7 +124,7 @@ def test_run_with_invalid_policy_fails_with_positions(tmp_path):
 
 
 def test_a_second_instance_on_the_same_history_refuses_to_start(farm_env):
-    from sync.history import History
+    from sync.edges.history import History
 
     first = History(str(farm_env["db"]), lock=True)  # as `license-sync run` holds it
     try:

@@ -7,8 +7,8 @@ from datetime import UTC
 import pytest
 from botocore.stub import Stubber
 
-from sync.deadline import Deadline, make_client, resolve_limit
 from sync.domain import LimitState
+from sync.edges.deadline import Deadline, make_client, resolve_limit
 from sync.errors import DeadlineError
 from sync.fakes.deadline import FakeDeadline, Faults
 

@@ -30,17 +30,17 @@ from hypothesis.stateful import (
     rule,
 )
 
-import sync.deadline
-from sync.deadline import Deadline, make_client
+import sync.edges.deadline
+from sync.cycle.restore import restore
+from sync.cycle.service import Service
+from sync.edges.deadline import Deadline, make_client
+from sync.edges.history import History
+from sync.edges.sources import Source
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import REALISTIC, FakeFarm
 from sync.fakes.operations import PERSON
-from sync.history import History
+from sync.licenses import Feature, Report
 from sync.policy import LoadedPolicy, load_policy
-from sync.report import Feature, Report
-from sync.restore import restore
-from sync.service import Service
-from sync.sources import Source
 
 FARM = "farm-" + "ab" * 16
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -459,7 +459,7 @@ FarmMachine.TestCase.settings = settings(
 
 @pytest.fixture(autouse=True)
 def _bind(endpoint, monkeypatch):
-    monkeypatch.setattr(sync.deadline, "PAGE", PAGE)
+    monkeypatch.setattr(sync.edges.deadline, "PAGE", PAGE)
     monkeypatch.setattr(Deadline, "max_item_offset", MAX_OFFSET)
     FarmMachine.server, FarmMachine.client, FarmMachine.loaded = endpoint
     event = "provide-client-params.deadline.UpdateLimit"

@@ -20,16 +20,16 @@ from unittest import mock
 
 import pytest
 
-from sync.deadline import Deadline, make_client
+from sync.cycle.restore import restore
+from sync.cycle.service import Service
 from sync.domain import Reason
+from sync.edges.deadline import Deadline, make_client
+from sync.edges.history import History
+from sync.edges.metrics import HealthServer, Metrics
+from sync.edges.sources import ToolSource
 from sync.fakes.deadline import FakeDeadline, Faults
 from sync.fakes.farm import FakeError, FakeFarm
-from sync.history import History
-from sync.metrics import HealthServer, Metrics
 from sync.policy import load_policy
-from sync.restore import restore
-from sync.service import Service
-from sync.sources import ToolSource
 from tests.test_e2e import free_port
 from tests.test_service import Clock, FakeSource
 
@@ -888,7 +888,7 @@ def test_no_shell_anywhere():
 
 
 def test_metrics_server_binds_only_where_configured(aws_env, tmp_path):
-    from sync.metrics import HealthServer
+    from sync.edges.metrics import HealthServer
 
     server = HealthServer(Metrics(), "127.0.0.2:0", lambda: (True, "ok")).start()
     try:

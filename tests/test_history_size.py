@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sync.history import History
+from sync.edges.history import History
 from tests.clirun import run_cli
 
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sync.deadline import Deadline, make_client
+from sync.cycle.service import Service
+from sync.edges.deadline import Deadline, make_client
+from sync.edges.history import History
+from sync.edges.metrics import Metrics
 from sync.fakes.model import Task
 from sync.fakes.operations import FakeError
-from sync.history import History
-from sync.metrics import Metrics
 from sync.policy import load_policy
-from sync.service import Service
 from tests.clirun import run_cli
 from tests.test_service import Clock, FakeSource
 
@@ -929,7 +929,7 @@ def test_a_stopping_service_reads_no_more_steps_after_its_writes(world):
 
 
 def test_run_catches_up_without_waiting_for_the_interval(world):
-    from sync.serve import serve
+    from sync.cycle.serve import serve
 
     w = world
     assert w.svc.policy.interval == 60

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync.learn import learn, reserve_at
-from sync.limits import resolve_reserve
+from sync.law.learn import learn, reserve_at
+from sync.law.limits import resolve_reserve
 from sync.policy import Pool
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.domain import ACTIVE, PAUSED, Association, LimitMemory, LimitState
-from sync.limits import SourceState, plan
+from sync.law.limits import SourceState, plan
+from sync.law.reasons import text
+from sync.law.render import explain_lines
+from sync.licenses import Checkout, Feature, Report
 from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
-from sync.reasons import text
-from sync.render import explain_lines
-from sync.report import Checkout, Feature, Report
 
 FARM = "farm-0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday

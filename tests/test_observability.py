@@ -121,13 +121,13 @@ def test_promtool_check_rules_on_the_alerts():
 @pytest.fixture(scope="module")
 def live_exposition(tmp_path_factory):
     """/metrics of a service that ran cycles with every kind of series present."""
-    from sync.deadline import Deadline, make_client
+    from sync.cycle.service import Service
+    from sync.edges.deadline import Deadline, make_client
+    from sync.edges.history import History
+    from sync.edges.metrics import HealthServer, Metrics
     from sync.fakes.deadline import FakeDeadline, Faults
     from sync.fakes.farm import FakeFarm
-    from sync.history import History
-    from sync.metrics import HealthServer, Metrics
     from sync.policy import load_policy
-    from sync.service import Service
     from tests.test_jobs import POLICY
     from tests.test_service import Clock, FakeSource
 
@@ -365,7 +365,7 @@ def iam_statements() -> dict[str, dict]:
 
 
 def test_iam_policy_is_exactly_what_the_code_calls():
-    source = (ROOT / "sync/deadline.py").read_text()
+    source = (ROOT / "sync/edges/deadline.py").read_text()
     ops = set(re.findall(r'_(?:call|pages)\(\s*"([A-Za-z]+)"', source))
     needed = {BATCH_ACTIONS.get(op, op) for op in ops}
     st = iam_statements()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from sync import recorded
 from sync.domain import (
     PAUSED,
     Association,
@@ -20,9 +19,10 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.limits import SourceState
-from sync.reconcile import FarmRead, Observed
-from sync.report import Checkout, Feature, Report, Server
+from sync.law.limits import SourceState
+from sync.law.reconcile import FarmRead, Observed
+from sync.licenses import Checkout, Feature, Report, Server
+from sync.offline import observation
 from tests.clirun import run_cli as cli
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no lmutil, no credentials
@@ -109,7 +109,7 @@ def test_bad_at_is_a_clear_error(recorded_run, args, message):
 
 
 def test_a_history_without_an_observation_is_a_clear_error(farm_env, tmp_path):
-    from sync.history import History
+    from sync.edges.history import History
 
     empty = tmp_path / "empty.db"
     History(str(empty)).close()
@@ -208,7 +208,7 @@ def observed() -> Observed:
 
 def test_an_observation_survives_the_round_trip():
     at = datetime(2026, 11, 30, 9, tzinfo=UTC)
-    back, when, first_look = recorded.load(recorded.dump(observed(), at, first_look=True))
+    back, when, first_look = observation.load(observation.dump(observed(), at, first_look=True))
     assert (back, when, first_look) == (observed(), at, True)
 
 
@@ -217,7 +217,7 @@ def test_the_writes_that_landed_are_folded_in():
     d = Decision("nuke", "farm-1", "amount.nuke", "limit-1", 19, 0, 0, (), pause=("q-2",))
     rec = JobOriginal("job-1", "farm-1", "q-1", "nuke", "limit-1", -1)
     cap = JobChange(at, rec, -1, 3, "cap")
-    back, _, _ = recorded.load(recorded.dump(observed(), at, [d], [cap]))
+    back, _, _ = observation.load(observation.dump(observed(), at, [d], [cap]))
     limit = back.farms["farm-1"].limits["amount.nuke"]
     assert isinstance(limit, LimitState)
     assert limit.max_count == 0
@@ -230,9 +230,9 @@ def test_the_writes_that_landed_are_folded_in():
 
 
 def test_what_another_version_wrote_is_refused():
-    with pytest.raises(recorded.RecordedError, match="version 99"):
-        recorded.load({"version": 99})
-    data = recorded.dump(observed(), datetime(2026, 11, 30, tzinfo=UTC))
+    with pytest.raises(observation.RecordedError, match="version 99"):
+        observation.load({"version": 99})
+    data = observation.dump(observed(), datetime(2026, 11, 30, tzinfo=UTC))
     del data["farms"]["farm-1"]["jobs"]
-    with pytest.raises(recorded.RecordedError, match=r"cannot be read.*records it anew"):
-        recorded.load(data)
+    with pytest.raises(observation.RecordedError, match=r"cannot be read.*records it anew"):
+        observation.load(data)

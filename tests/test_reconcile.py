@@ -7,7 +7,6 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sync import reasons
 from sync.domain import (
     ACTIVE,
     Association,
@@ -17,12 +16,13 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.jobplan import PoolJobs
-from sync.limits import SourceState
+from sync.law import reasons
+from sync.law.jobplan import PoolJobs
+from sync.law.limits import SourceState
+from sync.law.reconcile import FarmRead, Memory, Observed, reconcile
+from sync.law.render import jobs_summary
+from sync.licenses import Feature, Report
 from sync.policy import Policy
-from sync.reconcile import FarmRead, Memory, Observed, reconcile
-from sync.render import jobs_summary
-from sync.report import Feature, Report
 
 FARM = "farm-" + "a" * 32
 LIMIT = "limit-" + "b" * 32

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.redact import hashed, quiet, unhash
+from sync.offline.redact import hashed, quiet, unhash
 from tests.clirun import run_cli as cli
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}

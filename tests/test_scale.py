@@ -14,8 +14,8 @@ from pathlib import Path
 import botocore.utils
 import pytest
 
-from sync.deadline import factory_for, parse_timestamp
-from sync.metrics import Metrics
+from sync.edges.deadline import factory_for, parse_timestamp
+from sync.edges.metrics import Metrics
 from sync.policy import FarmConfig
 
 ROOT = Path(__file__).parent.parent

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from sync.deadline import Deadline, make_client
-from sync.history import History
-from sync.metrics import HealthServer, Metrics
+from sync.cycle.service import Service
+from sync.edges.deadline import Deadline, make_client
+from sync.edges.history import History
+from sync.edges.metrics import HealthServer, Metrics
+from sync.edges.sources import Source
+from sync.licenses import Checkout, Feature, Report, Server, Vendor
 from sync.policy import load_policy
-from sync.report import Checkout, Feature, Report, Server, Vendor
-from sync.service import Service
-from sync.sources import Source
 from tests.clirun import run_cli
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -435,13 +435,15 @@ def test_reloaded_retention_applies(world):
 
 
 def test_unchanged_policy_is_hashed_not_parsed_and_a_bad_edit_parsed_once(world, monkeypatch):
-    import sync.reload
+    import sync.cycle.reload
 
     w = world
     parsed = []
-    real = sync.reload.parse_policy
+    real = sync.cycle.reload.parse_policy
     monkeypatch.setattr(
-        sync.reload, "parse_policy", lambda text, name: parsed.append(name) or real(text, name)
+        sync.cycle.reload,
+        "parse_policy",
+        lambda text, name: parsed.append(name) or real(text, name),
     )
     for _ in range(3):
         cycle(w)
@@ -622,7 +624,7 @@ def test_metrics_bind_to_an_ipv6_address(host):
 
 
 def test_a_new_interval_in_the_policy_reschedules_the_running_service(world):
-    from sync.serve import serve
+    from sync.cycle.serve import serve
 
     w = world
     # the service starts on a one-minute interval; the file already says one second
@@ -782,7 +784,7 @@ def test_a_source_down_keeps_its_last_known_license_series(world):
 
 
 def test_healthcheck_asks_the_address_the_policy_gives(world, tmp_path):
-    from sync.metrics import HealthServer
+    from sync.edges.metrics import HealthServer
 
     svc = world.svc
     server = HealthServer(world.metrics, "127.0.0.1:0", svc.ready, alive=svc.alive).start()

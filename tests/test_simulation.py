@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from sync.errors import PolicyError
+from sync.offline.replay import replay
+from sync.offline.simulation.scenario import load_scenario
+from sync.offline.simulation.strategies import STRATEGIES, run, run_days
 from sync.policy import parse_policy
-from sync.replay import replay
-from sync.simulation.scenario import load_scenario
-from sync.simulation.strategies import STRATEGIES, run, run_days
 from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent
@@ -202,7 +202,7 @@ def test_replay_evaluates_a_learned_reserve_from_the_rows_before_each_one():
 
 
 def test_replay_cli_against_a_real_history(tmp_path):
-    from sync.history import History
+    from sync.edges.history import History
 
     h = History(str(tmp_path / "h.db"))
     h.record_cycle({"started": "2026-11-25T12:00:00+00:00"}, [], rows(), [])
@@ -221,7 +221,7 @@ def test_replay_cli_against_a_real_history(tmp_path):
 def test_plot_draws_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     sc = load_scenario(ROOT / "config/scenarios/quiet-night.yaml")
-    from sync.simulation.report import plot
+    from sync.offline.simulation.report import plot
 
     out = tmp_path / "night.png"
     plot([run(sc, s) for s in ("static", "license-sync")], sc, str(out))

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sync.deadline import make_client
+from sync.edges.deadline import make_client
 
 ROOT = Path(__file__).parent.parent
 

@@ -10,13 +10,13 @@ import botocore.session
 
 from sync import logs
 from sync.app import build_service
+from sync.cycle.record import CycleResult
+from sync.cycle.serve import serve
 from sync.fakes.farm import REALISTIC
 from sync.fakes.lmutil import write_wrapper
 from sync.fakes.world import DemoWorld
+from sync.law.render import decision_line, jobs_summary
 from sync.policy import load_policy
-from sync.record import CycleResult
-from sync.render import decision_line, jobs_summary
-from sync.serve import serve
 
 POLICY = """\
 # The demo's policy: written by `license-sync demo`; edit it while the demo runs and

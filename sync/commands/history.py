@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from sync.commands import EXIT_CHANGES, EXIT_OK
+from sync.edges.history import History
 from sync.errors import SyncError
-from sync.history import History
+from sync.law.reasons import count
+from sync.law.render import column_widths, table
+from sync.offline.replay import replay as replay_rows
 from sync.policy import load_policy, parse_duration
-from sync.reasons import count
-from sync.render import column_widths, table
-from sync.replay import replay as replay_rows
 
 COLUMNS = {
     "decisions": [

@@ -9,16 +9,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sync import logs, recorded
+from sync import logs
 from sync.app import build_service
 from sync.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from sync.cycle.memory import MemoryStore
+from sync.cycle.observe import Observer
+from sync.edges.history import History
 from sync.errors import HistoryError, SyncError
-from sync.history import History
-from sync.memory import MemoryStore
-from sync.observe import Observer
+from sync.law.reconcile import Observed, Plan, reconcile
+from sync.law.render import explain_lines, job_lines, job_write_lines, plan_lines
+from sync.offline import observation
 from sync.policy import Policy, load_policy, parse_duration
-from sync.reconcile import Observed, Plan, reconcile
-from sync.render import explain_lines, job_lines, job_write_lines, plan_lines
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -96,18 +97,18 @@ def planned_against(policy: Policy, path: str, at: datetime | None) -> tuple[Obs
                 f"{path}: no observation recorded: it is kept from the first cycle a "
                 "license-sync of this version runs with this history"
             )
-        observed, when, first_look = recorded.load(data, users=selector_users(policy))
+        observed, when, first_look = observation.load(data, users=selector_users(policy))
         now = at or when
         memory = replace(MemoryStore(history).load(), first_look=first_look)
         observed = replace(observed, profiles=Observer(history).learned(policy, now))
-    except (HistoryError, recorded.RecordedError) as e:
+    except (HistoryError, observation.RecordedError) as e:
         raise SyncError(f"{path}: {e}") from e
     return observed, reconcile(policy, observed, memory, now)
 
 
 def selector_users(policy: Policy) -> set[str]:
     """The job creators the policy names (`user:` of `exempt` and `overrides`): a hashed
-    creator in a redacted history is matched to them (sync/redact.py)."""
+    creator in a redacted history is matched to them (sync/offline/redact.py)."""
     return {
         s.user
         for pool in policy.pools.values()

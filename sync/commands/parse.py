@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
+from sync.edges.sources import flexlm, parse_text
 from sync.errors import ParseError, SyncError
-from sync.sources import flexlm, parse_text
 
 
 def parse(args: argparse.Namespace) -> int:

@@ -9,10 +9,10 @@ from pathlib import Path
 from sync import logs
 from sync.app import build_service
 from sync.commands import EXIT_ERROR, EXIT_OK
+from sync.cycle.restore import restore as restore_all
+from sync.cycle.service import utcnow
 from sync.errors import SyncError
 from sync.policy import load_policy
-from sync.restore import restore as restore_all
-from sync.service import utcnow
 
 
 def restore(args: argparse.Namespace) -> int:

@@ -7,9 +7,9 @@ import argparse
 from sync import logs
 from sync.app import build_service
 from sync.commands import EXIT_ERROR, EXIT_OK
+from sync.cycle.serve import serve
+from sync.law.render import decision_line
 from sync.policy import load_policy
-from sync.render import decision_line
-from sync.serve import serve
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,8 +10,8 @@ from typing import Any
 
 from sync.commands import EXIT_OK
 from sync.errors import SyncError
+from sync.offline.simulation import report, scenario, strategies
 from sync.policy import Pool, load_policy
-from sync.simulation import report, scenario, strategies
 
 SCENARIOS = Path("config/scenarios")  # in a checkout: the ones the project ships
 

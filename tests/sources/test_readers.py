@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from sync.errors import SourceError
-from sync.policy import check_server_spec
-from sync.sources import (
+from sync.edges.sources import (
     CommandSource,
     StaticSource,
     ToolSource,
     parse_command_output,
 )
-from sync.sources.runner import RunResult, run_tool
+from sync.edges.sources.runner import RunResult, run_tool
+from sync.errors import SourceError
+from sync.policy import check_server_spec
 
 BIN = Path(__file__).parent.parent / "bin"
 FIX = Path(__file__).parent.parent / "fixtures"
@@ -179,7 +179,7 @@ def test_parser_bug_does_not_escape(monkeypatch):
     def boom(text):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("sync.sources.flexlm.parse", boom)
+    monkeypatch.setattr("sync.edges.sources.flexlm.parse", boom)
     r = flex(["27000@a"], run=lambda a, t: RunResult(tuple(a), 0, "x", "")).read()
     assert not r.up and "RuntimeError" in r.errors[0]
 
@@ -271,7 +271,7 @@ def test_command_source_rejects_garbage_clearly(tmp_path, body, message):
 
 
 def test_command_report_round_trips_the_contract():
-    from sync.sources import flexlm
+    from sync.edges.sources import flexlm
     from tests.conftest import fixture_text
 
     report = flexlm.parse(fixture_text("flexlm/single_server.txt"))

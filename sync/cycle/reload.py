@@ -8,8 +8,8 @@ import os
 import time
 from collections.abc import Callable
 
+from sync.edges.metrics import Metrics
 from sync.errors import PolicyError
-from sync.metrics import Metrics
 from sync.policy import LoadedPolicy, Policy, parse_policy, policy_sha, read_policy_text
 
 log = logging.getLogger("license_sync")

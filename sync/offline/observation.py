@@ -24,10 +24,10 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.limits import SourceState
-from sync.reconcile import FarmRead, Observed
-from sync.redact import Redactor, unhash
-from sync.report import report_from_dict
+from sync.law.limits import SourceState
+from sync.law.reconcile import FarmRead, Observed
+from sync.licenses import report_from_dict
+from sync.offline.redact import Redactor, unhash
 
 VERSION = 1
 
@@ -45,7 +45,7 @@ def dump(
     redactor: Redactor | None = None,
 ) -> dict[str, Any]:
     """`observed` with the limit decisions and job caps that landed applied to it; its
-    artists hashed by `redactor` (sync/redact.py)."""
+    artists hashed by `redactor` (sync/offline/redact.py)."""
     caps = {c.record.job_id: c.new for c in job_changes if c.new is not None}
     writes = {d.key: d for d in landed}
     data = {

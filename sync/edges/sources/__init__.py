@@ -11,16 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.edges.sources import flexlm, rlm
+from sync.edges.sources.runner import Runner, run_tool
 from sync.errors import ParseError, SourceError
+from sync.licenses import Feature, Report, Server, down_report, report_from_dict
 from sync.policy import (
     CommandSourceConfig,
     FlexlmSourceConfig,
     RlmSourceConfig,
     StaticSourceConfig,
 )
-from sync.report import Feature, Report, Server, down_report, report_from_dict
-from sync.sources import flexlm, rlm
-from sync.sources.runner import Runner, run_tool
 
 DEFAULT_TIMEOUT = 20.0
 

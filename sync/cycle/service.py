@@ -12,19 +12,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sync.act import Writer
-from sync.answers import Budget
-from sync.deadline import Deadline
+from sync.cycle.act import Writer
+from sync.cycle.memory import MemoryStore
+from sync.cycle.observe import Observer
+from sync.cycle.record import CycleResult, record
+from sync.cycle.reload import PolicyWatcher
+from sync.edges.answers import Budget
+from sync.edges.deadline import Deadline
+from sync.edges.history import History
+from sync.edges.metrics import Metrics
+from sync.edges.sources import Source, source_for
 from sync.errors import HistoryError
-from sync.history import History
-from sync.memory import MemoryStore
-from sync.metrics import Metrics
-from sync.observe import Observer
+from sync.law.reconcile import Memory, Observed, Plan, carry, reconcile
 from sync.policy import FarmConfig, LoadedPolicy, Policy
-from sync.reconcile import Memory, Observed, Plan, carry, reconcile
-from sync.record import CycleResult, record
-from sync.reload import PolicyWatcher
-from sync.sources import Source, source_for
 
 log = logging.getLogger("license_sync")
 

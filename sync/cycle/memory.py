@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from sync.domain import JobOriginal, LimitMemory
+from sync.edges.history import History
 from sync.errors import HistoryError
-from sync.history import History
-from sync.reconcile import LimitKey, Memory
+from sync.law.reconcile import LimitKey, Memory
 
 log = logging.getLogger("license_sync")
 

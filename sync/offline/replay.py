@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sync.domain import Decision, LimitMemory, LimitState
-from sync.learn import Profile, learn
-from sync.limits import SourceState, plan_pool
+from sync.law.learn import Profile, learn
+from sync.law.limits import SourceState, plan_pool
+from sync.law.reasons import text
+from sync.licenses import Feature, Report
 from sync.policy import FeatureRef, Policy, Pool
-from sync.reasons import text
-from sync.report import Feature, Report
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from sync.allocation import allocate
 from sync.domain import (
     ACTIVE_TASK_STATES,
     Allocation,
@@ -26,6 +25,7 @@ from sync.domain import (
     StepAmounts,
     Why,
 )
+from sync.law.allocation import allocate
 from sync.policy import Pool
 
 Steps = Mapping[str, Sequence[StepAmounts]]  # job id → its steps' amounts

@@ -28,9 +28,9 @@ from sync.domain import (
     Stamp,
     Why,
 )
-from sync.learn import Profile, reserve_at
+from sync.law.learn import Profile, reserve_at
+from sync.licenses import Feature, Report
 from sync.policy import LimitTarget, Policy, Pool
-from sync.report import Feature, Report
 
 LimitLookup = Mapping[tuple[str, str], LimitState | str]  # (farm, ref) → state or why not
 Memory = Mapping[tuple[str, str], LimitMemory]

@@ -7,10 +7,10 @@ import math
 from collections.abc import Sequence
 
 from sync.domain import Decision, Figures, JobWrite
-from sync.jobplan import PoolJobs
-from sync.limits import PoolPlan
+from sync.law.jobplan import PoolJobs
+from sync.law.limits import PoolPlan
+from sync.law.reasons import count, text
 from sync.policy import Pool
-from sync.reasons import count, text
 
 
 def table(

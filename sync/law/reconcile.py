@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 
-from sync import jobplan, limits
 from sync.domain import Decision, JobInfo, JobOriginal, LimitMemory, LimitState, Stamp
-from sync.jobplan import FarmJobs, PoolJobs, Steps
-from sync.learn import Profile
-from sync.limits import LimitPlan, PoolPlan, SourceState
+from sync.law import jobplan, limits
+from sync.law.jobplan import FarmJobs, PoolJobs, Steps
+from sync.law.learn import Profile
+from sync.law.limits import LimitPlan, PoolPlan, SourceState
+from sync.law.reasons import text
 from sync.policy import Policy
-from sync.reasons import text
 
 LimitKey = tuple[str, str]  # (farm id, limit ref as the policy names it)
 

@@ -15,17 +15,17 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sync import recorded
-from sync.deadline import Deadline, JobLookup, resolve_limit
 from sync.domain import JobInfo, LimitState, StepAmounts
+from sync.edges.deadline import Deadline, JobLookup, resolve_limit
+from sync.edges.history import History
+from sync.edges.sources import Source
 from sync.errors import DeadlineError, HistoryError
-from sync.history import History
-from sync.learn import Profile, learn
-from sync.limits import SourceState
+from sync.law.learn import Profile, learn
+from sync.law.limits import SourceState
+from sync.law.reconcile import FarmRead, Memory, Observed, departed_refs
+from sync.licenses import Report, down_report, impossible
+from sync.offline import observation
 from sync.policy import LearnedReserve, Policy
-from sync.reconcile import FarmRead, Memory, Observed, departed_refs
-from sync.report import Report, down_report, impossible
-from sync.sources import Source
 
 log = logging.getLogger("license_sync")
 T = TypeVar("T")
@@ -67,8 +67,8 @@ class Observer:
         try:
             if (data := self.history.get_state("observed", None)) is None:
                 return  # a new history
-            observed, _, _ = recorded.load(data)
-        except (HistoryError, recorded.RecordedError) as e:
+            observed, _, _ = observation.load(data)
+        except (HistoryError, observation.RecordedError) as e:
             log.info("no last good read of the sources from the history: %s", e)
             return
         for name, s in observed.sources.items():

@@ -15,10 +15,10 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from sync.cycle.record import CycleResult
+from sync.cycle.service import Service
+from sync.edges.metrics import HealthServer
 from sync.errors import SyncError
-from sync.metrics import HealthServer
-from sync.record import CycleResult
-from sync.service import Service
 
 log = logging.getLogger("license_sync")
 STOP_GRACE = 7.0  # seconds a cycle in flight has to end after SIGTERM (docker stop: 10)

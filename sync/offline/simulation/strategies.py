@@ -16,13 +16,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sync.domain import LimitMemory, LimitState
-from sync.learn import Profile, learn
-from sync.limits import SourceState, plan_pool
+from sync.law.learn import Profile, learn
+from sync.law.limits import SourceState, plan_pool
+from sync.licenses import Checkout, Feature, Report
+from sync.offline.simulation import STRATEGIES
+from sync.offline.simulation.scenario import Scenario, scenario_pool
+from sync.offline.simulation.world import Day, Result, make_world
 from sync.policy import Pool
-from sync.report import Checkout, Feature, Report
-from sync.simulation import STRATEGIES
-from sync.simulation.scenario import Scenario, scenario_pool
-from sync.simulation.world import Day, Result, make_world
 
 FARM = "farm-" + "0" * 32
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sync.deadline import GONE, Deadline
+from sync.cycle.memory import MemoryStore
 from sync.domain import (
     ACTIVE,
     PAUSED,
@@ -25,13 +25,13 @@ from sync.domain import (
     Stamp,
     Why,
 )
+from sync.edges.deadline import GONE, Deadline
+from sync.edges.metrics import Metrics
 from sync.errors import DeadlineError, HistoryError
-from sync.jobplan import FarmJobs
-from sync.limits import requeues
-from sync.memory import MemoryStore
-from sync.metrics import Metrics
-from sync.reasons import count, text
-from sync.reconcile import Plan, Preempt, Reopen
+from sync.law.jobplan import FarmJobs
+from sync.law.limits import requeues
+from sync.law.reasons import count, text
+from sync.law.reconcile import Plan, Preempt, Reopen
 
 log = logging.getLogger("license_sync")
 

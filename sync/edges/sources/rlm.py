@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sync.edges.sources.flexlm import normalise_expiry
 from sync.errors import ParseError
-from sync.report import Checkout, Feature, Report, Server, Vendor
-from sync.sources.flexlm import normalise_expiry
+from sync.licenses import Checkout, Feature, Report, Server, Vendor
 
 FORMAT = "rlm"
 

@@ -8,16 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sync import jobplan
-from sync.act import Outcome, Writer
-from sync.deadline import Deadline, resolve_limit
+from sync.cycle.act import Outcome, Writer
+from sync.cycle.record import job_change_row
 from sync.domain import ACTIVE, JobOriginal, LimitMemory, LimitState
+from sync.edges.deadline import Deadline, resolve_limit
 from sync.errors import DeadlineError, SyncError
-from sync.jobplan import FarmJobs
-from sync.limits import still_ours
-from sync.reasons import text
-from sync.reconcile import Memory
-from sync.record import job_change_row
+from sync.law import jobplan
+from sync.law.jobplan import FarmJobs
+from sync.law.limits import still_ours
+from sync.law.reasons import text
+from sync.law.reconcile import Memory
 
 
 @dataclass

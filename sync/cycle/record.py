@@ -10,16 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sync import reasons, recorded
-from sync.act import Outcome
+from sync.cycle.act import Outcome
 from sync.domain import Decision, JobChange, LimitMemory, Reason, RunningTask
+from sync.edges.history import History
+from sync.edges.metrics import Metrics, Snapshot
 from sync.errors import HistoryError
-from sync.history import History
-from sync.limits import PoolPlan, farm_selector
-from sync.metrics import Metrics, Snapshot
+from sync.law import reasons
+from sync.law.limits import PoolPlan, farm_selector
+from sync.law.reconcile import Observed, Plan, Preempt
+from sync.offline import observation
+from sync.offline.redact import Redactor, any_farm, quiet
 from sync.policy import Policy
-from sync.reconcile import Observed, Plan, Preempt
-from sync.redact import Redactor, any_farm, quiet
 
 log = logging.getLogger("license_sync")
 
@@ -59,7 +60,7 @@ def record(
     redaction_key: bytes = b"",
 ) -> None:
     """The cycle into the history and the metrics. With `history.redact` and a key, the
-    artists it names are hashed (sync/redact.py)."""
+    artists it names are hashed (sync/offline/redact.py)."""
     redactor = _redactor(policy, redaction_key)
     say = quiet if redactor else str
     if history is not None:
@@ -97,7 +98,7 @@ def _redactor(policy: Policy, key: bytes) -> Redactor | None:
 
 def _as_left(result: CycleResult, redactor: Redactor | None) -> dict[str, Any]:
     """What `plan --against` plans with: the farm as this cycle left it."""
-    return recorded.dump(
+    return observation.dump(
         result.observed,
         result.started,
         landed=[d for d in result.plan.decisions if d.changes and result.applied(d)],

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sync.simulation.scenario import Scenario, artist_level
+from sync.offline.simulation.scenario import Scenario, artist_level
 
 RETRY_EVERY = 60.0  # seconds between an artist's tries
 RETRIES = 10  # tries after the first before an artist gives up

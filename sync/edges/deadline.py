@@ -21,14 +21,6 @@ import botocore.utils
 from botocore.config import Config
 from botocore.model import Shape
 
-from sync.answers import (
-    CALL_DEADLINE,
-    Budget,
-    OutOfTime,
-    TooLarge,
-    bound_answers,
-    deadline_for_call,
-)
 from sync.domain import (
     ACTIVE_TASK_STATES,
     Association,
@@ -38,6 +30,14 @@ from sync.domain import (
     RunningTask,
     Stamp,
     StepAmounts,
+)
+from sync.edges.answers import (
+    CALL_DEADLINE,
+    Budget,
+    OutOfTime,
+    TooLarge,
+    bound_answers,
+    deadline_for_call,
 )
 from sync.errors import DeadlineError
 

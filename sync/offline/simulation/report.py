@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.errors import PolicyError
-from sync.render import table
-from sync.simulation.scenario import Scenario
-from sync.simulation.world import Result
+from sync.law.render import table
+from sync.offline.simulation.scenario import Scenario
+from sync.offline.simulation.world import Result
 
 BOUND = "oracle"  # the clairvoyant bound the farm's work is measured against
 

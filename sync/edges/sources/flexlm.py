@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from sync.errors import ParseError
-from sync.report import Checkout, Feature, Report, Reservation, Server, Vendor
+from sync.licenses import Checkout, Feature, Report, Reservation, Server, Vendor
 
 FORMAT = "flexlm"
 

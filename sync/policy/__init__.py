@@ -1,0 +1,104 @@
+"""The policy: YAML → pydantic v2 models, with every error as `file:line:col: message`
+(models.py: the fields; positions.py: reading YAML with positions; checks.py: across
+fields)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync.policy.checks import cross_check, explain_notes
+from sync.policy.models import (
+    CommandSourceConfig,
+    Duration,
+    FarmConfig,
+    FeatureRef,
+    FlexlmSourceConfig,
+    JobsPolicy,
+    LearnedReserve,
+    LimitTarget,
+    Policy,
+    Pool,
+    RlmSourceConfig,
+    Selector,
+    StaticSourceConfig,
+    check_server_spec,
+    json_schema,
+    parse_days,
+    parse_duration,
+    parse_hours,
+)
+from sync.policy.positions import PolicyErrors, Problem, parse_model
+
+__all__ = [
+    "CommandSourceConfig",
+    "Duration",
+    "FarmConfig",
+    "FeatureRef",
+    "FlexlmSourceConfig",
+    "JobsPolicy",
+    "LearnedReserve",
+    "LimitTarget",
+    "LoadedPolicy",
+    "Policy",
+    "PolicyErrors",
+    "Pool",
+    "Problem",
+    "RlmSourceConfig",
+    "Selector",
+    "StaticSourceConfig",
+    "check_server_spec",
+    "json_schema",
+    "load_policy",
+    "parse_days",
+    "parse_duration",
+    "parse_hours",
+    "parse_model",
+    "parse_policy",
+    "policy_sha",
+    "read_policy_text",
+]
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    policy: Policy
+    path: str
+    sha: str
+    notes: tuple[Problem, ...] = ()  # valid, but worth saying how it reads (`validate`)
+
+
+def load_policy(path: str | Path) -> LoadedPolicy:
+    """Read, parse and validate a policy file; `PolicyErrors` lists every problem found."""
+    return parse_policy(read_policy_text(path), str(path))
+
+
+def read_policy_text(path: str | Path) -> str:
+    """The policy file's text; `PolicyErrors` when it cannot be read."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise PolicyErrors(
+            [Problem(str(path), 1, 1, f"cannot read the policy: {e.strerror}")]
+        ) from e
+    return raw.decode("utf-8", errors="replace")
+
+
+def policy_sha(text: str) -> str:
+    """The short hash that names a policy's text in logs, metrics and the history."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
+    sha = policy_sha(text)
+    what = "the policy must be a YAML mapping (farms:, sources:, pools:)"
+    policy, at = parse_model(text, name, Policy, what)
+    problems = sorted(
+        (Problem(name, *at(loc), msg) for loc, msg in cross_check(policy)),
+        key=lambda p: (p.line, p.col),
+    )
+    if problems:
+        raise PolicyErrors(problems)
+    notes = tuple(Problem(name, *at(loc), f"note: {msg}") for loc, msg in explain_notes(policy))
+    return LoadedPolicy(policy, name, sha, notes)

@@ -1,0 +1,123 @@
+"""What a policy's fields cannot say alone: checks across fields and sources (errors)
+and how it reads (notes for `validate`)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from sync.policy.models import Policy, Pool, StaticSourceConfig, parse_hours
+
+
+def _reserve_above_total(
+    name: str, pool: Pool, sources: dict[str, Any]
+) -> list[tuple[tuple[Any, ...], str]]:
+    """A count reserve at or above a total the policy itself states (static sources)."""
+    cfgs = [sources.get(ref.source) for ref in pool.features]
+    static = [c for c in cfgs if isinstance(c, StaticSourceConfig)]
+    if len(static) < len(cfgs):
+        return []
+    total = sum(c.features.get(r.feature, 0) for c, r in zip(static, pool.features, strict=True))
+    counts = [("default",), *(("schedule", i, "value") for i in range(len(pool.reserve.schedule)))]
+    values = [pool.reserve.default, *(w.value for w in pool.reserve.schedule)]
+    return [
+        (
+            ("pools", name, "reserve", *where),
+            f"pool {name!r}: reserve {value} is at or above the pool's total {total}: "
+            "the farm would never get a license",
+        )
+        for where, value in zip(counts, values, strict=True)
+        if isinstance(value, int) and value >= total > 0
+    ]
+
+
+def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
+    """Checks that span sections: what one model cannot see on its own."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    farm_ids = [f.id for f in policy.farms]
+    for i, f in enumerate(policy.farms):
+        if farm_ids.index(f.id) != i:
+            out.append((("farms", i, "id"), f"farm {f.id!r} is listed twice"))
+    owner: dict[tuple[str | None, str], str] = {}
+    for name, pool in policy.pools.items():
+        for j, ref in enumerate(pool.features):
+            if ref.source not in policy.sources:
+                hint = difflib.get_close_matches(ref.source, list(policy.sources), n=1)
+                did = (
+                    f"; did you mean {hint[0]!r}?"
+                    if hint
+                    else (f"; defined: {', '.join(policy.sources) or 'none'}")
+                )
+                out.append(
+                    (
+                        ("pools", name, "features", j, "source"),
+                        f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
+                    )
+                )
+        out += _reserve_above_total(name, pool, policy.sources)
+        if pool.ceiling is not None and pool.floor > pool.ceiling:
+            out.append(
+                (
+                    ("pools", name, "floor"),
+                    f"pool {name!r}: floor {pool.floor} is above ceiling {pool.ceiling}",
+                )
+            )
+        targets = pool.targets(policy.default_farm)
+        for k, t in enumerate(targets):
+            loc: tuple[Any, ...] = (
+                ("pools", name, "limits", k) if pool.limits else ("pools", name, "limit")
+            )
+            if t.farm is None:
+                out.append(
+                    (
+                        ("pools", name),
+                        f"pool {name!r} must name its 'farm': the policy has several farms",
+                    )
+                )
+                continue
+            if t.farm not in farm_ids:
+                out.append((loc, f"pool {name!r} names farm {t.farm!r}, which is not in 'farms'"))
+            key = (t.farm, t.limit)
+            if key in owner and owner[key] != name:
+                out.append(
+                    (
+                        loc,
+                        f"limit {t.limit!r} of {t.farm} is already in pool "
+                        f"{owner[key]!r}: a limit belongs to one pool only",
+                    )
+                )
+            owner.setdefault(key, name)
+    return out
+
+
+def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
+    """What a valid policy means where it may not read as meant: hour ranges that wrap
+    midnight belong to the day they start on; a pool without a farm_selector counts the
+    farm's use from the delayed currentCount."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    for name, pool in policy.pools.items():
+        sel = pool.farm_selector
+        if sel is None or not (sel.hosts or sel.users):
+            out.append(
+                (
+                    ("pools", name),
+                    f"pool {name!r} has no farm_selector: the farm's use is the limits' "
+                    "currentCount, which Deadline updates late, so a rise of external use the "
+                    "farm's own burst could explain waits for a second read (unless an "
+                    "artist is queued); name the farm's hosts or users to count its "
+                    "checkouts on the server",
+                )
+            )
+        for i, w in enumerate(pool.reserve.schedule):
+            start, end = parse_hours(w.hours)
+            if end < start:
+                begin, until = (part.strip() for part in w.hours.split("-"))
+                out.append(
+                    (
+                        ("pools", name, "reserve", "schedule", i, "hours"),
+                        f"pool {name!r}: hours {w.hours} run past midnight: the window opens "
+                        f"at {begin} on {w.days} ({w.tz}) and closes at {until} the next "
+                        "morning, so the day it closes need not be in 'days'",
+                    )
+                )
+    return out

@@ -1,0 +1,460 @@
+"""The policy's models: every field, its default, its bounds and its words (the JSON
+Schema `license-sync schema` prints comes from them)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """`90`, `"90s"`, `"5m"`, `"1h"`, `"30d"` → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration (use e.g. 60s, 5m, 1h)")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"duration {value!r} is not a finite number of seconds")
+        if value < 0:
+            raise ValueError(f"duration {value!r} must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError(f"{value!r} is not a duration (use e.g. 60s, 5m, 1h, 30d)")
+
+
+# what an editor may accept for a duration: seconds, or a number with a unit
+DurationText = Annotated[str, Field(pattern=_DURATION.pattern)]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration, json_schema_input_type=float | DurationText)
+]
+# Bounds that keep a valid policy from wedging the service: a cycle at least once an hour,
+# a history kept at most a year, a license tool given at most five minutes (SIGTERM must
+# not wait longer), a source trusted stale for at most a week.
+Interval = Annotated[Duration, Field(ge=1, le=3600)]
+Retention = Annotated[Duration, Field(ge=60, le=366 * 86400)]
+ToolTimeout = Annotated[Duration, Field(gt=0, le=300)]
+StaleAfter = Annotated[Duration, Field(ge=0, le=7 * 86400)]
+
+
+SERVER_RE = re.compile(r"^\d{1,5}@[A-Za-z0-9._-]+$")
+
+
+def check_server_spec(spec: str) -> str:
+    """Validate `port@host` (or a comma list of them, a FlexLM triad); return it stripped."""
+    parts = [p.strip() for p in spec.split(",")]
+    for p in parts:
+        if not SERVER_RE.match(p) or not 0 < int(p.split("@")[0]) < 65536:
+            raise ValueError(f"{p!r} is not port@host (e.g. 27000@lic1)")
+    return ",".join(parts)
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise ValueError(f"{value!r} is not a valid regular expression: {e}") from e
+    if re.search(r"\([^)]*[+*][^)]*\)[+*{]", value):
+        # nested quantifiers like (a+)+ backtrack catastrophically on a long host name
+        raise ValueError(f"{value!r} nests quantifiers (e.g. (a+)+); simplify it")
+    return value
+
+
+Regex = Annotated[str, BeforeValidator(lambda v: _check_regex(str(v)) if v is not None else v)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HistoryConfig(Model):
+    """Where the SQLite history lives and how long it is kept."""
+
+    path: str = Field("license-sync.db", description="SQLite file (created 0600)")
+    keep: Retention = Field(30 * 86400, description="retention, e.g. 30d (at most 366d)")
+    redact: bool = Field(
+        True,
+        description="hash artists' user, host and display names and job creators in the "
+        "history (docs/operations.md, 'What the history holds')",
+    )
+
+
+class MetricsConfig(Model):
+    address: str = Field("0.0.0.0:9462", description="host:port for /metrics, /healthz, /readyz")
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        _, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{v!r} is not host:port (e.g. 0.0.0.0:9462)")
+        return v
+
+
+class FarmConfig(Model):
+    id: str = Field(pattern=r"^farm-[0-9a-f]{32}$", description="Deadline farm id")
+    region: str | None = Field(None, description="AWS region; default from the environment")
+    read_threads: int = Field(
+        8, ge=1, le=32, description="reads of this farm's jobs and steps in flight at once"
+    )
+
+
+def _executable(v: str) -> str:
+    if not v or "\x00" in v or "\n" in v:
+        raise ValueError(f"{v!r} is not a program path")
+    if "/" in v and not v.startswith("/"):
+        raise ValueError(f"{v!r}: give an absolute path, or a bare name looked up on PATH")
+    return v
+
+
+Executable = Annotated[str, AfterValidator(_executable)]
+
+_SPEC = r"\d{1,5}@[A-Za-z0-9._-]+"
+ServerSpec = Annotated[
+    str,
+    AfterValidator(check_server_spec),
+    Field(description="port@host, or a comma list for a FlexLM triad"),
+    # for editors: the shape; the check above also bounds the port and names the problem
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": rf"^\s*{_SPEC}(\s*,\s*{_SPEC})*\s*$",
+            "description": "port@host, or a comma list for a FlexLM triad",
+        }
+    ),
+]
+
+
+class FlexlmSourceConfig(Model):
+    kind: Literal["flexlm"]
+    servers: Annotated[list[ServerSpec], Field(min_length=1)]
+    executable: Executable = "lmutil"
+    timeout: ToolTimeout = 20.0
+
+
+class RlmSourceConfig(Model):
+    kind: Literal["rlm"]
+    servers: Annotated[list[ServerSpec], Field(min_length=1)]
+    executable: Executable = "rlmutil"
+    timeout: ToolTimeout = 20.0
+
+
+class CommandSourceConfig(Model):
+    kind: Literal["command"]
+    command: Annotated[list[str], Field(min_length=1, description="argv; no shell")]
+
+    @field_validator("command")
+    @classmethod
+    def _program(cls, v: list[str]) -> list[str]:
+        _executable(v[0])
+        return v
+
+    timeout: ToolTimeout = 20.0
+
+
+class StaticSourceConfig(Model):
+    kind: Literal["static"]
+    features: dict[str, Annotated[int, Field(ge=0)]]
+
+
+SourceConfig = Annotated[
+    FlexlmSourceConfig | RlmSourceConfig | CommandSourceConfig | StaticSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+class FeatureRef(Model):
+    source: str
+    feature: str
+    vendor: str | None = None
+
+
+class FarmSelector(Model):
+    """Which checkouts are the farm's own: a host or user matching any regex."""
+
+    hosts: list[Regex] = []
+    users: list[Regex] = []
+
+
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def _amount(v: Any) -> int | str:
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a number or percentage")
+    if isinstance(v, int):
+        if v < 0:
+            raise ValueError(f"{v!r} must not be negative")
+        return v
+    if isinstance(v, str) and (m := _PERCENT.match(v)):
+        if float(m.group(1)) >= 100:
+            raise ValueError(f"{v!r} keeps every license back: a percentage is below 100%")
+        return v.strip()
+    raise ValueError(f"{v!r} is not a count or a percentage like '10%'")
+
+
+Percent = Annotated[str, Field(pattern=_PERCENT.pattern)]
+Count = Annotated[int, Field(ge=0)]
+Amount = Annotated[int | str, BeforeValidator(_amount, json_schema_input_type=Count | Percent)]
+_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _days(v: str) -> str:
+    parse_days(v)
+    return v
+
+
+def parse_days(spec: str) -> frozenset[int]:
+    """`mon-fri`, `sat,sun`, `daily` → weekday numbers (Monday is 0)."""
+    spec = spec.strip().lower()
+    if spec in ("daily", "all", "*"):
+        return frozenset(range(7))
+    out: set[int] = set()
+    for part in spec.split(","):
+        a, _, b = part.strip().partition("-")
+        if a not in _DAYS or (b and b not in _DAYS):
+            raise ValueError(f"{spec!r} is not a day list like 'mon-fri' or 'sat,sun'")
+        i, j = _DAYS.index(a), _DAYS.index(b or a)
+        out.update(_DAYS.index(d) % 7 for d in (_DAYS * 2)[i : (j if j >= i else j + 7) + 1])
+    return frozenset(out)
+
+
+def parse_hours(spec: str) -> tuple[time, time]:
+    m = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", spec)
+    if not m:
+        raise ValueError(f"{spec!r} is not an hour range like '09:00-19:00'")
+    h1, m1, h2, m2 = (int(x) for x in m.groups())
+    if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
+        raise ValueError(f"{spec!r} is not an hour range like '09:00-19:00'")
+    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    return time(h1 % 24, m1), end
+
+
+def _tz(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        near = difflib.get_close_matches(str(v), sorted(available_timezones()), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else " (e.g. Europe/London, UTC)"
+        raise ValueError(f"{v!r} is not a time zone{hint}") from e
+    return v
+
+
+class ReserveWindow(Model):
+    days: Annotated[str, BeforeValidator(_days)] = "daily"
+    hours: Annotated[str, BeforeValidator(lambda v: (parse_hours(v), v)[1])] = "00:00-24:00"
+    tz: Annotated[str, BeforeValidator(_tz)] = "UTC"
+    value: Amount
+
+    def active(self, now: datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.tz))
+        start, end = parse_hours(self.hours)
+        t = local.time()
+        in_hours = start <= t < end if start <= end else (t >= start or t < end)
+        day = local.weekday() if start <= end or t >= start else (local.weekday() - 1) % 7
+        return in_hours and day in parse_days(self.days)
+
+
+class LearnedReserve(Model):
+    """A reserve learned from the history (docs/policy.md, "A learned reserve")."""
+
+    drain: Annotated[Duration, Field(gt=0, le=86400)] = Field(
+        900.0, description="how long the farm takes to give licenses back (task length)"
+    )
+    quantile: float = Field(0.9, ge=0.5, le=1.0, description="of the rise within `drain`")
+    weeks: int = Field(4, ge=1, le=52, description="history the profile is learned from")
+    min: int = Field(0, ge=0)
+    max: int | None = Field(None, ge=0)
+    samples: int = Field(6, ge=1, description="observations an hour needs before it is used")
+    tz: Annotated[str | None, BeforeValidator(lambda v: v if v is None else _tz(v))] = Field(
+        None,
+        description="the time zone whose hours of the week the profile keeps (a DST change "
+        "does not shift it); by default the reserve schedule's, else UTC",
+    )
+
+
+class Reserve(Model):
+    default: Amount = 0
+    schedule: list[ReserveWindow] = []
+    learn: LearnedReserve | None = None
+
+    @property
+    def learned_tz(self) -> str:
+        """The zone the learned profile's hours are in: its own, the schedule's when all
+        its windows share one, else UTC."""
+        if self.learn is not None and self.learn.tz is not None:
+            return self.learn.tz
+        zones = {w.tz for w in self.schedule}
+        return zones.pop() if len(zones) == 1 else "UTC"
+
+
+class Preempt(Model):
+    """Give licenses back to artists by requeueing the farm's youngest tasks (opt-in)."""
+
+    enabled: bool = False
+    max_per_cycle: int = Field(2, ge=1, le=100)
+    younger_than: Annotated[Duration, Field(gt=0, le=86400)] = Field(
+        600.0, description="never requeue a task that has run longer than this"
+    )
+    release: Annotated[Duration, Field(ge=0, le=3600)] = Field(
+        120.0,
+        description="how long a requeued task may keep its license before its process exits "
+        "(the step's cancelation: OpenJD's notify period, 120 s by default for a task)",
+    )
+
+
+def _reserve(v: Any) -> Any:
+    return {"default": v} if isinstance(v, int | str) and not isinstance(v, bool) else v
+
+
+class Hysteresis(Model):
+    deadband: int = Field(1, ge=1, description="changes smaller than this are skipped")
+    settle: int = Field(2, ge=1, description="cycles an increase must hold before it applies")
+    max_step: int | None = Field(None, ge=1, description="largest increase per cycle")
+
+
+_LIMIT_ID = re.compile(r"^limit-[0-9a-f]{32}$")
+_AMOUNT = re.compile(r"^amount\.[A-Za-z0-9_.-]+$")
+
+
+def _limit_ref(v: str) -> str:
+    """A limit is named by its limitId, its amountRequirementName or its displayName; a
+    reference that looks like one of the first two but is not one is a typo."""
+    v = str(v).strip()
+    if v.startswith("limit-") and not _LIMIT_ID.match(v):
+        raise ValueError(f"{v!r} is not a limit id (limit- and 32 hex digits)")
+    if v.lower().startswith("amount") and not _AMOUNT.match(v):
+        raise ValueError(f"{v!r} is not an amount name (amount.<name>, e.g. amount.nuke)")
+    if not v or len(v) > 100 or "\n" in v:
+        raise ValueError(f"{v!r} is not a limit's id, amount name or display name")
+    return v
+
+
+LimitRef = Annotated[str, AfterValidator(_limit_ref)]
+
+
+class LimitTarget(Model):
+    farm: str | None = None
+    limit: LimitRef
+    share: float = Field(1.0, gt=0, description="weight of the free remainder")
+
+
+class Selector(Model):
+    queue: str | None = None
+    name: Regex | None = None
+    user: str | None = None
+
+
+class JobOverride(Selector):
+    max_workers: int | None = Field(None, ge=1)
+    min_workers: int | None = Field(None, ge=1)
+    weight: float | None = Field(None, gt=0)
+
+
+class JobsPolicy(Model):
+    policy: Literal["none", "fixed", "fair", "weighted"] = "none"
+    cap: int | None = Field(None, ge=1, description="the cap for policy: fixed")
+    min_workers: int = Field(1, ge=1)
+    weight_by: Literal["priority", "queue"] = "priority"
+    queue_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
+    respect_manual: bool = True
+    exempt: list[Selector] = []
+    overrides: list[JobOverride] = []
+
+    @model_validator(mode="after")
+    def _fixed_needs_cap(self) -> JobsPolicy:
+        if self.policy == "fixed" and self.cap is None:
+            raise ValueError("policy 'fixed' needs 'cap'")
+        return self
+
+
+class Pool(Model):
+    farm: str | None = Field(None, description="farm id (when the policy has several farms)")
+    limit: LimitRef | None = Field(
+        None, description="limitId, amountRequirementName or displayName"
+    )
+    limits: list[LimitTarget] = Field([], description="several limits sharing this pool")
+    features: Annotated[list[FeatureRef], Field(min_length=1)]
+    uncounted: int | None = Field(None, ge=0, description="total assumed for uncounted features")
+    farm_selector: FarmSelector | None = None
+    reserve: Annotated[
+        Reserve, BeforeValidator(_reserve, json_schema_input_type=Reserve | Amount)
+    ] = Reserve()
+    headroom: int = Field(0, ge=0)
+    floor: int = Field(1, ge=1, description="never below this (Deadline rejects 0)")
+    ceiling: int | None = Field(None, ge=1)
+    hysteresis: Hysteresis = Hysteresis()
+    on_stale: Literal["hold", "floor"] = "hold"
+    stale_after: StaleAfter = 600.0
+    on_exhausted: Literal["pause", "hold_one"] = "hold_one"
+    preempt: Preempt = Preempt()
+    jobs: JobsPolicy = JobsPolicy()
+
+    def targets(self, default_farm: str | None) -> list[LimitTarget]:
+        if self.limits:
+            return [
+                t if t.farm else t.model_copy(update={"farm": self.farm or default_farm})
+                for t in self.limits
+            ]
+        assert self.limit is not None
+        return [LimitTarget(farm=self.farm or default_farm, limit=self.limit)]
+
+    @model_validator(mode="after")
+    def _one_limit_form(self) -> Pool:
+        if (self.limit is None) == (not self.limits):
+            raise ValueError("give either 'limit' or 'limits' (a list), not both or neither")
+        return self
+
+
+class Policy(Model):
+    interval: Interval = Field(60.0, description="seconds between cycles, e.g. 60s (1s to 1h)")
+    history: HistoryConfig = HistoryConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    farms: Annotated[list[FarmConfig], Field(min_length=1)]
+    sources: dict[str, SourceConfig]
+    pools: dict[str, Pool]
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError(f"interval {v:g}s is too short (at least 1s)")
+        return v
+
+    def farm(self, farm_id: str) -> FarmConfig:
+        if (f := self.find_farm(farm_id)) is None:
+            raise KeyError(f"farm {farm_id} is not in the policy")
+        return f
+
+    def find_farm(self, farm_id: str) -> FarmConfig | None:
+        return next((f for f in self.farms if f.id == farm_id), None)
+
+    @property
+    def default_farm(self) -> str | None:
+        return self.farms[0].id if len(self.farms) == 1 else None
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "license-sync policy"
+    return schema

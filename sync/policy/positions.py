@@ -1,0 +1,277 @@
+"""A YAML policy (or a scenario) read with the line and column of every value: each
+problem as `file:line:col: message`, never an alias bomb or a duplicate key."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ValidationError,
+)
+
+from sync.errors import PolicyError
+from sync.policy.models import Policy
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class PolicyErrors(PolicyError):
+    """One or more problems in a policy file."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# Aliases may repeat a list, not multiply it a million-fold (a 340-byte alias bomb took
+# 7 s and 1.4 GB before this check): what they add beyond the values written out is
+# bounded, never the size of a plain policy (10,000 pools are written out, not a bomb).
+MAX_NODES = 100_000
+
+
+# libyaml's parser where PyYAML was built with it (its wheels are): a 10,000-pool policy
+# is read in a second instead of fifteen
+LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _alias_growth(node: yaml.Node) -> int:
+    """How many values aliases add to `node` once expanded."""
+    return _expanded_size(node, {}) - _written(node)
+
+
+def _written(node: yaml.Node) -> int:
+    """The values written out in the text: each node once, however often aliased."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            stack += [x for kv in n.value for x in kv]
+        elif isinstance(n, yaml.SequenceNode):
+            stack += n.value
+    return len(seen)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], bound: int = 1 << 62) -> int:
+    """How many values `node` stands for once every alias is expanded (linear: memoized;
+    counting stops past `bound`)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = bound + 1  # a node inside itself would expand forever
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(
+            _expanded_size(k, memo, bound) + _expanded_size(v, memo, bound) for k, v in node.value
+        )
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(v, memo, bound) for v in node.value)
+    memo[key] = min(size, bound + 1)
+    return memo[key]
+
+
+def _positions(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    out: dict[tuple[Any, ...], tuple[int, int]],
+    keys: dict[tuple[Any, ...], tuple[int, int]],
+) -> None:
+    out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            keys[(*path, key)] = (k.start_mark.line + 1, k.start_mark.column + 1)
+            _positions(v, (*path, key), out, keys)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _positions(v, (*path, i), out, keys)
+
+
+def _fields_at(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
+    """The keys allowed where `loc` points, walking the models' annotations."""
+    from typing import Union, get_args, get_origin
+
+    ann: Any = root
+    for part in loc:
+        while get_origin(ann) is Annotated:
+            ann = get_args(ann)[0]
+        origin = get_origin(ann)
+        if origin in (dict, list):
+            ann = get_args(ann)[-1]
+            continue
+        if origin in (Union, UnionType):
+            models = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+            ann = next((m for m in models if part in m.model_fields), models[0] if models else None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        field = ann.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+    while get_origin(ann) is Annotated:
+        ann = get_args(ann)[0]
+    if get_origin(ann) in (Union, UnionType):
+        return sorted(
+            {
+                f
+                for a in get_args(ann)
+                if isinstance(a, type) and issubclass(a, BaseModel)
+                for f in a.model_fields
+            }
+        )
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return list(ann.model_fields)
+    return []
+
+
+def _friendly(err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel]) -> str:
+    kind = err["type"]
+    top = "policy" if root is Policy else root.__name__.lower()
+    where = ".".join(str(p) for p in loc) or top
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _fields_at(loc[:-1], root)
+        hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        did = (
+            f"; did you mean {hint[0]!r}?"
+            if hint
+            else (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        )
+        return f"unknown key {key!r} in {'.'.join(str(p) for p in loc[:-1]) or top}{did}"
+    if kind == "missing":
+        return f"{where}: required key missing"
+    if kind == "union_tag_invalid":
+        kind = err.get("input", {}).get("kind")
+        return f"{where}: kind {kind!r} is not one of flexlm, rlm, command, static"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    value = err.get("input")
+    shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+    if repr(value) in msg:
+        shown = ""
+    return f"{where}: {msg}{shown}"
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic puts the union tag (e.g. 'flexlm') and validator names into loc
+    out = []
+    for p in loc:
+        if isinstance(p, str) and (
+            p in ("flexlm", "rlm", "command", "static") or p.startswith("function-")
+        ):
+            continue
+        out.append(p)
+    return tuple(out)
+
+
+Locate = Callable[[tuple[Any, ...]], tuple[int, int]]
+
+
+def parse_model(text: str, name: str, model: type[M], what: str) -> tuple[M, Locate]:
+    """YAML text into `model`, every problem as file:line:col (`PolicyErrors`); also a
+    function that gives the line and column of a path in the text."""
+    try:
+        node, data = _load_yaml(text, name, what)
+        values: dict[tuple[Any, ...], tuple[int, int]] = {}
+        keys: dict[tuple[Any, ...], tuple[int, int]] = {}
+        _positions(node, (), values, keys)
+    except RecursionError:  # the YAML reader and our walk recurse per level
+        raise PolicyError(f"{name}: nested too deep to be a policy") from None
+
+    def at(loc: tuple[Any, ...], key: bool = False) -> tuple[int, int]:
+        if key and loc in keys:
+            return keys[loc]
+        while loc and loc not in values:
+            loc = loc[:-1]
+        return values.get(loc, (1, 1))
+
+    try:
+        return model.model_validate(data), at
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = _clean_loc(tuple(err["loc"]))
+            line, col = at(loc, key=err["type"] in ("extra_forbidden",))
+            problems.append(Problem(name, line, col, _friendly(dict(err), loc, model)))
+        raise PolicyErrors(sorted(set(problems), key=lambda p: (p.line, p.col))) from e
+
+
+def _load_yaml(text: str, name: str, what: str) -> tuple[yaml.Node, dict[str, Any]]:
+    """The YAML's node tree and data: never an alias bomb, a duplicate key or a non-mapping."""
+    try:
+        node = yaml.compose(text, Loader=LOADER)
+        # aliases share nodes: size them before anything walks the expanded tree
+        # (no alias without a `*`: a plain policy, however large, is not walked twice)
+        bomb = node is not None and "*" in text and _alias_growth(node) > MAX_NODES
+        data = {} if bomb or node is None else LOADER("").construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = str(e.problem or e)
+        lines = text.splitlines()
+        where = lines[line - 1] if 0 < line <= len(lines) else ""
+        if "'\\t'" in problem or "\t" in problem or "\t" in where[: col + 1]:
+            problem += " (indent with spaces: YAML does not take tabs)"
+        raise PolicyErrors([Problem(name, line, col, f"YAML: {problem}")]) from e
+    except yaml.YAMLError as e:
+        raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
+    if bomb:
+        raise PolicyErrors(
+            [Problem(name, 1, 1, f"YAML: aliases add more than {MAX_NODES} values to this "
+                     "policy; a policy needs nowhere near that many (an alias bomb?)")]
+        )  # fmt: skip
+    if node is None or not isinstance(data, dict):
+        raise PolicyErrors([Problem(name, 1, 1, what)])
+    duplicates = _duplicate_keys(node, name, set())
+    if duplicates:
+        raise PolicyErrors(duplicates)
+    return node, data
+
+
+def _duplicate_keys(node: yaml.Node, name: str, seen: set[int]) -> list[Problem]:
+    """A key given twice in one mapping: YAML keeps the last silently, a policy must not
+    (a second `nuke:` pool would replace the first)."""
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    out: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    out.append(
+                        Problem(
+                            name, line, key.start_mark.column + 1,
+                            f"duplicate key {key.value!r} (first at line {first[key.value]}): "
+                            "give it once",
+                        )
+                    )  # fmt: skip
+                first.setdefault(key.value, line)
+            out += _duplicate_keys(value, name, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            out += _duplicate_keys(item, name, seen)
+    return out
