@@ -182,6 +182,13 @@ class Metrics:
             __version__, platform.python_version()
         ).set(1)
         self.snapshot = Snapshot()
+        self._cycle_families(r)
+        self._api_families(r)
+        self._policy_families(r)
+        self._history_families(r)
+        r.register(_SnapshotCollector(self))
+
+    def _cycle_families(self, r: CollectorRegistry) -> None:
         self.cycle_duration = Histogram(
             P + "cycle_duration_seconds",
             "Time one cycle took",
@@ -189,13 +196,25 @@ class Metrics:
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
         )
         self.cycles = Counter(P + "cycles", "Cycles run, by result", ["result"], registry=r)
+        for result in ("ok", "error", "over_budget"):
+            self.cycles.labels(result)
         self.last_success = Gauge(
             P + "last_success_timestamp_seconds",
             "When the last cycle without errors ended",
             registry=r,
         )
+        self.jobs_unread = Gauge(
+            P + "jobs_unread",
+            "Jobs that can run whose steps are not read yet (not capped until they are)",
+            registry=r,
+        )
+
+    def _api_families(self, r: CollectorRegistry) -> None:
         self.api_calls = Counter(
             P + "api_calls", "Deadline API calls", ["operation", "outcome"], registry=r
+        )
+        self.throttles = Counter(
+            P + "api_throttles", "Throttled API attempts, retried or not", ["operation"], registry=r
         )
         self.changes = Counter(P + "changes", "Writes made, by kind", ["kind"], registry=r)
         self.preempt_skipped = Counter(
@@ -205,19 +224,27 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+
+    def _policy_families(self, r: CollectorRegistry) -> None:
         self.reloads = Counter(
             P + "policy_reloads", "Policy file loads, by result", ["result"], registry=r
         )
-        self._gauges(r)
+        for result in ("ok", "error"):
+            self.reloads.labels(result)
         self.policy_info = Gauge(
             P + "policy_info", "The policy in force (sha256 prefix)", ["sha"], registry=r
         )
         self.interval = Gauge(
             P + "interval_seconds", "The policy's interval between cycles", registry=r
         )
-        self.throttles = Counter(
-            P + "api_throttles", "Throttled API attempts, retried or not", ["operation"], registry=r
+        self.policy_file_valid = Gauge(
+            P + "policy_file_valid",
+            "0 while the policy file holds an edit that failed validation",
+            registry=r,
         )
+        self.policy_file_valid.set(1)
+
+    def _history_families(self, r: CollectorRegistry) -> None:
         self.history_errors = Counter(
             P + "history_errors", "History writes that failed", registry=r
         )
@@ -232,24 +259,6 @@ class Metrics:
             "Capped jobs found by a new history and left alone until `run --adopt`",
             registry=r,
         )
-        for result in ("ok", "error"):
-            self.cycles.labels(result)
-            self.reloads.labels(result)
-        self.cycles.labels("over_budget")
-        r.register(_SnapshotCollector(self))
-
-    def _gauges(self, r: CollectorRegistry) -> None:
-        self.jobs_unread = Gauge(
-            P + "jobs_unread",
-            "Jobs that can run whose steps are not read yet (not capped until they are)",
-            registry=r,
-        )
-        self.policy_file_valid = Gauge(
-            P + "policy_file_valid",
-            "0 while the policy file holds an edit that failed validation",
-            registry=r,
-        )
-        self.policy_file_valid.set(1)
 
     def count_call(self, operation: str, outcome: str) -> None:
         self.api_calls.labels(operation, outcome).inc()

@@ -194,6 +194,60 @@ def _json_default(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """One request to the fake: `fake` is the endpoint it belongs to."""
+
+    fake: FakeDeadline
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle and delayed
+        # ACKs add 40 ms to every keep-alive request
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if self.fake.faults.pad and ctype == "application/json":
+            body += b" " * self.fake.faults.pad
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.fake.faults.trickle:
+            return self._trickle(body, self.fake.faults.trickle)
+        try:
+            self.wfile.write(body)
+        except OSError:  # the client hung up (an answer it refused unread)
+            self.close_connection = True
+
+    def _trickle(self, body: bytes, every: float) -> None:
+        self.wfile.flush()
+        for i in range(len(body)):
+            time.sleep(every)
+            try:
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                self.close_connection = True
+                return
+
+    def _handle(self) -> None:
+        self.fake._dispatch(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
 class FakeDeadline:
     """`FakeFarm` behind real HTTP. Use as a context manager, or `start()`/`stop()`."""
 
@@ -214,59 +268,8 @@ class FakeDeadline:
         self.before_op: Any = None
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def setup(self) -> None:
-                super().setup()
-                # headers and body go out in two writes: without this, Nagle and delayed
-                # ACKs add 40 ms to every keep-alive request
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def _send(
-                self,
-                status: int,
-                body: bytes,
-                ctype: str = "application/json",
-                headers: dict[str, str] | None = None,
-            ) -> None:
-                if server.faults.pad and ctype == "application/json":
-                    body += b" " * server.faults.pad
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                if server.faults.trickle:
-                    return self._trickle(body, server.faults.trickle)
-                try:
-                    self.wfile.write(body)
-                except OSError:  # the client hung up (an answer it refused unread)
-                    self.close_connection = True
-
-            def _trickle(self, body: bytes, every: float) -> None:
-                self.wfile.flush()
-                for i in range(len(body)):
-                    time.sleep(every)
-                    try:
-                        self.wfile.write(body[i : i + 1])
-                        self.wfile.flush()
-                    except OSError:  # the client gave up
-                        self.close_connection = True
-                        return
-
-            def _handle(self) -> None:
-                server._dispatch(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        self.httpd = _Server((host, port), Handler)
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -310,28 +313,8 @@ class FakeDeadline:
                 h, "UnknownOperationException", f"no operation for {h.command} {url.path}", 404
             )
         op, path_params = found
-        with self._lock:
-            self.calls[op.name] = self.calls.get(op.name, 0) + 1
-            roll = self._rng.random()
-            burst = self.faults.throttle_first > 0
-            if burst:
-                self.faults.throttle_first -= 1
-            queued = self.faults.fail_next.get(op.name)
-            injected = queued.pop(0) if queued else None
-        if injected is not None:
-            return self._error(h, injected, f"injected {injected}", _STATUS.get(injected, 400))
-        if burst:
-            return self._error(h, "ThrottlingException", "Rate exceeded", 429)
-        if self.faults.latency:
-            time.sleep(self.faults.latency)
-        if op.name in self.faults.deny:
-            return self._error(
-                h, "AccessDeniedException", f"not authorized to perform deadline:{op.name}", 403
-            )
-        if roll < self.faults.throttle_rate:
-            return self._error(h, "ThrottlingException", "Rate exceeded", 429)
-        if roll < self.faults.throttle_rate + self.faults.error_rate:
-            return self._error(h, "InternalServerErrorException", "simulated failure", 500)
+        if self._refused(h, op):
+            return None
         try:
             if self.before_op is not None:
                 self.before_op(op.name)
@@ -355,6 +338,35 @@ class FakeDeadline:
             return None
         body = json.dumps(result, default=_json_default).encode()
         h._send(200, body[: len(body) // 2] if cut else body)
+
+    def _refused(self, h: Any, op: OperationModel) -> bool:
+        """The faults that answer before the farm is asked; True when one did."""
+        with self._lock:
+            self.calls[op.name] = self.calls.get(op.name, 0) + 1
+            roll = self._rng.random()
+            burst = self.faults.throttle_first > 0
+            if burst:
+                self.faults.throttle_first -= 1
+            queued = self.faults.fail_next.get(op.name)
+            injected = queued.pop(0) if queued else None
+        if self.faults.latency and injected is None and not burst:
+            time.sleep(self.faults.latency)
+        refusal = (
+            (injected, f"injected {injected}", _STATUS.get(injected or "", 400))
+            if injected is not None
+            else ("ThrottlingException", "Rate exceeded", 429)
+            if burst
+            else ("AccessDeniedException", f"not authorized to perform deadline:{op.name}", 403)
+            if op.name in self.faults.deny
+            else ("ThrottlingException", "Rate exceeded", 429)
+            if roll < self.faults.throttle_rate
+            else ("InternalServerErrorException", "simulated failure", 500)
+            if roll < self.faults.throttle_rate + self.faults.error_rate
+            else None
+        )
+        if refusal is not None:
+            self._error(h, *refusal)
+        return refusal is not None
 
     def _sim_route(self, h: Any, url: Any) -> None:
         kind = url.path.removeprefix("/_sim/")

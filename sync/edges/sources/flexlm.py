@@ -233,29 +233,10 @@ def _checkout_from_match(m: re.Match[str]) -> Checkout:
 
 
 def _read_block(header: re.Match[str], body: str, vendor: str | None, errors: list[str]) -> Feature:
-    feat = header.group("feat")
-    hbody = header.group("body")
-    t = _TOTALS.search(hbody)
-    if t is not None:
-        block = _Block(feat, vendor, int(t.group("total")), int(t.group("used")), None)
-    elif hbody.lower().startswith("uncounted"):
-        block = _Block(feat, vendor, None, 0, None)
-    else:
-        err = hbody[6:].strip() if hbody.startswith("Error:") else hbody.strip()
-        block = _Block(feat, vendor, None, 0, err or hbody)
-
+    """One feature's block: its `Users of` line, then what its body says of it."""
+    block = _block_head(header, vendor)
     if '"' in body:
-        for line in _SUBBLOCK_LINES.findall(body):
-            m = _SUBBLOCK.match(line.rstrip())
-            if m is None:
-                continue
-            block.versions.append(m.group("ver"))
-            if m.group("vendor"):
-                block.vendor = m.group("vendor")
-            if m.group("exp"):
-                exp = normalise_expiry(m.group("exp"))
-                if exp:
-                    block.expiries.append(exp)
+        _read_versions(body, block)
     if "RESERVATION" in body:
         for line in _RESERVATION_LINES.findall(body):
             m = _RESERVATION.match(line.rstrip())
@@ -268,23 +249,51 @@ def _read_block(header: re.Match[str], body: str, vendor: str | None, errors: li
             m = _QUEUED.match(line.strip())
             if m is not None:
                 block.queued += int(m.group("n"))
-    expected = body.count(", start ")
-    if expected:
-        # the one regex where it reads every line; else, below, line by line
-        fast = _fast_checkouts(body)
-        if len(fast) == expected:
-            block.checkouts = fast
-        else:  # an odd line somewhere: read this block line by line, from the right
-            for line in body.split("\n"):
-                if ", start " not in line:
-                    continue
-                line = line.strip()
-                m = _CHECKOUT.match(line)
-                if m is None:
-                    errors.append(f"unrecognised checkout line under {feat!r}: {line[:200]!r}")
-                else:
-                    block.checkouts.append(_checkout_from_match(m))
+    if ", start " in body:
+        _read_checkouts(body, block, errors)
     return block.build()
+
+
+def _block_head(header: re.Match[str], vendor: str | None) -> _Block:
+    feat, hbody = header.group("feat"), header.group("body")
+    t = _TOTALS.search(hbody)
+    if t is not None:
+        return _Block(feat, vendor, int(t.group("total")), int(t.group("used")), None)
+    if hbody.lower().startswith("uncounted"):
+        return _Block(feat, vendor, None, 0, None)
+    err = hbody[6:].strip() if hbody.startswith("Error:") else hbody.strip()
+    return _Block(feat, vendor, None, 0, err or hbody)
+
+
+def _read_versions(body: str, block: _Block) -> None:
+    """The `"feature" vVERSION, vendor: V, expiry: E` lines under a feature."""
+    for line in _SUBBLOCK_LINES.findall(body):
+        m = _SUBBLOCK.match(line.rstrip())
+        if m is None:
+            continue
+        block.versions.append(m.group("ver"))
+        if m.group("vendor"):
+            block.vendor = m.group("vendor")
+        if m.group("exp") and (exp := normalise_expiry(m.group("exp"))):
+            block.expiries.append(exp)
+
+
+def _read_checkouts(body: str, block: _Block, errors: list[str]) -> None:
+    """The checkout lines: by the one regex that reads every line when it does; else, an
+    odd line somewhere, line by line from the right."""
+    fast = _fast_checkouts(body)
+    if len(fast) == body.count(", start "):
+        block.checkouts = fast
+        return
+    for line in body.split("\n"):
+        if ", start " not in line:
+            continue
+        line = line.strip()
+        m = _CHECKOUT.match(line)
+        if m is None:
+            errors.append(f"unrecognised checkout line under {block.feature!r}: {line[:200]!r}")
+        else:
+            block.checkouts.append(_checkout_from_match(m))
 
 
 def parse(text: str) -> Report:
