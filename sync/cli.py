@@ -15,14 +15,13 @@ from collections.abc import Callable, Sequence
 from sync import __version__
 from sync.errors import SyncError
 from sync.offline.simulation import STRATEGIES
+from sync.settings import CYCLE_TABLES, STOP_GRACE
 
 EPILOG = (
     "Documentation: README.md and docs/ (docs/cli.md for every command). "
     "Exit codes: 0 ok, 1 error (plan --detailed-exitcode: 2 = changes pending)."
 )
-STOP_GRACE = 7.0  # as sync.cycle.serve.STOP_GRACE, without importing the scheduler for --help
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
-TABLES = ("cycles", "decisions", "errors", "job_changes", "observations")
 
 
 def _command(
@@ -200,7 +199,7 @@ def _add_history(sub: Sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", "-c", metavar="POLICY", help="use the policy's history.path")
     src.add_argument("--db", metavar="PATH", help="the history file")
-    p.add_argument("--table", default="decisions", choices=sorted(TABLES))
+    p.add_argument("--table", default="decisions", choices=sorted(CYCLE_TABLES))
     p.add_argument("--pool", help="only this pool")
     p.add_argument("--since", metavar="DURATION", help="e.g. 1h, 30m, 7d")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -43,7 +43,6 @@ class Applied:
     decision: Decision
     ok: bool = True
     error: str | None = None
-    wrote: list[str] = field(default_factory=list)
     stamps: dict[str, Stamp] = field(default_factory=dict)  # queue → the stamp our pause left
 
 
@@ -138,9 +137,9 @@ class Writer:
     # -- limits and queues ------------------------------------------------------------------
 
     def _limit(self, d: Decision, plan: Plan, now: datetime) -> Applied:
-        a = Applied(d)
         if self.stopping:
             return Applied(d, False, None)  # stopping: the next start plans afresh
+        a = Applied(d)
         dl = self.farms(d.farm_id)
         ctx = {"pool": d.pool, "limit": d.limit_ref, "reason": text(d.why)}
         assert d.limit_id is not None
@@ -148,7 +147,6 @@ class Writer:
             if d.new is not None:
                 self._remember_original(d, now)
                 dl.update_limit(d.limit_id, d.new)
-                a.wrote.append(f"maxCount {count(d.current)} → {count(d.new)}")
                 self.metrics.changes.labels("max_count").inc()
                 log.info(
                     "pool %s limit %s: maxCount %s → %s: %s",
@@ -173,7 +171,6 @@ class Writer:
         what = "paused" if status == PAUSED else "resumed"
         for q in queues:
             dl.update_association(q, d.limit_id, status)
-            a.wrote.append(f"{what} {q}")
             if status == PAUSED:
                 self._stamp(dl, d, q, a)
             self.metrics.changes.labels("pause" if status == PAUSED else "resume").inc()

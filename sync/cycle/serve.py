@@ -19,9 +19,9 @@ from sync.cycle.record import CycleResult
 from sync.cycle.service import Service
 from sync.edges.metrics import HealthServer
 from sync.errors import SyncError
+from sync.settings import STOP_GRACE
 
 log = logging.getLogger("license_sync")
-STOP_GRACE = 7.0  # seconds a cycle in flight has to end after SIGTERM (docker stop: 10)
 JOB = "cycle"
 WATCH_EVERY = 1.0  # seconds between looks of the main thread at the monotonic clock
 

@@ -18,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from sync.errors import HistoryError, HistoryLocked
+from sync.settings import CYCLE_TABLES
 
 SCHEMA: dict[str, dict[str, Any]] = {
     "cycles": {
@@ -96,13 +97,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
 }
 
 
-PRUNED = (
-    ("observations", "at"),
-    ("decisions", "at"),
-    ("errors", "at"),
-    ("job_changes", "at"),
-    ("cycles", "started"),
-)
+PRUNED = tuple(CYCLE_TABLES.items())
 # state that must outlive a lost -wal: the originals and paused queues `restore` puts back
 DURABLE_STATE = frozenset({"limit_originals", "memory", "unadopted_jobs", "farms"})
 PRUNE_BATCH = 20_000  # rows a table and cycle: a cycle's worth at 50 pools is ~100
@@ -344,7 +339,7 @@ class History:
         month of decisions is never in memory at once. `changed_only`: decisions that
         changed something or failed."""
         where, args = [], []
-        col = "started" if table == "cycles" else "at"
+        col = CYCLE_TABLES.get(table, "at")
         if since is not None:
             where.append(f"[{col}] >= ?")
             args.append(since.isoformat())

@@ -433,13 +433,6 @@ class Policy(Model):
     sources: dict[str, SourceConfig]
     pools: dict[str, Pool]
 
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, v: float) -> float:
-        if v < 1:
-            raise ValueError(f"interval {v:g}s is too short (at least 1s)")
-        return v
-
     def farm(self, farm_id: str) -> FarmConfig:
         if (f := self.find_farm(farm_id)) is None:
             raise KeyError(f"farm {farm_id} is not in the policy")

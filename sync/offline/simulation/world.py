@@ -36,12 +36,6 @@ class Result:
     writes: int = 0
     series: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, max, farm, ext
 
-    @property
-    def utilisation(self) -> float:
-        return (
-            self.used_license_hours / self.total_license_hours if self.total_license_hours else 0.0
-        )
-
 
 def make_world(sc: Scenario) -> tuple[list[tuple[float, float]], list[tuple[float, list[float]]]]:
     """The seeded world every strategy shares: artist sessions and job arrivals."""
