@@ -238,7 +238,8 @@ class Decision:
     preempt: int = 0  # the farm's youngest tasks to requeue, to give licenses back now
 
     @property
-    def changes(self) -> bool:
+    def changes_anything(self) -> bool:
+        """Whether the decision writes anything: a maxCount, a pause or resume, a requeue."""
         return self.new is not None or bool(self.pause) or bool(self.resume) or self.preempt > 0
 
     @property

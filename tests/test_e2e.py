@@ -130,7 +130,7 @@ def test_service_end_to_end(running):
     )
     # 20 total − 2 artists − 1 headroom
     wait_for(lambda: farm.limits[lid].max_count == 17, what="maxCount 17")
-    assert metric(text, "license_sync_source_up", server="lic") == 1.0
+    assert metric(text, "license_sync_source_up", source="lic") == 1.0
 
     # an artist checks out 6 more licenses: the limit follows within two cycles
     before = metric(scrape(port), "license_sync_cycles_total", result="ok")

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.domain import ACTIVE, PAUSED, Association, LimitMemory, LimitState
-from sync.law.limits import SourceState, plan
+from sync.law.limits import plan
 from sync.law.reasons import text
 from sync.law.render import explain_lines
+from sync.law.state import SourceState
 from sync.licenses import Checkout, Feature, Report
 from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
 

@@ -19,8 +19,7 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.law.limits import SourceState
-from sync.law.reconcile import FarmRead, Observed
+from sync.law.state import FarmRead, Observed, SourceState
 from sync.licenses import Checkout, Feature, Report, Server
 from sync.offline import observation
 from tests.clirun import run_cli as cli

@@ -18,9 +18,9 @@ from sync.domain import (
 )
 from sync.law import reasons
 from sync.law.jobplan import PoolJobs
-from sync.law.limits import SourceState
-from sync.law.reconcile import FarmRead, Memory, Observed, reconcile
+from sync.law.reconcile import reconcile
 from sync.law.render import jobs_summary
+from sync.law.state import FarmRead, Memory, Observed, SourceState
 from sync.licenses import Feature, Report
 from sync.policy import Policy
 

@@ -321,12 +321,12 @@ def test_metrics_over_http(world):
     try:
         base = f"http://127.0.0.1:{server.port}"
         text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
-        assert 'license_sync_license_issued{feature="nuke_r",pool="nuke",server="lic"} 20.0' in text
+        assert 'license_sync_license_issued{feature="nuke_r",pool="nuke",source="lic"} 20.0' in text
         assert 'license_sync_license_in_use_external{pool="nuke"} 4.0' in text
         assert 'license_sync_license_in_use_farm{pool="nuke"} 2.0' in text
         assert 'license_sync_limit_max{limit="amount.nuke",pool="nuke"} 15.0' in text
         assert 'license_sync_limit_target{limit="amount.nuke",pool="nuke"} 15.0' in text
-        assert 'license_sync_source_up{server="lic"} 1.0' in text
+        assert 'license_sync_source_up{source="lic"} 1.0' in text
         assert 'license_sync_api_calls_total{operation="UpdateLimit",outcome="ok"} 1.0' in text
         assert 'license_sync_cycles_total{result="ok"} 1.0' in text
         assert 'license_sync_changes_total{kind="max_count"} 1.0' in text
@@ -394,12 +394,12 @@ def test_each_server_of_a_triad_and_each_vendor_daemon_has_its_status(world):
     cycle(w)
     sample = w.metrics.registry.get_sample_value
     up = "license_sync_license_server_up"
-    assert sample(up, {"server": "lic", "host": "27000@lic1", "master": "true"}) == 1
-    assert sample(up, {"server": "lic", "host": "27000@lic2", "master": "false"}) == 0
-    assert sample(up, {"server": "lic", "host": "27000@lic3", "master": "false"}) == 1
+    assert sample(up, {"source": "lic", "host": "27000@lic1", "master": "true"}) == 1
+    assert sample(up, {"source": "lic", "host": "27000@lic2", "master": "false"}) == 0
+    assert sample(up, {"source": "lic", "host": "27000@lic3", "master": "false"}) == 1
     daemon = "license_sync_vendor_daemon_up"
-    assert sample(daemon, {"server": "lic", "vendor": "foundry"}) == 1
-    assert sample(daemon, {"server": "lic", "vendor": "adskflex"}) == 0
+    assert sample(daemon, {"source": "lic", "vendor": "foundry"}) == 1
+    assert sample(daemon, {"source": "lic", "vendor": "adskflex"}) == 0
 
 
 def test_expiry_is_midnight_utc_whatever_the_hosts_time_zone(world, monkeypatch):
@@ -409,7 +409,7 @@ def test_expiry_is_midnight_utc_whatever_the_hosts_time_zone(world, monkeypatch)
     clock.tzset()
     try:
         cycle(world)
-        labels = {"pool": "nuke", "feature": "nuke_r", "server": "lic"}
+        labels = {"pool": "nuke", "feature": "nuke_r", "source": "lic"}
         expiry = world.metrics.registry.get_sample_value(
             "license_sync_license_expiry_timestamp_seconds", labels
         )
@@ -773,12 +773,12 @@ def test_a_source_down_keeps_its_last_known_license_series(world):
     seen_at = w.clock.t.timestamp()
     w.src.up = False
     cycle(w)
-    labels = {"pool": "nuke", "feature": "nuke_r", "server": "lic"}
+    labels = {"pool": "nuke", "feature": "nuke_r", "source": "lic"}
     sample = w.metrics.registry.get_sample_value
-    assert sample("license_sync_source_up", {"server": "lic"}) == 0
+    assert sample("license_sync_source_up", {"source": "lic"}) == 0
     assert sample("license_sync_license_issued", labels) == 20  # still there, from before
     assert sample("license_sync_license_expiry_timestamp_seconds", labels) is not None
-    assert sample("license_sync_source_last_success_timestamp_seconds", {"server": "lic"}) == (
+    assert sample("license_sync_source_last_success_timestamp_seconds", {"source": "lic"}) == (
         seen_at
     )
 

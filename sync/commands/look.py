@@ -16,8 +16,9 @@ from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.edges.history import History
 from sync.errors import HistoryError, SyncError
-from sync.law.reconcile import Observed, Plan, reconcile
+from sync.law.reconcile import Plan, reconcile
 from sync.law.render import explain_lines, job_lines, job_write_lines, plan_lines
+from sync.law.state import Observed
 from sync.offline import observation
 from sync.policy import Policy, load_policy, parse_duration
 
@@ -80,7 +81,7 @@ def _look(args: argparse.Namespace) -> tuple[Policy, Observed, Plan]:
         observed, p = planned_against(loaded.policy, args.against, at)
         return loaded.policy, observed, p
     svc = build_service(loaded, dry_run=True, history=False, watch=False)
-    observed, p = svc.look(at)
+    observed, p = svc.observe_and_plan(at)
     return svc.policy, observed, p
 
 

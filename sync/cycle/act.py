@@ -31,7 +31,7 @@ from sync.errors import DeadlineError, HistoryError
 from sync.law.jobplan import FarmJobs
 from sync.law.limits import requeues
 from sync.law.reasons import count, text
-from sync.law.reconcile import Plan, Preempt, Reopen
+from sync.law.reconcile import Plan, Reopen, Requeue
 
 log = logging.getLogger("license_sync")
 
@@ -50,7 +50,7 @@ class Applied:
 class Outcome:
     applied: list[Applied] = field(default_factory=list)
     job_changes: list[JobChange] = field(default_factory=list)
-    preempted: list[tuple[Preempt, RunningTask]] = field(default_factory=list)
+    preempted: list[tuple[Requeue, RunningTask]] = field(default_factory=list)
     originals: dict[str, JobOriginal] = field(default_factory=dict)  # records after the writes
     errors: list[str] = field(default_factory=list)
     # per limit, the stamp each of our pauses left on its queue (read back after the write)
@@ -63,13 +63,13 @@ class Writer:
 
     def __init__(
         self,
-        farms: Callable[[str], Deadline],
+        deadline_for: Callable[[str], Deadline],
         store: MemoryStore,
         metrics: Metrics,
         unadopted: frozenset[str] = frozenset(),
     ):
         self.unadopted = unadopted  # as last recorded
-        self.farms = farms
+        self.deadline_for = deadline_for  # farm id → its Deadline view
         self.store = store
         self.metrics = metrics
         self.stopping = False  # set on SIGTERM: no new write starts
@@ -140,7 +140,7 @@ class Writer:
         if self.stopping:
             return Applied(d, False, None)  # stopping: the next start plans afresh
         a = Applied(d)
-        dl = self.farms(d.farm_id)
+        dl = self.deadline_for(d.farm_id)
         ctx = {"pool": d.pool, "limit": d.limit_ref, "reason": text(d.why)}
         assert d.limit_id is not None
         try:
@@ -211,7 +211,7 @@ class Writer:
         still = []
         for q in r.queues:
             try:
-                self.farms(r.farm_id).update_association(q, r.limit_id, ACTIVE)
+                self.deadline_for(r.farm_id).update_association(q, r.limit_id, ACTIVE)
                 log.info("limit %s left the policy: queue %s resumed", r.limit_ref, q)
             except DeadlineError as e:
                 still.append(q)
@@ -222,11 +222,11 @@ class Writer:
             return []
         return [f"limit {r.limit_ref}: queues it paused not reopened yet: {', '.join(still)}"]
 
-    def _preempt(self, p: Preempt, now: datetime, out: Outcome) -> None:
+    def _preempt(self, p: Requeue, now: datetime, out: Outcome) -> None:
         """Requeue the youngest tasks holding the limit, none that has run `younger_than`
         or longer, until what the farm holds (less what runs we requeued are giving back)
         is down to the target: licenses come back to artists now rather than as tasks end."""
-        dl = self.farms(p.farm_id)
+        dl = self.deadline_for(p.farm_id)
         self.requeued = {
             k: at for k, at in self.requeued.items() if (now - at).total_seconds() < p.release
         }
@@ -316,7 +316,7 @@ class Writer:
         if not fj.writes:
             return {}
         try:
-            answers, failures = self.farms(fj.farm_id).update_jobs(
+            answers, failures = self.deadline_for(fj.farm_id).update_jobs(
                 [(w.queue_id, w.job_id, w.value) for w in fj.writes]
             )
         except DeadlineError as e:  # refused before anything was sent

@@ -16,7 +16,7 @@ from typing import Any
 from sync.domain import JobOriginal, LimitMemory
 from sync.edges.history import History
 from sync.errors import HistoryError
-from sync.law.reconcile import LimitKey, Memory
+from sync.law.state import LimitKey, Memory
 
 log = logging.getLogger("license_sync")
 

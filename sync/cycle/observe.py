@@ -21,8 +21,8 @@ from sync.edges.history import History
 from sync.edges.sources import Source
 from sync.errors import DeadlineError, HistoryError
 from sync.law.learn import Profile, learn
-from sync.law.limits import SourceState
-from sync.law.reconcile import FarmRead, Memory, Observed, departed_refs
+from sync.law.reconcile import departed_refs
+from sync.law.state import FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
 from sync.offline import observation
 from sync.policy import LearnedReserve, Policy

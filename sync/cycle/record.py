@@ -17,7 +17,8 @@ from sync.edges.metrics import Metrics, Snapshot
 from sync.errors import HistoryError
 from sync.law import reasons
 from sync.law.limits import PoolPlan, farm_selector
-from sync.law.reconcile import Observed, Plan, Preempt
+from sync.law.reconcile import Plan, Requeue
+from sync.law.state import Observed
 from sync.offline import observation
 from sync.offline.redact import Redactor, any_farm, quiet
 from sync.policy import Policy
@@ -101,7 +102,7 @@ def _as_left(result: CycleResult, redactor: Redactor | None) -> dict[str, Any]:
     return observation.dump(
         result.observed,
         result.started,
-        landed=[d for d in result.plan.decisions if d.changes and result.applied(d)],
+        landed=[d for d in result.plan.decisions if d.changes_anything and result.applied(d)],
         job_changes=result.outcome.job_changes,
         first_look=result.plan.memory.first_look,
         redactor=redactor,
@@ -114,7 +115,7 @@ def _cycle_row(result: CycleResult, sha: str, finished: datetime) -> dict[str, A
         "finished": finished.isoformat(),
         "result": result.label,
         "duration": result.duration,
-        "changes": sum(1 for a in result.outcome.applied if a.ok and a.decision.changes),
+        "changes": sum(1 for a in result.outcome.applied if a.ok and a.decision.changes_anything),
         "errors": len(result.errors),
         "policy_sha": sha,
         "dry_run": int(result.dry_run),
@@ -167,8 +168,8 @@ def _decisions(result: CycleResult) -> list[dict[str, Any]]:
                     "current": d.current,
                     "target": d.target,
                     "new": d.new,
-                    "changed": int(d.changes),
-                    "applied": int(result.applied(d) and d.changes),
+                    "changed": int(d.changes_anything),
+                    "applied": int(result.applied(d) and d.changes_anything),
                     "status": d.status,
                     "reason": reasons.text(d.why),
                     "why": json.dumps(reasons.data(d.why)),
@@ -200,7 +201,7 @@ def job_change_row(c: JobChange) -> dict[str, Any]:
     }
 
 
-def _preempt_row(p: Preempt, task: RunningTask, at: datetime) -> dict[str, Any]:
+def _preempt_row(p: Requeue, task: RunningTask, at: datetime) -> dict[str, Any]:
     ran = int((at - task.started_at).total_seconds())
     why = (Reason.of("preempted", task=task.task_id, ran=ran, units=task.units),)
     return {
@@ -220,7 +221,7 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
     snap = Snapshot(
         sources=[
             {
-                "server": name,
+                "source": name,
                 "up": state.report.up,
                 "duration": state.seconds,
                 "last_success": state.last_good.timestamp() if state.last_good else None,
@@ -229,7 +230,7 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
         ],
         servers=[
             {
-                "server": name,
+                "source": name,
                 "host": f"{s.port}@{s.host}" if s.port else s.host,
                 "master": "unknown" if s.master is None else str(s.master).lower(),
                 "up": s.status == "up",
@@ -238,7 +239,7 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
             for s in state.report.servers
         ],
         vendors=[
-            {"server": name, "vendor": v.name, "up": v.status == "up"}
+            {"source": name, "vendor": v.name, "up": v.status == "up"}
             for name, state in result.observed.sources.items()
             for v in state.report.vendors
         ],
@@ -256,7 +257,7 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
                     {
                         "pool": name,
                         "feature": f.feature,
-                        "server": ref.source,
+                        "source": ref.source,
                         "total": f.total,
                         "in_use": f.in_use,
                         "reserved": f.reserved,

@@ -17,7 +17,7 @@ from sync.law import jobplan
 from sync.law.jobplan import FarmJobs
 from sync.law.limits import still_ours
 from sync.law.reasons import text
-from sync.law.reconcile import Memory
+from sync.law.state import Memory
 
 
 @dataclass
@@ -33,7 +33,7 @@ def restore(memory: Memory, writer: Writer, now: datetime, *, limits: bool) -> R
     limit_memory = dict(memory.limits)
     if limits:
         _restore_limits(writer, now, out)
-        _reopen_queues(limit_memory, writer.farms, out)
+        _reopen_queues(limit_memory, writer.deadline_for, out)
         writer.store.save_limits(limit_memory, now)
     out.memory = Memory(limit_memory, originals, memory.unadopted, memory.first_look)
     return out
@@ -47,7 +47,9 @@ def _restore_jobs(
         by_farm.setdefault(r.farm_id, []).append(r)
     for farm_id, records in sorted(by_farm.items()):
         try:
-            current = writer.farms(farm_id).get_jobs([(r.queue_id, r.job_id) for r in records])
+            current = writer.deadline_for(farm_id).get_jobs(
+                [(r.queue_id, r.job_id) for r in records]
+            )
         except SyncError as e:
             out.failed.append(f"farm {farm_id}: jobs not read: {e}")
             continue
@@ -89,14 +91,14 @@ def _restore_limits(writer: Writer, now: datetime, out: Restored) -> None:
         farm_id, _, limit_id = key.partition("/")
         try:
             if farm_id not in farms:
-                farms[farm_id] = {x.limit_id: x for x in writer.farms(farm_id).limits()}
+                farms[farm_id] = {x.limit_id: x for x in writer.deadline_for(farm_id).limits()}
             lim = farms[farm_id].get(limit_id)
             if lim is None:
                 out.lines.append(f"limit {limit_id}: gone; nothing to restore")
             elif lim.max_count == original:
                 out.lines.append(f"limit {limit_id}: maxCount already {original}")
             else:
-                writer.farms(farm_id).update_limit(limit_id, original)
+                writer.deadline_for(farm_id).update_limit(limit_id, original)
                 out.lines.append(
                     f"limit {limit_id}: maxCount {lim.max_count} → {original} (restored)"
                 )

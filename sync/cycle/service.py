@@ -23,7 +23,8 @@ from sync.edges.history import History
 from sync.edges.metrics import Metrics
 from sync.edges.sources import Source, source_for
 from sync.errors import HistoryError
-from sync.law.reconcile import Memory, Observed, Plan, carry, reconcile
+from sync.law.reconcile import Plan, carry, reconcile
+from sync.law.state import Memory, Observed
 from sync.policy import FarmConfig, LoadedPolicy, Policy
 
 log = logging.getLogger("license_sync")
@@ -176,7 +177,7 @@ class Service:
 
     # -- one cycle ------------------------------------------------------------------------------
 
-    def look(self, now: datetime | None = None) -> tuple[Observed, Plan]:
+    def observe_and_plan(self, now: datetime | None = None) -> tuple[Observed, Plan]:
         """Read everything and plan, writing nothing (`plan`, `explain`). The jobs whose
         write or record change would rest on a search answer are read again as they are
         now and planned anew (docs/design.md, "Trust no single read"); what still waits
@@ -213,7 +214,7 @@ class Service:
     def _cycle(self, now: datetime, began: float, t0: float) -> CycleResult:
         if not self.dry_run:
             self._remember_farms(now)
-        observed, plan = self.look(now)
+        observed, plan = self.observe_and_plan(now)
         lost = self._check_history()
         write = not self.dry_run and not self._taken_over()
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)

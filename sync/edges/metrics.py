@@ -38,22 +38,22 @@ P = "license_sync_"
 class Snapshot:
     """What the last cycle saw, as plain rows; replaced whole after every cycle."""
 
-    features: list[dict[str, Any]] = field(default_factory=list)  # pool feature server total...
+    features: list[dict[str, Any]] = field(default_factory=list)  # pool feature source total...
     pools: list[dict[str, Any]] = field(default_factory=list)  # pool farm external reserve ...
     limits: list[dict[str, Any]] = field(default_factory=list)  # pool limit max target current
-    sources: list[dict[str, Any]] = field(default_factory=list)  # server up duration
+    sources: list[dict[str, Any]] = field(default_factory=list)  # source up duration
     jobs: list[dict[str, Any]] = field(default_factory=list)  # pool jobs demand overrides
-    servers: list[dict[str, Any]] = field(default_factory=list)  # server host master up
-    vendors: list[dict[str, Any]] = field(default_factory=list)  # server vendor up
+    servers: list[dict[str, Any]] = field(default_factory=list)  # source host master up
+    vendors: list[dict[str, Any]] = field(default_factory=list)  # source vendor up
 
 
 FEATURE, POOL, LIMIT, SERVER = (
-    ["pool", "feature", "server"],
+    ["pool", "feature", "source"],
     ["pool"],
     ["pool", "limit"],
-    ["server"],
+    ["source"],
 )
-HOST, VENDOR = ["server", "host", "master"], ["server", "vendor"]
+HOST, VENDOR = ["source", "host", "master"], ["source", "vendor"]
 # The gauges a scrape shows for the last cycle: name, help, labels
 GAUGES = [
     ("license_issued", "Licenses issued for a feature (uncounted: absent)", FEATURE),
@@ -116,23 +116,23 @@ class _SnapshotCollector:
 def _sources(fam: dict[str, GaugeMetricFamily], snap: Snapshot) -> None:
     """Each source, each server of it (a triad's three) and each of its vendor daemons."""
     for row in snap.sources:
-        fam["source_up"].add_metric([row["server"]], 1 if row["up"] else 0)
-        fam["source_duration_seconds"].add_metric([row["server"]], row["duration"])
+        fam["source_up"].add_metric([row["source"]], 1 if row["up"] else 0)
+        fam["source_duration_seconds"].add_metric([row["source"]], row["duration"])
         if row.get("last_success") is not None:
             fam["source_last_success_timestamp_seconds"].add_metric(
-                [row["server"]], row["last_success"]
+                [row["source"]], row["last_success"]
             )
     for row in snap.servers:
-        labels = [row["server"], row["host"], row["master"]]
+        labels = [row["source"], row["host"], row["master"]]
         fam["license_server_up"].add_metric(labels, 1 if row["up"] else 0)
     for row in snap.vendors:
-        labels = [row["server"], row["vendor"]]
+        labels = [row["source"], row["vendor"]]
         fam["vendor_daemon_up"].add_metric(labels, 1 if row["up"] else 0)
 
 
 def _features(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        labels = [row["pool"], row["feature"], row["server"]]
+        labels = [row["pool"], row["feature"], row["source"]]
         if row.get("total") is not None:
             fam["license_issued"].add_metric(labels, row["total"])
         fam["license_in_use"].add_metric(labels, row["in_use"])

@@ -26,9 +26,8 @@ from sync.domain import (
     Why,
 )
 from sync.law.allocation import allocate
+from sync.law.state import Steps
 from sync.policy import Pool
-
-Steps = Mapping[str, Sequence[StepAmounts]]  # job id → its steps' amounts
 
 
 @dataclass(frozen=True)

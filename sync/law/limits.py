@@ -29,15 +29,16 @@ from sync.domain import (
     Why,
 )
 from sync.law.learn import Profile, reserve_at
-from sync.licenses import Feature, Report
+from sync.law.state import SourceState
+from sync.licenses import Feature
 from sync.policy import LimitTarget, Policy, Pool
 
 LimitLookup = Mapping[tuple[str, str], LimitState | str]  # (farm, ref) → state or why not
-Memory = Mapping[tuple[str, str], LimitMemory]
+LimitMemories = Mapping[tuple[str, str], LimitMemory]  # (farm, ref) → what a limit carries
 
 
 class PreemptPlan(Protocol):
-    """What `requeues` needs of a decision to preempt (`reconcile.Preempt`)."""
+    """What `requeues` needs of a decision to preempt (`reconcile.Requeue`)."""
 
     @property
     def target(self) -> int: ...
@@ -45,16 +46,6 @@ class PreemptPlan(Protocol):
     def tasks(self) -> int: ...
     @property
     def younger_than(self) -> float: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SourceState:
-    """What the service knows of a source this cycle."""
-
-    report: Report  # this cycle's read (may be down)
-    last_good: datetime | None  # when it was last read up
-    seconds: float = 0.0  # how long the read took
-    last_good_report: Report | None = None  # what it said then (metrics keep showing it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +85,7 @@ def plan(
     policy: Policy,
     sources: Mapping[str, SourceState],
     limits: LimitLookup,
-    memory: Memory,
+    memory: LimitMemories,
     now: datetime,
     profiles: Mapping[str, Profile] | None = None,
 ) -> LimitPlan:
@@ -119,7 +110,7 @@ def plan_pool(
     default_farm: str | None,
     sources: Mapping[str, SourceState],
     limits: LimitLookup,
-    memory: Memory,
+    memory: LimitMemories,
     now: datetime,
     profile: Profile | None = None,
 ) -> tuple[PoolPlan, dict[tuple[str, str], LimitMemory]]:
@@ -224,7 +215,7 @@ def _figures(
 
 
 def _held_external(
-    figures: Figures, targets: list[Target], memory: Memory
+    figures: Figures, targets: list[Target], memory: LimitMemories
 ) -> tuple[Figures, tuple[Reason, ...]]:
     """Without a farm_selector the farm's use is currentCount, which Deadline updates
     late: the farm's own burst of checkouts reads as external use for a cycle. So a rise
@@ -363,7 +354,7 @@ def _decide(
     t: LimitTarget,
     raw: float,
     total: int | None,
-    memory: Memory,
+    memory: LimitMemories,
 ) -> tuple[Decision, LimitMemory]:
     mem = memory.get((t.farm or "", t.limit), LimitMemory())
     exhausted = raw < 1
@@ -506,7 +497,7 @@ def _failed(
     failures: list[Reason],
     last_good: datetime | None,
     now: datetime,
-    memory: Memory,
+    memory: LimitMemories,
 ) -> tuple[PoolPlan, dict[tuple[str, str], LimitMemory]]:
     """A source failed: hold, or fall to the floor once stale. Never raise."""
     age = (now - last_good).total_seconds() if last_good is not None else None

@@ -15,63 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property
 
-from sync.domain import Decision, JobInfo, JobOriginal, LimitMemory, LimitState, Stamp
+from sync.domain import Decision, JobOriginal, LimitMemory, LimitState, Stamp
 from sync.law import jobplan, limits
-from sync.law.jobplan import FarmJobs, PoolJobs, Steps
-from sync.law.learn import Profile
-from sync.law.limits import LimitPlan, PoolPlan, SourceState
+from sync.law.jobplan import FarmJobs, PoolJobs
+from sync.law.limits import LimitPlan, PoolPlan
 from sync.law.reasons import text
+from sync.law.state import LimitKey, Memory, Observed
 from sync.policy import Policy
-
-LimitKey = tuple[str, str]  # (farm id, limit ref as the policy names it)
-
-
-@dataclass(frozen=True)
-class FarmRead:
-    """One farm as read this cycle."""
-
-    farm_id: str
-    limits: Mapping[str, LimitState | str] = field(default_factory=dict)  # ref → state or why
-    error: str | None = None  # the farm's limits could not be read: hold everything on it
-    jobs: tuple[JobInfo, ...] | None = None  # None: not read; hold its jobs as they are
-    jobs_error: str | None = None
-    unread: int = 0  # jobs that can run whose steps are not read yet (not capped yet)
-    steps: Steps = field(default_factory=dict)
-    held: frozenset[str] = frozenset()  # jobs BatchGetJob could not read: held as they are
-    # jobs read this cycle as they are now (BatchGetJob); None: no such read is to be had
-    # (offline), and the plan does not wait for one
-    confirmed: frozenset[str] | None = None
-
-
-@dataclass(frozen=True)
-class Observed:
-    """Everything one cycle read: the license sources and the farms."""
-
-    sources: Mapping[str, SourceState]
-    farms: Mapping[str, FarmRead]
-    errors: tuple[str, ...] = ()  # reads that failed, in words for the operator
-    profiles: Mapping[str, Profile] = field(default_factory=dict)  # learned reserves, by pool
-
-    @cached_property
-    def lookup(self) -> dict[LimitKey, LimitState | str]:
-        """Every limit read, by (farm, ref as the policy names it)."""
-        out: dict[LimitKey, LimitState | str] = {}
-        for farm in self.farms.values():
-            for ref, found in farm.limits.items():
-                out[(farm.farm_id, ref)] = found
-        return out
-
-
-@dataclass(frozen=True)
-class Memory:
-    """What the service carries across cycles and restarts (kept in the history)."""
-
-    limits: Mapping[LimitKey, LimitMemory] = field(default_factory=dict)
-    originals: Mapping[str, JobOriginal] = field(default_factory=dict)  # job id → record
-    unadopted: frozenset[str] = frozenset()  # jobs left alone until `--adopt`
-    first_look: bool = False  # a new history: capped jobs we have no record of wait
 
 
 @dataclass(frozen=True)
@@ -85,7 +36,7 @@ class Reopen:
 
 
 @dataclass(frozen=True)
-class Preempt:
+class Requeue:
     """Requeue the youngest of these jobs' tasks that hold the limit, to give artists
     their licenses back now (docs/policy.md, "Preemption")."""
 
@@ -110,7 +61,7 @@ class Plan:
     farms_jobs: tuple[FarmJobs, ...]
     memory: Memory
     errors: tuple[str, ...]
-    preempts: tuple[Preempt, ...] = ()
+    preempts: tuple[Requeue, ...] = ()
     # per farm, the (queue, job) whose write or record change waits on a read of the job
     # as it is now: a search answer lags the writes, so none rests on it alone
     unconfirmed: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
@@ -125,7 +76,7 @@ class Plan:
 
     @property
     def changes(self) -> list[Decision]:
-        return [d for d in self.decisions if d.changes]
+        return [d for d in self.decisions if d.changes_anything]
 
 
 def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime) -> Plan:
@@ -184,7 +135,7 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
     )
 
 
-def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Preempt, ...]:
+def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Requeue, ...]:
     """Each decision to preempt, with the jobs whose running tasks may hold the limit."""
     out = []
     lookup = observed.lookup
@@ -202,7 +153,7 @@ def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Preemp
         p = policy.pools[d.pool].preempt
         target = d.target if d.target is not None else 0
         out.append(
-            Preempt(
+            Requeue(
                 d.farm_id, d.pool, d.limit_ref, limit.limit_id, p.max_per_cycle,
                 p.younger_than, jobs, target, p.release,
             )

@@ -53,7 +53,7 @@ def plan_lines(pp: PoolPlan) -> list[str]:
     """`plan`: each limit's change (or none), why, and the figures it came from."""
     out = []
     for d in pp.decisions:
-        if d.changes:
+        if d.changes_anything:
             what = [f"maxCount {count(d.current)} → {count(d.new)}"] if d.new is not None else []
             what += [f"pause queue {q}" for q in d.pause]
             what += [f"resume queue {q}" for q in d.resume]

@@ -24,8 +24,7 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.law.limits import SourceState
-from sync.law.reconcile import FarmRead, Observed
+from sync.law.state import FarmRead, Observed, SourceState
 from sync.licenses import report_from_dict
 from sync.offline.redact import Redactor, unhash
 

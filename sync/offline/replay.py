@@ -14,8 +14,9 @@ from typing import Any
 
 from sync.domain import Decision, LimitMemory, LimitState
 from sync.law.learn import Profile, learn
-from sync.law.limits import SourceState, plan_pool
+from sync.law.limits import plan_pool
 from sync.law.reasons import text
+from sync.law.state import SourceState
 from sync.licenses import Feature, Report
 from sync.policy import FeatureRef, Policy, Pool
 

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from sync.domain import LimitMemory, LimitState
 from sync.law.learn import Profile, learn
-from sync.law.limits import SourceState, plan_pool
+from sync.law.limits import plan_pool
+from sync.law.state import SourceState
 from sync.licenses import Checkout, Feature, Report
 from sync.offline.simulation import STRATEGIES
 from sync.offline.simulation.scenario import Scenario, scenario_pool
