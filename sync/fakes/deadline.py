@@ -15,6 +15,7 @@ Also serves `/_sim/lmstat` and `/_sim/rlmstat`: the simulated license server's o
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -69,6 +70,13 @@ _STATUS = {
     "ThrottlingException": 429,
     "ValidationException": 400,
 }
+
+
+@functools.cache
+def _deadline_model() -> DeadlineModel:
+    model = object.__new__(DeadlineModel)
+    model._load()
+    return model
 
 
 class _Server(ThreadingHTTPServer):
@@ -127,9 +135,13 @@ def _coerce(shape: Shape, value: str) -> Any:
 
 
 class DeadlineModel:
-    """The bits of botocore's `deadline` model the server needs."""
+    """The bits of botocore's `deadline` model the server needs, read once a process
+    (the model does not change; each endpoint reading it anew cost 40 ms)."""
 
-    def __init__(self) -> None:
+    def __new__(cls) -> DeadlineModel:
+        return _deadline_model()
+
+    def _load(self) -> None:
         self.model = botocore.session.get_session().get_service_model("deadline")
         self.routes = [_Route(self.model.operation_model(n)) for n in self.model.operation_names]
         self.validator = ParamValidator()
