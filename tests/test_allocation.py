@@ -117,3 +117,10 @@ def test_allocation_properties(capacity, demands, min_workers, policy):
         assert a.cap <= max(min_workers, j.tasks)  # no job gets more than it can use
     # beyond the floors, the units given never exceed the capacity
     assert used <= capacity
+
+
+def test_units_lost_to_rounding_to_whole_tasks_go_to_whoever_can_use_them():
+    # fair shares of 5 units each are one 3-unit task each: 4 units would sit idle
+    assert caps(10, [job(0, 10, units=3), job(1, 10, units=3)], policy="fair") == [2, 1]
+    # what the 3-unit job cannot use goes to the 1-unit job: all 10 units are held
+    assert caps(10, [job(0, 10, units=3), job(1, 10)], policy="fair") == [1, 7]

@@ -502,3 +502,36 @@ def test_no_preemption_while_artists_are_served_or_when_it_is_off():
     assert calm.preempt == 0  # 8 free, no queue: nobody is refused
     off, _ = run(mkpool(headroom=1), report(total=20, in_use=20, queued=2), limit(12, 12))
     assert off.preempt == 0
+
+
+def test_preemption_when_fewer_are_free_than_the_reserve_though_nobody_queues_yet():
+    pool = mkpool(reserve=3, headroom=1, preempt={"enabled": True})
+    # 2 free under a reserve of 3: artists are about to be refused; the farm holds 14 of 12
+    soon, _ = run(pool, report(total=20, in_use=18), limit(max_count=14, current=14))
+    assert soon.target == 12 and soon.preempt == 2
+    # exactly the reserve free and nobody queued: nobody is refused, nothing is requeued
+    even, _ = run(pool, report(total=20, in_use=17), limit(max_count=14, current=14))
+    assert even.target < 14 and even.preempt == 0
+
+
+def test_preemption_when_artists_queue_though_the_reserve_is_free():
+    pool = mkpool(reserve=3, headroom=1, preempt={"enabled": True})
+    d, _ = run(pool, report(total=20, in_use=17, queued=1), limit(max_count=16, current=16))
+    assert d.target == 15 and d.preempt == 1  # a checkout of another version is refused
+
+
+def test_an_unlimited_limit_whose_source_is_down_falls_to_floor_once_stale():
+    d, _ = run(
+        mkpool(floor=2, stale_after="5m"),
+        report(up=False),
+        limit(max_count=-1),
+        last_good=NOW - timedelta(minutes=6),
+    )
+    assert (d.new, d.status) == (2, "stale")
+    held, _ = run(
+        mkpool(floor=2, stale_after="5m"),
+        report(up=False),
+        limit(max_count=-1),
+        last_good=NOW - timedelta(minutes=2),
+    )
+    assert (held.new, held.status) == (None, "down")  # within stale_after: held, unlimited
