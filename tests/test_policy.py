@@ -459,3 +459,32 @@ def test_the_reference_documents_every_field_of_the_schema():
     assert {f for f, _ in rows} == fields  # each field's row ends with an example
     for field, example in rows:
         assert list(yaml.safe_load(example.replace("…", ""))) == [field], example
+
+
+def test_the_example_policy_names_every_option():
+    """The example says "every option": each field of every model appears in it, set or
+    in a comment."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from sync.policy import Policy
+
+    def models(t, seen):
+        for arg in (t, *get_args(t)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and arg not in seen:
+                seen.add(arg)
+                for f in arg.model_fields.values():
+                    models(f.annotation, seen)
+                    for inner in get_args(f.annotation):
+                        models(inner, seen)
+        return seen
+
+    text = (ROOT / "config/policy.example.yaml").read_text()
+    missing = sorted(
+        f"{m.__name__}.{name}"
+        for m in models(Policy, set())
+        for name in m.model_fields
+        if not re.search(rf"\b{name}:", text)
+    )
+    assert missing == []

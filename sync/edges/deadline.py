@@ -1,8 +1,10 @@
 """The Deadline Cloud adapter: the only module of the service that makes AWS clients.
 
-Reads limits and queue associations, writes maxCount and association status, counts every
-call by operation and outcome, and turns AWS errors into `DeadlineError`s that say what
-to do.
+Reads limits with their queue associations, jobs (search, then confirmed by
+BatchGetJob), their steps and running sessions; writes maxCount, association status,
+jobs' maxWorkerCount and task requeues. Every call goes through `_call`: bounded in time
+and size (`answers.py`), counted by operation and outcome, its answer checked against the
+service model, and its AWS errors turned into `DeadlineError`s that say what to do.
 """
 
 from __future__ import annotations

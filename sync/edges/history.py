@@ -1,7 +1,11 @@
 """The history in SQLite (through sqlite-utils): the only module that touches the database.
 
-Tables: cycles, observations, decisions, job_changes, errors, state. WAL mode; the file
-is created 0600; rows older than `keep` are deleted.
+Tables: what each cycle saw and did (`cycles`, `observations`, `decisions`,
+`job_changes`, `errors`: pruned after `keep`, a bounded batch a cycle), the originals of
+the jobs we capped (`job_originals`) and named state (`state`: the memory, the limits'
+originals, the farms, the farm as the last cycle left it). WAL mode, durable state
+checkpointed into the main file; created 0600; one writer, held by a lock on the file
+itself; `reading()` opens a copy that writes nothing.
 """
 
 from __future__ import annotations

@@ -328,7 +328,9 @@ def _reserve(v: Any) -> Any:
 
 class Hysteresis(Model):
     deadband: int = Field(1, ge=1, description="changes smaller than this are skipped")
-    settle: int = Field(2, ge=1, description="cycles an increase must hold before it applies")
+    settle: int = Field(
+        2, ge=1, description="the cycle in a row on which an increase lands (1: at once)"
+    )
     max_step: int | None = Field(None, ge=1, description="largest increase per cycle")
 
 
