@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sync import __version__
+from sync.edges.sources import TOOLS
 from sync.errors import SyncError
 from sync.offline.simulation import STRATEGIES
 from sync.settings import CYCLE_TABLES, STOP_GRACE
@@ -55,7 +56,7 @@ def _add_parse(sub: Sub) -> None:
     p.add_argument(
         "--format",
         required=True,
-        choices=["flexlm", "rlm", "command"],
+        choices=[*TOOLS, "command"],
         help="which tool produced the text (command: a JSON report to validate)",
     )
     p.add_argument(

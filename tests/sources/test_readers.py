@@ -179,7 +179,11 @@ def test_parser_bug_does_not_escape(monkeypatch):
     def boom(text):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("sync.edges.sources.flexlm.parse", boom)
+    from dataclasses import replace
+
+    from sync.edges.sources import TOOLS
+
+    monkeypatch.setitem(TOOLS, "flexlm", replace(TOOLS["flexlm"], parse=boom))
     r = flex(["27000@a"], run=lambda a, t: RunResult(tuple(a), 0, "x", "")).read()
     assert not r.up and "RuntimeError" in r.errors[0]
 

@@ -2,6 +2,8 @@
 
 Parsing is a pure function of text (`flexlm.parse`, `rlm.parse`); the readers here are
 the thin edge that runs the tool through an injected `run`, so tests can hand them text.
+Each license manager read by a status tool is a `Tool` of its own module, listed once in
+`TOOLS`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,9 @@ from sync.edges.sources import flexlm, rlm
 from sync.edges.sources.runner import Runner, run_tool
 from sync.errors import ParseError, SourceError
 from sync.licenses import Feature, Report, Server, down_report, report_from_dict
-from sync.policy import (
-    CommandSourceConfig,
-    FlexlmSourceConfig,
-    RlmSourceConfig,
-    StaticSourceConfig,
-)
 
 DEFAULT_TIMEOUT = 20.0
+TOOLS = {t.kind: t for t in (flexlm.TOOL, rlm.TOOL)}  # a new license manager: one line here
 
 
 def _servers_of(spec: str) -> tuple[Server, ...]:
@@ -52,19 +49,17 @@ class ToolSource(Source):
     """
 
     name: str
-    kind: str  # "flexlm" | "rlm"
+    kind: str  # a key of TOOLS
     servers: Sequence[str]
     executable: str
     timeout: float = DEFAULT_TIMEOUT
     run: Runner = run_tool
 
     def argv(self, server: str) -> list[str]:
-        if self.kind == "flexlm":
-            return [self.executable, "lmstat", "-a", "-c", server]
-        return [self.executable, "rlmstat", "-a", "-c", server]
+        return TOOLS[self.kind].status_argv(self.executable, server)
 
     def read(self) -> Report:
-        parse = flexlm.parse if self.kind == "flexlm" else rlm.parse
+        parse = TOOLS[self.kind].parse
         errors: list[str] = []
         last: Report | None = None
         for server in self.servers:
@@ -164,6 +159,14 @@ class StaticSource(Source):
 
 def source_for(name: str, cfg: Any) -> Source:
     """The reader for one `sources:` entry of the policy."""
+    # here, not at the top: `license-sync --help` lists TOOLS without loading pydantic
+    from sync.policy import (
+        CommandSourceConfig,
+        FlexlmSourceConfig,
+        RlmSourceConfig,
+        StaticSourceConfig,
+    )
+
     if isinstance(cfg, FlexlmSourceConfig | RlmSourceConfig):
         return ToolSource(name, cfg.kind, list(cfg.servers), cfg.executable, cfg.timeout)
     if isinstance(cfg, CommandSourceConfig):
@@ -176,12 +179,10 @@ def source_for(name: str, cfg: Any) -> Source:
 def parse_text(text: str, fmt: str) -> Report:
     """Parse a captured status output; unparseable text gives an `up: false` report."""
     try:
-        if fmt == "flexlm":
-            return flexlm.parse(text)
-        if fmt == "rlm":
-            return rlm.parse(text)
+        if fmt in TOOLS:
+            return TOOLS[fmt].parse(text)
         if fmt in ("command", "json"):
             return parse_command_output(text)
     except ParseError as e:
         return down_report(fmt, str(e))
-    raise ValueError(f"unknown format {fmt!r}: use flexlm, rlm or command")
+    raise ValueError(f"unknown format {fmt!r}: use {', '.join(TOOLS)} or command")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sync.edges.sources.tool import Tool
 from sync.errors import ParseError
 from sync.licenses import Checkout, Feature, Report, Reservation, Server, Vendor
 
@@ -458,3 +459,6 @@ def parse_expiry(text: str) -> list[ExpiryEntry]:
     if order is None:
         raise ParseError("no 'Feature Version #licenses Expires Vendor' header found")
     return out
+
+
+TOOL = Tool("flexlm", lambda exe, server: [exe, "lmstat", "-a", "-c", server], parse)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from sync.edges.sources.flexlm import normalise_expiry
+from sync.edges.sources.tool import Tool
 from sync.errors import ParseError
 from sync.licenses import Checkout, Feature, Report, Server, Vendor
 
@@ -207,3 +208,6 @@ def _feature(p: _Product) -> Feature:
         checkouts=tuple(p.checkouts),
         pools=tuple(p.pools),
     )
+
+
+TOOL = Tool("rlm", lambda exe, server: [exe, "rlmstat", "-a", "-c", server], parse)

@@ -1,0 +1,18 @@
+"""What a license manager read by its status tool is, as one value: the extension point
+for a new one (docs/development.md, "A new license manager")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sync.licenses import Report
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A `kind:` of the policy's sources that runs a status tool and parses its output."""
+
+    kind: str  # as the policy names it
+    status_argv: Callable[[str, str], list[str]]  # (executable, port@host) → argv, no shell
+    parse: Callable[[str], Report]  # pure: the tool's text → a Report, ParseError if not its
