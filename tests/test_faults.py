@@ -591,6 +591,9 @@ def run_proc(policy: Path, server: FakeDeadline, tmp: Path, *extra: str) -> subp
         "FAKE_LM_OUTPUT": str(status),
         "AWS_ENDPOINT_URL_DEADLINE": server.url,
     }
+    serving = extra[:1] == ("run",) and "--once" not in extra
+    if serving and "--metrics-address" not in extra and "metrics:" not in policy.read_text():
+        extra = (*extra, "--metrics-address", f"127.0.0.1:{free_port()}")  # never 9462
     return subprocess.Popen(
         [sys.executable, "-m", "sync", *extra, "--config", str(policy)],
         env=env,
