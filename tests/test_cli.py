@@ -136,3 +136,11 @@ def test_a_second_instance_on_the_same_history_refuses_to_start(farm_env):
         first.close()
     p = cli("run", "--once", "--config", farm_env["policy"], env=farm_env["env"])
     assert p.returncode == 0, p.stderr  # the lock went with the first
+
+
+def test_version_is_the_installed_packages():
+    from importlib.metadata import version
+
+    p = cli("--version")
+    assert p.returncode == 0
+    assert p.stdout.strip() == f"license-sync {version('deadline-license-sync')}"

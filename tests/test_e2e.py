@@ -189,3 +189,27 @@ def test_bad_policy_edit_keeps_running(running):
         raise AssertionError(f"no exit after SIGINT:\n{out}") from None
     assert r["proc"].returncode == 0, out
     assert re.search(r"policy .* is invalid; keeping the last good policy", out)
+
+
+def test_the_demo_says_when_an_edit_of_its_policy_is_taken(tmp_path):
+    """A TD edits the demo's policy while it runs: one line says it was taken."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sync", "demo", "--interval", "1", "--cycles", "6",
+         "--address", f"127.0.0.1:{port}", "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    out = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if " #1 " in line:  # the first cycle ran: edit the policy as a TD would
+                policy = tmp_path / "policy.yaml"
+                policy.write_text(policy.read_text().replace("headroom: 1", "headroom: 2", 1))
+        proc.wait(30)
+    finally:
+        proc.kill()
+    text = "".join(out)
+    assert proc.returncode == 0, text
+    assert text.count("policy reloaded: ") == 1, text

@@ -27,12 +27,15 @@ DASHBOARD = ROOT / "grafana/dashboards/license-sync.json"
 ALERTS = ROOT / "config/alerts.yml"
 
 
-def tool(name: str) -> str:
+def tool(name: str, package: str = "prometheus") -> str:
+    """A Debian tool a test runs for real: outside CI a machine without it skips the test
+    and says how to get it; under CI=true it must be there (.ci/run installs it)."""
     path = shutil.which(name)
     if path is None:
+        how = f"apt-get install {package}, or run .ci/run (as root) which does"
         if os.environ.get("CI"):
-            pytest.fail(f"{name} is missing: .ci/run installs it (apt-get install prometheus)")
-        pytest.skip(f"{name} is not installed")
+            pytest.fail(f"{name} is missing under CI: {how}")
+        pytest.skip(f"{name} is not installed: {how}")
     return path
 
 
@@ -470,7 +473,7 @@ def test_compose_runs_the_demo_or_a_farm_with_prometheus_alertmanager_and_grafan
 def test_the_compose_demo_entrypoint_runs(tmp_path):
     argv = compose()["services"]["demo"]["entrypoint"]
     assert argv[:4] == ["tini", "--", "license-sync", "demo"]
-    init = shutil.which("tini") or pytest.fail("no tini: apt-get install tini (.ci/run does)")
+    init = tool("tini", "tini")
     exe = shutil.which("license-sync") or pytest.fail("license-sync is not on PATH")
     address = f"127.0.0.1:{free_port()}"
     run = [init, "--", exe, *argv[3:-1], address, "--cycles", "2", "--interval", "1"]
@@ -528,7 +531,7 @@ sources: {{site: {{kind: static, features: {{nuke_r: 4}}}}}}
 pools: {{nuke: {{limit: amount.nuke, features: [{{source: site, feature: nuke_r}}]}}}}
 """)
         exe = shutil.which("license-sync") or pytest.fail("license-sync is not on PATH")
-        init = shutil.which("tini") or pytest.fail("no tini: apt-get install tini (.ci/run does)")
+        init = tool("tini", "tini")
         run = [init, "--", exe, *argv[3:5], str(policy)]  # as the image runs it, under tini
         env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
         p = subprocess.Popen(

@@ -12,6 +12,7 @@ from sync import logs
 from sync.app import build_service
 from sync.cycle.record import CycleResult
 from sync.cycle.serve import serve
+from sync.cycle.service import Service
 from sync.fakes.farm import REALISTIC
 from sync.fakes.lmutil import write_wrapper
 from sync.fakes.world import DemoWorld
@@ -91,7 +92,7 @@ def run_demo(
     print("  currentCount trails the farm, and a few batch items fail (retried next cycle)")
     print("  Ctrl-C to stop.\n", flush=True)
     try:
-        return serve(svc, address, on_cycle=_printer(), max_cycles=cycles)
+        return serve(svc, address, on_cycle=_printer(svc), max_cycles=cycles)
     finally:
         world.stop()
         print(
@@ -100,13 +101,18 @@ def run_demo(
         )
 
 
-def _printer():  # type: ignore[no-untyped-def]
-    """One line a limit and a sharing pool, each cycle."""
+def _printer(svc: Service):  # type: ignore[no-untyped-def]
+    """One line a limit and a sharing pool, each cycle; one when an edit of the policy
+    was taken (a broken one is said by the log)."""
     n = {"cycle": 0}
+    sha = {"now": svc.loaded.sha}
 
     def on_cycle(result: CycleResult) -> None:
         n["cycle"] += 1
         head = f"{result.started.astimezone().strftime('%H:%M:%S')} #{n['cycle']:<3}"
+        if svc.loaded.sha != sha["now"]:
+            sha["now"] = svc.loaded.sha
+            print(f"{head} policy reloaded: {svc.loaded.path} (sha {sha['now']})", flush=True)
         for pp in result.plan.pools.values():
             for d in pp.decisions:
                 print(f"{head} {decision_line(d, pp.figures)}", flush=True)
