@@ -213,3 +213,33 @@ def test_the_demo_says_when_an_edit_of_its_policy_is_taken(tmp_path):
     text = "".join(out)
     assert proc.returncode == 0, text
     assert text.count("policy reloaded: ") == 1, text
+
+
+def test_the_demos_policy_never_reaches_aws_after_the_demo(tmp_path):
+    """After Ctrl-C a user runs `restore` on the demo's policy, with no AWS credentials:
+    it goes to the demo's loopback endpoint only (gone now: a clear error), never to AWS
+    and never to the instance metadata for credentials."""
+    port = free_port()
+    demo = subprocess.run(
+        [sys.executable, "-m", "sync", "demo", "--interval", "1", "--cycles", "1",
+         "--address", f"127.0.0.1:{port}", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    with socket.socket() as imds:  # an instance metadata service that notes every caller
+        imds.bind(("127.0.0.1", 0))
+        imds.listen()
+        imds.setblocking(False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://127.0.0.1:{imds.getsockname()[1]}"
+        env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+        p = subprocess.run(
+            [sys.executable, "-m", "sync", "restore", "--limits",
+             "--config", str(tmp_path / "policy.yaml")],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        with pytest.raises(BlockingIOError):
+            imds.accept()  # nobody asked it for credentials
+    assert p.returncode == 1
+    assert 'Could not connect to the endpoint URL: "http://127.0.0.1:' in p.stderr, p.stderr
+    assert "amazonaws.com" not in p.stdout + p.stderr

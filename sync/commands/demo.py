@@ -6,8 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import botocore.session
-
 from sync import logs
 from sync.app import build_service
 from sync.cycle.record import CycleResult
@@ -28,6 +26,7 @@ metrics: {{address: "{address}"}}
 farms:
   - id: {farm}
     region: us-west-2
+    fake_endpoint: {endpoint}   # this demo's fake farm: nothing here reaches AWS
 sources:
   studio-flexlm: {{kind: flexlm, servers: ["27000@lic1"], executable: {lmutil}, timeout: 10s}}
   studio-rlm: {{kind: rlm, servers: ["5053@rlm1"], executable: {rlmutil}, timeout: 10s}}
@@ -74,14 +73,13 @@ def run_demo(
             history=history_path,
             address=address,
             farm=world.farm.farm_id,
+            endpoint=world.server.url,
             lmutil=write_wrapper(str(work / "lmutil"), world.server.url),
             rlmutil=write_wrapper(str(work / "rlmutil"), world.server.url),
         )
     )
-    # the real botocore client, pointed at the fake endpoint with throwaway credentials
-    session = botocore.session.get_session()
-    session.set_credentials("demo", "demo")
-    svc = build_service(load_policy(policy_path), endpoint_url=world.server.url, session=session)
+    # the real botocore client: the policy points it at the fake, with throwaway credentials
+    svc = build_service(load_policy(policy_path))
     print("license-sync demo: a fake license server and Deadline farm on loopback")
     print(f"  Deadline endpoint  {world.server.url}  (farm {world.farm.farm_id})")
     print(f"  policy             {policy_path}")

@@ -679,12 +679,17 @@ def factory_for(
 
     # one session for every farm: each session loads the service model anew (~10 MiB)
     session = session or new_session()
+    fake = _throwaway_session()  # for the demo's fake farms: never a real credential
 
     def factory(farm: Any) -> Deadline:
         threads = farm.read_threads
+        url = getattr(farm, "fake_endpoint", None)
         return Deadline(
             make_client(
-                farm.region, endpoint_url=endpoint_url, session=session, pool_size=threads + 2
+                farm.region,
+                endpoint_url=url or endpoint_url,
+                session=fake if url else session,
+                pool_size=threads + 2,
             ),
             farm.id,
             on_call=metrics.count_call,
@@ -693,6 +698,14 @@ def factory_for(
         )
 
     return factory
+
+
+def _throwaway_session() -> botocore.session.Session:
+    """Signs calls to a fake endpoint: no credential chain is walked (no instance
+    metadata, no profile), so nothing real is looked up or sent."""
+    session = new_session()
+    session.set_credentials("license-sync-demo", "license-sync-demo")
+    return session
 
 
 def resolve_limit(ref: str, limits: list[LimitState]) -> LimitState | str:

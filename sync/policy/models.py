@@ -116,6 +116,12 @@ class FarmConfig(Model):
     read_threads: int = Field(
         8, ge=1, le=32, description="reads of this farm's jobs and steps in flight at once"
     )
+    fake_endpoint: str | None = Field(
+        None,
+        pattern=r"^http://(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}/?$",
+        description="the loopback endpoint of `license-sync demo`'s fake farm: reached with "
+        "throwaway credentials, never AWS or the instance metadata",
+    )
 
 
 def _executable(v: str) -> str:
