@@ -20,7 +20,8 @@ from sync.settings import CYCLE_TABLES, STOP_GRACE
 
 EPILOG = (
     "Documentation: README.md and docs/ (docs/cli.md for every command). "
-    "Exit codes: 0 ok, 1 error (plan --detailed-exitcode: 2 = changes pending)."
+    "Exit codes: 0 ok, 1 error; 2: plan --detailed-exitcode has changes pending, replay "
+    "found decisions that differ (each command's --help says its own)."
 )
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -214,7 +215,10 @@ def _add_history(sub: Sub) -> None:
         "Plan every recorded decision again with NEW.yaml and list where its target or\n"
         "write differs. Exit 0: no difference; 2: differences.",
     )
-    p.add_argument("--history", required=True, metavar="DB")
+    p.add_argument(
+        "--db", "--history", dest="db", required=True, metavar="PATH",
+        help="the history file (as `history --db`; --history is the older name)",
+    )  # fmt: skip
     p.add_argument("--config", "-c", required=True, metavar="NEW.yaml")
     p.add_argument("--pool", help="only this pool")
     p.add_argument("--limit", type=int, default=50, help="differences to print (default 50)")

@@ -144,3 +144,9 @@ def test_version_is_the_installed_packages():
     p = cli("--version")
     assert p.returncode == 0
     assert p.stdout.strip() == f"license-sync {version('deadline-license-sync')}"
+
+
+def test_help_lists_every_exit_code_a_command_gives():
+    top = cli("--help").stdout
+    assert "0 ok, 1 error" in top and "replay" in top and "--detailed-exitcode" in top
+    assert "Exit 0: no difference; 2: differences." in cli("replay", "--help").stdout

@@ -802,3 +802,20 @@ def test_healthcheck_asks_the_address_the_policy_gives(world, tmp_path):
         server.stop()
     p = run_cli("healthcheck", "--address", f"127.0.0.1:{server.port}", "--timeout", "1")
     assert p.returncode == 1  # nobody answers
+
+
+def test_a_source_that_stays_down_is_said_once_then_every_ten_minutes(world, caplog):
+    w = world
+    cycle(w)
+    w.src.up = False
+    with caplog.at_level("INFO", logger="license_sync"):
+        for _ in range(30):  # half an hour of one-minute cycles
+            cycle(w, 60)
+        w.src.up = True
+        cycle(w, 60)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("source lic")]
+    down = [m for m in said if " down" in m and "up again" not in m]
+    assert len(down) == 3, said  # at 0, 10 and 20 minutes, not 30 times
+    assert down[0].startswith("source lic down: ")
+    assert down[1].startswith("source lic still down: 11 reads since ")
+    assert said[-1] == "source lic up again after 30 read(s) down"

@@ -209,7 +209,7 @@ def test_replay_cli_against_a_real_history(tmp_path):
     h.close()
     cfg = tmp_path / "new.yaml"
     cfg.write_text(policy_text(3))
-    p = run_cli("replay", "--history", str(tmp_path / "h.db"), "--config", str(cfg))
+    p = run_cli("replay", "--db", str(tmp_path / "h.db"), "--config", str(cfg))
     assert p.returncode == 2, p.stderr
     assert "recorded target 15 write 15; with" in p.stdout
     assert "2 decisions replayed (0 skipped" in p.stdout and "2 differ" in p.stdout
@@ -330,3 +330,13 @@ def test_simulate_without_a_scenario_runs_every_one_the_project_ships(monkeypatc
     assert sorted(s["scenario"] for s in json.loads(p.stdout)) == sorted(
         load_scenario(path).name for path in SCENARIOS
     )
+
+
+def test_the_table_says_what_each_bound_bounds():
+    args = ["simulate", "--scenario", str(ROOT / "config/scenarios/quiet-night.yaml")]
+    p = run_cli(*args, "--strategy", "license-sync", "--strategy", "oracle")
+    assert p.returncode == 0, p.stderr
+    assert "oracle: knows every artist session" in p.stdout
+    assert "it bounds the farm's task-hours (% of oracle), not artist-minutes" in p.stdout
+    alone = run_cli(*args, "--strategy", "license-sync")
+    assert "bounds" not in alone.stdout  # no bound run, nothing to explain

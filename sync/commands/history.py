@@ -116,12 +116,12 @@ def _cell(v: Any) -> str:
 
 
 def replay(args: argparse.Namespace) -> int:
-    if not Path(args.history).exists():
-        raise SyncError(f"no history at {args.history!r}")
+    if not Path(args.db).exists():
+        raise SyncError(f"no history at {args.db!r}")
     policy = load_policy(args.config).policy
     if args.pool is not None and args.pool not in policy.pools:
         raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: {', '.join(policy.pools)}")
-    rows = History.reading(args.history).query("decisions", pool=args.pool)
+    rows = History.reading(args.db).query("decisions", pool=args.pool)
     result = replay_rows(rows, policy, args.pool)
     for d in result.differences[: args.limit]:
         print(

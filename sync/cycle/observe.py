@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -40,6 +40,9 @@ LEARN_EVERY = timedelta(hours=1)  # a profile of weeks changes little within an 
 # written, for the next cycle, which `run` starts at once (docs/design.md, "Reading jobs").
 STEP_BUDGET = 100
 CATCH_UP_BUDGET = 2000
+# a source that stays down is said once, then again at most this often with a count: a
+# one-minute interval would otherwise repeat the same line 1,440 times a day
+REWARN_DOWN = timedelta(minutes=10)
 
 
 class Observer:
@@ -56,6 +59,7 @@ class Observer:
         self.last_good_report: dict[str, Report] = {}
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
+        self.down: dict[str, _Down] = {}
         self._remember_good_reads()
 
     def _remember_good_reads(self) -> None:
@@ -139,17 +143,30 @@ class Observer:
             if report.up:
                 self.last_good[name] = now
                 self.last_good_report[name] = report
+                if (was := self.down.pop(name, None)) is not None:
+                    log.info("source %s up again after %d read(s) down", name, was.reads)
             else:
-                log.warning(
-                    "source %s down: %s",
-                    name,
-                    "; ".join(report.errors) or "no reason",
-                    extra={"source": name},
-                )
+                self._say_down(name, report, now)
             states[name] = SourceState(
                 report, self.last_good.get(name), seconds, self.last_good_report.get(name)
             )
         return states
+
+    def _say_down(self, name: str, report: Report, now: datetime) -> None:
+        why = "; ".join(report.errors) or "no reason"
+        down = self.down.setdefault(name, _Down(now))
+        down.reads += 1
+        if down.warned is not None and now - down.warned < REWARN_DOWN:
+            return
+        down.warned = now
+        if down.reads == 1:
+            log.warning("source %s down: %s", name, why, extra={"source": name})
+            return
+        log.warning(
+            "source %s still down: %d reads since %s: %s",
+            name, down.reads, down.since.isoformat(timespec="seconds"), why,
+            extra={"source": name},
+        )  # fmt: skip
 
     def _read_farm(
         self, policy: Policy, dl: Deadline, farm_id: str, refs: set[str], memory: Memory
@@ -255,6 +272,15 @@ class Observer:
 
         done = _each_farm(one, behind)
         return sum(n for n, _ in done), [e for _, e in done if e is not None]
+
+
+@dataclass
+class _Down:
+    """A source down since `since`: how many reads, and when it was last said."""
+
+    since: datetime
+    reads: int = 0
+    warned: datetime | None = None
 
 
 def _with_activity(
