@@ -150,3 +150,21 @@ def test_help_lists_every_exit_code_a_command_gives():
     top = cli("--help").stdout
     assert "0 ok, 1 error" in top and "replay" in top and "--detailed-exitcode" in top
     assert "Exit 0: no difference; 2: differences." in cli("replay", "--help").stdout
+
+
+def test_validate_knows_the_aws_regions_and_suggests_one(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text(
+        "farms:\n"
+        "  - {id: farm-0123456789abcdef0123456789abcdef, region: us-west2}\n"
+        "  - {id: farm-1123456789abcdef0123456789abcdef, region: eu-central-1}\n"
+        "sources: {s: {kind: static, features: {f: 3}}}\n"
+        "pools: {p: {farm: farm-1123456789abcdef0123456789abcdef, limit: amount.x,"
+        " features: [{source: s, feature: f}]}}\n"
+    )
+    p = cli("validate", str(bad))
+    assert p.returncode == 1
+    assert p.stderr.strip() == (
+        f"{bad}:2:57: farm farm-0123456789abcdef0123456789abcdef: 'us-west2' is not an "
+        "AWS region; did you mean 'us-west-2'?"
+    )

@@ -13,10 +13,13 @@ from sync.policy import PolicyErrors, json_schema, load_policy
 
 
 def validate(args: argparse.Namespace) -> int:
+    from sync.edges.deadline import aws_regions  # botocore: only when validating
+
     bad = 0
+    regions = aws_regions()
     for f in args.files:
         try:
-            loaded = load_policy(f)
+            loaded = load_policy(f, regions)
         except PolicyErrors as e:
             bad += 1
             for p in e.problems:

@@ -125,6 +125,12 @@ def new_session() -> botocore.session.Session:
     return session
 
 
+def aws_regions() -> frozenset[str]:
+    """Every region of every AWS partition, as botocore's endpoint data lists them."""
+    data = new_session().get_component("data_loader").load_data("endpoints")
+    return frozenset(r for p in data["partitions"] for r in p.get("regions", {}))
+
+
 def parse_timestamp(value: Any) -> datetime:
     """A timestamp of a response as botocore's own parser reads it: ISO 8601 (what
     Deadline sends, `Z` and all) through the standard library, epoch seconds as UTC, and

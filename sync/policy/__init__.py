@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync.policy.checks import cross_check, explain_notes
+from sync.policy.checks import cross_check, explain_notes, region_problems
 from sync.policy.models import (
     CommandSourceConfig,
     Duration,
@@ -69,9 +69,10 @@ class LoadedPolicy:
     notes: tuple[Problem, ...] = ()  # valid, but worth saying how it reads (`validate`)
 
 
-def load_policy(path: str | Path) -> LoadedPolicy:
-    """Read, parse and validate a policy file; `PolicyErrors` lists every problem found."""
-    return parse_policy(read_policy_text(path), str(path))
+def load_policy(path: str | Path, regions: frozenset[str] | None = None) -> LoadedPolicy:
+    """Read, parse and validate a policy file; `PolicyErrors` lists every problem found.
+    `regions`: the AWS regions a farm's `region:` must be one of (`validate`)."""
+    return parse_policy(read_policy_text(path), str(path), regions)
 
 
 def read_policy_text(path: str | Path) -> str:
@@ -90,12 +91,15 @@ def policy_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def parse_policy(text: str, name: str = "<policy>") -> LoadedPolicy:
+def parse_policy(
+    text: str, name: str = "<policy>", regions: frozenset[str] | None = None
+) -> LoadedPolicy:
     sha = policy_sha(text)
     what = "the policy must be a YAML mapping (farms:, sources:, pools:)"
     policy, at = parse_model(text, name, Policy, what)
+    found = cross_check(policy) + (region_problems(policy, regions) if regions else [])
     problems = sorted(
-        (Problem(name, *at(loc), msg) for loc, msg in cross_check(policy)),
+        (Problem(name, *at(loc), msg) for loc, msg in found),
         key=lambda p: (p.line, p.col),
     )
     if problems:

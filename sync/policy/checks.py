@@ -121,3 +121,18 @@ def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                     )
                 )
     return out
+
+
+def region_problems(policy: Policy, regions: frozenset[str]) -> list[tuple[tuple[Any, ...], str]]:
+    """Each farm's region that is not one of `regions` (every partition's, from botocore's
+    endpoint data: `validate` hands them in, the policy itself knows no AWS)."""
+    out = []
+    for i, farm in enumerate(policy.farms):
+        if farm.region is None or farm.region in regions or farm.fake_endpoint:
+            continue
+        near = difflib.get_close_matches(farm.region, sorted(regions), n=1, cutoff=0.75)
+        hint = f"; did you mean {near[0]!r}?" if near else " (e.g. us-west-2, eu-west-1)"
+        out.append(
+            (("farms", i, "region"), f"farm {farm.id}: {farm.region!r} is not an AWS region{hint}")
+        )
+    return out
