@@ -123,6 +123,17 @@ def test_bad_durations(value):
             "(use e.g. 60s, 5m, 1h, 30d)",
         ),
         (
+            ("kind: flexlm", "kind: flexlmm"),
+            "p.yaml:4:9: sources.adsk: kind 'flexlmm' is not one of flexlm, rlm, command, "
+            "static; did you mean 'flexlm'?",
+        ),
+        (
+            ("0123456789abcdef0123456789abcdef", "123"),
+            "p.yaml:2:9: farms.0.id: 'farm-123' is not a Deadline farm id: 'farm-' and 32 hex "
+            "digits, as the Deadline console and `aws deadline list-farms` show it "
+            "(e.g. farm-0123456789abcdef0123456789abcdef)",
+        ),
+        (
             ("    limit: amount.nuke\n", "    limit: amount.nuke\n    floor: 0\n"),
             "p.yaml:8:12: pools.nuke.floor: Input should be greater than or equal to 1 (got 0)",
         ),
@@ -133,6 +144,15 @@ def test_errors_name_file_line_col_key_and_value(edit, expected):
     text = GOOD.replace(old, new, 1)
     assert text != GOOD
     assert expected in problems(text)
+
+
+def test_a_quoted_count_is_a_count():
+    """`reserve: "3"` reads as 3, as `headroom: "3"` already did: YAML's quotes are not a
+    TD's intent."""
+    pool = parse_policy(
+        GOOD.replace("    limit: amount.nuke\n", '    limit: amount.nuke\n    reserve: "3"\n', 1)
+    ).policy.pools["nuke"]
+    assert pool.reserve.default == 3
 
 
 def test_a_limit_belongs_to_one_pool_only():

@@ -110,8 +110,23 @@ class MetricsConfig(Model):
         return v
 
 
+_FARM_ID = re.compile(r"^farm-[0-9a-f]{32}$")
+
+
+def _farm_id(v: Any) -> Any:
+    if isinstance(v, str) and not _FARM_ID.match(v):
+        raise ValueError(
+            f"{v!r} is not a Deadline farm id: 'farm-' and 32 hex digits, as the Deadline "
+            "console and `aws deadline list-farms` show it "
+            "(e.g. farm-0123456789abcdef0123456789abcdef)"
+        )
+    return v
+
+
 class FarmConfig(Model):
-    id: str = Field(pattern=r"^farm-[0-9a-f]{32}$", description="Deadline farm id")
+    id: Annotated[str, BeforeValidator(_farm_id)] = Field(
+        pattern=_FARM_ID.pattern, description="Deadline farm id"
+    )
     region: str | None = Field(None, description="AWS region; default from the environment")
     read_threads: int = Field(
         8, ge=1, le=32, description="reads of this farm's jobs and steps in flight at once"
@@ -211,6 +226,8 @@ def _amount(v: Any) -> int | str:
         if v < 0:
             raise ValueError(f"{v!r} must not be negative")
         return v
+    if isinstance(v, str) and v.strip().isdigit():
+        return int(v)  # reserve: "3" is 3, as headroom: "3" is (pydantic reads both so)
     if isinstance(v, str) and (m := _PERCENT.match(v)):
         if float(m.group(1)) >= 100:
             raise ValueError(f"{v!r} keeps every license back: a percentage is below 100%")

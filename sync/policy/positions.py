@@ -161,8 +161,11 @@ def _friendly(err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel]) 
     if kind == "missing":
         return f"{where}: required key missing"
     if kind == "union_tag_invalid":
-        kind = err.get("input", {}).get("kind")
-        return f"{where}: kind {kind!r} is not one of flexlm, rlm, command, static"
+        got = str((err.get("input") or {}).get("kind"))
+        kinds = [k.strip(" '") for k in str(err.get("ctx", {}).get("expected_tags", "")).split(",")]
+        near = difflib.get_close_matches(got, kinds, n=1, cutoff=0.75)
+        tail = f"; did you mean {near[0]!r}?" if near else ""
+        return f"{where}: kind {got!r} is not one of {', '.join(kinds)}{tail}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
