@@ -508,3 +508,24 @@ def test_the_example_policy_names_every_option():
         if not re.search(rf"\b{name}:", text)
     )
     assert missing == []
+
+
+def test_a_reserve_window_earlier_ones_cover_whole_is_an_error():
+    def schedule(*windows: str) -> str:
+        rows = "".join(f"        - {w}\n" for w in windows)
+        return GOOD.replace(
+            "    limit: amount.nuke\n",
+            f"    limit: amount.nuke\n    reserve:\n      schedule:\n{rows}",
+            1,
+        )
+
+    day = '{days: daily, hours: "08:00-20:00", value: 4}'
+    office = '{days: mon-fri, hours: "09:00-18:00", value: 6}'
+    late = '{days: fri, hours: "18:00-02:00", value: 3}'
+    night = '{days: sat, hours: "00:30-01:00", value: 2}'
+    [msg] = problems(schedule(day, office, late))
+    assert msg.startswith("p.yaml:11:11: pool 'nuke': reserve window mon-fri 09:00-18:00 never")
+    assert "the earlier window(s) daily 08:00-20:00 cover all of it" in msg
+    [msg] = problems(schedule(office, late, night))  # Friday's late window runs into Saturday
+    assert "window sat 00:30-01:00 never applies" in msg and "fri 18:00-02:00 cover" in msg
+    parse_policy(schedule(office, day, late))  # each still applies somewhere: the first wins

@@ -6,7 +6,14 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from sync.policy.models import Policy, Pool, StaticSourceConfig, parse_hours
+from sync.policy.models import (
+    Policy,
+    Pool,
+    ReserveWindow,
+    StaticSourceConfig,
+    parse_days,
+    parse_hours,
+)
 
 
 def _reserve_above_total(
@@ -54,7 +61,7 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                         f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
                     )
                 )
-        out += _reserve_above_total(name, pool, policy.sources)
+        out += _reserve_above_total(name, pool, policy.sources) + _shadowed(name, pool)
         if pool.ceiling is not None and pool.floor > pool.ceiling:
             out.append(
                 (
@@ -87,6 +94,55 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                     )
                 )
             owner.setdefault(key, name)
+    return out
+
+
+WEEK = 7 * 1440  # minutes
+
+
+def _minutes(w: ReserveWindow) -> list[tuple[int, int]]:
+    """The window as minutes of the week [start, end), a wrap past Sunday split in two."""
+    start, end = parse_hours(w.hours)
+    a = start.hour * 60 + start.minute
+    b = 1440 if end.hour == 23 and end.microsecond else end.hour * 60 + end.minute
+    b = b if b > a else b + 1440  # past midnight: it closes the next morning
+    out = []
+    for d in sorted(parse_days(w.days)):
+        lo, hi = d * 1440 + a, d * 1440 + b
+        out += [(lo, min(hi, WEEK))] + ([(0, hi - WEEK)] if hi > WEEK else [])
+    return out
+
+
+def _covered(part: tuple[int, int], by: list[tuple[int, int]]) -> int:
+    """How many minutes of `part` lie in `by` (intervals that may overlap each other)."""
+    marks = sorted((max(lo, part[0]), min(hi, part[1])) for lo, hi in by)
+    total, reach = 0, part[0]
+    for lo, hi in marks:
+        if hi > max(lo, reach):
+            total += hi - max(lo, reach)
+            reach = hi
+    return total
+
+
+def _shadowed(name: str, pool: Pool) -> list[tuple[tuple[Any, ...], str]]:
+    """A reserve window that earlier ones (in the same zone) cover whole never applies:
+    the first window that matches wins. Say it, rather than ignore it silently."""
+    out, windows = [], pool.reserve.schedule
+    for j, w in enumerate(windows):
+        earlier = [(i, v) for i, v in enumerate(windows[:j]) if v.tz == w.tz]
+        by = [m for _, v in earlier for m in _minutes(v)]
+        mine = _minutes(w)
+        if mine and by and sum(_covered(p, by) for p in mine) == sum(hi - lo for lo, hi in mine):
+            over = [v for _, v in earlier if any(_covered(p, _minutes(v)) for p in mine)]
+            names = ", ".join(f"{v.days} {v.hours}" for v in over)
+            out.append(
+                (
+                    ("pools", name, "reserve", "schedule", j),
+                    f"pool {name!r}: reserve window {w.days} {w.hours} never applies: the "
+                    f"earlier window(s) {names} cover all of it, and the first window that "
+                    "matches wins; remove it or move it before them",
+                )
+            )
     return out
 
 
