@@ -123,6 +123,22 @@ def test_bad_durations(value):
             "(use e.g. 60s, 5m, 1h, 30d)",
         ),
         (
+            (
+                "    features: [{source: adsk, feature: nuke_r}]\n",
+                "    features: [{source: adsk, feature: nuke_r}]\n  headroom: 2\n",
+            ),
+            "p.yaml:9:13: pools.headroom: 'headroom' is a key of each entry here, not an "
+            "entry: indent it under one of them",
+        ),
+        (
+            (
+                "    limit: amount.nuke\n",
+                "    limit: amount.nuke\n    hysteresis:\n    settle: 3\n",
+            ),
+            "p.yaml:9:5: unknown key 'settle' in pools.nuke; it is a key of 'hysteresis': "
+            "indent it under that key",
+        ),
+        (
             ("kind: flexlm", "kind: flexlmm"),
             "p.yaml:4:9: sources.adsk: kind 'flexlmm' is not one of flexlm, rlm, command, "
             "static; did you mean 'flexlm'?",

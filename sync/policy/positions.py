@@ -149,15 +149,9 @@ def _friendly(err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel]) 
     top = "policy" if root is Policy else root.__name__.lower()
     where = ".".join(str(p) for p in loc) or top
     if kind == "extra_forbidden":
-        key = str(loc[-1])
-        allowed = _fields_at(loc[:-1], root)
-        hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        did = (
-            f"; did you mean {hint[0]!r}?"
-            if hint
-            else (f"; allowed here: {', '.join(allowed)}" if allowed else "")
-        )
-        return f"unknown key {key!r} in {'.'.join(str(p) for p in loc[:-1]) or top}{did}"
+        return _unknown_key(loc, root, top)
+    if (indent := _mis_indented(kind, err, loc, root, where)) is not None:
+        return indent
     if kind == "missing":
         return f"{where}: required key missing"
     if kind == "union_tag_invalid":
@@ -174,6 +168,38 @@ def _friendly(err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel]) 
     if repr(value) in msg:
         shown = ""
     return f"{where}: {msg}{shown}"
+
+
+def _unknown_key(loc: tuple[Any, ...], root: type[BaseModel], top: str) -> str:
+    key, here = str(loc[-1]), loc[:-1]
+    allowed = _fields_at(here, root)
+    hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    # a key of a section written beside it, not under it: indentation, not spelling
+    owner = next((a for a in allowed if key in _fields_at((*here, a), root)), None)
+    if hint:
+        did = f"; did you mean {hint[0]!r}?"
+    elif owner is not None:
+        did = f"; it is a key of {owner!r}: indent it under that key"
+    else:
+        did = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+    return f"unknown key {key!r} in {'.'.join(str(p) for p in here) or top}{did}"
+
+
+def _mis_indented(
+    kind: str, err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel], where: str
+) -> str | None:
+    """A section left empty (its keys not indented under it), or a key written where a
+    named entry belongs: both read as a wrong type, both are indentation."""
+    if kind not in ("model_type", "dict_type") or not loc:
+        return None
+    if err.get("input") is None:
+        return f"{where}: empty; the keys of {str(loc[-1])!r} go on the lines below it, indented"
+    if isinstance(loc[-1], str) and loc[-1] in _fields_at(loc, root):
+        return (
+            f"{where}: {str(loc[-1])!r} is a key of each entry here, not an entry: indent it "
+            "under one of them"
+        )
+    return None
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
