@@ -235,3 +235,14 @@ def test_what_another_version_wrote_is_refused():
     del data["farms"]["farm-1"]["jobs"]
     with pytest.raises(observation.RecordedError, match=r"cannot be read.*records it anew"):
         observation.load(data)
+
+
+def test_a_feature_its_source_does_not_offer_is_an_error_not_a_floor(recorded_run, tmp_path):
+    typo = edited(recorded_run, tmp_path, "feature: nuke_r", "feature: nuke_rr")
+    p = cli("plan", "-c", typo, "--against", str(recorded_run["db"]), "--detailed-exitcode",
+            env=OFFLINE)  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.stderr.strip() == (
+        f"{typo}: pools.nuke.features.0: source 'lic' offers no feature 'nuke_rr'; "
+        "did you mean 'nuke_r'?"
+    )

@@ -4,6 +4,7 @@ offline against the farm as a history's last cycle left it (`--against`)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,11 @@ from sync.policy import Policy, load_policy, parse_duration
 
 def plan(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    _, observed, p = _look(args)
+    policy, observed, p = _look(args)
+    if unknown := unoffered_features(policy, observed):
+        for line in unknown:
+            print(f"{args.config}: {line}", file=sys.stderr)
+        return EXIT_ERROR
     for name, state in observed.sources.items():
         report = state.report
         print(f"source {name}: " + ("up" if report.up else "DOWN: " + "; ".join(report.errors)))
@@ -53,6 +58,30 @@ def plan(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"Plan: {limits} limit(s) and {len(writes)} job cap(s) to change.")
     return EXIT_CHANGES if args.detailed_exitcode else EXIT_OK
+
+
+def unoffered_features(policy: Policy, observed: Observed) -> list[str]:
+    """Each feature a pool names that its source, read up, does not offer: a typo plans as
+    a source failure (the pool held, then at its floor), so it is said as what it is."""
+    out = []
+    for name, pool in policy.pools.items():
+        for i, ref in enumerate(pool.features):
+            state = observed.sources.get(ref.source)
+            if state is None or not state.report.up:
+                continue  # a source down says nothing of what it offers
+            offered = sorted({f.feature for f in state.report.features})
+            if ref.feature in offered:
+                continue
+            near = difflib.get_close_matches(ref.feature, offered, n=1)
+            some = ", ".join(offered[:10]) + (
+                f" and {len(offered) - 10} more" if offered[10:] else ""
+            )
+            hint = f"did you mean {near[0]!r}?" if near else f"it offers: {some or 'none'}"
+            out.append(
+                f"pools.{name}.features.{i}: source {ref.source!r} offers no feature "
+                f"{ref.feature!r}; {hint}"
+            )
+    return out
 
 
 def explain(args: argparse.Namespace) -> int:
