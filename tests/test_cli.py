@@ -65,6 +65,7 @@ def test_no_command_prints_help_and_fails():
 def test_plan_shows_pending_change_and_exits_2_when_asked(farm_env):
     p = cli("plan", "--config", farm_env["policy"], "--detailed-exitcode", env=farm_env["env"])
     assert p.returncode == 2, p.stderr
+    assert p.stdout.splitlines()[0] == "Planned live: the farms and license servers read now"
     assert "~ nuke/amount.nuke: maxCount 19 → 14" in p.stdout
     assert "why: decrease 19 → 14 applied at once" in p.stdout
     assert "Plan: 1 limit(s) and 0 job cap(s) to change." in p.stdout

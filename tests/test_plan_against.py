@@ -4,6 +4,7 @@ repository's CI runs it — no AWS credentials, no license server."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,6 +51,11 @@ def test_the_running_policy_plans_no_change_against_its_own_history(recorded_run
         "plan", "-c", recorded_run["policy"], "--against", db, "--detailed-exitcode", env=OFFLINE
     )
     assert p.returncode == 0, p.stdout + p.stderr
+    head = p.stdout.splitlines()[0]  # which cycle it planned against, and how old it is
+    assert re.fullmatch(
+        rf"Planned against {re.escape(db)}: the farm as its cycle of \S+ left it \(0m \d+s ago\)",
+        head,
+    ), head
     assert "nuke/amount.nuke: no change (maxCount 14)" in p.stdout  # the write folded in
     assert "No changes." in p.stdout
 

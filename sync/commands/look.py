@@ -26,7 +26,8 @@ from sync.policy import Policy, load_policy, parse_duration
 
 def plan(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    policy, observed, p = _look(args)
+    policy, observed, p, header = _look(args)
+    print(header + "\n")
     if unknown := unoffered_features(policy, observed):
         for line in unknown:
             print(f"{args.config}: {line}", file=sys.stderr)
@@ -86,7 +87,7 @@ def unoffered_features(policy: Policy, observed: Observed) -> list[str]:
 
 def explain(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    policy, observed, p = _look(args)
+    policy, observed, p, _ = _look(args)
     pool = policy.pools.get(args.pool)
     if pool is None:
         raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: {', '.join(policy.pools)}")
@@ -102,19 +103,43 @@ def explain(args: argparse.Namespace) -> int:
     return EXIT_OK if pp.status != "error" else EXIT_ERROR
 
 
-def _look(args: argparse.Namespace) -> tuple[Policy, Observed, Plan]:
-    """Read and plan, live or from the history given with `--against`; writes nothing."""
+def _look(args: argparse.Namespace) -> tuple[Policy, Observed, Plan, str]:
+    """Read and plan, live or from the history given with `--against`; writes nothing.
+    Also a header that says which: the recorded cycle and its age, or live."""
     loaded = load_policy(args.config)
     at = parse_at(args.at) if args.at else None
+    evaluated = f", evaluated at {at.isoformat(timespec='seconds')}" if at else ""
     if args.against:
-        observed, p = planned_against(loaded.policy, args.against, at)
-        return loaded.policy, observed, p
+        observed, p, when = planned_against(loaded.policy, args.against, at)
+        age = datetime.now(UTC) - when
+        header = (
+            f"Planned against {args.against}: the farm as its cycle of "
+            f"{when.isoformat(timespec='seconds')} left it ({_age(age)} ago){evaluated}"
+        )
+        return loaded.policy, observed, p, header
     svc = build_service(loaded, dry_run=True, history=False, watch=False)
     observed, p = svc.observe_and_plan(at)
-    return svc.policy, observed, p
+    return (
+        svc.policy,
+        observed,
+        p,
+        f"Planned live: the farms and license servers read now{evaluated}",
+    )
 
 
-def planned_against(policy: Policy, path: str, at: datetime | None) -> tuple[Observed, Plan]:
+def _age(d: timedelta) -> str:
+    """`2d 3h`, `4h 10m` or `5m 2s`: the two largest units of an age."""
+    s = max(0, int(d.total_seconds()))
+    if s >= 86400:
+        return f"{s // 86400}d {s % 86400 // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 60}m {s % 60}s"
+
+
+def planned_against(
+    policy: Policy, path: str, at: datetime | None
+) -> tuple[Observed, Plan, datetime]:
     """`policy` reconciled with the farm as the history's last cycle left it, and with the
     memory the history keeps; at `at`, or when that cycle ran."""
     if not Path(path).is_file():
@@ -133,7 +158,7 @@ def planned_against(policy: Policy, path: str, at: datetime | None) -> tuple[Obs
         observed = replace(observed, profiles=Observer(history).learned(policy, now))
     except (HistoryError, observation.RecordedError) as e:
         raise SyncError(f"{path}: {e}") from e
-    return observed, reconcile(policy, observed, memory, now)
+    return observed, reconcile(policy, observed, memory, now), when
 
 
 def selector_users(policy: Policy) -> set[str]:
