@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sync.domain import ACTIVE, PAUSED, Association, LimitMemory, LimitState
 from sync.law.limits import plan
 from sync.law.reasons import text
-from sync.law.render import explain_lines
+from sync.law.render import explain_lines, plan_lines
 from sync.law.state import SourceState
 from sync.licenses import Checkout, Feature, Report
 from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
@@ -535,3 +535,41 @@ def test_an_unlimited_limit_whose_source_is_down_falls_to_floor_once_stale():
         last_good=NOW - timedelta(minutes=2),
     )
     assert (held.new, held.status) == (None, "down")  # within stale_after: held, unlimited
+
+
+def test_a_pool_over_two_farms_names_each_limits_farm_in_the_plan():
+    other = "farm-" + "b" * 32
+    pool = Pool.model_validate(
+        {
+            "limits": [
+                {"farm": FARM, "limit": "amount.arnold"},
+                {"farm": other, "limit": "amount.arnold"},
+            ],
+            "features": [{"source": "s", "feature": "nuke_r"}],
+            "hysteresis": {"settle": 1},
+        }
+    )
+    policy = Policy.model_validate(
+        {
+            "farms": [{"id": FARM}, {"id": other}],
+            "sources": {"s": {"kind": "static", "features": {"nuke_r": 30}}},
+            "pools": {"arnold": pool.model_dump(exclude_unset=True)},
+        }
+    )
+    la = LimitState(FARM, "limit-a", "A", "amount.arnold", 30, 4)
+    lb = LimitState(other, "limit-b", "B", "amount.arnold", 30, 2)
+    p = plan(
+        policy,
+        {"s": SourceState(report(total=30, in_use=11), NOW)},
+        {(FARM, "amount.arnold"): la, (other, "amount.arnold"): lb},
+        {},
+        NOW,
+    )
+    lines = [ln.strip() for ln in plan_lines(p.pools["arnold"]) if "amount.arnold" in ln]
+    assert [ln.split(":")[0] for ln in lines] == [
+        f"~ arnold/amount.arnold on {FARM}",
+        f"~ arnold/amount.arnold on {other}",
+    ]
+    one = plan(mkpolicy(mkpool()), {"s": SourceState(report(total=30, in_use=11), NOW)},
+               {(FARM, "amount.nuke"): limit()}, {}, NOW)  # fmt: skip
+    assert plan_lines(one.pools["nuke"])[0].strip().startswith("~ nuke/amount.nuke: ")

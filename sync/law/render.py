@@ -50,17 +50,20 @@ def decision_line(d: Decision, fig: Figures | None) -> str:
 
 
 def plan_lines(pp: PoolPlan) -> list[str]:
-    """`plan`: each limit's change (or none), why, and the figures it came from."""
+    """`plan`: each limit's change (or none), why, and the figures it came from. A pool
+    over several farms names each limit's farm: two farms' `amount.nuke` are told apart."""
     out = []
+    farms = len({d.farm_id for d in pp.decisions}) > 1
     for d in pp.decisions:
+        name = f"{d.pool}/{d.limit_ref}" + (f" on {d.farm_id}" if farms else "")
         if d.changes_anything:
             what = [f"maxCount {count(d.current)} → {count(d.new)}"] if d.new is not None else []
             what += [f"pause queue {q}" for q in d.pause]
             what += [f"resume queue {q}" for q in d.resume]
             what += [f"requeue the {d.preempt} youngest task(s)"] if d.preempt else []
-            out.append(f"  ~ {d.pool}/{d.limit_ref}: {', '.join(what)}")
+            out.append(f"  ~ {name}: {', '.join(what)}")
         else:
-            out.append(f"    {d.pool}/{d.limit_ref}: no change (maxCount {count(d.current)})")
+            out.append(f"    {name}: no change (maxCount {count(d.current)})")
         out.append(f"      why: {text(d.why)}")
         if pp.figures is not None:
             f = pp.figures
