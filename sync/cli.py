@@ -132,6 +132,12 @@ def _add_look(sub: Sub) -> None:
         action="store_true",
         help="exit 2 when there are changes, 0 when there are none, 1 on error",
     )
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: the plan as a stable document for bots and CI (docs/cli.md)",
+    )
     p = _command(
         sub,
         "explain",

@@ -252,3 +252,27 @@ def test_a_feature_its_source_does_not_offer_is_an_error_not_a_floor(recorded_ru
         f"{typo}: pools.nuke.features.0: source 'lic' offers no feature 'nuke_rr'; "
         "did you mean 'nuke_r'?"
     )
+
+
+def test_plan_as_json_for_a_bot(recorded_run, tmp_path):
+    import json
+
+    new = edited(recorded_run, tmp_path, "headroom: 1", "headroom: 4")
+    db = str(recorded_run["db"])
+    p = cli("plan", "-c", new, "--against", db, "--format", "json", "--detailed-exitcode",
+            env=OFFLINE)  # fmt: skip
+    assert p.returncode == 2, p.stdout + p.stderr
+    doc = json.loads(p.stdout)  # nothing else on stdout
+    assert doc["version"] == 1 and doc["complete"] is True
+    assert doc["against"]["live"] is False and doc["against"]["history"] == db
+    assert doc["against"]["age_seconds"] >= 0
+    [limit] = doc["limits"]
+    assert (limit["pool"], limit["limit"], limit["max_count"], limit["new"]) == (
+        "nuke", "amount.nuke", 14, 11,
+    )  # fmt: skip
+    assert limit["changes"] is True and limit["why"] == "decrease 14 → 11 applied at once"
+    assert limit["reasons"] and all("kind" in r for r in limit["reasons"])
+    assert doc["changes"] == {"limits": 1, "jobs": 0}
+    same = cli("plan", "-c", recorded_run["policy"], "--against", db, "--format", "json",
+               "--detailed-exitcode", env=OFFLINE)  # fmt: skip
+    assert same.returncode == 0 and json.loads(same.stdout)["changes"] == {"limits": 0, "jobs": 0}

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from sync import logs
 from sync.app import build_service
 from sync.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from sync.commands.plan_json import plan_document
 from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.edges.history import History
@@ -26,12 +29,19 @@ from sync.policy import Policy, load_policy, parse_duration
 
 def plan(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    policy, observed, p, header = _look(args)
-    print(header + "\n")
+    look = _look(args)
+    policy, observed, p = look.policy, look.observed, look.plan
     if unknown := unoffered_features(policy, observed):
         for line in unknown:
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_ERROR
+    if getattr(args, "format", "text") == "json":
+        doc = plan_document(observed, p, args.against, look.recorded_at)
+        print(json.dumps(doc, indent=2))
+        return _exit(
+            doc["complete"], bool(doc["changes"]["limits"] or doc["changes"]["jobs"]), args
+        )
+    print(look.header + "\n")
     for name, state in observed.sources.items():
         report = state.report
         print(f"source {name}: " + ("up" if report.up else "DOWN: " + "; ".join(report.errors)))
@@ -52,13 +62,17 @@ def plan(args: argparse.Namespace) -> int:
     print()
     if p.errors:
         print("Plan: incomplete (errors above).")
-        return EXIT_ERROR
-    limits = len(p.changes)
-    if not (limits or writes):
+    elif not (p.changes or writes):
         print("No changes. Limits and job caps match the policy.")
-        return EXIT_OK
-    print(f"Plan: {limits} limit(s) and {len(writes)} job cap(s) to change.")
-    return EXIT_CHANGES if args.detailed_exitcode else EXIT_OK
+    else:
+        print(f"Plan: {len(p.changes)} limit(s) and {len(writes)} job cap(s) to change.")
+    return _exit(not p.errors, bool(p.changes or writes), args)
+
+
+def _exit(complete: bool, changes: bool, args: argparse.Namespace) -> int:
+    if not complete:
+        return EXIT_ERROR
+    return EXIT_CHANGES if changes and args.detailed_exitcode else EXIT_OK
 
 
 def unoffered_features(policy: Policy, observed: Observed) -> list[str]:
@@ -87,7 +101,8 @@ def unoffered_features(policy: Policy, observed: Observed) -> list[str]:
 
 def explain(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
-    policy, observed, p, _ = _look(args)
+    look = _look(args)
+    policy, observed, p = look.policy, look.observed, look.plan
     pool = policy.pools.get(args.pool)
     if pool is None:
         raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: {', '.join(policy.pools)}")
@@ -103,7 +118,15 @@ def explain(args: argparse.Namespace) -> int:
     return EXIT_OK if pp.status != "error" else EXIT_ERROR
 
 
-def _look(args: argparse.Namespace) -> tuple[Policy, Observed, Plan, str]:
+class Look(NamedTuple):
+    policy: Policy
+    observed: Observed
+    plan: Plan
+    header: str  # what it planned against, in words
+    recorded_at: datetime | None  # the recorded cycle's time (--against), or None: live
+
+
+def _look(args: argparse.Namespace) -> Look:
     """Read and plan, live or from the history given with `--against`; writes nothing.
     Also a header that says which: the recorded cycle and its age, or live."""
     loaded = load_policy(args.config)
@@ -116,15 +139,11 @@ def _look(args: argparse.Namespace) -> tuple[Policy, Observed, Plan, str]:
             f"Planned against {args.against}: the farm as its cycle of "
             f"{when.isoformat(timespec='seconds')} left it ({_age(age)} ago){evaluated}"
         )
-        return loaded.policy, observed, p, header
+        return Look(loaded.policy, observed, p, header, when)
     svc = build_service(loaded, dry_run=True, history=False, watch=False)
     observed, p = svc.observe_and_plan(at)
-    return (
-        svc.policy,
-        observed,
-        p,
-        f"Planned live: the farms and license servers read now{evaluated}",
-    )
+    live = f"Planned live: the farms and license servers read now{evaluated}"
+    return Look(svc.policy, observed, p, live, None)
 
 
 def _age(d: timedelta) -> str:

@@ -1,0 +1,79 @@
+"""`plan --format json`: the plan as data for bots and CI summaries, a stable document
+(docs/cli.md, "plan --format json"). Fields are only ever added; `version` says when
+one changes meaning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sync.law import reasons
+from sync.law.reconcile import Plan
+from sync.law.state import Observed
+
+VERSION = 1
+
+
+def plan_document(
+    observed: Observed, plan: Plan, history: str | None, recorded_at: datetime | None
+) -> dict[str, Any]:
+    limits = [
+        {
+            "pool": d.pool,
+            "farm": d.farm_id,
+            "limit": d.limit_ref,
+            "limit_id": d.limit_id,
+            "status": d.status,
+            "max_count": d.current,
+            "target": d.target,
+            "new": d.new,
+            "pause": list(d.pause),
+            "resume": list(d.resume),
+            "requeue": d.preempt,
+            "changes": d.changes_anything,
+            "why": reasons.text(d.why),
+            "reasons": reasons.data(d.why),
+        }
+        for pp in plan.pools.values()
+        for d in pp.decisions
+    ]
+    jobs = [
+        {
+            "farm": fj.farm_id,
+            "queue": w.queue_id,
+            "job": w.job_id,
+            "pool": w.pool,
+            "max_worker_count": w.old,
+            "new": w.value,
+            "kind": "restore" if w.restore else "cap",
+            "why": reasons.text(w.why),
+        }
+        for fj in plan.farms_jobs
+        for w in fj.writes
+    ]
+    return {
+        "version": VERSION,
+        "against": _against(history, recorded_at),
+        "sources": {
+            name: {"up": s.report.up, "errors": list(s.report.errors)}
+            for name, s in observed.sources.items()
+        },
+        "limits": limits,
+        "jobs": jobs,
+        "unread_jobs": sum(f.unread for f in observed.farms.values()),
+        "errors": [*observed.errors, *plan.errors],
+        "complete": not plan.errors,
+        "changes": {"limits": sum(1 for x in limits if x["changes"]), "jobs": len(jobs)},
+    }
+
+
+def _against(history: str | None, recorded_at: datetime | None) -> dict[str, Any]:
+    if history is None or recorded_at is None:
+        return {"live": True}
+    age = (datetime.now(UTC) - recorded_at).total_seconds()
+    return {
+        "live": False,
+        "history": history,
+        "cycle": recorded_at.isoformat(),
+        "age_seconds": round(max(0.0, age)),
+    }
