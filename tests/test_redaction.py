@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.offline.redact import hashed, quiet, unhash
+from sync.offline.redact import hashed, hashes_of, quiet, unhash
 from tests.clirun import run_cli as cli
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
@@ -108,7 +108,7 @@ def test_a_hash_is_matched_only_to_the_name_it_came_from():
     key = os.urandom(16)
     mark = hashed(CREATOR, key)
     assert mark.startswith("~") and CREATOR not in mark
-    assert unhash(mark, key, ["akim@studio", CREATOR]) == CREATOR
-    assert unhash(mark, key, ["akim@studio"]) == mark
-    assert unhash(mark, os.urandom(16), [CREATOR]) == mark
-    assert unhash("plain", key, [CREATOR]) == "plain"
+    assert unhash(mark, hashes_of(key, ["akim@studio", CREATOR])) == CREATOR
+    assert unhash(mark, hashes_of(key, ["akim@studio"])) == mark
+    assert unhash(mark, hashes_of(os.urandom(16), [CREATOR])) == mark
+    assert unhash("plain", hashes_of(key, [CREATOR])) == "plain"

@@ -26,7 +26,7 @@ from sync.domain import (
 )
 from sync.law.state import FarmRead, Observed, SourceState
 from sync.licenses import report_from_dict
-from sync.offline.redact import Redactor, unhash
+from sync.offline.redact import Redactor, hashes_of, unhash
 
 VERSION = 1
 
@@ -82,8 +82,8 @@ def load(data: Any, users: Iterable[str] = ()) -> tuple[Observed, datetime, bool
             for name, s in data["sources"].items()
         }
         key = bytes.fromhex(data.get("redacted") or "")
-        names = tuple(users) if key else ()
-        farms = {farm_id: _read(farm_id, f, key, names) for farm_id, f in data["farms"].items()}
+        names = hashes_of(key, users) if key else {}
+        farms = {farm_id: _read(farm_id, f, names) for farm_id, f in data["farms"].items()}
         observed = Observed(sources, farms, tuple(data["errors"]))
         return observed, datetime.fromisoformat(data["at"]), bool(data["first_look"])
     except (KeyError, TypeError, ValueError) as e:
@@ -174,11 +174,11 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _read(farm_id: str, f: Mapping[str, Any], key: bytes, users: tuple[str, ...]) -> FarmRead:
+def _read(farm_id: str, f: Mapping[str, Any], names: Mapping[str, str]) -> FarmRead:
     limits: dict[str, LimitState | str] = {
         ref: v if isinstance(v, str) else _limit_state(farm_id, v) for ref, v in f["limits"].items()
     }
-    jobs = None if f["jobs"] is None else tuple(_job_info(j, key, users) for j in f["jobs"])
+    jobs = None if f["jobs"] is None else tuple(_job_info(j, names) for j in f["jobs"])
     steps = {
         job_id: tuple(StepAmounts(sid, dict(amounts), int(tasks)) for sid, amounts, tasks in s)
         for job_id, s in f["steps"].items()
@@ -198,12 +198,12 @@ def _limit_state(farm_id: str, v: Mapping[str, Any]) -> LimitState:
     )
 
 
-def _job_info(row: list[Any], key: bytes, users: tuple[str, ...]) -> JobInfo:
+def _job_info(row: list[Any], names: Mapping[str, str]) -> JobInfo:
     if not isinstance(row, list):
         raise TypeError(f"a job is a row of {len(JOB_FIELDS)} values, not {type(row).__name__}")
     j = dict(zip(JOB_FIELDS, row, strict=True))
-    if users:
-        j["created_by"] = unhash(j["created_by"], key, users)
+    if names:
+        j["created_by"] = unhash(j["created_by"], names)
     if isinstance(j["created_at"], str):
         try:
             j["created_at"] = datetime.fromisoformat(j["created_at"])

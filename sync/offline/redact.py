@@ -59,11 +59,14 @@ def quiet(message: str) -> str:
     return _QUOTED.sub("'…'", message)
 
 
-def unhash(value: str, key: bytes, names: Iterable[str]) -> str:
-    """`value` as one of `names` when it is that name's hash, else as it is."""
-    if not value.startswith(MARK):
-        return value
-    return next((n for n in names if hashed(n, key) == value), value)
+def hashes_of(key: bytes, names: Iterable[str]) -> dict[str, str]:
+    """Each name by its hash under `key`: made once, looked up for every job."""
+    return {hashed(n, key): n for n in names}
+
+
+def unhash(value: str, names_by_hash: Mapping[str, str]) -> str:
+    """`value` as the name it is the hash of (`hashes_of`), else as it is."""
+    return names_by_hash.get(value, value)
 
 
 def any_farm(checks: Iterable[FarmCheck | None]) -> FarmCheck | None:
