@@ -73,10 +73,10 @@ _STATUS = {
 
 
 @functools.cache
-def _deadline_model() -> DeadlineModel:
-    model = object.__new__(DeadlineModel)
-    model._load()
-    return model
+def shared_model() -> DeadlineModel:
+    """The model, read once a process: it does not change, and each endpoint reading it
+    anew cost 40 ms."""
+    return DeadlineModel()
 
 
 class _Server(ThreadingHTTPServer):
@@ -135,13 +135,9 @@ def _coerce(shape: Shape, value: str) -> Any:
 
 
 class DeadlineModel:
-    """The bits of botocore's `deadline` model the server needs, read once a process
-    (the model does not change; each endpoint reading it anew cost 40 ms)."""
+    """The bits of botocore's `deadline` model the server needs."""
 
-    def __new__(cls) -> DeadlineModel:
-        return _deadline_model()
-
-    def _load(self) -> None:
+    def __init__(self) -> None:
         self.model = botocore.session.get_session().get_service_model("deadline")
         self.routes = [_Route(self.model.operation_model(n)) for n in self.model.operation_names]
         self.validator = ParamValidator()
@@ -273,7 +269,7 @@ class FakeDeadline:
     ):
         self.farm = farm
         self.faults = faults or Faults()
-        self.model = DeadlineModel()
+        self.model = shared_model()
         self.license_text = license_text  # (kind, server) -> str
         self.calls: dict[str, int] = {}
         # called with the operation's name before it is handled; may block or raise FakeError
@@ -363,22 +359,26 @@ class FakeDeadline:
             injected = queued.pop(0) if queued else None
         if self.faults.latency and injected is None and not burst:
             time.sleep(self.faults.latency)
-        refusal = (
-            (injected, f"injected {injected}", _STATUS.get(injected or "", 400))
-            if injected is not None
-            else ("ThrottlingException", "Rate exceeded", 429)
-            if burst
-            else ("AccessDeniedException", f"not authorized to perform deadline:{op.name}", 403)
-            if op.name in self.faults.deny
-            else ("ThrottlingException", "Rate exceeded", 429)
-            if roll < self.faults.throttle_rate
-            else ("InternalServerErrorException", "simulated failure", 500)
-            if roll < self.faults.throttle_rate + self.faults.error_rate
-            else None
-        )
+        refusal = self._refusal(op.name, roll, burst, injected)
         if refusal is not None:
             self._error(h, *refusal)
         return refusal is not None
+
+    def _refusal(
+        self, op: str, roll: float, burst: bool, injected: str | None
+    ) -> tuple[str, str, int] | None:
+        """Which fault answers this call, in the order they take precedence, or None."""
+        if injected is not None:
+            return injected, f"injected {injected}", _STATUS.get(injected, 400)
+        if burst:
+            return "ThrottlingException", "Rate exceeded", 429
+        if op in self.faults.deny:
+            return "AccessDeniedException", f"not authorized to perform deadline:{op}", 403
+        if roll < self.faults.throttle_rate:
+            return "ThrottlingException", "Rate exceeded", 429
+        if roll < self.faults.throttle_rate + self.faults.error_rate:
+            return "InternalServerErrorException", "simulated failure", 500
+        return None
 
     def _sim_route(self, h: Any, url: Any) -> None:
         kind = url.path.removeprefix("/_sim/")
