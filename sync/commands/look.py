@@ -35,7 +35,7 @@ def plan(args: argparse.Namespace) -> int:
         for line in unknown:
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_ERROR
-    if getattr(args, "format", "text") == "json":
+    if args.format == "json":
         doc = plan_document(observed, p, args.against, look.recorded_at)
         print(json.dumps(doc, indent=2))
         return _exit(

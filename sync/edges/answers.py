@@ -76,7 +76,7 @@ def deadline_for_call(budget: Budget, seconds: float = CALL_DEADLINE) -> Any:
 
 
 def bound_answers(client: Any, max_answer: int = MAX_ANSWER) -> None:
-    """Make `client` read its answers through `read_bounded`."""
+    """Make `client` read its answers through `_read_bounded`."""
     session = client._endpoint.http_session  # botocore keeps no public handle on it
 
     def send(request: Any, **_: Any) -> Any:

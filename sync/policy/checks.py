@@ -128,12 +128,13 @@ def _shadowed(name: str, pool: Pool) -> list[tuple[tuple[Any, ...], str]]:
     """A reserve window that earlier ones (in the same zone) cover whole never applies:
     the first window that matches wins. Say it, rather than ignore it silently."""
     out, windows = [], pool.reserve.schedule
+    minutes = [_minutes(w) for w in windows]  # each window's, once
     for j, w in enumerate(windows):
-        earlier = [(i, v) for i, v in enumerate(windows[:j]) if v.tz == w.tz]
-        by = [m for _, v in earlier for m in _minutes(v)]
-        mine = _minutes(w)
+        earlier = [i for i in range(j) if windows[i].tz == w.tz]
+        by = [m for i in earlier for m in minutes[i]]
+        mine = minutes[j]
         if mine and by and sum(_covered(p, by) for p in mine) == sum(hi - lo for lo, hi in mine):
-            over = [v for _, v in earlier if any(_covered(p, _minutes(v)) for p in mine)]
+            over = [windows[i] for i in earlier if any(_covered(p, minutes[i]) for p in mine)]
             names = ", ".join(f"{v.days} {v.hours}" for v in over)
             out.append(
                 (
