@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 
-from sync.edges.sources import flexlm
+from sync.licenses import flexlm
 
 
 def generate(features: int = 50, checkouts: int = 20_000, seed: int = 7) -> tuple[str, int]:

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sync import __version__
-from sync.edges.sources import TOOLS
 from sync.errors import SyncError
+from sync.licenses.kinds import TOOLS
 from sync.offline.simulation import STRATEGIES
 from sync.settings import CYCLE_TABLES, STOP_GRACE
 

@@ -7,8 +7,9 @@ import json
 import sys
 from typing import Any
 
-from sync.edges.sources import flexlm, parse_text
 from sync.errors import ParseError, SyncError
+from sync.licenses import flexlm
+from sync.licenses.kinds import parse_text
 
 
 def parse(args: argparse.Namespace) -> int:

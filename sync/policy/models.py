@@ -7,7 +7,7 @@ import difflib
 import math
 import re
 from datetime import datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
@@ -17,9 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
+
+from sync.licenses.kinds import TOOLS
+from sync.licenses.tool import Tool
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -165,18 +169,27 @@ ServerSpec = Annotated[
 ]
 
 
-class FlexlmSourceConfig(Model):
-    kind: Literal["flexlm"]
+class ToolSourceConfig(Model):
+    """A source read by a license manager's status tool: one model a `Tool` of TOOLS."""
+
+    kind: str
     servers: Annotated[list[ServerSpec], Field(min_length=1)]
-    executable: Executable = "lmutil"
+    executable: Executable
     timeout: ToolTimeout = 20.0
 
 
-class RlmSourceConfig(Model):
-    kind: Literal["rlm"]
-    servers: Annotated[list[ServerSpec], Field(min_length=1)]
-    executable: Executable = "rlmutil"
-    timeout: ToolTimeout = 20.0
+def _tool_source_model(tool: Tool) -> type[ToolSourceConfig]:
+    """The policy's entry for `tool`: its kind as the tag, its executable as the default."""
+    return create_model(
+        f"{tool.kind.capitalize()}SourceConfig",
+        __base__=ToolSourceConfig,
+        __module__=__name__,
+        kind=(Literal[tool.kind], ...),  # type: ignore[arg-type]  # a tag known at run time
+        executable=(Executable, tool.executable),
+    )
+
+
+TOOL_SOURCES = tuple(_tool_source_model(t) for t in TOOLS.values())
 
 
 class CommandSourceConfig(Model):
@@ -198,7 +211,7 @@ class StaticSourceConfig(Model):
 
 
 SourceConfig = Annotated[
-    FlexlmSourceConfig | RlmSourceConfig | CommandSourceConfig | StaticSourceConfig,
+    Union[(*TOOL_SOURCES, CommandSourceConfig, StaticSourceConfig)],  # type: ignore[valid-type]
     Field(discriminator="kind"),
 ]
 

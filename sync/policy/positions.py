@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from sync.errors import PolicyError
+from sync.licenses.kinds import OTHER_KINDS, TOOLS
 from sync.policy.models import Policy
 
 M = TypeVar("M", bound=BaseModel)
@@ -202,13 +203,14 @@ def _mis_indented(
     return None
 
 
+_KINDS = frozenset((*TOOLS, *OTHER_KINDS))
+
+
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic puts the union tag (e.g. 'flexlm') and validator names into loc
     out = []
     for p in loc:
-        if isinstance(p, str) and (
-            p in ("flexlm", "rlm", "command", "static") or p.startswith("function-")
-        ):
+        if isinstance(p, str) and (p in _KINDS or p.startswith("function-")):
             continue
         out.append(p)
     return tuple(out)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sync.edges.sources import flexlm
 from sync.errors import ParseError
+from sync.licenses import flexlm
 from tests.conftest import fixture_text
 
 

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.edges.sources import flexlm, rlm
 from sync.errors import ParseError
-from sync.licenses import Report
+from sync.licenses import Report, flexlm, rlm
 
 FIX = Path(__file__).parent.parent / "fixtures"
 FLEX = sorted((FIX / "flexlm").glob("*.txt"))

@@ -14,10 +14,10 @@ from sync.edges.sources import (
     CommandSource,
     StaticSource,
     ToolSource,
-    parse_command_output,
 )
 from sync.edges.sources.runner import RunResult, run_tool
 from sync.errors import SourceError
+from sync.licenses.kinds import parse_command_output
 from sync.policy import check_server_spec
 
 BIN = Path(__file__).parent.parent / "bin"
@@ -181,7 +181,7 @@ def test_parser_bug_does_not_escape(monkeypatch):
 
     from dataclasses import replace
 
-    from sync.edges.sources import TOOLS
+    from sync.licenses.kinds import TOOLS
 
     monkeypatch.setitem(TOOLS, "flexlm", replace(TOOLS["flexlm"], parse=boom))
     r = flex(["27000@a"], run=lambda a, t: RunResult(tuple(a), 0, "x", "")).read()
@@ -275,7 +275,7 @@ def test_command_source_rejects_garbage_clearly(tmp_path, body, message):
 
 
 def test_command_report_round_trips_the_contract():
-    from sync.edges.sources import flexlm
+    from sync.licenses import flexlm
     from tests.conftest import fixture_text
 
     report = flexlm.parse(fixture_text("flexlm/single_server.txt"))
@@ -323,3 +323,48 @@ def test_a_tool_that_exits_leaving_a_child_on_its_stdout_is_read(fake_path, tmp_
     assert time.monotonic() - t0 < 5  # a grace after the exit, not the timeout
     child = int((tmp_path / "pids").read_text().split()[1])
     assert _gone(child, b"sleep\x00300\x00")  # killed with the tool's group
+
+
+NEW_MANAGER = r"""
+import sys
+from sync.licenses import Feature, Report
+from sync.licenses.kinds import TOOLS
+from sync.licenses.tool import Tool
+
+def parse(text):
+    name, total, used = text.split()
+    return Report("lmx", True, features=(Feature(None, name, None, int(total), int(used)),))
+
+# the one registration: a Tool in TOOLS, before anything reads it
+TOOLS["lmx"] = Tool("lmx", sys.executable, lambda exe, server: [exe, "-c", "print('maya 9 4')"],
+                    parse)
+
+from sync.cli import build_parser
+from sync.edges.sources import source_for
+from sync.policy import parse_policy
+
+loaded = parse_policy('''
+farms: [{id: farm-0123456789abcdef0123456789abcdef}]
+sources: {x: {kind: lmx, servers: ["6200@lmx1"], timeout: 5}}
+pools: {maya: {limit: amount.maya, features: [{source: x, feature: maya}]}}
+''')
+report = source_for("x", loaded.policy.sources["x"]).read()
+print(report.up, report.features[0].feature, report.features[0].total)
+try:
+    build_parser().parse_args(["parse", "--format", "lmx", "-"])
+    print("parse --format lmx accepted")
+except SystemExit:
+    print("parse --format lmx refused")
+"""
+
+
+def test_a_new_license_manager_is_one_registration():
+    """A kind registered in TOOLS is a policy `kind:` with its own default executable, a
+    reader that runs its tool as a process, and a `parse --format` choice."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", NEW_MANAGER], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["True maya 9", "parse --format lmx accepted"]

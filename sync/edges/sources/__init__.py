@@ -1,25 +1,22 @@
 """License sources: each turns one license server (or a redundant set) into a `Report`.
 
-Parsing is a pure function of text (`flexlm.parse`, `rlm.parse`); the readers here are
-the thin edge that runs the tool through an injected `run`, so tests can hand them text.
-Each license manager read by a status tool is a `Tool` of its own module, listed once in
-`TOOLS`.
+Parsing is a pure function of text (`sync/licenses/`: each manager's `parse`, listed once
+in `TOOLS`); the readers here are the thin edge that runs the tool through an injected
+`run`, so tests can hand them text.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.edges.sources import flexlm, rlm
 from sync.edges.sources.runner import Runner, run_tool
 from sync.errors import ParseError, SourceError
-from sync.licenses import Feature, Report, Server, down_report, report_from_dict
+from sync.licenses import Feature, Report, Server, down_report
+from sync.licenses.kinds import TOOLS, parse_command_output
 
 DEFAULT_TIMEOUT = 20.0
-TOOLS = {t.kind: t for t in (flexlm.TOOL, rlm.TOOL)}  # a new license manager: one line here
 
 
 def _servers_of(spec: str) -> tuple[Server, ...]:
@@ -132,15 +129,6 @@ class CommandSource(Source):
             return down_report("command", f"{self.command[0]!r} printed an invalid report: {e}")
 
 
-def parse_command_output(text: str) -> Report:
-    """A `command` source's stdout → `Report`; `ParseError` naming what is wrong."""
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ParseError(f"not JSON ({e}); first bytes: {text[:80]!r}") from e
-    return report_from_dict(data)
-
-
 @dataclass
 class StaticSource(Source):
     """Fixed totals written in the policy (a license with no server to ask)."""
@@ -160,29 +148,12 @@ class StaticSource(Source):
 def source_for(name: str, cfg: Any) -> Source:
     """The reader for one `sources:` entry of the policy."""
     # here, not at the top: `license-sync --help` lists TOOLS without loading pydantic
-    from sync.policy import (
-        CommandSourceConfig,
-        FlexlmSourceConfig,
-        RlmSourceConfig,
-        StaticSourceConfig,
-    )
+    from sync.policy import CommandSourceConfig, StaticSourceConfig, ToolSourceConfig
 
-    if isinstance(cfg, FlexlmSourceConfig | RlmSourceConfig):
+    if isinstance(cfg, ToolSourceConfig):
         return ToolSource(name, cfg.kind, list(cfg.servers), cfg.executable, cfg.timeout)
     if isinstance(cfg, CommandSourceConfig):
         return CommandSource(name, list(cfg.command), cfg.timeout)
     if isinstance(cfg, StaticSourceConfig):
         return StaticSource(name, dict(cfg.features))
     raise TypeError(f"unknown source config {cfg!r}")
-
-
-def parse_text(text: str, fmt: str) -> Report:
-    """Parse a captured status output; unparseable text gives an `up: false` report."""
-    try:
-        if fmt in TOOLS:
-            return TOOLS[fmt].parse(text)
-        if fmt in ("command", "json"):
-            return parse_command_output(text)
-    except ParseError as e:
-        return down_report(fmt, str(e))
-    raise ValueError(f"unknown format {fmt!r}: use {', '.join(TOOLS)} or command")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sync.edges.sources.tool import Tool
 from sync.errors import ParseError
 from sync.licenses import Checkout, Feature, Report, Reservation, Server, Vendor
+from sync.licenses.tool import Tool
 
 FORMAT = "flexlm"
 
@@ -461,4 +461,4 @@ def parse_expiry(text: str) -> list[ExpiryEntry]:
     return out
 
 
-TOOL = Tool("flexlm", lambda exe, server: [exe, "lmstat", "-a", "-c", server], parse)
+TOOL = Tool("flexlm", "lmutil", lambda exe, server: [exe, "lmstat", "-a", "-c", server], parse)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sync.edges.sources.flexlm import normalise_expiry
-from sync.edges.sources.tool import Tool
 from sync.errors import ParseError
 from sync.licenses import Checkout, Feature, Report, Server, Vendor
+from sync.licenses.flexlm import normalise_expiry
+from sync.licenses.tool import Tool
 
 FORMAT = "rlm"
 
@@ -210,4 +210,4 @@ def _feature(p: _Product) -> Feature:
     )
 
 
-TOOL = Tool("rlm", lambda exe, server: [exe, "rlmstat", "-a", "-c", server], parse)
+TOOL = Tool("rlm", "rlmutil", lambda exe, server: [exe, "rlmstat", "-a", "-c", server], parse)

@@ -11,8 +11,14 @@ from sync.licenses import Report
 
 @dataclass(frozen=True)
 class Tool:
-    """A `kind:` of the policy's sources that runs a status tool and parses its output."""
+    """A `kind:` of the policy's sources that runs a status tool and parses its output.
+
+    Everything else follows from it: the policy's model for the kind (`kind`, `servers`,
+    `executable` defaulting to this one, `timeout`), the reader that runs it, and the
+    choices of `parse --format`.
+    """
 
     kind: str  # as the policy names it
+    executable: str  # the tool's usual name, looked up on PATH unless the policy says
     status_argv: Callable[[str, str], list[str]]  # (executable, port@host) → argv, no shell
     parse: Callable[[str], Report]  # pure: the tool's text → a Report, ParseError if not its
