@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sync.cycle.service import Service
+from sync.cycle.writes import WRITES
 from sync.edges.deadline import Deadline, make_client
 from sync.edges.history import History
 from sync.edges.metrics import HealthServer, Metrics
@@ -330,6 +331,11 @@ def test_metrics_over_http(world):
         assert 'license_sync_api_calls_total{operation="UpdateLimit",outcome="ok"} 1.0' in text
         assert 'license_sync_cycles_total{result="ok"} 1.0' in text
         assert 'license_sync_changes_total{kind="max_count"} 1.0' in text
+        # every kind of write has its series from the start, even one never made yet
+        docs = (Path(__file__).parent.parent / "docs/operations.md").read_text()
+        for kind in {k.kind for k in WRITES} - {"max_count"}:
+            assert f'license_sync_changes_total{{kind="{kind}"}} 0.0' in text
+            assert f"`{kind}`" in docs  # and docs/operations.md says it exists
         assert "license_sync_license_expiry_timestamp_seconds" in text
         assert f'license_sync_policy_info{{sha="{w.svc.loaded.sha}"}} 1.0' in text
         assert urllib.request.urlopen(f"{base}/healthz", timeout=10).status == 200
@@ -691,7 +697,8 @@ def test_artists_refused_have_the_farms_youngest_task_requeued(world):
     r = w.svc.run_cycle()
     [d] = r.plan.decisions
     assert (d.target, d.preempt) == (14, 1)  # 20 − 5 − 1; the farm holds one too many
-    [(_, task)] = r.outcome.preempted
+    [requeue] = r.outcome.preempted
+    task = requeue.task
     assert task.job_id == young  # the youngest; the old job's 20 minutes are not thrown away
     assert w.farm.in_use(w.limit_id) == 14
     rows = w.svc.history.query("job_changes")
@@ -733,7 +740,7 @@ def test_preemption_counts_what_runs_hold_never_the_late_count_nor_a_run_giving_
     r = w.svc.run_cycle()
     [d] = r.plan.decisions
     assert (d.current_count, d.target) == (10, 14)  # by the count, nothing to requeue
-    assert [t.job_id for _, t in r.outcome.preempted] == [young]
+    assert [w.task.job_id for w in r.outcome.preempted] == [young]
     w.clock.advance(60)
     w.farm.tick(w.clock.t)  # the requeued run is still exiting: the server still shows 15
     r = w.svc.run_cycle()
@@ -757,7 +764,7 @@ def test_running_chunks_are_never_requeued_and_are_counted(world):
     w.src.farm, w.src.artists, w.src.queued = held, 20 - held, 3
     r = w.svc.run_cycle()
     assert r.ok, r.errors
-    requeued = {t.job_id for _, t in r.outcome.preempted}
+    requeued = {w.task.job_id for w in r.outcome.preempted}
     assert requeued == {single}
     skipped = w.metrics.registry.get_sample_value(
         "license_sync_preempt_skipped_total", {"reason": "chunked"}

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sync.cycle.memory import MemoryStore
+from sync.cycle.writes import WRITES, JobCaps, MaxCount, Pause, Resume, TaskRequeue, Write
 from sync.domain import (
-    ACTIVE,
-    PAUSED,
     Decision,
     JobChange,
     JobOriginal,
     Reason,
-    RunningTask,
     Stamp,
     Why,
 )
@@ -30,7 +28,7 @@ from sync.edges.metrics import Metrics
 from sync.errors import DeadlineError, HistoryError
 from sync.law.jobplan import FarmJobs
 from sync.law.limits import requeues
-from sync.law.reasons import count, text
+from sync.law.reasons import text
 from sync.law.reconcile import Plan, Reopen, Requeue
 
 log = logging.getLogger("license_sync")
@@ -50,7 +48,7 @@ class Applied:
 class Outcome:
     applied: list[Applied] = field(default_factory=list)
     job_changes: list[JobChange] = field(default_factory=list)
-    preempted: list[tuple[Requeue, RunningTask]] = field(default_factory=list)
+    preempted: list[TaskRequeue] = field(default_factory=list)
     originals: dict[str, JobOriginal] = field(default_factory=dict)  # records after the writes
     errors: list[str] = field(default_factory=list)
     # per limit, the stamp each of our pauses left on its queue (read back after the write)
@@ -74,6 +72,8 @@ class Writer:
         self.metrics = metrics
         self.stopping = False  # set on SIGTERM: no new write starts
         self.requeued: dict[str, datetime] = {}  # task id → when we requeued it (releasing)
+        for w in WRITES:  # every kind's series from the first scrape: rate() needs a zero
+            metrics.changes.labels(w.kind)
 
     def act(self, plan: Plan, now: datetime, *, limits: bool, jobs: bool) -> Outcome:
         """Write what `plan` says: limits and reopened queues if `limits`, job caps if `jobs`.
@@ -136,55 +136,35 @@ class Writer:
 
     # -- limits and queues ------------------------------------------------------------------
 
+    def _write(self, w: Write, dl: Deadline, d: Decision | Requeue, reason: str = "") -> None:
+        """Make one write, count it under its kind and say so in the log."""
+        w.send(dl)
+        self.metrics.changes.labels(w.kind).inc()
+        said = f"{w.words()}: {reason}" if reason else w.words()
+        log.log(w.level, "pool %s limit %s: %s", d.pool, d.limit_ref, said,
+                extra={"pool": d.pool, "limit": d.limit_ref, "reason": reason})  # fmt: skip
+
     def _limit(self, d: Decision, plan: Plan, now: datetime) -> Applied:
         if self.stopping:
             return Applied(d, False, None)  # stopping: the next start plans afresh
         a = Applied(d)
         dl = self.deadline_for(d.farm_id)
-        ctx = {"pool": d.pool, "limit": d.limit_ref, "reason": text(d.why)}
+        reason = text(d.why)
         assert d.limit_id is not None
         try:
             if d.new is not None:
                 self._remember_original(d, now)
-                dl.update_limit(d.limit_id, d.new)
-                self.metrics.changes.labels("max_count").inc()
-                log.info(
-                    "pool %s limit %s: maxCount %s → %s: %s",
-                    d.pool,
-                    d.limit_ref,
-                    count(d.current),
-                    count(d.new),
-                    ctx["reason"],
-                    extra=ctx,
-                )
-            self._associations(dl, d, PAUSED, d.pause, a, ctx)
-            self._associations(dl, d, ACTIVE, d.resume, a, ctx)
+                self._write(MaxCount(d.farm_id, d.limit_id, d.current, d.new), dl, d, reason)
+            for q in d.pause:
+                self._write(Pause(d.farm_id, q, d.limit_id), dl, d, reason)
+                self._stamp(dl, d, q, a)
+            for q in d.resume:
+                self._write(Resume(d.farm_id, q, d.limit_id), dl, d, reason)
         except (DeadlineError, HistoryError) as e:
             a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
-            log.error("%s", a.error, extra={**ctx, "reason": str(e)})
+            log.error("%s", a.error,
+                      extra={"pool": d.pool, "limit": d.limit_ref, "reason": str(e)})  # fmt: skip
         return a
-
-    def _associations(
-        self, dl: Deadline, d: Decision, status: str, queues: tuple[str, ...], a: Applied, ctx: dict
-    ) -> None:
-        assert d.limit_id is not None
-        what = "paused" if status == PAUSED else "resumed"
-        for q in queues:
-            dl.update_association(q, d.limit_id, status)
-            if status == PAUSED:
-                self._stamp(dl, d, q, a)
-            self.metrics.changes.labels("pause" if status == PAUSED else "resume").inc()
-            level = logging.WARNING if status == PAUSED else logging.INFO
-            log.log(
-                level,
-                "pool %s limit %s: queue %s %s: %s",
-                d.pool,
-                d.limit_ref,
-                q,
-                what,
-                ctx["reason"],
-                extra=ctx,
-            )
 
     def _stamp(self, dl: Deadline, d: Decision, q: str, a: Applied) -> None:
         """Read back who wrote the pause, to tell a person's later stop from ours. Without
@@ -211,7 +191,8 @@ class Writer:
         still = []
         for q in r.queues:
             try:
-                self.deadline_for(r.farm_id).update_association(q, r.limit_id, ACTIVE)
+                Resume(r.farm_id, q, r.limit_id).send(self.deadline_for(r.farm_id))
+                self.metrics.changes.labels(Resume.kind).inc()
                 log.info("limit %s left the policy: queue %s resumed", r.limit_ref, q)
             except DeadlineError as e:
                 still.append(q)
@@ -242,17 +223,10 @@ class Writer:
             if holding.errors:
                 self.metrics.preempt_skipped.labels("unread").inc(len(holding.errors))
             for task in chosen:
-                dl.requeue_task(task)
+                w = TaskRequeue(p.pool, p.farm_id, task, now)
+                self._write(w, dl, p)
                 self.requeued[task.task_id] = now
-                out.preempted.append((p, task))
-                self.metrics.changes.labels("preempt").inc()
-                log.warning(
-                    "pool %s limit %s: task %s of job %s requeued (ran %ss) to give its "
-                    "license back",
-                    p.pool, p.limit_ref, task.task_id, task.job_id,
-                    int((now - task.started_at).total_seconds()),
-                    extra={"pool": p.pool, "limit": p.limit_ref},
-                )  # fmt: skip
+                out.preempted.append(w)
         except DeadlineError as e:
             out.errors.append(f"pool {p.pool} limit {p.limit_ref}: preemption: {e}")
             log.error("pool %s limit %s: preemption: %s", p.pool, p.limit_ref, e)
@@ -308,7 +282,7 @@ class Writer:
         changes = self._settle(fj, answers, out, errors, now)
         out.job_changes += changes
         if changes:
-            self.metrics.changes.labels("max_worker_count").inc(len(changes))
+            self.metrics.changes.labels(JobCaps.kind).inc(len(changes))
 
     def _send(self, fj: FarmJobs, errors: list[str]) -> dict[str, tuple[str, str]]:
         """Each write's answer by job: a chunk whose call failed is `NotSent`, item by item,
@@ -316,9 +290,7 @@ class Writer:
         if not fj.writes:
             return {}
         try:
-            answers, failures = self.deadline_for(fj.farm_id).update_jobs(
-                [(w.queue_id, w.job_id, w.value) for w in fj.writes]
-            )
+            answers, failures = JobCaps(fj.farm_id, fj.writes).send(self.deadline_for(fj.farm_id))
         except DeadlineError as e:  # refused before anything was sent
             return {w.job_id: ("NotSent", str(e)) for w in fj.writes} | {"": ("", str(e))}
         errors += [f"BatchUpdateJob failed (retried next cycle): {e}" for e in failures]

@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from sync.cycle.act import Outcome
-from sync.domain import Decision, JobChange, LimitMemory, Reason, RunningTask
+from sync.cycle.writes import job_change_row
+from sync.domain import Decision, LimitMemory
 from sync.edges.history import History
 from sync.edges.metrics import Metrics, Snapshot
 from sync.errors import HistoryError
 from sync.law import reasons
 from sync.law.limits import PoolPlan, farm_selector
-from sync.law.reconcile import Plan, Requeue
+from sync.law.reconcile import Plan
 from sync.law.state import Observed
 from sync.offline import observation
 from sync.offline.redact import Redactor, any_farm, quiet
@@ -75,7 +76,7 @@ def record(
                     for e in result.errors
                 ],
                 [job_change_row(c) for c in result.outcome.job_changes]
-                + [_preempt_row(p, t, result.started) for p, t in result.outcome.preempted],
+                + [w.row() for w in result.outcome.preempted],
             )
             history.set_state("observed", _as_left(result, redactor), finished)
             history.prune(result.started)
@@ -182,38 +183,6 @@ def _decisions(result: CycleResult) -> list[dict[str, Any]]:
                 }
             )
     return rows
-
-
-def job_change_row(c: JobChange) -> dict[str, Any]:
-    """One job_changes row: the one place its columns are spelt out."""
-    return {
-        "at": c.at.isoformat(),
-        "pool": c.record.pool,
-        "farm_id": c.record.farm_id,
-        "queue_id": c.record.queue_id,
-        "job_id": c.record.job_id,
-        "original": c.record.original,
-        "old": c.old,
-        "new": c.new,
-        "kind": c.kind,
-        "reason": reasons.text(c.why),
-        "why": json.dumps(reasons.data(c.why)),
-    }
-
-
-def _preempt_row(p: Requeue, task: RunningTask, at: datetime) -> dict[str, Any]:
-    ran = int((at - task.started_at).total_seconds())
-    why = (Reason.of("preempted", task=task.task_id, ran=ran, units=task.units),)
-    return {
-        "at": at.isoformat(),
-        "pool": p.pool,
-        "farm_id": p.farm_id,
-        "queue_id": task.queue_id,
-        "job_id": task.job_id,
-        "kind": "preempt",
-        "reason": reasons.text(why),
-        "why": json.dumps(reasons.data(why)),
-    }
 
 
 def snapshot(result: CycleResult, policy: Policy) -> Snapshot:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sync.cycle.act import Outcome, Writer
-from sync.cycle.record import job_change_row
+from sync.cycle.writes import MaxCount, Resume, job_change_row
 from sync.domain import ACTIVE, JobOriginal, LimitMemory, LimitState
 from sync.edges.deadline import Deadline, resolve_limit
 from sync.errors import DeadlineError, SyncError
@@ -98,7 +98,9 @@ def _restore_limits(writer: Writer, now: datetime, out: Restored) -> None:
             elif lim.max_count == original:
                 out.lines.append(f"limit {limit_id}: maxCount already {original}")
             else:
-                writer.deadline_for(farm_id).update_limit(limit_id, original)
+                MaxCount(farm_id, limit_id, lim.max_count, original).send(
+                    writer.deadline_for(farm_id)
+                )
                 out.lines.append(
                     f"limit {limit_id}: maxCount {lim.max_count} → {original} (restored)"
                 )
@@ -142,7 +144,7 @@ def resume_paused(dl: Deadline, ref: str, mem: LimitMemory, out: Restored) -> tu
                 out.lines.append(f"limit {ref}: queue {q} was stopped by a person: left to them")
             continue
         try:
-            dl.update_association(q, found.limit_id, ACTIVE)
+            Resume(dl.farm_id, q, found.limit_id).send(dl)
             out.lines.append(f"limit {ref}: queue {q} resumed (was {status[q]})")
         except DeadlineError as e:
             still.append(q)
