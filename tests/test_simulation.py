@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sync.errors import PolicyError
-from sync.offline.replay import replay
+from sync.offline.planner import replay
 from sync.offline.simulation.scenario import load_scenario
 from sync.offline.simulation.strategies import STRATEGIES, run, run_days
 from sync.policy import parse_policy

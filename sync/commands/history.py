@@ -18,7 +18,7 @@ from sync.edges.history import History
 from sync.errors import SyncError
 from sync.law.reasons import count
 from sync.law.render import column_widths, table
-from sync.offline.replay import replay as replay_rows
+from sync.offline.planner import replay as replay_rows
 from sync.policy import load_policy, parse_duration
 
 COLUMNS = {

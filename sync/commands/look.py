@@ -7,7 +7,6 @@ import argparse
 import difflib
 import json
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -20,10 +19,10 @@ from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.edges.history import History
 from sync.errors import HistoryError, SyncError
-from sync.law.reconcile import Plan, reconcile
+from sync.law.reconcile import Plan
 from sync.law.render import explain_lines, job_lines, job_write_lines, plan_lines
 from sync.law.state import Observed
-from sync.offline import observation
+from sync.offline import observation, planner
 from sync.policy import Policy, load_policy, parse_duration
 
 
@@ -156,11 +155,9 @@ def _age(d: timedelta) -> str:
     return f"{s // 60}m {s % 60}s"
 
 
-def planned_against(
-    policy: Policy, path: str, at: datetime | None
-) -> tuple[Observed, Plan, datetime]:
-    """`policy` reconciled with the farm as the history's last cycle left it, and with the
-    memory the history keeps; at `at`, or when that cycle ran."""
+def planned_against(policy: Policy, path: str, at: datetime | None) -> planner.Against:
+    """`policy` planned offline against the farm as the history's last cycle left it, with
+    the memory and the learned reserves the history keeps."""
     if not Path(path).is_file():
         raise SyncError(f"no history at {path!r}")
     try:
@@ -171,24 +168,11 @@ def planned_against(
                 f"{path}: no observation recorded: it is kept from the first cycle a "
                 "license-sync of this version runs with this history"
             )
-        observed, when, first_look = observation.load(data, users=selector_users(policy))
-        now = at or when
-        memory = replace(MemoryStore(history).load(), first_look=first_look)
-        observed = replace(observed, profiles=Observer(history).learned(policy, now))
+        memory = MemoryStore(history).load()
+        learned = Observer(history).learned
+        return planner.against(policy, data, memory, at, lambda now: learned(policy, now))
     except (HistoryError, observation.RecordedError) as e:
         raise SyncError(f"{path}: {e}") from e
-    return observed, reconcile(policy, observed, memory, now), when
-
-
-def selector_users(policy: Policy) -> set[str]:
-    """The job creators the policy names (`user:` of `exempt` and `overrides`): a hashed
-    creator in a redacted history is matched to them (sync/offline/redact.py)."""
-    return {
-        s.user
-        for pool in policy.pools.values()
-        for s in (*pool.jobs.exempt, *pool.jobs.overrides)
-        if s.user is not None
-    }
 
 
 def parse_at(value: str) -> datetime:

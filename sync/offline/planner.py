@@ -1,24 +1,66 @@
-"""`license-sync replay`: re-plan recorded observations with another policy.
+"""The offline planner: a policy planned against what a history recorded, with no farm
+and no license server to ask. Both of its questions go through the service's own
+reconcile step, with the memory carried as the service carries it:
 
-The what-if a TD runs before merging a policy change: every decision in the history is
-planned again from what that cycle saw (total, in use, the farm's use, the limit's
-maxCount), with the new policy's pool, and the decisions that differ are listed. They
-are compared as data — the target and the write — never as the words of their reasons.
+- `against`: the farm as the last recorded cycle left it (`plan --against`, `explain
+  --against`): the whole observation, every limit, queue and job.
+- `replay`: every recorded decision planned again, cycle after cycle (`replay`), the what-if
+  a TD runs before merging a policy change. A decision row keeps the pool's figures, not
+  the whole observation, so each is planned as that pool alone, fed by one feature with
+  the recorded total and use, and the recorded farm use standing in for the selector and
+  currentCount. The decisions that differ are listed, compared as data — the target and
+  the write — never as the words of their reasons.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sync.domain import Decision, LimitMemory, LimitState
 from sync.law.learn import Profile, learn
-from sync.law.limits import plan_pool
 from sync.law.reasons import text
-from sync.law.state import SourceState
+from sync.law.reconcile import Plan, reconcile
+from sync.law.state import FarmRead, LimitKey, Memory, Observed, SourceState
 from sync.licenses import Feature, Report
+from sync.offline import observation
 from sync.policy import FeatureRef, Policy, Pool
+
+
+class Against(NamedTuple):
+    observed: Observed
+    plan: Plan
+    recorded_at: datetime  # when the recorded cycle ran
+
+
+def against(
+    policy: Policy,
+    recorded: Any,
+    memory: Memory,
+    at: datetime | None,
+    profiles: Callable[[datetime], Mapping[str, Profile]],
+) -> Against:
+    """`policy` reconciled with the farm as a recorded cycle left it (`observation.dump`)
+    and the memory the history keeps; at `at`, or when that cycle ran. `profiles`: the
+    learned reserves at a time. `observation.RecordedError` if the record is not one."""
+    observed, when, first_look = observation.load(recorded, users=selector_users(policy))
+    now = at or when
+    observed = replace(observed, profiles=profiles(now))
+    plan = reconcile(policy, observed, replace(memory, first_look=first_look), now)
+    return Against(observed, plan, when)
+
+
+def selector_users(policy: Policy) -> set[str]:
+    """The job creators the policy names (`user:` of `exempt` and `overrides`): a hashed
+    creator in a redacted history is matched to them (sync/offline/redact.py)."""
+    return {
+        s.user
+        for pool in policy.pools.values()
+        for s in (*pool.jobs.exempt, *pool.jobs.overrides)
+        if s.user is not None
+    }
 
 
 @dataclass(frozen=True)
@@ -46,7 +88,7 @@ def replay(
     rows: list[dict[str, Any]], policy: Policy, pool_filter: str | None = None
 ) -> ReplayResult:
     """Plan each recorded decision again under `policy`. Pure: rows in, result out."""
-    memory: dict[tuple[str, str], LimitMemory] = {}
+    memory: dict[LimitKey, LimitMemory] = {}
     last_good: dict[str, datetime] = {}
     learned = _Learner()
     diffs: list[Difference] = []
@@ -59,7 +101,7 @@ def replay(
             skipped += 1
             continue
         n += 1
-        d = _again(row, pool, memory, last_good, learned.profile(row, pool))
+        d = _again(row, policy, pool, memory, last_good, learned.profile(row, pool))
         before += row.get("new") is not None
         after += d.new is not None
         if (d.new, d.target) != (row.get("new"), row.get("target")):
@@ -80,8 +122,9 @@ def replay(
 
 def _again(
     row: dict[str, Any],
+    policy: Policy,
     pool: Pool,
-    memory: dict[tuple[str, str], LimitMemory],
+    memory: dict[LimitKey, LimitMemory],
     last_good: dict[str, datetime],
     profile: Profile | None = None,
 ) -> Decision:
@@ -97,7 +140,7 @@ def _again(
     # (a recorded farm use of 0 is a use of 0, not a missing one)
     recorded = row.get("farm_use")
     farm_use = int(recorded if recorded is not None else row.get("current_count") or 0)
-    replay_pool = pool.model_copy(
+    alone = pool.model_copy(
         update={
             "farm_selector": None,
             "limit": row["limit_ref"],
@@ -106,26 +149,23 @@ def _again(
             "features": [FeatureRef(source="replay", feature="replay")],
         }
     )
-    limit = LimitState(
-        row["farm_id"],
-        row.get("limit_id") or "limit-replay",
-        "",
-        row["limit_ref"],
-        int(row["current"]),
-        farm_use,
-    )
-    pp, new_memory = plan_pool(
-        name,
-        replay_pool,
-        row["farm_id"],
+    key = (row["farm_id"], row["limit_ref"])
+    limit = LimitState(key[0], row.get("limit_id") or "limit-replay", "", key[1],
+                       int(row["current"]), farm_use)  # fmt: skip
+    observed = Observed(
         {"replay": SourceState(report, last_good.get(name))},
-        {(row["farm_id"], row["limit_ref"]): limit},
-        memory,
-        now,
-        profile,
+        {key[0]: FarmRead(key[0], {key[1]: limit})},
+        profiles={name: profile} if profile is not None else {},
     )
-    memory.update(new_memory)
-    return pp.decisions[0]
+    # the pool alone, with its limit's memory alone: no other limit reads as departed
+    planned = reconcile(
+        policy.model_copy(update={"pools": {name: alone}}),
+        observed,
+        Memory({key: memory[key]} if key in memory else {}),
+        now,
+    )
+    memory.update(planned.memory.limits)
+    return planned.decisions[0]
 
 
 class _Learner:
