@@ -47,42 +47,96 @@ class Snapshot:
     vendors: list[dict[str, Any]] = field(default_factory=list)  # source vendor up
 
 
-FEATURE, POOL, LIMIT, SERVER = (
-    ["pool", "feature", "source"],
-    ["pool"],
-    ["pool", "limit"],
-    ["source"],
+def _number(v: Any) -> float | None:
+    return None if v is None else float(v)  # None: no sample; True/False: 1/0
+
+
+def _flag(v: Any) -> float:
+    return 1.0 if v else 0.0  # absent reads as 0
+
+
+def _count(v: Any) -> float:
+    return float(v or 0)  # a count, absent reading as 0
+
+
+@dataclass(frozen=True)
+class GaugeSpec:
+    """A gauge of what the last cycle saw: a sample for each row of the snapshot's `rows`
+    list, labelled by those columns of the row, valued by `value(row[column])`."""
+
+    name: str
+    help: str
+    rows: str  # a field of Snapshot
+    labels: tuple[str, ...]
+    column: str
+    value: Callable[[Any], float | None] = _number
+
+
+FEATURE, POOL, LIMIT, SOURCE = (
+    ("pool", "feature", "source"),
+    ("pool",),
+    ("pool", "limit"),
+    ("source",),
 )
-HOST, VENDOR = ["source", "host", "master"], ["source", "vendor"]
-# The gauges a scrape shows for the last cycle: name, help, labels
+HOST, VENDOR = ("source", "host", "master"), ("source", "vendor")
+
+
+def _expiry_ts(expires: str | None) -> float | None:
+    if not expires or expires == "permanent":
+        return None
+    try:
+        d = date.fromisoformat(expires)
+    except ValueError:
+        return None
+    return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()  # not the host's zone
+
+
+# A new gauge of what a cycle saw is one line here (and its column, where record.py's
+# snapshot() builds that row, if the row lacks it).
 GAUGES = [
-    ("license_issued", "Licenses issued for a feature (uncounted: absent)", FEATURE),
-    ("license_in_use", "Licenses in use, from the license server", FEATURE),
-    ("license_reserved", "Licenses held by RESERVATIONs on the server", FEATURE),
-    ("license_queued", "Licenses queued for on the server", FEATURE),
-    ("license_expiry_timestamp_seconds", "When the feature's licenses expire", FEATURE),
-    ("license_in_use_farm", "Licenses the farm holds (selector or currentCount)", POOL),
-    ("license_in_use_external", "Licenses held outside the farm", POOL),
-    ("pool_reserve", "Licenses kept back by the policy's reserve now", POOL),
-    ("pool_headroom", "The policy's headroom", POOL),
-    ("limit_max", "The limit's maxCount after this cycle (-1 unlimited)", LIMIT),
-    ("limit_target", "What the control law asks for", LIMIT),
-    ("pool_exhausted", "1 while no license is free for the farm (target below 1)", LIMIT),
-    ("limit_in_use", "The limit's currentCount as Deadline reports it", LIMIT),
-    (
-        "limit_queues_paused",
-        "Queues license-sync stopped on the limit (on_exhausted: pause)",
-        LIMIT,
-    ),
-    ("pool_jobs", "Active jobs that need the pool", POOL),
-    ("pool_demand", "Units the pool's jobs want now (tasks × units)", POOL),
-    ("pool_job_overrides", "Jobs whose maxWorkerCount someone else changed", POOL),
-    ("source_up", "1 if the license source was read this cycle", SERVER),
-    ("source_duration_seconds", "Time to read the source", SERVER),
-    ("source_last_success_timestamp_seconds", "When the source was last read up", SERVER),
-    ("license_server_up", "1 if this server of the source (one of a triad) is up", HOST),
-    ("vendor_daemon_up", "1 if the vendor daemon (or RLM ISV server) is up", VENDOR),
-]
+    GaugeSpec("license_issued", "Licenses issued for a feature (uncounted: absent)",
+              "features", FEATURE, "total"),
+    GaugeSpec("license_in_use", "Licenses in use, from the license server",
+              "features", FEATURE, "in_use"),
+    GaugeSpec("license_reserved", "Licenses held by RESERVATIONs on the server",
+              "features", FEATURE, "reserved"),
+    GaugeSpec("license_queued", "Licenses queued for on the server",
+              "features", FEATURE, "queued"),
+    GaugeSpec("license_expiry_timestamp_seconds", "When the feature's licenses expire",
+              "features", FEATURE, "expires", _expiry_ts),
+    GaugeSpec("license_in_use_farm", "Licenses the farm holds (selector or currentCount)",
+              "pools", POOL, "farm_use"),
+    GaugeSpec("license_in_use_external", "Licenses held outside the farm",
+              "pools", POOL, "external"),
+    GaugeSpec("pool_reserve", "Licenses kept back by the policy's reserve now",
+              "pools", POOL, "reserve"),
+    GaugeSpec("pool_headroom", "The policy's headroom", "pools", POOL, "headroom"),
+    GaugeSpec("limit_max", "The limit's maxCount after this cycle (-1 unlimited)",
+              "limits", LIMIT, "max_count"),
+    GaugeSpec("limit_target", "What the control law asks for", "limits", LIMIT, "target"),
+    GaugeSpec("pool_exhausted", "1 while no license is free for the farm (target below 1)",
+              "limits", LIMIT, "exhausted", _flag),
+    GaugeSpec("limit_in_use", "The limit's currentCount as Deadline reports it",
+              "limits", LIMIT, "current_count"),
+    GaugeSpec("limit_queues_paused",
+              "Queues license-sync stopped on the limit (on_exhausted: pause)",
+              "limits", LIMIT, "paused", _count),
+    GaugeSpec("pool_jobs", "Active jobs that need the pool", "jobs", POOL, "jobs"),
+    GaugeSpec("pool_demand", "Units the pool's jobs want now (tasks × units)",
+              "jobs", POOL, "demand"),
+    GaugeSpec("pool_job_overrides", "Jobs whose maxWorkerCount someone else changed",
+              "jobs", POOL, "overrides"),
+    GaugeSpec("source_up", "1 if the license source was read this cycle",
+              "sources", SOURCE, "up", _flag),
+    GaugeSpec("source_duration_seconds", "Time to read the source",
+              "sources", SOURCE, "duration"),
+    GaugeSpec("source_last_success_timestamp_seconds", "When the source was last read up",
+              "sources", SOURCE, "last_success"),
+    GaugeSpec("license_server_up", "1 if this server of the source (one of a triad) is up",
+              "servers", HOST, "up", _flag),
+    GaugeSpec("vendor_daemon_up", "1 if the vendor daemon (or RLM ISV server) is up",
+              "vendors", VENDOR, "up", _flag),
+]  # fmt: skip
 
 
 class _SnapshotCollector:
@@ -94,77 +148,13 @@ class _SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         snap = self.metrics.snapshot
-        fam = {name: GaugeMetricFamily(P + name, doc, labels=lab) for name, doc, lab in GAUGES}
-        _features(fam, snap.features)
-        for row in snap.pools:
-            for gauge, key in (
-                ("license_in_use_farm", "farm_use"),
-                ("license_in_use_external", "external"),
-                ("pool_reserve", "reserve"),
-                ("pool_headroom", "headroom"),
-            ):
-                fam[gauge].add_metric([row["pool"]], row[key])
-        _limits(fam, snap.limits)
-        for row in snap.jobs:
-            fam["pool_jobs"].add_metric([row["pool"]], row["jobs"])
-            fam["pool_demand"].add_metric([row["pool"]], row["demand"])
-            fam["pool_job_overrides"].add_metric([row["pool"]], row["overrides"])
-        _sources(fam, snap)
-        yield from fam.values()
-
-
-def _sources(fam: dict[str, GaugeMetricFamily], snap: Snapshot) -> None:
-    """Each source, each server of it (a triad's three) and each of its vendor daemons."""
-    for row in snap.sources:
-        fam["source_up"].add_metric([row["source"]], 1 if row["up"] else 0)
-        fam["source_duration_seconds"].add_metric([row["source"]], row["duration"])
-        if row.get("last_success") is not None:
-            fam["source_last_success_timestamp_seconds"].add_metric(
-                [row["source"]], row["last_success"]
-            )
-    for row in snap.servers:
-        labels = [row["source"], row["host"], row["master"]]
-        fam["license_server_up"].add_metric(labels, 1 if row["up"] else 0)
-    for row in snap.vendors:
-        labels = [row["source"], row["vendor"]]
-        fam["vendor_daemon_up"].add_metric(labels, 1 if row["up"] else 0)
-
-
-def _features(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        labels = [row["pool"], row["feature"], row["source"]]
-        if row.get("total") is not None:
-            fam["license_issued"].add_metric(labels, row["total"])
-        fam["license_in_use"].add_metric(labels, row["in_use"])
-        fam["license_reserved"].add_metric(labels, row["reserved"])
-        fam["license_queued"].add_metric(labels, row["queued"])
-        exp = _expiry_ts(row.get("expires"))
-        if exp is not None:
-            fam["license_expiry_timestamp_seconds"].add_metric(labels, exp)
-
-
-def _limits(fam: dict[str, GaugeMetricFamily], rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        labels = [row["pool"], row["limit"]]
-        for gauge, key in (
-            ("limit_max", "max_count"),
-            ("limit_target", "target"),
-            ("limit_in_use", "current_count"),
-        ):
-            if row.get(key) is not None:
-                fam[gauge].add_metric(labels, row[key])
-        fam["pool_exhausted"].add_metric(labels, 1 if row.get("exhausted") else 0)
-        fam["limit_queues_paused"].add_metric(labels, row.get("paused", 0))
-
-
-def _expiry_ts(expires: str | None) -> float | None:
-    if not expires or expires == "permanent":
-        return None
-    try:
-        d = date.fromisoformat(expires)
-    except ValueError:
-        return None
-    return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()  # not the host's zone
+        for g in GAUGES:
+            fam = GaugeMetricFamily(P + g.name, g.help, labels=list(g.labels))
+            for row in getattr(snap, g.rows):
+                value = g.value(row.get(g.column))
+                if value is not None:
+                    fam.add_metric([str(row[k]) for k in g.labels], value)
+            yield fam
 
 
 class Metrics:
