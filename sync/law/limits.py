@@ -29,12 +29,11 @@ from sync.domain import (
     Why,
 )
 from sync.law.learn import Profile, reserve_at
-from sync.law.state import SourceState
+from sync.law.state import LimitKey, LimitMemories, SourceState
 from sync.licenses import Feature
 from sync.policy import LimitTarget, Policy, Pool
 
-LimitLookup = Mapping[tuple[str, str], LimitState | str]  # (farm, ref) → state or why not
-LimitMemories = Mapping[tuple[str, str], LimitMemory]  # (farm, ref) → what a limit carries
+LimitLookup = Mapping[LimitKey, LimitState | str]  # (farm, ref) → state or why not
 
 
 class PreemptPlan(Protocol):

@@ -27,6 +27,7 @@ class SourceState:
 
 
 LimitKey = tuple[str, str]  # (farm id, limit ref as the policy names it)
+LimitMemories = Mapping[LimitKey, LimitMemory]  # what each limit carries to the next cycle
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Observed:
 class Memory:
     """What the service carries across cycles and restarts (kept in the history)."""
 
-    limits: Mapping[LimitKey, LimitMemory] = field(default_factory=dict)
+    limits: LimitMemories = field(default_factory=dict)
     originals: Mapping[str, JobOriginal] = field(default_factory=dict)  # job id → record
     unadopted: frozenset[str] = frozenset()  # jobs left alone until `--adopt`
     first_look: bool = False  # a new history: capped jobs we have no record of wait
