@@ -123,7 +123,8 @@ def _add_look(sub: Sub) -> None:
         "Writes nothing. With --against, plan offline against the farm as a history's last\n"
         "cycle left it: what merging a policy would change, in CI without AWS credentials\n"
         "or license servers (docs/policy-ci.md).\n"
-        "Exit 0: planned (1: error); with --detailed-exitcode, 0: no change, 2: changes.",
+        "Exit 0: planned (1: error); with --detailed-exitcode, 0: no change, 2: changes\n"
+        "(with --baseline: changes the edit makes against the old policy).",
     )
     _config(p)
     _look_options(p)
@@ -137,6 +138,19 @@ def _add_look(sub: Sub) -> None:
         choices=["text", "json"],
         default="text",
         help="json: the plan as a stable document for bots and CI (docs/cli.md)",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="OLD.yaml",
+        help="also plan this (the old) policy on the same observation and say what the "
+        "edit changes against it; --detailed-exitcode then exits 2 only for those",
+    )
+    p.add_argument(
+        "--recorded-errors",
+        choices=["report", "fail"],
+        default="report",
+        help="with --against: errors the recorded cycle had (a farm it could not read) are "
+        "reported apart and do not fail the plan (report), or do (fail)",
     )
     p = _command(
         sub,

@@ -3,6 +3,7 @@ repository's CI runs it — no AWS credentials, no license server."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -276,3 +277,81 @@ def test_plan_as_json_for_a_bot(recorded_run, tmp_path):
     same = cli("plan", "-c", recorded_run["policy"], "--against", db, "--format", "json",
                "--detailed-exitcode", env=OFFLINE)  # fmt: skip
     assert same.returncode == 0 and json.loads(same.stdout)["changes"] == {"limits": 0, "jobs": 0}
+
+
+# -- what the edit changes, against the old policy ---------------------------------------------
+
+
+def held_rise(farm_env) -> None:
+    """A second recorded cycle: artists give licenses back, the rise 14 → 17 waits its
+    settle (held 1/2), so the next cycle makes it whatever the policy says."""
+    farm_env["lic"].set_artists("nuke_r", 2)
+    farm_env["status"].write_text(farm_env["lic"].lmstat())
+    p = cli("run", "--once", "--config", farm_env["policy"], env=farm_env["env"])
+    assert p.returncode == 0, p.stderr
+    assert farm_env["farm"].limits[farm_env["limit"]].max_count == 14
+
+
+def test_a_rise_both_policies_make_is_not_the_edits(recorded_run, tmp_path):
+    held_rise(recorded_run)
+    db, policy = str(recorded_run["db"]), recorded_run["policy"]
+    alone = cli("plan", "-c", policy, "--against", db, "--detailed-exitcode", env=OFFLINE)
+    assert alone.returncode == 2  # the unchanged policy: the settled rise is due
+    assert "~ nuke/amount.nuke: maxCount 14 → 17" in alone.stdout
+    same = cli("plan", "-c", policy, "--baseline", policy, "--against", db,
+               "--detailed-exitcode", env=OFFLINE)  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.rstrip().endswith(
+        f"Against the baseline {policy}: the edit changes nothing."
+    )
+
+    new = edited(recorded_run, tmp_path, "headroom: 1", "headroom: 2")
+    p = cli("plan", "-c", new, "--baseline", policy, "--against", db, "--detailed-exitcode",
+            env=OFFLINE)  # fmt: skip
+    assert p.returncode == 2, p.stdout + p.stderr
+    tail = p.stdout.rstrip().splitlines()[-2:]
+    assert tail == [
+        f"Against the baseline {policy}, the edit changes:",
+        "  limit amount.nuke: baseline target 17, maxCount 14 → 17; "
+        "edit target 16, maxCount 14 → 16",
+    ]
+    j = cli("plan", "-c", new, "--baseline", policy, "--against", db, "--format", "json",
+            "--detailed-exitcode", env=OFFLINE)  # fmt: skip
+    assert j.returncode == 2
+    base = json.loads(j.stdout)["baseline"]
+    assert base["changes"] == {"limits": 1, "jobs": 0}
+    [limit] = base["limits"]
+    assert (limit["baseline"]["new"], limit["edit"]["new"]) == (17, 16)
+
+
+def test_errors_the_recorded_cycle_had_are_reported_apart(recorded_run, tmp_path):
+    from sync.edges.history import History
+
+    db = str(recorded_run["db"])
+    h = History(db)
+    data = h.get_state("observed")
+    farm_id = next(iter(data["farms"]))
+    data["farms"][farm_id].update(error="ListLimits: AccessDeniedException", limits={})
+    data["errors"] = [f"farm {farm_id}: ListLimits: AccessDeniedException"]
+    h.set_state("observed", data, datetime.now(UTC))
+    h.close()
+    args = ("plan", "-c", recorded_run["policy"], "--against", db, "--detailed-exitcode")
+    p = cli(*args, env=OFFLINE)
+    assert p.returncode == 0, p.stdout + p.stderr  # not the policy's error: CI passes
+    assert (
+        f"recorded error (of the recorded cycle, not the policy): farm {farm_id}: ListLimits"
+        in p.stderr
+    )
+    assert cli(*args, "--recorded-errors", "fail", env=OFFLINE).returncode == 1
+    doc = json.loads(cli(*args, "--format", "json", env=OFFLINE).stdout)
+    assert doc["complete"] is True and doc["errors"] == []
+    assert any("AccessDenied" in e for e in doc["recorded_errors"])
+    # a limit the policy names that the farm does not have is the policy's own error
+    typo = edited(recorded_run, tmp_path, "limit: amount.nuke", "limit: amount.nuk")
+    h = History(db)
+    data["farms"][farm_id].update(error=None, limits={"amount.nuk": "limit not found"})
+    data["errors"] = []
+    h.set_state("observed", data, datetime.now(UTC))
+    h.close()
+    p = cli("plan", "-c", typo, "--against", db, env=OFFLINE)
+    assert p.returncode == 1, p.stdout + p.stderr

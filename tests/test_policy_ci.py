@@ -123,6 +123,8 @@ def workflow_steps() -> list[dict]:
 def test_the_example_workflow_plans_a_change_without_credentials(policy_repo, farm_env, tmp_path):
     p = cli("run", "--once", "--config", farm_env["policy"], env=farm_env["env"])
     assert p.returncode == 0, p.stderr
+    git(policy_repo, "commit", "-qm", "the policy as it runs")
+    git(policy_repo, "update-ref", "refs/remotes/origin/main", "HEAD")  # the PR's base
     policy = policy_repo / "policy.yaml"
     policy.write_text(policy.read_text().replace("headroom: 1", "headroom: 3"))  # the change
     summary = tmp_path / "summary.md"
@@ -135,10 +137,13 @@ def test_the_example_workflow_plans_a_change_without_credentials(policy_repo, fa
         if name.startswith("Fetch"):
             shutil.copy(farm_env["db"], policy_repo / "history.db")
             continue
+        given = {
+            k: v.replace("${{ github.base_ref }}", "main") for k, v in step.get("env", {}).items()
+        }
         p = subprocess.run(
             ["bash", "-e", "-c", step["run"]],
             cwd=policy_repo,
-            env=env,
+            env={**env, **given},
             capture_output=True,
             text=True,
             timeout=300,
@@ -147,4 +152,7 @@ def test_the_example_workflow_plans_a_change_without_credentials(policy_repo, fa
         ran.append(name)
     assert ran == ["Validate the policy and check the schema", "What merging would change"]
     assert "~ nuke/amount.nuke: maxCount 14 → 12" in summary.read_text()
+    assert "Against the baseline baseline.yaml, the edit changes:\n  limit amount.nuke:" in (
+        summary.read_text()
+    )
     assert not any(k.startswith("AWS_") for k in env)

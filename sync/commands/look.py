@@ -14,13 +14,15 @@ from typing import NamedTuple
 from sync import logs
 from sync.app import build_service
 from sync.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from sync.commands.plan_json import plan_document
+from sync.commands.plan_json import effect_document, plan_document
 from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.edges.history import History
 from sync.errors import HistoryError, SyncError
-from sync.law.reconcile import Plan
-from sync.law.render import explain_lines, job_lines, job_write_lines, plan_lines
+from sync.law.compare import compare
+from sync.law.reasons import text
+from sync.law.reconcile import Plan, reconcile
+from sync.law.render import effect_lines, explain_lines, job_lines, job_write_lines, plan_lines
 from sync.law.state import Observed
 from sync.offline import observation, planner
 from sync.policy import Policy, load_policy, parse_duration
@@ -29,17 +31,32 @@ from sync.policy import Policy, load_policy, parse_duration
 def plan(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
     look = _look(args)
-    policy, observed, p = look.policy, look.observed, look.plan
-    if unknown := unoffered_features(policy, observed):
+    if unknown := unoffered_features(look.policy, look.observed):
         for line in unknown:
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_ERROR
+    edit_errors, recorded = split_errors(look)
+    complete = not edit_errors and not (recorded and args.recorded_errors == "fail")
+    effect = compare(look.baseline, look.plan) if look.baseline is not None else None
     if args.format == "json":
-        doc = plan_document(observed, p, args.against, look.recorded_at)
+        doc = plan_document(look.observed, look.plan, args.against, look.recorded_at)
+        doc.update(errors=edit_errors, recorded_errors=recorded, complete=complete)
+        if effect is not None:
+            doc["baseline"] = effect_document(effect, args.baseline)
         print(json.dumps(doc, indent=2))
-        return _exit(
-            doc["complete"], bool(doc["changes"]["limits"] or doc["changes"]["jobs"]), args
-        )
+        changes = bool(doc["changes"]["limits"] or doc["changes"]["jobs"])
+    else:
+        changes = _print_plan(look, edit_errors, recorded)
+    if effect is not None:
+        if args.format == "text":
+            print("\n" + "\n".join(effect_lines(effect, args.baseline)))
+        changes = effect.changes_anything  # the edit's changes, not what both would do
+    return _exit(complete, changes, args)
+
+
+def _print_plan(look: Look, edit_errors: list[str], recorded: list[str]) -> bool:
+    """The plan in words; whether it writes anything."""
+    observed, p = look.observed, look.plan
     print(look.header + "\n")
     for name, state in observed.sources.items():
         report = state.report
@@ -53,19 +70,37 @@ def plan(args: argparse.Namespace) -> int:
         print()
         for line in job_write_lines(writes):
             print(line)
-    for e in observed.errors:
+    for e in edit_errors:
         print(f"error: {e}", file=sys.stderr)
+    for e in recorded:
+        print(f"recorded error (of the recorded cycle, not the policy): {e}", file=sys.stderr)
     unread = sum(f.unread for f in observed.farms.values())
     if unread:
         print(f"\n{unread} job(s) not planned yet: their steps are read over the next cycles")
     print()
-    if p.errors:
+    if edit_errors:
         print("Plan: incomplete (errors above).")
     elif not (p.changes or writes):
         print("No changes. Limits and job caps match the policy.")
     else:
         print(f"Plan: {len(p.changes)} limit(s) and {len(writes)} job cap(s) to change.")
-    return _exit(not p.errors, bool(p.changes or writes), args)
+    return bool(p.changes or writes)
+
+
+def split_errors(look: Look) -> tuple[list[str], list[str]]:
+    """The plan's errors, and apart from them those a recorded cycle brought with it: its
+    failed reads, and the pools held on a farm it could not read. Live, every error is
+    the plan's: it is what a cycle would meet now."""
+    p, observed = look.plan, look.observed
+    if look.recorded_at is None:
+        return list(p.errors), []
+    unread = {f for f, read in observed.farms.items() if read.error is not None}
+    recorded = list(observed.errors) + [
+        f"pool {d.pool}: {text(d.why)}"
+        for d in p.decisions
+        if d.status == "error" and d.farm_id in unread
+    ]
+    return [e for e in p.errors if e not in recorded], recorded
 
 
 def _exit(complete: bool, changes: bool, args: argparse.Namespace) -> int:
@@ -123,26 +158,33 @@ class Look(NamedTuple):
     plan: Plan
     header: str  # what it planned against, in words
     recorded_at: datetime | None  # the recorded cycle's time (--against), or None: live
+    baseline: Plan | None = None  # the --baseline policy's plan of the same observation
 
 
 def _look(args: argparse.Namespace) -> Look:
     """Read and plan, live or from the history given with `--against`; writes nothing.
-    Also a header that says which: the recorded cycle and its age, or live."""
+    Also a header that says which: the recorded cycle and its age, or live. With
+    `--baseline`, the old policy planned against the very same observation and memory."""
     loaded = load_policy(args.config)
+    old = load_policy(args.baseline).policy if getattr(args, "baseline", None) else None
     at = parse_at(args.at) if args.at else None
     evaluated = f", evaluated at {at.isoformat(timespec='seconds')}" if at else ""
     if args.against:
         observed, p, when = planned_against(loaded.policy, args.against, at)
+        base = planned_against(old, args.against, at).plan if old is not None else None
         age = datetime.now(UTC) - when
         header = (
             f"Planned against {args.against}: the farm as its cycle of "
             f"{when.isoformat(timespec='seconds')} left it ({_age(age)} ago){evaluated}"
         )
-        return Look(loaded.policy, observed, p, header, when)
+        return Look(loaded.policy, observed, p, header, when, base)
     svc = build_service(loaded, dry_run=True, history=False, watch=False)
-    observed, p = svc.observe_and_plan(at)
+    now = at or svc.clock()
+    observed, p = svc.observe_and_plan(now)
+    # what only the baseline names was not read: it plans as a source or limit not read
+    base = reconcile(old, observed, svc.memory, now) if old is not None else None
     live = f"Planned live: the farms and license servers read now{evaluated}"
-    return Look(svc.policy, observed, p, live, None)
+    return Look(svc.policy, observed, p, live, None, base)
 
 
 def _age(d: timedelta) -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sync.domain import Decision, JobWrite
 from sync.law import reasons
+from sync.law.compare import EditEffect
 from sync.law.reconcile import Plan
 from sync.law.state import Observed
 
@@ -77,3 +79,49 @@ def _against(history: str | None, recorded_at: datetime | None) -> dict[str, Any
         "cycle": recorded_at.isoformat(),
         "age_seconds": round(max(0.0, age)),
     }
+
+
+def effect_document(effect: EditEffect, baseline: str) -> dict[str, Any]:
+    """`baseline`: what the edit changes against the old policy (`plan --baseline`)."""
+    return {
+        "policy": baseline,
+        "limits": [
+            {
+                "farm": e.farm_id,
+                "limit": e.limit_ref,
+                "baseline": _decision(e.baseline),
+                "edit": _decision(e.edit),
+            }
+            for e in effect.limits
+        ],
+        "jobs": [
+            {
+                "farm": j.farm_id,
+                "job": j.job_id,
+                "baseline": _job(j.baseline),
+                "edit": _job(j.edit),
+            }
+            for j in effect.jobs
+        ],
+        "changes": {"limits": len(effect.limits), "jobs": len(effect.jobs)},
+    }
+
+
+def _decision(d: Decision | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "status": d.status,
+        "target": d.target,
+        "new": d.new,
+        "pause": list(d.pause),
+        "resume": list(d.resume),
+        "requeue": d.preempt,
+        "why": reasons.text(d.why),
+    }
+
+
+def _job(w: JobWrite | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {"new": w.value, "kind": "restore" if w.restore else "cap", "why": reasons.text(w.why)}

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from sync.domain import Decision, Figures, JobWrite
+from sync.law.compare import EditEffect
 from sync.law.jobplan import PoolJobs
 from sync.law.limits import PoolPlan
 from sync.law.reasons import count, text
@@ -160,3 +161,47 @@ def jobs_summary(pj: PoolJobs, shown: int = 6) -> str:
     caps = ", ".join(f"{j.name}={count(pj.cap(j.job_id))}" for j in pj.jobs[:shown])
     more = f" (+{len(pj.jobs) - shown} more)" if len(pj.jobs) > shown else ""
     return f"{head}: maxWorkerCount {caps}{more}"
+
+
+def effect_lines(effect: EditEffect, baseline: str) -> list[str]:
+    """What the edit changes against the baseline policy, a line a limit or job cap."""
+    if not effect.changes_anything:
+        return [f"Against the baseline {baseline}: the edit changes nothing."]
+    farms = {e.farm_id for e in effect.limits} | {j.farm_id for j in effect.jobs}
+    on = (lambda f: f" on {f}") if len(farms) > 1 else (lambda f: "")
+    lines = [f"Against the baseline {baseline}, the edit changes:"]
+    for e in effect.limits:
+        lines.append(
+            f"  limit {e.limit_ref}{on(e.farm_id)}: baseline {_decided(e.baseline)}; "
+            f"edit {_decided(e.edit)}"
+        )
+    for j in effect.jobs:
+        lines.append(
+            f"  job {j.job_id}{on(j.farm_id)}: baseline {_job_written(j.baseline)}; "
+            f"edit {_job_written(j.edit)}"
+        )
+    return lines
+
+
+def _decided(d: Decision | None) -> str:
+    if d is None:
+        return "does not name it"
+    if d.status == "error":
+        return f"error: {text(d.why)}"
+    write = (
+        f"maxCount {count(d.current)} → {count(d.new)}"
+        if d.new is not None
+        else f"maxCount {count(d.current)} kept"
+    )
+    extra = [f"pause {', '.join(d.pause)}"] if d.pause else []
+    extra += [f"resume {', '.join(d.resume)}"] if d.resume else []
+    extra += [f"requeue {d.preempt}"] if d.preempt else []
+    status = "" if d.status == "ok" else f" ({d.status})"
+    return ", ".join([f"target {count(d.target)}{status}", write, *extra])
+
+
+def _job_written(w: JobWrite | None) -> str:
+    if w is None:
+        return "no write"
+    what = "restore" if w.restore else "cap"
+    return f"{what} maxWorkerCount {count(w.old)} → {count(w.value)}"
