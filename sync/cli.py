@@ -341,6 +341,72 @@ def _add_demo(sub: Sub) -> None:
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
 
 
+def _add_init(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "init",
+        "init:init",
+        "write a starter policy from the license servers and farms as they are now",
+        "Read the license servers (or captured status outputs) and each farm's limits and\n"
+        "queues, and write a commented starter policy that validates: a pool per limit, fed\n"
+        "by the features whose names match its amount name (amount.nuke: nuke_r, nuke_i),\n"
+        "with totals, today's use and a suggested reserve in comments. With --against, from\n"
+        "a history alone (no access at all). Exit 0: written; 1: error (docs/cli.md, 'init').",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME=[KIND:]PORT@HOST[,...]",
+        help="a license source, read with its tool: 27000@lic1 (FlexLM), rlm:5053@rlm1, or "
+        "a triad as one source, 27000@a,27000@b,27000@c (repeat for each)",
+    )
+    p.add_argument(
+        "--capture",
+        action="append",
+        default=[],
+        metavar="NAME=[KIND:]FILE",
+        help="a source's saved `lmstat -a` / `rlmstat -a` output instead of reading it "
+        "(with --source NAME=… for its servers, or they are taken from the capture)",
+    )
+    p.add_argument("--farm", action="append", default=[], metavar="FARM_ID",
+                   help="a Deadline farm whose limits and queues to read (repeat)")  # fmt: skip
+    p.add_argument("--region", help="the farms' AWS region (default: from the environment)")
+    p.add_argument(
+        "--fake-endpoint",
+        metavar="URL",
+        help="the loopback endpoint of `license-sync demo`'s fake farm (throwaway credentials)",
+    )
+    p.add_argument(
+        "--against",
+        metavar="HISTORY.db",
+        help="read the sources and farms from the last cycle this history recorded",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    _init_limit_options(p)
+
+
+def _init_limit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--create-limits",
+        action="store_true",
+        help="create the limits --limit names that a farm lacks, and their queue "
+        "associations: shown as a plan, made only with --yes",
+    )
+    p.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=FEATURE[,FEATURE]",
+        help="the features that feed limit amount.NAME (the pool init writes for it, and "
+        "what --create-limits creates)",
+    )
+    p.add_argument("--queue", action="append", default=[], metavar="QUEUE_ID",
+                   help="with --create-limits: associate these queues (default: all)")  # fmt: skip
+    p.add_argument("--yes", action="store_true", help="with --create-limits: make the writes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="license-sync",
@@ -352,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (
+        _add_init,
         _add_parse,
         _add_run,
         _add_look,

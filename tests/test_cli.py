@@ -36,7 +36,7 @@ def subprocess_cli(
 
 def test_the_help_lists_every_command():
     assert commands() == sorted(
-        ["demo", "explain", "healthcheck", "history", "parse", "plan", "replay", "restore",
+        ["demo", "explain", "healthcheck", "history", "init", "parse", "plan", "replay", "restore",
          "run", "schema", "simulate", "validate"]
     )  # fmt: skip
 

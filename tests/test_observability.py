@@ -360,11 +360,18 @@ BATCH_ACTIONS = {
 
 
 WRITES = {"UpdateLimit", "UpdateQueueLimitAssociation", "UpdateJob", "UpdateTask"}
+# what only `init` calls: its reads, and --create-limits; never the service's role
+INIT_ONLY = {"ListQueues", "CreateLimit", "CreateQueueLimitAssociation"}
+INIT = {"ListLimits", "ListQueueLimitAssociations", *INIT_ONLY}
 
 
-def iam_statements() -> dict[str, dict]:
-    policy = json.loads((ROOT / "config/iam-policy.json").read_text())
+def iam_statements(name: str = "config/iam-policy.json") -> dict[str, dict]:
+    policy = json.loads((ROOT / name).read_text())
     return {st["Sid"]: st for st in policy["Statement"]}
+
+
+def granted_by(name: str) -> set[str]:
+    return {a.removeprefix("deadline:") for s in iam_statements(name).values() for a in s["Action"]}
 
 
 def test_iam_policy_is_exactly_what_the_code_calls():
@@ -372,8 +379,9 @@ def test_iam_policy_is_exactly_what_the_code_calls():
     ops = set(re.findall(r'_(?:call|pages)\(\s*"([A-Za-z]+)"', source))
     needed = {BATCH_ACTIONS.get(op, op) for op in ops}
     st = iam_statements()
-    granted = {a.removeprefix("deadline:") for s in st.values() for a in s["Action"]}
-    assert needed == granted
+    assert needed - INIT_ONLY == granted_by("config/iam-policy.json")
+    # init's own policy: what it reads and creates, and nothing the service writes
+    assert granted_by("config/iam-policy-init.json") == INIT and INIT <= needed
     assert len(ops) >= 9
     # reads and writes apart: a role for `plan` alone can take the read statement only
     assert {a.removeprefix("deadline:") for a in st["LicenseSyncWrite"]["Action"]} == WRITES
@@ -381,7 +389,8 @@ def test_iam_policy_is_exactly_what_the_code_calls():
 
 
 def test_iam_policy_is_scoped_to_the_farms_account_and_region():
-    for st in iam_statements().values():
+    both = [*iam_statements().values(), *iam_statements("config/iam-policy-init.json").values()]
+    for st in both:
         assert st["Resource"] == [
             "arn:aws:deadline:REGION:ACCOUNT_ID:farm/FARM_ID",
             "arn:aws:deadline:REGION:ACCOUNT_ID:farm/FARM_ID/*",

@@ -407,6 +407,13 @@ class Deadline:
             )
         return out
 
+    def queues(self) -> dict[str, str]:
+        """Every queue of the farm: queue id → display name (`init`)."""
+        return {
+            q["queueId"]: q.get("displayName", q["queueId"])
+            for q in self._pages("ListQueues", "queues", farmId=self.farm_id, maxResults=100)
+        }
+
     # SearchJobs' itemOffset stops at 10000 (the service model's maximum)
     max_item_offset = 10000
 
@@ -666,6 +673,36 @@ class Deadline:
             limitId=limit_id,
             status=status,
         )
+
+    def create_limit(self, amount: str, display_name: str, max_count: int, token: str) -> str:
+        """CreateLimit; `token` (clientToken) makes a retry, or a second `init`, create
+        nothing more. Returns the limit id."""
+        got = self._call(
+            "CreateLimit",
+            farmId=self.farm_id,
+            amountRequirementName=amount,
+            displayName=display_name,
+            maxCount=max_count,
+            clientToken=token,
+            description="created by license-sync init; its maxCount is set every cycle",
+        )
+        return str(got["limitId"])
+
+    def associate(self, queue_id: str, limit_id: str) -> bool:
+        """CreateQueueLimitAssociation; False when the queue already has it (it takes no
+        clientToken: an association that exists is the idempotent answer)."""
+        try:
+            self._call(
+                "CreateQueueLimitAssociation",
+                farmId=self.farm_id,
+                queueId=queue_id,
+                limitId=limit_id,
+            )
+        except DeadlineError as e:
+            if e.code == "ConflictException":
+                return False
+            raise
+        return True
 
     def association_stamp(self, queue_id: str, limit_id: str) -> Stamp | None:
         """Who wrote the association last, and when (GetQueueLimitAssociation reads its

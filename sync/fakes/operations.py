@@ -138,6 +138,28 @@ class FarmOperations:
             raise _not_found(f"Association of queue {key[0]} with limit {key[1]}")
         return key
 
+    # -- queues -----------------------------------------------------------------------------
+
+    def op_ListQueues(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The farm's queues; a queue here has no name but its id, and schedules while it
+        holds a job (QueueStatus: IDLE, SCHEDULING)."""
+        self._farm(p["farmId"])
+        busy = {j.queue_id for j in self.jobs.values()}
+        items = [
+            {
+                "farmId": self.farm_id,
+                "queueId": q,
+                "displayName": q,
+                "status": "SCHEDULING" if q in busy else "IDLE",
+                "defaultBudgetAction": "NONE",
+                "createdAt": self.now,
+                "createdBy": "sim",
+            }
+            for q in self.queues
+            if p.get("status") in (None, "SCHEDULING" if q in busy else "IDLE")
+        ]
+        return _page(items, p, "queues")
+
     # -- limits -----------------------------------------------------------------------------
 
     def _limit_dict(self, lim: Limit) -> dict[str, Any]:
