@@ -4,6 +4,7 @@ written — with no AWS credentials and no license server."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -156,3 +157,5 @@ def test_the_example_workflow_plans_a_change_without_credentials(policy_repo, fa
         summary.read_text()
     )
     assert not any(k.startswith("AWS_") for k in env)
+    doc = json.loads((policy_repo / "plan.json").read_text())  # the artifact a bot reads
+    assert doc["baseline"]["changes"] == {"limits": 1, "jobs": 0}
