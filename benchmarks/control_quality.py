@@ -1,10 +1,11 @@
 """Control quality: what the studio feels, over seeded days of every scenario.
 
-For each scenario in config/scenarios/, every strategy over `--days` seeded days (seeds
-1..N), added up: artist-minutes lost (artists refused try again every minute and give up
-after ten tries), artists who gave up, farm checkout denials, farm task-hours, task-minutes
-lost to preemption, writes. Then studio-day's targets, and its frontier: artist-minutes
-lost against task-hours for the settings a TD can choose (headroom, a learned reserve,
+For each scenario the package ships (sync/offline/simulation/scenarios/), every strategy
+over `--days` seeded days (seeds 1..N), added up: artist-minutes lost (artists refused
+try again every minute and give up after ten tries), artists who gave up, farm checkout
+denials, farm task-hours, task-minutes lost to preemption, writes. Then studio-day's
+targets, and its frontier: artist-minutes lost against task-hours for the settings a TD
+can choose (headroom, a learned reserve,
 preemption), one point a setting.
 
     python benchmarks/control_quality.py [--days 10] [--scenario FILE]... [--json]
@@ -24,7 +25,7 @@ from sync.offline.simulation.report import Totals, format_table, plot_frontier, 
 from sync.offline.simulation.scenario import Scenario, load_scenario
 from sync.offline.simulation.strategies import STRATEGIES, run_days
 
-SCENARIOS = Path(__file__).parent.parent / "config/scenarios"
+SCENARIOS = Path(__file__).parent.parent / "sync/offline/simulation/scenarios"
 OLD_DENIALS = 26  # license-sync's farm denials over ten studio days before artists retried
 LEARN = {"drain": "10m", "weeks": 4}
 

@@ -273,13 +273,15 @@ def _add_simulate(sub: Sub) -> None:
         "each strategy: static, naive, license-sync (the real control law), license-sync-\n"
         "preempt, causal-oracle (knows the present) and oracle (knows the whole day).\n"
         "Artists refused a license try again every minute and give up after ten tries.\n"
-        "Scenarios are in config/scenarios/.",
+        "The package ships four scenarios: studio-day, crunch-week, quiet-night and\n"
+        "flapping-server (docs/evaluation.md).",
     )
     p.add_argument(
         "--scenario",
         action="append",
-        metavar="FILE",
-        help="repeat to choose (default: every scenario in ./config/scenarios/)",
+        metavar="NAME|FILE",
+        help="a scenario the package ships (studio-day, …) or a YAML file; repeat to "
+        "choose (default: every one the package ships)",
     )
     p.add_argument(
         "--strategy",
@@ -331,10 +333,24 @@ def _add_demo(sub: Sub) -> None:
         "the whole service on this machine: no AWS, no license server",
         "Start a fake license server and a fake Deadline endpoint on loopback, then run\n"
         "the real service through boto3 against them. Prints one line per cycle and pool;\n"
-        "serves /metrics. Ctrl-C ends it.",
+        "serves /metrics. Ctrl-C ends it. With --policy, your own policy against fakes made\n"
+        "from it: its farms with the limits it names, jobs needing them, and a license\n"
+        "server at each port@host of its sources (docs/cli.md, 'demo --policy').",
     )
     p.add_argument("--address", default="127.0.0.1:9462", help="metrics address")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
+    p.add_argument(
+        "--interval",
+        type=float,
+        help="seconds between cycles (default 5; with --policy, the policy's own)",
+    )
+    p.add_argument("--policy", metavar="MY.yaml", help="run this policy on fakes made from it")
+    p.add_argument(
+        "--capture",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="with --policy: source NAME's servers answer this saved lmstat/rlmstat output",
+    )
     p.add_argument(
         "--workdir", help="where to keep the policy and history (default: ./license-sync-demo)"
     )

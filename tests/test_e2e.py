@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
@@ -243,3 +244,69 @@ def test_the_demos_policy_never_reaches_aws_after_the_demo(tmp_path):
     assert p.returncode == 1
     assert 'Could not connect to the endpoint URL: "http://127.0.0.1:' in p.stderr, p.stderr
     assert "amazonaws.com" not in p.stdout + p.stderr
+
+
+STUDIO = """\
+farms:
+  - id: farm-0123456789abcdef0123456789abcdef
+  - id: farm-fedcba9876543210fedcba9876543210
+sources:
+  adsk: {kind: flexlm, servers: ["27000@lic1,27000@lic2,27000@lic3"]}
+  foundry: {kind: rlm, servers: ["5053@rlm1"]}
+  lmx: {kind: command, command: ["/opt/lmx/report"]}
+pools:
+  maya:
+    limits:
+      - {farm: farm-0123456789abcdef0123456789abcdef, limit: amount.maya}
+      - {farm: farm-fedcba9876543210fedcba9876543210, limit: amount.maya}
+    features: [{source: adsk, feature: 87048MAYA_2024_0F}]
+    reserve: 2
+  nuke:
+    farm: farm-0123456789abcdef0123456789abcdef
+    limit: amount.nuke
+    features: [{source: foundry, feature: nuke_r}]
+    ceiling: 8
+  vray:
+    farm: farm-fedcba9876543210fedcba9876543210
+    limit: V-Ray
+    features: [{source: lmx, feature: vray_render}]
+"""
+
+
+def test_the_demo_runs_a_tds_own_policy_on_fakes_made_from_it(tmp_path):
+    """Two farms on one endpoint, a triad answering a real capture, an RLM server from the
+    policy's totals, a command source as static totals, a limit named by display name."""
+    mine = tmp_path / "studio.yaml"
+    mine.write_text(STUDIO)
+    capture = Path(__file__).parent / "fixtures/flexlm/triad_one_down.txt"
+    demo = subprocess.run(
+        [sys.executable, "-m", "sync", "demo", "--policy", str(mine), "--capture",
+         f"adsk={capture}", "--interval", "1", "--cycles", "2",
+         "--address", f"127.0.0.1:{free_port()}", "--workdir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    out = demo.stdout
+    assert demo.returncode == 0, out + demo.stderr
+    assert "error" not in out, out
+    for farm in ("farm-0123456789abcdef0123456789abcdef", "farm-fedcba9876543210fedcba9876543210"):
+        assert re.search(rf"#1 +maya/amount\.maya on {farm}: total=40 ", out), out  # the capture
+    assert re.search(r"#1 +nuke/amount\.nuke: total=8 ", out)  # its ceiling, on the fake RLM
+    assert re.search(r"#1 +vray/V-Ray: total=20 ", out)  # the command source's stand-in
+    assert mine.read_text() == STUDIO  # the TD's file is only read
+    copy = yaml.safe_load((tmp_path / "demo/policy.yaml").read_text())
+    assert {f["fake_endpoint"] for f in copy["farms"]} == {re.search(r"http://\S+", out)[0]}
+    assert copy["sources"]["lmx"] == {"kind": "static", "features": {"vray_render": 20}}
+
+
+def test_a_capture_for_a_source_the_policy_lacks_is_refused(tmp_path):
+    from tests.clirun import run_cli
+
+    mine = tmp_path / "studio.yaml"
+    mine.write_text(STUDIO)
+    p = run_cli("demo", "--policy", str(mine), "--capture", f"flexlm={mine}",
+                "--workdir", str(tmp_path / "d"))  # fmt: skip
+    assert p.returncode == 1
+    assert "--capture flexlm: the policy has no such source (its sources: adsk, foundry, lmx)" in (
+        p.stderr
+    )
+    assert run_cli("demo", "--capture", f"adsk={mine}").returncode == 1

@@ -17,7 +17,7 @@ from sync.policy import parse_policy
 from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent
-SCENARIOS = sorted((ROOT / "config/scenarios").glob("*.yaml"))
+SCENARIOS = sorted((ROOT / "sync/offline/simulation/scenarios").glob("*.yaml"))
 FARM = "farm-0123456789abcdef0123456789abcdef"
 
 
@@ -41,7 +41,7 @@ def test_scenarios_load_and_license_sync_beats_static_and_naive(path):
 
 
 def test_studio_day_control_quality():
-    sc = load_scenario(ROOT / "config/scenarios/studio-day.yaml")
+    sc = load_scenario(ROOT / "sync/offline/simulation/scenarios/studio-day.yaml")
     r = {s: run(sc, s) for s in STRATEGIES}
     assert r["license-sync"].denials <= 5 < r["naive"].denials
     assert r["static"].idle_license_hours > 4 * r["license-sync"].idle_license_hours
@@ -54,7 +54,7 @@ def test_studio_day_control_quality():
 
 
 def test_simulation_is_deterministic():
-    sc = load_scenario(ROOT / "config/scenarios/quiet-night.yaml")
+    sc = load_scenario(ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml")
     a, b = run(sc, "license-sync"), run(sc, "license-sync")
     assert (a.denials, a.tasks_done, a.writes, a.series) == (
         b.denials,
@@ -67,7 +67,7 @@ def test_simulation_is_deterministic():
 
 
 def test_outage_never_raises_the_limit():
-    sc = load_scenario(ROOT / "config/scenarios/flapping-server.yaml")
+    sc = load_scenario(ROOT / "sync/offline/simulation/scenarios/flapping-server.yaml")
     r = run(sc.model_copy(update={"step": 10.0}), "license-sync")
     step = sc.step
     for (t0, m0, _, _), (t1, m1, _, _) in zip(r.series, r.series[1:], strict=False):
@@ -92,7 +92,7 @@ def test_simulate_cli(tmp_path):
     p = run_cli(
         "simulate",
         "--scenario",
-        str(ROOT / "config/scenarios/quiet-night.yaml"),
+        str(ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml"),
         "--strategy",
         "static",
         "--strategy",
@@ -220,7 +220,7 @@ def test_replay_cli_against_a_real_history(tmp_path):
 
 def test_plot_draws_a_png(tmp_path):
     pytest.importorskip("matplotlib")
-    sc = load_scenario(ROOT / "config/scenarios/quiet-night.yaml")
+    sc = load_scenario(ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml")
     from sync.offline.simulation.report import plot
 
     out = tmp_path / "night.png"
@@ -229,7 +229,7 @@ def test_plot_draws_a_png(tmp_path):
 
 
 def test_control_quality_reports_every_strategy_its_targets_and_the_frontier():
-    path = ROOT / "config/scenarios/studio-day.yaml"
+    path = ROOT / "sync/offline/simulation/scenarios/studio-day.yaml"
     p = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/control_quality.py"), "--days", "2",
          "--scenario", str(path), "--json"],
@@ -256,7 +256,7 @@ def test_control_quality_reports_every_strategy_its_targets_and_the_frontier():
 
 
 def test_simulate_days_adds_up_each_seeded_day_as_json():
-    path = ROOT / "config/scenarios/quiet-night.yaml"
+    path = ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml"
     argv = ["simulate", "--scenario", str(path), "--days", "3", "--seed", "5", "--format", "json"]
     p = run_cli(*argv, "--strategy", "naive", "--strategy", "oracle")
     assert p.returncode == 0, p.stderr
@@ -285,7 +285,7 @@ def test_simulate_runs_a_real_policy_pool(tmp_path):
         "  nuke: {limit: amount.nuke, features: [{source: lic, feature: nuke_r}],"
         " headroom: 3}\n"
     )
-    path = str(ROOT / "config/scenarios/studio-day.yaml")
+    path = str(ROOT / "sync/offline/simulation/scenarios/studio-day.yaml")
     own = run_cli("simulate", "--scenario", path, "--strategy", "license-sync", "--format", "json")
     real = run_cli(
         "simulate", "--scenario", path, "--strategy", "license-sync", "--format", "json",
@@ -300,7 +300,7 @@ def test_simulate_runs_a_real_policy_pool(tmp_path):
 
 
 def test_refused_artists_retry_every_minute_and_give_up_after_ten():
-    sc = load_scenario(ROOT / "config/scenarios/studio-day.yaml").model_copy(
+    sc = load_scenario(ROOT / "sync/offline/simulation/scenarios/studio-day.yaml").model_copy(
         update={"static_limit": 30}  # the farm takes every license it can
     )
     r = run(sc, "static")
@@ -310,7 +310,7 @@ def test_refused_artists_retry_every_minute_and_give_up_after_ten():
 
 
 def test_the_causal_oracle_serves_artists_by_requeueing_the_youngest_task():
-    sc = load_scenario(ROOT / "config/scenarios/studio-day.yaml")
+    sc = load_scenario(ROOT / "sync/offline/simulation/scenarios/studio-day.yaml")
     r = run(sc, "causal-oracle")
     assert r.denials == 0
     assert r.preempted_task_minutes > 0
@@ -323,8 +323,12 @@ def test_simulate_days_must_be_positive():
     assert "--days must be at least 1" in p.stderr
 
 
-def test_simulate_without_a_scenario_runs_every_one_the_project_ships(monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_simulate_without_a_scenario_runs_every_one_the_package_ships(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # anywhere: the scenarios are in the package, not a checkout
+    one = run_cli("simulate", "--scenario", "quiet-night", "--strategy", "oracle")
+    assert one.returncode == 0 and one.stdout.startswith("quiet night:"), one.stderr
+    bad = run_cli("simulate", "--scenario", "studio-dya")
+    assert bad.returncode == 1 and "crunch-week, flapping-server, quiet-night" in bad.stderr
     p = run_cli("simulate", "--strategy", "oracle", "--format", "json")
     assert p.returncode == 0, p.stderr
     assert sorted(s["scenario"] for s in json.loads(p.stdout)) == sorted(
@@ -333,7 +337,11 @@ def test_simulate_without_a_scenario_runs_every_one_the_project_ships(monkeypatc
 
 
 def test_the_table_says_what_each_bound_bounds():
-    args = ["simulate", "--scenario", str(ROOT / "config/scenarios/quiet-night.yaml")]
+    args = [
+        "simulate",
+        "--scenario",
+        str(ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml"),
+    ]
     p = run_cli(*args, "--strategy", "license-sync", "--strategy", "oracle")
     assert p.returncode == 0, p.stderr
     assert "oracle: knows every artist session" in p.stdout

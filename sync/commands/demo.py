@@ -8,13 +8,16 @@ from pathlib import Path
 
 from sync import logs
 from sync.app import build_service
+from sync.commands.demo_policy import demo_copy, studio_for
 from sync.cycle.record import CycleResult
 from sync.cycle.serve import serve
 from sync.cycle.service import Service
+from sync.errors import SyncError
 from sync.fakes.farm import REALISTIC
 from sync.fakes.lmutil import write_wrapper
-from sync.fakes.world import DemoWorld
-from sync.law.render import decision_line, jobs_summary
+from sync.fakes.world import Clocked, DemoWorld
+from sync.law.render import decision_line, jobs_summary, limit_name
+from sync.licenses.kinds import TOOLS
 from sync.policy import load_policy
 
 POLICY = """\
@@ -52,7 +55,11 @@ def demo(args: argparse.Namespace) -> int:
     logs.setup("text", args.verbose)
     if not args.verbose:  # the demo prints its own line per cycle and pool
         logging.getLogger("license_sync").setLevel(logging.WARNING)
-    return run_demo(args.address, args.interval, args.workdir, args.cycles)
+    if args.policy:
+        return run_policy_demo(args)
+    if args.capture:
+        raise SyncError("--capture answers for a source of --policy: give --policy too")
+    return run_demo(args.address, args.interval or 5.0, args.workdir, args.cycles)
 
 
 def run_demo(
@@ -61,16 +68,14 @@ def run_demo(
     workdir: str | None = None,
     cycles: int | None = None,
 ) -> int:
-    work = Path(workdir or "license-sync-demo").resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    work = _workdir(workdir)
     world = DemoWorld()
     world.start()
-    history_path = work / "history.db"
     policy_path = work / "policy.yaml"
     policy_path.write_text(
         POLICY.format(
             interval=interval,
-            history=history_path,
+            history=work / "history.db",
             address=address,
             farm=world.farm.farm_id,
             endpoint=world.server.url,
@@ -78,10 +83,50 @@ def run_demo(
             rlmutil=write_wrapper(str(work / "rlmutil"), world.server.url),
         )
     )
-    # the real botocore client: the policy points it at the fake, with throwaway credentials
-    svc = build_service(load_policy(policy_path))
     print("license-sync demo: a fake license server and Deadline farm on loopback")
     print(f"  Deadline endpoint  {world.server.url}  (farm {world.farm.farm_id})")
+    return _serve(world, policy_path, address, cycles)
+
+
+def run_policy_demo(args: argparse.Namespace) -> int:
+    """The TD's own policy against a fake studio made from it (demo_policy.py)."""
+    loaded = load_policy(args.policy)
+    captures = {}
+    for value in args.capture:
+        name, eq, path = value.partition("=")
+        if not eq:
+            raise SyncError(f"--capture {value!r}: give NAME=FILE")
+        try:
+            captures[name] = Path(path).read_text(errors="replace")
+        except OSError as e:
+            raise SyncError(f"--capture {name}: cannot read {path}: {e.strerror}") from e
+    world = studio_for(loaded.policy, captures)
+    work = _workdir(args.workdir)
+    world.start()
+    for kind in TOOLS.values():
+        write_wrapper(str(work / kind.executable), world.server.url)
+    policy_path = work / "policy.yaml"
+    policy_path.write_text(demo_copy(loaded, world.server.url, work, args.address, args.interval))
+    print(f"license-sync demo: {args.policy} on fake farms and license servers on loopback")
+    print(f"  Deadline endpoint  {world.server.url}  (farms {', '.join(world.farms)})")
+    answered = ", ".join(
+        f"{v.partition('=')[0]} answers {v.partition('=')[2]}" for v in args.capture
+    )
+    listed = ", ".join(world.servers)
+    print(f"  license servers    {listed}" + (f" ({answered})" if answered else ""))
+    return _serve(world, policy_path, args.address, args.cycles)
+
+
+def _workdir(workdir: str | None) -> Path:
+    work = Path(workdir or "license-sync-demo").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def _serve(world: Clocked, policy_path: Path, address: str, cycles: int | None) -> int:
+    # the real botocore client: the policy points it at the fake, with throwaway credentials
+    svc = build_service(load_policy(policy_path))
+    history_path = svc.policy.history.path
     print(f"  policy             {policy_path}")
     print(f"  history            {history_path}")
     print(f"  metrics            http://{address}/metrics")
@@ -94,7 +139,7 @@ def run_demo(
     finally:
         world.stop()
         print(
-            f"\ndemo stopped; denials seen by the farm: {world.farm.denials}. "
+            f"\ndemo stopped; denials seen by the farm: {world.denials}. "
             f"History kept in {history_path}:\n  license-sync history --db {history_path}"
         )
 
@@ -113,7 +158,7 @@ def _printer(svc: Service):  # type: ignore[no-untyped-def]
             print(f"{head} policy reloaded: {svc.loaded.path} (sha {sha['now']})", flush=True)
         for pp in result.plan.pools.values():
             for d in pp.decisions:
-                print(f"{head} {decision_line(d, pp.figures)}", flush=True)
+                print(f"{head} {decision_line(d, pp.figures, limit_name(d, pp))}", flush=True)
         for pj in result.plan.pools_jobs:
             print(f"{head}   {jobs_summary(pj)}", flush=True)
         for e in result.errors:

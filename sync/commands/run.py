@@ -8,7 +8,7 @@ from sync import logs
 from sync.app import build_service
 from sync.commands import EXIT_ERROR, EXIT_OK
 from sync.cycle.serve import serve
-from sync.law.render import decision_line
+from sync.law.render import decision_line, limit_name
 from sync.policy import load_policy
 
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
                 svc.history.close()
         for pp in result.plan.pools.values():
             for d in pp.decisions:
-                print(decision_line(d, pp.figures))
+                print(decision_line(d, pp.figures, limit_name(d, pp)))
         return EXIT_OK if result.ok else EXIT_ERROR
     address = args.metrics_address or svc.policy.metrics.address
     return serve(svc, address, stop_grace=args.stop_grace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,29 @@ from sync.errors import SyncError
 from sync.offline.simulation import report, scenario, strategies
 from sync.policy import Pool, load_policy
 
-SCENARIOS = Path("config/scenarios")  # in a checkout: the ones the project ships
+# the scenarios the package ships, wherever it is installed
+SCENARIOS = Path(str(resources.files("sync.offline.simulation") / "scenarios"))
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
+
+
+def scenario_path(value: str) -> Path:
+    """`--scenario`: a file, or the name of a scenario the package ships (`studio-day`)."""
+    if Path(value).is_file():
+        return Path(value)
+    if (SCENARIOS / f"{value}.yaml").is_file():
+        return SCENARIOS / f"{value}.yaml"
+    raise SyncError(
+        f"--scenario {value!r}: no such file, nor a scenario of the package "
+        f"({', '.join(shipped())})"
+    )
 
 
 def simulate(args: argparse.Namespace) -> int:
-    paths = args.scenario or sorted(SCENARIOS.glob("*.yaml"))
-    if not paths:
-        raise SyncError(f"no scenario: give --scenario FILE (none found in {SCENARIOS}/)")
+    paths = [scenario_path(v) for v in args.scenario] if args.scenario else None
+    paths = paths or sorted(SCENARIOS.glob("*.yaml"))
     if args.days < 1:
         raise SyncError("--days must be at least 1")
     pool = _pool(args.policy, args.pool)

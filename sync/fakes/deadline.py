@@ -266,8 +266,11 @@ class FakeDeadline:
         port: int = 0,
         faults: Faults | None = None,
         license_text: Any = None,
+        more_farms: tuple[FakeFarm, ...] = (),
     ):
         self.farm = farm
+        # one endpoint serves every farm of the account in its region, as Deadline's does
+        self.farms = {f.farm_id: f for f in (farm, *more_farms)}
         self.faults = faults or Faults()
         self.model = shared_model()
         self.license_text = license_text  # (kind, server) -> str
@@ -328,7 +331,8 @@ class FakeDeadline:
                 self.before_op(op.name)
             body = json.loads(raw) if raw else {}
             params = self.model.params(op, path_params, parse_qs(url.query), body, h.headers)
-            result = self.farm.call(op.name, params, caller_of(h.headers.get("Authorization")))
+            farm = self.farms.get(params.get("farmId", ""), self.farm)  # else its NotFound
+            result = farm.call(op.name, params, caller_of(h.headers.get("Authorization")))
         except FakeError as e:
             return self._error(h, e.code, str(e), e.status, e.reason)
         except ValueError as e:

@@ -41,8 +41,13 @@ class FakeLicenseServer:
         # one lock with the farm's: the farm's clock calls `can_checkout` holding the farm's
         # lock, and an lmstat request reads the farm's holders; two locks deadlocked
         self.lock = farm.lock if farm is not None else threading.RLock()
-        if farm is not None:
-            farm.license_check = self.can_checkout
+        if farm is not None:  # a farm whose tasks use several servers asks each of them
+            earlier = farm.license_check
+            farm.license_check = (
+                self.can_checkout
+                if earlier is None
+                else lambda amount: earlier(amount) and self.can_checkout(amount)
+            )
 
     def set_artists(self, feature: str, n: int, prefix: str = "artist") -> None:
         with self.lock:

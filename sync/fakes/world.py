@@ -4,6 +4,7 @@ jobs coming and going on a clock thread."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sync.fakes.deadline import FakeDeadline
@@ -11,8 +12,42 @@ from sync.fakes.farm import REALISTIC, FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 
 
-class DemoWorld:
+class Clocked:
+    """A world behind `server`, stepped once a second by a clock thread of its own."""
+
+    server: FakeDeadline
+    _stop: threading.Event
+
+    def step(self, now: datetime) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def denials(self) -> int:
+        """Farm tasks refused a license so far, on every farm of the world."""
+        return sum(f.denials for f in self.all_farms())
+
+    def all_farms(self) -> list[FakeFarm]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.server.start()
+
+        def loop() -> None:
+            while not self._stop.wait(1.0):
+                self.step(datetime.now(UTC))
+
+        threading.Thread(target=loop, name="sim-clock", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop()
+
+
+class DemoWorld(Clocked):
     """The simulated farm and license server, stepped by a clock thread."""
+
+    def all_farms(self) -> list[FakeFarm]:
+        return [self.farm]
 
     def __init__(self, seed: int = 7):
         self.farm = FakeFarm(**REALISTIC, seed=seed)  # as late and as unkind as Deadline
@@ -42,31 +77,108 @@ class DemoWorld:
 
     def step(self, now: datetime) -> None:
         self._n += 1
-        with self.farm.lock:
-            active = [j for j in self.farm.jobs.values() if not j.finished]
-            if len(active) < 6:
-                amount = "amount.nuke" if self._n % 3 else "amount.maya"
-                self.farm.add_job(
-                    self.queues[self._n % 2],
-                    f"shot_{self._n:03d}_comp",
-                    tasks=self.farm.rng.randint(10, 40),
-                    amount=amount,
-                    priority=self.farm.rng.choice([30, 50, 70]),
-                    duration=self.farm.rng.uniform(8, 25),
-                )
+        amount = "amount.nuke" if self._n % 3 else "amount.maya"
+        keep_busy(self.farm, self.queues, amount, self._n)
         self.farm.tick(now)
         if self._n % 3 == 0:
             self.license.walk(now, peak=0.5)
 
-    def start(self) -> None:
-        self.server.start()
 
-        def loop() -> None:
-            while not self._stop.wait(1.0):
-                self.step(datetime.now(UTC))
+def keep_busy(farm: FakeFarm, queues: list[str], amount: str, n: int) -> None:
+    """A new comp job needing `amount` while the farm has fewer than six."""
+    with farm.lock:
+        if sum(not j.finished for j in farm.jobs.values()) < 6:
+            farm.add_job(
+                queues[n % len(queues)],
+                f"shot_{n:03d}_comp",
+                tasks=farm.rng.randint(10, 40),
+                amount=amount,
+                priority=farm.rng.choice([30, 50, 70]),
+                duration=farm.rng.uniform(8, 25),
+            )
 
-        threading.Thread(target=loop, name="sim-clock", daemon=True).start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self.server.stop()
+@dataclass
+class FakeLimit:
+    amount: str
+    display_name: str
+    limit_id: str | None = None  # as a policy names it by id; else one is made
+    max_count: int = 10
+
+
+@dataclass
+class FakeServer:
+    """What one license server answers `lmstat`/`rlmstat` with: its features, held by
+    artists and by the tasks of `farm_id`, or a captured output, verbatim."""
+
+    host: str
+    port: int
+    features: list[FakeFeature] = field(default_factory=list)
+    farm_id: str | None = None
+    captured: str | None = None
+
+
+class StudioWorld(Clocked):
+    """A studio of one's own on loopback: farms with the limits given, two queues each
+    associated with every limit, comp jobs needing those amounts, and license servers by
+    the `port@host` they are asked for. Every farm is behind one endpoint."""
+
+    def __init__(
+        self,
+        farms: dict[str, list[FakeLimit]],
+        servers: dict[str, FakeServer],
+        seed: int = 7,
+        artists: float = 0.4,
+    ):
+        self.farms = {fid: FakeFarm(fid, **REALISTIC, seed=seed) for fid in farms}
+        self.queues = {fid: [f.add_queue(), f.add_queue()] for fid, f in self.farms.items()}
+        self.amounts: dict[str, list[str]] = {}
+        for fid, limits in farms.items():
+            farm = self.farms[fid]
+            for lim in limits:
+                lid = farm.add_limit(lim.amount, lim.max_count, lim.display_name, lim.limit_id)
+                for q in self.queues[fid]:
+                    farm.associate(q, lid)
+            self.amounts[fid] = [lim.amount for lim in limits]
+        self.servers = servers
+        self.licenses = {
+            spec: self._license(srv, seed, artists)
+            for spec, srv in servers.items()
+            if srv.captured is None
+        }
+        first, *rest = self.farms.values()
+        self.server = FakeDeadline(first, license_text=self.text, more_farms=tuple(rest))
+        self._stop = threading.Event()
+        self._n = 0
+
+    def all_farms(self) -> list[FakeFarm]:
+        return list(self.farms.values())
+
+    def _license(self, srv: FakeServer, seed: int, artists: float) -> FakeLicenseServer:
+        farm = self.farms.get(srv.farm_id or "")
+        lic = FakeLicenseServer(farm, srv.features, host=srv.host, port=srv.port, seed=seed)
+        for f in srv.features:
+            lic.set_artists(f.name, round(f.total * artists))
+        return lic
+
+    def text(self, kind: str, spec: str) -> str:
+        """What the server asked for answers; one nobody described cannot be reached."""
+        srv = self.servers.get(spec)
+        if srv is not None and srv.captured is not None:
+            return srv.captured
+        lic = self.licenses.get(spec)
+        if lic is None:
+            lic = FakeLicenseServer(None, [], host=spec.partition("@")[2] or "?")
+            lic.down = True
+        return lic.text(kind, spec)
+
+    def step(self, now: datetime) -> None:
+        self._n += 1
+        for fid, farm in self.farms.items():
+            if self.amounts[fid]:
+                amount = self.amounts[fid][self._n % len(self.amounts[fid])]
+                keep_busy(farm, self.queues[fid], amount, self._n)
+            farm.tick(now)
+        if self._n % 3 == 0:
+            for lic in self.licenses.values():
+                lic.walk(now, peak=0.5)

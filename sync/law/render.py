@@ -36,7 +36,13 @@ def column_widths(
     return [min(widest, max(len(h), *(len(r[i]) for r in rows))) for i, h in enumerate(head)]
 
 
-def decision_line(d: Decision, fig: Figures | None) -> str:
+def limit_name(d: Decision, pp: PoolPlan) -> str:
+    """`pool/limit`, and its farm when the pool spans farms (two `amount.nuke` told apart)."""
+    farms = len({x.farm_id for x in pp.decisions}) > 1
+    return f"{d.pool}/{d.limit_ref}" + (f" on {d.farm_id}" if farms else "")
+
+
+def decision_line(d: Decision, fig: Figures | None, name: str | None = None) -> str:
     """One line a limit: total, external, farm, target, what was written, and why."""
     if fig is not None:
         total = "∞" if fig.total is None else fig.total
@@ -45,8 +51,8 @@ def decision_line(d: Decision, fig: Figures | None) -> str:
         nums = "source down"
     applied = count(d.new) if d.new is not None else f"{count(d.current)} (kept)"
     return (
-        f"{d.pool}/{d.limit_ref}: {nums} target={count(d.target)} maxCount={applied} "
-        f"— {text(d.why)}"
+        f"{name or f'{d.pool}/{d.limit_ref}'}: {nums} target={count(d.target)} "
+        f"maxCount={applied} — {text(d.why)}"
     )
 
 
@@ -54,9 +60,8 @@ def plan_lines(pp: PoolPlan) -> list[str]:
     """`plan`: each limit's change (or none), why, and the figures it came from. A pool
     over several farms names each limit's farm: two farms' `amount.nuke` are told apart."""
     out = []
-    farms = len({d.farm_id for d in pp.decisions}) > 1
     for d in pp.decisions:
-        name = f"{d.pool}/{d.limit_ref}" + (f" on {d.farm_id}" if farms else "")
+        name = limit_name(d, pp)
         if d.changes_anything:
             what = [f"maxCount {count(d.current)} → {count(d.new)}"] if d.new is not None else []
             what += [f"pause queue {q}" for q in d.pause]

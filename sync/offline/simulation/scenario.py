@@ -1,4 +1,4 @@
-"""A simulation scenario: the YAML file under config/scenarios/, as a model."""
+"""A simulation scenario: the YAML file under sync/offline/simulation/scenarios/, as a model."""
 
 from __future__ import annotations
 
