@@ -117,10 +117,10 @@ def test_run_once_and_dry_run(farm_env):
 
 def test_run_with_invalid_policy_fails_with_positions(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("farms: []\n")
+    bad.write_text("farms: {}\n")
     p = cli("run", "--config", str(bad))
     assert p.returncode == 1
-    assert "bad.yaml:1:8: farms: List should have at least 1 item" in p.stderr
+    assert "bad.yaml:1:8: farms: Input should be a valid list" in p.stderr
     assert "Traceback" not in p.stderr
 
 

@@ -24,6 +24,13 @@ def run(args: argparse.Namespace) -> int:
         for pp in result.plan.pools.values():
             for d in pp.decisions:
                 print(decision_line(d, pp.figures, limit_name(d, pp)))
+        if svc.policy.exporter_only:  # no pool to print: say what each source showed
+            for name, state in result.observed.sources.items():
+                r = state.report
+                said = (
+                    f"up, {len(r.features)} feature(s)" if r.up else "DOWN: " + "; ".join(r.errors)
+                )
+                print(f"source {name}: {said}")
         return EXIT_OK if result.ok else EXIT_ERROR
     address = args.metrics_address or svc.policy.metrics.address
     return serve(svc, address, stop_grace=args.stop_grace)

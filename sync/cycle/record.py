@@ -20,6 +20,7 @@ from sync.law import reasons
 from sync.law.limits import PoolPlan, farm_selector
 from sync.law.reconcile import Plan
 from sync.law.state import Observed
+from sync.licenses import Feature, Report
 from sync.offline import observation
 from sync.offline.redact import Redactor, any_farm, quiet
 from sync.policy import Policy
@@ -215,29 +216,73 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
     )
     for name, pool in policy.pools.items():
         for ref in pool.features:
-            state = result.observed.sources.get(ref.source)
-            # a source down keeps its last known series: an expiry panel or alert does not
-            # empty and start its `for:` again at every flap (source_up says it is down)
-            report = state and (state.report if state.report.up else state.last_good_report)
-            if not report:
-                continue
-            for f in report.feature(ref.feature, ref.vendor):
-                snap.features.append(
-                    {
-                        "pool": name,
-                        "feature": f.feature,
-                        "source": ref.source,
-                        "total": f.total,
-                        "in_use": f.in_use,
-                        "reserved": f.reserved,
-                        "queued": f.queued,
-                        "expires": f.expires,
-                    }
-                )
+            report = _shown(result, ref.source)
+            for f in report.feature(ref.feature, ref.vendor) if report else ():
+                snap.features.append(_feature_row(name, ref.source, f))
         pp = result.plan.pools.get(name)
         if pp is not None:
             _pool_rows(snap, result, pp)
+    for source in result.observed.sources:
+        report = _shown(result, source)
+        if report and policy.exporter_only:  # every feature: no pool to choose them
+            snap.features += _by_name(source, report)
+        if report and policy.metrics.checkouts:
+            snap.checkouts += _checkout_rows(source, report)
     return snap
+
+
+def _shown(result: CycleResult, source: str) -> Report | None:
+    """What a source's series show: this cycle's read, or while it is down its last good
+    one, so an expiry panel or alert does not empty and start its `for:` again at every
+    flap (source_up says it is down)."""
+    state = result.observed.sources.get(source)
+    if state is None:
+        return None
+    return state.report if state.report.up else state.last_good_report
+
+
+def _feature_row(pool: str, source: str, f: Feature) -> dict[str, Any]:
+    return {
+        "pool": pool,
+        "feature": f.feature,
+        "source": source,
+        "total": f.total,
+        "in_use": f.in_use,
+        "reserved": f.reserved,
+        "queued": f.queued,
+        "expires": f.expires,
+    }
+
+
+def _by_name(source: str, report: Report) -> list[dict[str, Any]]:
+    """Every feature of a source, one row a name: a name two vendor daemons serve (or two
+    versions) is summed, as one series is all the labels can tell apart."""
+    rows: dict[str, dict[str, Any]] = {}
+    for f in report.features:
+        row = _feature_row("", source, f)
+        if (had := rows.get(f.feature)) is None:
+            rows[f.feature] = row
+            continue
+        for k in ("in_use", "reserved", "queued"):
+            had[k] += row[k]
+        both = (had["total"], row["total"])
+        had["total"] = None if None in both else both[0] + both[1]  # uncounted stays so
+        dates = [d for d in (had["expires"], row["expires"]) if d and d != "permanent"]
+        had["expires"] = min(dates) if dates else had["expires"]
+    return list(rows.values())
+
+
+def _checkout_rows(source: str, report: Report) -> list[dict[str, Any]]:
+    """Licenses held by each user at each host, a feature (`metrics.checkouts`)."""
+    held: dict[tuple[str, str, str], int] = {}
+    for f in report.features:
+        for c in f.checkouts:
+            key = (f.feature, c.user or "", c.host or "")
+            held[key] = held.get(key, 0) + c.count
+    return [
+        {"source": source, "feature": feat, "user": user, "host": host, "count": n}
+        for (feat, user, host), n in sorted(held.items())
+    ]
 
 
 def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:

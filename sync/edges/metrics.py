@@ -45,6 +45,7 @@ class Snapshot:
     jobs: list[dict[str, Any]] = field(default_factory=list)  # pool jobs demand overrides
     servers: list[dict[str, Any]] = field(default_factory=list)  # source host master up
     vendors: list[dict[str, Any]] = field(default_factory=list)  # source vendor up
+    checkouts: list[dict[str, Any]] = field(default_factory=list)  # source feature user host
 
 
 def _number(v: Any) -> float | None:
@@ -79,6 +80,7 @@ FEATURE, POOL, LIMIT, SOURCE = (
     ("source",),
 )
 HOST, VENDOR = ("source", "host", "master"), ("source", "vendor")
+CHECKOUT = ("source", "feature", "user", "host")
 
 
 def _expiry_ts(expires: str | None) -> float | None:
@@ -136,6 +138,8 @@ GAUGES = [
               "servers", HOST, "up", _flag),
     GaugeSpec("vendor_daemon_up", "1 if the vendor daemon (or RLM ISV server) is up",
               "vendors", VENDOR, "up", _flag),
+    GaugeSpec("license_checkouts", "Licenses a user holds from a host (metrics.checkouts)",
+              "checkouts", CHECKOUT, "count"),
 ]  # fmt: skip
 
 

@@ -45,6 +45,14 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     for i, f in enumerate(policy.farms):
         if farm_ids.index(f.id) != i:
             out.append((("farms", i, "id"), f"farm {f.id!r} is listed twice"))
+    if policy.pools and not policy.farms:
+        why = (
+            "pools set Deadline limits, so the policy needs its farms: list them under "
+            "'farms:', or leave 'pools:' out to run as a license exporter only"
+        )
+        return [*out, (("pools",), why)]
+    if not policy.sources:
+        out.append((("sources",), "no sources: name a license server to read under 'sources:'"))
     owner: dict[tuple[str | None, str], str] = {}
     for name, pool in policy.pools.items():
         for j, ref in enumerate(pool.features):
@@ -152,6 +160,15 @@ def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     midnight belong to the day they start on; a pool without a farm_selector counts the
     farm's use from the delayed currentCount."""
     out: list[tuple[tuple[Any, ...], str]] = []
+    if policy.exporter_only:
+        out.append(
+            (
+                ("sources",),
+                "no pools: this policy runs as a license exporter only — every feature of "
+                "its sources on /metrics, no Deadline client and no AWS credentials; add "
+                "pools (and farms) to turn control on",
+            )
+        )
     for name, pool in policy.pools.items():
         sel = pool.farm_selector
         if sel is None or not (sel.hosts or sel.users):

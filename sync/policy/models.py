@@ -104,6 +104,11 @@ class HistoryConfig(Model):
 
 class MetricsConfig(Model):
     address: str = Field("0.0.0.0:9462", description="host:port for /metrics, /healthz, /readyz")
+    checkouts: bool = Field(
+        False,
+        description="a license_checkouts series per user and host holding a feature: "
+        "personal data, so off unless asked for (docs/operations.md, 'Metrics')",
+    )
 
     @field_validator("address")
     @classmethod
@@ -467,9 +472,18 @@ class Policy(Model):
     interval: Interval = Field(60.0, description="seconds between cycles, e.g. 60s (1s to 1h)")
     history: HistoryConfig = HistoryConfig()
     metrics: MetricsConfig = MetricsConfig()
-    farms: Annotated[list[FarmConfig], Field(min_length=1)]
+    farms: list[FarmConfig] = Field(
+        [], description="the Deadline farms; none: a license exporter only, no AWS"
+    )
     sources: dict[str, SourceConfig]
-    pools: dict[str, Pool]
+    pools: dict[str, Pool] = Field(
+        {}, description="license pools and the limits they set; none: a license exporter only"
+    )
+
+    @property
+    def exporter_only(self) -> bool:
+        """No pools: the license metrics alone, no Deadline client (docs/operations.md)."""
+        return not self.pools
 
     def farm(self, farm_id: str) -> FarmConfig:
         if (f := self.find_farm(farm_id)) is None:
