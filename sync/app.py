@@ -34,9 +34,8 @@ def build_service(
     metrics = Metrics()
     hist = None
     if history:
-        hist = open_history(
-            loaded.policy.history.path, loaded.policy.history.keep, metrics, read_only_ok
-        )
+        cfg = loaded.policy.history
+        hist = open_history(cfg.path, cfg.keep, metrics, read_only_ok, cfg.journal)
     return Service(
         loaded,
         deadline_factory=factory_for(metrics, endpoint_url, session),
@@ -49,14 +48,14 @@ def build_service(
 
 
 def open_history(
-    path: str, keep: float, metrics: Metrics, read_only_ok: bool = False
+    path: str, keep: float, metrics: Metrics, read_only_ok: bool = False, journal: str = "wal"
 ) -> History | None:
     """The history, or None if it cannot be opened: limits still sync, jobs are not touched.
     A history another process holds (`HistoryLocked`) is not caught: do not start.
     `read_only_ok`: a file that exists but cannot be written (a snapshot mounted read-only)
     is opened to read."""
     try:
-        return History(path, keep, lock=True)
+        return History(path, keep, lock=True, journal=journal)
     except HistoryError as e:
         if read_only_ok and os.path.isfile(path):
             log.warning("%s; reading it as a read-only copy: nothing done is recorded", e)

@@ -807,6 +807,49 @@ def test_two_instances_never_both_write_even_with_the_lock_file_removed(aws_env,
             first.communicate(timeout=15)
 
 
+def test_a_history_on_network_storage_keeps_no_wal_and_one_writer(aws_env, tmp_path):
+    """`history.journal: rollback` (NFS, EFS): no -wal or -shm ever; the lock is a POSIX
+    lock on PATH.lock, so a second writer is refused; and if a cleanup removes that file,
+    the instance a second one displaces writes nothing more."""
+    farm = farm_with_limit()
+    writes: list[int] = []
+    real = farm.op_UpdateLimit
+    farm.op_UpdateLimit = lambda p: (writes.append(p["maxCount"]), real(p))[1]
+    with FakeDeadline(farm) as server:
+        policy = policy_for([farm], tmp_path)
+        port = free_port()
+        base = policy.read_text().replace("h.db}", "h.db, journal: rollback}") + "interval: 1s\n"
+        policy.write_text(base + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
+        first = run_proc(policy, server, tmp_path, "run")
+        try:
+            assert _wait_for(lambda: _cycles(port) >= 2, 30), "no cycles"
+            db = tmp_path / "h.db"
+            assert not Path(f"{db}-wal").exists() and not Path(f"{db}-shm").exists()
+            with sqlite3.connect(db) as conn:
+                assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+            other = tmp_path / "other.yaml"
+            other.write_text(base.replace("{settle: 1}", "{settle: 1}\n    ceiling: 5"))
+            second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
+            out, _ = second.communicate(timeout=30)
+            assert second.returncode == 1 and "is using the history" in out, out
+            Path(f"{db}.lock").unlink()  # a cleanup takes the lock file
+            second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
+            try:
+                assert _wait_for(lambda: 5 in writes, 30), writes
+                assert _wait_for(lambda: _ready(port) is False, 10)
+                seen = len(writes)
+                ran = lambda: _cycles(port) + _cycles(port, "error")  # noqa: E731
+                done = ran()
+                assert _wait_for(lambda: ran() >= done + 3, 15)
+                assert writes[seen:] == [], writes  # three cycles of the displaced: no write
+            finally:
+                second.terminate()
+                second.communicate(timeout=15)
+        finally:
+            first.terminate()
+            first.communicate(timeout=15)
+
+
 def _ready(port: int) -> bool:
     try:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).status == 200

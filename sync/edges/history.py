@@ -112,16 +112,26 @@ class History:
     """Append-only records of what was seen and done, plus small named state."""
 
     def __init__(
-        self, path: str, keep: float = 30 * 86400, timeout: float = 5.0, lock: bool = False
+        self,
+        path: str,
+        keep: float = 30 * 86400,
+        timeout: float = 5.0,
+        lock: bool = False,
+        journal: str = "wal",
     ):
         """`lock`: hold a lock on the file while open, so a second writer refuses to start
-        (`HistoryLocked`): two services would take each other's caps for manual edits."""
+        (`HistoryLocked`): two services would take each other's caps for manual edits.
+        `journal`: `wal` on a local disk; `rollback` on a network volume (NFS, EFS), where
+        WAL's shared memory does not work and flock is emulated by POSIX locks that would
+        mix with SQLite's own: the lock is then a POSIX lock on `PATH.lock`."""
         self.path = path
         self.keep = keep
+        self.journal = journal
         self._lock_fd: int | None = None
         try:
             if lock and path != ":memory:":
-                self._lock_fd = _take_lock(path)
+                take = _take_lock if journal == "wal" else _take_lock_file
+                self._lock_fd = take(path)
             if path != ":memory:":
                 parent = os.path.dirname(os.path.abspath(path))
                 os.makedirs(parent, exist_ok=True)
@@ -134,8 +144,13 @@ class History:
                 # pages freed by pruning go back to the file system a few at a time
                 # (only settable before the first table)
                 self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            if path != ":memory:":
+            if path != ":memory:" and journal == "wal":
                 self.db.enable_wal()
+            elif path != ":memory:":
+                # a rollback journal, synced in full: each commit is on the volume before
+                # it returns, whatever the network does after
+                self.db.execute("PRAGMA journal_mode = DELETE").fetchall()
+                self.db.execute("PRAGMA synchronous = FULL")
             self._create()
             # which files we opened: a history (or its -wal or -shm, which hold what is not
             # checkpointed yet) removed or replaced under us is noticed
@@ -397,7 +412,11 @@ class History:
     def taken_over(self) -> bool:
         """True when the file now at our path is not ours and another writer holds its
         lock: a second instance started once ours was removed. Then we must write nothing."""
-        if self._lock_fd is None or not self.replaced():
+        if self._lock_fd is None:
+            return False
+        if self.journal != "wal":
+            return _lock_file_taken(self.path, self._lock_fd)
+        if not self.replaced():
             return False
         try:
             fd = os.open(self.path, os.O_RDONLY)
@@ -447,6 +466,44 @@ def _take_lock(path: str) -> int:
     except OSError:
         pass  # the pid is for the message only
     return fd
+
+
+def _take_lock_file(path: str) -> int:
+    """On a network volume: a POSIX lock on `PATH.lock` (NFS and EFS carry POSIX locks;
+    on the database file it would mix with SQLite's). The pid is written through the same
+    descriptor: opening the file again in this process and closing it would drop the lock."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path + ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise HistoryLocked(
+            f"another license-sync (pid {_holder(path)}) is using the history {path!r}: "
+            "two instances would take each other's job caps for manual edits; stop it "
+            "first, or give this one its own history.path"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _lock_file_taken(path: str, fd: int) -> bool:
+    """Our lock file removed and another writer locking the one now at its path."""
+    try:
+        ours, now = os.fstat(fd), os.stat(path + ".lock")
+    except OSError:
+        return False  # gone, and nobody made another: nobody else writes
+    if (ours.st_dev, ours.st_ino) == (now.st_dev, now.st_ino):
+        return False
+    other = os.open(path + ".lock", os.O_RDONLY)
+    try:
+        fcntl.lockf(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(other)  # another inode than ours: our lock stays
+    return False
 
 
 def _holder(path: str) -> str:

@@ -100,6 +100,11 @@ class HistoryConfig(Model):
         description="hash artists' user, host and display names and job creators in the "
         "history (docs/operations.md, 'What the history holds')",
     )
+    journal: Literal["wal", "rollback"] = Field(
+        "wal",
+        description="wal on a local disk; rollback on a network volume (NFS, EFS), where "
+        "WAL does not work (docs/operations.md, 'The history on network storage')",
+    )
 
 
 class MetricsConfig(Model):
