@@ -20,6 +20,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 
+# vendor lmutil/rlmutil builds are linked against the LSB loader, which Debian does not
+# ship: its path names the glibc loader the image has (x86-64; other arches have none)
+RUN if [ -e /lib64/ld-linux-x86-64.so.2 ]; then \
+      ln -sf /lib64/ld-linux-x86-64.so.2 /lib64/ld-lsb-x86-64.so.3; fi
+
 RUN groupadd --system --gid 10001 licsync \
  && useradd --system --uid 10001 --gid licsync --home-dir /data --shell /usr/sbin/nologin licsync \
  && mkdir -p /data /config /opt/license-tools \

@@ -53,3 +53,67 @@ def test_one_writer_a_non_root_read_only_pod_and_probes_on_health():
     assert "eks.amazonaws.com/role-arn" in sa["annotations"]
     kinds = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
     assert kinds == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+# -- the image: a vendor's lmutil, linked against the LSB loader --------------------------
+
+LSB = b"/lib64/ld-lsb-x86-64.so.3"
+GLIBC = b"/lib64/ld-linux-x86-64.so.2"
+
+
+def lsb_tool(dest: Path) -> Path:
+    """A dynamically linked program whose ELF interpreter is the LSB loader, as Flexera's
+    and Reprise's x86-64 builds of lmutil and rlmutil are (`readelf -l lmutil`)."""
+    import shutil
+
+    elf = Path(shutil.which("true") or "/bin/true").read_bytes()
+    if GLIBC not in elf:
+        import pytest
+
+        pytest.skip("this machine's /bin/true is not an x86-64 glibc program")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(elf.replace(GLIBC, LSB + b"\0" * (len(GLIBC) - len(LSB)), 1))
+    dest.chmod(0o755)
+    return dest
+
+
+def loader_line() -> str:
+    """The Dockerfile's RUN that provides the LSB loader, as a shell command."""
+    text = (Path(__file__).parent.parent / "Dockerfile").read_text().replace("\\\n", " ")
+    [run] = [ln for ln in text.splitlines() if ln.startswith("RUN ") and "ld-lsb" in ln]
+    return run.removeprefix("RUN ")
+
+
+def test_the_image_runs_a_tool_linked_against_the_lsb_loader(tmp_path):
+    """In a mount namespace whose /lib64 is a copy of this machine's (nothing outside the
+    test changes): without the Dockerfile's line the tool cannot start; with it, it runs
+    from /opt/license-tools as the service runs it."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    tool = lsb_tool(tmp_path / "opt/license-tools/lmutil")
+    lib64 = tmp_path / "lib64"
+    lib64.mkdir()
+    (lib64 / "ld-linux-x86-64.so.2").symlink_to(os.path.realpath(GLIBC.decode()))
+    read = (
+        "from sync.edges.sources import ToolSource;"
+        f"r = ToolSource('lic', 'flexlm', ['27000@lic1'], {str(tool)!r}).read();"
+        "print(r.errors[0])"
+    )
+    script = (
+        f"mount --bind {lib64} /lib64 && "
+        f"{{ {tool} lmstat -a; echo before=$?; }} 2>/dev/null; "
+        f'{loader_line()} && {tool} lmstat -a; echo after=$? && {sys.executable} -c "{read}"'
+    )
+    p = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    if "unshare" in p.stderr and p.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"unshare is needed here: {p.stderr}")
+        pytest.skip(f"no user and mount namespaces on this machine: {p.stderr.strip()}")
+    lines = p.stdout.splitlines()
+    assert lines[:2] == ["before=127", "after=0"], p.stdout + p.stderr
+    assert "unreadable output" in lines[2], lines  # it ran: /bin/true prints no report
