@@ -5,6 +5,7 @@ schemas and checkov's rules: .ci/run."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -117,3 +118,55 @@ def test_the_image_runs_a_tool_linked_against_the_lsb_loader(tmp_path):
     lines = p.stdout.splitlines()
     assert lines[:2] == ["before=127", "after=0"], p.stdout + p.stderr
     assert "unreadable output" in lines[2], lines  # it ran: /bin/true prints no report
+
+
+# -- ECS Fargate: deploy/ecs/license-sync.yaml ---------------------------------------------
+
+ROOT = Path(__file__).parent.parent
+
+
+def template() -> dict:
+    return yaml.safe_load((ROOT / "deploy/ecs/license-sync.yaml").read_text())
+
+
+def test_the_task_role_is_the_iam_policy_of_config():
+    import json
+
+    role = template()["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    given = {st["Sid"]: st for st in role["Statement"]}
+    for st in json.loads((ROOT / "config/iam-policy.json").read_text())["Statement"]:
+        assert sorted(given[st["Sid"]]["Action"]) == sorted(st["Action"]), st["Sid"]
+        cond = given[st["Sid"]]["Condition"]["StringEquals"]
+        assert cond == {
+            "aws:ResourceAccount": {"Ref": "AWS::AccountId"},
+            "aws:RequestedRegion": [{"Ref": "AWS::Region"}],
+        }
+        assert [r["Fn::Sub"].rsplit(":", 1)[1] for r in given[st["Sid"]]["Resource"]] == [
+            "farm/${FarmId}",
+            "farm/${FarmId}/*",
+        ]
+
+
+def test_one_task_writes_a_history_on_efs_with_the_policy_it_was_given():
+    t = template()
+    res = t["Resources"]
+    svc = res["Service"]["Properties"]
+    assert svc["DesiredCount"] == 1
+    assert svc["DeploymentConfiguration"]["MaximumPercent"] == 100  # the old one stops first
+    policy, main = res["Task"]["Properties"]["ContainerDefinitions"]
+    config = main["EntryPoint"][main["EntryPoint"].index("--config") + 1]
+    assert main["EntryPoint"][:4] == ["tini", "--", "license-sync", "run"]
+    assert main["HealthCheck"]["Command"] == ["CMD", "license-sync", "healthcheck", "--config",
+                                              config]  # fmt: skip
+    assert f"pathlib.Path('{config}')" in policy["EntryPoint"][2]  # written where it is read
+    assert main["DependsOn"] == [{"ContainerName": "policy", "Condition": "SUCCESS"}]
+    # the image's user owns the access point's directory and runs both containers
+    uid = re.search(r"^USER (\d+):", (ROOT / "Dockerfile").read_text(), re.M)[1]
+    posix = res["HistoryAccessPoint"]["Properties"]["PosixUser"]
+    assert posix == {"Uid": uid, "Gid": uid} and main["User"] == policy["User"] == f"{uid}:{uid}"
+    assert main["ReadonlyRootFilesystem"] and policy["ReadonlyRootFilesystem"]
+    # the example policy validates and keeps its history on the EFS volume, rollback journal
+    example = parse_policy(t["Metadata"]["ExamplePolicy"], "ExamplePolicy").policy
+    [mount] = main["MountPoints"]
+    assert example.history.path.startswith(mount["ContainerPath"] + "/")
+    assert example.history.journal == "rollback"

@@ -395,8 +395,8 @@ def test_iam_policy_is_scoped_to_the_farms_account_and_region():
             "arn:aws:deadline:REGION:ACCOUNT_ID:farm/FARM_ID",
             "arn:aws:deadline:REGION:ACCOUNT_ID:farm/FARM_ID/*",
         ]
-        assert st["Condition"] == {
-            "StringEquals": {"aws:ResourceAccount": "ACCOUNT_ID", "aws:RequestedRegion": "REGION"}
+        assert st["Condition"] == {  # a list: each farm's region added to it
+            "StringEquals": {"aws:ResourceAccount": "ACCOUNT_ID", "aws:RequestedRegion": ["REGION"]}
         }
 
 
