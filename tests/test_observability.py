@@ -471,12 +471,46 @@ def test_compose_runs_the_demo_or_a_farm_with_prometheus_alertmanager_and_grafan
     assert services["demo"]["entrypoint"][-1] == f"0.0.0.0:{port}"
     [am] = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert am.split(":")[0] == "alertmanager" and (ROOT / "config/alertmanager.yml").exists()
+    # Prometheus keeps its data on a volume, where its image's default command keeps it
+    assert "prometheus-data:/prometheus" in services["prometheus"]["volumes"]
+    assert "--storage.tsdb.path=/prometheus" in services["prometheus"]["command"]
     p = subprocess.run(
         [tool("promtool"), "check", "config", str(ROOT / "config/prometheus.yml")],
         capture_output=True,
         text=True,
     )
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_alerts_reach_a_receiver_that_does_something():
+    """Alertmanager's receiver is the compose file's webhook, and that webhook, run as
+    compose runs it, prints the notification Alertmanager posts."""
+    import urllib.error
+
+    am = yaml.safe_load((ROOT / "config/alertmanager.yml").read_text())
+    [receiver] = [r for r in am["receivers"] if r["name"] == am["route"]["receiver"]]
+    [hook] = receiver["webhook_configs"]
+    url = urllib.parse.urlsplit(hook["url"])
+    webhook = compose()["services"][url.hostname]
+    assert url.port == 9095 and webhook["entrypoint"][:2] == ["python", "-c"]
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-c", webhook["entrypoint"][2], str(port)],
+                         stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        body = b'{"status": "firing", "alerts": [{"labels": {"alertname": "LicenseSourceDown"}}]}'
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}{url.path}", data=body)
+                assert urllib.request.urlopen(req, timeout=5).status == 200
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "the webhook did not start"
+                time.sleep(0.1)
+        assert p.stdout is not None and "LicenseSourceDown" in p.stdout.readline()
+    finally:
+        p.kill()
+        p.communicate()
 
 
 def test_the_compose_demo_entrypoint_runs(tmp_path):
