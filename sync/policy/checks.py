@@ -38,9 +38,12 @@ def _reserve_above_total(
     ]
 
 
-def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
+Found = list[tuple[tuple[Any, ...], str]]
+
+
+def cross_check(policy: Policy) -> Found:
     """Checks that span sections: what one model cannot see on its own."""
-    out: list[tuple[tuple[Any, ...], str]] = []
+    out: Found = []
     farm_ids = [f.id for f in policy.farms]
     for i, f in enumerate(policy.farms):
         if farm_ids.index(f.id) != i:
@@ -55,20 +58,7 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
         out.append((("sources",), "no sources: name a license server to read under 'sources:'"))
     owner: dict[tuple[str | None, str], str] = {}
     for name, pool in policy.pools.items():
-        for j, ref in enumerate(pool.features):
-            if ref.source not in policy.sources:
-                hint = difflib.get_close_matches(ref.source, list(policy.sources), n=1)
-                did = (
-                    f"; did you mean {hint[0]!r}?"
-                    if hint
-                    else (f"; defined: {', '.join(policy.sources) or 'none'}")
-                )
-                out.append(
-                    (
-                        ("pools", name, "features", j, "source"),
-                        f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
-                    )
-                )
+        out += _unknown_sources(name, pool, policy)
         out += _reserve_above_total(name, pool, policy.sources) + _shadowed(name, pool)
         if pool.ceiling is not None and pool.floor > pool.ceiling:
             out.append(
@@ -77,31 +67,62 @@ def cross_check(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                     f"pool {name!r}: floor {pool.floor} is above ceiling {pool.ceiling}",
                 )
             )
-        targets = pool.targets(policy.default_farm)
-        for k, t in enumerate(targets):
-            loc: tuple[Any, ...] = (
-                ("pools", name, "limits", k) if pool.limits else ("pools", name, "limit")
+        out += _targets(name, pool, policy, farm_ids, owner)
+    return out
+
+
+def _unknown_sources(name: str, pool: Pool, policy: Policy) -> Found:
+    out: Found = []
+    for j, ref in enumerate(pool.features):
+        if ref.source not in policy.sources:
+            hint = difflib.get_close_matches(ref.source, list(policy.sources), n=1)
+            did = (
+                f"; did you mean {hint[0]!r}?"
+                if hint
+                else (f"; defined: {', '.join(policy.sources) or 'none'}")
             )
-            if t.farm is None:
-                out.append(
-                    (
-                        ("pools", name),
-                        f"pool {name!r} must name its 'farm': the policy has several farms",
-                    )
+            out.append(
+                (
+                    ("pools", name, "features", j, "source"),
+                    f"pool {name!r} names source {ref.source!r}, which is not defined{did}",
                 )
-                continue
-            if t.farm not in farm_ids:
-                out.append((loc, f"pool {name!r} names farm {t.farm!r}, which is not in 'farms'"))
-            key = (t.farm, t.limit)
-            if key in owner and owner[key] != name:
-                out.append(
-                    (
-                        loc,
-                        f"limit {t.limit!r} of {t.farm} is already in pool "
-                        f"{owner[key]!r}: a limit belongs to one pool only",
-                    )
+            )
+    return out
+
+
+def _targets(
+    name: str,
+    pool: Pool,
+    policy: Policy,
+    farm_ids: list[str],
+    owner: dict[tuple[str | None, str], str],
+) -> Found:
+    """Each limit of the pool on a farm of the policy, and in no other pool."""
+    out: Found = []
+    for k, t in enumerate(pool.targets(policy.default_farm)):
+        loc: tuple[Any, ...] = (
+            ("pools", name, "limits", k) if pool.limits else ("pools", name, "limit")
+        )
+        if t.farm is None:
+            out.append(
+                (
+                    ("pools", name),
+                    f"pool {name!r} must name its 'farm': the policy has several farms",
                 )
-            owner.setdefault(key, name)
+            )
+            continue
+        if t.farm not in farm_ids:
+            out.append((loc, f"pool {name!r} names farm {t.farm!r}, which is not in 'farms'"))
+        key = (t.farm, t.limit)
+        if key in owner and owner[key] != name:
+            out.append(
+                (
+                    loc,
+                    f"limit {t.limit!r} of {t.farm} is already in pool "
+                    f"{owner[key]!r}: a limit belongs to one pool only",
+                )
+            )
+        owner.setdefault(key, name)
     return out
 
 
