@@ -57,8 +57,9 @@ def _add_parse(sub: Sub) -> None:
     p.add_argument(
         "--format",
         required=True,
-        choices=[*TOOLS, "command"],
-        help="which tool produced the text (command: a JSON report to validate)",
+        choices=[*TOOLS, "command", "flexlm-log"],
+        help="which tool produced the text (command: a JSON report to validate; "
+        "flexlm-log: a FlexLM debug log, its checkouts and refusals)",
     )
     p.add_argument(
         "--expiry",
@@ -66,6 +67,11 @@ def _add_parse(sub: Sub) -> None:
         help="the text is `lmstat -i` (expiry listing); detected when omitted",
     )
     p.add_argument("--compact", action="store_true", help="one line of JSON")
+    p.add_argument(
+        "--tz",
+        default="UTC",
+        help="with flexlm-log: the server's time zone (its log's times are local)",
+    )
     p.add_argument("file", nargs="?", metavar="FILE|-", help="the captured output (default: stdin)")
 
 
@@ -222,6 +228,12 @@ def _add_history(sub: Sub) -> None:
     src.add_argument("--config", "-c", metavar="POLICY", help="use the policy's history.path")
     src.add_argument("--db", metavar="PATH", help="the history file")
     p.add_argument("--table", default="decisions", choices=sorted(CYCLE_TABLES))
+    p.add_argument(
+        "--denials",
+        action="store_true",
+        help="the checkouts the license servers' logs refused, artists' and the farm's, "
+        "and how many times artists were refused, and why (--table denials)",
+    )
     p.add_argument("--pool", help="only this pool")
     p.add_argument("--since", metavar="DURATION", help="e.g. 1h, 30m, 7d")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -9,5 +9,6 @@ CYCLE_TABLES = {
     "decisions": "at",
     "errors": "at",
     "job_changes": "at",
+    "denials": "at",
     "cycles": "started",
 }

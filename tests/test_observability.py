@@ -257,10 +257,13 @@ def query(prom: str, q: str) -> list[dict]:
 
 
 # Panel queries with no series in a quiet demo: nothing is throttled, and no reload or
-# write happens in every window
+# write happens in every window; the demo's fake license server writes no debug log yet,
+# so no refusal is counted (issue #26, point 2)
 QUIET_IN_THE_DEMO = {
     'sum by (operation) (rate(license_sync_api_throttles_total{instance=~"$instance"}'
     "[$__rate_interval]))",
+    'sum by (pool, who) (increase(license_sync_denials_total{pool=~"$pool", '
+    'instance=~"$instance"}[$__rate_interval]))',
 }
 
 

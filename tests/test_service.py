@@ -826,3 +826,49 @@ def test_a_source_that_stays_down_is_said_once_then_every_ten_minutes(world, cap
     assert down[0].startswith("source lic down: ")
     assert down[1].startswith("source lic still down: 11 reads since ")
     assert said[-1] == "source lic up again after 30 read(s) down"
+
+
+# -- denials from the license server's own log --------------------------------------------
+
+STUDIO_LOG = Path(__file__).parent / "fixtures/flexlm_log/studio.log"
+
+
+def denials(w, who: str, pool: str = "nuke") -> float | None:
+    return w.metrics.registry.get_sample_value(
+        "license_sync_denials_total", {"pool": pool, "who": who}
+    )
+
+
+def test_the_servers_log_counts_who_was_refused_by_pool(world, tmp_path):
+    """A vendor daemon's log names each refused checkout: an artist's, or the farm's (by
+    the pool's farm_selector), counted, kept in the history with the artist's name hashed;
+    a log that vanishes is a log down, and the cycle goes on."""
+    w = world
+    log = tmp_path / "foundry.log"
+    head, *rest = STUDIO_LOG.read_text().splitlines(keepends=True)
+    log.write_text(head)
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            'servers: ["27000@lic1"]}', f'servers: ["27000@lic1"], log: {{path: {log}}}}}'
+        )
+    )
+    cycle(w)  # the edit is taken: the log is followed from here, its past not counted
+    with log.open("a") as fh:
+        fh.writelines(rest)
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert (denials(w, "artist"), denials(w, "farm")) == (1.0, 1.0)  # bob, render-013
+    assert denials(w, "artist", pool="") == 1.0  # nukex_i: no pool takes it
+    rows = {row["host"]: row for row in w.svc.history.query("denials")}
+    assert rows["render-013"]["who"] == "farm" and rows["render-013"]["user"] == "render"
+    [artist] = [row for row in rows.values() if row["pool"] == "nuke" and row["who"] == "artist"]
+    assert artist["user"] != "bob" and artist["host"] != "ws-077"  # history.redact
+    assert artist["at"] == "2026-12-03T00:01:05+00:00"  # dated past the log's midnight
+    assert "Licensed number of users already reached" in artist["reason"]
+    up = {"source": "lic"}
+    assert w.metrics.registry.get_sample_value("license_sync_source_log_up", up) == 1.0
+    cycle(w)  # nothing new: nothing counted twice
+    assert denials(w, "artist") == 1.0
+    log.unlink()
+    assert cycle(w).ok
+    assert w.metrics.registry.get_sample_value("license_sync_source_log_up", up) == 0.0

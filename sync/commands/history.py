@@ -8,6 +8,7 @@ import csv
 import itertools
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ COLUMNS = {
     "observations": ["at", "source", "up", "vendor", "feature", "total", "in_use", "reserved"],
     "errors": ["at", "where", "message"],
     "job_changes": ["at", "pool", "job_id", "original", "old", "new", "kind", "reason"],
+    "denials": ["at", "pool", "feature", "who", "user", "host", "reason"],
 }
 
 
@@ -58,6 +60,8 @@ def history(args: argparse.Namespace) -> int:
             since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
         except ValueError as e:
             raise SyncError(str(e)) from e
+    if args.denials:
+        args.table = "denials"
     history = History.reading(path)
     if args.pool is not None and args.pool not in (known := history.pools()):
         raise SyncError(
@@ -70,8 +74,32 @@ def history(args: argparse.Namespace) -> int:
         limit=args.limit,
         changed_only=args.table == "decisions" and not args.all,
     )
+    if args.table == "denials" and args.format == "table":
+        counted: Counter[tuple[str, str]] = Counter()
+        rows = _counting(rows, counted)
+        _print_rows(rows, args.format, COLUMNS[args.table])
+        print(_denials_said(counted))
+        return EXIT_OK
     _print_rows(rows, args.format, COLUMNS[args.table])
     return EXIT_OK
+
+
+def _counting(
+    rows: Iterator[dict[str, Any]], counted: Counter[tuple[str, str]]
+) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        counted[(row["who"], row["reason"])] += 1
+        yield row
+
+
+def _denials_said(counted: Counter[tuple[str, str]]) -> str:
+    """How many times were artists refused, and why: the number studios judge by."""
+    artists = sum(n for (who, _), n in counted.items() if who == "artist")
+    farm = sum(n for (who, _), n in counted.items() if who == "farm")
+    why = "; ".join(
+        f"{n} × {reason}" for (who, reason), n in counted.most_common() if who == "artist"
+    )
+    return f"\nartists refused {artists} time(s), the farm {farm}" + (f": {why}" if why else "")
 
 
 def _print_rows(rows: Iterator[dict[str, Any]], fmt: str, cols: list[str]) -> None:

@@ -7,8 +7,10 @@ import json
 import sys
 from typing import Any
 
+from sync.commands import EXIT_OK
 from sync.errors import ParseError, SyncError
 from sync.licenses import flexlm
+from sync.licenses.flexlm_log import REFUSED, parse_log
 from sync.licenses.kinds import parse_text
 
 
@@ -22,6 +24,10 @@ def parse(args: argparse.Namespace) -> int:
         except OSError as e:
             raise SyncError(f"cannot read {args.file!r}: {e.strerror}") from e
     out: dict[str, Any]
+    if args.format == "flexlm-log":
+        json.dump(log_document(text, args.tz), sys.stdout, indent=None if args.compact else 2)
+        sys.stdout.write("\n")
+        return EXIT_OK
     if args.format == "flexlm" and (args.expiry or flexlm.looks_like_expiry(text)):
         try:
             entries = flexlm.parse_expiry(text)
@@ -50,3 +56,23 @@ def parse(args: argparse.Namespace) -> int:
     if not out["up"] and out["errors"]:
         print(f"license-sync parse: source down: {out['errors'][0]}", file=sys.stderr)
     return 0
+
+
+def log_document(text: str, tz: str) -> dict[str, Any]:
+    """What a FlexLM debug log holds: each event, and the refusals counted."""
+    read = parse_log(text, tz)
+    events = [
+        {
+            "at": e.at.isoformat() if e.at else None,
+            "vendor": e.vendor,
+            "kind": e.kind,
+            "feature": e.feature,
+            "user": e.user,
+            "host": e.host,
+            "count": e.count,
+            "reason": e.reason,
+        }
+        for e in read.events
+    ]
+    refused = sum(1 for e in read.events if e.kind in REFUSED)
+    return {"format": "flexlm-log", "events": events, "refused": refused, "unread": read.unread}

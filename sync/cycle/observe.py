@@ -19,13 +19,14 @@ from sync.domain import JobInfo, LimitState, StepAmounts
 from sync.edges.deadline import Deadline, JobLookup, resolve_limit
 from sync.edges.history import History
 from sync.edges.sources import Source
+from sync.edges.sources.logtail import LogTail
 from sync.errors import DeadlineError, HistoryError
 from sync.law.learn import Profile, learn
 from sync.law.reconcile import departed_refs
 from sync.law.state import FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
 from sync.offline import observation
-from sync.policy import LearnedReserve, Policy
+from sync.policy import LearnedReserve, Policy, ToolSourceConfig
 
 log = logging.getLogger("license_sync")
 T = TypeVar("T")
@@ -60,6 +61,8 @@ class Observer:
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
         self.down: dict[str, _Down] = {}
+        self.tails: dict[tuple[str, str, str], LogTail] = {}  # (source, path, tz) → its log
+        self.log_down: dict[tuple[str, str, str], str] = {}  # a log down: why, as last said
         self._remember_good_reads()
 
     def _remember_good_reads(self) -> None:
@@ -89,7 +92,7 @@ class Observer:
         memory: Memory,
         now: datetime,
     ) -> Observed:
-        states = self.read_sources(sources, now)
+        states = self.read_logs(policy, self.read_sources(sources, now))
         farms: dict[str, FarmRead] = {}
         errors: list[str] = []
         extra = departed_refs(policy, memory)
@@ -151,6 +154,31 @@ class Observer:
                 report, self.last_good.get(name), seconds, self.last_good_report.get(name)
             )
         return states
+
+    def read_logs(self, policy: Policy, states: dict[str, SourceState]) -> dict[str, SourceState]:
+        """What each source's log (`log:`) recorded since the last cycle. A log is followed
+        from the service's start; a policy edit that keeps it keeps its place in it."""
+        wanted = {
+            (name, cfg.log.path, cfg.log.tz): name
+            for name, cfg in policy.sources.items()
+            if isinstance(cfg, ToolSourceConfig) and cfg.log is not None and name in states
+        }
+        for key in set(self.tails) - set(wanted):
+            self.tails.pop(key).close()
+        out = dict(states)
+        for key, name in wanted.items():
+            tail = self.tails.get(key) or self.tails.setdefault(key, LogTail(key[1], key[2]))
+            events, error = tail.read()
+            if error is not None and error != self.log_down.get(key):
+                log.warning("source %s: %s", name, error)  # once a new reason, not each cycle
+            elif error is None and key in self.log_down:
+                log.info("source %s: its log is read again", name)
+            if error is None:
+                self.log_down.pop(key, None)
+            else:
+                self.log_down[key] = error
+            out[name] = replace(out[name], events=tuple(events), log_error=error)
+        return out
 
     def _say_down(self, name: str, report: Report, now: datetime) -> None:
         why = "; ".join(report.errors) or "no reason"

@@ -17,6 +17,7 @@ from sync.edges.history import History
 from sync.edges.metrics import Metrics, Snapshot
 from sync.errors import HistoryError
 from sync.law import reasons
+from sync.law.denials import Denial, denials
 from sync.law.limits import PoolPlan, farm_selector
 from sync.law.reconcile import Plan
 from sync.law.state import Observed
@@ -66,6 +67,9 @@ def record(
     artists it names are hashed (sync/offline/redact.py)."""
     redactor = _redactor(policy, redaction_key)
     say = quiet if redactor else str
+    found = refusals(result, policy)
+    for d in found:
+        metrics.denials.labels(d.pool, d.who).inc()
     if history is not None:
         try:
             history.record_cycle(
@@ -78,6 +82,7 @@ def record(
                 ],
                 [job_change_row(c) for c in result.outcome.job_changes]
                 + [w.row() for w in result.outcome.preempted],
+                [_denial_row(d, redactor) for d in found],
             )
             history.set_state("observed", _as_left(result, redactor), finished)
             history.prune(result.started)
@@ -91,6 +96,31 @@ def record(
     metrics.jobs_unadopted.set(len(result.plan.memory.unadopted))
     metrics.jobs_unread.set(sum(f.unread for f in result.observed.farms.values()))
     metrics.snapshot = snapshot(result, policy)
+
+
+def refusals(result: CycleResult, policy: Policy) -> list[Denial]:
+    """Every refusal the sources' logs recorded since the last cycle, told apart."""
+    return [
+        d
+        for name, state in result.observed.sources.items()
+        for d in denials(policy, name, state.events, result.started)
+    ]
+
+
+def _denial_row(d: Denial, redactor: Redactor | None) -> dict[str, Any]:
+    """An artist's user and host hashed as the observation's are (`history.redact`)."""
+    hide = redactor is not None and d.who == "artist"
+    name = redactor.name if redactor is not None and hide else (lambda v: v)
+    return {
+        "at": d.at.isoformat(),
+        "source": d.source,
+        "pool": d.pool,
+        "feature": d.feature,
+        "user": name(d.user),
+        "host": name(d.host),
+        "who": d.who,
+        "reason": d.reason,
+    }
 
 
 def _redactor(policy: Policy, key: bytes) -> Redactor | None:
@@ -213,6 +243,11 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
             for name, state in result.observed.sources.items()
             for v in state.report.vendors
         ],
+        logs=[
+            {"source": name, "up": state.log_error is None}
+            for name, state in result.observed.sources.items()
+            if _has_log(policy, name)
+        ],
     )
     for name, pool in policy.pools.items():
         for ref in pool.features:
@@ -229,6 +264,10 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
         if report and policy.metrics.checkouts:
             snap.checkouts += _checkout_rows(source, report)
     return snap
+
+
+def _has_log(policy: Policy, source: str) -> bool:
+    return getattr(policy.sources.get(source), "log", None) is not None
 
 
 def _shown(result: CycleResult, source: str) -> Report | None:

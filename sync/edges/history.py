@@ -85,6 +85,18 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "why": str,
     },
     "errors": {"cycle_id": int, "at": str, "where": str, "message": str},
+    # each checkout a license server's log says it refused (docs/operations.md, "Denials")
+    "denials": {
+        "cycle_id": int,
+        "at": str,
+        "source": str,
+        "pool": str,
+        "feature": str,
+        "user": str,
+        "host": str,
+        "who": str,  # artist | farm
+        "reason": str,
+    },
     "state": {"key": str, "value": str, "updated": str},
     "job_originals": {
         "job_id": str,
@@ -214,6 +226,7 @@ class History:
             ("job_changes", ["at"]),
             ("errors", ["cycle_id"]),
             ("errors", ["at"]),
+            ("denials", ["at"]),
             ("cycles", ["started"]),
         ):
             self.db.table(name).create_index(index, if_not_exists=True)
@@ -236,6 +249,7 @@ class History:
         decisions: Iterable[dict[str, Any]],
         errors: Iterable[dict[str, Any]],
         job_changes: Iterable[dict[str, Any]] = (),
+        denials: Iterable[dict[str, Any]] = (),
     ) -> int:
         """One cycle's rows in one transaction; returns the cycle id."""
 
@@ -246,6 +260,7 @@ class History:
                 ("decisions", decisions),
                 ("errors", errors),
                 ("job_changes", job_changes),
+                ("denials", denials),
             ):
                 tagged = [{**r, "cycle_id": cid} for r in rows]
                 if tagged:
@@ -362,7 +377,7 @@ class History:
         if since is not None:
             where.append(f"[{col}] >= ?")
             args.append(since.isoformat())
-        if pool is not None and table in ("decisions", "job_changes"):
+        if pool is not None and table in ("decisions", "job_changes", "denials"):
             where.append("pool = ?")
             args.append(pool)
         if changed_only and table == "decisions":

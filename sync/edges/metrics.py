@@ -46,6 +46,7 @@ class Snapshot:
     servers: list[dict[str, Any]] = field(default_factory=list)  # source host master up
     vendors: list[dict[str, Any]] = field(default_factory=list)  # source vendor up
     checkouts: list[dict[str, Any]] = field(default_factory=list)  # source feature user host
+    logs: list[dict[str, Any]] = field(default_factory=list)  # source up: each source's log
 
 
 def _number(v: Any) -> float | None:
@@ -138,6 +139,8 @@ GAUGES = [
               "servers", HOST, "up", _flag),
     GaugeSpec("vendor_daemon_up", "1 if the vendor daemon (or RLM ISV server) is up",
               "vendors", VENDOR, "up", _flag),
+    GaugeSpec("source_log_up", "1 while the source's debug log is read (log: of the policy)",
+              "logs", SOURCE, "up", _flag),
     GaugeSpec("license_checkouts", "Licenses a user holds from a host (metrics.checkouts)",
               "checkouts", CHECKOUT, "count"),
 ]  # fmt: skip
@@ -211,6 +214,13 @@ class Metrics:
             P + "api_throttles", "Throttled API attempts, retried or not", ["operation"], registry=r
         )
         self.changes = Counter(P + "changes", "Writes made, by kind", ["kind"], registry=r)
+        self.denials = Counter(
+            P + "denials",
+            "Checkouts a license server's log recorded as refused, by pool and who was "
+            "refused (artist | farm, by the pool's farm_selector)",
+            ["pool", "who"],
+            registry=r,
+        )
         self.preempt_skipped = Counter(
             P + "preempt_skipped",
             "Running task runs preemption passed over, by reason (chunked: a chunk's run "

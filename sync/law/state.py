@@ -12,6 +12,7 @@ from functools import cached_property
 from sync.domain import JobInfo, JobOriginal, LimitMemory, LimitState, StepAmounts
 from sync.law.learn import Profile
 from sync.licenses import Report
+from sync.licenses.flexlm_log import LogEvent
 
 Steps = Mapping[str, Sequence[StepAmounts]]  # job id → its steps' amounts
 
@@ -24,6 +25,8 @@ class SourceState:
     last_good: datetime | None  # when it was last read up
     seconds: float = 0.0  # how long the read took
     last_good_report: Report | None = None  # what it said then (metrics keep showing it)
+    events: tuple[LogEvent, ...] = ()  # what its log recorded since the last cycle
+    log_error: str | None = None  # its log is down: why (None: fine, or no log)
 
 
 LimitKey = tuple[str, str]  # (farm id, limit ref as the policy names it)

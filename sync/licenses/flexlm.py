@@ -461,4 +461,10 @@ def parse_expiry(text: str) -> list[ExpiryEntry]:
     return out
 
 
-TOOL = Tool("flexlm", "lmutil", lambda exe, server: [exe, "lmstat", "-a", "-c", server], parse)
+TOOL = Tool(
+    "flexlm",
+    "lmutil",
+    lambda exe, server: [exe, "lmstat", "-a", "-c", server],
+    parse,
+    reads_log=True,
+)

@@ -22,3 +22,4 @@ class Tool:
     executable: str  # the tool's usual name, looked up on PATH unless the policy says
     status_argv: Callable[[str, str], list[str]]  # (executable, port@host) → argv, no shell
     parse: Callable[[str], Report]  # pure: the tool's text → a Report, ParseError if not its
+    reads_log: bool = False  # its debug log's denials are read (a source's `log:`)

@@ -179,6 +179,15 @@ ServerSpec = Annotated[
 ]
 
 
+class SourceLog(Model):
+    """The server's debug log, for the refusals it records (docs/operations.md, "Denials")."""
+
+    path: Annotated[str, Field(min_length=1, description="the log as the container sees it")]
+    tz: Annotated[str, BeforeValidator(lambda v: _tz(v))] = Field(
+        "UTC", description="the server's time zone: its log's times are local and dateless"
+    )
+
+
 class ToolSourceConfig(Model):
     """A source read by a license manager's status tool: one model a `Tool` of TOOLS."""
 
@@ -186,6 +195,13 @@ class ToolSourceConfig(Model):
     servers: Annotated[list[ServerSpec], Field(min_length=1)]
     executable: Executable
     timeout: ToolTimeout = 20.0
+    log: SourceLog | None = Field(None, description="its debug log: denials counted from it")
+
+    @model_validator(mode="after")
+    def _log_readable(self) -> ToolSourceConfig:
+        if self.log is not None and not TOOLS[self.kind].reads_log:
+            raise ValueError(f"a {self.kind} source's log is not read yet (only flexlm's)")
+        return self
 
 
 def _tool_source_model(tool: Tool) -> type[ToolSourceConfig]:

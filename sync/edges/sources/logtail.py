@@ -1,0 +1,88 @@
+"""A license server's debug log, followed as `tail -F` follows it: only what is written
+after the service starts, across rotation (the path now names another file: the old one
+is read to its end first) and truncation (the file shrank: read it from the start). A log
+that vanishes or stops growing is a log down, said in words; it never raises."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sync.licenses.flexlm_log import LogClock, LogEvent, parse_lines
+
+CHUNK = 8 << 20  # at most this much read a cycle: a burst is read over the next cycles
+SEED = 1 << 20  # how far back the first read looks for the date
+QUIET_FOR = timedelta(hours=7)  # daemons write a TIMESTAMP every few hours, idle or not
+
+
+@dataclass
+class LogTail:
+    path: str
+    tz: str = "UTC"
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    _fd: int | None = None
+    _ino: tuple[int, int] | None = None
+    _offset: int = 0
+    _partial: bytes = b""
+    _grew: datetime | None = None
+    _dates: LogClock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._dates = LogClock(self.tz)
+
+    def read(self) -> tuple[list[LogEvent], str | None]:
+        """The events written since the last read, and why the log is down (or None)."""
+        now = self.clock()
+        try:
+            events = self._read(now)
+        except OSError as e:
+            self._close()
+            return [], f"log {self.path}: {e.strerror or e}"
+        if self._grew is not None and now - self._grew > QUIET_FOR:
+            hours = (now - self._grew).total_seconds() / 3600
+            return events, f"log {self.path}: nothing written for {hours:.0f} h"
+        return events, None
+
+    def _read(self, now: datetime) -> list[LogEvent]:
+        st = os.stat(self.path)  # gone: FileNotFoundError, a log down
+        ino = (st.st_dev, st.st_ino)
+        if self._fd is None:  # the first read: from the end, the past is not this run's
+            self._open(ino, st.st_size, now)
+            return []
+        lines = []
+        if ino != self._ino:  # rotated: the rest of the old file, then the new from 0
+            lines += self._drain()
+            self._close()
+            self._open(ino, 0, now)
+        elif st.st_size < self._offset:  # truncated (copytruncate): from the start again
+            self._offset, self._partial = 0, b""
+        lines += self._drain()
+        if lines:
+            self._grew = now
+        return parse_lines([ln.decode(errors="replace") for ln in lines], self._dates).events
+
+    def _open(self, ino: tuple[int, int], offset: int, now: datetime) -> None:
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._ino, self._offset, self._partial, self._grew = ino, offset, b"", now
+        if offset:  # what day it is, from the last TIMESTAMP before where reading begins
+            start = max(0, offset - SEED)
+            seen = os.pread(self._fd, offset - start, start).decode(errors="replace")
+            lines = seen.splitlines()[1 if start else 0 :]  # a line cut by the window: not read
+            parse_lines(lines, self._dates)
+
+    def _drain(self) -> list[bytes]:
+        assert self._fd is not None
+        data = os.pread(self._fd, CHUNK, self._offset)
+        self._offset += len(data)
+        *whole, self._partial = (self._partial + data).split(b"\n")
+        return whole
+
+    def close(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None

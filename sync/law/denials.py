@@ -1,0 +1,51 @@
+"""Refusals a license server's log recorded, told apart: the farm's (a checkout its
+`farm_selector` names) or an artist's, and the pool of the feature. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sync.law.limits import farm_selector
+from sync.licenses.flexlm_log import REFUSED, LogEvent
+from sync.policy import Policy, Pool
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    at: datetime
+    source: str
+    pool: str  # "" when no pool takes the feature from this source
+    feature: str
+    user: str
+    host: str
+    who: str  # artist | farm
+    reason: str
+
+
+def denials(policy: Policy, source: str, events: Iterable[LogEvent], now: datetime) -> list[Denial]:
+    """Each refusal among `events`, once a pool that takes its feature from `source`.
+    A pool without a farm_selector cannot tell the farm's checkouts: its refusals count as
+    artists'. An event the log gave no date yet is dated `now`, when it was read."""
+    pools = [
+        (name, pool)
+        for name, pool in policy.pools.items()
+        if any(r.source == source for r in pool.features)
+    ]
+    out = []
+    for e in events:
+        if e.kind not in REFUSED:
+            continue
+        mine: list[tuple[str, Pool | None]] = [
+            (name, pool)
+            for name, pool in pools
+            if any(r.source == source and r.feature == e.feature
+                   and r.vendor in (None, e.vendor) for r in pool.features)
+        ]  # fmt: skip
+        for name, pool in mine or [("", None)]:
+            is_farm = farm_selector(pool) if pool is not None else None
+            who = "farm" if is_farm is not None and is_farm(e.host, e.user) else "artist"
+            reason = e.reason or e.kind
+            out.append(Denial(e.at or now, source, name, e.feature, e.user, e.host, who, reason))
+    return out
