@@ -470,11 +470,7 @@ def _take_lock(path: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise HistoryLocked(
-            f"another license-sync (pid {_holder(path)}) is using the history {path!r}: "
-            "two instances would take each other's job caps for manual edits; stop it "
-            "first, or give this one its own history.path"
-        ) from None
+        raise _locked(path) from None
     try:
         with open(path + ".lock", "w") as fh:
             fh.write(f"{os.getpid()}\n")
@@ -493,11 +489,7 @@ def _take_lock_file(path: str) -> int:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise HistoryLocked(
-            f"another license-sync (pid {_holder(path)}) is using the history {path!r}: "
-            "two instances would take each other's job caps for manual edits; stop it "
-            "first, or give this one its own history.path"
-        ) from None
+        raise _locked(path) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -519,6 +511,14 @@ def _lock_file_taken(path: str, fd: int) -> bool:
     finally:
         os.close(other)  # another inode than ours: our lock stays
     return False
+
+
+def _locked(path: str) -> HistoryLocked:
+    return HistoryLocked(
+        f"another license-sync (pid {_holder(path)}) is using the history {path!r}: "
+        "two instances would take each other's job caps for manual edits; stop it "
+        "first, or give this one its own history.path"
+    )
 
 
 def _holder(path: str) -> str:
