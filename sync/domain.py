@@ -216,6 +216,7 @@ class Figures:
     reserve: int
     headroom: int
     queued: int = 0  # checkouts the license server has queued: someone is refused now
+    waiting: int = 0  # artists its log refused lately and not served since (in external)
 
 
 @dataclass(frozen=True, slots=True)

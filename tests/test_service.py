@@ -872,3 +872,32 @@ def test_the_servers_log_counts_who_was_refused_by_pool(world, tmp_path):
     log.unlink()
     assert cycle(w).ok
     assert w.metrics.registry.get_sample_value("license_sync_source_log_up", up) == 0.0
+
+
+def test_an_artist_refused_in_the_log_lowers_the_limit_until_served(world, tmp_path):
+    """A refused artist wants a license as surely as one holding it: counted as external
+    use (and as someone refused now, for preemption) until the log shows them served."""
+    w = world
+    log = tmp_path / "foundry.log"
+    log.write_text("09:00:00 (foundry) TIMESTAMP 11/25/2026\n")
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            'servers: ["27000@lic1"]}', f'servers: ["27000@lic1"], log: {{path: {log}}}}}'
+        )
+    )
+    w.src.artists = 4
+    before = cycle(w).plan.pools["nuke"].figures
+    assert before is not None and before.waiting == 0
+    limit = max_count(w)
+    why = "Licensed number of users already reached. (-4,342)"
+    refused = f'12:01:00 (foundry) DENIED: "nuke_r" bob@ws-077  ({why})\n'
+    with log.open("a") as fh:
+        fh.write(refused + refused)  # he tries again: one artist waiting, not two
+    r = cycle(w)
+    fig = r.plan.pools["nuke"].figures
+    assert fig is not None and (fig.waiting, fig.external) == (1, before.external + 1)
+    assert max_count(w) == limit - 1  # a decrease: at once
+    with log.open("a") as fh:
+        fh.write('12:02:00 (foundry) OUT: "nuke_r" bob@ws-077\n')
+    fig = cycle(w).plan.pools["nuke"].figures
+    assert fig is not None and fig.waiting == 0

@@ -21,10 +21,12 @@ from sync.edges.history import History
 from sync.edges.sources import Source
 from sync.edges.sources.logtail import LogTail
 from sync.errors import DeadlineError, HistoryError
+from sync.law.denials import denials
 from sync.law.learn import Profile, learn
 from sync.law.reconcile import departed_refs
 from sync.law.state import FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
+from sync.licenses.flexlm_log import LogEvent
 from sync.offline import observation
 from sync.policy import LearnedReserve, Policy, ToolSourceConfig
 
@@ -44,6 +46,9 @@ CATCH_UP_BUDGET = 2000
 # a source that stays down is said once, then again at most this often with a count: a
 # one-minute interval would otherwise repeat the same line 1,440 times a day
 REWARN_DOWN = timedelta(minutes=10)
+# an artist refused is counted as waiting this long unless the log shows them served: the
+# simulated artists (offline/simulation) try every minute and give up after ten tries
+ARTIST_WAIT = timedelta(minutes=10)
 
 
 class Observer:
@@ -63,6 +68,8 @@ class Observer:
         self.down: dict[str, _Down] = {}
         self.tails: dict[tuple[str, str, str], LogTail] = {}  # (source, path, tz) → its log
         self.log_down: dict[tuple[str, str, str], str] = {}  # a log down: why, as last said
+        # (source, feature) → (user, host) → when their refusal was read
+        self.waiting: dict[tuple[str, str], dict[tuple[str, str], datetime]] = {}
         self._remember_good_reads()
 
     def _remember_good_reads(self) -> None:
@@ -92,7 +99,7 @@ class Observer:
         memory: Memory,
         now: datetime,
     ) -> Observed:
-        states = self.read_logs(policy, self.read_sources(sources, now))
+        states = self.read_logs(policy, self.read_sources(sources, now), now)
         farms: dict[str, FarmRead] = {}
         errors: list[str] = []
         extra = departed_refs(policy, memory)
@@ -155,9 +162,12 @@ class Observer:
             )
         return states
 
-    def read_logs(self, policy: Policy, states: dict[str, SourceState]) -> dict[str, SourceState]:
-        """What each source's log (`log:`) recorded since the last cycle. A log is followed
-        from the service's start; a policy edit that keeps it keeps its place in it."""
+    def read_logs(
+        self, policy: Policy, states: dict[str, SourceState], now: datetime
+    ) -> dict[str, SourceState]:
+        """What each source's log (`log:`) recorded since the last cycle, and the artists
+        it refused who are still waiting. A log is followed from the service's start; a
+        policy edit that keeps it keeps its place in it."""
         wanted = {
             (name, cfg.log.path, cfg.log.tz): name
             for name, cfg in policy.sources.items()
@@ -177,7 +187,29 @@ class Observer:
                 self.log_down.pop(key, None)
             else:
                 self.log_down[key] = error
-            out[name] = replace(out[name], events=tuple(events), log_error=error)
+            waiting = self._still_waiting(policy, name, events, now)
+            out[name] = replace(out[name], events=tuple(events), log_error=error, waiting=waiting)
+        return out
+
+    def _still_waiting(
+        self, policy: Policy, source: str, events: list[LogEvent], now: datetime
+    ) -> dict[str, int]:
+        """By feature, the artists refused in the last ARTIST_WAIT whom the log has not
+        shown checking it out since: a refused artist tries again, or gives up."""
+        for d in denials(policy, source, events, now):
+            if d.who == "artist" and d.pool:
+                self.waiting.setdefault((source, d.feature), {})[(d.user, d.host)] = now
+        for e in events:
+            if e.kind == "OUT":
+                self.waiting.get((source, e.feature), {}).pop((e.user, e.host), None)
+        out = {}
+        for (src, feature), who in list(self.waiting.items()):
+            if src != source:
+                continue
+            kept = {k: at for k, at in who.items() if now - at < ARTIST_WAIT}
+            self.waiting[(src, feature)] = kept
+            if kept:
+                out[feature] = len(kept)
         return out
 
     def _say_down(self, name: str, report: Report, now: datetime) -> None:

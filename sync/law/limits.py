@@ -125,6 +125,7 @@ def plan_pool(
     if failures:
         return _failed(name, pool, targets, failures, last_good, now, memory)
     figures, reserve_from = _figures(pool, features, targets, now, profile)
+    figures = _with_waiting(figures, pool, sources)
     seen = figures.external
     figures, held = _held_external(figures, targets, memory)
     free = (
@@ -213,6 +214,20 @@ def _figures(
     return figures, reserve_from
 
 
+def _with_waiting(figures: Figures, pool: Pool, sources: Mapping[str, SourceState]) -> Figures:
+    """Artists the server's log refused lately and has not served since want a license
+    as surely as those holding one: they count as external use, and as someone refused
+    now (docs/design.md, "Denials in the law")."""
+    waiting = sum(
+        state.waiting.get(ref.feature, 0)
+        for ref in pool.features
+        if (state := sources.get(ref.source)) is not None
+    )
+    if not waiting:
+        return figures
+    return replace(figures, external=figures.external + waiting, waiting=waiting)
+
+
 def _held_external(
     figures: Figures, targets: list[Target], memory: LimitMemories
 ) -> tuple[Figures, tuple[Reason, ...]]:
@@ -221,7 +236,7 @@ def _held_external(
     of external use above the last read counts only as far as the farm cannot explain it
     (what is in use beyond what its limits let it hold) until a second read shows it, or
     at once when the server queues a checkout. docs/design.md, "The control law"."""
-    if figures.farm_use_from != "currentCount" or figures.queued:
+    if figures.farm_use_from != "currentCount" or figures.queued or figures.waiting:
         return figures, ()
     before = [
         m.external
@@ -404,7 +419,7 @@ def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
     if d.target is None or d.current_count is None or d.target == -1:
         return d
     free = fig.total - fig.in_use
-    if fig.queued == 0 and free >= fig.reserve:
+    if fig.queued == 0 and fig.waiting == 0 and free >= fig.reserve:
         return d
     held = max(d.current_count, fig.farm_use if fig.farm_use_from == "selector" else 0)
     # a limit lowered under running tasks lets them finish: the farm may hold up to it

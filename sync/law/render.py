@@ -94,7 +94,9 @@ def explain_lines(pp: PoolPlan, pool: Pool) -> list[str]:
         f"  total     = {'unlimited (uncounted)' if f.total is None else f.total}{several}",
         f"  in_use    = {f.in_use}",
         f"  farm_use  = {f.farm_use}  (from {f.farm_use_from})",
-        f"  external  = max(0, {f.in_use} − {f.farm_use}) = {f.external}",
+        f"  external  = max(0, {f.in_use} − {f.farm_use})"
+        + (f" + {f.waiting} refused, waiting" if f.waiting else "")
+        + f" = {f.external}",
         f"  reserve   = {f.reserve}  ({pp.reserve_from})",
         f"  headroom  = {f.headroom}",
     ]

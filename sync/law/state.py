@@ -27,6 +27,8 @@ class SourceState:
     last_good_report: Report | None = None  # what it said then (metrics keep showing it)
     events: tuple[LogEvent, ...] = ()  # what its log recorded since the last cycle
     log_error: str | None = None  # its log is down: why (None: fine, or no log)
+    # by feature: artists its log refused lately, not served since (observe.py keeps them)
+    waiting: Mapping[str, int] = field(default_factory=dict)
 
 
 LimitKey = tuple[str, str]  # (farm id, limit ref as the policy names it)
