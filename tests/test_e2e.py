@@ -310,3 +310,43 @@ def test_a_capture_for_a_source_the_policy_lacks_is_refused(tmp_path):
         p.stderr
     )
     assert run_cli("demo", "--capture", f"adsk={mine}").returncode == 1
+
+
+def test_an_artist_refused_brings_the_limit_down_within_seconds(farm_env, tmp_path):
+    """The interval is a minute; an artist's refusal in the server's log starts a cycle at
+    once, and the limit comes down within 5 s of the line (the real process)."""
+    log = tmp_path / "foundry.log"
+    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
+    policy = Path(farm_env["policy"])
+    port = free_port()
+    policy.write_text(
+        policy.read_text().replace(
+            'servers: ["27000@lic1"]}', f'servers: ["27000@lic1"], log: {{path: {log}}}}}'
+        )
+        + f'metrics: {{address: "127.0.0.1:{port}"}}\n'
+    )
+    limits = farm_env["farm"].limits
+    lid = farm_env["limit"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sync", "run", "--config", str(policy)],
+        env=farm_env["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while limits[lid].max_count != 14:  # the first cycle: 20 − 5 artists − headroom 1
+            assert time.monotonic() < deadline and proc.poll() is None, "no first cycle"
+            time.sleep(0.05)
+        why = "Licensed number of users already reached. (-4,342)"
+        with log.open("a") as fh:
+            fh.write(f'12:00:00 (foundry) DENIED: "nuke_r" bob@ws-077  ({why})\n')
+        written = time.monotonic()
+        while limits[lid].max_count != 13:
+            assert time.monotonic() - written < 10, "no cycle for the refusal"
+            time.sleep(0.05)
+        took = time.monotonic() - written
+        print(f"from the refusal line to the limit written: {took:.2f} s")
+        assert took < 5, took
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "its log refused an artist: a cycle now" in out, out

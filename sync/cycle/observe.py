@@ -191,6 +191,14 @@ class Observer:
             out[name] = replace(out[name], events=tuple(events), log_error=error, waiting=waiting)
         return out
 
+    def refused_now(self, policy: Policy, now: datetime) -> str | None:
+        """A source whose log has refused an artist a pool's feature since the last cycle
+        (peeked, not taken: the cycle reads it), or None."""
+        for (name, _, _), tail in list(self.tails.items()):
+            if any(d.who == "artist" and d.pool for d in denials(policy, name, tail.peek(), now)):
+                return name
+        return None
+
     def _still_waiting(
         self, policy: Policy, source: str, events: list[LogEvent], now: datetime
     ) -> dict[str, int]:

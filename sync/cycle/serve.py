@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from sync.settings import STOP_GRACE
 
 log = logging.getLogger("license_sync")
 JOB = "cycle"
+REFUSAL_DEBOUNCE = 3.0  # seconds at least between cycles an artist's refusal starts
 WATCH_EVERY = 1.0  # seconds between looks of the main thread at the monotonic clock
 
 
@@ -69,9 +71,11 @@ def serve(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     scheduler.start()
+    kicked = {"at": 0.0}
     try:
         while not stop.wait(WATCH_EVERY):
             _kick_if_overdue(svc, scheduler, idle)
+            _kick_on_refusal(svc, scheduler, idle, kicked)
     finally:
         # `docker stop` gives 10 s: a write still in flight after `stop_grace` is abandoned.
         # That is safe: what it would change is recorded before it is sent (docs/design.md,
@@ -98,6 +102,24 @@ def _kick_if_overdue(svc: Service, scheduler: BackgroundScheduler, idle: threadi
         svc.policy.interval,
     )
     scheduler.reschedule_job(JOB, trigger="interval", seconds=svc.policy.interval)
+    scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
+
+
+def _kick_on_refusal(
+    svc: Service, scheduler: BackgroundScheduler, idle: threading.Event, kicked: dict
+) -> None:
+    """An artist refused in a source's log starts a cycle now, not an interval later: the
+    limit comes down (and, with preempt, a task is requeued) within seconds. At most one
+    cycle runs at a time (the scheduler's), and a burst of refusals starts one cycle, not
+    one each (REFUSAL_DEBOUNCE); the interval is unchanged."""
+    now = time.monotonic()
+    if not idle.is_set() or now - kicked["at"] < REFUSAL_DEBOUNCE:
+        return
+    source = svc.observer.refused_now(svc.policy, svc.clock())
+    if source is None:
+        return
+    kicked["at"] = now
+    log.info("source %s: its log refused an artist: a cycle now", source)
     scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sync.licenses.flexlm_log import LogClock, LogEvent, parse_lines
 
 CHUNK = 8 << 20  # at most this much read a cycle: a burst is read over the next cycles
+PEEK = 64 << 10  # what a glance between cycles reads at most
 SEED = 1 << 20  # how far back the first read looks for the date
 QUIET_FOR = timedelta(hours=7)  # daemons write a TIMESTAMP every few hours, idle or not
 
@@ -78,6 +79,21 @@ class LogTail:
         self._offset += len(data)
         *whole, self._partial = (self._partial + data).split(b"\n")
         return whole
+
+    def peek(self) -> list[LogEvent]:
+        """The events written since the last read, without taking them (the next `read`
+        still returns them): what the service glances at between cycles."""
+        if self._fd is None:
+            return []
+        try:
+            data = os.pread(self._fd, PEEK, self._offset)
+        except OSError:
+            return []
+        if b"DENIED:" not in data and b"UNSUPPORTED:" not in data:
+            return []
+        *whole, _ = (self._partial + data).split(b"\n")
+        dates = LogClock(self._dates.tz, self._dates.day, self._dates.last)
+        return parse_lines([ln.decode(errors="replace") for ln in whole], dates).events
 
     def close(self) -> None:
         self._close()
