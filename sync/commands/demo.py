@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections import Counter
 from pathlib import Path
 
 from sync import logs
 from sync.app import build_service
 from sync.commands.demo_policy import demo_copy, studio_for
-from sync.cycle.record import CycleResult
+from sync.cycle.record import CycleResult, refusals
 from sync.cycle.serve import serve
 from sync.cycle.service import Service
 from sync.errors import SyncError
@@ -31,7 +32,12 @@ farms:
     region: us-west-2
     fake_endpoint: {endpoint}   # this demo's fake farm: nothing here reaches AWS
 sources:
-  studio-flexlm: {{kind: flexlm, servers: ["27000@lic1"], executable: {lmutil}, timeout: 10s}}
+  studio-flexlm:
+    kind: flexlm
+    servers: ["27000@lic1"]
+    executable: {lmutil}
+    timeout: 10s
+    log: {{path: {log}}}   # the fake vendor daemon's debug log: who it refused
   studio-rlm: {{kind: rlm, servers: ["5053@rlm1"], executable: {rlmutil}, timeout: 10s}}
 pools:
   nuke:
@@ -70,6 +76,7 @@ def run_demo(
 ) -> int:
     work = _workdir(workdir)
     world = DemoWorld()
+    world.license.log_path = str(work / "foundry.log")
     world.start()
     policy_path = work / "policy.yaml"
     policy_path.write_text(
@@ -81,6 +88,7 @@ def run_demo(
             endpoint=world.server.url,
             lmutil=write_wrapper(str(work / "lmutil"), world.server.url),
             rlmutil=write_wrapper(str(work / "rlmutil"), world.server.url),
+            log=work / "foundry.log",
         )
     )
     print("license-sync demo: a fake license server and Deadline farm on loopback")
@@ -161,6 +169,10 @@ def _printer(svc: Service):  # type: ignore[no-untyped-def]
                 print(f"{head} {decision_line(d, pp.figures, limit_name(d, pp))}", flush=True)
         for pj in result.plan.pools_jobs:
             print(f"{head}   {jobs_summary(pj)}", flush=True)
+        refused = Counter(d.who for d in refusals(result, svc.policy))
+        if refused:
+            said = ", ".join(f"{n} {who}" for who, n in sorted(refused.items()))
+            print(f"{head}   refused in the log since the last cycle: {said}", flush=True)
         for e in result.errors:
             print(f"{head} error: {e}", flush=True)
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from sync.fakes.farm import FakeFarm
+
+REFUSED = "Licensed number of users already reached. (-4,342)"  # FlexLM's words, -4
 
 
 @dataclass
@@ -64,12 +66,34 @@ class FakeLicenseServer:
         return sum(c for _, _, c in f.artists) + len(self.farm_use(f))
 
     def can_checkout(self, amount: str) -> bool:
-        """Called by the farm when a task starts: is a license free right now?"""
+        """Called by the farm when a task starts: is a license free right now? A refusal is
+        written to the debug log, if there is one, as the vendor daemon writes it."""
         with self.lock:
             for f in self.features.values():
                 if f.amount == amount and self.in_use(f) >= f.total:
+                    n = len(self.farm_use(f))
+                    self._log(f, "DENIED", "render", f"render-{n:03d}", REFUSED)
                     return False
             return True
+
+    # -- the vendor daemon's debug log ---------------------------------------------------------
+
+    log_path: str | None = None  # set to write one, as a FlexLM vendor daemon does
+
+    def _log(self, f: FakeFeature, kind: str, user: str, host: str, why: str = "") -> None:
+        if self.log_path is None or f.kind != "flexlm":
+            return
+        now = datetime.now(UTC)
+        lines = []
+        if self._logged_day != now.date():  # a TIMESTAMP at start and each new day
+            self._logged_day = now.date()
+            lines.append(f"{now:%H:%M:%S} ({f.vendor}) TIMESTAMP {now.month}/{now.day}/{now.year}")
+        tail = f"  ({why})" if why else ""
+        lines.append(f'{now:%H:%M:%S} ({f.vendor}) {kind}: "{f.name}" {user}@{host}{tail}')
+        with open(self.log_path, "a") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+    _logged_day: date | None = None
 
     def walk(self, now: datetime, peak: float = 0.6) -> None:
         """Artists come and go: a random walk around a share of each feature's total."""
@@ -81,7 +105,13 @@ class FakeLicenseServer:
                     1 if n < want - 2 else -1 if n > want + 2 else 0
                 )
                 free = f.total - self.in_use(f)
-                n = max(0, min(n + step, n + max(0, free)))
+                was, n = n, max(0, min(n + step, n + max(0, free)))
+                if step > max(0, free):  # an artist wanted one and none was free
+                    self._log(f, "DENIED", f"artist{was}", f"ws{was:03d}", REFUSED)
+                for i in range(was, n):
+                    self._log(f, "OUT", f"artist{i}", f"ws{i:03d}")
+                for i in range(n, was):
+                    self._log(f, "IN", f"artist{i}", f"ws{i:03d}")
                 self.set_artists(f.name, n)
 
     # -- output -------------------------------------------------------------------------------
