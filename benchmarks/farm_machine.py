@@ -1,4 +1,4 @@
-"""The farm state machine at length: the suite runs 300 examples in CI (100 elsewhere),
+"""The farm state machine at length: the suite runs 200 examples in CI (100 elsewhere),
 this runs 5,000.
 
     python benchmarks/farm_machine.py [--examples 5000]
