@@ -21,7 +21,7 @@ from sync.licenses import Report
 from sync.licenses.kinds import TOOLS, parse_text
 from sync.offline import observation
 from sync.policy import FarmConfig, PolicyErrors, check_server_spec, parse_policy
-from sync.policy.starter import FarmSeen, SourceSeen, amount_key, match, starter_text
+from sync.policy.starter import FarmSeen, SourceSeen, Starter, amount_key, starter
 
 
 def init(args: argparse.Namespace) -> int:
@@ -34,6 +34,9 @@ def init(args: argparse.Namespace) -> int:
         raise SyncError(
             "--against reads all from the history: not with --source, --capture or --farm"
         )
+    if args.against and args.create_limits:
+        raise SyncError("--create-limits writes to the farms: read them live, not --against")
+    named = named_limits(args.limit)
     if args.against:
         sources, farms = _from_history(args.against, args.region)
     else:
@@ -42,15 +45,15 @@ def init(args: argparse.Namespace) -> int:
     if not farms:
         raise SyncError("init needs a farm: --farm farm-… (or --against a history)")
     if args.create_limits:
-        created = _create_limits(args, sources, farms)
+        created = _create_limits(args, named, sources, farms)
         if created is None:
             return EXIT_OK  # the plan was shown; nothing created without --yes
         farms = created
     made = datetime.now(UTC).strftime("on %Y-%m-%d %H:%M UTC")
-    text = starter_text(sources, farms, made + " from " + _what(args), named_limits(args.limit))
-    _check(text)
-    _write(text, args.output, args.force)
-    _summary(sources, farms, args.output, named_limits(args.limit))
+    written = starter(sources, farms, made + " from " + _what(args), named)
+    _check(written.text)
+    _write(written.text, args.output)
+    _summary(written, sources, args.output)
     return EXIT_OK
 
 
@@ -87,9 +90,8 @@ def _sources(given: list[str], captures: list[str]) -> list[SourceSeen]:
         kind = kind or "flexlm"
         if name in captured:
             seen = captured.pop(name)
-            out.append(
-                replace(seen, kind=kind, servers=(spec,), how=seen.how + " (servers as given)")
-            )
+            given = {"servers": (spec,), "how": seen.how + " (servers as given)"}
+            out.append(replace(seen, kind=kind, named_itself=False, **given))
             continue
         tool = TOOLS[kind]
         report = ToolSource(name, kind, [spec], tool.executable).read()
@@ -117,7 +119,7 @@ def _capture(name: str, path: str, kind: str | None) -> SourceSeen:
             f"--capture {name}: {path} is not a status output init can read "
             f"({'; '.join(report.errors)[:200]}); name its kind: {name}=rlm:{path}"
         )
-    return SourceSeen(name, k, _servers(report), report, f"from {path}")
+    return SourceSeen(name, k, _servers(report), report, f"from {path}", named_itself=True)
 
 
 def _servers(report: Report) -> tuple[str, ...]:
@@ -132,7 +134,7 @@ def _farm(farm_id: str, args: argparse.Namespace) -> FarmSeen:
     except ValueError as e:
         raise SyncError(f"--farm {farm_id}: {_first_error(e)}") from e
     try:
-        dl: Deadline = factory_for(Metrics())(cfg)
+        dl = _deadline(cfg)
         return FarmSeen(farm_id, args.region, tuple(dl.limits()), dl.queues(), args.fake_endpoint)
     except DeadlineError as e:
         if e.code == "NoRegion":
@@ -140,6 +142,12 @@ def _farm(farm_id: str, args: argparse.Namespace) -> FarmSeen:
                 f"--farm {farm_id}: no AWS region: give --region, or set AWS_REGION"
             ) from e
         raise SyncError(f"--farm {farm_id}: {e}") from e
+
+
+def _deadline(cfg: FarmConfig) -> Deadline:
+    """The farm's Deadline view, as the service builds it (a fake endpoint: throwaway
+    credentials)."""
+    return factory_for(Metrics())(cfg)
 
 
 def _first_error(e: ValueError) -> str:
@@ -159,7 +167,9 @@ def _from_history(path: str, region: str | None) -> tuple[list[SourceSeen], list
     except (HistoryError, observation.RecordedError) as e:
         raise SyncError(f"{path}: {e}") from e
     sources = [
-        SourceSeen(name, s.report.format, _servers(s.report), s.report, f"from {path}")
+        SourceSeen(
+            name, s.report.format, _servers(s.report), s.report, f"from {path}", named_itself=True
+        )
         for name, s in observed.sources.items()
         if s.report.format in TOOLS
     ]
@@ -178,26 +188,21 @@ def _check(text: str) -> None:
         raise SyncError(f"the starter policy does not validate (a bug of init):\n{e}") from e
 
 
-def _write(text: str, output: str | None, force: bool) -> None:
+def _write(text: str, output: str | None) -> None:
+    """To `output` whole (written beside it, then moved in), or to stdout. That it may be
+    overwritten was checked before anything was read."""
     if output is None or output == "-":
         sys.stdout.write(text)
         return
     path = Path(output)
-    if path.exists() and not force:
-        raise SyncError(f"{output} exists: init does not overwrite a policy (--force does)")
     tmp = path.with_name(f".{path.name}.init")
     tmp.write_text(text)
     tmp.replace(path)
 
 
-def _summary(
-    sources: list[SourceSeen],
-    farms: list[FarmSeen],
-    output: str | None,
-    named: dict[str, list[str]],
-) -> None:
-    keys = sorted({amount_key(lim.amount) for f in farms for lim in f.limits})
-    m = match(keys, sources, named)
+def _summary(written: Starter, sources: list[SourceSeen], output: str | None) -> None:
+    m = written.matching
+    keys = sorted(written.limits)
     fed = [k for k in keys if m.pools[k]]
     guesses = sum(1 for k in fed for f in m.pools[k] if not f.sure)
     down = [s.name for s in sources if not s.report.up]
@@ -228,15 +233,16 @@ def named_limits(values: list[str]) -> dict[str, list[str]]:
 
 
 def _create_limits(
-    args: argparse.Namespace, sources: list[SourceSeen], farms: list[FarmSeen]
+    args: argparse.Namespace,
+    named: dict[str, list[str]],
+    sources: list[SourceSeen],
+    farms: list[FarmSeen],
 ) -> list[FarmSeen] | None:
     """`--create-limits`: the limits and queue associations `--limit` names that a farm
     lacks, as a plan; made only with `--yes`. The farms read again after."""
     from sync.commands.init_limits import apply, plan_limits
 
-    if args.against:
-        raise SyncError("--create-limits writes to the farms: read them live, not --against")
-    steps = plan_limits(named_limits(args.limit), sources, farms, args.queue)
+    steps = plan_limits(named, sources, farms, args.queue)
     for line in steps.lines():
         print(line, file=sys.stderr)
     if not steps.writes:
@@ -244,6 +250,6 @@ def _create_limits(
     if not args.yes:
         print("nothing created: run again with --yes to create them", file=sys.stderr)
         return None
-    apply(steps, lambda farm_id: factory_for(Metrics())(
+    apply(steps, lambda farm_id: _deadline(
         FarmConfig(id=farm_id, region=args.region, fake_endpoint=args.fake_endpoint)))  # fmt: skip
     return [_farm(f.farm_id, args) for f in farms]

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sync.domain import LimitState
 from sync.licenses import Feature, Report
@@ -27,6 +28,7 @@ class SourceSeen:
     servers: tuple[str, ...]  # as the policy writes them: "27000@a,27000@b,27000@c" a triad
     report: Report
     how: str = "read now"  # or "from FILE", "from HISTORY"
+    named_itself: bool = False  # its servers are as the report named them, not as given
 
 
 @dataclass(frozen=True)
@@ -120,14 +122,20 @@ def q(value: str) -> str:
     return json.dumps(value)
 
 
-def starter_text(
+class Starter(NamedTuple):
+    text: str  # the policy, commented
+    matching: Matching  # which features went to which limit, and what was left over
+    limits: dict[str, list[tuple[FarmSeen, LimitState]]]  # amount key → each farm's limit
+
+
+def starter(
     sources: Sequence[SourceSeen],
     farms: Sequence[FarmSeen],
     made: str,
     named: Mapping[str, Sequence[str]] = {},
-) -> str:
-    """The policy, commented. `made`: when and from what, for its first line; `named`: the
-    features a TD gave each limit."""
+) -> Starter:
+    """The policy, commented, and how it matched. `made`: when and from what, for its
+    first line; `named`: the features a TD gave each limit."""
     found: dict[str, list[tuple[FarmSeen, LimitState]]] = {}
     for farm in farms:
         for lim in farm.limits:
@@ -154,7 +162,7 @@ def starter_text(
     for key in pools:
         lines += _pool_lines(key, found[key], matching.pools[key], len(farms) > 1)
     lines += _left_over(matching, found, sources)
-    return "\n".join(lines) + "\n"
+    return Starter("\n".join(lines) + "\n", matching, found)
 
 
 def _source_lines(s: SourceSeen) -> list[str]:
@@ -165,8 +173,7 @@ def _source_lines(s: SourceSeen) -> list[str]:
         lines.append(f"    # NOT READ ({s.how}): {why}; its features are not known yet")
     else:
         triad = any("," in x for x in s.servers)
-        named_itself = s.how.startswith("from") and "as given" not in s.how
-        said = ", servers as it named itself" if named_itself else ""
+        said = ", servers as it named itself" if s.named_itself else ""
         n = len({(f.vendor, f.feature) for f in s.report.features})
         lines.append(
             f"    # {s.how}{said}: {n} feature(s){'; a triad, one source' if triad else ''}"
