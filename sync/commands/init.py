@@ -90,8 +90,8 @@ def _sources(given: list[str], captures: list[str]) -> list[SourceSeen]:
         kind = kind or "flexlm"
         if name in captured:
             seen = captured.pop(name)
-            given = {"servers": (spec,), "how": seen.how + " (servers as given)"}
-            out.append(replace(seen, kind=kind, named_itself=False, **given))
+            how = seen.how + " (servers as given)"
+            out.append(replace(seen, kind=kind, servers=(spec,), how=how, named_itself=False))
             continue
         tool = TOOLS[kind]
         report = ToolSource(name, kind, [spec], tool.executable).read()
