@@ -169,7 +169,7 @@ def _printer(svc: Service):  # type: ignore[no-untyped-def]
                 print(f"{head} {decision_line(d, pp.figures, limit_name(d, pp))}", flush=True)
         for pj in result.plan.pools_jobs:
             print(f"{head}   {jobs_summary(pj)}", flush=True)
-        refused = Counter(d.who for d in refusals(result, svc.policy))
+        refused = Counter(d.who for d in refusals(result))
         if refused:
             said = ", ".join(f"{n} {who}" for who, n in sorted(refused.items()))
             print(f"{head}   refused in the log since the last cycle: {said}", flush=True)

@@ -24,7 +24,7 @@ from sync.errors import DeadlineError, HistoryError
 from sync.law.denials import denials
 from sync.law.learn import Profile, learn
 from sync.law.reconcile import departed_refs
-from sync.law.state import FarmRead, Memory, Observed, SourceState
+from sync.law.state import Denial, FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
 from sync.licenses.flexlm_log import LogEvent
 from sync.offline import observation
@@ -68,8 +68,8 @@ class Observer:
         self.down: dict[str, _Down] = {}
         self.tails: dict[tuple[str, str, str], LogTail] = {}  # (source, path, tz) → its log
         self.log_down: dict[tuple[str, str, str], str] = {}  # a log down: why, as last said
-        # (source, feature) → (user, host) → when their refusal was read
-        self.waiting: dict[tuple[str, str], dict[tuple[str, str], datetime]] = {}
+        # source → feature → (user, host) → when their refusal was read
+        self.waiting: dict[str, dict[str, dict[tuple[str, str], datetime]]] = {}
         self._remember_good_reads()
 
     def _remember_good_reads(self) -> None:
@@ -187,8 +187,8 @@ class Observer:
                 self.log_down.pop(key, None)
             else:
                 self.log_down[key] = error
-            waiting = self._still_waiting(policy, name, events, now)
-            out[name] = replace(out[name], events=tuple(events), log_error=error, waiting=waiting)
+            refused, waiting = self._refused(policy, name, events, now)
+            out[name] = replace(out[name], refused=refused, log_error=error, waiting=waiting)
         return out
 
     def refused_now(self, policy: Policy, now: datetime) -> str | None:
@@ -199,26 +199,28 @@ class Observer:
                 return name
         return None
 
-    def _still_waiting(
+    def _refused(
         self, policy: Policy, source: str, events: list[LogEvent], now: datetime
-    ) -> dict[str, int]:
-        """By feature, the artists refused in the last ARTIST_WAIT whom the log has not
-        shown checking it out since: a refused artist tries again, or gives up."""
-        for d in denials(policy, source, events, now):
-            if d.who == "artist" and d.pool:
-                self.waiting.setdefault((source, d.feature), {})[(d.user, d.host)] = now
+    ) -> tuple[tuple[Denial, ...], dict[str, int]]:
+        """The refusals among `events`, told apart once, and by feature the artists refused
+        in the last ARTIST_WAIT whom the log has not shown checking it out since (a refused
+        artist tries again, or gives up). Events in the order the log wrote them: served,
+        then refused again, is waiting."""
+        waiting = self.waiting.setdefault(source, {})
+        refused: list[Denial] = []
         for e in events:
-            if e.kind == "OUT":
-                self.waiting.get((source, e.feature), {}).pop((e.user, e.host), None)
-        out = {}
-        for (src, feature), who in list(self.waiting.items()):
-            if src != source:
-                continue
-            kept = {k: at for k, at in who.items() if now - at < ARTIST_WAIT}
-            self.waiting[(src, feature)] = kept
-            if kept:
-                out[feature] = len(kept)
-        return out
+            found = denials(policy, source, [e], now)
+            refused += found
+            if any(d.who == "artist" and d.pool for d in found):
+                waiting.setdefault(e.feature, {})[(e.user, e.host)] = now
+            elif e.kind == "OUT":
+                waiting.get(e.feature, {}).pop((e.user, e.host), None)
+        counts = {}
+        for feature, who in waiting.items():
+            who = waiting[feature] = {k: at for k, at in who.items() if now - at < ARTIST_WAIT}
+            if who:
+                counts[feature] = len(who)
+        return tuple(refused), counts
 
     def _say_down(self, name: str, report: Report, now: datetime) -> None:
         why = "; ".join(report.errors) or "no reason"

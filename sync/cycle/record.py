@@ -17,10 +17,9 @@ from sync.edges.history import History
 from sync.edges.metrics import Metrics, Snapshot
 from sync.errors import HistoryError
 from sync.law import reasons
-from sync.law.denials import Denial, denials
 from sync.law.limits import PoolPlan, farm_selector
 from sync.law.reconcile import Plan
-from sync.law.state import Observed
+from sync.law.state import Denial, Observed
 from sync.licenses import Feature, Report
 from sync.offline import observation
 from sync.offline.redact import Redactor, any_farm, quiet
@@ -67,7 +66,7 @@ def record(
     artists it names are hashed (sync/offline/redact.py)."""
     redactor = _redactor(policy, redaction_key)
     say = quiet if redactor else str
-    found = refusals(result, policy)
+    found = refusals(result)
     for d in found:
         metrics.denials.labels(d.pool, d.who).inc()
     if history is not None:
@@ -98,13 +97,9 @@ def record(
     metrics.snapshot = snapshot(result, policy)
 
 
-def refusals(result: CycleResult, policy: Policy) -> list[Denial]:
+def refusals(result: CycleResult) -> list[Denial]:
     """Every refusal the sources' logs recorded since the last cycle, told apart."""
-    return [
-        d
-        for name, state in result.observed.sources.items()
-        for d in denials(policy, name, state.events, result.started)
-    ]
+    return [d for state in result.observed.sources.values() for d in state.refused]
 
 
 def _denial_row(d: Denial, redactor: Redactor | None) -> dict[str, Any]:

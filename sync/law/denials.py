@@ -4,24 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sync.law.limits import farm_selector
+from sync.law.state import Denial
 from sync.licenses.flexlm_log import REFUSED, LogEvent
 from sync.policy import Policy, Pool
-
-
-@dataclass(frozen=True, slots=True)
-class Denial:
-    at: datetime
-    source: str
-    pool: str  # "" when no pool takes the feature from this source
-    feature: str
-    user: str
-    host: str
-    who: str  # artist | farm
-    reason: str
 
 
 def denials(policy: Policy, source: str, events: Iterable[LogEvent], now: datetime) -> list[Denial]:

@@ -12,9 +12,22 @@ from functools import cached_property
 from sync.domain import JobInfo, JobOriginal, LimitMemory, LimitState, StepAmounts
 from sync.law.learn import Profile
 from sync.licenses import Report
-from sync.licenses.flexlm_log import LogEvent
 
 Steps = Mapping[str, Sequence[StepAmounts]]  # job id → its steps' amounts
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """A checkout a license server's log recorded as refused, told apart (denials.py)."""
+
+    at: datetime
+    source: str
+    pool: str  # "" when no pool takes the feature from this source
+    feature: str
+    user: str
+    host: str
+    who: str  # artist | farm
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +38,7 @@ class SourceState:
     last_good: datetime | None  # when it was last read up
     seconds: float = 0.0  # how long the read took
     last_good_report: Report | None = None  # what it said then (metrics keep showing it)
-    events: tuple[LogEvent, ...] = ()  # what its log recorded since the last cycle
+    refused: tuple[Denial, ...] = ()  # the refusals its log recorded since the last cycle
     log_error: str | None = None  # its log is down: why (None: fine, or no log)
     # by feature: artists its log refused lately, not served since (observe.py keeps them)
     waiting: Mapping[str, int] = field(default_factory=dict)
