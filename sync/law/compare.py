@@ -13,11 +13,6 @@ from sync.law.reconcile import Plan
 LimitOutcome = tuple[int | None, int | None, tuple[str, ...], tuple[str, ...], int, str]
 
 
-def outcome(d: Decision) -> LimitOutcome:
-    """What a decision does, as data: target, the write, pauses, resumes, requeues, status."""
-    return (d.target, d.new, d.pause, d.resume, d.preempt, d.status)
-
-
 @dataclass(frozen=True)
 class LimitEffect:
     """A limit the edit decides otherwise; None on a side: that policy does not name it."""
@@ -67,7 +62,8 @@ def compare(baseline: Plan, edit: Plan) -> EditEffect:
 
 
 def _limit_outcome(d: Decision | None) -> LimitOutcome | None:
-    return None if d is None else outcome(d)
+    """What a decision does, as data: target, the write, pauses, resumes, requeues, status."""
+    return None if d is None else (d.target, d.new, d.pause, d.resume, d.preempt, d.status)
 
 
 def _job_writes(plan: Plan) -> dict[tuple[str, str], JobWrite]:
