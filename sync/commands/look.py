@@ -14,7 +14,7 @@ from typing import NamedTuple
 from sync import logs
 from sync.app import build_service
 from sync.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from sync.commands.plan_json import effect_document, plan_document
+from sync.commands.plan_json import Errors, effect_document, plan_document
 from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.edges.history import History
@@ -39,8 +39,8 @@ def plan(args: argparse.Namespace) -> int:
     complete = not edit_errors and not (recorded and args.recorded_errors == "fail")
     effect = compare(look.baseline, look.plan) if look.baseline is not None else None
     if args.format == "json":
-        doc = plan_document(look.observed, look.plan, args.against, look.recorded_at)
-        doc.update(errors=edit_errors, recorded_errors=recorded, complete=complete)
+        errors = Errors(edit_errors, recorded, complete)
+        doc = plan_document(look.observed, look.plan, args.against, look.recorded_at, errors)
         if effect is not None:
             doc["baseline"] = effect_document(effect, args.baseline)
         print(json.dumps(doc, indent=2))

@@ -5,7 +5,7 @@ one changes meaning."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sync.domain import Decision, JobWrite
 from sync.law import reasons
@@ -16,9 +16,21 @@ from sync.law.state import Observed
 VERSION = 1
 
 
+class Errors(NamedTuple):
+    plan: list[str]  # the plan's own
+    recorded: list[str]  # those the recorded cycle had (--against), apart
+    complete: bool
+
+
 def plan_document(
-    observed: Observed, plan: Plan, history: str | None, recorded_at: datetime | None
+    observed: Observed,
+    plan: Plan,
+    history: str | None,
+    recorded_at: datetime | None,
+    errors: Errors,
 ) -> dict[str, Any]:
+    """The document; `errors`: the plan's own, those the recorded cycle brought apart, and
+    whether the plan is complete (look.py `split_errors` and `--recorded-errors`)."""
     limits = [
         {
             "pool": d.pool,
@@ -63,8 +75,9 @@ def plan_document(
         "limits": limits,
         "jobs": jobs,
         "unread_jobs": sum(f.unread for f in observed.farms.values()),
-        "errors": [*observed.errors, *plan.errors],
-        "complete": not plan.errors,
+        "errors": errors.plan,
+        "recorded_errors": errors.recorded,
+        "complete": errors.complete,
         "changes": {"limits": sum(1 for x in limits if x["changes"]), "jobs": len(jobs)},
     }
 
