@@ -129,7 +129,8 @@ class TaskRequeue(Write):
 @dataclass(frozen=True)
 class JobCaps(Write):
     """Jobs' maxWorkerCount, caps and restores, in BatchUpdateJob chunks. Counted per job
-    whose write landed; each landed one is a `JobChange`, whose row is `job_change_row`."""
+    whose write landed; each landed one is a `JobChange`, whose row is `job_change_row`.
+    act.py sends it itself (its answers are per job), so it has no `words()` of its own."""
 
     kind: ClassVar[str] = "max_worker_count"
     farm_id: str
@@ -137,9 +138,6 @@ class JobCaps(Write):
 
     def send(self, dl: Deadline) -> tuple[dict[str, tuple[str, str]], list[str]]:
         return dl.update_jobs([(w.queue_id, w.job_id, w.value) for w in self.writes])
-
-    def words(self) -> str:
-        return f"{len(self.writes)} job cap(s) sent"
 
 
 def job_change_row(c: JobChange) -> dict[str, Any]:
