@@ -10,7 +10,9 @@ server `tool_latency` late.
 
 Strategies: `static` (a hand-set limit), `naive` (maxCount = total − in_use +
 currentCount at every poll), `license-sync` (the real control law with the
-scenario's policy) and `oracle` (instant, perfect knowledge: the upper bound).
+scenario's policy), `license-sync-denials` (the same, also reading the server's log: an
+artist's refusal counts as a license wanted and starts a cycle `log_latency` later), each
+with preemption too, and the two oracles (the bounds).
 
 scenario.py holds what a scenario file says, world.py the day it describes, strategies.py
 who sets maxCount and how, report.py the tables and the plot.
@@ -21,6 +23,8 @@ STRATEGIES = (
     "naive",
     "license-sync",
     "license-sync-preempt",
+    "license-sync-denials",
+    "license-sync-denials-preempt",
     "causal-oracle",
     "oracle",
 )

@@ -37,6 +37,9 @@ class SyncModel(_M):
     interval: Duration = 60.0
     tool_latency: Duration = 2.0
     count_delay: Duration = 30.0
+    # from an artist's DENIED line to the cycle it starts (the log peeked every second,
+    # cycles it starts at least 3 s apart; measured under 1 s, tests/test_e2e.py)
+    log_latency: Duration = 5.0
 
 
 class Outage(_M):

@@ -4,6 +4,10 @@
   poll;
 - `license-sync`: the real control law (`limits.plan_pool`) with the scenario's pool (or
   a real policy's); `license-sync-preempt`: the same with preemption on;
+- `license-sync-denials` (and `-preempt`): the same law also reading the server's log, as
+  the service does with a source's `log:` — the artists it refused and has not served
+  since count as wanting a license, and a refusal starts a cycle `log_latency` after it
+  (docs/design.md, "Denials in the law");
 - `causal-oracle`: perfect, instant knowledge of the present and none of the future;
 - `oracle`: knows every artist session of the day (clairvoyant: the upper bound).
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sync.domain import LimitMemory, LimitState
+from sync.domain import ACTIVE, PAUSED, Association, LimitMemory, LimitState
 from sync.law.learn import Profile, learn
 from sync.law.limits import plan_pool
 from sync.law.state import SourceState
@@ -36,7 +40,8 @@ def run(sc: Scenario, strategy: str, pool: Pool | None = None) -> Result:
     day = Day(sc, strategy)
     sync = None
     if strategy.startswith("license-sync"):
-        sync = LicenseSync(sc, pool, preempt=strategy == "license-sync-preempt")
+        sync = LicenseSync(sc, pool, preempt=strategy.endswith("-preempt"))
+        sync.reads_log = "-denials" in strategy
     max_count = sc.static_limit if strategy == "static" else sc.total
     next_poll = 0.0
     for i in range(day.steps):
@@ -47,14 +52,23 @@ def run(sc: Scenario, strategy: str, pool: Pool | None = None) -> Result:
             max_count = max(1, sc.total - len(day.artists_end))
         elif strategy == "causal-oracle":
             max_count = max(1, sc.total - day.artists_wanting)
-        elif t >= next_poll:
-            next_poll = t + sc.sync.interval
+        elif t >= next_poll or _kicked(day, sync, t):
+            if t >= next_poll:  # a cycle a refusal starts leaves the interval as it was
+                next_poll = t + sc.sync.interval
+            day.refused_at = None
             max_count = _poll(sc, strategy, day, sync, t, max_count)
         if max_count != old and not strategy.endswith("oracle"):
             day.res.writes += 1
         day.start_tasks(i, t, running, max_count)
         day.account(i, t, max_count)
     return day.res
+
+
+def _kicked(day: Day, sync: LicenseSync | None, t: float) -> bool:
+    """An artist's refusal, read from the log, starts a cycle `log_latency` after it."""
+    if sync is None or not sync.reads_log or day.refused_at is None:
+        return False
+    return t >= day.refused_at + day.sc.sync.log_latency
 
 
 def _poll(
@@ -68,7 +82,12 @@ def _poll(
         return max_count
     now = sc.start + timedelta(seconds=t)
     seen = None if outage else (artists, farm, queued)
-    new, preempt = sync.decide(now, seen, current_count, max_count)
+    # the log shows who it refused and has not served since: those still trying
+    waiting = len(day.waiting) if sync.reads_log and not outage else 0
+    new, preempt = sync.decide(now, seen, current_count, max_count, waiting)
+    if day.paused != (sync.queue_status != ACTIVE):  # a pause or a resume written
+        day.paused = not day.paused
+        day.res.writes += 1
     if preempt:
         day.res.writes += day.preempt(t, preempt, sync.pool.preempt.younger_than)
     return new
@@ -91,31 +110,42 @@ class LicenseSync:
         if preempt:
             on = self.pool.preempt.model_copy(update={"enabled": True})
             self.pool = self.pool.model_copy(update={"preempt": on})
+        self.reads_log = False  # the source's log is read too (the -denials strategies)
         self.memory: dict[tuple[str, str], LimitMemory] = {}
+        # the farm's one queue on the limit: `on_exhausted: pause` stops it (no task starts)
+        self.queue_status = ACTIVE
         self.last_good: datetime | None = None
         self.profile = learned_profile(sc, self.pool)
 
     def decide(
-        self, now: datetime, seen: tuple[int, int, int] | None, current: int, max_count: int
+        self,
+        now: datetime,
+        seen: tuple[int, int, int] | None,
+        current: int,
+        max_count: int,
+        waiting: int = 0,
     ) -> tuple[int, int]:
-        """(the maxCount to write, tasks to requeue); `seen` None: the server is down."""
+        """(the maxCount to write, tasks to requeue); `seen` None: the server is down;
+        `waiting`: artists the server's log refused and has not served since."""
         if seen is None:
             report = Report("flexlm", False, errors=("Cannot connect (scenario)",))
         else:
             report = Report("flexlm", True, features=(self._feature(*seen),))
             self.last_good = now
-        limit = LimitState(FARM, "limit-sim", "sim", "amount.sim", max_count, current)
+        queue = (Association("queue-sim", self.queue_status),)
+        limit = LimitState(FARM, "limit-sim", "sim", "amount.sim", max_count, current, queue)
         pp, self.memory = plan_pool(
             "sim",
             self.pool,
             FARM,
-            {"sim": SourceState(report, self.last_good)},
+            {"sim": SourceState(report, self.last_good, waiting={"lic": waiting})},
             {(FARM, "amount.sim"): limit},
             self.memory,
             now,
             self.profile,
         )
         d = pp.decisions[0]
+        self.queue_status = PAUSED if d.pause else ACTIVE if d.resume else self.queue_status
         return (d.new if d.new is not None else max_count), d.preempt
 
     def _feature(self, artists: int, farm: int, queued: int) -> Feature:

@@ -90,6 +90,9 @@ class Day:
         self.history: deque[tuple[float, int, int, int, int]] = deque()
         delay_steps = max(1, int(sc.sync.count_delay / sc.step))
         self.running_hist: deque[int] = deque(maxlen=delay_steps + 1)
+        self.paused = False  # the limit's queue stopped: Deadline starts nothing on it
+        # when the server's log first refused an artist since the last cycle looked
+        self.refused_at: float | None = None
         # the oracle: licenses artists (and tasks it scheduled) hold, by step
         self.busy = _busy(sc, sessions, self.steps) if self.oracle else []
 
@@ -144,6 +147,7 @@ class Day:
             res.artist_minutes_lost += (t - first) / 60
         elif tries < RETRIES:
             res.artist_denials += tries == 0
+            self.refused_at = t if self.refused_at is None else self.refused_at
             heapq.heappush(self.waiting, (t + RETRY_EVERY, first, tries + 1, length))
         else:
             res.artists_gave_up += 1
@@ -190,7 +194,7 @@ class Day:
             self._oracle_starts(i, t, running)
             return
         cap = math.inf if max_count == -1 else max_count
-        while self.ready and running < cap and running < self.sc.farm.workers:
+        while not self.paused and self.ready and running < cap and running < self.sc.farm.workers:
             heapq.heappush(self.pending, (t + self.sc.farm.checkout_delay, self.ready.popleft()))
             running += 1
 
