@@ -274,6 +274,7 @@ class Allocation:
     cap: int | None  # None: leave the job alone (exempt)
     weight: float
     why: Why
+    band: int = 0  # a cap of ours from `cap` to `cap + band` stands (jobs.slack)
 
 
 @dataclass(frozen=True, slots=True)

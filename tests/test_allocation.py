@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.domain import JobDemand
+from sync.domain import Allocation, JobDemand
 from sync.law.allocation import allocate
+from sync.law.jobplan import cap_to_write
 from sync.policy import JobsPolicy
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -124,3 +125,28 @@ def test_units_lost_to_rounding_to_whole_tasks_go_to_whoever_can_use_them():
     assert caps(10, [job(0, 10, units=3), job(1, 10, units=3)], policy="fair") == [2, 1]
     # what the 3-unit job cannot use goes to the 1-unit job: all 10 units are held
     assert caps(10, [job(0, 10, units=3), job(1, 10)], policy="fair") == [1, 7]
+
+
+def test_slack_gives_each_share_a_band_never_past_a_ceiling():
+    policy = JobsPolicy(policy="fair", slack=3, overrides=[{"name": "^hero", "max_workers": 6}])
+    out = allocate(10, [job(0, 20), job(1, 20, name="hero_1")], policy)
+    assert [(a.cap, a.band) for a in out] == [(5, 3), (5, 1)]
+    fixed = allocate(10, [job(0, 20)], JobsPolicy(policy="fixed", cap=4, slack=3))
+    assert fixed[0].band == 0  # a fixed cap is the cap: no band
+
+
+@pytest.mark.parametrize(
+    ("share", "band", "current", "ours", "written"),
+    [
+        (5, 2, 5, True, None),  # at the share: in band
+        (5, 2, 7, True, None),  # at the top of the band
+        (5, 2, 4, True, 6),  # below the share: to the middle of the band
+        (5, 2, 8, True, 6),  # above the band
+        (5, 2, -1, False, 6),  # a new job
+        (5, 2, 6, False, None),  # not ours, yet already what we would write
+        (5, 2, 7, False, 6),  # not ours (respect_manual off): written
+        (5, 0, 6, True, 5),  # no slack: the share itself
+    ],
+)
+def test_a_cap_is_written_only_out_of_its_band(share, band, current, ours, written):
+    assert cap_to_write(Allocation("j", share, 1.0, (), band), current, ours) == written

@@ -129,6 +129,25 @@ def test_caps_follow_the_limit(world):
     assert (mwc(w, a), mwc(w, b)) == (3, 3)
 
 
+def test_with_slack_a_cap_moves_only_when_the_share_leaves_its_band(world):
+    w = world
+    w.policy.write_text(POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair, slack: 2"))
+    w.svc = w.make()
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert (mwc(w, a), mwc(w, b)) == (6, 6)  # shares 5 and 5, each cap mid-band
+    writes = calls(w)["BatchUpdateJob"]
+    w.src.artists = 1  # the limit drops to 9: shares 5 and 4, both caps still in band
+    cycle(w)
+    assert w.farm.limits[w.limit].max_count == 9
+    assert (mwc(w, a), mwc(w, b)) == (6, 6) and calls(w)["BatchUpdateJob"] == writes
+    w.src.artists = 4  # the limit drops to 6: shares 3 and 3, caps past the band
+    cycle(w)
+    assert w.farm.limits[w.limit].max_count == 6
+    assert (mwc(w, a), mwc(w, b)) == (4, 4)
+
+
 def test_weighted_by_priority(world):
     w = world
     w.policy.write_text(w.policy.read_text().replace("policy: fair", "policy: weighted"))

@@ -47,7 +47,7 @@ pools:
     reserve: 1
     headroom: 1
     hysteresis: {{settle: 2, max_step: 4}}
-    jobs: {{policy: fair, min_workers: 1}}
+    jobs: {{policy: fair, min_workers: 1, slack: 2}}   # a cap moves when the share leaves the band
   maya:
     limit: amount.maya
     features: [{{source: studio-rlm, feature: maya}}]

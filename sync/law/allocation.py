@@ -53,7 +53,7 @@ def allocate(capacity: int, jobs: Sequence[JobDemand], policy: JobsPolicy) -> li
             why = (Reason.of("unlimited_limit"),)
             out[job.job_id] = Allocation(job.job_id, ceiling or -1, weight, why)
     else:
-        out.update(_shared(capacity, managed, bounds, policy.policy))
+        out.update(_shared(capacity, managed, bounds, policy.policy, policy.slack))
     return [out[j.job_id] for j in jobs]
 
 
@@ -74,8 +74,10 @@ def _shared(
     jobs: list[JobDemand],
     bounds: dict[str, tuple[int, int | None, float]],
     kind: str,
+    slack: int = 0,
 ) -> dict[str, Allocation]:
-    """Fair or weighted shares of `capacity` units, in whole tasks."""
+    """Fair or weighted shares of `capacity` units, in whole tasks; each with the band
+    of `slack` tasks above it a cap of ours may stand in (never past a job's ceiling)."""
     want = {}  # demand in units, bounded by any per-job ceiling
     for job in jobs:
         ceiling = bounds[job.job_id][1]
@@ -97,7 +99,9 @@ def _shared(
             per_task=job.units,
             weight=weight,
         )
-        out[job.job_id] = Allocation(job.job_id, max(1, cap), weight, (why,))
+        cap = max(1, cap)
+        band = slack if ceiling is None else max(0, min(slack, ceiling - cap))
+        out[job.job_id] = Allocation(job.job_id, cap, weight, (why,), band)
     return out
 
 

@@ -197,10 +197,9 @@ def farm_jobs(
         elif rec is not None and job.max_worker_count not in rec.ours() and respect_manual[pj.pool]:
             left_alone.add(job_id)
             taken_over.append(replace(rec, manual=True))
-        elif a.cap != job.max_worker_count:
-            assert a.cap is not None
+        elif (cap := cap_to_write(a, job.max_worker_count, _holds_ours(rec, job))) is not None:
             w = JobWrite(
-                job.queue_id, job_id, a.cap, job.max_worker_count, pj.pool, pj.limit_id, a.why
+                job.queue_id, job_id, cap, job.max_worker_count, pj.pool, pj.limit_id, a.why
             )
             writes.append(w)
             records.append(_pending(rec, farm_id, w))
@@ -222,6 +221,22 @@ def farm_jobs(
         tuple(drops),
         frozenset(left_alone),
     )
+
+
+def _holds_ours(rec: JobOriginal | None, job: JobDemand) -> bool:
+    return rec is not None and job.max_worker_count in rec.ours()
+
+
+def cap_to_write(a: Allocation, current: int, ours: bool) -> int | None:
+    """The maxWorkerCount to write for a job, or None to leave its cap as it is. A cap of
+    ours (`ours`: the job's record holds it) stands while it is in the band from the job's
+    share to `jobs.slack` above it; a new cap goes to the middle of the band, so the share
+    may move either way before the next write (docs/design.md, "Slack on job caps")."""
+    assert a.cap is not None
+    if ours and current != -1 and a.cap <= current <= a.cap + a.band:
+        return None
+    cap = a.cap + a.band // 2
+    return None if cap == current else cap
 
 
 def confirmed_only(fj: FarmJobs, confirmed: Collection[str]) -> tuple[FarmJobs, list[str]]:

@@ -440,6 +440,13 @@ class JobsPolicy(Model):
     min_workers: int = Field(1, ge=1)
     weight_by: Literal["priority", "queue"] = "priority"
     queue_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
+    slack: int = Field(
+        0,
+        ge=0,
+        description="policy fair or weighted: a job's cap is rewritten only when its share "
+        "leaves the band from the cap less this to the cap; a job may run up to this many "
+        "tasks above its share (the limit still bounds the pool)",
+    )
     respect_manual: bool = True
     exempt: list[Selector] = []
     overrides: list[JobOverride] = []
