@@ -26,6 +26,9 @@ class Totals:
     task_hours: float
     preempted_task_minutes: float
     writes: int
+    job_cap_writes: int
+    job_cap_moves: int  # of those, a cap moved (not a job's first, nor its original back)
+    hours: float
     shares: tuple[float, ...]  # % of the oracle's task-hours, a day each; () without one
 
     def share(self, unit: str = "") -> str:
@@ -35,6 +38,14 @@ class Totals:
         s = self.shares
         mean = f"{sum(s) / len(s):.1f}{unit}"
         return mean if len(s) == 1 else f"{mean} ({min(s):.1f}-{max(s):.1f})"
+
+    @property
+    def job_caps_per_hour(self) -> float:
+        return self.job_cap_writes / self.hours if self.hours else 0.0
+
+    @property
+    def job_moves_per_hour(self) -> float:
+        return self.job_cap_moves / self.hours if self.hours else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +60,8 @@ class Totals:
             ),
             "preempted_task_minutes": round(self.preempted_task_minutes, 1),
             "writes": self.writes,
+            "job_cap_writes_per_hour": round(self.job_caps_per_hour, 2),
+            "job_cap_moves_per_hour": round(self.job_moves_per_hour, 2),
         }
 
 
@@ -68,6 +81,9 @@ def summarise(results: Sequence[Result], oracle: Sequence[Result] | None = None)
         task_hours=sum(r.task_hours for r in results),
         preempted_task_minutes=sum(r.preempted_task_minutes for r in results),
         writes=sum(r.writes for r in results),
+        job_cap_writes=sum(r.job_cap_writes for r in results),
+        job_cap_moves=sum(r.job_cap_moves for r in results),
+        hours=sum(r.hours for r in results),
         shares=shares,
     )
 
@@ -83,6 +99,7 @@ def format_table(by_strategy: dict[str, list[Result]]) -> str:
     head = [
         "strategy", "artist-min lost", "artists gave up", "farm denials", "days with denials",
         "task-hours", "% of oracle", "preempted task-min", "writes",
+        "job caps/h (moved)",
     ]  # fmt: skip
     rows = []
     for strategy, t in totals(by_strategy).items():
@@ -97,6 +114,9 @@ def format_table(by_strategy: dict[str, list[Result]]) -> str:
                 t.share("%"),
                 f"{t.preempted_task_minutes:.0f}",
                 "—" if strategy.endswith("oracle") else str(t.writes),
+                "—"
+                if strategy.endswith("oracle")
+                else f"{t.job_caps_per_hour:.1f} ({t.job_moves_per_hour:.1f})",
             ]
         )
     return table(head, rows)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sync.domain import ACTIVE, PAUSED, Association, LimitMemory, LimitState
+from sync.domain import ACTIVE, PAUSED, Association, JobDemand, LimitMemory, LimitState
+from sync.law.allocation import allocate
+from sync.law.jobplan import cap_to_write
 from sync.law.learn import Profile, learn
 from sync.law.limits import plan_pool
 from sync.law.state import SourceState
@@ -90,7 +92,26 @@ def _poll(
         day.res.writes += 1
     if preempt:
         day.res.writes += day.preempt(t, preempt, sync.pool.preempt.younger_than)
+    if sync.pool.jobs.policy != "none":
+        share_jobs(day, sync.pool, now, new)
     return new
+
+
+def share_jobs(day: Day, pool: Pool, now: datetime, capacity: int) -> None:
+    """Each job's maxWorkerCount for a maxCount of `capacity`, by the service's own
+    allocation and its rule for when a cap is written, counted as written."""
+    jobs = [j for j in day.jobs.values() if j.ready or j.running]
+    demands = [
+        JobDemand(str(j.job_id), "queue-sim", f"job-{j.job_id}", "td",
+                  now - timedelta(seconds=day.t - j.arrived), 50, 1,
+                  len(j.ready) + j.running, j.cap)
+        for j in jobs
+    ]  # fmt: skip
+    for job, a in zip(jobs, allocate(capacity, demands, pool.jobs), strict=True):
+        if a.cap is not None and (cap := cap_to_write(a, job.cap, job.cap != -1)) is not None:
+            day.res.job_cap_writes += 1
+            day.res.job_cap_moves += job.cap != -1
+            job.cap = cap
 
 
 def run_days(

@@ -33,8 +33,27 @@ class Result:
     idle_license_hours: float = 0.0
     used_license_hours: float = 0.0
     total_license_hours: float = 0.0
-    writes: int = 0
+    writes: int = 0  # maxCount, pause and resume, requeues
+    job_cap_writes: int = 0  # maxWorkerCount written (pools that share between jobs)
+    job_cap_moves: int = 0  # of those, caps moved on a job already capped: not its first
+    # cap, nor its original put back when it ends
+    hours: float = 0.0  # how long the day ran
     series: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, max, farm, ext
+
+
+@dataclass
+class SimJob:
+    """A job on the farm: its tasks waiting, how many run, and its maxWorkerCount."""
+
+    job_id: int
+    arrived: float
+    ready: deque[float]  # task durations waiting to run
+    running: int = 0  # tasks started, holding a license or about to check one out
+    cap: int = -1  # maxWorkerCount (-1: unlimited)
+
+    @property
+    def can_start(self) -> bool:
+        return bool(self.ready) and (self.cap == -1 or self.running < self.cap)
 
 
 def make_world(sc: Scenario) -> tuple[list[tuple[float, float]], list[tuple[float, list[float]]]]:
@@ -76,14 +95,18 @@ class Day:
         self.causal = strategy == "causal-oracle"
         # the oracles hold a task's license from the moment they start it (no checkout race)
         self.reserves = self.oracle or self.causal
-        self.res = Result(strategy)
+        self.res = Result(strategy, hours=sc.duration / 3600)
         self.steps = int(sc.duration / sc.step)
         self.artist_q = deque(sorted(sessions))
         self.job_q = deque(sorted(jobs, key=lambda j: j[0]))
-        self.ready: deque[float] = deque()  # task durations waiting to run
+        self.jobs: dict[int, SimJob] = {}  # the jobs with tasks left, oldest first
+        self.arrivals = 0  # jobs arrived so far: the next one's id
+        self.t = 0.0  # the time of the step
         self.artists_end: list[float] = []  # heap of artist session ends (holding)
-        self.pending: list[tuple[float, float]] = []  # heap: (checkout time, duration)
-        self.holding: list[tuple[float, float]] = []  # heap: (end time, duration)
+        # heaps of the tasks started, (when, duration, job id): checking a license out at
+        # `when`, or holding one until `when`
+        self.pending: list[tuple[float, float, int]] = []
+        self.holding: list[tuple[float, float, int]] = []
         self.waiting: list[tuple[float, float, int, float]] = []  # heap: artists refused:
         # (next try, first refused, tries so far, session length)
         # what the license server said, by step: t, artists, farm, running, artists queued
@@ -100,6 +123,7 @@ class Day:
         """Artists come and go, tasks finish or reach their checkout, jobs arrive; returns
         the tasks running (holding or about to check out)."""
         sc, res = self.sc, self.res
+        self.t = t
         while self.artists_end and self.artists_end[0] <= t:
             heapq.heappop(self.artists_end)
         while self.artist_q and self.artist_q[0][0] <= t:
@@ -109,19 +133,22 @@ class Day:
             _, first, tries, length = heapq.heappop(self.waiting)
             self._artist(t, length, first, tries)
         while self.holding and self.holding[0][0] <= t:
-            _, duration = heapq.heappop(self.holding)
+            _, duration, job = heapq.heappop(self.holding)
+            self._ended(job)
             res.tasks_done += 1
             res.task_hours += duration / 3600
         while self.pending and self.pending[0][0] <= t:
-            _, duration = heapq.heappop(self.pending)
+            _, duration, job = heapq.heappop(self.pending)
             # the oracles reserved this license when they started the task
             if self.reserves or len(self.artists_end) + len(self.holding) < sc.total:
-                heapq.heappush(self.holding, (t + duration, duration))
+                heapq.heappush(self.holding, (t + duration, duration, job))
             else:
                 res.denials += 1  # started, found no license: the frame fails, retried
-                self.ready.appendleft(duration)
+                self._requeue(job, duration)
         while self.job_q and self.job_q[0][0] <= t:
-            self.ready.extend(self.job_q.popleft()[1])
+            arrived, tasks = self.job_q.popleft()
+            self.jobs[self.arrivals] = SimJob(self.arrivals, arrived, deque(tasks))
+            self.arrivals += 1
         artists, farm = len(self.artists_end), len(self.holding)
         running = farm + len(self.pending)
         self.running_hist.append(running)
@@ -129,6 +156,35 @@ class Day:
         while self.history and self.history[0][0] < t - sc.sync.tool_latency - sc.step:
             self.history.popleft()
         return running
+
+    @property
+    def ready(self) -> bool:
+        """Whether any task waits to run."""
+        return any(j.ready for j in self.jobs.values())
+
+    def _next_task(self) -> tuple[float, int] | None:
+        """The task Deadline starts next: the oldest job's under its maxWorkerCount (a
+        queue's default scheduling, priority then submission order; all jobs here share a
+        priority)."""
+        job = next((j for j in self.jobs.values() if j.can_start), None)
+        if job is None:
+            return None
+        job.running += 1
+        return job.ready.popleft(), job.job_id
+
+    def _ended(self, job_id: int) -> None:
+        job = self.jobs[job_id]
+        job.running -= 1
+        if not job.ready and not job.running:
+            del self.jobs[job_id]
+            # the service puts a finished job's original maxWorkerCount back
+            self.res.job_cap_writes += job.cap != -1
+
+    def _requeue(self, job_id: int, duration: float) -> None:
+        """A task back in its job's queue, first to run again."""
+        job = self.jobs[job_id]
+        job.running -= 1
+        job.ready.appendleft(duration)
 
     def _farm_holds(self) -> int:
         # the causal oracle holds a task's license from its start; the clairvoyant one's
@@ -171,7 +227,7 @@ class Day:
             self.pending.remove(youngest)
             heapq.heapify(self.pending)
             start = youngest[0] - self.sc.farm.checkout_delay
-            self.ready.appendleft(youngest[1])
+            self._requeue(youngest[2], youngest[1])
             self.res.preempted_task_minutes += (t - start) / 60
         elif self.holding:
             self.preempt(t, 1, float("inf"))
@@ -181,9 +237,9 @@ class Day:
         `younger_than`; their licenses come back now, their work so far is lost."""
         by_start = sorted(self.holding, key=lambda h: h[0] - h[1], reverse=True)
         chosen = [h for h in by_start if t - (h[0] - h[1]) < younger_than][:n]
-        for end, duration in chosen:
-            self.holding.remove((end, duration))
-            self.ready.appendleft(duration)
+        for end, duration, job in chosen:
+            self.holding.remove((end, duration, job))
+            self._requeue(job, duration)
             self.res.preempted_task_minutes += (t - (end - duration)) / 60
         heapq.heapify(self.holding)
         return len(chosen)
@@ -194,8 +250,11 @@ class Day:
             self._oracle_starts(i, t, running)
             return
         cap = math.inf if max_count == -1 else max_count
-        while not self.paused and self.ready and running < cap and running < self.sc.farm.workers:
-            heapq.heappush(self.pending, (t + self.sc.farm.checkout_delay, self.ready.popleft()))
+        while not self.paused and running < cap and running < self.sc.farm.workers:
+            task = self._next_task()
+            if task is None:
+                return
+            heapq.heappush(self.pending, (t + self.sc.farm.checkout_delay, *task))
             running += 1
 
     def _oracle_starts(self, i: int, t: float, running: int) -> None:
@@ -203,16 +262,19 @@ class Day:
         # stays free for the task's whole run, so no artist is ever turned away for it
         # (the race is the world's: its tasks too check out `checkout_delay` late)
         dt, delay = self.sc.step, self.sc.farm.checkout_delay
-        while self.ready and running < self.sc.farm.workers:
-            duration = self.ready[0]
+        while running < self.sc.farm.workers:
+            job = next((j for j in self.jobs.values() if j.can_start), None)
+            if job is None:
+                return
+            duration = job.ready[0]
             first = i + 1 + int(delay / dt)
             span = range(first, min(self.steps, first + 1 + int(duration / dt)))
             if any(self.busy[k] >= self.sc.total for k in span):
                 break
-            self.ready.popleft()
+            self._next_task()
             for k in span:
                 self.busy[k] += 1
-            heapq.heappush(self.pending, (t + delay, duration))
+            heapq.heappush(self.pending, (t + delay, duration, job.job_id))
             running += 1
 
     def account(self, i: int, t: float, max_count: int) -> None:
