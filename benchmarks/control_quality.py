@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--scenario", action="append", help="default: every scenario")
     ap.add_argument("--json", action="store_true", help="the figures for scripts")
-    ap.add_argument("--plot", metavar="PNG", help="draw studio-day's frontier")
+    ap.add_argument("--plot", metavar="PNG", help="draw each shape's frontier (PNG-SHAPE.png)")
     args = ap.parse_args()
     paths = [Path(p) for p in args.scenario] if args.scenario else sorted(SCENARIOS.glob("*.yaml"))
     out: dict[str, Any] = {}
@@ -61,7 +61,9 @@ def main() -> None:
             print(_frontier_table(path.stem, points) + "\n")
         out[f"{path.stem} job caps"] = _job_caps(sc, args.days, args.json)
         if args.plot:
-            plot_frontier(points, f"{sc.name}, {args.days} days", f"{path.stem}-{args.plot}")
+            out_png = Path(args.plot)  # a frontier a shape: frontier-studio-day.png, …
+            out_png = out_png.with_stem(f"{out_png.stem}-{path.stem}")
+            plot_frontier(points, f"{sc.name}, {args.days} days", str(out_png), _corners(points))
     if args.json:
         print(json.dumps(out, indent=2))
 
@@ -140,6 +142,14 @@ def _job_caps(sc: Scenario, days: int, quiet: bool) -> dict[str, Any]:
                 for k, v in out.items()]  # fmt: skip
         print(f"job caps (license-sync, {days} days)\n" + table(head, rows) + "\n")
     return out
+
+
+def _corners(points: dict[str, Totals]) -> list[tuple[str, float, float]]:
+    """Issue #26's targets as corners of the frontier's plot: 90% of the clairvoyant
+    bound's task-hours, and 2.5x (1.5x with preemption) the causal bound's minutes."""
+    hours = 0.9 * points["oracle"].task_hours
+    causal = max(points["causal-oracle"].artist_minutes_lost, 10.0)
+    return [("target", hours, 2.5 * causal), ("target, preempting", hours, 1.5 * causal)]
 
 
 def _fewer(before: dict[str, Any], after: dict[str, Any]) -> str:

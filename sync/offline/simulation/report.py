@@ -180,10 +180,21 @@ def plot(results: list[Result], sc: Scenario, path: str) -> None:
     fig.savefig(path, dpi=90)
 
 
-def plot_frontier(points: dict[str, Totals], title: str, path: str) -> None:
-    """Artist-minutes lost against farm task-hours, a point a strategy or setting."""
+def plot_frontier(
+    points: dict[str, Totals],
+    title: str,
+    path: str,
+    targets: Sequence[tuple[str, float, float]] = (),
+) -> None:
+    """Artist-minutes lost against farm task-hours, a point a strategy or setting;
+    `targets`: (label, least task-hours, most artist-minutes), each drawn as the corner
+    a point must be beyond."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
+    for label, hours, minutes in targets:
+        ax.axvline(hours, color="grey", lw=0.8, ls=":")
+        ax.axhline(minutes, color="grey", lw=0.8, ls=":")
+        ax.annotate(label, (hours, minutes), fontsize=7, color="grey")
     for name, t in points.items():
         ax.scatter(t.task_hours, t.artist_minutes_lost)
         ax.annotate(name, (t.task_hours, t.artist_minutes_lost), fontsize=7)
