@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from sync import __version__
 from sync.errors import SyncError
-from sync.licenses.kinds import TOOLS
+from sync.licenses.kinds import LOG_FORMATS, TOOLS
 from sync.offline.simulation import STRATEGIES
 from sync.settings import CYCLE_TABLES, STOP_GRACE
 
@@ -57,9 +57,10 @@ def _add_parse(sub: Sub) -> None:
     p.add_argument(
         "--format",
         required=True,
-        choices=[*TOOLS, "command", "flexlm-log"],
+        choices=[*TOOLS, "command", *LOG_FORMATS],
         help="which tool produced the text (command: a JSON report to validate; "
-        "flexlm-log: a FlexLM debug log, its checkouts and refusals)",
+        "flexlm-log: a FlexLM debug log, rlm-log: an RLM report log (REPORTLOG), their "
+        "checkouts and refusals)",
     )
     p.add_argument(
         "--expiry",
@@ -70,7 +71,7 @@ def _add_parse(sub: Sub) -> None:
     p.add_argument(
         "--tz",
         default="UTC",
-        help="with flexlm-log: the server's time zone (its log's times are local)",
+        help="with a -log format: the server's time zone (its log's times are local)",
     )
     p.add_argument("file", nargs="?", metavar="FILE|-", help="the captured output (default: stdin)")
 

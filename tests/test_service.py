@@ -901,3 +901,32 @@ def test_an_artist_refused_in_the_log_lowers_the_limit_until_served(world, tmp_p
         fh.write('12:02:00 (foundry) OUT: "nuke_r" bob@ws-077\n')
     fig = cycle(w).plan.pools["nuke"].figures
     assert fig is not None and fig.waiting == 0
+
+
+RLM_LOG = Path(__file__).parent / "fixtures/rlm_log/studio.rlmlog"
+
+
+def test_an_rlm_report_log_counts_who_was_refused_as_a_debug_log_does(world, tmp_path):
+    """An RLM source's `log:` is its ISV server's report log: the same refusals, told
+    apart by the pool's farm_selector, dated in the log's year."""
+    w = world
+    log = tmp_path / "foundry.rlmlog"
+    lines = RLM_LOG.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:8]))
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            'lic: {kind: flexlm, servers: ["27000@lic1"]}',
+            f'lic: {{kind: rlm, servers: ["5053@lic2"], log: {{path: {log}}}}}',
+        )
+    )
+    cycle(w)  # followed from here
+    with log.open("a") as fh:
+        fh.writelines(lines[8:])
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert (denials(w, "artist"), denials(w, "farm")) == (1.0, 1.0)  # bob, render-013
+    rows = {row["who"]: row for row in w.svc.history.query("denials")}
+    assert rows["farm"]["at"] == "2027-01-01T00:01:00+00:00"
+    assert rows["artist"]["reason"] == "RLM status -22"
+    fig = r.plan.pools["nuke"].figures
+    assert fig is not None and fig.waiting == 1  # bob, refused and not served since

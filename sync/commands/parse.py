@@ -10,8 +10,8 @@ from typing import Any
 from sync.commands import EXIT_OK
 from sync.errors import ParseError, SyncError
 from sync.licenses import flexlm
-from sync.licenses.flexlm_log import REFUSED, parse_log
-from sync.licenses.kinds import parse_text
+from sync.licenses.kinds import LOG_FORMATS, TOOLS, parse_text
+from sync.licenses.logs import REFUSED, LogClock
 
 
 def parse(args: argparse.Namespace) -> int:
@@ -24,8 +24,9 @@ def parse(args: argparse.Namespace) -> int:
         except OSError as e:
             raise SyncError(f"cannot read {args.file!r}: {e.strerror}") from e
     out: dict[str, Any]
-    if args.format == "flexlm-log":
-        json.dump(log_document(text, args.tz), sys.stdout, indent=None if args.compact else 2)
+    if args.format in LOG_FORMATS:
+        doc = log_document(text, args.tz, LOG_FORMATS[args.format])
+        json.dump(doc, sys.stdout, indent=None if args.compact else 2)
         sys.stdout.write("\n")
         return EXIT_OK
     if args.format == "flexlm" and (args.expiry or flexlm.looks_like_expiry(text)):
@@ -58,9 +59,11 @@ def parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def log_document(text: str, tz: str) -> dict[str, Any]:
-    """What a FlexLM debug log holds: each event, and the refusals counted."""
-    read = parse_log(text, tz)
+def log_document(text: str, tz: str, kind: str) -> dict[str, Any]:
+    """What a server's log holds (`kind`'s grammar): each event, and the refusals counted."""
+    grammar = TOOLS[kind].log
+    assert grammar is not None
+    read = grammar.parse(text.splitlines(), LogClock(tz))
     events = [
         {
             "at": e.at.isoformat() if e.at else None,
@@ -75,4 +78,5 @@ def log_document(text: str, tz: str) -> dict[str, Any]:
         for e in read.events
     ]
     refused = sum(1 for e in read.events if e.kind in REFUSED)
-    return {"format": "flexlm-log", "events": events, "refused": refused, "unread": read.unread}
+    fmt = f"{kind}-log"
+    return {"format": fmt, "events": events, "refused": refused, "unread": read.unread}

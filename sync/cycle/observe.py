@@ -26,7 +26,8 @@ from sync.law.learn import Profile, learn
 from sync.law.reconcile import departed_refs
 from sync.law.state import Denial, FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
-from sync.licenses.flexlm_log import LogEvent
+from sync.licenses.kinds import TOOLS
+from sync.licenses.logs import LogEvent
 from sync.offline import observation
 from sync.policy import LearnedReserve, Policy, ToolSourceConfig
 
@@ -66,8 +67,9 @@ class Observer:
         self.steps: dict[str, tuple[StepAmounts, ...]] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
         self.down: dict[str, _Down] = {}
-        self.tails: dict[tuple[str, str, str], LogTail] = {}  # (source, path, tz) → its log
-        self.log_down: dict[tuple[str, str, str], str] = {}  # a log down: why, as last said
+        # (source, path, tz, kind) → its log
+        self.tails: dict[tuple[str, str, str, str], LogTail] = {}
+        self.log_down: dict[tuple[str, str, str, str], str] = {}  # a log down: why, as last said
         # source → feature → (user, host) → when their refusal was read
         self.waiting: dict[str, dict[str, dict[tuple[str, str], datetime]]] = {}
         self._remember_good_reads()
@@ -169,7 +171,7 @@ class Observer:
         it refused who are still waiting. A log is followed from the service's start; a
         policy edit that keeps it keeps its place in it."""
         wanted = {
-            (name, cfg.log.path, cfg.log.tz): name
+            (name, cfg.log.path, cfg.log.tz, cfg.kind): name
             for name, cfg in policy.sources.items()
             if isinstance(cfg, ToolSourceConfig) and cfg.log is not None and name in states
         }
@@ -177,7 +179,7 @@ class Observer:
             self.tails.pop(key).close()
         out = dict(states)
         for key, name in wanted.items():
-            tail = self.tails.get(key) or self.tails.setdefault(key, LogTail(key[1], key[2]))
+            tail = self.tails.get(key) or self.tails.setdefault(key, _tail(*key[1:]))
             events, error = tail.read()
             if error is not None and error != self.log_down.get(key):
                 log.warning("source %s: %s", name, error)  # once a new reason, not each cycle
@@ -194,7 +196,7 @@ class Observer:
     def refused_now(self, policy: Policy, now: datetime) -> str | None:
         """A source whose log has refused an artist a pool's feature since the last cycle
         (peeked, not taken: the cycle reads it), or None."""
-        for (name, _, _), tail in list(self.tails.items()):
+        for (name, *_), tail in list(self.tails.items()):
             if any(d.who == "artist" and d.pool for d in denials(policy, name, tail.peek(), now)):
                 return name
         return None
@@ -440,3 +442,9 @@ def _sharing_queues(
             if t.farm == farm_id and isinstance(lim, LimitState):
                 queues.update(a.queue_id for a in lim.associations)
     return sorted(queues)
+
+
+def _tail(path: str, tz: str, kind: str) -> LogTail:
+    grammar = TOOLS[kind].log
+    assert grammar is not None  # the policy allows a log only on a kind that reads one
+    return LogTail(path, tz, grammar=grammar)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sync.law.limits import farm_selector
 from sync.law.state import Denial
-from sync.licenses.flexlm_log import REFUSED, LogEvent
+from sync.licenses.logs import REFUSED, LogEvent
 from sync.policy import Policy, Pool
 
 

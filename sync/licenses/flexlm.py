@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from sync.errors import ParseError
-from sync.licenses import Checkout, Feature, Report, Reservation, Server, Vendor
+from sync.licenses import Checkout, Feature, Report, Reservation, Server, Vendor, flexlm_log
 from sync.licenses.tool import Tool
 
 FORMAT = "flexlm"
@@ -466,5 +466,5 @@ TOOL = Tool(
     "lmutil",
     lambda exe, server: [exe, "lmstat", "-a", "-c", server],
     parse,
-    reads_log=True,
+    log=flexlm_log.GRAMMAR,
 )

@@ -18,9 +18,9 @@ Times are the server's local time, in the zone the policy gives for its log.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, time, timedelta
+
+from sync.licenses.logs import LogClock, LogEvent, LogGrammar, LogRead, calendar_date
 
 _LINE = re.compile(r"^\s*(\d{1,2}):(\d{2}):(\d{2})\s+\((?P<daemon>[^)]+)\)\s+(?P<msg>.*?)\s*$")
 _EVENT = re.compile(
@@ -31,43 +31,6 @@ _STAMP = re.compile(r"^TIMESTAMP\s+(\d{1,2})/(\d{1,2})/(\d{4})$")
 _SLOG = re.compile(r"Time:\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{4})\s")
 _COUNT = re.compile(r"^(\d+)\s+licenses?$")
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
-REFUSED = ("DENIED", "UNSUPPORTED")  # a checkout refused; QUEUED waits, IN and OUT move
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    at: datetime | None  # None: before the log said what day it is
-    vendor: str
-    kind: str  # OUT | IN | DENIED | QUEUED | UNSUPPORTED
-    feature: str
-    user: str
-    host: str
-    reason: str | None = None  # the server's, for a refusal or a queue
-    count: int = 1
-
-
-@dataclass
-class LogClock:
-    """What the log said of the date so far: carried from one read of a tail to the next."""
-
-    tz: str = "UTC"
-    day: date | None = None
-    last: time | None = None  # the last time of day read, to see midnight pass
-
-    def at(self, t: time) -> datetime | None:
-        if self.day is not None and self.last is not None and t < self.last:
-            if (self.last.hour * 60 + self.last.minute) - (t.hour * 60 + t.minute) > 60:
-                self.day += timedelta(days=1)  # past midnight (not a clock set back a bit)
-        self.last = t
-        if self.day is None:
-            return None
-        return datetime.combine(self.day, t, tzinfo=ZoneInfo(self.tz))
-
-
-@dataclass
-class LogRead:
-    events: list[LogEvent] = field(default_factory=list)
-    unread: int = 0  # lines that look like events but could not be read
 
 
 def parse_lines(lines: list[str], clock: LogClock) -> LogRead:
@@ -80,10 +43,10 @@ def parse_lines(lines: list[str], clock: LogClock) -> LogRead:
         t = time(int(m[1]) % 24, int(m[2]), int(m[3]))
         msg = m["msg"]
         if stamp := _STAMP.match(msg):
-            clock.day, clock.last = _date(int(stamp[3]), int(stamp[1]), int(stamp[2])), t
+            clock.day, clock.last = calendar_date(int(stamp[3]), int(stamp[1]), int(stamp[2])), t
             continue
         if (slog := _SLOG.search(msg)) and slog[1] in _MONTHS:
-            clock.day, clock.last = _date(int(slog[3]), _MONTHS[slog[1]], int(slog[2])), t
+            clock.day, clock.last = calendar_date(int(slog[3]), _MONTHS[slog[1]], int(slog[2])), t
             continue
         at = clock.at(t)
         if not msg.startswith(("OUT:", "IN:", "DENIED:", "QUEUED:", "UNSUPPORTED:")):
@@ -106,13 +69,11 @@ def _event(at: datetime | None, daemon: str, ev: re.Match[str]) -> LogEvent:
     )  # fmt: skip
 
 
-def _date(year: int, month: int, day: int) -> date | None:
-    try:
-        return date(year, month, day)
-    except ValueError:
-        return None
-
-
 def parse_log(text: str, tz: str = "UTC") -> LogRead:
     """A whole log (`parse --format flexlm-log`)."""
     return parse_lines(text.splitlines(), LogClock(tz))
+
+
+# daemons write a TIMESTAMP every few hours, idle or not: seven hours of nothing is a log
+# no longer written
+GRAMMAR = LogGrammar("debug log", parse_lines, (b"DENIED:", b"UNSUPPORTED:"), timedelta(hours=7))

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from sync.errors import ParseError
-from sync.licenses import Checkout, Feature, Report, Server, Vendor
+from sync.licenses import Checkout, Feature, Report, Server, Vendor, rlm_log
 from sync.licenses.flexlm import normalise_expiry
 from sync.licenses.tool import Tool
 
@@ -210,4 +210,10 @@ def _feature(p: _Product) -> Feature:
     )
 
 
-TOOL = Tool("rlm", "rlmutil", lambda exe, server: [exe, "rlmstat", "-a", "-c", server], parse)
+TOOL = Tool(
+    "rlm",
+    "rlmutil",
+    lambda exe, server: [exe, "rlmstat", "-a", "-c", server],
+    parse,
+    log=rlm_log.GRAMMAR,
+)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sync.licenses import Report
+from sync.licenses.logs import LogGrammar
 
 
 @dataclass(frozen=True)
@@ -15,11 +16,15 @@ class Tool:
 
     Everything else follows from it: the policy's model for the kind (`kind`, `servers`,
     `executable` defaulting to this one, `timeout`), the reader that runs it, and the
-    choices of `parse --format`.
+    choices of `parse --format` (`KIND-log` too for a tool whose log is read).
     """
 
     kind: str  # as the policy names it
     executable: str  # the tool's usual name, looked up on PATH unless the policy says
     status_argv: Callable[[str, str], list[str]]  # (executable, port@host) → argv, no shell
     parse: Callable[[str], Report]  # pure: the tool's text → a Report, ParseError if not its
-    reads_log: bool = False  # its debug log's denials are read (a source's `log:`)
+    log: LogGrammar | None = None  # its server's log, read for denials (a source's `log:`)
+
+    @property
+    def reads_log(self) -> bool:
+        return self.log is not None

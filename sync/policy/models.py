@@ -195,12 +195,17 @@ class ToolSourceConfig(Model):
     servers: Annotated[list[ServerSpec], Field(min_length=1)]
     executable: Executable
     timeout: ToolTimeout = 20.0
-    log: SourceLog | None = Field(None, description="its debug log: denials counted from it")
+    log: SourceLog | None = Field(
+        None,
+        description="its server's log (FlexLM: the vendor daemon's debug log; RLM: the "
+        "ISV server's REPORTLOG): denials counted from it",
+    )
 
     @model_validator(mode="after")
     def _log_readable(self) -> ToolSourceConfig:
         if self.log is not None and not TOOLS[self.kind].reads_log:
-            raise ValueError(f"a {self.kind} source's log is not read yet (only flexlm's)")
+            readable = ", ".join(k for k, t in TOOLS.items() if t.reads_log)
+            raise ValueError(f"a {self.kind} source's log is not read (only {readable}'s)")
         return self
 
 

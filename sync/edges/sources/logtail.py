@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from sync.licenses.flexlm_log import LogClock, LogEvent, parse_lines
+from sync.licenses import flexlm_log
+from sync.licenses.logs import LogClock, LogEvent, LogGrammar
 
 CHUNK = 8 << 20  # at most this much read a cycle: a burst is read over the next cycles
 PEEK = 64 << 10  # what a glance between cycles reads at most
 SEED = 1 << 20  # how far back the first read looks for the date
-QUIET_FOR = timedelta(hours=7)  # daemons write a TIMESTAMP every few hours, idle or not
 
 
 @dataclass
 class LogTail:
     path: str
     tz: str = "UTC"
+    grammar: LogGrammar = flexlm_log.GRAMMAR  # how its manager writes it
     clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
     _fd: int | None = None
     _ino: tuple[int, int] | None = None
@@ -41,7 +42,8 @@ class LogTail:
         except OSError as e:
             self._close()
             return [], f"log {self.path}: {e.strerror or e}"
-        if self._grew is not None and now - self._grew > QUIET_FOR:
+        quiet = self.grammar.quiet_for
+        if quiet is not None and self._grew is not None and now - self._grew > quiet:
             hours = (now - self._grew).total_seconds() / 3600
             return events, f"log {self.path}: nothing written for {hours:.0f} h"
         return events, None
@@ -62,16 +64,16 @@ class LogTail:
         lines += self._drain()
         if lines:
             self._grew = now
-        return parse_lines([ln.decode(errors="replace") for ln in lines], self._dates).events
+        return self.grammar.parse([ln.decode(errors="replace") for ln in lines], self._dates).events
 
     def _open(self, ino: tuple[int, int], offset: int, now: datetime) -> None:
         self._fd = os.open(self.path, os.O_RDONLY)
         self._ino, self._offset, self._partial, self._grew = ino, offset, b"", now
-        if offset:  # what day it is, from the last TIMESTAMP before where reading begins
+        if offset:  # what day it is (and whose log), from the lines before where reading begins
             start = max(0, offset - SEED)
             seen = os.pread(self._fd, offset - start, start).decode(errors="replace")
             lines = seen.splitlines()[1 if start else 0 :]  # a line cut by the window: not read
-            parse_lines(lines, self._dates)
+            self.grammar.parse(lines, self._dates)
 
     def _drain(self) -> list[bytes]:
         assert self._fd is not None
@@ -89,11 +91,11 @@ class LogTail:
             data = os.pread(self._fd, PEEK, self._offset)
         except OSError:
             return []
-        if b"DENIED:" not in data and b"UNSUPPORTED:" not in data:
+        if not any(mark in data for mark in self.grammar.refusal_marks):
             return []
         *whole, _ = (self._partial + data).split(b"\n")
-        dates = LogClock(self._dates.tz, self._dates.day, self._dates.last)
-        return parse_lines([ln.decode(errors="replace") for ln in whole], dates).events
+        dates = replace(self._dates)  # a copy: a glance moves no date on
+        return self.grammar.parse([ln.decode(errors="replace") for ln in whole], dates).events
 
     def close(self) -> None:
         self._close()
