@@ -284,10 +284,13 @@ def _add_simulate(sub: Sub) -> None:
         "compare strategies on simulated days of farm and artist load",
         "A seeded simulation of one license pool shared by artists and farm jobs, run under\n"
         "each strategy: static, naive, license-sync (the real control law), license-sync-\n"
-        "preempt, causal-oracle (knows the present) and oracle (knows the whole day).\n"
-        "Artists refused a license try again every minute and give up after ten tries.\n"
-        "The package ships four scenarios: studio-day, crunch-week, quiet-night and\n"
-        "flapping-server (docs/evaluation.md).",
+        "denials (the law also reading the servers' logs: a refusal starts a cycle), each\n"
+        "of those two with -preempt, causal-oracle (knows the present) and oracle (knows\n"
+        "the whole day). Artists refused a license try again every minute and give up\n"
+        "after ten tries. A scenario whose policy has `jobs:` shares the pool between its\n"
+        "jobs, and the table counts job-cap writes an hour. The package ships five\n"
+        "scenarios: studio-day, fx-two-sites, crunch-week, quiet-night and flapping-server\n"
+        "(docs/evaluation.md).",
     )
     p.add_argument(
         "--scenario",
