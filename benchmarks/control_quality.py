@@ -88,6 +88,11 @@ def _targets(t: dict[str, Totals], quiet: bool) -> dict[str, Any]:
         ("with preemption: task-hours >= 92% of the oracle's", share(pre) >= 92,
          f"{share(pre):.1f}%, {pre.preempted_task_minutes:.0f} task-minutes preempted"),
     ]  # fmt: skip
+    return _said(checks, quiet)
+
+
+def _said(checks: list[tuple[str, bool, str]], quiet: bool) -> dict[str, Any]:
+    """Each target MET or NOT MET with its figure, printed unless `quiet`, as data."""
     if not quiet:
         for what, ok, figure in checks:
             print(f"{'MET    ' if ok else 'NOT MET'}  {what}: {figure}")
@@ -113,11 +118,7 @@ def _denial_targets(t: dict[str, Totals], quiet: bool) -> dict[str, Any]:
             (f"{name}: farm checkout failures <= 20", r.farm_denials <= 20,
              str(r.farm_denials)),
         ]  # fmt: skip
-    if not quiet:
-        for what, ok, figure in checks:
-            print(f"{'MET    ' if ok else 'NOT MET'}  {what}: {figure}")
-        print()
-    return {what: {"met": ok, "figure": figure} for what, ok, figure in checks}
+    return _said(checks, quiet)
 
 
 def _job_caps(sc: Scenario, days: int, quiet: bool) -> dict[str, Any]:
