@@ -17,6 +17,7 @@ from sync.edges.deadline import Deadline, make_client
 from sync.edges.history import History
 from sync.edges.metrics import HealthServer, Metrics
 from sync.edges.sources import Source
+from sync.law.render import decision_line
 from sync.licenses import Checkout, Feature, Report, Server, Vendor
 from sync.policy import load_policy
 from tests.clirun import run_cli
@@ -930,3 +931,5 @@ def test_an_rlm_report_log_counts_who_was_refused_as_a_debug_log_does(world, tmp
     assert rows["artist"]["reason"] == "RLM status -22"
     fig = r.plan.pools["nuke"].figures
     assert fig is not None and fig.waiting == 1  # bob, refused and not served since
+    line = decision_line(r.plan.pools["nuke"].decisions[0], fig)  # the demo's and run's
+    assert f"external={fig.external} (1 refused, waiting)" in line

@@ -46,7 +46,8 @@ def decision_line(d: Decision, fig: Figures | None, name: str | None = None) -> 
     """One line a limit: total, external, farm, target, what was written, and why."""
     if fig is not None:
         total = "∞" if fig.total is None else fig.total
-        nums = f"total={total} external={fig.external} farm={fig.farm_use} reserve={fig.reserve}"
+        external = f"{fig.external}" + (f" ({fig.waiting} refused, waiting)" if fig.waiting else "")
+        nums = f"total={total} external={external} farm={fig.farm_use} reserve={fig.reserve}"
     else:
         nums = "source down"
     applied = count(d.new) if d.new is not None else f"{count(d.current)} (kept)"
