@@ -928,7 +928,7 @@ def test_an_rlm_report_log_counts_who_was_refused_as_a_debug_log_does(world, tmp
     assert (denials(w, "artist"), denials(w, "farm")) == (1.0, 1.0)  # bob, render-013
     rows = {row["who"]: row for row in w.svc.history.query("denials")}
     assert rows["farm"]["at"] == "2027-01-01T00:01:00+00:00"
-    assert rows["artist"]["reason"] == "RLM status -22"
+    assert rows["artist"]["reason"] == "All licenses in use (-22)"
     fig = r.plan.pools["nuke"].figures
     assert fig is not None and fig.waiting == 1  # bob, refused and not served since
     line = decision_line(r.plan.pools["nuke"].decisions[0], fig)  # the demo's and run's

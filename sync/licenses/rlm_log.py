@@ -32,14 +32,21 @@ _ISV = re.compile(r"^ISV:\s+([^,\s]+)")
 _START = re.compile(r"^START\s+\S+\s+(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})")
 _DAY = re.compile(r"^(\d{1,2})/(\d{1,2})$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?$")
-# RLM_EL_* statuses a denial gives (the manual's "RLM Status Values"); others by number
+# RLM_EL_* statuses a denial gives (the manual's "RLM Status Values", and Reprise's
+# license.h); others by number alone
 _WHY = {
-    "-1": "no authorization for product",
-    "-2": "authorization is for another ISV",
-    "-3": "authorization has expired",
-    "-4": "wrong host for authorization",
-    "-6": "requested version not supported",
-    "-8": "checkout request for too many licenses",
+    "-1": "No authorization for product",
+    "-2": "Authorization is for another ISV",
+    "-3": "Authorization has expired",
+    "-4": "Wrong host for authorization",
+    "-6": "Requested version not supported",
+    "-8": "Checkout request for too many licenses",
+    "-10": "On excludeall list",
+    "-11": "On feature exclude list",
+    "-12": "Not on the includeall list",
+    "-13": "Not on the feature include list",
+    "-14": "Request would go over license MAX",
+    "-22": "All licenses in use",
 }
 # each record: where its product, user, host and count are, for the std/detailed
 # layout and for the small one (None: that layout names no product)
@@ -99,7 +106,8 @@ def _event(tokens: list[str], clock: LogClock) -> LogEvent | None:
         why, last_attempt = tokens[7], tokens[8]
         if last_attempt == "0":
             return None  # the application tries another server
-        reason = _WHY.get(why, f"RLM status {int(why)}")
+        code = int(why)
+        reason = f"{_WHY[why]} ({code})" if why in _WHY else f"RLM status {code}"
     return LogEvent(
         _when(tokens, clock), clock.vendor, _KIND[record], _bare(product), _bare(user),
         _bare(host), reason, int(count),

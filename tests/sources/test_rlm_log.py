@@ -26,7 +26,7 @@ def test_a_report_log_gives_checkouts_refusals_and_queues_in_their_year():
         ("OUT", "nuke_r", "dee", "ws-04", "2027-01-01T00:05:01+00:00"),  # detailed form
     ]  # the small check-in names no product: passed over
     assert {e.vendor for e in read.events} == {"foundry"}  # from the ISV: header
-    assert read.events[1].reason == "RLM status -22"
+    assert read.events[1].reason == "All licenses in use (-22)"
     assert read.unread == 1  # the garbled denial, counted, not raised
 
 
@@ -46,4 +46,10 @@ def test_parse_prints_what_a_report_log_holds():
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["format"] == "rlm-log" and doc["refused"] == 2 and doc["unread"] == 1
-    assert doc["events"][1]["reason"] == "RLM status -22"
+    assert doc["events"][1]["reason"] == "All licenses in use (-22)"
+
+
+def test_a_status_without_words_is_given_by_its_number():
+    clock = LogClock()
+    read = parse_lines(['DENY nuke_r 14.0 fay ws-06 "" 1 -99 1 01/01 00:42'], clock)
+    assert [(e.kind, e.reason, e.at) for e in read.events] == [("DENIED", "RLM status -99", None)]
