@@ -38,7 +38,12 @@ sources:
     executable: {lmutil}
     timeout: 10s
     log: {{path: {log}}}   # the fake vendor daemon's debug log: who it refused
-  studio-rlm: {{kind: rlm, servers: ["5053@rlm1"], executable: {rlmutil}, timeout: 10s}}
+  studio-rlm:
+    kind: rlm
+    servers: ["5053@rlm1"]
+    executable: {rlmutil}
+    timeout: 10s
+    log: {{path: {rlm_log}}}   # the fake ISV server's report log (REPORTLOG)
 pools:
   nuke:
     limit: amount.nuke
@@ -77,6 +82,9 @@ def run_demo(
     work = _workdir(workdir)
     world = DemoWorld()
     world.license.log_path = str(work / "foundry.log")
+    world.license.report_log_path = str(work / "adskflex.rlmlog")
+    for log in (world.license.log_path, world.license.report_log_path):
+        open(log, "a").close()  # there from the first cycle, as a running server's are
     world.start()
     policy_path = work / "policy.yaml"
     policy_path.write_text(
@@ -89,6 +97,7 @@ def run_demo(
             lmutil=write_wrapper(str(work / "lmutil"), world.server.url),
             rlmutil=write_wrapper(str(work / "rlmutil"), world.server.url),
             log=work / "foundry.log",
+            rlm_log=work / "adskflex.rlmlog",
         )
     )
     print("license-sync demo: a fake license server and Deadline farm on loopback")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sync.fakes.farm import FakeFarm
+from sync.fakes.license_logs import DebugLog, ReportLog
 
 REFUSED = "Licensed number of users already reached. (-4,342)"  # FlexLM's words, -4
 
@@ -40,6 +41,7 @@ class FakeLicenseServer:
         self.port = port
         self.down = False
         self.rng = random.Random(seed)
+        self._logs: dict[str, DebugLog | ReportLog] = {}  # by kind: the log written
         # one lock with the farm's: the farm's clock calls `can_checkout` holding the farm's
         # lock, and an lmstat request reads the farm's holders; two locks deadlocked
         self.lock = farm.lock if farm is not None else threading.RLock()
@@ -76,24 +78,20 @@ class FakeLicenseServer:
                     return False
             return True
 
-    # -- the vendor daemon's debug log ---------------------------------------------------------
+    # -- the servers' own logs -----------------------------------------------------------------
 
     log_path: str | None = None  # set to write one, as a FlexLM vendor daemon does
+    report_log_path: str | None = None  # set to write one, as an RLM ISV server does
 
     def _log(self, f: FakeFeature, kind: str, user: str, host: str, why: str = "") -> None:
-        if self.log_path is None or f.kind != "flexlm":
+        path = self.log_path if f.kind == "flexlm" else self.report_log_path
+        if path is None:
             return
-        now = datetime.now(UTC)
-        lines = []
-        if self._logged_day != now.date():  # a TIMESTAMP at start and each new day
-            self._logged_day = now.date()
-            lines.append(f"{now:%H:%M:%S} ({f.vendor}) TIMESTAMP {now.month}/{now.day}/{now.year}")
-        tail = f"  ({why})" if why else ""
-        lines.append(f'{now:%H:%M:%S} ({f.vendor}) {kind}: "{f.name}" {user}@{host}{tail}')
-        with open(self.log_path, "a") as fh:
-            fh.write("\n".join(lines) + "\n")
-
-    _logged_day: date | None = None
+        log = self._logs.get(f.kind)
+        if log is None or log.path != path:
+            log = DebugLog(path) if f.kind == "flexlm" else ReportLog(path, self.host)
+            self._logs[f.kind] = log
+        log.write(datetime.now(UTC), f.vendor, kind, f.name, f"{user}@{host}", why)
 
     def walk(self, now: datetime, peak: float = 0.6) -> None:
         """Artists come and go: a random walk around a share of each feature's total."""
