@@ -390,7 +390,7 @@ def _valid_policies() -> dict[str, str]:
     demo = DEMO.format(
         interval=5.0, history="/tmp/h.db", address="127.0.0.1:9462", farm=FARM,
         lmutil="/bin/lmutil", rlmutil="/bin/rlmutil", endpoint="http://127.0.0.1:40363",
-        log="/tmp/foundry.log",
+        log="/tmp/foundry.log", rlm_log="/tmp/adskflex.rlmlog",
     )  # fmt: skip
     return {
         "example": (ROOT / "config/policy.example.yaml").read_text(),
