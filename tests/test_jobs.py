@@ -841,6 +841,23 @@ def test_a_new_history_does_not_take_caps_that_may_be_ours_for_originals(world):
     assert set(w.svc.history.job_originals()) == {fresh}
 
 
+def test_a_new_history_knows_a_cap_above_the_limit_by_its_slack_may_be_ours(world):
+    w = world
+    w.policy.write_text(POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair, slack: 2"))
+    w.svc = w.make()
+    alone = w.farm.add_job(w.queue, "alone", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert mwc(w, alone) == 11  # its share, the whole limit of 10, and half the slack
+    w.svc.history.close()
+    w.db.unlink()  # the history is lost
+    w.svc = w.make()
+    w.src.artists = 4  # the limit drops to 6: a cap of ours would move to 7
+    cycle(w)
+    # 11 may be our cap, not the job's own: it is not taken for the original
+    assert mwc(w, alone) == 11 and alone not in w.svc.history.job_originals()
+    assert "license_sync_jobs_unadopted 1.0" in w.metrics.exposition().decode()
+
+
 def test_adopt_takes_the_caps_jobs_carry_as_their_originals(world):
     w = world
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=7)

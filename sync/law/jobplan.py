@@ -41,6 +41,7 @@ class PoolJobs:
     jobs: tuple[JobDemand, ...] = ()
     allocations: tuple[Allocation, ...] = ()
     left_alone: frozenset[str] = frozenset()  # taken over by a person, or unadopted
+    read_capacity: int = -1  # the limit's maxCount as this cycle read it (before its write)
 
     @property
     def demand(self) -> int:
@@ -133,7 +134,13 @@ def pool_jobs(
         for a, d in zip(allocate(capacity, wanting, pool.jobs), wanting, strict=True)
     ]
     return PoolJobs(
-        name, decision.farm_id, limit.limit_id, capacity, tuple(wanting), tuple(allocations)
+        name,
+        decision.farm_id,
+        limit.limit_id,
+        capacity,
+        tuple(wanting),
+        tuple(allocations),
+        read_capacity=decision.current if decision.current is not None else -1,
     )
 
 
@@ -149,16 +156,20 @@ def _with_other(a: Allocation, d: JobDemand) -> Allocation:
 
 def unclaimed(pools: Iterable[PoolJobs], originals: Mapping[str, JobOriginal]) -> set[str]:
     """On the first look of a new history: jobs it has no record of, already capped as we
-    could have capped them (1 to the pool's capacity). Their caps may be ours from a
-    history that was lost, so they wait for `--adopt` rather than become originals."""
+    could have capped them (1 to the limit as read or as now, plus the job's unlicensed
+    tasks and its slack). Their caps may be ours from a history that was lost, so they
+    wait for `--adopt` rather than become originals."""
     found = set()
     for pj in pools:
-        caps = {a.job_id for a in pj.allocations if a.cap is not None}
+        caps = {a.job_id: a for a in pj.allocations if a.cap is not None}
         for j in pj.jobs:
-            capped = j.max_worker_count != -1 and (
-                pj.capacity == -1 or j.max_worker_count <= pj.capacity
-            )
-            if j.job_id in caps and j.job_id not in originals and capped:
+            if j.job_id not in caps or j.job_id in originals or j.max_worker_count == -1:
+                continue
+            # the most we could have written: the whole limit (as we last left it, read
+            # this cycle, or as it is now), the job's unlicensed tasks, and its slack
+            limit = max(pj.capacity, pj.read_capacity)
+            most = limit + j.other + caps[j.job_id].band
+            if -1 in (pj.capacity, pj.read_capacity) or j.max_worker_count <= most:
                 found.add(j.job_id)
     return found
 
