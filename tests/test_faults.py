@@ -15,6 +15,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -579,6 +581,16 @@ def test_corrupt_history_file(aws_env, tmp_path):
 # -- process faults -------------------------------------------------------------------------
 
 
+@contextmanager
+def stopping(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """`proc`, terminated and waited for however the block ends."""
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
+
+
 def run_proc(policy: Path, server: FakeDeadline, tmp: Path, *extra: str) -> subprocess.Popen:
     status = tmp / "lmstat.txt"
     if not status.exists():
@@ -776,8 +788,7 @@ def test_two_instances_never_both_write_even_with_the_lock_file_removed(aws_env,
         port = free_port()
         base = policy.read_text() + "interval: 1s\n"
         policy.write_text(base + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
-        first = run_proc(policy, server, tmp_path, "run")
-        try:
+        with stopping(run_proc(policy, server, tmp_path, "run")):
             assert _wait_for(lambda: _cycles(port) >= 1, 30), "no first cycle"
             Path(f"{tmp_path / 'h.db'}.lock").unlink()  # a cleanup takes the lock file
             other = tmp_path / "other.yaml"  # a rolling update's second policy
@@ -791,20 +802,14 @@ def test_two_instances_never_both_write_even_with_the_lock_file_removed(aws_env,
             # displaced, then writes nothing, so the limit is not flapped between the two
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{tmp_path / 'h.db'}{suffix}").unlink(missing_ok=True)
-            second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
-            try:
+            again = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
+            with stopping(again):
                 assert _wait_for(lambda: 5 in writes, 30), writes
                 seen = len(writes)
                 assert _wait_for(lambda: _ready(port) is False, 10)
                 done = _cycles(port, "error")  # each says the history is not its own
                 assert _wait_for(lambda: _cycles(port, "error") >= done + 3, 15)
                 assert writes[seen:] == [], writes  # three cycles of the first: no write
-            finally:
-                second.terminate()
-                second.communicate(timeout=15)
-        finally:
-            first.terminate()
-            first.communicate(timeout=15)
 
 
 def test_a_history_on_network_storage_keeps_no_wal_and_one_writer(aws_env, tmp_path):
@@ -820,8 +825,7 @@ def test_a_history_on_network_storage_keeps_no_wal_and_one_writer(aws_env, tmp_p
         port = free_port()
         base = policy.read_text().replace("h.db}", "h.db, journal: rollback}") + "interval: 1s\n"
         policy.write_text(base + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
-        first = run_proc(policy, server, tmp_path, "run")
-        try:
+        with stopping(run_proc(policy, server, tmp_path, "run")):
             assert _wait_for(lambda: _cycles(port) >= 2, 30), "no cycles"
             db = tmp_path / "h.db"
             assert not Path(f"{db}-wal").exists() and not Path(f"{db}-shm").exists()
@@ -833,8 +837,8 @@ def test_a_history_on_network_storage_keeps_no_wal_and_one_writer(aws_env, tmp_p
             out, _ = second.communicate(timeout=30)
             assert second.returncode == 1 and "is using the history" in out, out
             Path(f"{db}.lock").unlink()  # a cleanup takes the lock file
-            second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
-            try:
+            again = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
+            with stopping(again):
                 assert _wait_for(lambda: 5 in writes, 30), writes
                 assert _wait_for(lambda: _ready(port) is False, 10)
                 seen = len(writes)
@@ -842,12 +846,6 @@ def test_a_history_on_network_storage_keeps_no_wal_and_one_writer(aws_env, tmp_p
                 done = ran()
                 assert _wait_for(lambda: ran() >= done + 3, 15)
                 assert writes[seen:] == [], writes  # three cycles of the displaced: no write
-            finally:
-                second.terminate()
-                second.communicate(timeout=15)
-        finally:
-            first.terminate()
-            first.communicate(timeout=15)
 
 
 def _ready(port: int) -> bool:
