@@ -42,8 +42,8 @@ def run(sc: Scenario, strategy: str, pool: Pool | None = None) -> Result:
     day = Day(sc, strategy)
     sync = None
     if strategy.startswith("license-sync"):
-        sync = LicenseSync(sc, pool, preempt=strategy.endswith("-preempt"))
-        sync.reads_log = "-denials" in strategy
+        preempt, reads_log = strategy.endswith("-preempt"), "-denials" in strategy
+        sync = LicenseSync(sc, pool, preempt=preempt, reads_log=reads_log)
     max_count = sc.static_limit if strategy == "static" else sc.total
     next_poll = 0.0
     for i in range(day.steps):
@@ -87,23 +87,23 @@ def _poll(
     # the log shows who it refused and has not served since: those still trying
     waiting = len(day.waiting) if sync.reads_log and not outage else 0
     new, preempt = sync.decide(now, seen, current_count, max_count, waiting)
-    if day.paused != (sync.queue_status != ACTIVE):  # a pause or a resume written
-        day.paused = not day.paused
-        day.res.writes += 1
+    paused = sync.queue_status != ACTIVE
+    day.res.writes += paused != day.paused  # a pause or a resume written
+    day.paused = paused
     if preempt:
         day.res.writes += day.preempt(t, preempt, sync.pool.preempt.younger_than)
     if sync.pool.jobs.policy != "none":
-        share_jobs(day, sync.pool, now, new)
+        share_jobs(day, sync.pool, new)
     return new
 
 
-def share_jobs(day: Day, pool: Pool, now: datetime, capacity: int) -> None:
+def share_jobs(day: Day, pool: Pool, capacity: int) -> None:
     """Each job's maxWorkerCount for a maxCount of `capacity`, by the service's own
     allocation and its rule for when a cap is written, counted as written."""
     jobs = [j for j in day.jobs.values() if j.ready or j.running]
     demands = [
         JobDemand(str(j.job_id), "queue-sim", f"job-{j.job_id}", "td",
-                  now - timedelta(seconds=day.t - j.arrived), 50, 1,
+                  day.sc.start + timedelta(seconds=j.arrived), 50, 1,
                   len(j.ready) + j.running, j.cap)
         for j in jobs
     ]  # fmt: skip
@@ -125,13 +125,19 @@ def run_days(
 class LicenseSync:
     """The real control law, fed what the license server and Deadline say."""
 
-    def __init__(self, sc: Scenario, pool: Pool | None = None, preempt: bool = False):
+    def __init__(
+        self,
+        sc: Scenario,
+        pool: Pool | None = None,
+        preempt: bool = False,
+        reads_log: bool = False,
+    ):
         self.sc = sc
         self.pool = _sim_pool(pool) if pool is not None else scenario_pool(sc)
         if preempt:
             on = self.pool.preempt.model_copy(update={"enabled": True})
             self.pool = self.pool.model_copy(update={"preempt": on})
-        self.reads_log = False  # the source's log is read too (the -denials strategies)
+        self.reads_log = reads_log  # the source's log is read too (the -denials strategies)
         self.memory: dict[tuple[str, str], LimitMemory] = {}
         # the farm's one queue on the limit: `on_exhausted: pause` stops it (no task starts)
         self.queue_status = ACTIVE

@@ -101,7 +101,6 @@ class Day:
         self.job_q = deque(sorted(jobs, key=lambda j: j[0]))
         self.jobs: dict[int, SimJob] = {}  # the jobs with tasks left, oldest first
         self.arrivals = 0  # jobs arrived so far: the next one's id
-        self.t = 0.0  # the time of the step
         self.artists_end: list[float] = []  # heap of artist session ends (holding)
         # heaps of the tasks started, (when, duration, job id): checking a license out at
         # `when`, or holding one until `when`
@@ -123,7 +122,6 @@ class Day:
         """Artists come and go, tasks finish or reach their checkout, jobs arrive; returns
         the tasks running (holding or about to check out)."""
         sc, res = self.sc, self.res
-        self.t = t
         while self.artists_end and self.artists_end[0] <= t:
             heapq.heappop(self.artists_end)
         while self.artist_q and self.artist_q[0][0] <= t:
@@ -162,15 +160,16 @@ class Day:
         """Whether any task waits to run."""
         return any(j.ready for j in self.jobs.values())
 
-    def _next_task(self) -> tuple[float, int] | None:
-        """The task Deadline starts next: the oldest job's under its maxWorkerCount (a
+    def _next_job(self) -> SimJob | None:
+        """The job Deadline starts a task of next: the oldest under its maxWorkerCount (a
         queue's default scheduling, priority then submission order; all jobs here share a
         priority)."""
-        job = next((j for j in self.jobs.values() if j.can_start), None)
-        if job is None:
-            return None
+        return next((j for j in self.jobs.values() if j.can_start), None)
+
+    def _start(self, job: SimJob, checkout: float) -> None:
+        """`job`'s next task started, checking its license out at `checkout`."""
         job.running += 1
-        return job.ready.popleft(), job.job_id
+        heapq.heappush(self.pending, (checkout, job.ready.popleft(), job.job_id))
 
     def _ended(self, job_id: int) -> None:
         job = self.jobs[job_id]
@@ -251,10 +250,10 @@ class Day:
             return
         cap = math.inf if max_count == -1 else max_count
         while not self.paused and running < cap and running < self.sc.farm.workers:
-            task = self._next_task()
-            if task is None:
+            job = self._next_job()
+            if job is None:
                 return
-            heapq.heappush(self.pending, (t + self.sc.farm.checkout_delay, *task))
+            self._start(job, t + self.sc.farm.checkout_delay)
             running += 1
 
     def _oracle_starts(self, i: int, t: float, running: int) -> None:
@@ -263,18 +262,16 @@ class Day:
         # (the race is the world's: its tasks too check out `checkout_delay` late)
         dt, delay = self.sc.step, self.sc.farm.checkout_delay
         while running < self.sc.farm.workers:
-            job = next((j for j in self.jobs.values() if j.can_start), None)
+            job = self._next_job()
             if job is None:
                 return
-            duration = job.ready[0]
             first = i + 1 + int(delay / dt)
-            span = range(first, min(self.steps, first + 1 + int(duration / dt)))
+            span = range(first, min(self.steps, first + 1 + int(job.ready[0] / dt)))
             if any(self.busy[k] >= self.sc.total for k in span):
                 break
-            self._next_task()
             for k in span:
                 self.busy[k] += 1
-            heapq.heappush(self.pending, (t + delay, duration, job.job_id))
+            self._start(job, t + delay)
             running += 1
 
     def account(self, i: int, t: float, max_count: int) -> None:
