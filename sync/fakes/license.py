@@ -91,7 +91,7 @@ class FakeLicenseServer:
         if log is None or log.path != path:
             log = DebugLog(path) if f.kind == "flexlm" else ReportLog(path, self.host)
             self._logs[f.kind] = log
-        log.write(datetime.now(UTC), f.vendor, kind, f.name, f"{user}@{host}", why)
+        log.write(datetime.now(UTC), f.vendor, kind, f.name, user, host, why)
 
     def walk(self, now: datetime, peak: float = 0.6) -> None:
         """Artists come and go: a random walk around a share of each feature's total."""

@@ -16,14 +16,14 @@ class DebugLog:
     _day: date | None = None
 
     def write(
-        self, now: datetime, vendor: str, kind: str, feature: str, who: str, why: str
+        self, now: datetime, vendor: str, kind: str, feature: str, user: str, host: str, why: str
     ) -> None:
         lines = []
         if self._day != now.date():
             self._day = now.date()
             lines.append(f"{now:%H:%M:%S} ({vendor}) TIMESTAMP {now.month}/{now.day}/{now.year}")
         tail = f"  ({why})" if why else ""
-        lines.append(f'{now:%H:%M:%S} ({vendor}) {kind}: "{feature}" {who}{tail}')
+        lines.append(f'{now:%H:%M:%S} ({vendor}) {kind}: "{feature}" {user}@{host}{tail}')
         _append(self.path, lines)
 
 
@@ -38,9 +38,8 @@ class ReportLog:
     _handle: int = 0x40
 
     def write(
-        self, now: datetime, vendor: str, kind: str, feature: str, who: str, why: str
+        self, now: datetime, vendor: str, kind: str, feature: str, user: str, host: str, why: str
     ) -> None:
-        user, _, host = who.partition("@")
         lines = []
         if not self._started:
             self._started = True
