@@ -95,9 +95,9 @@ def _header(text: str, clock: LogClock) -> bool:
 def _event(tokens: list[str], clock: LogClock) -> LogEvent | None:
     record = tokens[0]
     full, small = _FIELDS[record]
-    # std and detailed quote the ISV-defined field one place later than small does
-    std = len(tokens) > 6 and tokens[6].startswith('"') and record in ("OUT", "IN")
-    where = full if std or record not in ("OUT", "IN") else small
+    # std and detailed quote the ISV-defined field at 6, small at 5 (a DENY or QUE record
+    # is laid out alike in both)
+    where = full if len(tokens) > 6 and tokens[6].startswith('"') else small
     if where is None:
         return None  # a small check-in: no product, no user
     product, user, host, count = (tokens[i] for i in where)
