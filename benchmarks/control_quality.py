@@ -30,6 +30,8 @@ SCENARIOS = Path(__file__).parent.parent / "sync/offline/simulation/scenarios"
 OLD_DENIALS = 26  # license-sync's farm denials over ten studio days before artists retried
 LEARN = {"drain": "10m", "weeks": 4}
 DENIAL_SHAPES = ("studio-day", "fx-two-sites")  # issue #26: studio-day and a shape of our own
+# issue #26: artist-minutes lost within these times the causal bound
+DENIAL_TARGETS = (("license-sync-denials", 2.5), ("license-sync-denials-preempt", 1.5))
 
 
 def main() -> None:
@@ -76,7 +78,10 @@ def _one_day_a_week(sc: Scenario) -> Scenario:
 def _targets(t: dict[str, Totals], quiet: bool) -> dict[str, Any]:
     oracle, ls, pre = t["oracle"], t["license-sync"], t["license-sync-preempt"]
     bound = max(oracle.artist_minutes_lost, 10.0)
-    share = (lambda x: sum(x.shares) / len(x.shares)) if oracle.shares else (lambda x: 0.0)
+
+    def share(x: Totals) -> float:
+        return x.mean_share or 0.0
+
     checks = [
         ("artist-minutes lost <= 4x the oracle's", ls.artist_minutes_lost <= 4 * bound,
          f"{ls.artist_minutes_lost:.0f} (oracle {oracle.artist_minutes_lost:.0f})"),
@@ -102,12 +107,12 @@ def _said(checks: list[tuple[str, bool, str]], quiet: bool) -> dict[str, Any]:
 
 def _denial_targets(t: dict[str, Totals], quiet: bool) -> dict[str, Any]:
     """Issue #26's targets for the strategies that read the servers' logs."""
-    causal, oracle = t["causal-oracle"], t["oracle"]
-    bound = max(causal.artist_minutes_lost, 10.0)
+    causal = t["causal-oracle"]
+    bound = _causal_bound(t)
     checks = []
-    for name, times in (("license-sync-denials", 2.5), ("license-sync-denials-preempt", 1.5)):
+    for name, times in DENIAL_TARGETS:
         r = t[name]
-        share = sum(r.shares) / len(r.shares) if oracle.shares else 0.0
+        share = r.mean_share or 0.0
         checks += [
             (f"{name}: artist-minutes lost <= {times:g}x the causal bound",
              r.artist_minutes_lost <= times * bound,
@@ -149,8 +154,17 @@ def _corners(points: dict[str, Totals]) -> list[tuple[str, float, float]]:
     """Issue #26's targets as corners of the frontier's plot: 90% of the clairvoyant
     bound's task-hours, and 2.5x (1.5x with preemption) the causal bound's minutes."""
     hours = 0.9 * points["oracle"].task_hours
-    causal = max(points["causal-oracle"].artist_minutes_lost, 10.0)
-    return [("target", hours, 2.5 * causal), ("target, preempting", hours, 1.5 * causal)]
+    labels = ("target", "target, preempting")
+    bound = _causal_bound(points)
+    return [
+        (label, hours, times * bound)
+        for label, (_, times) in zip(labels, DENIAL_TARGETS, strict=True)
+    ]
+
+
+def _causal_bound(t: dict[str, Totals]) -> float:
+    """The causal oracle's artist-minutes, at least 10 (a bound of 0 bounds no ratio)."""
+    return max(t["causal-oracle"].artist_minutes_lost, 10.0)
 
 
 def _fewer(before: dict[str, Any], after: dict[str, Any]) -> str:

@@ -31,12 +31,17 @@ class Totals:
     hours: float
     shares: tuple[float, ...]  # % of the oracle's task-hours, a day each; () without one
 
+    @property
+    def mean_share(self) -> float | None:
+        """The mean of the shares over the days; None without an oracle."""
+        return sum(self.shares) / len(self.shares) if self.shares else None
+
     def share(self, unit: str = "") -> str:
         """`mean (min-max)` of the shares over the days, or — without an oracle."""
-        if not self.shares:
+        if self.mean_share is None:
             return "—"
         s = self.shares
-        mean = f"{sum(s) / len(s):.1f}{unit}"
+        mean = f"{self.mean_share:.1f}{unit}"
         return mean if len(s) == 1 else f"{mean} ({min(s):.1f}-{max(s):.1f})"
 
     @property
@@ -56,7 +61,7 @@ class Totals:
             "days_with_denials": self.days_with_denials,
             "task_hours": round(self.task_hours, 1),
             "task_share_of_oracle": (
-                round(sum(self.shares) / len(self.shares), 1) if self.shares else None
+                round(self.mean_share, 1) if self.mean_share is not None else None
             ),
             "preempted_task_minutes": round(self.preempted_task_minutes, 1),
             "writes": self.writes,
