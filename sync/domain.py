@@ -14,7 +14,8 @@ from typing import Any
 
 ACTIVE = "ACTIVE"  # a queue-limit association that lets tasks take the limit
 PAUSED = "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"  # what we set on a queue when licenses run out
-ACTIVE_TASK_STATES = ("READY", "ASSIGNED", "SCHEDULED", "STARTING", "RUNNING")
+# INTERRUPTING: a requeued run whose process has not exited yet; the task runs again
+ACTIVE_TASK_STATES = ("READY", "ASSIGNED", "SCHEDULED", "STARTING", "RUNNING", "INTERRUPTING")
 FINISHED_JOB_STATES = ("SUCCEEDED", "FAILED", "CANCELED", "SUSPENDED", "NOT_COMPATIBLE")
 
 

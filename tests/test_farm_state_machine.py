@@ -39,6 +39,7 @@ from sync.edges.sources import Source
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import REALISTIC, FakeFarm
 from sync.fakes.operations import PERSON
+from sync.fakes.templates import simple_template
 from sync.licenses import Feature, Report
 from sync.policy import LoadedPolicy, load_policy
 
@@ -234,13 +235,20 @@ class FarmMachine(RuleBasedStateMachine):
         amounts=st.sampled_from([("amount.nuke",), ("amount.maya",), AMOUNTS, ("amount.NUKE",)]),
         value=PEOPLE_VALUES,
         chunk=st.sampled_from([1, 1, 3]),
+        after=st.booleans(),
     )
-    def submit(self, tasks, amounts, value, chunk):
-        """A job, its step perhaps chunked, its amount perhaps named in another case."""
-        job = self.farm.add_job(
-            self.queue, "job", tasks=tasks, amount=amounts[0], max_worker_count=value, chunk=chunk
+    def submit(self, tasks, amounts, value, chunk, after):
+        """A job made by CreateJob from an OpenJD template: its step perhaps chunked, its
+        amount perhaps named in another case, perhaps after an unlicensed step it depends
+        on. Its steps exist `create_delay` later."""
+        text = simple_template(
+            "job", tasks, amounts[0], chunk=chunk, also=amounts[1:], after_unlicensed=after
         )
-        self.farm.jobs[job].steps[0].amounts += [(a, 1) for a in amounts[1:]]
+        p = {"farmId": self.farm.farm_id, "queueId": self.queue, "priority": 50}
+        p.update(template=text, templateType="JSON", maxWorkerCount=value)
+        if value == -1:
+            del p["maxWorkerCount"]  # unset: the service's -1
+        job = self.farm.call("CreateJob", p, caller=PERSON)["jobId"]
         self.people[job] = value
         return job
 

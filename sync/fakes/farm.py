@@ -32,6 +32,7 @@ case-insensitively; writes stamp `updatedAt`/`updatedBy` with the caller's ident
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,7 @@ from sync.fakes.operations import (
     FarmOperations,
 )
 from sync.fakes.sessions import SessionOperations
+from sync.fakes.templates import JobSpec, build, simple_template
 
 __all__ = ["PERSON", "REALISTIC", "FakeError", "FakeFarm", "Job", "Limit", "Step", "Task"]
 
@@ -68,6 +70,7 @@ class Lateness(TypedDict):
     search_lag: float
     item_error_rate: float
     release_delay: float
+    create_delay: float
 
 
 REALISTIC: Lateness = {
@@ -75,6 +78,9 @@ REALISTIC: Lateness = {
     "search_lag": 90.0,  # longer than a cycle, within AWS's own 120 s allowance
     "item_error_rate": 0.02,
     "release_delay": 5.0,
+    # CreateJob answers at once and the job's steps exist a little later
+    # (`JobLifecycleStatus` CREATE_IN_PROGRESS; AWS's `deadline` library waits up to 300 s)
+    "create_delay": 3.0,
 }
 
 
@@ -92,14 +98,24 @@ class FakeFarm(FarmOperations, SessionOperations):
         search_lag: float = 0.0,
         item_error_rate: float = 0.0,
         release_delay: float = 0.0,
+        create_delay: float = 0.0,
+        task_seconds: float = 60.0,
     ):
         self.farm_id = farm_id or new_id("farm")
+        self.display_name = "demo farm"
         self.lock = threading.RLock()
         self.now = now or datetime.now(UTC)
+        self.created: dict[str, datetime] = {self.farm_id: self.now}
+        # the identity the service stamps its own move of an association to STOPPED with,
+        # or None when that move leaves the last caller's stamp: the model does not say
+        # which, so the tests run both (docs/design.md, "Paused queues")
+        self.stopped_by: str | None = None
         self.count_delay = timedelta(seconds=count_delay)
         self.search_lag = timedelta(seconds=search_lag)
         self.item_error_rate = item_error_rate
         self.release_delay = timedelta(seconds=release_delay)
+        self.create_delay = timedelta(seconds=create_delay)
+        self.task_seconds = task_seconds  # how long a frame runs (a template does not say)
         self.rng = random.Random(seed)
         self.caller = SERVICE  # who the operation in progress is done for (`call`)
         self.search_total_max = SEARCH_TOTAL_MAX  # the model's; tests scale it down
@@ -123,6 +139,7 @@ class FakeFarm(FarmOperations, SessionOperations):
         with self.lock:
             q = queue_id or new_id("queue")
             self.queues.append(q)
+            self.created[q] = self.now
             return q
 
     def add_limit(
@@ -149,6 +166,7 @@ class FakeFarm(FarmOperations, SessionOperations):
     def associate(self, queue_id: str, limit_id: str, status: str = "ACTIVE") -> None:
         with self.lock:
             self.associations[(queue_id, limit_id)] = status
+            self.created.setdefault(f"{queue_id}/{limit_id}", self.now)
 
     def add_job(
         self,
@@ -164,31 +182,48 @@ class FakeFarm(FarmOperations, SessionOperations):
         max_worker_count: int = -1,
         chunk: int = 1,
     ) -> str:
+        """A job of `steps` alike steps of `tasks` frames, made from an OpenJD template as
+        CreateJob makes it (`sync.fakes.templates`): the shortest way for a test to say
+        what it needs."""
+        text = simple_template(name, tasks, amount, units, steps, chunk)
         with self.lock:
-            jid = new_id("job")
-            # distinct creation times, in the order jobs were added, as Deadline's are
-            created = max(self.now, self._last_created + timedelta(milliseconds=1))
-            self._last_created = created
-            self.jobs[jid] = Job(
-                jid,
-                queue_id,
-                name,
-                priority,
-                created,
-                created_by,
-                [
-                    Step(
-                        new_id("step"),
-                        f"step{i}",
-                        [(amount, units)] if amount else [],
-                        [Task(duration=duration) for _ in range(tasks)],
-                        chunk=chunk,
-                    )
-                    for i in range(steps)
-                ],
-                max_worker_count=max_worker_count,
-            )
-            return jid
+            return self.create_job(
+                queue_id, build(text, "JSON"), priority=priority, created_by=created_by,
+                max_worker_count=max_worker_count, duration=duration,
+            )  # fmt: skip
+
+    def create_job(
+        self,
+        queue_id: str,
+        spec: JobSpec,
+        *,
+        priority: int = 50,
+        created_by: str = "artist",
+        max_worker_count: int = -1,
+        duration: float | None = None,
+        name: str | None = None,
+    ) -> str:
+        """A job being created (CREATE_IN_PROGRESS, no steps) whose steps exist
+        `create_delay` later, as CreateJob's are (`tick`)."""
+        jid = new_id("job")
+        # distinct creation times, in the order jobs were added, as Deadline's are
+        created = max(self.now, self._last_created + timedelta(milliseconds=1))
+        self._last_created = created
+        job = Job(
+            jid, queue_id, name or spec.name, priority, created, created_by, [],
+            max_worker_count=max_worker_count, description=spec.description,
+        )  # fmt: skip
+        job.lifecycle_status = "CREATE_IN_PROGRESS"
+        job.creating = (created + self.create_delay, _steps(spec, duration or self.task_seconds))
+        self.jobs[jid] = job
+        self._created(job, created if not self.create_delay else self.now)
+        return jid
+
+    def _created(self, job: Job, now: datetime) -> None:
+        if job.creating is not None and job.creating[0] <= now:
+            job.steps = job.creating[1]
+            job.creating = None
+            job.lifecycle_status = "CREATE_COMPLETE"
 
     # -- what happens to jobs outside license-sync -------------------------------------------
 
@@ -259,6 +294,7 @@ class FakeFarm(FarmOperations, SessionOperations):
         if s is None or task.status not in HOLDING or not self.release_delay:
             task.set_status("READY", self.now)
             return
+        task.status = "INTERRUPTING"
         s.action_status = "CANCELING"
         s.release_at = self.now + self.release_delay
 
@@ -267,10 +303,12 @@ class FakeFarm(FarmOperations, SessionOperations):
 
     def _finish_tasks(self, now: datetime) -> None:
         for job in self.jobs.values():
+            self._created(job, now)
+            _release_dependents(job)
             for t in job.tasks():
                 s = t.session
                 if t.status == "PENDING":
-                    t.set_status("READY")  # the fake has no step dependencies
+                    continue  # `_release_dependents` moves it
                 elif s is not None and s.release_at is not None and now >= s.release_at:
                     t.set_status("READY", now)  # the canceled run's process has exited
                     s.action_status = "CANCELED"
@@ -305,6 +343,8 @@ class FakeFarm(FarmOperations, SessionOperations):
                 holding = []
             if not holding:
                 self.associations[(queue_id, limit_id)] = "STOPPED"
+                if self.stopped_by is not None:
+                    self.stamps[(queue_id, limit_id)] = (self.now, self.stopped_by)
 
     def _start_tasks(self, now: datetime) -> None:
         running = sum(1 for job in self.jobs.values() for t in job.tasks() if t.status in HOLDING)
@@ -395,3 +435,35 @@ class FakeFarm(FarmOperations, SessionOperations):
         if not lim.reported:
             return 0
         return lim.reported[0][1]
+
+
+def _steps(spec: JobSpec, duration: float) -> list[Step]:
+    """The steps and tasks a template makes: a step waiting on others starts PENDING."""
+    ids = {st.name: new_id("step") for st in spec.steps}
+    return [
+        Step(
+            ids[st.name],
+            st.name,
+            [(name, math.ceil(low)) for name, low, _ in st.amounts],
+            [
+                Task("PENDING" if st.depends_on else "READY", duration=duration, parameters=p)
+                for p in st.tasks
+            ],
+            chunk=st.chunk,
+            depends_on=[ids[d] for d in st.depends_on],
+            parameter_space=st.parameter_space,
+            target_runtime=st.target_runtime,
+        )
+        for st in spec.steps
+    ]
+
+
+def _release_dependents(job: Job) -> None:
+    """A step's PENDING tasks become READY once every step it depends on has succeeded
+    (OpenJD's step dependencies; a requeued job's tasks wait again)."""
+    done = {s.step_id for s in job.steps if s.task_run_status == "SUCCEEDED"}
+    for step in job.steps:
+        if all(d in done for d in step.depends_on):
+            for t in step.tasks:
+                if t.status == "PENDING":
+                    t.set_status("READY")

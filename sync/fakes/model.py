@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-HOLDING = ("STARTING", "RUNNING")  # tasks that hold the amounts their step needs
+# tasks that hold the amounts their step needs: INTERRUPTING is a requeued run whose process
+# has not exited yet (TaskRunStatus)
+HOLDING = ("STARTING", "RUNNING", "INTERRUPTING")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED")
 STOP_COMPLETE = "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
 STOP_CANCEL = "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
 # a job's taskRunStatus: the first of these that one of its tasks has
 _JOB_STATUS_ORDER = (
     "RUNNING",
+    "INTERRUPTING",
     "STARTING",
     "SCHEDULED",
     "ASSIGNED",
@@ -84,6 +87,8 @@ class Task:
     holds_license: bool = False
     task_id: str = field(default_factory=lambda: new_id("task") + "-0")
     session: Session | None = None  # the run in progress
+    parameters: dict[str, Any] = field(default_factory=dict)  # its frame, as the API shows it
+    ended: datetime | None = None
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "status":
@@ -92,6 +97,7 @@ class Task:
 
     def set_status(self, status: str, now: datetime | None = None) -> None:
         self.status = status
+        self.ended = now if status in TERMINAL else None
         if status not in HOLDING:
             if self.session is not None:
                 self.session.end(now, status)
@@ -105,6 +111,9 @@ class Step:
     amounts: list[tuple[str, int]]  # (amount.x, min units per task)
     tasks: list[Task]
     chunk: int = 1  # tasks one run takes at once (OpenJD TASK_CHUNKING); 1: not chunked
+    depends_on: list[str] = field(default_factory=list)  # ids of the steps it waits for
+    parameter_space: dict[str, Any] | None = None  # GetStep's parameterSpace
+    target_runtime: int | None = None  # chunks.targetRuntimeSeconds (adaptive chunks)
 
     def needs(self, amount: str) -> bool:
         return any(same_amount(name, amount) for name, _ in self.amounts)
@@ -125,6 +134,8 @@ class Job:
     steps: list[Step]
     max_worker_count: int = -1
     lifecycle_status: str = "CREATE_COMPLETE"
+    # CreateJob is asynchronous: the steps the template makes, and when they exist
+    creating: tuple[datetime, list[Step]] | None = None
     description: str = ""
     max_failed_tasks_count: int = 100
     max_retries_per_task: int = 5
@@ -140,6 +151,8 @@ class Job:
 
     @property
     def task_run_status(self) -> str:
+        if self.creating is not None:
+            return "PENDING"  # no task exists yet: none has run or ended
         changes, status = self._status
         if changes != _changes[0]:
             status = _run_status({t.status for s in self.steps for t in s.tasks})
@@ -152,6 +165,20 @@ class Job:
 
     def tasks(self) -> list[Task]:
         return [t for s in self.steps for t in s.tasks]
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When its first run started (a run that ended included)."""
+        starts = [s.started for s in self.sessions]
+        return min(starts) if starts else None
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When its last task ended, once every task has."""
+        if not self.steps or not self.finished:
+            return None
+        ends = [t.ended for t in self.tasks() if t.ended is not None]
+        return max(ends) if ends else None
 
 
 def _run_status(statuses: set[str]) -> str:

@@ -15,15 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
+from sync.fakes.templates import TemplateError, build
+
 if TYPE_CHECKING:
     import threading
 
-    from sync.fakes.model import Job, Limit, Step
+    from sync.fakes.model import Job, Limit, Step, Task
 
 # who a call is made for, as `updatedBy` names it: the service's own caller (the access key
 # it signs with, `sync.fakes.deadline`) or a person working on the farm by hand
 SERVICE = "arn:aws:sts::111122223333:assumed-role/license-sync/fake"
 PERSON = "arn:aws:sts::111122223333:assumed-role/wrangler/pat"
+CREATOR = "arn:aws:sts::111122223333:assumed-role/admin/setup"  # who made the farm's things
 SEARCH_TOTAL_MAX = 10000  # SearchJobsResponse.totalResults: max 10000 in the model
 # what SearchJobs' answer shows of a job that a write changes, in wire names
 _WRITTEN = ("maxWorkerCount", "priority", "name", "lifecycleStatus", "targetTaskRunStatus")
@@ -62,6 +65,10 @@ class FarmOperations:
 
     if TYPE_CHECKING:  # what FakeFarm provides
         farm_id: str
+        display_name: str
+        created: dict[str, datetime]  # farm, queue, limit or association → when it was made
+        create_delay: timedelta
+        task_seconds: float
         lock: threading.RLock
         now: datetime
         limits: dict[str, Limit]
@@ -83,6 +90,17 @@ class FarmOperations:
         ) -> str: ...
         def associate(self, queue_id: str, limit_id: str, status: str = "ACTIVE") -> None: ...
         def reported_count(self, lim: Limit) -> int: ...
+        def create_job(
+            self,
+            queue_id: str,
+            spec: JobSpec,
+            *,
+            priority: int = 50,
+            created_by: str = "artist",
+            max_worker_count: int = -1,
+            duration: float | None = None,
+            name: str | None = None,
+        ) -> str: ...
         def set_target_status(self, job: Job, status: str) -> None: ...
 
     def call(self, operation: str, p: dict[str, Any], caller: str = SERVICE) -> dict[str, Any]:
@@ -144,21 +162,47 @@ class FarmOperations:
         """The farm's queues; a queue here has no name but its id, and schedules while it
         holds a job (QueueStatus: IDLE, SCHEDULING)."""
         self._farm(p["farmId"])
-        busy = {j.queue_id for j in self.jobs.values()}
-        items = [
-            {
-                "farmId": self.farm_id,
-                "queueId": q,
-                "displayName": q,
-                "status": "SCHEDULING" if q in busy else "IDLE",
-                "defaultBudgetAction": "NONE",
-                "createdAt": self.now,
-                "createdBy": "sim",
-            }
-            for q in self.queues
-            if p.get("status") in (None, "SCHEDULING" if q in busy else "IDLE")
-        ]
-        return _page(items, p, "queues")
+        items = [self._queue_dict(q) for q in self.queues]
+        items = [d for d in items if p.get("status") in (None, d["status"])]
+        return page(items, p, "queues")
+
+    def _queue_dict(self, queue_id: str) -> dict[str, Any]:
+        busy = any(j.queue_id == queue_id and not j.finished for j in self.jobs.values())
+        return {
+            "farmId": self.farm_id,
+            "queueId": queue_id,
+            "displayName": queue_id,
+            "status": "SCHEDULING" if busy else "IDLE",
+            "defaultBudgetAction": "NONE",
+            "createdAt": self.created[queue_id],
+            "createdBy": CREATOR,
+        }
+
+    def op_GetQueue(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A queue without job attachments or a role: the `deadline` client then submits
+        without uploading anything."""
+        self._farm(p["farmId"])
+        if p["queueId"] not in self.queues:
+            raise _not_found(f"Queue {p['queueId']}")
+        return self._queue_dict(p["queueId"])
+
+    # -- farms ------------------------------------------------------------------------------
+
+    def _farm_dict(self) -> dict[str, Any]:
+        return {
+            "farmId": self.farm_id,
+            "displayName": self.display_name,
+            "createdAt": self.created[self.farm_id],
+            "createdBy": CREATOR,
+        }
+
+    def op_GetFarm(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._farm(p["farmId"])
+        return {**self._farm_dict(), "costScaleFactor": 1.0, "description": ""}
+
+    def op_ListFarms(self, p: dict[str, Any]) -> dict[str, Any]:
+        """This farm; the endpoint (`sync.fakes.deadline`) lists every farm it serves."""
+        return {"farms": [self._farm_dict()]}
 
     # -- limits -----------------------------------------------------------------------------
 
@@ -171,7 +215,7 @@ class FarmOperations:
             "maxCount": lim.max_count,
             "currentCount": self.reported_count(lim),
             "createdAt": lim.created_at,
-            "createdBy": "sim",
+            "createdBy": CREATOR,
             "description": lim.description,
             **_updated(lim.updated_at, lim.updated_by),
         }
@@ -181,7 +225,7 @@ class FarmOperations:
         items = [self._limit_dict(lim) for lim in self.limits.values()]
         for d in items:
             d.pop("description")
-        return _page(items, p, "limits")
+        return page(items, p, "limits")
 
     def op_GetLimit(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._limit_dict(self._limit(p["farmId"], p["limitId"]))
@@ -225,8 +269,8 @@ class FarmOperations:
             "queueId": queue_id,
             "limitId": limit_id,
             "status": self.associations[(queue_id, limit_id)],
-            "createdAt": self.now,
-            "createdBy": "sim",
+            "createdAt": self.created.get(f"{queue_id}/{limit_id}", self.now),
+            "createdBy": CREATOR,
             **_updated(*self.stamps.get((queue_id, limit_id), (None, None))),
         }
 
@@ -237,7 +281,7 @@ class FarmOperations:
             for q, lid in sorted(self.associations)
             if p.get("queueId") in (None, q) and p.get("limitId") in (None, lid)
         ]
-        return _page(items, p, "queueLimitAssociations")
+        return page(items, p, "queueLimitAssociations")
 
     def op_GetQueueLimitAssociation(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._association_dict(*self._association(p))
@@ -295,6 +339,10 @@ class FarmOperations:
         }
         if job.target_task_run_status is not None:
             d["targetTaskRunStatus"] = job.target_task_run_status
+        if full and (started := job.started_at) is not None:
+            d["startedAt"] = started
+        if full and (ended := job.ended_at) is not None:
+            d["endedAt"] = ended
         if full:
             d["farmId"] = self.farm_id
             d["description"] = job.description
@@ -331,7 +379,39 @@ class FarmOperations:
     def op_ListJobs(self, p: dict[str, Any]) -> dict[str, Any]:
         self._farm(p["farmId"])
         items = [self._job_dict(j) for j in self.jobs.values() if j.queue_id == p["queueId"]]
-        return _page(items, p, "jobs")
+        return page(items, p, "jobs")
+
+    def op_CreateJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A job from an OpenJD template (`sync.fakes.templates`): answered at once, its
+        steps made `create_delay` later. What openjd-model refuses is a
+        ValidationException with its words."""
+        self._farm(p["farmId"])
+        if p["queueId"] not in self.queues:
+            raise _not_found(f"Queue {p['queueId']}")
+        if "template" not in p or "templateType" not in p:
+            raise FakeError("ValidationException", "template and templateType are required")
+        try:
+            spec = build(p["template"], p["templateType"], p.get("parameters"))
+        except TemplateError as e:
+            raise FakeError("ValidationException", f"the job template is not valid: {e}") from e
+        if "maxWorkerCount" in p:
+            _valid_count("maxWorkerCount", p["maxWorkerCount"])
+        job_id = self.create_job(
+            p["queueId"],
+            spec,
+            priority=p["priority"],
+            created_by=self.caller,
+            max_worker_count=p.get("maxWorkerCount", -1),
+            name=p.get("nameOverride"),
+        )
+        job = self.jobs[job_id]
+        job.description = p.get("descriptionOverride", job.description)
+        job.max_failed_tasks_count = p.get("maxFailedTasksCount", job.max_failed_tasks_count)
+        job.max_retries_per_task = p.get("maxRetriesPerTask", job.max_retries_per_task)
+        if "targetTaskRunStatus" in p:
+            job.target_task_run_status = p["targetTaskRunStatus"]
+        self.writes.append(("CreateJob", {"queueId": p["queueId"], "jobId": job_id}))
+        return {"jobId": job_id}
 
     def op_GetJob(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._job_dict(self._job(p["farmId"], p["queueId"], p["jobId"]), full=True)
@@ -356,12 +436,15 @@ class FarmOperations:
             "taskRunStatusCounts": _counts(step.tasks),
             "createdAt": job.created_at,
             "createdBy": job.created_by,
+            "dependencyCounts": _dependency_counts(job, step),
         }
         if step.amounts:
             d["requiredCapabilities"] = {
                 "attributes": [],
                 "amounts": [{"name": n, "min": float(u)} for n, u in step.amounts],
             }
+        if step.parameter_space is not None:
+            d["parameterSpace"] = step.parameter_space
         return d
 
     def op_ListSteps(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +452,7 @@ class FarmOperations:
         items = [self._step_dict(job, s) for s in job.steps]
         for d in items:
             d.pop("requiredCapabilities", None)
-        return _page(items, p, "steps")
+        return page(items, p, "steps")
 
     def _step(self, ident: dict[str, Any]) -> tuple[Job, Step]:
         job = self._job(ident["farmId"], ident["queueId"], ident["jobId"])
@@ -460,6 +543,36 @@ def _as_of(d: dict[str, Any], job: Job, seen: datetime) -> dict[str, Any]:
                 d.pop(k, None)
             else:
                 d[k] = v
+    return d
+
+
+def _dependency_counts(job: Job, step: Step) -> dict[str, int]:
+    """GetStep's dependencyCounts: a dependency is resolved once its step has succeeded."""
+    done = {s.step_id for s in job.steps if s.task_run_status == "SUCCEEDED"}
+    consumers = [s for s in job.steps if step.step_id in s.depends_on]
+    return {
+        "dependenciesResolved": sum(1 for d in step.depends_on if d in done),
+        "dependenciesUnresolved": sum(1 for d in step.depends_on if d not in done),
+        "consumersResolved": sum(1 for _ in consumers) if step.step_id in done else 0,
+        "consumersUnresolved": 0 if step.step_id in done else len(consumers),
+    }
+
+
+def task_dict(job: Job, task: Task) -> dict[str, Any]:
+    """A task as ListTasks and GetTask show it."""
+    d: dict[str, Any] = {
+        "taskId": task.task_id,
+        "createdAt": job.created_at,
+        "createdBy": CREATOR,
+        "runStatus": task.status,
+        "parameters": task.parameters,
+    }
+    if task.started is not None:
+        d["startedAt"] = task.started
+    if task.ended is not None:
+        d["endedAt"] = task.ended
+    if task.session is not None:
+        d["latestSessionActionId"] = task.session.action_id
     return d
 
 
@@ -562,7 +675,7 @@ def _descending(sort: dict[str, Any]) -> bool:
     return bool(sort["fieldSort"]["sortOrder"] == "DESCENDING")
 
 
-def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:
+def page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:
     token = p.get("nextToken") or "0"
     if not token.isdigit():
         raise FakeError("ValidationException", f"nextToken {token!r} is not a token we gave")

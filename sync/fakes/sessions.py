@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.fakes.operations import FakeError
+from sync.fakes.operations import FakeError, page, task_dict
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -36,7 +36,40 @@ class SessionOperations:
 
     def op_ListSessions(self, p: dict[str, Any]) -> dict[str, Any]:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
-        return {"sessions": [_session(s) for s in job.sessions]}
+        return page([_session(s) for s in job.sessions], p, "sessions")
+
+    def op_GetSession(self, p: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(p["farmId"], p["queueId"], p["jobId"])
+        s = next((s for s in job.sessions if s.session_id == p["sessionId"]), None)
+        if s is None:
+            raise FakeError("ResourceNotFoundException", f"Session {p['sessionId']} not found", 404)
+        return {**_session(s), "log": {"logDriver": "awslogs"}}
+
+    def op_GetSessionAction(self, p: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(p["farmId"], p["queueId"], p["jobId"])
+        s = next((s for s in job.sessions if s.action_id == p["sessionActionId"]), None)
+        if s is None:
+            what = f"Session action {p['sessionActionId']} not found"
+            raise FakeError("ResourceNotFoundException", what, 404)
+        return {**_action(s), "sessionId": s.session_id, "acquiredLimits": _acquired(s)}
+
+    def op_ListTasks(self, p: dict[str, Any]) -> dict[str, Any]:
+        job, step = self._job_step(p)
+        return page([task_dict(job, t) for t in step.tasks], p, "tasks")
+
+    def op_GetTask(self, p: dict[str, Any]) -> dict[str, Any]:
+        job, step = self._job_step(p)
+        task = _task(step, p["taskId"])
+        if task is None:
+            raise FakeError("ResourceNotFoundException", f"Task {p['taskId']} not found", 404)
+        return task_dict(job, task)
+
+    def _job_step(self, p: dict[str, Any]) -> tuple[Job, Step]:
+        job = self._job(p["farmId"], p["queueId"], p["jobId"])
+        step = next((s for s in job.steps if s.step_id == p["stepId"]), None)
+        if step is None:
+            raise FakeError("ResourceNotFoundException", f"Step {p['stepId']} not found", 404)
+        return job, step
 
     def op_ListSessionActions(self, p: dict[str, Any]) -> dict[str, Any]:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
@@ -45,7 +78,7 @@ class SessionOperations:
             for s in job.sessions
             if p.get("sessionId") in (None, s.session_id) and p.get("taskId") in (None, s.task_id)
         ]
-        return {"sessionActions": [_action(s) for s in found]}
+        return page([_action(s) for s in found], p, "sessionActions")
 
     def op_BatchGetSessionAction(self, p: dict[str, Any]) -> dict[str, Any]:
         actions, errors = [], []
@@ -67,7 +100,7 @@ class SessionOperations:
                     **ident,
                     **_action(s),
                     "sessionId": s.session_id,
-                    "acquiredLimits": [{"limitId": lid, "count": n} for lid, n in s.acquired],
+                    "acquiredLimits": _acquired(s),
                 }
             )
         return {"sessionActions": actions, "errors": errors}
@@ -90,6 +123,10 @@ class SessionOperations:
         return {}
 
     writes: list[tuple[str, dict[str, Any]]]
+
+
+def _acquired(s: Session) -> list[dict[str, Any]]:
+    return [{"limitId": lid, "count": n} for lid, n in s.acquired]
 
 
 def _task(step: Step, task_id: str) -> Task | None:
