@@ -96,6 +96,9 @@ class StepAmounts:
     # tasks that can run now (READY to RUNNING), read this cycle for a job whose steps ask
     # for different amounts; None: not read, and the job-level counts stand in
     active: int | None = None
+    # tasks one run takes at once (OpenJD TASK_CHUNKING: the step's CHUNK[INT] parameter's
+    # chunks.defaultTaskCount); a run holds one license for its whole chunk
+    chunk: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,10 +262,13 @@ class JobDemand:
     created_by: str
     created_at: datetime
     priority: int
-    units: int  # units one task holds
-    tasks: int  # tasks wanting to run now
+    units: int  # units one run holds
+    tasks: int  # runs wanting to start or running now: a chunked step's run takes a chunk
     max_worker_count: int  # -1 = unlimited
     other: int = 0  # the job's active tasks of steps that do not need the amount
+    # the job's own maxWorkerCount, before us (its original, or its value while we have
+    # none): a person's cap is a ceiling we never write above; None: unlimited
+    ceiling: int | None = None
 
     @property
     def demand(self) -> int:

@@ -499,7 +499,7 @@ def test_restore_puts_everything_back_from_a_read_only_copy(aws_env, tmp_path, s
             policy.read_text().replace(str(tmp_path / "h.db"), str(small_disk / "h.db"))
         )
         out, _ = run_proc(policy, server, tmp_path, "run", "--once").communicate(timeout=60)
-        assert [farm.jobs[j].max_worker_count for j in jobs] == [4, 3, 3], out
+        assert [farm.jobs[j].max_worker_count for j in jobs] == [3, 3, 4], out
         assert limit_of(farm) == 10
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
         rest = run_proc(policy, server, tmp_path, "restore", "--limits")
@@ -906,13 +906,13 @@ def test_kill_9_between_original_and_write_then_restart_and_restore(aws_env, tmp
             rows = db.execute(
                 "select original, pending, last_written from job_originals order by original"
             ).fetchall()
-        assert rows == [(20, 4, None), (21, 3, None), (22, 3, None)]
+        assert rows == [(20, 3, None), (21, 3, None), (22, 4, None)]
         # restart: the originals are read back and the caps converge
         server.before_op = None
         once = run_proc(policy, server, tmp_path, "run", "--once")
         out, _ = once.communicate(timeout=60)
         assert once.returncode == 0, out
-        assert [farm.jobs[j].max_worker_count for j in jobs] == [4, 3, 3]
+        assert [farm.jobs[j].max_worker_count for j in jobs] == [3, 3, 4]
         # and restore puts back every original, from the records made before the crash
         rest = run_proc(policy, server, tmp_path, "restore", "--limits")
         out, _ = rest.communicate(timeout=60)

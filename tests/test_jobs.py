@@ -262,7 +262,8 @@ def test_restore_cli_is_idempotent_and_restores_limits(world):
     b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
     w.src.artists = 3
     cycle(w)
-    assert (mwc(w, a), mwc(w, b), w.farm.limits[w.limit].max_count) == (4, 3, 7)
+    # the odd unit goes to b, which can use more: a's own cap of 30 bounds what it wants
+    assert (mwc(w, a), mwc(w, b), w.farm.limits[w.limit].max_count) == (3, 4, 7)
     w.svc.history.close()
     p = run_restore(w, "--limits")
     assert p.returncode == 0, p.stderr
@@ -1148,3 +1149,44 @@ def test_an_unlimited_cap_of_one_pool_never_hides_the_real_cap_of_another(world)
     w.src.artists = 6
     cycle(w)
     assert mwc(w, j) == 4  # the nuke pool's cap: the smallest real one
+
+
+def test_a_chunked_step_is_shared_in_runs_not_frames(world):
+    """A run of a chunked step holds one license for its whole chunk: 30 frames in chunks
+    of 10 can hold 3 licenses, so the other job gets the other 7 and none idles."""
+    w = world
+    chunked = w.farm.add_job(w.queue, "chunked", tasks=30, amount="amount.nuke", chunk=10)
+    single = w.farm.add_job(w.queue, "single", tasks=40, amount="amount.nuke")
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert (mwc(w, chunked), mwc(w, single)) == (3, 7)
+    w.farm.tick(w.clock())
+    assert w.farm.in_use(w.limit) == 10  # every license the limit allows is held
+    text = w.metrics.exposition().decode()
+    assert 'license_sync_pool_demand{pool="nuke"} 43.0' in text  # 3 chunks + 40 tasks
+
+
+def test_a_jobs_own_max_worker_count_is_a_ceiling(world):
+    """A person who capped a job meant it: with licenses plentiful, a job submitted with
+    20 is never written above 20, and what it cannot use goes to the others."""
+    w = world
+    w.src.total = 70
+    cycle(w)  # the service runs before the jobs come: their caps are the people's
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=20)
+    b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke", max_worker_count=21)
+    c = w.farm.add_job(w.queue, "c", tasks=40, amount="amount.nuke")
+    for _ in range(3):
+        r = cycle(w)
+        assert r.ok, r.errors
+        assert mwc(w, a) <= 20 and mwc(w, b) <= 21
+    assert (mwc(w, a), mwc(w, b), mwc(w, c)) == (20, 21, 29)
+    written = [j["maxWorkerCount"] for op, p in w.farm.writes if op == "BatchUpdateJob"
+               for j in p["jobs"] if j["jobId"] in (a, b)]  # fmt: skip
+    assert written == []  # at its own value already: nothing to write
+    w.src.artists = 60  # the limit drops to 10: the caps come down, then go back to theirs
+    cycle(w)
+    assert (mwc(w, a), mwc(w, b)) == (3, 3)
+    w.src.artists = 0
+    for _ in range(3):
+        cycle(w)
+    assert (mwc(w, a), mwc(w, b)) == (20, 21)

@@ -223,6 +223,15 @@ def _requires(shape: Shape, seen: frozenset[str] = frozenset()) -> bool:
     return found
 
 
+def chunk_size(step: Mapping[str, Any]) -> int:
+    """How many tasks one run of a step takes: its CHUNK_INT parameter's
+    `chunks.defaultTaskCount` (GetStep, BatchGetStep), 1 for a step that is not chunked."""
+    for p in (step.get("parameterSpace") or {}).get("parameters", ()):
+        if p.get("type") == "CHUNK_INT" and "chunks" in p:
+            return max(1, int(p["chunks"].get("defaultTaskCount", 1)))
+    return 1
+
+
 def stamp(item: Mapping[str, Any]) -> Stamp | None:
     """A resource's updatedAt and updatedBy, or None when it was never updated."""
     at, by = item.get("updatedAt"), item.get("updatedBy")
@@ -497,8 +506,9 @@ class Deadline:
         for page in self._map(lambda b: self._call("BatchGetStep", identifiers=b), batches):
             for st in page["steps"]:
                 amounts = self._amounts(st)
+                tasks = counts.get((st["jobId"], st["stepId"]), 0)
                 out.setdefault(st["jobId"], []).append(
-                    StepAmounts(st["stepId"], amounts, counts.get((st["jobId"], st["stepId"]), 0))
+                    StepAmounts(st["stepId"], amounts, tasks, chunk=chunk_size(st))
                 )
             failed.update(err["jobId"] for err in page["errors"])
         size = {job_id: len(steps) for (_, job_id), steps in zip(jobs, listed, strict=True)}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
-from sync.fakes.templates import TemplateError, build
+from sync.fakes.templates import JobSpec, TemplateError, build
 
 if TYPE_CHECKING:
     import threading

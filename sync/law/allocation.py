@@ -41,7 +41,7 @@ def allocate(capacity: int, jobs: Sequence[JobDemand], policy: JobsPolicy) -> li
         o = next((o for o in policy.overrides if matches(o, job)), None)
         bounds[job.job_id] = (
             o.min_workers if o and o.min_workers else policy.min_workers,
-            o.max_workers if o else None,
+            _lowest(o.max_workers if o else None, job.ceiling),
             o.weight if o and o.weight else _weight(job, policy),
         )
         managed.append(job)
@@ -55,6 +55,11 @@ def allocate(capacity: int, jobs: Sequence[JobDemand], policy: JobsPolicy) -> li
     else:
         out.update(_shared(capacity, managed, bounds, policy.policy, policy.slack))
     return [out[j.job_id] for j in jobs]
+
+
+def _lowest(a: int | None, b: int | None) -> int | None:
+    """The tighter of two ceilings (None: none)."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _fixed(

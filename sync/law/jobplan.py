@@ -71,14 +71,21 @@ class JobIndex:
     """A farm's jobs that can run, as demands by the amount their steps require: built once
     a farm and cycle, so that each pool takes its jobs without going over the farm's."""
 
-    def __init__(self, jobs: Iterable[JobInfo], steps: Steps):
+    def __init__(
+        self,
+        jobs: Iterable[JobInfo],
+        steps: Steps,
+        originals: Mapping[str, JobOriginal] | None = None,
+    ):
         self.by_amount: dict[str, list[JobDemand]] = {}
         for j in jobs:
             job_steps = steps.get(j.job_id)
             if not j.can_run or not job_steps:
                 continue
+            ceiling = own_ceiling(j, (originals or {}).get(j.job_id))
             for amount in sorted({a.casefold() for s in job_steps for a in s.amounts}):
                 if (d := _demand(j, job_steps, amount)) is not None:
+                    d = replace(d, ceiling=ceiling)
                     self.by_amount.setdefault(amount, []).append(d)
 
     def demands(self, amount: str, queues: Collection[str]) -> list[JobDemand]:
@@ -88,21 +95,24 @@ class JobIndex:
 
 
 def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDemand | None:
-    """What `j` asks of `amount` (casefolded), or None when its steps' counts, read this
-    cycle, show no task of the steps that need it able to run (done, or waiting on a
+    """What `j` asks of `amount` (casefolded), in runs: a chunked step's run takes a chunk
+    of its tasks and holds one license for all of them. None when its steps' counts, read
+    this cycle, show no task of the steps that need it able to run (done, or waiting on a
     dependency): such a job draws no share and is not capped."""
     needing = [s for s in job_steps if _units(s, amount) is not None]
     units = max(1, math.ceil(max(_units(s, amount) or 1 for s in needing)))
     tasks, other = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES), 0
+    runs = _runs(tasks, min(s.chunk for s in needing))
     if all(s.active is not None for s in job_steps):
-        tasks = sum(s.active or 0 for s in needing)
-        other = sum(s.active or 0 for s in job_steps if s not in needing)
-        if tasks == 0:
+        runs = sum(_runs(s.active or 0, s.chunk) for s in needing)
+        other = sum(_runs(s.active or 0, s.chunk) for s in job_steps if s not in needing)
+        if runs == 0:
             return None
     elif len(needing) < len(job_steps):
         # the job-level counts include steps without the amount: bound by the amount
         # steps' size
         tasks = min(tasks, sum(s.tasks for s in needing))
+        runs = _runs(tasks, min(s.chunk for s in needing))
     return JobDemand(
         j.job_id,
         j.queue_id,
@@ -111,10 +121,24 @@ def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDem
         j.created_at,
         j.priority,
         units,
-        tasks,
+        runs,
         j.max_worker_count,
         other,
     )
+
+
+def own_ceiling(j: JobInfo, rec: JobOriginal | None) -> int | None:
+    """The job's own maxWorkerCount, which we never write above (docs/policy.md, "Sharing
+    a pool between jobs"): its original once we hold one, else its value now, which is
+    not ours; None when that is unlimited (-1)."""
+    own = rec.original if rec is not None else j.max_worker_count
+    return None if own == -1 else own
+
+
+def _runs(tasks: int, chunk: int) -> int:
+    """The runs `tasks` take, `chunk` at a time (with the job-level counts alone, the
+    smallest chunk of the steps: never fewer runs than there may be)."""
+    return math.ceil(tasks / max(1, chunk))
 
 
 def _units(step: StepAmounts, amount: str) -> float | None:
@@ -146,12 +170,18 @@ def pool_jobs(
 
 def _with_other(a: Allocation, d: JobDemand) -> Allocation:
     """`maxWorkerCount` caps the whole job: a job keeps workers for its active tasks of
-    steps that need no license of the pool, above its licensed share."""
-    if not d.other or a.cap is None or a.cap == -1:
+    steps that need no license of the pool, above its licensed share; never above the
+    job's own ceiling."""
+    cap = a.cap
+    if cap is None:
         return a
-    return replace(
-        a, cap=a.cap + d.other, why=(*a.why, Reason.of("unlicensed_tasks", tasks=d.other))
-    )
+    if d.other and cap != -1:
+        cap += d.other
+        a = replace(a, cap=cap, why=(*a.why, Reason.of("unlicensed_tasks", tasks=d.other)))
+    if d.ceiling is not None and (cap == -1 or cap >= d.ceiling):
+        why = (*a.why, Reason.of("own_ceiling", ceiling=d.ceiling))
+        a = replace(a, cap=d.ceiling, why=why, band=0)
+    return a
 
 
 def unclaimed(pools: Iterable[PoolJobs], originals: Mapping[str, JobOriginal]) -> set[str]:

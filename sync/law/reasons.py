@@ -92,6 +92,7 @@ _TEXT: dict[str, Callable[[Reason], str]] = {
         f"{r['tasks'] * r['per_task']} ({r['tasks']} tasks × {r['per_task']}), "
         f"weight {r['weight']:g}"
     ),
+    "own_ceiling": lambda r: f"held at the job's own maxWorkerCount {r['ceiling']}",
     "unlicensed_tasks": lambda r: (
         f"plus {r['tasks']} active task(s) of steps that need no license of the pool"
     ),

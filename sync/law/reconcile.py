@@ -85,7 +85,7 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         policy, observed.sources, observed.lookup, memory.limits, now, observed.profiles
     )
     reopen, kept = _departed(policy, observed, memory.limits, lp)
-    pools_jobs = _pools_jobs(policy, observed, lp)
+    pools_jobs = _pools_jobs(policy, observed, lp, memory.originals)
     unadopted = set(memory.unadopted)
     if memory.first_look and pools_jobs:
         unadopted |= jobplan.unclaimed(pools_jobs, memory.originals)
@@ -181,7 +181,9 @@ def carry(
     return replace(plan.memory, limits=limits, originals=dict(originals))
 
 
-def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[PoolJobs, ...]:
+def _pools_jobs(
+    policy: Policy, observed: Observed, lp: LimitPlan, originals: Mapping[str, JobOriginal]
+) -> tuple[PoolJobs, ...]:
     """Each sharing pool's jobs, for every limit of it on a farm whose jobs were read."""
     out = []
     lookup = observed.lookup
@@ -197,7 +199,7 @@ def _pools_jobs(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Pool
             index = indexes.get(d.farm_id)
             if index is None:
                 jobs = [j for j in read.jobs if j.job_id not in read.held]
-                index = indexes[d.farm_id] = jobplan.JobIndex(jobs, read.steps)
+                index = indexes[d.farm_id] = jobplan.JobIndex(jobs, read.steps, originals)
             out.append(jobplan.pool_jobs(name, pool, d, limit, index))
     return tuple(out)
 

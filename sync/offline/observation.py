@@ -122,7 +122,7 @@ def _farm(
         "jobs_error": read.jobs_error,
         "unread": read.unread,
         "steps": {
-            job_id: [[s.step_id, s.amounts, s.tasks] for s in steps]
+            job_id: [[s.step_id, s.amounts, s.tasks, s.chunk] for s in steps]
             for job_id, steps in read.steps.items()
         },
     }
@@ -179,11 +179,14 @@ def _read(farm_id: str, f: Mapping[str, Any], names: Mapping[str, str]) -> FarmR
         ref: v if isinstance(v, str) else _limit_state(farm_id, v) for ref, v in f["limits"].items()
     }
     jobs = None if f["jobs"] is None else tuple(_job_info(j, names) for j in f["jobs"])
-    steps = {
-        job_id: tuple(StepAmounts(sid, dict(amounts), int(tasks)) for sid, amounts, tasks in s)
-        for job_id, s in f["steps"].items()
-    }
+    steps = {job_id: tuple(_step(row) for row in s) for job_id, s in f["steps"].items()}
     return FarmRead(farm_id, limits, f["error"], jobs, f["jobs_error"], int(f["unread"]), steps)
+
+
+def _step(row: list[Any]) -> StepAmounts:
+    """A step as kept: [id, amounts, tasks] and, since chunks were read, its chunk."""
+    chunk = int(row[3]) if len(row) > 3 else 1
+    return StepAmounts(row[0], dict(row[1]), int(row[2]), chunk=chunk)
 
 
 def _limit_state(farm_id: str, v: Mapping[str, Any]) -> LimitState:
