@@ -13,9 +13,12 @@ from datetime import datetime
 from typing import Any
 
 ACTIVE = "ACTIVE"  # a queue-limit association that lets tasks take the limit
+STOPPED = "STOPPED"  # an association the service has stopped: only it sets this status
 PAUSED = "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"  # what we set on a queue when licenses run out
 # INTERRUPTING: a requeued run whose process has not exited yet; the task runs again
 ACTIVE_TASK_STATES = ("READY", "ASSIGNED", "SCHEDULED", "STARTING", "RUNNING", "INTERRUPTING")
+# a job's lifecycle statuses in which its steps are as they will stay until its next update
+STEPS_SETTLED = ("CREATE_COMPLETE", "UPDATE_SUCCEEDED", "UPDATE_FAILED")
 FINISHED_JOB_STATES = ("SUCCEEDED", "FAILED", "CANCELED", "SUSPENDED", "NOT_COMPATIBLE")
 
 

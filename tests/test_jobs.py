@@ -541,8 +541,15 @@ def test_a_queue_a_person_stopped_is_left_to_them_by_restore_and_a_restart(world
     assert w.farm.associations[(w.queue, w.limit)] == "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
 
 
-def test_our_own_pause_is_still_reopened_once_the_service_moved_it_to_stopped(world):
+# the model does not say whether the service's own move to STOPPED stamps the association:
+# with its own identity, or leaving the last caller's stamp; safe either way
+SERVICE_STAMPS = [None, "deadline.amazonaws.com"]
+
+
+@pytest.mark.parametrize("stopped_by", SERVICE_STAMPS)
+def test_our_own_pause_is_still_reopened_once_the_service_moved_it_to_stopped(world, stopped_by):
     w = world
+    w.farm.stopped_by = stopped_by
     w.farm.now = w.clock.t
     pause_the_queue(w)
     w.clock.advance(30)
@@ -552,6 +559,20 @@ def test_our_own_pause_is_still_reopened_once_the_service_moved_it_to_stopped(wo
     w.svc = w.make()  # the stamp of our pause outlives a restart
     w.src.artists = 0
     tick(w)
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+
+
+@pytest.mark.parametrize("stopped_by", SERVICE_STAMPS)
+def test_restore_reopens_our_pause_the_service_moved_to_stopped(world, stopped_by):
+    w = world
+    w.farm.stopped_by = stopped_by
+    w.farm.now = w.clock.t
+    pause_the_queue(w)
+    w.clock.advance(30)
+    w.farm.tick(w.clock.t)
+    w.svc.history.close()
+    p = run_restore(w, "--limits")
+    assert p.returncode == 0, p.stderr
     assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
 
 
@@ -1190,3 +1211,22 @@ def test_a_jobs_own_max_worker_count_is_a_ceiling(world):
     for _ in range(3):
         cycle(w)
     assert (mwc(w, a), mwc(w, b)) == (20, 21)
+
+
+def test_a_job_read_while_it_is_being_created_is_shared_once_its_steps_exist(world):
+    """CreateJob is asynchronous: a job read in CREATE_IN_PROGRESS has no steps yet, and
+    must not be taken for a job that needs no license for the rest of its life."""
+    w = world
+    early = w.farm.add_job(w.queue, "early", tasks=40, amount="amount.nuke")
+    w.farm.create_delay = timedelta(seconds=90)
+    late = w.farm.add_job(w.queue, "late", tasks=40, amount="amount.nuke")
+    assert w.farm.jobs[late].lifecycle_status == "CREATE_IN_PROGRESS"
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert (mwc(w, early), mwc(w, late)) == (10, -1)  # the only job known to need the limit
+    cycle(w)  # 60 s on: still being created
+    assert mwc(w, late) == -1
+    w.farm.tick(w.farm.now + timedelta(seconds=91))
+    assert w.farm.jobs[late].lifecycle_status == "CREATE_COMPLETE"
+    cycle(w)
+    assert (mwc(w, early), mwc(w, late)) == (5, 5)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sync.domain import (
     ACTIVE,
+    STOPPED,
     Association,
     Decision,
     Figures,
@@ -456,12 +457,17 @@ def still_ours(mem: LimitMemory, associations: Collection[Association]) -> tuple
 
 
 def taken_by_people(mem: LimitMemory, associations: Collection[Association]) -> tuple[str, ...]:
-    """Queues we paused whose association someone else wrote after us: theirs now."""
+    """Queues we paused whose association someone else wrote after us: theirs now. Only
+    a caller sets ACTIVE or a STOP status and only the service sets STOPPED, so a stamp
+    read on STOPPED is never a person's (docs/design.md, "Paused queues")."""
     ours = dict(mem.stamps)
     return tuple(
         a.queue_id
         for a in associations
-        if a.queue_id in ours and a.updated is not None and taken_over(ours[a.queue_id], a.updated)
+        if a.queue_id in ours
+        and a.updated is not None
+        and a.status != STOPPED
+        and taken_over(ours[a.queue_id], a.updated)
     )
 
 
