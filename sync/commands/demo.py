@@ -16,7 +16,7 @@ from sync.cycle.service import Service
 from sync.errors import SyncError
 from sync.fakes.farm import REALISTIC
 from sync.fakes.lmutil import write_wrapper
-from sync.fakes.world import Clocked, DemoWorld
+from sync.fakes.world import BUNDLES, Clocked, DemoWorld
 from sync.law.render import decision_line, jobs_summary, limit_name
 from sync.licenses.kinds import TOOLS
 from sync.policy import load_policy
@@ -102,7 +102,24 @@ def run_demo(
     )
     print("license-sync demo: a fake license server and Deadline farm on loopback")
     print(f"  Deadline endpoint  {world.server.url}  (farm {world.farm.farm_id})")
+    print(clients_banner(world.server.url, world.farm.farm_id, world.queues[0]))
     return _serve(world, policy_path, address, cycles)
+
+
+def clients_banner(url: str, farm_id: str, queue_id: str) -> str:
+    """How to point AWS's own clients at the fake (docs/cli.md, "AWS's clients against
+    the demo"): every Deadline operation has a `management.` or `scheduling.` host prefix,
+    which a loopback endpoint cannot answer, so both CLIs need it off."""
+    lines = [
+        "  AWS's clients      in another shell (the aws CLI, or `pip install deadline`):",
+        f"    export AWS_ENDPOINT_URL_DEADLINE={url} AWS_DISABLE_HOST_PREFIX_INJECTION=true",
+        "    export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_DEFAULT_REGION=us-west-2",
+        "    export DEADLINE_CLOUD_TELEMETRY_OPT_OUT=true",
+        f"    deadline queue list --farm-id {farm_id}",
+        f"    deadline bundle submit {BUNDLES / 'nuke_comp'} --farm-id {farm_id} "
+        f"--queue-id {queue_id} --yes",
+    ]
+    return "\n".join(lines)
 
 
 def run_policy_demo(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # it signs with, `sync.fakes.deadline`) or a person working on the farm by hand
 SERVICE = "arn:aws:sts::111122223333:assumed-role/license-sync/fake"
 PERSON = "arn:aws:sts::111122223333:assumed-role/wrangler/pat"
+ARTIST = "arn:aws:sts::111122223333:assumed-role/artist/sam"  # who submits the demo's jobs
 CREATOR = "arn:aws:sts::111122223333:assumed-role/admin/setup"  # who made the farm's things
 SEARCH_TOTAL_MAX = 10000  # SearchJobsResponse.totalResults: max 10000 in the model
 # what SearchJobs' answer shows of a job that a write changes, in wire names
@@ -185,6 +186,12 @@ class FarmOperations:
         if p["queueId"] not in self.queues:
             raise _not_found(f"Queue {p['queueId']}")
         return self._queue_dict(p["queueId"])
+
+    def op_ListQueueEnvironments(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A queue here has no queue environments (the `deadline` client lists them before
+        it submits, for their parameters)."""
+        self.op_GetQueue(p)
+        return {"environments": []}
 
     # -- farms ------------------------------------------------------------------------------
 

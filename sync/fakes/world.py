@@ -6,10 +6,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import REALISTIC, FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
+from sync.fakes.operations import ARTIST
 
 
 class Clocked:
@@ -50,7 +52,8 @@ class DemoWorld(Clocked):
         return [self.farm]
 
     def __init__(self, seed: int = 7):
-        self.farm = FakeFarm(**REALISTIC, seed=seed)  # as late and as unkind as Deadline
+        # as late and as unkind as Deadline; a frame renders in 8 to 25 s
+        self.farm = FakeFarm(**REALISTIC, seed=seed, task_seconds=15.0)
         self.queues = [self.farm.add_queue(), self.farm.add_queue()]
         self.limits = {
             "amount.nuke": self.farm.add_limit("amount.nuke", 12, "Nuke"),
@@ -77,11 +80,42 @@ class DemoWorld(Clocked):
 
     def step(self, now: datetime) -> None:
         self._n += 1
-        amount = "amount.nuke" if self._n % 3 else "amount.maya"
-        keep_busy(self.farm, self.queues, amount, self._n)
+        submit_bundles(self.farm, self.queues, self._n)
         self.farm.tick(now)
         if self._n % 3 == 0:
             self.license.walk(now, peak=0.5)
+
+
+BUNDLES = Path(__file__).parent / "bundles"  # job bundles as AWS's `deadline` client takes them
+
+
+def bundle_template(name: str) -> str:
+    """The OpenJD template of the job bundle `name` the project ships."""
+    return (BUNDLES / name / "template.yaml").read_text()
+
+
+def submit_bundles(farm: FakeFarm, queues: list[str], n: int) -> None:
+    """A new job from one of the shipped bundles, made by CreateJob as a studio's are,
+    while the farm has fewer than six."""
+    with farm.lock:
+        if sum(not j.finished for j in farm.jobs.values()) >= 6:
+            return
+        names = sorted(p.name for p in BUNDLES.iterdir() if p.is_dir())
+        name = names[n % len(names)]
+        frames = farm.rng.randint(10, 40)
+        farm.call(
+            "CreateJob",
+            {
+                "farmId": farm.farm_id,
+                "queueId": queues[n % len(queues)],
+                "template": bundle_template(name),
+                "templateType": "YAML",
+                "priority": farm.rng.choice([30, 50, 70]),
+                "parameters": {"Frames": {"string": f"1-{frames}"}},
+                "nameOverride": f"shot_{n:03d}_{name}",
+            },
+            caller=ARTIST,
+        )
 
 
 def keep_busy(farm: FakeFarm, queues: list[str], amount: str, n: int) -> None:
