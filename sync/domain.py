@@ -67,6 +67,9 @@ class LimitState:
     max_count: int  # -1 = unlimited
     current_count: int
     associations: tuple[Association, ...] = ()
+    # units the limit's running task-run actions hold now (their acquiredLimits), read for
+    # a pool without a farm_selector; None: not read (currentCount, which lags, stands in)
+    held: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,7 @@ class Figures:
     total: int | None  # None: unlimited (uncounted)
     in_use: int
     farm_use: int
-    farm_use_from: str  # "selector" | "currentCount"
+    farm_use_from: str  # "selector" | "acquiredLimits" | "currentCount"
     external: int
     reserve: int
     headroom: int

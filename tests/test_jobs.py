@@ -1230,3 +1230,33 @@ def test_a_job_read_while_it_is_being_created_is_shared_once_its_steps_exist(wor
     assert w.farm.jobs[late].lifecycle_status == "CREATE_COMPLETE"
     cycle(w)
     assert (mwc(w, early), mwc(w, late)) == (5, 5)
+
+
+def test_without_a_farm_selector_a_farm_burst_never_cuts_the_limit(world):
+    """A pool without a farm_selector reads what the farm holds from what its running
+    tasks acquired, not from currentCount, which lags: 15 tasks starting at once are the
+    farm's at once, not 15 artists."""
+    w = world
+    w.policy.write_text(
+        POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair").replace(
+            '    farm_selector: {hosts: ["^render-"]}\n', ""
+        )
+    )
+    w.svc = w.make()
+    w.farm.count_delay = timedelta(seconds=150)  # currentCount a few cycles behind
+    w.src.total, w.src.artists = 20, 1
+    w.farm.limits[w.limit].max_count = 19
+    w.farm.tick(w.farm.now)  # nothing runs: currentCount 0 from here
+    cycle(w)
+    assert w.farm.limits[w.limit].max_count == 19
+    w.farm.add_job(w.queue, "burst", tasks=15, amount="amount.nuke")
+    w.farm.tick(w.farm.now)
+    assert w.farm.in_use(w.limit) == 15 and w.farm.reported_count(w.farm.limits[w.limit]) == 0
+    w.src.farm = 15  # the license server shows the farm's checkouts at once
+    seen = []
+    for _ in range(4):
+        r = cycle(w)
+        assert r.ok, r.errors
+        seen.append(w.farm.limits[w.limit].max_count)
+    assert seen == [19, 19, 19, 19]
+    assert r.plan.pools["nuke"].figures.farm_use_from == "acquiredLimits"

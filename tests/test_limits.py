@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -116,6 +117,16 @@ def test_external_from_current_count():
     fig = p.pools["nuke"].figures
     assert (fig.in_use, fig.farm_use, fig.farm_use_from, fig.external) == (8, 3, "currentCount", 5)
     assert d.target == 15
+
+
+def test_without_a_selector_what_running_tasks_hold_is_the_farms_use():
+    """acquiredLimits, read now, stands before currentCount, which lags: 9 held by the
+    farm's tasks while currentCount still says 3."""
+    st = replace(limit(max_count=20, current=3), held=9)
+    d, p = run(mkpool(), report(total=20, in_use=12), st)
+    fig = p.pools["nuke"].figures
+    assert (fig.farm_use, fig.farm_use_from, fig.external) == (9, "acquiredLimits", 3)
+    assert d.target == 17
 
 
 def test_farm_selector_counts_matching_checkouts():

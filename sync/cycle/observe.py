@@ -23,6 +23,7 @@ from sync.edges.sources.logtail import LogTail
 from sync.errors import DeadlineError, HistoryError
 from sync.law.denials import denials
 from sync.law.learn import Profile, learn
+from sync.law.limits import farm_selector
 from sync.law.reconcile import departed_refs
 from sync.law.state import Denial, FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
@@ -261,6 +262,7 @@ class Observer:
             log.error("farm %s: jobs not shared this cycle: %s", farm_id, e)
             why = f"farm {farm_id}: jobs not shared this cycle: {e}"
             return FarmRead(farm_id, limits, jobs_error=why)
+        limits = _with_held(policy, dl, farm_id, limits, jobs)
         read = FarmRead(farm_id, limits, jobs=tuple(jobs), steps=steps, unread=unread)
         return _looked_up(read, looked_up)
 
@@ -450,14 +452,54 @@ def _refs_by_farm(policy: Policy) -> dict[str, set[str]]:
     return out
 
 
+def _unselected(policy: Policy, farm_id: str) -> set[str]:
+    """The limit refs of the farm whose pools have no farm_selector."""
+    return {
+        t.limit
+        for pool in policy.pools.values()
+        if farm_selector(pool) is None
+        for t in pool.targets(policy.default_farm)
+        if t.farm == farm_id
+    }
+
+
+def _with_held(
+    policy: Policy,
+    dl: Deadline,
+    farm_id: str,
+    limits: dict[str, LimitState | str],
+    jobs: list[JobInfo],
+) -> dict[str, LimitState | str]:
+    """The limits of pools without a farm_selector with what their running tasks hold now
+    (acquiredLimits): currentCount lags, and a farm's burst would read as artists
+    (docs/design.md, "Without a farm_selector"). A read that fails leaves currentCount."""
+    mine: dict[str, LimitState] = {}
+    for ref in _unselected(policy, farm_id):
+        if isinstance(st := limits.get(ref), LimitState):
+            mine[ref] = st
+    if not mine:
+        return limits
+    queues = {a.queue_id for st in mine.values() for a in st.associations}
+    running = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.queue_id in queues]
+    try:
+        held = dl.held_by_limit(running) if running else {}
+    except DeadlineError as e:
+        log.warning("farm %s: what running tasks hold not read, currentCount used: %s", farm_id, e)
+        return limits
+    return {
+        **limits,
+        **{ref: replace(st, held=held.get(st.limit_id, 0)) for ref, st in mine.items()},
+    }
+
+
 def _sharing_queues(
     policy: Policy, farm_id: str, limits: Mapping[str, LimitState | str]
 ) -> list[str]:
-    """The queues associated with the farm's limits whose pools share between jobs or may
-    preempt their tasks."""
+    """The queues associated with the farm's limits whose pools share between jobs, may
+    preempt their tasks, or have no farm_selector (what their tasks hold is read)."""
     queues: set[str] = set()
     for pool in policy.pools.values():
-        if pool.jobs.policy == "none" and not pool.preempt.enabled:
+        if pool.jobs.policy == "none" and not pool.preempt.enabled and farm_selector(pool):
             continue
         for t in pool.targets(policy.default_farm):
             lim = limits.get(t.limit)

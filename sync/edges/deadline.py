@@ -616,9 +616,33 @@ class Deadline:
         return errors, failures
 
     def holding(self, jobs: list[tuple[str, str]], limit_id: str) -> Holding:
-        """Who holds `limit_id` now among `jobs`: the sessions that have not ended, their
-        running or canceled task-run actions, and what those acquired (BatchGetSessionAction:
-        acquiredLimits is not in the summaries). Every call concurrently, in read slots."""
+        """Who holds `limit_id` now among `jobs` (docs/design.md, "Preemption")."""
+        out = Holding()
+        for page in self._running_actions(jobs):
+            out = holding_from(page["sessionActions"], limit_id, out)
+            failed = tuple(f"{e['sessionActionId']}: {e['code']}" for e in page["errors"])
+            out = replace(out, errors=out.errors + failed)
+        return out
+
+    def held_by_limit(self, jobs: list[tuple[str, str]]) -> dict[str, int]:
+        """Units of each limit that the running (or canceled, not yet exited) task-run
+        actions of `jobs` hold now: what the farm holds, where currentCount lags. An action
+        that cannot be read is a DeadlineError: a count missing one would be too low."""
+        held: dict[str, int] = {}
+        for page in self._running_actions(jobs):
+            if page["errors"]:
+                e = page["errors"][0]
+                raise DeadlineError(f"session action {e['sessionActionId']}: {e['code']}")
+            for item in page["sessionActions"]:
+                if item["status"] in _HOLDING:
+                    for x in item.get("acquiredLimits", ()):
+                        held[x["limitId"]] = held.get(x["limitId"], 0) + x["count"]
+        return held
+
+    def _running_actions(self, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """BatchGetSessionAction's pages for the task-run actions of `jobs` that hold what
+        they acquired: the sessions that have not ended, their running or canceled actions
+        (acquiredLimits is not in the summaries). Every call concurrently, in read slots."""
 
         def actions(job: tuple[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
             ident = {"farmId": self.farm_id, "queueId": job[0], "jobId": job[1]}
@@ -646,12 +670,7 @@ class Deadline:
                 ],
             )  # fmt: skip
 
-        out = Holding()
-        for page in self._map(get, batches):
-            out = holding_from(page["sessionActions"], limit_id, out)
-            failed = tuple(f"{e['sessionActionId']}: {e['code']}" for e in page["errors"])
-            out = replace(out, errors=out.errors + failed)
-        return out
+        return self._map(get, batches)
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -205,6 +205,10 @@ def _figures(
             c.count for f in features for c in f.checkouts if selector(c.host or "", c.user or "")
         )
         farm_from = "selector"
+    elif all(st is None or st.held is not None for _, st, _ in targets):
+        # what running tasks hold now: a farm's burst of checkouts is the farm's at once
+        farm_use = sum(st.held or 0 for _, st, _ in targets if st is not None)
+        farm_from = "acquiredLimits"
     else:
         farm_use = sum(max(0, st.current_count) for _, st, _ in targets if st is not None)
         farm_from = "currentCount"
@@ -422,7 +426,7 @@ def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
     free = fig.total - fig.in_use
     if fig.queued == 0 and fig.waiting == 0 and free >= fig.reserve:
         return d
-    held = max(d.current_count, fig.farm_use if fig.farm_use_from == "selector" else 0)
+    held = max(d.current_count, fig.farm_use if fig.farm_use_from != "currentCount" else 0)
     # a limit lowered under running tasks lets them finish: the farm may hold up to it
     could = max(held, d.current if d.current is not None and d.current != -1 else 0)
     if could <= d.target:
