@@ -397,6 +397,13 @@ class FarmMachine(RuleBasedStateMachine):
         assert not self.reopened_for_people, self.reopened_for_people
 
     @invariant()
+    def no_job_is_written_above_its_own_cap(self):
+        """What a person set a job to is a ceiling license-sync never writes above."""
+        for job_id, job in self.farm.jobs.items():
+            own = self.people.get(job_id, -1)
+            assert own == -1 or job.max_worker_count <= own, (job_id, own)
+
+    @invariant()
     def no_zero_is_ever_written(self):
         assert all(lim.max_count != 0 for lim in self.farm.limits.values())
         assert all(job.max_worker_count != 0 for job in self.farm.jobs.values())
