@@ -546,15 +546,20 @@ def test_a_queue_a_person_stopped_is_left_to_them_by_restore_and_a_restart(world
 SERVICE_STAMPS = [None, "deadline.amazonaws.com"]
 
 
-@pytest.mark.parametrize("stopped_by", SERVICE_STAMPS)
-def test_our_own_pause_is_still_reopened_once_the_service_moved_it_to_stopped(world, stopped_by):
-    w = world
+def our_pause_reaches_stopped(w, stopped_by):
+    """We pause the queue; the service, not a person, moves it to STOPPED."""
     w.farm.stopped_by = stopped_by
     w.farm.now = w.clock.t
     pause_the_queue(w)
     w.clock.advance(30)
-    w.farm.tick(w.clock.t)  # the service, not a person, moves it to STOPPED
+    w.farm.tick(w.clock.t)
     assert w.farm.associations[(w.queue, w.limit)] == "STOPPED"
+
+
+@pytest.mark.parametrize("stopped_by", SERVICE_STAMPS)
+def test_our_own_pause_is_still_reopened_once_the_service_moved_it_to_stopped(world, stopped_by):
+    w = world
+    our_pause_reaches_stopped(w, stopped_by)
     w.svc.history.close()
     w.svc = w.make()  # the stamp of our pause outlives a restart
     w.src.artists = 0
@@ -565,11 +570,7 @@ def test_our_own_pause_is_still_reopened_once_the_service_moved_it_to_stopped(wo
 @pytest.mark.parametrize("stopped_by", SERVICE_STAMPS)
 def test_restore_reopens_our_pause_the_service_moved_to_stopped(world, stopped_by):
     w = world
-    w.farm.stopped_by = stopped_by
-    w.farm.now = w.clock.t
-    pause_the_queue(w)
-    w.clock.advance(30)
-    w.farm.tick(w.clock.t)
+    our_pause_reaches_stopped(w, stopped_by)
     w.svc.history.close()
     p = run_restore(w, "--limits")
     assert p.returncode == 0, p.stderr
