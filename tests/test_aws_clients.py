@@ -77,8 +77,8 @@ def test_the_deadline_cli_lists_submits_and_the_service_shares_its_job(world, ti
     other = farm.add_job(w.queue, "other", tasks=40, amount="amount.nuke")
     cycle(w)  # the service runs before the bundle comes
     bundle = str(BUNDLES / "nuke_comp")
-    sent = deadline_cli(w.sim, tmp_path, "bundle", "submit", bundle, *ids, "--queue-id", w.queue,
-                        "--yes")  # fmt: skip
+    submit = ("bundle", "submit", bundle, *ids, "--queue-id", w.queue, "--yes")
+    sent = deadline_cli(w.sim, tmp_path, *submit)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     job_id = next(j for j in farm.jobs if j in sent.stdout)
     assert farm.jobs[job_id].lifecycle_status == "CREATE_COMPLETE"  # the client waited

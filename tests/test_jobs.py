@@ -1202,8 +1202,8 @@ def test_a_jobs_own_max_worker_count_is_a_ceiling(world):
         assert r.ok, r.errors
         assert mwc(w, a) <= 20 and mwc(w, b) <= 21
     assert (mwc(w, a), mwc(w, b), mwc(w, c)) == (20, 21, 29)
-    written = [j["maxWorkerCount"] for op, p in w.farm.writes if op == "BatchUpdateJob"
-               for j in p["jobs"] if j["jobId"] in (a, b)]  # fmt: skip
+    updates = [j for op, p in w.farm.writes if op == "BatchUpdateJob" for j in p["jobs"]]
+    written = [j["maxWorkerCount"] for j in updates if j["jobId"] in (a, b)]
     assert written == []  # at its own value already: nothing to write
     w.src.artists = 60  # the limit drops to 10: the caps come down, then go back to theirs
     cycle(w)

@@ -188,9 +188,13 @@ class FakeFarm(FarmOperations, SessionOperations):
         text = simple_template(name, tasks, amount, units, steps, chunk)
         with self.lock:
             return self.create_job(
-                queue_id, build(text, "JSON"), priority=priority, created_by=created_by,
-                max_worker_count=max_worker_count, duration=duration,
-            )  # fmt: skip
+                queue_id,
+                build(text, "JSON"),
+                priority=priority,
+                created_by=created_by,
+                max_worker_count=max_worker_count,
+                duration=duration,
+            )
 
     def create_job(
         self,
@@ -210,9 +214,16 @@ class FakeFarm(FarmOperations, SessionOperations):
         created = max(self.now, self._last_created + timedelta(milliseconds=1))
         self._last_created = created
         job = Job(
-            jid, queue_id, name or spec.name, priority, created, created_by, [],
-            max_worker_count=max_worker_count, description=spec.description,
-        )  # fmt: skip
+            job_id=jid,
+            queue_id=queue_id,
+            name=name or spec.name,
+            priority=priority,
+            created_at=created,
+            created_by=created_by,
+            steps=[],
+            max_worker_count=max_worker_count,
+            description=spec.description,
+        )
         job.lifecycle_status = "CREATE_IN_PROGRESS"
         job.creating = (created + self.create_delay, _steps(spec, duration or self.task_seconds))
         self.jobs[jid] = job
@@ -460,8 +471,11 @@ def _steps(spec: JobSpec, duration: float) -> list[Step]:
 
 def _release_dependents(job: Job) -> None:
     """A step's PENDING tasks become READY once every step it depends on has succeeded
-    (OpenJD's step dependencies; a requeued job's tasks wait again)."""
-    done = {s.step_id for s in job.steps if s.task_run_status == "SUCCEEDED"}
+    (OpenJD's step dependencies; a requeued job's tasks wait again). Which steps have
+    succeeded is worked out only for a job with dependencies: `tick` runs this for every
+    job of the farm."""
+    waiting = any(s.depends_on for s in job.steps)
+    done = {s.step_id for s in job.steps if s.task_run_status == "SUCCEEDED"} if waiting else ()
     for step in job.steps:
         if all(d in done for d in step.depends_on):
             for t in step.tasks:
