@@ -309,3 +309,27 @@ def test_host_prefixes_stay_on_for_aws_endpoints(aws_env):
     client = make_client("us-west-2")
     assert client.meta.endpoint_url == "https://deadline.us-west-2.amazonaws.com"
     assert client.meta.config.inject_host_prefix is True
+
+
+def test_what_assigned_and_reclaiming_runs_hold_is_counted(aws_env):
+    """An action the scheduler has assigned holds its limit's units before its worker
+    starts it; a reclaimed worker's run holds them until the service gives up on it."""
+    from datetime import UTC, datetime, timedelta
+
+    from sync.fakes.farm import FakeFarm
+
+    t0 = datetime(2026, 11, 25, tzinfo=UTC)
+    farm = FakeFarm(count_delay=0, now=t0, assign_delay=2, release_delay=30)
+    q, lid = farm.add_queue_with_limit("amount.nuke", 10)
+    job = farm.add_job(q, "j", tasks=3, amount="amount.nuke", units=2, duration=600)
+    farm.tick(t0)
+    with FakeDeadline(farm) as server:
+        dl = Deadline(make_client("us-west-2", server.url), farm.farm_id)
+        assigned = dl.holding([(q, job)], lid)
+        assert (assigned.held, assigned.releasing) == (6, 0)
+        assert assigned.running == () and assigned.chunks == 0  # nothing begun to requeue
+        assert dl.held_by_limit([(q, job)]) == {lid: 6}
+        farm.tick(t0 + timedelta(seconds=2))
+        farm.lose_worker(farm.jobs[job].sessions[0].worker_id)
+        after = dl.holding([(q, job)], lid)
+    assert (after.held, after.releasing, len(after.running)) == (4, 2, 2)

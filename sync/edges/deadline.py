@@ -165,7 +165,10 @@ def job_from_api(j: dict[str, Any]) -> JobInfo:
 
 
 GONE = "ResourceNotFoundException"  # the only answer that means a thing no longer exists
-_HOLDING = ("RUNNING", "CANCELING")  # session actions that hold what they acquired
+# session actions that hold what they acquired: the scheduler takes a limit's units when it
+# assigns an action, and a canceled or reclaimed run holds them until its process is gone
+_HOLDING = ("ASSIGNED", "SCHEDULED", "RUNNING", "CANCELING", "RECLAIMING")
+_RELEASING = ("CANCELING", "RECLAIMING")
 
 
 @dataclass(frozen=True)
@@ -241,20 +244,22 @@ def stamp(item: Mapping[str, Any]) -> Stamp | None:
 
 
 def holding_from(items: list[dict[str, Any]], limit_id: str, into: Holding) -> Holding:
-    """`into` with BatchGetSessionAction items that hold `limit_id` added: a canceled run
-    is releasing; a chunk's run names no task, so it is held and counted but never a
-    task to requeue."""
+    """`into` with BatchGetSessionAction items that hold `limit_id` added: a canceled or
+    reclaimed run is releasing; an assigned run has not begun, and a chunk's run names no
+    task: both are held and counted but never a task to requeue."""
     running, held, releasing, chunks = list(into.running), into.held, into.releasing, into.chunks
     for item in items:
         units = sum(x["count"] for x in item.get("acquiredLimits", []) if x["limitId"] == limit_id)
         if not units or item["status"] not in _HOLDING:
             continue
-        if item["status"] == "CANCELING":
+        if item["status"] in _RELEASING:
             releasing += units
             continue
         held += units
         run = item["definition"].get("taskRun", {})
-        if "taskId" not in run or "startedAt" not in item:
+        if "startedAt" not in item:
+            continue  # ASSIGNED or SCHEDULED: its worker has not started it
+        if "taskId" not in run:
             chunks += 1
             continue
         running.append(

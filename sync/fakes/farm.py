@@ -38,6 +38,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
+from sync.fakes.fleets import CUSTOMER, SERVICE_MANAGED, Fleet, FleetOperations, Worker
 from sync.fakes.model import (
     HOLDING,
     STOP_CANCEL,
@@ -45,6 +46,7 @@ from sync.fakes.model import (
     TERMINAL,
     Job,
     Limit,
+    Run,
     Session,
     Step,
     Task,
@@ -71,6 +73,7 @@ class Lateness(TypedDict):
     item_error_rate: float
     release_delay: float
     create_delay: float
+    assign_delay: float
 
 
 REALISTIC: Lateness = {
@@ -81,10 +84,13 @@ REALISTIC: Lateness = {
     # CreateJob answers at once and the job's steps exist a little later
     # (`JobLifecycleStatus` CREATE_IN_PROGRESS; AWS's `deadline` library waits up to 300 s)
     "create_delay": 3.0,
+    # a run is ASSIGNED to a worker, holding its limit's units, until the worker's agent
+    # picks it up and starts the process, which then checks its license out
+    "assign_delay": 2.0,
 }
 
 
-class FakeFarm(FarmOperations, SessionOperations):
+class FakeFarm(FarmOperations, SessionOperations, FleetOperations):
     """All state behind the fake endpoint. Thread-safe; every mutation under `lock`."""
 
     def __init__(
@@ -99,6 +105,7 @@ class FakeFarm(FarmOperations, SessionOperations):
         item_error_rate: float = 0.0,
         release_delay: float = 0.0,
         create_delay: float = 0.0,
+        assign_delay: float = 0.0,
         task_seconds: float = 60.0,
     ):
         self.farm_id = farm_id or new_id("farm")
@@ -115,18 +122,23 @@ class FakeFarm(FarmOperations, SessionOperations):
         self.item_error_rate = item_error_rate
         self.release_delay = timedelta(seconds=release_delay)
         self.create_delay = timedelta(seconds=create_delay)
+        self.assign_delay = timedelta(seconds=assign_delay)
         self.task_seconds = task_seconds  # how long a frame runs (a template does not say)
         self.rng = random.Random(seed)
         self.caller = SERVICE  # who the operation in progress is done for (`call`)
         self.search_total_max = SEARCH_TOTAL_MAX  # the model's; tests scale it down
-        self.open_sessions: list[Session] = []  # runs holding what they acquired
+        self.open_runs: list[Run] = []  # runs holding what they acquired
         self.limits: dict[str, Limit] = {}
         self.queues: list[str] = []
         self.associations: dict[tuple[str, str], str] = {}
         self.jobs: dict[str, Job] = {}
-        self.workers = workers
+        self.fleets: dict[str, Fleet] = {}
+        self.fleet_links: dict[tuple[str, str], str] = {}  # (queue, fleet) → status
+        # every queue runs on this service-managed fleet unless a test says otherwise
+        self.default_fleet = self.add_fleet("render", workers, SERVICE_MANAGED) if workers else None
         self.denials = 0  # tasks that started and found no license
-        self.license_check: Any = None  # (amount) -> bool: can a task check out now?
+        # (amount, host) -> bool: can a run's process check a license out now?
+        self.license_check: Any = None
         self.writes: list[tuple[str, dict[str, Any]]] = []
         self.tokens: dict[tuple[str, str], dict[str, Any]] = {}  # (operation, clientToken)
         self.stamps: dict[tuple[str, str], tuple[datetime, str]] = {}  # association → updated
@@ -136,11 +148,40 @@ class FakeFarm(FarmOperations, SessionOperations):
     # -- building ---------------------------------------------------------------------------
 
     def add_queue(self, queue_id: str | None = None) -> str:
+        """A queue, associated with the default fleet."""
         with self.lock:
             q = queue_id or new_id("queue")
             self.queues.append(q)
             self.created[q] = self.now
+            if self.default_fleet is not None:
+                self.link_fleet(q, self.default_fleet)
             return q
+
+    def add_fleet(
+        self,
+        name: str,
+        workers: int,
+        kind: str = CUSTOMER,
+        amounts: tuple[tuple[str, float, float | None], ...] = (),
+        host_prefix: str | None = None,
+    ) -> str:
+        """A fleet of up to `workers` workers declaring `amounts` (`customAmounts`: name,
+        min, max). A customer-managed fleet's workers exist from the start; a
+        service-managed fleet starts them as work comes."""
+        with self.lock:
+            fleet = Fleet(new_id("fleet"), name, kind, self.now, workers, list(amounts))
+            fleet.host_prefix = host_prefix or name
+            self.fleets[fleet.fleet_id] = fleet
+            if kind == CUSTOMER:
+                for _ in range(workers):
+                    fleet.worker("", self.now, len(self.fleets))
+            return fleet.fleet_id
+
+    def link_fleet(self, queue_id: str, fleet_id: str, status: str = "ACTIVE") -> None:
+        """A queue–fleet association (QueueFleetAssociationStatus)."""
+        with self.lock:
+            self.fleet_links[(queue_id, fleet_id)] = status
+            self.created.setdefault(f"{queue_id}/{fleet_id}", self.now)
 
     def add_limit(
         self,
@@ -275,15 +316,15 @@ class FakeFarm(FarmOperations, SessionOperations):
     def in_use(self, limit_id: str) -> int:
         """Units held right now under this limit (the true currentCount): what the runs
         that have not ended acquired, a canceled one included until its process exits."""
-        return sum(
-            n for s in self.open_sessions if s.open for lid, n in s.acquired if lid == limit_id
-        )
+        return sum(n for r in self.open_runs if r.open for lid, n in r.acquired if lid == limit_id)
 
-    def holders(self, amount: str) -> list[Session]:
-        """The runs holding a license of `amount` (one a run, a chunk's too)."""
-        ids = {lid for lid, lim in self.limits.items() if same_amount(lim.amount, amount)}
+    def holders(self, amount: str) -> list[Run]:
+        """The runs whose process holds a license of `amount` now: begun and not ended,
+        whether a limit counted them or their fleet declares the amount."""
         return [
-            s for s in self.open_sessions if s.open and any(lid in ids for lid, _ in s.acquired)
+            r
+            for r in self.open_runs
+            if r.open and r.started is not None and any(same_amount(u, amount) for u in r.uses)
         ]
 
     def tick(self, now: datetime) -> None:
@@ -301,33 +342,51 @@ class FakeFarm(FarmOperations, SessionOperations):
     def requeue(self, job: Job, step: Step, task: Task) -> None:
         """UpdateTask READY on a running task: its run is canceled and gives back what it
         holds once its process exits (`release_delay` later); then the task is READY."""
-        s = task.session
-        if s is None or task.status not in HOLDING or not self.release_delay:
+        r = task.run
+        if r is None or task.status not in HOLDING or not self.release_delay:
             task.set_status("READY", self.now)
             return
         task.status = "INTERRUPTING"
-        s.action_status = "CANCELING"
-        s.release_at = self.now + self.release_delay
+        r.action_status = "CANCELING"
+        r.release_at = self.now + self.release_delay
+
+    def lose_worker(self, worker_id: str) -> None:
+        """The worker's host goes away (a Spot instance reclaimed): its run is RECLAIMING
+        until the service gives up on it (`release_delay` later), then RECLAIMED and its
+        task READY again."""
+        with self.lock:
+            w = next(w for f in self.fleets.values() for w in f.workers if w.worker_id == worker_id)
+            w.lost = True
+            for r in w.session.runs if w.session is not None else ():
+                if r.open:
+                    r.action_status = "RECLAIMING"
+                    r.release_at = self.now + self.release_delay
+            for job in self.jobs.values():
+                for t in job.tasks():
+                    if t.run is not None and t.run.action_status == "RECLAIMING":
+                        t.status = "INTERRUPTING"
 
     def _prune(self) -> None:
-        self.open_sessions = [s for s in self.open_sessions if s.open]
+        self.open_runs = [r for r in self.open_runs if r.open]
 
     def _finish_tasks(self, now: datetime) -> None:
         for job in self.jobs.values():
             self._created(job, now)
             _release_dependents(job)
             for t in job.tasks():
-                s = t.session
-                if t.status == "PENDING":
-                    continue  # `_release_dependents` moves it
-                elif s is not None and s.release_at is not None and now >= s.release_at:
-                    t.set_status("READY", now)  # the canceled run's process has exited
-                    s.action_status = "CANCELED"
+                r = t.run
+                if r is None or t.status == "PENDING":
+                    continue  # `_release_dependents` moves a PENDING one
+                if r.release_at is not None:
+                    if now >= r.release_at:  # the canceled run's process has exited
+                        ended = "RECLAIMED" if r.action_status == "RECLAIMING" else "CANCELED"
+                        t.set_status("READY", now)
+                        r.action_status = ended
+                elif t.status == "ASSIGNED" and now >= r.assigned + self.assign_delay:
+                    self._begin(t, r, now)
                 elif (
                     t.status == "RUNNING"
                     and t.started is not None
-                    and s is not None
-                    and s.release_at is None
                     and (now - t.started).total_seconds() >= t.duration
                 ):
                     t.set_status("SUCCEEDED", now)
@@ -358,11 +417,11 @@ class FakeFarm(FarmOperations, SessionOperations):
                     self.stamps[(queue_id, limit_id)] = (self.now, self.stopped_by)
 
     def _start_tasks(self, now: datetime) -> None:
-        running = sum(1 for job in self.jobs.values() for t in job.tasks() if t.status in HOLDING)
+        given: set[str] = set()  # workers given a run this tick: they keep their session
         for job in sorted(self.jobs.values(), key=lambda j: (-j.priority, j.created_at)):
             if job.lifecycle_status == "ARCHIVED":
                 continue
-            job_running = len({id(t.session) for t in job.tasks() if t.status in HOLDING})
+            job_running = len({id(t.run) for t in job.tasks() if t.status in HOLDING})
             for step in job.steps:
                 if not self._compatible(job, step):
                     for t in step.tasks:
@@ -371,75 +430,148 @@ class FakeFarm(FarmOperations, SessionOperations):
                     continue
                 ready = [t for t in step.tasks if t.status == "READY"]
                 for i in range(0, len(ready), step.chunk):
-                    if running >= self.workers:
-                        break
                     if job.max_worker_count != -1 and job_running >= job.max_worker_count:
                         break
-                    if not self._may_start(job, step):
-                        break
-                    if self._start(job, step, ready[i : i + step.chunk], now):
-                        running += 1
-                        job_running += 1
+                    placed = self._place(job, step, ready[i : i + step.chunk], now)
+                    if placed is None:
+                        break  # no worker or no limit room for this step now
+                    given.add(placed.worker_id)
+                    job_running += 1
+        self._leave_sessions(given, now)
 
-    def _start(self, job: Job, step: Step, tasks: list[Task], now: datetime) -> bool:
-        """One run of `tasks` (one, or a chunk) on a worker; False if it found no license
-        (the frame fails and is retried)."""
-        if not all(
-            self.license_check(name) if self.license_check else True for name, _ in step.amounts
-        ):
-            self.denials += 1
-            return False
-        session = self._open_session(job, step, tasks, now)
-        for t in tasks:
-            t.status, t.started, t.holds_license, t.session = "RUNNING", now, True, session
-        return True
+    def _place(self, job: Job, step: Step, tasks: list[Task], now: datetime) -> Worker | None:
+        """Assign one run of `tasks` (one, or a chunk) to a worker of a fleet of the job's
+        queue that can meet the step, taking the units of the limits that govern what the
+        fleet does not declare."""
+        for fleet in self._fleets_of(job.queue_id):
+            limits = self._limits_for(job.queue_id, step, fleet)
+            if limits is None or not all(self._room(lim, units) for lim, units in limits):
+                continue
+            worker = fleet.worker(job.job_id, now, len(self.fleets))
+            if worker is None:
+                continue
+            acquired = [(lim.limit_id, units) for lim, units in limits]
+            run = self._open_run(job, step, tasks, worker, acquired, now)
+            for t in tasks:
+                t.status, t.holds_license, t.run = "ASSIGNED", True, run
+            if not self.assign_delay:
+                for t in tasks:
+                    self._begin(t, run, now)
+            return worker
+        return None
 
-    def _open_session(self, job: Job, step: Step, tasks: list[Task], now: datetime) -> Session:
-        """The run, as the sessions API shows it: what limits it acquired, and its task
-        (none for a chunk: its parameters say which frames it runs)."""
-        acquired = [
-            (lim.limit_id, units)
-            for name, units in step.amounts
-            for lim in self.limits.values()
-            if same_amount(lim.amount, name)
-        ]
+    def _begin(self, task: Task, run: Run, now: datetime) -> None:
+        """The worker starts the run's process, which checks its licenses out; refused,
+        the run fails and its frames are READY to run again."""
+        if run.started is None:
+            check = self.license_check
+            if check is not None and not all(check(u, run.host) for u in run.uses):
+                self.denials += 1
+                run.started = now
+                run.end(now, "FAILED")
+            else:
+                run.started, run.action_status = now, "RUNNING"
+        if run.ended is not None:
+            task.status, task.holds_license, task.run = "READY", False, None
+        else:
+            task.status, task.started = "RUNNING", now
+
+    def _open_run(
+        self,
+        job: Job,
+        step: Step,
+        tasks: list[Task],
+        worker: Worker,
+        acquired: list[tuple[str, int]],
+        now: datetime,
+    ) -> Run:
+        """The run, as the sessions API shows it, in the worker's session for the job (a
+        new one if the worker was in another job's, or none): what limits it acquired,
+        and its task (none for a chunk: its parameters say which frames it runs)."""
+        session = worker.session
+        if session is None or session.job_id != job.job_id:
+            if session is not None:
+                session.ended = now
+            session = Session(
+                new_id("session"), job.queue_id, job.job_id, worker.fleet_id, worker.worker_id, now
+            )
+            worker.session = session
+            worker.sessions.append(session)
+            job.sessions.append(session)
         chunked = step.chunk > 1
         first = step.tasks.index(tasks[0])
         frames = f"{first + 1}-{first + len(tasks)}" if chunked else str(first + 1)
-        session = Session(
-            new_id("session"),
-            new_id("sessionaction") + "-0",
+        run = Run(
+            f"{session.session_id.replace('session', 'sessionaction', 1)}-{len(session.runs)}",
+            session.session_id,
             "" if chunked else tasks[0].task_id,
             step.step_id,
             now,
             acquired,
+            worker.host_name,
+            uses=[name for name, _ in step.amounts],
             parameters={"Frame": {"chunkInt": frames} if chunked else {"int": frames}},
         )
-        job.sessions.append(session)
-        self.open_sessions.append(session)
-        return session
+        session.runs.append(run)
+        self.open_runs.append(run)
+        return run
+
+    def _leave_sessions(self, given: set[str], now: datetime) -> None:
+        """A free worker given no new run leaves its job: its session ends."""
+        for fleet in self.fleets.values():
+            for w in fleet.workers:
+                if w.session is not None and w.worker_id not in given and not w.session.running:
+                    w.session.ended = now
+                    w.session = None
+
+    def _fleets_of(self, queue_id: str, status: str | None = "ACTIVE") -> list[Fleet]:
+        return [
+            f
+            for f in self.fleets.values()
+            if (queue_id, f.fleet_id) in self.fleet_links
+            and status in (None, self.fleet_links[(queue_id, f.fleet_id)])
+        ]
+
+    def _limits_for(
+        self, queue_id: str, step: Step, fleet: Fleet
+    ) -> list[tuple[Limit, int]] | None:
+        """The limits a run of `step` on `fleet` takes units of: those governing an amount
+        the fleet does not declare, through an ACTIVE association with the queue; None if
+        the fleet cannot run it now (an amount it lacks and no limit governs, or a limit
+        whose association is stopping or stopped)."""
+        out = []
+        for name, units in step.amounts:
+            if fleet.declares(name):
+                if not fleet.has(name, units):
+                    return None
+                continue
+            lim = self._governing(queue_id, name)
+            if lim is None or self.associations[(queue_id, lim.limit_id)] != "ACTIVE":
+                return None
+            out.append((lim, units))
+        return out
+
+    def _governing(self, queue_id: str, amount: str) -> Limit | None:
+        """The limit associated with the queue for `amount` (a queue has at most one)."""
+        for lim in self.limits.values():
+            if same_amount(lim.amount, amount) and (queue_id, lim.limit_id) in self.associations:
+                return lim
+        return None
+
+    def _room(self, lim: Limit, units: int) -> bool:
+        return lim.max_count == -1 or self.in_use(lim.limit_id) + units <= lim.max_count
 
     def _compatible(self, job: Job, step: Step) -> bool:
-        """A step needing a limited amount its queue has no association for can never run."""
-        for name, _ in step.amounts:
-            for lim in self.limits.values():
-                if (
-                    same_amount(lim.amount, name)
-                    and (job.queue_id, lim.limit_id) not in self.associations
-                ):
-                    return False
-        return True
-
-    def _may_start(self, job: Job, step: Step) -> bool:
-        for name, units in step.amounts:
-            for lim in self.limits.values():
-                if not same_amount(lim.amount, name):
-                    continue  # an amount no limit governs is unconstrained
-                if self.associations.get((job.queue_id, lim.limit_id)) != "ACTIVE":
-                    return False  # stopping or stopped
-                if lim.max_count != -1 and self.in_use(lim.limit_id) + units > lim.max_count:
-                    return False
-        return True
+        """Some fleet of the queue could run the step: every amount is declared by it or
+        governed by a limit associated with the queue (a queue with no fleet yet waits)."""
+        fleets = self._fleets_of(job.queue_id, None)
+        return not fleets or any(
+            all(
+                f.has(name, units) or self._governing(job.queue_id, name) is not None
+                for name, units in step.amounts
+            )
+            for f in fleets
+        )
 
     def reported_count(self, lim: Limit) -> int:
         """currentCount as the API reports it: the value of `count_delay` ago."""

@@ -50,7 +50,7 @@ class FakeLicenseServer:
             farm.license_check = (
                 self.can_checkout
                 if earlier is None
-                else lambda amount: earlier(amount) and self.can_checkout(amount)
+                else lambda amount, host: earlier(amount, host) and self.can_checkout(amount, host)
             )
 
     def set_artists(self, feature: str, n: int, prefix: str = "artist") -> None:
@@ -62,19 +62,19 @@ class FakeLicenseServer:
             return []
         with self.farm.lock:
             holders = self.farm.holders(f.amount)
-        return [("render", f"render-{i:03d}", 1) for i, _ in enumerate(holders)]
+        return [("render", run.host, 1) for run in holders]
 
     def in_use(self, f: FakeFeature) -> int:
         return sum(c for _, _, c in f.artists) + len(self.farm_use(f))
 
-    def can_checkout(self, amount: str) -> bool:
-        """Called by the farm when a task starts: is a license free right now? A refusal is
-        written to the debug log, if there is one, as the vendor daemon writes it."""
+    def can_checkout(self, amount: str, host: str) -> bool:
+        """Called by the farm when a run's process starts on `host`: is a license free right
+        now? A refusal is written to the debug log, if there is one, as the vendor daemon
+        writes it."""
         with self.lock:
             for f in self.features.values():
                 if f.amount == amount and self.in_use(f) >= f.total:
-                    n = len(self.farm_use(f))
-                    self._log(f, "DENIED", "render", f"render-{n:03d}", REFUSED)
+                    self._log(f, "DENIED", "render", host, REFUSED)
                     return False
             return True
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# tasks that hold the amounts their step needs: INTERRUPTING is a requeued run whose process
-# has not exited yet (TaskRunStatus)
-HOLDING = ("STARTING", "RUNNING", "INTERRUPTING")
+# tasks that hold the amounts their step needs: from their assignment to a worker; INTERRUPTING
+# is a requeued run whose process has not exited yet (TaskRunStatus)
+HOLDING = ("ASSIGNED", "SCHEDULED", "STARTING", "RUNNING", "INTERRUPTING")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED")
 STOP_COMPLETE = "STOP_LIMIT_USAGE_AND_COMPLETE_TASKS"
 STOP_CANCEL = "STOP_LIMIT_USAGE_AND_CANCEL_TASKS"
@@ -47,36 +47,62 @@ def same_amount(a: str, b: str) -> bool:
 
 # how a session action ends when its task leaves RUNNING for this status
 _ACTION_END = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "CANCELED": "CANCELED"}
+# session actions that hold what they acquired: the scheduler takes a limit's units when it
+# assigns the action to a worker, and a canceled or reclaimed run gives them back once its
+# process has exited (CANCELING, RECLAIMING)
+ACTION_HOLDING = ("ASSIGNED", "SCHEDULED", "RUNNING", "CANCELING", "RECLAIMING")
 
 
 @dataclass
-class Session:
-    """A worker's session running one task, or one chunk of a chunked step's tasks
-    (Deadline's sessions may run several; one is enough to find who holds a limit). Its
-    one session action is the task run; a chunk's run names no task (`task_id` "": the
-    model's TaskRunSessionActionDefinitionSummary does not require `taskId`, and the worker
-    agent's `TaskRunAction.taskId` is NotRequired)."""
+class Run:
+    """One task-run session action: one task, or one chunk of a chunked step's tasks. A
+    chunk's run names no task (`task_id` ""): the model's
+    TaskRunSessionActionDefinitionSummary does not require `taskId`, and the worker agent's
+    `TaskRunAction.taskId` is NotRequired."""
 
-    session_id: str
     action_id: str
+    session_id: str
     task_id: str
     step_id: str
-    started: datetime
+    assigned: datetime
     acquired: list[tuple[str, int]]  # (limit id, count): the action's acquiredLimits
+    host: str  # the worker's host name: where the license is checked out
+    uses: list[str] = field(default_factory=list)  # amounts whose licenses its process takes
+    started: datetime | None = None  # None while ASSIGNED: the worker has not begun it
     ended: datetime | None = None
-    action_status: str = "RUNNING"
+    action_status: str = "ASSIGNED"
     parameters: dict[str, Any] = field(default_factory=dict)  # the run's task parameters
-    release_at: datetime | None = None  # canceled: the process exits (gives back) then
+    release_at: datetime | None = None  # canceled or reclaimed: the process exits then
 
     def end(self, now: datetime | None, task_status: str) -> None:
         if self.ended is None:
-            self.ended = now or self.started
+            self.ended = now or self.started or self.assigned
             self.action_status = _ACTION_END.get(task_status, "INTERRUPTED")
 
     @property
     def open(self) -> bool:
-        """Holding what it acquired: running, or canceled and not yet exited."""
+        """Holding what it acquired: assigned, running, or canceled and not yet exited."""
         return self.ended is None
+
+
+@dataclass
+class Session:
+    """A worker's session for one job: the runs it was given one after another (a worker
+    keeps a session while its job has work for it, as the worker agent's scheduler does),
+    ENDED once the worker leaves the job."""
+
+    session_id: str
+    queue_id: str
+    job_id: str
+    fleet_id: str
+    worker_id: str
+    started: datetime
+    runs: list[Run] = field(default_factory=list)
+    ended: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return any(r.open for r in self.runs)
 
 
 @dataclass
@@ -86,7 +112,7 @@ class Task:
     duration: float = 60.0
     holds_license: bool = False
     task_id: str = field(default_factory=lambda: new_id("task") + "-0")
-    session: Session | None = None  # the run in progress
+    run: Run | None = None  # the run in progress
     parameters: dict[str, Any] = field(default_factory=dict)  # its frame, as the API shows it
     ended: datetime | None = None
 
@@ -99,9 +125,9 @@ class Task:
         self.status = status
         self.ended = now if status in TERMINAL else None
         if status not in HOLDING:
-            if self.session is not None:
-                self.session.end(now, status)
-            self.started, self.holds_license, self.session = None, False, None
+            if self.run is not None:
+                self.run.end(now, status)
+            self.started, self.holds_license, self.run = None, False, None
 
 
 @dataclass
@@ -169,7 +195,7 @@ class Job:
     @property
     def started_at(self) -> datetime | None:
         """When its first run started (a run that ended included)."""
-        starts = [s.started for s in self.sessions]
+        starts = [r.started for s in self.sessions for r in s.runs if r.started is not None]
         return min(starts) if starts else None
 
     @property

@@ -578,8 +578,8 @@ def task_dict(job: Job, task: Task) -> dict[str, Any]:
         d["startedAt"] = task.started
     if task.ended is not None:
         d["endedAt"] = task.ended
-    if task.session is not None:
-        d["latestSessionActionId"] = task.session.action_id
+    if task.run is not None:
+        d["latestSessionActionId"] = task.run.action_id
     return d
 
 

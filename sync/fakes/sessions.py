@@ -13,10 +13,8 @@ from sync.fakes.operations import FakeError, page, task_dict
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sync.fakes.model import Job, Session, Step, Task
+    from sync.fakes.model import Job, Run, Session, Step, Task
 
-FLEET = "fleet-" + "f" * 32
-WORKER = "worker-" + "e" * 32
 _MOVES = ("READY", "FAILED", "SUCCEEDED", "CANCELED", "SUSPENDED", "PENDING")
 
 
@@ -47,11 +45,11 @@ class SessionOperations:
 
     def op_GetSessionAction(self, p: dict[str, Any]) -> dict[str, Any]:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
-        s = next((s for s in job.sessions if s.action_id == p["sessionActionId"]), None)
-        if s is None:
+        r = _run(job, p["sessionActionId"])
+        if r is None:
             what = f"Session action {p['sessionActionId']} not found"
             raise FakeError("ResourceNotFoundException", what, 404)
-        return {**_action(s), "sessionId": s.session_id, "acquiredLimits": _acquired(s)}
+        return _action_in_full(r)
 
     def op_ListTasks(self, p: dict[str, Any]) -> dict[str, Any]:
         job, step = self._job_step(p)
@@ -74,35 +72,35 @@ class SessionOperations:
     def op_ListSessionActions(self, p: dict[str, Any]) -> dict[str, Any]:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
         found = [
-            s
+            r
             for s in job.sessions
-            if p.get("sessionId") in (None, s.session_id) and p.get("taskId") in (None, s.task_id)
+            if p.get("sessionId") in (None, s.session_id)
+            for r in s.runs
+            if p.get("taskId") in (None, r.task_id)
         ]
-        return page([_action(s) for s in found], p, "sessionActions")
+        return page([_action(r) for r in found], p, "sessionActions")
 
     def op_BatchGetSessionAction(self, p: dict[str, Any]) -> dict[str, Any]:
         actions, errors = [], []
         for ident in p["identifiers"]:
+            r = None
             try:
-                job = self._job(ident["farmId"], ident["queueId"], ident["jobId"])
-                s = next(s for s in job.sessions if s.action_id == ident["sessionActionId"])
-            except (FakeError, StopIteration):
+                r = _run(
+                    self._job(ident["farmId"], ident["queueId"], ident["jobId"]),
+                    ident["sessionActionId"],
+                )
+            except FakeError:
+                pass  # its job is gone: so is the action
+            if r is None:
                 what = f"Session action {ident['sessionActionId']} not found"
                 errors.append({**ident, "code": "ResourceNotFoundException", "message": what})
                 continue
             try:
-                self.item_error("BatchGetSessionAction", s.action_id)
+                self.item_error("BatchGetSessionAction", r.action_id)
             except FakeError as e:
                 errors.append({**ident, "code": e.code, "message": str(e)})
                 continue
-            actions.append(
-                {
-                    **ident,
-                    **_action(s),
-                    "sessionId": s.session_id,
-                    "acquiredLimits": _acquired(s),
-                }
-            )
+            actions.append({**ident, **_action_in_full(r)})
         return {"sessionActions": actions, "errors": errors}
 
     def op_UpdateTask(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +123,8 @@ class SessionOperations:
     writes: list[tuple[str, dict[str, Any]]]
 
 
-def _acquired(s: Session) -> list[dict[str, Any]]:
-    return [{"limitId": lid, "count": n} for lid, n in s.acquired]
+def _run(job: Job, action_id: str) -> Run | None:
+    return next((r for s in job.sessions for r in s.runs if r.action_id == action_id), None)
 
 
 def _task(step: Step, task_id: str) -> Task | None:
@@ -136,8 +134,8 @@ def _task(step: Step, task_id: str) -> Task | None:
 def _session(s: Session) -> dict[str, Any]:
     out: dict[str, Any] = {
         "sessionId": s.session_id,
-        "fleetId": FLEET,
-        "workerId": WORKER,
+        "fleetId": s.fleet_id,
+        "workerId": s.worker_id,
         "startedAt": s.started,
         "lifecycleStatus": "ENDED" if s.ended else "STARTED",
     }
@@ -146,16 +144,26 @@ def _session(s: Session) -> dict[str, Any]:
     return out
 
 
-def _action(s: Session) -> dict[str, Any]:
-    run: dict[str, Any] = {"stepId": s.step_id, "parameters": s.parameters}
-    if s.task_id:  # a chunk's run names no task
-        run["taskId"] = s.task_id
+def _action(r: Run) -> dict[str, Any]:
+    run: dict[str, Any] = {"stepId": r.step_id, "parameters": r.parameters}
+    if r.task_id:  # a chunk's run names no task
+        run["taskId"] = r.task_id
     out: dict[str, Any] = {
-        "sessionActionId": s.action_id,
-        "status": s.action_status,
-        "startedAt": s.started,
+        "sessionActionId": r.action_id,
+        "status": r.action_status,
         "definition": {"taskRun": run},
     }
-    if s.ended:
-        out["endedAt"] = s.ended
+    if r.started is not None:  # an ASSIGNED run has not started
+        out["startedAt"] = r.started
+    if r.ended:
+        out["endedAt"] = r.ended
+    return out
+
+
+def _action_in_full(r: Run) -> dict[str, Any]:
+    """GetSessionAction's and BatchGetSessionAction's answer: acquiredLimits is "not
+    returned" when the action acquired none (the API reference)."""
+    out = {**_action(r), "sessionId": r.session_id}
+    if r.acquired:
+        out["acquiredLimits"] = [{"limitId": lid, "count": n} for lid, n in r.acquired]
     return out

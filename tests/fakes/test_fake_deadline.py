@@ -4,7 +4,7 @@ validation is off: what is rejected here, the fake rejected."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -13,24 +13,9 @@ from botocore.exceptions import ClientError
 
 from sync.fakes.deadline import FakeDeadline, Faults
 from sync.fakes.farm import FakeFarm
+from tests.fakes.conftest import T0
 
-T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 NOT_A_FARM = "farm-" + "0" * 32
-
-
-@pytest.fixture
-def fake(aws_env):
-    farm = FakeFarm(count_delay=0, now=T0)
-    with FakeDeadline(farm) as server:
-        client = boto3.session.Session().client(
-            "deadline",
-            region_name="us-west-2",
-            endpoint_url=server.url,
-            config=Config(
-                inject_host_prefix=False, retries={"max_attempts": 1}, parameter_validation=False
-            ),
-        )
-        yield farm, client, server
 
 
 def error_of(call, **kwargs) -> tuple[str, str]:
