@@ -88,6 +88,15 @@ def test_the_deadline_cli_lists_submits_and_the_service_shares_its_job(world, ti
     for _ in range(2):  # within two cycles of its steps existing
         cycle(w)
     assert (mwc(w, other), mwc(w, job_id)) == (5, 5)
+    fleets = deadline_cli(w.sim, tmp_path, "fleet", "list", *ids)
+    fleet = farm.default_fleet
+    assert fleets.returncode == 0 and fleet in fleets.stdout, fleets.stderr
+    workers = deadline_cli(w.sim, tmp_path, "worker", "list", *ids, "--fleet-id", fleet)
+    assert workers.returncode == 0, workers.stderr
+    first = farm.fleets[fleet].workers[0]
+    assert first.worker_id in workers.stdout and f"of {len(farm.fleets[fleet].workers)} " in (
+        workers.stdout
+    )
 
 
 def test_the_demo_bundles_are_templates_the_fake_accepts(sim):

@@ -195,6 +195,23 @@ class FleetOperations:
         fleet = self._fleet(p)
         return page([self._worker_dict(w) for w in fleet.workers], p, "workers")
 
+    def op_SearchWorkers(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Workers of the fleets named, by creation, paged by offset. Filters and sorts
+        are not simulated: refused, never ignored."""
+        self._farm(p["farmId"])
+        if p.get("filterExpressions") or p.get("sortExpressions"):
+            raise FakeError("ValidationException", "worker filters and sorts are not simulated")
+        found = [
+            {k: v for k, v in self._worker_dict(w).items() if k != "farmId"}
+            for fid in p["fleetIds"]
+            for w in self._fleet({"farmId": p["farmId"], "fleetId": fid}).workers
+        ]
+        offset, size = p["itemOffset"], p.get("pageSize", 100)
+        out: dict[str, Any] = {"workers": found[offset : offset + size], "totalResults": len(found)}
+        if offset + size < len(found):
+            out["nextItemOffset"] = offset + size
+        return out
+
     def op_GetWorker(self, p: dict[str, Any]) -> dict[str, Any]:
         return {**self._worker_dict(self._worker(p)), "log": {"logDriver": "awslogs"}}
 
