@@ -15,7 +15,7 @@ from sync.edges.deadline import Deadline, make_client
 from sync.edges.history import History
 from sync.edges.metrics import Metrics
 from sync.fakes.model import Task
-from sync.fakes.operations import FakeError
+from sync.fakes.operations import PERSON, FakeError
 from sync.policy import load_policy
 from tests.clirun import run_cli
 from tests.test_service import Clock, FakeSource
@@ -1261,3 +1261,24 @@ def test_without_a_farm_selector_a_farm_burst_never_cuts_the_limit(world):
         seen.append(w.farm.limits[w.limit].max_count)
     assert seen == [19, 19, 19, 19]
     assert r.plan.pools["nuke"].figures.farm_use_from == "acquiredLimits"
+
+
+def test_a_step_a_person_runs_again_is_shared_again(world):
+    """UpdateStep requeues a finished step: the step reads UPDATE_IN_PROGRESS, then
+    UPDATE_SUCCEEDED, and its frames are demand again, shared with the others."""
+    w = world
+    redo = w.farm.add_job(w.queue, "redo", tasks=10, amount="amount.nuke")
+    w.farm.end_job(redo)
+    other = w.farm.add_job(w.queue, "other", tasks=40, amount="amount.nuke")
+    cycle(w)
+    assert mwc(w, other) == 10
+    step = w.farm.jobs[redo].steps[0]
+    ident = {"farmId": w.farm.farm_id, "queueId": w.queue, "jobId": redo, "stepId": step.step_id}
+    w.farm.call("UpdateStep", {**ident, "targetTaskRunStatus": "READY"}, caller=PERSON)
+    assert w.farm.call("GetStep", ident)["lifecycleStatus"] == "UPDATE_IN_PROGRESS"
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert (mwc(w, redo), mwc(w, other)) == (5, 5)
+    w.farm.tick(w.farm.now + timedelta(seconds=1))
+    got = w.farm.call("GetStep", ident)
+    assert (got["lifecycleStatus"], got["updatedBy"]) == ("UPDATE_SUCCEEDED", PERSON)

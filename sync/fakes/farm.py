@@ -144,6 +144,7 @@ class FakeFarm(FarmOperations, SessionOperations, FleetOperations):
         self.stamps: dict[tuple[str, str], tuple[datetime, str]] = {}  # association → updated
         self.item_faults: dict[str, str] = {}  # job, step or action id → its item error code
         self._last_created = datetime.min.replace(tzinfo=UTC)
+        self._index: tuple[Any, list[Job]] | None = None  # SearchJobs' (`_search_index`)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -291,14 +292,16 @@ class FakeFarm(FarmOperations, SessionOperations, FleetOperations):
         with self.lock:
             self.jobs.pop(job_id, None)
 
-    def set_target_status(self, job: Job, status: str) -> None:
-        """UpdateJob's `targetTaskRunStatus`: requeue, suspend, or end every task."""
-        job.target_task_run_status = status
-        for t in job.tasks():
+    def set_target_status(self, job: Job, status: str, step: Step | None = None) -> None:
+        """UpdateJob's or UpdateStep's `targetTaskRunStatus`: requeue, suspend, or end every
+        task of the job or of the step."""
+        if step is None:
+            job.target_task_run_status = status
+        for t in job.tasks() if step is None else step.tasks:
             if status in ("READY", "PENDING"):
-                t.set_status(status)  # a requeue runs every task again
+                t.set_status(status, self.now)  # a requeue runs every task again
             elif t.status not in TERMINAL:
-                t.set_status(status)
+                t.set_status(status, self.now)
 
     def person_updates_job(self, job_id: str, **fields: object) -> None:
         """A wrangler's UpdateJob (maxWorkerCount=…, priority=…), stamped as theirs."""
@@ -372,6 +375,9 @@ class FakeFarm(FarmOperations, SessionOperations, FleetOperations):
     def _finish_tasks(self, now: datetime) -> None:
         for job in self.jobs.values():
             self._created(job, now)
+            for step in job.steps:
+                if step.lifecycle_status == "UPDATE_IN_PROGRESS":
+                    step.lifecycle_status = "UPDATE_SUCCEEDED"
             _release_dependents(job)
             for t in job.tasks():
                 r = t.run

@@ -35,6 +35,12 @@ _JOB_STATUS_ORDER = (
 _changes = [0]
 
 
+def task_changes() -> int:
+    """How many task status changes there have been: a cache of what depends on them is
+    good while this stays the same."""
+    return _changes[0]
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
@@ -140,6 +146,9 @@ class Step:
     depends_on: list[str] = field(default_factory=list)  # ids of the steps it waits for
     parameter_space: dict[str, Any] | None = None  # GetStep's parameterSpace
     target_runtime: int | None = None  # chunks.targetRuntimeSeconds (adaptive chunks)
+    lifecycle_status: str = "CREATE_COMPLETE"  # UPDATE_IN_PROGRESS after UpdateStep, a tick
+    target_task_run_status: str | None = None
+    updated: tuple[datetime, str] | None = None  # updatedAt, updatedBy
 
     def needs(self, amount: str) -> bool:
         return any(same_amount(name, amount) for name, _ in self.amounts)

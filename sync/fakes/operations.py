@@ -9,12 +9,14 @@ DeleteLimit only without associations, an archived job takes no update, and a re
 from __future__ import annotations
 
 import functools
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
+from sync.fakes.model import task_changes
 from sync.fakes.templates import JobSpec, TemplateError, build
 
 if TYPE_CHECKING:
@@ -85,6 +87,8 @@ class FarmOperations:
         rng: random.Random
         caller: str
         stamps: dict[tuple[str, str], tuple[datetime, str]]
+        _last_created: datetime
+        _index: tuple[Any, list[Job]] | None  # the last search's key and what it found
 
         def add_limit(
             self, amount: str, max_count: int, display_name: str | None = None
@@ -102,7 +106,7 @@ class FarmOperations:
             duration: float | None = None,
             name: str | None = None,
         ) -> str: ...
-        def set_target_status(self, job: Job, status: str) -> None: ...
+        def set_target_status(self, job: Job, status: str, step: Step | None = None) -> None: ...
 
     def call(self, operation: str, p: dict[str, Any], caller: str = SERVICE) -> dict[str, Any]:
         handler = getattr(self, f"op_{operation}", None)
@@ -359,11 +363,37 @@ class FarmOperations:
         """Pages by offset over the list as it is at each call, as the service does, and
         from each job as it was `search_lag` ago: a job created since is not found yet, a
         write since is not seen yet. totalResults stops at the model's 10,000. Filters and
-        sorts see the fields they can name; only the page's jobs are built whole (a
-        10,000-job farm would otherwise spend its time counting tasks)."""
+        sorts see the fields they can name; only the page's jobs are built whole."""
         self._farm(p["farmId"])
-        queues = set(p["queueIds"])
         seen = self.now - self.search_lag
+        found = self._search_index(p, seen)
+        offset = p["itemOffset"]
+        size = p.get("pageSize", 100)
+        page = [_as_of(self._job_dict(j), j, seen) for j in found[offset : offset + size]]
+        total = min(len(found), self.search_total_max)
+        out: dict[str, Any] = {"jobs": page, "totalResults": total}
+        if offset + size < len(found):
+            out["nextItemOffset"] = offset + size
+        return out
+
+    def _search_index(self, p: dict[str, Any], seen: datetime) -> list[Job]:
+        """The jobs a search finds, in its order: worked out once for the pages of one
+        search (the service answers from an index, not by sorting the farm for each page),
+        again once anything it depends on has changed (jobs made or written, a task's
+        status, the time)."""
+        key = (
+            json.dumps(
+                [p["queueIds"], p.get("filterExpressions"), p.get("sortExpressions")], default=str
+            ),
+            seen,
+            task_changes(),
+            len(self.jobs),
+            self._last_created,
+            len(self.writes),
+        )
+        if self._index is not None and self._index[0] == key:
+            return self._index[1]
+        queues = set(p["queueIds"])
         found = [
             (_searchable(j, seen), j)
             for j in self.jobs.values()
@@ -372,16 +402,10 @@ class FarmOperations:
         found = [(f, j) for f, j in found if _matches(p.get("filterExpressions"), f)]
         found.sort(key=lambda fj: (fj[0]["createdAt"], fj[0]["jobId"]))
         for sort in reversed(p.get("sortExpressions", [])):
-            key = _sort_key(sort)
-            found.sort(key=lambda fj: key(fj[0]), reverse=_descending(sort))
-        offset = p["itemOffset"]
-        size = p.get("pageSize", 100)
-        page = [_as_of(self._job_dict(j), j, seen) for _, j in found[offset : offset + size]]
-        total = min(len(found), self.search_total_max)
-        out: dict[str, Any] = {"jobs": page, "totalResults": total}
-        if offset + size < len(found):
-            out["nextItemOffset"] = offset + size
-        return out
+            key_of = _sort_key(sort)
+            found.sort(key=lambda fj: key_of(fj[0]), reverse=_descending(sort))
+        self._index = (key, [j for _, j in found])
+        return self._index[1]
 
     def op_ListJobs(self, p: dict[str, Any]) -> dict[str, Any]:
         self._farm(p["farmId"])
@@ -438,7 +462,7 @@ class FarmOperations:
         d: dict[str, Any] = {
             "stepId": step.step_id,
             "name": step.name,
-            "lifecycleStatus": "CREATE_COMPLETE",
+            "lifecycleStatus": step.lifecycle_status,
             "taskRunStatus": step.task_run_status,
             "taskRunStatusCounts": _counts(step.tasks),
             "createdAt": job.created_at,
@@ -452,6 +476,10 @@ class FarmOperations:
             }
         if step.parameter_space is not None:
             d["parameterSpace"] = step.parameter_space
+        if step.target_task_run_status is not None:
+            d["targetTaskRunStatus"] = step.target_task_run_status
+        if step.updated is not None:
+            d.update(_updated(*step.updated))
         return d
 
     def op_ListSteps(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -488,6 +516,19 @@ class FarmOperations:
             except FakeError as e:
                 errors.append({**ident, "code": e.code, "message": str(e)})
         return {"steps": steps, "errors": errors}
+
+    def op_UpdateStep(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A step's tasks requeued, suspended or ended; the step reads UPDATE_IN_PROGRESS
+        until the next tick, then UPDATE_SUCCEEDED (StepLifecycleStatus)."""
+        job, step = self._step(p)
+        if job.lifecycle_status == "ARCHIVED":
+            raise _conflict(f"Job {job.job_id} is archived", "STATUS_CONFLICT")
+        self.set_target_status(job, p["targetTaskRunStatus"], step)
+        step.target_task_run_status = p["targetTaskRunStatus"]
+        step.lifecycle_status = "UPDATE_IN_PROGRESS"
+        step.updated = (self.now, self.caller)
+        self.writes.append(("UpdateStep", dict(p)))
+        return {}
 
     def op_UpdateJob(self, p: dict[str, Any]) -> dict[str, Any]:
         self._update_job(self._job(p["farmId"], p["queueId"], p["jobId"]), p)
