@@ -1,8 +1,10 @@
 """Soak: thousands of cycles against the simulated farm with faults injected at random.
 
-Seeded, so a failure replays. After every cycle the invariants of docs/design.md are checked
-on what the simulated farm actually holds; at the end it prints RSS, open file
-descriptors and threads at the start and the end.
+Seeded, so a failure replays. Jobs come through CreateJob from OpenJD templates, some
+chunked, some waiting on an unlicensed step. After every cycle the invariants of
+docs/design.md are checked on what the simulated farm actually holds (after a cycle with
+no fault, also that no license idles while a job capped below its share waits); at the
+end it prints RSS, open file descriptors and threads at the start and the end.
 
     python benchmarks/soak.py [--cycles 2000] [--seed 1]
 """
@@ -28,6 +30,9 @@ from sync.edges.metrics import Metrics
 from sync.edges.sources import Source
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import REALISTIC, FakeFarm
+from sync.fakes.operations import ARTIST
+from sync.fakes.oracle import idle_while_capped
+from sync.fakes.templates import simple_template
 from sync.licenses import Checkout, Feature, Report
 from sync.policy import load_policy
 
@@ -84,6 +89,20 @@ class SoakResult:
     threads_start: int = 0
     threads_end: int = 0
     seconds: float = 0.0
+
+
+def submit(farm: FakeFarm, queue_id: str, rng: random.Random, name: str) -> None:
+    """A job made by CreateJob from an OpenJD template, as a studio's are: perhaps in
+    chunks of 5, perhaps after an unlicensed step it waits for."""
+    text = simple_template(
+        name,
+        rng.randint(1, 30),
+        "amount.nuke",
+        chunk=rng.choice([1, 1, 5]),
+        after_unlicensed=rng.random() < 0.3,
+    )
+    p = {"farmId": farm.farm_id, "queueId": queue_id, "priority": rng.choice([25, 50, 75])}
+    farm.call("CreateJob", {**p, "template": text, "templateType": "JSON"}, caller=ARTIST)
 
 
 def rss_kb() -> int:
@@ -160,13 +179,7 @@ def soak(cycles: int = 2000, seed: int = 1, workdir: Path | None = None) -> Soak
                 policy.write_text(good)
             if fault == "jobs":
                 for _ in range(rng.randint(1, 3)):
-                    farm.add_job(
-                        q,
-                        f"j{n}",
-                        tasks=rng.randint(1, 30),
-                        amount="amount.nuke",
-                        priority=rng.choice([25, 50, 75]),
-                    )
+                    submit(farm, q, rng, f"j{n}")
             if fault == "finish" and farm.jobs:
                 with farm.lock:
                     farm.jobs.pop(rng.choice(list(farm.jobs)))
@@ -174,8 +187,13 @@ def soak(cycles: int = 2000, seed: int = 1, workdir: Path | None = None) -> Soak
             before = farm.limits[lid].max_count
             n_writes = len(writes)
             farm.tick(clock["now"])
-            svc.run_cycle()
+            r = svc.run_cycle()
             after = farm.limits[lid].max_count
+            if fault == "none" and r.ok:
+                idle = idle_while_capped(farm, q, {})
+                res.violations += [
+                    f"cycle {n}: {a} caps allow {m} of maxCount {c}" for a, m, c in idle
+                ]
             res.cycles += 1
             for old, new in writes[n_writes:]:
                 if new == 0 or new < -1:

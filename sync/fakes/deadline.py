@@ -268,9 +268,8 @@ class FakeDeadline:
         license_text: Any = None,
         more_farms: tuple[FakeFarm, ...] = (),
     ):
-        self.farm = farm
-        # one endpoint serves every farm of the account in its region, as Deadline's does
-        self.farms = {f.farm_id: f for f in (farm, *more_farms)}
+        self.farm = farm  # a test may put another farm here between examples
+        self.more_farms = more_farms
         self.faults = faults or Faults()
         self.model = shared_model()
         self.license_text = license_text  # (kind, server) -> str
@@ -283,6 +282,11 @@ class FakeDeadline:
         self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+
+    @property
+    def farms(self) -> dict[str, FakeFarm]:
+        """One endpoint serves every farm of the account in its region, as Deadline's does."""
+        return {f.farm_id: f for f in (self.farm, *self.more_farms)}
 
     @property
     def url(self) -> str:
