@@ -371,6 +371,11 @@ class FarmMachine(RuleBasedStateMachine):
             self.farm.item_faults.clear()
         if r.ok:
             self.people_seen |= stopping
+        # the machine itself: a limit on the farm that the service cannot find means the
+        # endpoint serves another farm, and every invariant would hold of nothing
+        for amount, lid in self.limits.items():
+            missing = f"limit '{amount}' not found in the farm"
+            assert lid not in self.farm.limits or not any(missing in e for e in r.errors)
         if watch_idle and r.ok:
             self.idle += idle_while_capped(self.farm, self.queue, self.people)
 
