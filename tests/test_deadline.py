@@ -333,3 +333,24 @@ def test_what_assigned_and_reclaiming_runs_hold_is_counted(aws_env):
         farm.lose_worker(farm.jobs[job].sessions[0].worker_id)
         after = dl.holding([(q, job)], lid)
     assert (after.held, after.releasing, len(after.running)) == (4, 2, 2)
+
+
+def test_what_running_tasks_hold_is_read_worker_by_worker_on_a_farm_of_many_jobs(aws_env):
+    """30 jobs that can run, 2 workers busy: the sessions are found through the 2 workers,
+    not 30 ListSessions; a role without the fleet reads gets the same answer job by job."""
+    from sync.fakes.farm import FakeFarm
+
+    farm = FakeFarm(count_delay=0, workers=2)
+    q, lid = farm.add_queue_with_limit("amount.nuke", 10)
+    jobs = [farm.add_job(q, f"j{n}", tasks=3, amount="amount.nuke") for n in range(30)]
+    farm.tick(farm.now)
+    wanted = [(q, j) for j in jobs]
+    for deny, expected in (
+        (frozenset(), "ListSessionsForWorker"),
+        ({"ListWorkers"}, "ListSessions"),
+    ):
+        with FakeDeadline(farm, faults=Faults(deny=frozenset(deny))) as server:
+            dl = Deadline(make_client("us-west-2", server.url), farm.farm_id)
+            assert dl.held_by_limit(wanted) == {lid: 2}
+            other = {"ListSessionsForWorker", "ListSessions"} - {expected}
+            assert server.calls.get(expected, 0) >= 2 and not server.calls.get(other.pop())

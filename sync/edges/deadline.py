@@ -169,6 +169,9 @@ GONE = "ResourceNotFoundException"  # the only answer that means a thing no long
 # assigns an action, and a canceled or reclaimed run holds them until its process is gone
 _HOLDING = ("ASSIGNED", "SCHEDULED", "RUNNING", "CANCELING", "RECLAIMING")
 _RELEASING = ("CANCELING", "RECLAIMING")
+# workers that may have a session holding something (WorkerStatus): a lost one's run is
+# RECLAIMING until the service gives up on it
+_BUSY_WORKER = ("STARTED", "RUNNING", "STOPPING", "NOT_RESPONDING")
 
 
 @dataclass(frozen=True)
@@ -646,23 +649,10 @@ class Deadline:
 
     def _running_actions(self, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """BatchGetSessionAction's pages for the task-run actions of `jobs` that hold what
-        they acquired: the sessions that have not ended, their running or canceled actions
+        they acquired: the sessions that have not ended, their actions that hold
         (acquiredLimits is not in the summaries). Every call concurrently, in read slots."""
-
-        def actions(job: tuple[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
-            ident = {"farmId": self.farm_id, "queueId": job[0], "jobId": job[1]}
-            out = []
-            for s in self._pages("ListSessions", "sessions", **ident):
-                if s.get("lifecycleStatus") == "ENDED":
-                    continue
-                for a in self._pages(
-                    "ListSessionActions", "sessionActions", **ident, sessionId=s["sessionId"]
-                ):
-                    if a.get("status") in _HOLDING and "taskRun" in a.get("definition", {}):
-                        out.append((job[0], job[1], a))
-            return out
-
-        wanted = [a for found in self._map(actions, jobs) for a in found]
+        wanted = [a for found in self._map(self._holding_actions, self._open_sessions(jobs))
+                  for a in found]  # fmt: skip
         batches = [wanted[i : i + PAGE] for i in range(0, len(wanted), PAGE)]
 
         def get(batch: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
@@ -676,6 +666,70 @@ class Deadline:
             )  # fmt: skip
 
         return self._map(get, batches)
+
+    def _open_sessions(self, jobs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        """(queue, job, session) of the sessions of `jobs` that have not ended: read worker
+        by worker where the busy workers of the queues' fleets are fewer than the jobs (a
+        farm of 10,000 jobs runs on a few hundred workers), else job by job (docs/design.md,
+        "Without a farm_selector")."""
+        queues = {q for q, _ in jobs}
+        busy = self._busy_workers(queues)
+        if busy is not None and len(busy) < len(jobs):
+            ids = {j for _, j in jobs}
+            found = self._map(lambda w: self._worker_sessions(w, queues), busy)
+            return [s for sessions in found for s in sessions if s[1] in ids]
+
+        def of_job(job: tuple[str, str]) -> list[tuple[str, str, str]]:
+            ident = {"farmId": self.farm_id, "queueId": job[0], "jobId": job[1]}
+            return [
+                (job[0], job[1], s["sessionId"])
+                for s in self._pages("ListSessions", "sessions", **ident)
+                if s.get("lifecycleStatus") != "ENDED"
+            ]
+
+        return [s for sessions in self._map(of_job, jobs) for s in sessions]
+
+    def _busy_workers(self, queues: set[str]) -> list[tuple[str, str]] | None:
+        """(fleet, worker) of the workers that may be running a session of `queues`, or
+        None when they cannot be listed (a role without the fleet reads: the job-by-job
+        read stands in)."""
+        try:
+            fleets = {
+                a["fleetId"]
+                for a in self._pages(
+                    "ListQueueFleetAssociations", "queueFleetAssociations", farmId=self.farm_id
+                )
+                if a["queueId"] in queues
+            }
+            return [
+                (fleet, w["workerId"])
+                for fleet in sorted(fleets)
+                for w in self._pages("ListWorkers", "workers", farmId=self.farm_id, fleetId=fleet)
+                if w.get("status") in _BUSY_WORKER
+            ]
+        except DeadlineError:
+            return None
+
+    def _worker_sessions(
+        self, worker: tuple[str, str], queues: set[str]
+    ) -> list[tuple[str, str, str]]:
+        ident = {"farmId": self.farm_id, "fleetId": worker[0], "workerId": worker[1]}
+        return [
+            (s["queueId"], s["jobId"], s["sessionId"])
+            for s in self._pages("ListSessionsForWorker", "sessions", **ident)
+            if s.get("lifecycleStatus") != "ENDED" and s["queueId"] in queues
+        ]
+
+    def _holding_actions(
+        self, session: tuple[str, str, str]
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        q, j, sid = session
+        ident = {"farmId": self.farm_id, "queueId": q, "jobId": j}
+        return [
+            (q, j, a)
+            for a in self._pages("ListSessionActions", "sessionActions", **ident, sessionId=sid)
+            if a.get("status") in _HOLDING and "taskRun" in a.get("definition", {})
+        ]
 
     # -- writes ---------------------------------------------------------------------------
 
