@@ -227,6 +227,9 @@ class Figures:
     headroom: int
     queued: int = 0  # checkouts the license server has queued: someone is refused now
     waiting: int = 0  # artists its log refused lately and not served since (in external)
+    # what farm hosts hold that no limit of the pool counts: steps that run the product
+    # without declaring its amount, fleets that declare it as their own
+    undeclared: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,11 +168,31 @@ def test_limit_follows_artist_checkouts(world):
     assert max_count(w) == 17
 
 
+def farm_runs(w, n: int) -> None:
+    """`n` tasks of the farm running under the limit: the checkouts `w.src.farm` shows."""
+    w.farm.add_job(w.queue, "comp", tasks=n, amount="amount.nuke", duration=100_000)
+    w.farm.tick(w.farm.now)
+    w.src.farm = n
+
+
 def test_farm_checkouts_are_not_external(world):
     w = world
-    w.src.artists, w.src.farm = 3, 6
+    w.src.artists = 3
+    farm_runs(w, 6)
     cycle(w)
     assert max_count(w) == 16  # 20 − 3 − 1: the farm's 6 stay inside the limit
+
+
+def test_farm_checkouts_no_limit_counts_are_taken_from_what_the_limit_may_let_run(world):
+    """6 farm checkouts, of which the limit's tasks hold 2: the other 4 are used around
+    the limit (docs/design.md, "Use around the limit") and not left for declared tasks."""
+    w = world
+    w.src.artists = 3
+    farm_runs(w, 2)
+    w.src.farm = 6
+    r = cycle(w)
+    assert max_count(w) == 12  # 20 − 3 − 4 − 1
+    assert r.plan.limits.pools["nuke"].figures.undeclared == 4
 
 
 def test_dry_run_writes_nothing(world):
@@ -317,7 +337,8 @@ def test_invalid_policy_edit_keeps_the_last_good_policy(world, bad):
 
 def test_metrics_over_http(world):
     w = world
-    w.src.artists, w.src.farm = 4, 2
+    w.src.artists = 4
+    farm_runs(w, 2)
     cycle(w)
     server = HealthServer(w.metrics, "127.0.0.1:0", w.svc.ready).start()
     try:

@@ -262,7 +262,7 @@ class Observer:
             log.error("farm %s: jobs not shared this cycle: %s", farm_id, e)
             why = f"farm {farm_id}: jobs not shared this cycle: {e}"
             return FarmRead(farm_id, limits, jobs_error=why)
-        limits = _with_held(policy, dl, farm_id, limits, jobs)
+        limits = _with_held(dl, farm_id, limits, jobs, queues)
         read = FarmRead(farm_id, limits, jobs=tuple(jobs), steps=steps, unread=unread)
         return _looked_up(read, looked_up)
 
@@ -452,44 +452,48 @@ def _refs_by_farm(policy: Policy) -> dict[str, set[str]]:
     return out
 
 
-def _unselected(policy: Policy, farm_id: str) -> set[str]:
-    """The limit refs of the farm whose pools have no farm_selector."""
-    return {
-        t.limit
-        for pool in policy.pools.values()
-        if farm_selector(pool) is None
-        for t in pool.targets(policy.default_farm)
-        if t.farm == farm_id
-    }
-
-
 def _with_held(
-    policy: Policy,
     dl: Deadline,
     farm_id: str,
     limits: dict[str, LimitState | str],
     jobs: list[JobInfo],
+    searched: list[str],
 ) -> dict[str, LimitState | str]:
-    """The limits of pools without a farm_selector with what their running tasks hold now
-    (acquiredLimits): currentCount lags, and a farm's burst would read as artists
-    (docs/design.md, "Without a farm_selector"). A read that fails leaves currentCount."""
-    mine: dict[str, LimitState] = {}
-    for ref in _unselected(policy, farm_id):
-        if isinstance(st := limits.get(ref), LimitState):
-            mine[ref] = st
-    if not mine:
-        return limits
-    queues = {a.queue_id for st in mine.values() for a in st.associations}
+    """The limits with what their running tasks hold now (acquiredLimits): for a pool
+    without a farm_selector, its farm use, since currentCount lags and a farm's burst
+    would read as artists; for one with a selector, what its hosts hold beyond it
+    (docs/design.md, "Without a farm_selector", "Use around the limit"). Limits whose
+    queues were searched are read job by job or worker by worker, the others worker by
+    worker. A read that fails leaves currentCount."""
+    mine = {r: st for r, st in limits.items() if isinstance(st, LimitState) and st.associations}
+    out = dict(limits)
+    for inside in (True, False):
+        group = {r: st for r, st in mine.items() if (_queues_of(st) <= set(searched)) == inside}
+        queues = {q for st in group.values() for q in _queues_of(st)}
+        if not group:
+            continue
+        try:
+            held = _held(dl, jobs, queues, inside)
+        except DeadlineError as e:
+            log.warning("farm %s: what running tasks hold not read, currentCount used: %s",
+                        farm_id, e)  # fmt: skip
+            continue
+        if held is not None:
+            out.update({r: replace(st, held=held.get(st.limit_id, 0)) for r, st in group.items()})
+    return out
+
+
+def _queues_of(st: LimitState) -> set[str]:
+    return {a.queue_id for a in st.associations}
+
+
+def _held(
+    dl: Deadline, jobs: list[JobInfo], queues: set[str], searched: bool
+) -> dict[str, int] | None:
+    if not searched:  # a pool that does not share its jobs: found through the workers
+        return dl.held_in_queues(queues)
     running = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.queue_id in queues]
-    try:
-        held = dl.held_by_limit(running) if running else {}
-    except DeadlineError as e:
-        log.warning("farm %s: what running tasks hold not read, currentCount used: %s", farm_id, e)
-        return limits
-    return {
-        **limits,
-        **{ref: replace(st, held=held.get(st.limit_id, 0)) for ref, st in mine.items()},
-    }
+    return dl.held_by_limit(running) if running else {}
 
 
 def _sharing_queues(

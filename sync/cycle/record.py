@@ -327,6 +327,7 @@ def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:
                 "pool": pp.pool,
                 "farm_use": fig.farm_use,
                 "external": fig.external,
+                "undeclared": fig.undeclared,
                 "reserve": fig.reserve,
                 "headroom": fig.headroom,
             }

@@ -626,7 +626,7 @@ class Deadline:
     def holding(self, jobs: list[tuple[str, str]], limit_id: str) -> Holding:
         """Who holds `limit_id` now among `jobs` (docs/design.md, "Preemption")."""
         out = Holding()
-        for page in self._running_actions(jobs):
+        for page in self._running_actions(self._open_sessions(jobs)):
             out = holding_from(page["sessionActions"], limit_id, out)
             failed = tuple(f"{e['sessionActionId']}: {e['code']}" for e in page["errors"])
             out = replace(out, errors=out.errors + failed)
@@ -636,8 +636,20 @@ class Deadline:
         """Units of each limit that the running (or canceled, not yet exited) task-run
         actions of `jobs` hold now: what the farm holds, where currentCount lags. An action
         that cannot be read is a DeadlineError: a count missing one would be too low."""
+        return self._held(self._open_sessions(jobs))
+
+    def held_in_queues(self, queues: set[str]) -> dict[str, int] | None:
+        """As `held_by_limit`, for every job of `queues`, found through the busy workers
+        of their fleets (no job list needed); None when the fleets cannot be read."""
+        busy = self._busy_workers(queues)
+        if busy is None:
+            return None
+        found = self._map(lambda w: self._worker_sessions(w, queues), busy)
+        return self._held([s for sessions in found for s in sessions])
+
+    def _held(self, sessions: list[tuple[str, str, str]]) -> dict[str, int]:
         held: dict[str, int] = {}
-        for page in self._running_actions(jobs):
+        for page in self._running_actions(sessions):
             if page["errors"]:
                 e = page["errors"][0]
                 raise DeadlineError(f"session action {e['sessionActionId']}: {e['code']}")
@@ -647,12 +659,11 @@ class Deadline:
                         held[x["limitId"]] = held.get(x["limitId"], 0) + x["count"]
         return held
 
-    def _running_actions(self, jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        """BatchGetSessionAction's pages for the task-run actions of `jobs` that hold what
-        they acquired: the sessions that have not ended, their actions that hold
-        (acquiredLimits is not in the summaries). Every call concurrently, in read slots."""
-        wanted = [a for found in self._map(self._holding_actions, self._open_sessions(jobs))
-                  for a in found]  # fmt: skip
+    def _running_actions(self, sessions: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+        """BatchGetSessionAction's pages for the task-run actions of `sessions` that hold
+        what they acquired (acquiredLimits is not in the summaries). Every call
+        concurrently, in read slots."""
+        wanted = [a for found in self._map(self._holding_actions, sessions) for a in found]
         batches = [wanted[i : i + PAGE] for i in range(0, len(wanted), PAGE)]
 
         def get(batch: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:

@@ -137,6 +137,9 @@ class FakeFarm(FarmOperations, SessionOperations, FleetOperations):
         # every queue runs on this service-managed fleet unless a test says otherwise
         self.default_fleet = self.add_fleet("render", workers, SERVICE_MANAGED) if workers else None
         self.denials = 0  # tasks that started and found no license
+        # command → the amount of the product it runs: a step running "nuke" checks a Nuke
+        # license out whether it declares amount.nuke or not (the studio's own mapping)
+        self.products: dict[str, str] = {}
         # (amount, host) -> bool: can a run's process check a license out now?
         self.license_check: Any = None
         self.writes: list[tuple[str, dict[str, Any]]] = []
@@ -515,12 +518,21 @@ class FakeFarm(FarmOperations, SessionOperations, FleetOperations):
             now,
             acquired,
             worker.host_name,
-            uses=[name for name, _ in step.amounts],
+            uses=self._uses(step),
             parameters={"Frame": {"chunkInt": frames} if chunked else {"int": frames}},
         )
         session.runs.append(run)
         self.open_runs.append(run)
         return run
+
+    def _uses(self, step: Step) -> list[str]:
+        """The amounts whose licenses a run of `step` checks out: those it declares, and
+        the one of the product its command runs, declared or not (`products`)."""
+        uses = [name for name, _ in step.amounts]
+        product = self.products.get(step.command.rsplit("/", 1)[-1])
+        if product is not None and not step.needs(product):
+            uses.append(product)
+        return uses
 
     def _leave_sessions(self, given: set[str], now: datetime) -> None:
         """A free worker given no new run leaves its job: its session ends."""
@@ -602,6 +614,7 @@ def _steps(spec: JobSpec, duration: float) -> list[Step]:
             depends_on=[ids[d] for d in st.depends_on],
             parameter_space=st.parameter_space,
             target_runtime=st.target_runtime,
+            command=st.command,
         )
         for st in spec.steps
     ]

@@ -147,6 +147,7 @@ class Step:
     parameter_space: dict[str, Any] | None = None  # GetStep's parameterSpace
     target_runtime: int | None = None  # chunks.targetRuntimeSeconds (adaptive chunks)
     lifecycle_status: str = "CREATE_COMPLETE"  # UPDATE_IN_PROGRESS after UpdateStep, a tick
+    command: str = ""  # its onRun command (`FakeFarm.products` says what license it takes)
     target_task_run_status: str | None = None
     updated: tuple[datetime, str] | None = None  # updatedAt, updatedBy
 

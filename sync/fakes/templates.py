@@ -49,6 +49,7 @@ class StepSpec:
     tasks: tuple[dict[str, Any], ...]  # each task's `parameters`, in the API's form
     chunk: int  # frames a run takes at once; 1: not chunked
     target_runtime: int | None  # chunks.targetRuntimeSeconds: adaptive chunk sizes
+    command: str = ""  # its onRun command: what the fake takes for the product it runs
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,11 @@ def _step(step: Any) -> StepSpec:
         for a in ((step.hostRequirements and step.hostRequirements.amounts) or ())
     )
     depends_on = tuple(d.dependsOn for d in step.dependencies or ())
+    on_run = step.script.actions.onRun
+    command = str(on_run.command) if on_run is not None else ""
     space = step.parameterSpace
     if space is None:
-        return StepSpec(step.name, amounts, depends_on, None, ({},), 1, None)
+        return StepSpec(step.name, amounts, depends_on, None, ({},), 1, None, command)
     chunk, target, wire = 1, None, []
     for name, definition in space.taskParameterDefinitions.items():
         kind = definition.type.value
@@ -120,7 +123,7 @@ def _step(step: Any) -> StepSpec:
         {n: {_VALUE_KEY[v.type.value]: _single(v.value)} for n, v in params.items()}
         for params in frames
     )
-    return StepSpec(step.name, amounts, depends_on, api_space, tasks, chunk, target)
+    return StepSpec(step.name, amounts, depends_on, api_space, tasks, chunk, target, command)
 
 
 def _single(value: str) -> str:
@@ -139,16 +142,17 @@ def simple_template(
     *,
     also: Sequence[str] = (),
     after_unlicensed: bool = False,
+    command: str = "render",
 ) -> str:
     """A JSON template of `steps` steps of `tasks` frames each, every step needing `units`
     of `amount` and one of each of `also` (none: an unlicensed step), run `chunk` frames at
-    a time; `after_unlicensed` puts an unlicensed step of one task before them, which they
-    depend on."""
+    a time by `command`; `after_unlicensed` puts an unlicensed step of one task before
+    them, which they depend on."""
     frame: dict[str, Any] = {"name": "Frame", "type": "INT", "range": f"1-{max(1, tasks)}"}
     if chunk > 1:
         frame["type"] = "CHUNK[INT]"
         frame["chunks"] = {"defaultTaskCount": chunk, "rangeConstraint": "CONTIGUOUS"}
-    run = {"actions": {"onRun": {"command": "render", "args": ["{{Task.Param.Frame}}"]}}}
+    run = {"actions": {"onRun": {"command": command, "args": ["{{Task.Param.Frame}}"]}}}
     step: dict[str, Any] = {"parameterSpace": {"taskParameterDefinitions": [frame]}, "script": run}
     wanted = [{"name": amount, "min": units}] if amount else []
     wanted += [{"name": a, "min": 1} for a in also]

@@ -54,6 +54,9 @@ class DemoWorld(Clocked):
     def __init__(self, seed: int = 7):
         # as late and as unkind as Deadline; a frame renders in 8 to 25 s
         self.farm = FakeFarm(**REALISTIC, seed=seed, task_seconds=15.0)
+        # what the bundles' commands run: a step running nuke takes a Nuke license whether
+        # it declares amount.nuke or not (bundles/nuke_undeclared does not)
+        self.farm.products = {"nuke": "amount.nuke", "Render": "amount.maya"}
         self.queues = [self.farm.add_queue(), self.farm.add_queue()]
         self.limits = {
             "amount.nuke": self.farm.add_limit("amount.nuke", 12, "Nuke"),

@@ -132,7 +132,9 @@ def plan_pool(
     free = (
         math.inf
         if figures.total is None
-        else float(figures.total - figures.external - figures.reserve - pool.headroom)
+        else float(
+            figures.total - figures.external - figures.undeclared - figures.reserve - pool.headroom
+        )
     )
     raw, splits = _split(free, targets)
     decisions, new_memory = [], {}
@@ -200,11 +202,13 @@ def _figures(
         total = None if ft is None or total is None else total + ft
     in_use = sum(f.in_use for f in features)
     selector = farm_selector(pool)
+    undeclared = 0
     if selector is not None:
         farm_use = sum(
             c.count for f in features for c in f.checkouts if selector(c.host or "", c.user or "")
         )
         farm_from = "selector"
+        undeclared = _undeclared(farm_use, targets)
     elif all(st is None or st.held is not None for _, st, _ in targets):
         # what running tasks hold now: a farm's burst of checkouts is the farm's at once
         farm_use = sum(st.held or 0 for _, st, _ in targets if st is not None)
@@ -215,8 +219,24 @@ def _figures(
     external = max(0, in_use - farm_use)
     reserve, reserve_from = resolve_reserve(pool, total, now, profile)
     queued = sum(f.queued for f in features)
-    figures = Figures(total, in_use, farm_use, farm_from, external, reserve, pool.headroom, queued)
+    figures = Figures(
+        total, in_use, farm_use, farm_from, external, reserve, pool.headroom, queued,
+        undeclared=undeclared,
+    )  # fmt: skip
     return figures, reserve_from
+
+
+def _undeclared(farm_use: int, targets: list[Target]) -> int:
+    """What the farm's hosts hold beyond what the pool's limits count (docs/design.md,
+    "Use around the limit"): less what their tasks hold now (acquiredLimits) where that
+    was read for every limit; else only what no limit could have admitted (beyond
+    max(maxCount, currentCount)), so a currentCount that lags a burst never invents it."""
+    states = [st for _, st, _ in targets if st is not None]
+    if states and all(st.held is not None for st in states):
+        return max(0, farm_use - sum(st.held or 0 for st in states))
+    if not states or any(st.max_count == -1 for st in states):
+        return 0
+    return max(0, farm_use - sum(max(st.max_count, st.current_count) for st in states))
 
 
 def _with_waiting(figures: Figures, pool: Pool, sources: Mapping[str, SourceState]) -> Figures:

@@ -47,7 +47,8 @@ def decision_line(d: Decision, fig: Figures | None, name: str | None = None) -> 
     if fig is not None:
         total = "∞" if fig.total is None else fig.total
         external = f"{fig.external}" + (f" ({fig.waiting} refused, waiting)" if fig.waiting else "")
-        nums = f"total={total} external={external} farm={fig.farm_use} reserve={fig.reserve}"
+        farm = f"{fig.farm_use}" + (f" ({fig.undeclared} undeclared)" if fig.undeclared else "")
+        nums = f"total={total} external={external} farm={farm} reserve={fig.reserve}"
     else:
         nums = "source down"
     applied = count(d.new) if d.new is not None else f"{count(d.current)} (kept)"
