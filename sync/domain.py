@@ -67,8 +67,9 @@ class LimitState:
     max_count: int  # -1 = unlimited
     current_count: int
     associations: tuple[Association, ...] = ()
-    # units the limit's running task-run actions hold now (their acquiredLimits), read for
-    # a pool without a farm_selector; None: not read (currentCount, which lags, stands in)
+    # units the limit's task-run actions hold now (their acquiredLimits): a pool without a
+    # farm_selector's farm use, a pool with one less its undeclared use; None: not read
+    # (currentCount, which lags, stands in)
     held: int | None = None
 
 

@@ -62,6 +62,25 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def lm_env(status: Path, endpoint: str) -> dict[str, str]:
+    """The environment of a service whose `lmutil` prints `status` and whose Deadline is
+    the fake at `endpoint`."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_LM_OUTPUT": str(status),
+        "AWS_ENDPOINT_URL_DEADLINE": endpoint,
+    }
+
+
+def run_service(policy: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`license-sync run --config policy`, its output on one pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sync", "run", "--config", str(policy)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def running(aws_env, tmp_path):
     farm = FakeFarm(count_delay=0)
@@ -88,19 +107,7 @@ pools:
     headroom: 1
     hysteresis: {{settle: 1}}
 """)
-        env = {
-            **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_LM_OUTPUT": str(status),
-            "AWS_ENDPOINT_URL_DEADLINE": server.url,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sync", "run", "--config", str(policy)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = run_service(policy, lm_env(status, server.url))
         try:
             yield {
                 "proc": proc,
@@ -327,10 +334,7 @@ def test_an_artist_refused_brings_the_limit_down_within_seconds(farm_env, tmp_pa
     )
     limits = farm_env["farm"].limits
     lid = farm_env["limit"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sync", "run", "--config", str(policy)],
-        env=farm_env["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc = run_service(policy, farm_env["env"])
     try:
         deadline = time.monotonic() + 30
         while limits[lid].max_count != 14:  # the first cycle: 20 − 5 artists − headroom 1

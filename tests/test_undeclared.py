@@ -5,16 +5,13 @@ plus artists never pass the total once the service has seen it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 from sync.fakes.templates import build, simple_template
-from tests.test_e2e import BIN, free_port, metric, scrape, wait_for, write_atomic
+from tests.test_e2e import free_port, lm_env, metric, run_service, scrape, wait_for, write_atomic
 
 TOTAL, ARTISTS, SNEAKY = 20, 4, 4
 
@@ -51,19 +48,7 @@ pools:
     farm_selector: {{hosts: ["^render-"]}}
     hysteresis: {{settle: 1}}
 """)
-        env = {
-            **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_LM_OUTPUT": str(status),
-            "AWS_ENDPOINT_URL_DEADLINE": server.url,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sync", "run", "--config", str(policy)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = run_service(policy, lm_env(status, server.url))
         try:
             # what is free for declared tasks: the total less artists and the undeclared use
             wait_for(lambda: farm.limits[lid].max_count == TOTAL - ARTISTS - SNEAKY, 60, "12")
@@ -86,5 +71,4 @@ pools:
         finally:
             proc.kill()
             out = proc.communicate()[0]
-            print(out[-3000:], farm.limits[lid].max_count, farm.denials)
     assert "Traceback" not in out, out

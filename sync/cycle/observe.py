@@ -466,9 +466,9 @@ def _with_held(
     queues were searched are read job by job or worker by worker, the others worker by
     worker. A read that fails leaves currentCount."""
     mine = {r: st for r, st in limits.items() if isinstance(st, LimitState) and st.associations}
-    out = dict(limits)
+    out, searched_queues = dict(limits), set(searched)
     for inside in (True, False):
-        group = {r: st for r, st in mine.items() if (_queues_of(st) <= set(searched)) == inside}
+        group = {r: st for r, st in mine.items() if (_queues_of(st) <= searched_queues) == inside}
         queues = {q for st in group.values() for q in _queues_of(st)}
         if not group:
             continue

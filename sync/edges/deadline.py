@@ -642,10 +642,7 @@ class Deadline:
         """As `held_by_limit`, for every job of `queues`, found through the busy workers
         of their fleets (no job list needed); None when the fleets cannot be read."""
         busy = self._busy_workers(queues)
-        if busy is None:
-            return None
-        found = self._map(lambda w: self._worker_sessions(w, queues), busy)
-        return self._held([s for sessions in found for s in sessions])
+        return None if busy is None else self._held(self._on_workers(busy, queues))
 
     def _held(self, sessions: list[tuple[str, str, str]]) -> dict[str, int]:
         held: dict[str, int] = {}
@@ -687,8 +684,7 @@ class Deadline:
         busy = self._busy_workers(queues)
         if busy is not None and len(busy) < len(jobs):
             ids = {j for _, j in jobs}
-            found = self._map(lambda w: self._worker_sessions(w, queues), busy)
-            return [s for sessions in found for s in sessions if s[1] in ids]
+            return [s for s in self._on_workers(busy, queues) if s[1] in ids]
 
         def of_job(job: tuple[str, str]) -> list[tuple[str, str, str]]:
             ident = {"farmId": self.farm_id, "queueId": job[0], "jobId": job[1]}
@@ -721,15 +717,21 @@ class Deadline:
         except DeadlineError:
             return None
 
-    def _worker_sessions(
-        self, worker: tuple[str, str], queues: set[str]
+    def _on_workers(
+        self, workers: list[tuple[str, str]], queues: set[str]
     ) -> list[tuple[str, str, str]]:
-        ident = {"farmId": self.farm_id, "fleetId": worker[0], "workerId": worker[1]}
-        return [
-            (s["queueId"], s["jobId"], s["sessionId"])
-            for s in self._pages("ListSessionsForWorker", "sessions", **ident)
-            if s.get("lifecycleStatus") != "ENDED" and s["queueId"] in queues
-        ]
+        """(queue, job, session) of the sessions of `queues` that have not ended on
+        `workers`, a ListSessionsForWorker each, concurrently."""
+
+        def of(worker: tuple[str, str]) -> list[tuple[str, str, str]]:
+            ident = {"farmId": self.farm_id, "fleetId": worker[0], "workerId": worker[1]}
+            return [
+                (s["queueId"], s["jobId"], s["sessionId"])
+                for s in self._pages("ListSessionsForWorker", "sessions", **ident)
+                if s.get("lifecycleStatus") != "ENDED" and s["queueId"] in queues
+            ]
+
+        return [s for sessions in self._map(of, workers) for s in sessions]
 
     def _holding_actions(
         self, session: tuple[str, str, str]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sync.fakes.model import Session, new_id, same_amount
-from sync.fakes.operations import CREATOR, FakeError, page
+from sync.fakes.operations import CREATOR, FakeError, by_offset, not_found, page
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -119,10 +119,6 @@ def _amount(a: tuple[str, float, float | None]) -> dict[str, Any]:
     return {"name": name, "min": low} if high is None else {"name": name, "min": low, "max": high}
 
 
-def _not_found(what: str) -> FakeError:
-    return FakeError("ResourceNotFoundException", f"{what} not found", 404)
-
-
 class FleetOperations:
     """The `op_<Operation>` methods for fleets, workers and queue–fleet associations;
     mixed into `FakeFarm`."""
@@ -139,7 +135,7 @@ class FleetOperations:
         self._farm(p["farmId"])
         fleet = self.fleets.get(p["fleetId"])
         if fleet is None:
-            raise _not_found(f"Fleet {p['fleetId']}")
+            raise not_found(f"Fleet {p['fleetId']}")
         return fleet
 
     def _fleet_dict(self, fleet: Fleet) -> dict[str, Any]:
@@ -188,7 +184,7 @@ class FleetOperations:
         fleet = self._fleet(p)
         w = next((w for w in fleet.workers if w.worker_id == p["workerId"]), None)
         if w is None:
-            raise _not_found(f"Worker {p['workerId']}")
+            raise not_found(f"Worker {p['workerId']}")
         return w
 
     def op_ListWorkers(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -202,15 +198,16 @@ class FleetOperations:
         if p.get("filterExpressions") or p.get("sortExpressions"):
             raise FakeError("ValidationException", "worker filters and sorts are not simulated")
         found = [
-            {k: v for k, v in self._worker_dict(w).items() if k != "farmId"}
+            w
             for fid in p["fleetIds"]
             for w in self._fleet({"farmId": p["farmId"], "fleetId": fid}).workers
         ]
-        offset, size = p["itemOffset"], p.get("pageSize", 100)
-        out: dict[str, Any] = {"workers": found[offset : offset + size], "totalResults": len(found)}
-        if offset + size < len(found):
-            out["nextItemOffset"] = offset + size
-        return out
+        return by_offset(
+            found,
+            p,
+            "workers",
+            lambda w: {k: v for k, v in self._worker_dict(w).items() if k != "farmId"},
+        )
 
     def op_GetWorker(self, p: dict[str, Any]) -> dict[str, Any]:
         return {**self._worker_dict(self._worker(p)), "log": {"logDriver": "awslogs"}}
@@ -252,5 +249,5 @@ class FleetOperations:
         self._farm(p["farmId"])
         key = (p["queueId"], p["fleetId"])
         if key not in self.fleet_links:
-            raise _not_found(f"Association of queue {key[0]} with fleet {key[1]}")
+            raise not_found(f"Association of queue {key[0]} with fleet {key[1]}")
         return self._link_dict(*key)

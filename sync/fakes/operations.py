@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import json
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.session
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import threading
 
     from sync.fakes.model import Job, Limit, Step, Task
+
+T = TypeVar("T")
 
 # who a call is made for, as `updatedBy` names it: the service's own caller (the access key
 # it signs with, `sync.fakes.deadline`) or a person working on the farm by hand
@@ -55,7 +58,7 @@ class FakeError(Exception):
         self.reason = reason
 
 
-def _not_found(what: str) -> FakeError:
+def not_found(what: str) -> FakeError:
     return FakeError("ResourceNotFoundException", f"{what} not found", 404)
 
 
@@ -138,27 +141,27 @@ class FarmOperations:
 
     def _farm(self, farm_id: str) -> None:
         if farm_id != self.farm_id:
-            raise _not_found(f"Farm {farm_id}")
+            raise not_found(f"Farm {farm_id}")
 
     def _limit(self, farm_id: str, limit_id: str) -> Limit:
         self._farm(farm_id)
         lim = self.limits.get(limit_id)
         if lim is None:
-            raise _not_found(f"Limit {limit_id}")
+            raise not_found(f"Limit {limit_id}")
         return lim
 
     def _job(self, farm_id: str, queue_id: str, job_id: str) -> Job:
         self._farm(farm_id)
         job = self.jobs.get(job_id)
         if job is None or job.queue_id != queue_id:
-            raise _not_found(f"Job {job_id}")
+            raise not_found(f"Job {job_id}")
         return job
 
     def _association(self, p: dict[str, Any]) -> tuple[str, str]:
         self._farm(p["farmId"])
         key = (p["queueId"], p["limitId"])
         if key not in self.associations:
-            raise _not_found(f"Association of queue {key[0]} with limit {key[1]}")
+            raise not_found(f"Association of queue {key[0]} with limit {key[1]}")
         return key
 
     # -- queues -----------------------------------------------------------------------------
@@ -188,7 +191,7 @@ class FarmOperations:
         without uploading anything."""
         self._farm(p["farmId"])
         if p["queueId"] not in self.queues:
-            raise _not_found(f"Queue {p['queueId']}")
+            raise not_found(f"Queue {p['queueId']}")
         return self._queue_dict(p["queueId"])
 
     def op_ListQueueEnvironments(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -300,7 +303,7 @@ class FarmOperations:
     def op_CreateQueueLimitAssociation(self, p: dict[str, Any]) -> dict[str, Any]:
         self._limit(p["farmId"], p["limitId"])
         if p["queueId"] not in self.queues:
-            raise _not_found(f"Queue {p['queueId']}")
+            raise not_found(f"Queue {p['queueId']}")
         if (p["queueId"], p["limitId"]) in self.associations:
             raise _conflict(
                 "the queue is already associated with the limit", "RESOURCE_ALREADY_EXISTS"
@@ -367,13 +370,8 @@ class FarmOperations:
         self._farm(p["farmId"])
         seen = self.now - self.search_lag
         found = self._search_index(p, seen)
-        offset = p["itemOffset"]
-        size = p.get("pageSize", 100)
-        page = [_as_of(self._job_dict(j), j, seen) for j in found[offset : offset + size]]
-        total = min(len(found), self.search_total_max)
-        out: dict[str, Any] = {"jobs": page, "totalResults": total}
-        if offset + size < len(found):
-            out["nextItemOffset"] = offset + size
+        out = by_offset(found, p, "jobs", lambda j: _as_of(self._job_dict(j), j, seen))
+        out["totalResults"] = min(out["totalResults"], self.search_total_max)
         return out
 
     def _search_index(self, p: dict[str, Any], seen: datetime) -> list[Job]:
@@ -418,7 +416,7 @@ class FarmOperations:
         ValidationException with its words."""
         self._farm(p["farmId"])
         if p["queueId"] not in self.queues:
-            raise _not_found(f"Queue {p['queueId']}")
+            raise not_found(f"Queue {p['queueId']}")
         if "template" not in p or "templateType" not in p:
             raise FakeError("ValidationException", "template and templateType are required")
         try:
@@ -494,7 +492,7 @@ class FarmOperations:
         for s in job.steps:
             if s.step_id == ident["stepId"]:
                 return job, s
-        raise _not_found(f"Step {ident['stepId']}")
+        raise not_found(f"Step {ident['stepId']}")
 
     def op_GetStep(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._step_dict(*self._step(p))
@@ -721,6 +719,21 @@ def _sort_key(sort: dict[str, Any]) -> Any:
 
 def _descending(sort: dict[str, Any]) -> bool:
     return bool(sort["fieldSort"]["sortOrder"] == "DESCENDING")
+
+
+def by_offset(
+    found: list[T], p: dict[str, Any], key: str, shown: Callable[[T], dict[str, Any]]
+) -> dict[str, Any]:
+    """A Search* page by `itemOffset` and `pageSize`: only the page's items are built
+    (`shown`); totalResults counts them all."""
+    offset, size = p["itemOffset"], p.get("pageSize", 100)
+    out: dict[str, Any] = {
+        key: [shown(x) for x in found[offset : offset + size]],
+        "totalResults": len(found),
+    }
+    if offset + size < len(found):
+        out["nextItemOffset"] = offset + size
+    return out
 
 
 def page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:

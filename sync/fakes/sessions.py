@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.fakes.operations import FakeError, page, task_dict
+from sync.fakes.operations import FakeError, not_found, page, task_dict
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -26,6 +26,9 @@ class SessionOperations:
     def _job(self, farm_id: str, queue_id: str, job_id: str) -> Job:  # from FarmOperations
         raise NotImplementedError
 
+    def _step(self, ident: dict[str, Any]) -> tuple[Job, Step]:  # from FarmOperations
+        raise NotImplementedError
+
     def item_error(self, operation: str, ident: str) -> None:  # from FarmOperations
         raise NotImplementedError
 
@@ -40,34 +43,26 @@ class SessionOperations:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
         s = next((s for s in job.sessions if s.session_id == p["sessionId"]), None)
         if s is None:
-            raise FakeError("ResourceNotFoundException", f"Session {p['sessionId']} not found", 404)
+            raise not_found(f"Session {p['sessionId']}")
         return {**_session(s), "log": {"logDriver": "awslogs"}}
 
     def op_GetSessionAction(self, p: dict[str, Any]) -> dict[str, Any]:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
         r = _run(job, p["sessionActionId"])
         if r is None:
-            what = f"Session action {p['sessionActionId']} not found"
-            raise FakeError("ResourceNotFoundException", what, 404)
+            raise not_found(f"Session action {p['sessionActionId']}")
         return _action_in_full(r)
 
     def op_ListTasks(self, p: dict[str, Any]) -> dict[str, Any]:
-        job, step = self._job_step(p)
+        job, step = self._step(p)
         return page([task_dict(job, t) for t in step.tasks], p, "tasks")
 
     def op_GetTask(self, p: dict[str, Any]) -> dict[str, Any]:
-        job, step = self._job_step(p)
+        job, step = self._step(p)
         task = _task(step, p["taskId"])
         if task is None:
-            raise FakeError("ResourceNotFoundException", f"Task {p['taskId']} not found", 404)
+            raise not_found(f"Task {p['taskId']}")
         return task_dict(job, task)
-
-    def _job_step(self, p: dict[str, Any]) -> tuple[Job, Step]:
-        job = self._job(p["farmId"], p["queueId"], p["jobId"])
-        step = next((s for s in job.steps if s.step_id == p["stepId"]), None)
-        if step is None:
-            raise FakeError("ResourceNotFoundException", f"Step {p['stepId']} not found", 404)
-        return job, step
 
     def op_ListSessionActions(self, p: dict[str, Any]) -> dict[str, Any]:
         job = self._job(p["farmId"], p["queueId"], p["jobId"])
@@ -110,7 +105,7 @@ class SessionOperations:
         step = next((s for s in job.steps if s.step_id == p["stepId"]), None)
         task = _task(step, p["taskId"]) if step is not None else None
         if task is None:
-            raise FakeError("ResourceNotFoundException", f"Task {p['taskId']} not found", 404)
+            raise not_found(f"Task {p['taskId']}")
         if p["targetRunStatus"] not in _MOVES:
             raise FakeError("ValidationException", f"{p['targetRunStatus']} is not a target")
         if p["targetRunStatus"] == "READY":
