@@ -235,6 +235,13 @@ def _add_history(sub: Sub) -> None:
         help="the checkouts the license servers' logs refused, artists' and the farm's, "
         "and how many times artists were refused, and why (--table denials)",
     )
+    p.add_argument(
+        "--undeclared",
+        action="store_true",
+        help="licenses farm hosts used around their pool's limits, per job and step: who "
+        "forgot to declare the amount, in how many cycles, and the license-hours it took "
+        "(docs/operations.md, 'Use around the limit')",
+    )
     p.add_argument("--pool", help="only this pool")
     p.add_argument("--since", metavar="DURATION", help="e.g. 1h, 30m, 7d")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -73,6 +73,43 @@ class LimitState:
     held: int | None = None
 
 
+def short_host(host: str) -> str:
+    """A host as license servers and workers may both name it: the first label, lower
+    case (a worker reports `render-012.farm.local`, lmstat may show `render-012`); an
+    IPv4 address as it is."""
+    host = host.strip().lower()
+    return host if host.replace(".", "").isdigit() else host.split(".", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class HostRun:
+    """A task run under way on a farm worker, found by the host a license server names:
+    what it acquired tells use declared to a limit from use around it."""
+
+    host: str  # as the license server names it (short name, lower case)
+    worker_id: str
+    queue_id: str
+    job_id: str
+    step_id: str
+    acquired: Mapping[str, int]  # limit id → units (acquiredLimits)
+
+
+@dataclass(frozen=True, slots=True)
+class Undeclared:
+    """Licenses a farm host holds that no limit of the pool counts, and the run that
+    holds them when one was found (docs/design.md, "Use around the limit")."""
+
+    pool: str
+    host: str
+    count: int
+    worker_id: str = ""  # empty: no task run found on a worker of that host
+    queue_id: str = ""
+    job_id: str = ""
+    step_id: str = ""
+    job_name: str = ""
+    step_name: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class JobInfo:
     """A job as SearchJobs or BatchGetJob return it: enough to share a pool."""
@@ -146,6 +183,9 @@ class LimitMemory:
     # the stamp our pause left on each queue it stopped (read back after the write): a
     # later write by someone else means a person stopped it, and it is theirs to reopen
     stamps: tuple[tuple[str, Stamp], ...] = ()
+    # the pool's use around its limits as last read: believed once a second read shows it,
+    # since a run that just ended may still hold its license (`limits._confirmed_around`)
+    undeclared: int | None = None
 
     def stamps_of(self, queues: tuple[str, ...]) -> tuple[tuple[str, Stamp], ...]:
         """The stamps of those of `queues` we paused: what a memory of them keeps."""
@@ -231,6 +271,8 @@ class Figures:
     # what farm hosts hold that no limit of the pool counts: steps that run the product
     # without declaring its amount, fleets that declare it as their own
     undeclared: int = 0
+    # what this read alone shows of it: taken once a second read agrees (`undeclared`)
+    undeclared_seen: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,5 +10,6 @@ CYCLE_TABLES = {
     "errors": "at",
     "job_changes": "at",
     "denials": "at",
+    "undeclared": "at",
     "cycles": "started",
 }

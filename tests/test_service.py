@@ -190,9 +190,25 @@ def test_farm_checkouts_no_limit_counts_are_taken_from_what_the_limit_may_let_ru
     w.src.artists = 3
     farm_runs(w, 2)
     w.src.farm = 6
-    r = cycle(w)
+    cycle(w)  # one read: a run that just ended may still hold its license
+    assert max_count(w) == 16
+    r = cycle(w)  # the second read confirms it
     assert max_count(w) == 12  # 20 − 3 − 4 − 1
     assert r.plan.limits.pools["nuke"].figures.undeclared == 4
+
+
+def test_a_license_held_around_the_limit_for_one_read_is_not_taken(world):
+    """A checkout that outlives its run for one cycle (the process exits after its task
+    ended) is no use around the limit: only what two reads in a row show is taken."""
+    w = world
+    w.src.artists = 3
+    farm_runs(w, 2)
+    w.src.farm = 6
+    cycle(w)
+    w.src.farm = 2
+    r = cycle(w)
+    assert max_count(w) == 16
+    assert r.plan.limits.pools["nuke"].figures.undeclared == 0
 
 
 def test_dry_run_writes_nothing(world):

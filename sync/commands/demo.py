@@ -192,7 +192,10 @@ def _printer(svc: Service):  # type: ignore[no-untyped-def]
             print(f"{head} policy reloaded: {svc.loaded.path} (sha {sha['now']})", flush=True)
         for pp in result.plan.pools.values():
             for d in pp.decisions:
-                print(f"{head} {decision_line(d, pp.figures, limit_name(d, pp))}", flush=True)
+                line = decision_line(
+                    d, pp.figures, limit_name(d, pp), result.observed.undeclared.get(pp.pool, ())
+                )
+                print(f"{head} {line}", flush=True)
         for pj in result.plan.pools_jobs:
             print(f"{head}   {jobs_summary(pj)}", flush=True)
         refused = Counter(d.who for d in refusals(result))

@@ -67,6 +67,12 @@ def history(args: argparse.Namespace) -> int:
         raise SyncError(
             f"no pool {args.pool!r} in the history {path!r}; pools: {', '.join(known) or 'none'}"
         )
+    if args.undeclared:
+        found = history.undeclared_by_step(since, args.pool)
+        _print_rows(iter(found), args.format, UNDECLARED)
+        if args.format == "table":
+            print(_undeclared_said(found))
+        return EXIT_OK
     rows = history.rows(
         args.table,
         since=since,
@@ -82,6 +88,23 @@ def history(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_rows(rows, args.format, COLUMNS[args.table])
     return EXIT_OK
+
+
+UNDECLARED = ["pool", "job", "step", "cycles", "most", "license_hours", "hosts", "first", "last"]
+
+
+def _undeclared_said(found: list[dict[str, Any]]) -> str:
+    """The sum a TD acts on: how much was taken around the limits, by how many steps."""
+    if not found:
+        return "\nno license was used around a limit in this period"
+    hours = sum(r["license_hours"] or 0 for r in found)
+    named = [r for r in found if r["job"]]
+    bare = {h for r in found if not r["job"] for h in (r["hosts"] or "").split(",")}
+    return (
+        f"\n{hours:.2f} license-hours used around the limits by {len(named)} job step(s)"
+        + (f" and on {len(bare)} host(s) where no task was found" if bare else "")
+        + ": declare the amount in those steps (docs/operations.md, 'Use around the limit')"
+    )
 
 
 def _counting(

@@ -63,7 +63,7 @@ def _print_plan(look: Look, edit_errors: list[str], recorded: list[str]) -> bool
         print(f"source {name}: " + ("up" if report.up else "DOWN: " + "; ".join(report.errors)))
     print()
     for pp in p.pools.values():
-        for line in plan_lines(pp):
+        for line in plan_lines(pp, look.observed.undeclared):
             print(line)
     writes = [w for fj in p.farms_jobs for w in fj.writes]
     if writes:
@@ -141,7 +141,7 @@ def explain(args: argparse.Namespace) -> int:
     if pool is None:
         raise SyncError(f"no pool {args.pool!r} in {args.config}; pools: {', '.join(policy.pools)}")
     pp = p.pools[args.pool]
-    for line in explain_lines(pp, pool):
+    for line in explain_lines(pp, pool, observed.undeclared.get(args.pool, ())):
         print(line)
     for pj in p.pools_jobs:
         if pj.pool == args.pool:

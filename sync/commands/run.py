@@ -21,9 +21,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if svc.history is not None:
                 svc.history.close()
+        undeclared = result.observed.undeclared
         for pp in result.plan.pools.values():
             for d in pp.decisions:
-                print(decision_line(d, pp.figures, limit_name(d, pp)))
+                print(decision_line(d, pp.figures, limit_name(d, pp), undeclared.get(pp.pool, ())))
         if svc.policy.exporter_only:  # no pool to print: say what each source showed
             for name, state in result.observed.sources.items():
                 r = state.report

@@ -462,38 +462,29 @@ def _with_held(
     """The limits with what their running tasks hold now (acquiredLimits): for a pool
     without a farm_selector, its farm use, since currentCount lags and a farm's burst
     would read as artists; for one with a selector, what its hosts hold beyond it
-    (docs/design.md, "Without a farm_selector", "Use around the limit"). Limits whose
-    queues were searched are read job by job or worker by worker, the others worker by
-    worker. A read that fails leaves currentCount."""
+    (docs/design.md, "Without a farm_selector", "Use around the limit"). Read worker by
+    worker: a search lags new jobs by up to two minutes, and their runs would read as
+    undeclared use. A role without the fleet reads has the jobs searched read job by job;
+    a read that fails leaves currentCount."""
     mine = {r: st for r, st in limits.items() if isinstance(st, LimitState) and st.associations}
-    out, searched_queues = dict(limits), set(searched)
-    for inside in (True, False):
-        group = {r: st for r, st in mine.items() if (_queues_of(st) <= searched_queues) == inside}
-        queues = {q for st in group.values() for q in _queues_of(st)}
-        if not group:
-            continue
-        try:
-            held = _held(dl, jobs, queues, inside)
-        except DeadlineError as e:
-            log.warning("farm %s: what running tasks hold not read, currentCount used: %s",
-                        farm_id, e)  # fmt: skip
-            continue
-        if held is not None:
-            out.update({r: replace(st, held=held.get(st.limit_id, 0)) for r, st in group.items()})
-    return out
+    if not mine:
+        return limits
+    try:
+        held = dl.held_in_queues({q for st in mine.values() for q in _queues_of(st)})
+        if held is None:
+            mine = {r: st for r, st in mine.items() if _queues_of(st) <= set(searched)}
+            queues = {q for st in mine.values() for q in _queues_of(st)}
+            running = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.queue_id in queues]
+            held = dl.held_by_limit(running) if running else {}
+    except DeadlineError as e:
+        log.warning("farm %s: what running tasks hold not read, currentCount used: %s",
+                    farm_id, e)  # fmt: skip
+        return limits
+    return {**limits, **{r: replace(st, held=held.get(st.limit_id, 0)) for r, st in mine.items()}}
 
 
 def _queues_of(st: LimitState) -> set[str]:
     return {a.queue_id for a in st.associations}
-
-
-def _held(
-    dl: Deadline, jobs: list[JobInfo], queues: set[str], searched: bool
-) -> dict[str, int] | None:
-    if not searched:  # a pool that does not share its jobs: found through the workers
-        return dl.held_in_queues(queues)
-    running = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.queue_id in queues]
-    return dl.held_by_limit(running) if running else {}
 
 
 def _sharing_queues(

@@ -20,6 +20,7 @@ from sync.law import reasons
 from sync.law.limits import PoolPlan, farm_selector
 from sync.law.reconcile import Plan
 from sync.law.state import Denial, Observed
+from sync.law.undeclared import by_limit
 from sync.licenses import Feature, Report
 from sync.offline import observation
 from sync.offline.redact import Redactor, any_farm, quiet
@@ -82,6 +83,7 @@ def record(
                 [job_change_row(c) for c in result.outcome.job_changes]
                 + [w.row() for w in result.outcome.preempted],
                 [_denial_row(d, redactor) for d in found],
+                _undeclared_rows(result),
             )
             history.set_state("observed", _as_left(result, redactor), finished)
             history.prune(result.started)
@@ -116,6 +118,22 @@ def _denial_row(d: Denial, redactor: Redactor | None) -> dict[str, Any]:
         "who": d.who,
         "reason": d.reason,
     }
+
+
+def _undeclared_rows(result: CycleResult) -> list[dict[str, Any]]:
+    """Farm hosts and the runs on them: the farm's own, never redacted."""
+    at = result.started.isoformat()
+    return [
+        {"at": at, **{k: getattr(u, k) for k in UNDECLARED_COLUMNS}}
+        for found in result.observed.undeclared.values()
+        for u in found
+    ]
+
+
+UNDECLARED_COLUMNS = (
+    "pool", "host", "count", "worker_id", "queue_id", "job_id", "job_name", "step_id",
+    "step_name",
+)  # fmt: skip
 
 
 def _redactor(policy: Policy, key: bytes) -> Redactor | None:
@@ -327,7 +345,6 @@ def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:
                 "pool": pp.pool,
                 "farm_use": fig.farm_use,
                 "external": fig.external,
-                "undeclared": fig.undeclared,
                 "reserve": fig.reserve,
                 "headroom": fig.headroom,
             }
@@ -343,6 +360,7 @@ def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:
             }
         )
     paused = result.plan.memory.limits  # kept until a read shows them ACTIVE again
+    around = by_limit(pp)
     for d in pp.decisions:
         now_max = d.new if d.new is not None and result.applied(d) else d.current
         resumed = set(d.resume) if result.applied(d) else set()
@@ -354,6 +372,7 @@ def _pool_rows(snap: Snapshot, result: CycleResult, pp: PoolPlan) -> None:
                 "target": d.target,
                 "current_count": d.current_count,
                 "exhausted": d.exhausted,
+                "undeclared": around.get(d.limit_ref, 0) if pp.figures is not None else None,
                 "paused": len(set(paused.get(d.key, LimitMemory()).paused) - resumed),
             }
         )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync.cycle.act import Writer
+from sync.cycle.around import named, say_changes
 from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.cycle.record import CycleResult, record
@@ -93,6 +94,7 @@ class Service:
         self.last_cycle_seconds = 0.0
         self.history_lost = False
         self.displaced = False  # another instance writes to the history at our path
+        self.around_said: dict[str, str] = {}  # each pool's use around its limits, as logged
         self._install(loaded)
         self.metrics.reloads.labels("ok").inc()
 
@@ -190,7 +192,7 @@ class Service:
                 break
             observed = self.observer.confirm(observed, plan.unconfirmed, self.deadline)
             plan = reconcile(self.policy, observed, self.memory, now)
-        return observed, plan
+        return named(self.policy, observed, plan.pools, self.deadline, now), plan
 
     @property
     def cycle_budget(self) -> float:
@@ -215,6 +217,7 @@ class Service:
         if not self.dry_run:
             self._remember_farms(now)
         observed, plan = self.observe_and_plan(now)
+        say_changes(observed, plan.pools, self.around_said)
         lost = self._check_history()
         write = not self.dry_run and not self._taken_over()
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)

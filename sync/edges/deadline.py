@@ -28,11 +28,13 @@ from sync.domain import (
     ACTIVE_TASK_STATES,
     Association,
     Holding,
+    HostRun,
     JobInfo,
     LimitState,
     RunningTask,
     Stamp,
     StepAmounts,
+    short_host,
 )
 from sync.edges.answers import (
     CALL_DEADLINE,
@@ -172,6 +174,16 @@ _RELEASING = ("CANCELING", "RECLAIMING")
 # workers that may have a session holding something (WorkerStatus): a lost one's run is
 # RECLAIMING until the service gives up on it
 _BUSY_WORKER = ("STARTED", "RUNNING", "STOPPING", "NOT_RESPONDING")
+
+
+def _host_of(worker: dict[str, Any], wanted: set[str]) -> str | None:
+    """The name among `wanted` a worker answers to: its host name or an IPv4 address."""
+    props = worker.get("hostProperties") or {}
+    names = [
+        props.get("hostName") or "",
+        *(props.get("ipAddresses") or {}).get("ipV4Addresses", ()),
+    ]
+    return next((n for n in map(short_host, names) if n and n in wanted), None)
 
 
 @dataclass(frozen=True)
@@ -644,6 +656,49 @@ class Deadline:
         busy = self._busy_workers(queues)
         return None if busy is None else self._held(self._on_workers(busy, queues))
 
+    def runs_on_hosts(self, hosts: Iterable[str]) -> list[HostRun]:
+        """The task runs under way on the farm's workers whose host name (short, any case)
+        or IPv4 address is one of `hosts`, with what each acquired: who holds a license
+        around its limit (docs/design.md, "Use around the limit"). Every fleet's workers
+        are read, since a job that forgets its amount may run in any queue."""
+        wanted = {short_host(h) for h in hosts}
+        found = [
+            (fleet["fleetId"], w["workerId"], host)
+            for fleet in self._pages("ListFleets", "fleets", farmId=self.farm_id)
+            for w in self._pages(
+                "ListWorkers", "workers", farmId=self.farm_id, fleetId=fleet["fleetId"]
+            )
+            if w.get("status") in _BUSY_WORKER and (host := _host_of(w, wanted))
+        ]
+        on = self._map(lambda w: self._on_workers([w[:2]], None), found)
+        where = {
+            s[2]: (host, wid) for (_, wid, host), ss in zip(found, on, strict=True) for s in ss
+        }
+        runs = []
+        for page in self._running_actions([s for ss in on for s in ss]):
+            for a in page["sessionActions"]:
+                if a["status"] in _HOLDING and (run := a["definition"].get("taskRun")):
+                    host, wid = where[a["sessionId"]]
+                    acquired = {x["limitId"]: x["count"] for x in a.get("acquiredLimits", ())}
+                    runs.append(
+                        HostRun(host, wid, a["queueId"], a["jobId"], run["stepId"], acquired)
+                    )
+        return runs
+
+    def names(self, steps: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+        """The names of the jobs and steps of (queue, job, step), by id (BatchGetJob,
+        BatchGetStep); an id not found is left out."""
+        steps = sorted(set(steps))
+        found = self.get_jobs(sorted({(q, j) for q, j, _ in steps})).found
+        out = {job_id: info.name for job_id, info in found.items()}
+        idents = [
+            {"farmId": self.farm_id, "queueId": q, "jobId": j, "stepId": st} for q, j, st in steps
+        ]
+        for i in range(0, len(idents), PAGE):
+            page = self._call("BatchGetStep", identifiers=idents[i : i + PAGE])
+            out.update((st["stepId"], st["name"]) for st in page["steps"])
+        return out
+
     def _held(self, sessions: list[tuple[str, str, str]]) -> dict[str, int]:
         held: dict[str, int] = {}
         for page in self._running_actions(sessions):
@@ -664,16 +719,35 @@ class Deadline:
         batches = [wanted[i : i + PAGE] for i in range(0, len(wanted), PAGE)]
 
         def get(batch: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
-            return self._call(
+            page = self._call("BatchGetSessionAction", identifiers=self._action_ids(batch))
+            failed = {e["sessionActionId"] for e in page["errors"] if e["code"] != GONE}
+            if not failed:
+                return page
+            # an item that failed inside a 200 is asked for once more, alone with the others
+            # that did: one flaky item would otherwise cost the whole read
+            again = self._call(
                 "BatchGetSessionAction",
-                identifiers=[
-                    {"farmId": self.farm_id, "queueId": q, "jobId": j,
-                     "sessionActionId": a["sessionActionId"]}
-                    for q, j, a in batch
-                ],
-            )  # fmt: skip
+                identifiers=self._action_ids(
+                    [x for x in batch if x[2]["sessionActionId"] in failed]
+                ),
+            )
+            return {
+                "sessionActions": page["sessionActions"] + again["sessionActions"],
+                "errors": [e for e in page["errors"] if e["code"] == GONE] + again["errors"],
+            }
 
         return self._map(get, batches)
+
+    def _action_ids(self, batch: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, str]]:
+        return [
+            {
+                "farmId": self.farm_id,
+                "queueId": q,
+                "jobId": j,
+                "sessionActionId": a["sessionActionId"],
+            }
+            for q, j, a in batch
+        ]
 
     def _open_sessions(self, jobs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
         """(queue, job, session) of the sessions of `jobs` that have not ended: read worker
@@ -718,17 +792,18 @@ class Deadline:
             return None
 
     def _on_workers(
-        self, workers: list[tuple[str, str]], queues: set[str]
+        self, workers: list[tuple[str, str]], queues: set[str] | None
     ) -> list[tuple[str, str, str]]:
-        """(queue, job, session) of the sessions of `queues` that have not ended on
-        `workers`, a ListSessionsForWorker each, concurrently."""
+        """(queue, job, session) of the sessions of `queues` (None: of any queue) that
+        have not ended on `workers`, a ListSessionsForWorker each, concurrently."""
 
         def of(worker: tuple[str, str]) -> list[tuple[str, str, str]]:
             ident = {"farmId": self.farm_id, "fleetId": worker[0], "workerId": worker[1]}
             return [
                 (s["queueId"], s["jobId"], s["sessionId"])
                 for s in self._pages("ListSessionsForWorker", "sessions", **ident)
-                if s.get("lifecycleStatus") != "ENDED" and s["queueId"] in queues
+                if s.get("lifecycleStatus") != "ENDED"
+                and (queues is None or s["queueId"] in queues)
             ]
 
         return [s for sessions in self._map(of, workers) for s in sessions]

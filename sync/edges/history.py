@@ -97,6 +97,21 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "who": str,  # artist | farm
         "reason": str,
     },
+    # each license a farm host held around its pool's limits, and the run that held it
+    # (docs/design.md, "Use around the limit"): `history --undeclared` adds them up
+    "undeclared": {
+        "cycle_id": int,
+        "at": str,
+        "pool": str,
+        "host": str,
+        "count": int,
+        "worker_id": str,
+        "queue_id": str,
+        "job_id": str,
+        "job_name": str,
+        "step_id": str,
+        "step_name": str,
+    },
     "state": {"key": str, "value": str, "updated": str},
     "job_originals": {
         "job_id": str,
@@ -227,6 +242,7 @@ class History:
             ("errors", ["cycle_id"]),
             ("errors", ["at"]),
             ("denials", ["at"]),
+            ("undeclared", ["at"]),
             ("cycles", ["started"]),
         ):
             self.db.table(name).create_index(index, if_not_exists=True)
@@ -250,6 +266,7 @@ class History:
         errors: Iterable[dict[str, Any]],
         job_changes: Iterable[dict[str, Any]] = (),
         denials: Iterable[dict[str, Any]] = (),
+        undeclared: Iterable[dict[str, Any]] = (),
     ) -> int:
         """One cycle's rows in one transaction; returns the cycle id."""
 
@@ -261,6 +278,7 @@ class History:
                 ("errors", errors),
                 ("job_changes", job_changes),
                 ("denials", denials),
+                ("undeclared", undeclared),
             ):
                 tagged = [{**r, "cycle_id": cid} for r in rows]
                 if tagged:
@@ -377,7 +395,7 @@ class History:
         if since is not None:
             where.append(f"[{col}] >= ?")
             args.append(since.isoformat())
-        if pool is not None and table in ("decisions", "job_changes", "denials"):
+        if pool is not None and table in ("decisions", "job_changes", "denials", "undeclared"):
             where.append("pool = ?")
             args.append(pool)
         if changed_only and table == "decisions":
@@ -390,6 +408,37 @@ class History:
             sql += f" limit {int(limit)}"
         try:
             yield from self.db.query(sql, args)
+        except sqlite3.Error as e:
+            raise HistoryError(f"history read failed: {e}") from e
+
+    def undeclared_by_step(
+        self, since: datetime | None = None, pool: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Use around the limits per pool, job and step: the cycles it was seen in, the
+        most at once, and license-hours (each cycle's count until the next cycle began),
+        most first."""
+        sql = """
+            with c as (select started, lead(started) over (order by started) as next
+                       from cycles),
+            per as (select u.pool, u.job_id, u.step_id, u.at, max(u.job_name) as job,
+                           max(u.step_name) as step, sum(u.count) as n,
+                           sum(u.count) * coalesce(julianday(c.next) - julianday(u.at), 0)
+                             * 24 as hours
+                    from undeclared u left join c on c.started = u.at
+                    where u.at >= ? and (? is null or u.pool = ?)
+                    group by u.pool, u.job_id, u.step_id, u.at)
+            select pool, coalesce(nullif(max(job), ''), job_id) as job,
+                   coalesce(nullif(max(step), ''), step_id) as step,
+                   count(*) as cycles, max(n) as most, sum(hours) as license_hours,
+                   (select group_concat(distinct x.host) from undeclared x
+                    where x.pool = per.pool and x.job_id = per.job_id
+                      and x.step_id = per.step_id and x.at >= ?) as hosts,
+                   min(at) as first, max(at) as last
+            from per group by pool, job_id, step_id order by sum(hours) desc, pool, job
+        """
+        start = since.isoformat() if since is not None else ""
+        try:
+            return [dict(r) for r in self.db.query(sql, [start, pool, pool, start])]
         except sqlite3.Error as e:
             raise HistoryError(f"history read failed: {e}") from e
 

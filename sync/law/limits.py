@@ -122,11 +122,12 @@ def plan_pool(
             targets.append((t, found, None))
         else:
             targets.append((t, None, found or f"limit {t.limit!r} not read"))
-    features, failures, last_good = _features(pool, sources, now)
+    features, failures, last_good = pool_features(pool, sources, now)
     if failures:
         return _failed(name, pool, targets, failures, last_good, now, memory)
     figures, reserve_from = _figures(pool, features, targets, now, profile)
-    figures = _with_waiting(figures, pool, sources)
+    around = figures.undeclared
+    figures = _with_waiting(_confirmed_around(figures, targets, memory), pool, sources)
     seen = figures.external
     figures, held = _held_external(figures, targets, memory)
     free = (
@@ -148,7 +149,7 @@ def plan_pool(
         if held:
             d, mem = _unconfirmed(d, mem, memory.get(key, LimitMemory()), held[0])
         external = seen if figures.farm_use_from == "currentCount" else None
-        new_memory[key] = replace(mem, external=external)
+        new_memory[key] = replace(mem, external=external, undeclared=around)
         decisions.append(d)
     decisions = [_preempting(pool, figures, d) for d in decisions]
     status = "error" if any(d.status == "error" for d in decisions) else "ok"
@@ -156,7 +157,7 @@ def plan_pool(
     return replace(pp, status=status), new_memory
 
 
-def _features(
+def pool_features(
     pool: Pool, sources: Mapping[str, SourceState], now: datetime
 ) -> tuple[list[Feature], list[Reason], datetime | None]:
     """The pool's features as read, or why they could not be, and the oldest good read."""
@@ -237,6 +238,17 @@ def _undeclared(farm_use: int, targets: list[Target]) -> int:
     if not states or any(st.max_count == -1 for st in states):
         return 0
     return max(0, farm_use - sum(max(st.max_count, st.current_count) for st in states))
+
+
+def _confirmed_around(figures: Figures, targets: list[Target], memory: LimitMemories) -> Figures:
+    """Use around the limits as two reads in a row show it at the least: a run that has
+    ended may hold its license a moment longer, and one read would take it from the
+    limit; use that stays is taken by the second cycle (docs/design.md, "Use around the
+    limit")."""
+    last = [memory.get((t.farm or "", t.limit), LimitMemory()).undeclared for t, _, _ in targets]
+    before = min((x or 0 for x in last), default=0)
+    seen = figures.undeclared
+    return replace(figures, undeclared=min(seen, before), undeclared_seen=seen)
 
 
 def _with_waiting(figures: Figures, pool: Pool, sources: Mapping[str, SourceState]) -> Figures:

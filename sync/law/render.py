@@ -4,9 +4,9 @@ demo and `simulate` print through here (reasons themselves through `reasons.py`)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from sync.domain import Decision, Figures, JobWrite
+from sync.domain import Decision, Figures, JobWrite, Undeclared
 from sync.law.compare import EditEffect
 from sync.law.jobplan import PoolJobs
 from sync.law.limits import PoolPlan
@@ -42,12 +42,19 @@ def limit_name(d: Decision, pp: PoolPlan) -> str:
     return f"{d.pool}/{d.limit_ref}" + (f" on {d.farm_id}" if farms else "")
 
 
-def decision_line(d: Decision, fig: Figures | None, name: str | None = None) -> str:
-    """One line a limit: total, external, farm, target, what was written, and why."""
+def decision_line(
+    d: Decision,
+    fig: Figures | None,
+    name: str | None = None,
+    undeclared: Sequence[Undeclared] = (),
+) -> str:
+    """One line a limit: total, external, farm (and its use around the limit, named),
+    target, what was written, and why."""
     if fig is not None:
         total = "∞" if fig.total is None else fig.total
         external = f"{fig.external}" + (f" ({fig.waiting} refused, waiting)" if fig.waiting else "")
-        farm = f"{fig.farm_use}" + (f" ({fig.undeclared} undeclared)" if fig.undeclared else "")
+        around = around_said(fig, undeclared)
+        farm = f"{fig.farm_use}" + (f" ({around})" if around else "")
         nums = f"total={total} external={external} farm={farm} reserve={fig.reserve}"
     else:
         nums = "source down"
@@ -58,10 +65,13 @@ def decision_line(d: Decision, fig: Figures | None, name: str | None = None) -> 
     )
 
 
-def plan_lines(pp: PoolPlan) -> list[str]:
+def plan_lines(
+    pp: PoolPlan, undeclared: Mapping[str, Sequence[Undeclared]] | None = None
+) -> list[str]:
     """`plan`: each limit's change (or none), why, and the figures it came from. A pool
     over several farms names each limit's farm: two farms' `amount.nuke` are told apart."""
     out = []
+    undeclared = undeclared or {}
     for d in pp.decisions:
         name = limit_name(d, pp)
         if d.changes_anything:
@@ -80,10 +90,12 @@ def plan_lines(pp: PoolPlan) -> list[str]:
                 f"      from: total {total}, external {f.external}, farm {f.farm_use} "
                 f"({f.farm_use_from}), reserve {f.reserve}, headroom {f.headroom}"
             )
+            if around := around_said(f, undeclared.get(pp.pool, ())):
+                out.append(f"      around the limit: {around}")
     return out
 
 
-def explain_lines(pp: PoolPlan, pool: Pool) -> list[str]:
+def explain_lines(pp: PoolPlan, pool: Pool, undeclared: Sequence[Undeclared] = ()) -> list[str]:
     """`explain`: the control law's arithmetic for one pool, line by line."""
     out = [f"pool {pp.pool}"]
     if pp.figures is None:
@@ -102,11 +114,15 @@ def explain_lines(pp: PoolPlan, pool: Pool) -> list[str]:
         f"  reserve   = {f.reserve}  ({pp.reserve_from})",
         f"  headroom  = {f.headroom}",
     ]
+    if around := around_said(f, undeclared):
+        out.append(f"  {around}  (farm hosts' use beyond what the limits' tasks hold)")
+    around = f" − {f.undeclared}" if f.undeclared else ""
     if pp.free is None or math.isinf(pp.free):
         out.append("  free      = unlimited")
     else:
         out.append(
-            f"  free      = {f.total} − {f.external} − {f.reserve} − {f.headroom} = {pp.free:g}"
+            f"  free      = {f.total} − {f.external}{around} − {f.reserve} − {f.headroom} "
+            f"= {pp.free:g}"
         )
     if pp.splits:
         used = sum(s.use for s in pp.splits)
@@ -214,3 +230,28 @@ def _job_written(w: JobWrite | None) -> str:
         return "no write"
     what = "restore" if w.restore else "cap"
     return f"{what} maxWorkerCount {count(w.old)} → {count(w.value)}"
+
+
+def undeclared_said(found: Sequence[Undeclared], total: int) -> str:
+    """`4 (job comp step Nuke on render-012, …)`: for the cycle's line and `explain`."""
+    who = []
+    for u in found:
+        what = f"job {u.job_name or u.job_id} step {u.step_name or u.step_id} on {u.host}"
+        who.append((what if u.job_id else f"on {u.host}, no task found") + _times(u.count))
+    return f"{total}" + (f" ({', '.join(who)})" if who else "")
+
+
+def _times(n: int) -> str:
+    return f" ×{n}" if n > 1 else ""
+
+
+def around_said(fig: Figures, found: Sequence[Undeclared]) -> str:
+    """`undeclared: 4 (job …)`, or what one read saw and the law has not taken yet."""
+    if fig.undeclared:
+        return f"undeclared: {undeclared_said(found, fig.undeclared)}"
+    if fig.undeclared_seen:
+        return (
+            f"undeclared: {undeclared_said(found, fig.undeclared_seen)} seen in this read, "
+            "taken when the next read shows it too"
+        )
+    return ""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
-from sync.domain import JobInfo, JobOriginal, LimitMemory, LimitState, StepAmounts
+from sync.domain import JobInfo, JobOriginal, LimitMemory, LimitState, StepAmounts, Undeclared
 from sync.law.learn import Profile
 from sync.licenses import Report
 
@@ -73,6 +73,8 @@ class Observed:
     farms: Mapping[str, FarmRead]
     errors: tuple[str, ...] = ()  # reads that failed, in words for the operator
     profiles: Mapping[str, Profile] = field(default_factory=dict)  # learned reserves, by pool
+    # each pool's undeclared use, named by the runs on its hosts (read after the plan)
+    undeclared: Mapping[str, tuple[Undeclared, ...]] = field(default_factory=dict)
 
     @cached_property
     def lookup(self) -> dict[LimitKey, LimitState | str]:
