@@ -264,6 +264,24 @@ def _add_history(sub: Sub) -> None:
     p.add_argument("--limit", type=int, default=50, help="differences to print (default 50)")
 
 
+def _add_audit(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "audit",
+        "audit:audit",
+        "report the farm's setup mistakes that defeat a pool's limit (read-only)",
+        "Read each farm of the policy (limits, fleets, queue associations, the newest jobs\n"
+        "that can run) and report, with a fix each: a fleet whose customAmounts declares a\n"
+        "pool's amount (its tasks bypass the limit), a limit with no queue, a queue whose\n"
+        "jobs need the amount but is not associated with the limit, jobs asking for an\n"
+        "amount no limit has, a limit no job asks for. Exit 0: nothing found; 1: findings\n"
+        "or a farm not read (docs/operations.md, 'Auditing the farm's setup'). `run` does\n"
+        "the same at start and after each policy reload.",
+    )
+    _config(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
 def _add_restore(sub: Sub) -> None:
     p = _command(
         sub,
@@ -464,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_policy,
         _add_history,
         _add_restore,
+        _add_audit,
         _add_simulate,
         _add_demo,
         _add_healthcheck,

@@ -82,6 +82,15 @@ def short_host(host: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetInfo:
+    """A fleet as ListFleets shows it: what it declares of itself takes no limit's units."""
+
+    fleet_id: str
+    name: str
+    custom_amounts: tuple[str, ...] = ()  # workerCapabilities.customAmounts' names
+
+
+@dataclass(frozen=True, slots=True)
 class HostRun:
     """A task run under way on a farm worker, found by the host a license server names:
     what it acquired tells use declared to a limit from use around it."""

@@ -36,8 +36,8 @@ def subprocess_cli(
 
 def test_the_help_lists_every_command():
     assert commands() == sorted(
-        ["demo", "explain", "healthcheck", "history", "init", "parse", "plan", "replay", "restore",
-         "run", "schema", "simulate", "validate"]
+        ["audit", "demo", "explain", "healthcheck", "history", "init", "parse", "plan", "replay",
+         "restore", "run", "schema", "simulate", "validate"]
     )  # fmt: skip
 
 

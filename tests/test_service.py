@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -970,3 +971,24 @@ def test_an_rlm_report_log_counts_who_was_refused_as_a_debug_log_does(world, tmp
     assert fig is not None and fig.waiting == 1  # bob, refused and not served since
     line = decision_line(r.plan.pools["nuke"].decisions[0], fig)  # the demo's and run's
     assert f"external={fig.external} (1 refused, waiting)" in line
+
+
+def test_the_service_audits_at_start_and_after_a_reload_and_says_each_finding_once(world, caplog):
+    w = world
+    own = w.farm.add_fleet("own", 1, amounts=(("amount.nuke", 0, 1),))
+    w.farm.link_fleet(w.queue, own)
+    findings = lambda: w.metrics.registry.get_sample_value(  # noqa: E731
+        "license_sync_setup_findings", {"kind": "fleet_declares_amount"}
+    )
+    with caplog.at_level(logging.WARNING, logger="license_sync"):
+        for _ in range(2):  # as `serve` runs it: a cycle, then the audit if one is due
+            cycle(w)
+            w.svc.audit_setup()
+    said = [r.getMessage() for r in caplog.records if "farm setup" in r.getMessage()]
+    assert len(said) == 1 and "fleet own" in said[0] and "fix:" in said[0]
+    assert findings() == 1
+    w.farm.fleets[own].amounts = []  # the studio mends the fleet; a policy edit follows
+    w.policy.write_text(w.policy.read_text().replace("headroom: 1", "headroom: 2"))
+    cycle(w)
+    w.svc.audit_setup()
+    assert findings() == 0

@@ -61,7 +61,9 @@ pools:
             # what is free for declared tasks: the total less artists and the undeclared use
             wait_for(lambda: farm.limits[lid].max_count == TOTAL - ARTISTS - SNEAKY, 60, "12")
             text = scrape(port)
-            undeclared = metric(text, "license_sync_undeclared_in_use", pool="nuke", limit="amount.nuke")
+            undeclared = metric(
+                text, "license_sync_undeclared_in_use", pool="nuke", limit="amount.nuke"
+            )
             assert undeclared == SNEAKY
             refused = farm.denials
             for _ in range(4):  # frames end and start again under the limit: none refused
@@ -97,7 +99,9 @@ pools:
 
 
 def _plan(undeclared: int, refs: tuple[str, ...] = ("amount.nuke",), weights=()):
-    fig = Figures(20, 10, 10, "selector", 0, 0, 0, undeclared=undeclared, undeclared_seen=undeclared)
+    fig = Figures(
+        20, 10, 10, "selector", 0, 0, 0, undeclared=undeclared, undeclared_seen=undeclared
+    )
     decisions = tuple(Decision("nuke", "farm-1", r, f"limit-{r}", 5, 5, None, ()) for r in refs)
     splits = tuple(Split(r, 0, 0, w) for r, w in zip(refs, weights, strict=False))
     return PoolPlan("nuke", decisions, fig, splits=splits)

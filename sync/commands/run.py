@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     if args.once:
         try:
             result = svc.run_cycle()
+            svc.audit_setup()
         finally:
             if svc.history is not None:
                 svc.history.close()

@@ -174,6 +174,10 @@ def _cycle_job(
             idle.set()
         if on_cycle is not None:
             on_cycle(result)
+        try:
+            svc.audit_setup()
+        except Exception:  # the loop must survive a bug in the audit too
+            log.exception("the farms' setup audit failed")
         count["n"] += 1
         if max_cycles is not None and count["n"] >= max_cycles:
             stop.set()

@@ -14,6 +14,7 @@ from typing import Any
 
 from sync.cycle.act import Writer
 from sync.cycle.around import named, say_changes
+from sync.cycle.audit import SetupWatch
 from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.cycle.record import CycleResult, record
@@ -95,6 +96,7 @@ class Service:
         self.history_lost = False
         self.displaced = False  # another instance writes to the history at our path
         self.around_said: dict[str, str] = {}  # each pool's use around its limits, as logged
+        self.setup = SetupWatch(self.metrics)  # the farms' setup audited at start and reload
         self._install(loaded)
         self.metrics.reloads.labels("ok").inc()
 
@@ -130,6 +132,7 @@ class Service:
         # the last cycle read new jobs' steps after its writes: `run` starts the next cycle
         # at once, so a cold start caps every job within seconds, not intervals
         self.catching_up = False
+        self.setup.due = True  # a new policy may name other limits: audit them again
         self.metrics.set_policy(loaded.sha)
         self.metrics.interval.set(loaded.policy.interval)
         if self.history is not None:  # retention follows the policy; the path needs a restart
@@ -259,6 +262,17 @@ class Service:
             self.last_ok_at = ended  # when it ended: a long cycle is not a stale one
             self._ok_mono = self.monotonic()
         return result
+
+    def audit_setup(self) -> None:
+        """The farms' setup, audited after the first cycle and after each reload (`serve`
+        runs it between cycles: its reads are no cycle's, and its findings no cycle's
+        errors). Never raises for an API failure."""
+        if not self.stopping:
+            self.budget.start(self.cycle_budget)
+            try:
+                self.setup.check(self.policy, self.deadline)
+            finally:
+                self.budget.stop()
 
     def _save_memory(self, now: datetime) -> None:
         try:

@@ -27,6 +27,7 @@ from botocore.model import Shape
 from sync.domain import (
     ACTIVE_TASK_STATES,
     Association,
+    FleetInfo,
     Holding,
     HostRun,
     JobInfo,
@@ -442,6 +443,31 @@ class Deadline:
             q["queueId"]: q.get("displayName", q["queueId"])
             for q in self._pages("ListQueues", "queues", farmId=self.farm_id, maxResults=100)
         }
+
+    def fleets(self) -> list[FleetInfo]:
+        """Every fleet of the farm with the amounts its workers declare (`customAmounts` of a
+        customer-managed fleet's workerCapabilities, a service-managed one's
+        instanceCapabilities)."""
+        out = []
+        for f in self._pages("ListFleets", "fleets", farmId=self.farm_id):
+            config = f.get("configuration") or {}
+            caps = (config.get("customerManaged") or {}).get("workerCapabilities") or (
+                config.get("serviceManagedEc2") or {}
+            ).get("instanceCapabilities")
+            amounts = (caps or {}).get("customAmounts") or ()
+            out.append(FleetInfo(f["fleetId"], f.get("displayName", ""),
+                                 tuple(a["name"] for a in amounts)))  # fmt: skip
+        return out
+
+    def queue_fleets(self) -> list[tuple[str, str, str]]:
+        """(queue, fleet, status) of every queue-fleet association of the farm: every
+        queue whose jobs can run is in it."""
+        return [
+            (a["queueId"], a["fleetId"], a.get("status", ""))
+            for a in self._pages(
+                "ListQueueFleetAssociations", "queueFleetAssociations", farmId=self.farm_id
+            )
+        ]
 
     # SearchJobs' itemOffset stops at 10000 (the service model's maximum)
     max_item_offset = 10000

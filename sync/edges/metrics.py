@@ -261,6 +261,13 @@ class Metrics:
             "no job cap is written until a restart",
             registry=r,
         )
+        self.setup_findings = Gauge(
+            P + "setup_findings",
+            "Mistakes in the farm's setup that defeat a pool's limit, by kind, as the last "
+            "audit found them (`license-sync audit`; at start and after a policy reload)",
+            ["kind"],
+            registry=r,
+        )
         self.jobs_unadopted = Gauge(
             P + "jobs_unadopted",
             "Capped jobs found by a new history and left alone until `run --adopt`",

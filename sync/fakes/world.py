@@ -65,6 +65,13 @@ class DemoWorld(Clocked):
         for q in self.queues:
             for lim in self.limits.values():
                 self.farm.associate(q, lim)
+        # a studio's own render nodes that declare Maya as theirs (customAmounts, as AWS's
+        # license_limits sample tells studios to): their tasks bypass the limit, and
+        # `license-sync audit` says so
+        own = self.farm.add_fleet(
+            "render-ws", 2, amounts=(("amount.maya", 0.0, 1.0),), host_prefix="render-ws"
+        )
+        self.farm.link_fleet(self.queues[1], own)
         self.license = FakeLicenseServer(
             self.farm,
             [
