@@ -59,8 +59,9 @@ def _add_parse(sub: Sub) -> None:
         required=True,
         choices=[*TOOLS, "command", *LOG_FORMATS],
         help="which tool produced the text (command: a JSON report to validate; "
-        "flexlm-log: a FlexLM debug log, rlm-log: an RLM report log (REPORTLOG), their "
-        "checkouts and refusals)",
+        "flexlm-log: a FlexLM debug log; rlm-report-log: an RLM report log (REPORTLOG), "
+        "rlm-debug-log: an RLM ISV server's debug log, rlm-log: either, told line by "
+        "line: their checkouts and refusals)",
     )
     p.add_argument(
         "--expiry",

@@ -973,6 +973,32 @@ def test_an_rlm_report_log_counts_who_was_refused_as_a_debug_log_does(world, tmp
     assert f"external={fig.external} (1 refused, waiting)" in line
 
 
+def test_an_rlm_debug_log_counts_who_was_refused_as_a_report_log_does(world, tmp_path):
+    """An RLM source's `log:` may be its ISV server's debug log, told from its lines."""
+    w = world
+    log = tmp_path / "foundry.dlog"
+    lines = RLM_DEBUG_LOG.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:6]))
+    w.policy.write_text(
+        w.policy.read_text().replace(
+            'lic: {kind: flexlm, servers: ["27000@lic1"]}',
+            f'lic: {{kind: rlm, servers: ["5053@lic2"], log: {{path: {log}}}}}',
+        )
+    )
+    cycle(w)  # followed from here
+    with log.open("a") as fh:
+        fh.writelines(lines[6:])
+    r = cycle(w)
+    assert r.ok, r.errors
+    assert (denials(w, "artist"), denials(w, "farm")) == (1.0, 1.0)  # bob, render-013
+    rows = {row["who"]: row for row in w.svc.history.query("denials")}
+    assert rows["farm"]["at"] == "2027-01-01T00:01:00+00:00"
+    assert rows["artist"]["reason"] == "All licenses in use"
+
+
+RLM_DEBUG_LOG = Path(__file__).parent / "fixtures/rlm_debug_log/foundry.dlog"
+
+
 def test_the_service_audits_at_start_and_after_a_reload_and_says_each_finding_once(world, caplog):
     w = world
     own = w.farm.add_fleet("own", 1, amounts=(("amount.nuke", 0, 1),))

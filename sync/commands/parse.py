@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 from sync.commands import EXIT_OK
@@ -25,7 +26,7 @@ def parse(args: argparse.Namespace) -> int:
             raise SyncError(f"cannot read {args.file!r}: {e.strerror}") from e
     out: dict[str, Any]
     if args.format in LOG_FORMATS:
-        doc = log_document(text, args.tz, LOG_FORMATS[args.format])
+        doc = log_document(text, args.tz, *LOG_FORMATS[args.format], name=args.format)
         json.dump(doc, sys.stdout, indent=None if args.compact else 2)
         sys.stdout.write("\n")
         return EXIT_OK
@@ -59,11 +60,16 @@ def parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def log_document(text: str, tz: str, kind: str) -> dict[str, Any]:
-    """What a server's log holds (`kind`'s grammar): each event, and the refusals counted."""
-    grammar = TOOLS[kind].log
+def log_document(
+    text: str, tz: str, kind: str, fmt: str | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """What a server's log holds (`kind`'s grammar for `fmt`, or any of its manager's):
+    each event, and the refusals counted. A log whose lines give no year is of this one."""
+    grammar = TOOLS[kind].logs[fmt] if fmt is not None else TOOLS[kind].log
     assert grammar is not None
-    read = grammar.parse(text.splitlines(), LogClock(tz))
+    clock = LogClock(tz)
+    clock.today = datetime.now(clock.zone).date()
+    read = grammar.parse(text.splitlines(), clock)
     events = [
         {
             "at": e.at.isoformat() if e.at else None,
@@ -78,5 +84,9 @@ def log_document(text: str, tz: str, kind: str) -> dict[str, Any]:
         for e in read.events
     ]
     refused = sum(1 for e in read.events if e.kind in REFUSED)
-    fmt = f"{kind}-log"
-    return {"format": fmt, "events": events, "refused": refused, "unread": read.unread}
+    return {
+        "format": name or f"{kind}-log",
+        "events": events,
+        "refused": refused,
+        "unread": read.unread,
+    }

@@ -53,6 +53,9 @@ REWARN_DOWN = timedelta(minutes=10)
 ARTIST_WAIT = timedelta(minutes=10)
 
 
+TailKey = tuple[str, str, str, str, str | None]  # source, path, tz, kind, log format
+
+
 class Observer:
     def __init__(
         self,
@@ -70,9 +73,9 @@ class Observer:
         self.steps_read_in: dict[str, str] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
         self.down: dict[str, _Down] = {}
-        # (source, path, tz, kind) → its log
-        self.tails: dict[tuple[str, str, str, str], LogTail] = {}
-        self.log_down: dict[tuple[str, str, str, str], str] = {}  # a log down: why, as last said
+        # (source, path, tz, kind, format) → its log
+        self.tails: dict[TailKey, LogTail] = {}
+        self.log_down: dict[TailKey, str] = {}  # a log down: why, as last said
         # source → feature → (user, host) → when their refusal was read
         self.waiting: dict[str, dict[str, dict[tuple[str, str], datetime]]] = {}
         self._remember_good_reads()
@@ -175,7 +178,7 @@ class Observer:
         it refused who are still waiting. A log is followed from the service's start; a
         policy edit that keeps it keeps its place in it."""
         wanted = {
-            (name, cfg.log.path, cfg.log.tz, cfg.kind): name
+            (name, cfg.log.path, cfg.log.tz, cfg.kind, cfg.log.format): name
             for name, cfg in policy.sources.items()
             if isinstance(cfg, ToolSourceConfig) and cfg.log is not None and name in states
         }
@@ -503,7 +506,8 @@ def _sharing_queues(
     return sorted(queues)
 
 
-def _tail(path: str, tz: str, kind: str) -> LogTail:
-    grammar = TOOLS[kind].log
+def _tail(path: str, tz: str, kind: str, fmt: str | None) -> LogTail:
+    """A log followed in the grammar the policy names, or in any its manager writes."""
+    grammar = TOOLS[kind].logs[fmt] if fmt is not None else TOOLS[kind].log
     assert grammar is not None  # the policy allows a log only on a kind that reads one
     return LogTail(path, tz, grammar=grammar)

@@ -467,4 +467,5 @@ TOOL = Tool(
     lambda exe, server: [exe, "lmstat", "-a", "-c", server],
     parse,
     log=flexlm_log.GRAMMAR,
+    logs={"debug": flexlm_log.GRAMMAR},
 )

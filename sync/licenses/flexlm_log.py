@@ -12,20 +12,31 @@ one before it. The events of interest:
     09:36:10 (foundry) QUEUED: "nuke_r" bob@ws-02  (...)
     10:00:00 (foundry) IN: "nuke_r" ann@ws-01  (3 licenses)
 
-Times are the server's local time, in the zone the policy gives for its log.
+and the shapes other daemons write for the same events (tests/fixtures/flexlm_log):
+
+    09:35:00 (adskflex) DENIED: "86985MAYA_2024_0F" bob@ws-02 "v1.000"(License server …)
+    09:35:00 (adskflex) DENIED: 86985MAYA_2024_0F [adskflex] bob@ws-02
+    09:35:00 (adskflex)     (Licensed number of users already reached. (-4,342))
+
+the requested version quoted and run straight into the reason's parenthesis; the feature
+unquoted and tagged with its vendor, the reason on the daemon's next line. Times are the
+server's local time, in the zone the policy gives for its log.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 
-from sync.licenses.logs import LogClock, LogEvent, LogGrammar, LogRead, calendar_date
+from sync.licenses.logs import REFUSED, LogClock, LogEvent, LogGrammar, LogRead, calendar_date
 
 _LINE = re.compile(r"^\s*(\d{1,2}):(\d{2}):(\d{2})\s+\((?P<daemon>[^)]+)\)\s+(?P<msg>.*?)\s*$")
 _EVENT = re.compile(
-    r'^(?P<kind>OUT|IN|DENIED|QUEUED|UNSUPPORTED):\s+"(?P<feature>[^"]+)"\s+'
-    r"(?P<user>[^@\s]*)@(?P<host>\S+)(?:\s+\((?P<detail>.*)\))?$"
+    r"^(?P<kind>OUT|IN|DENIED|QUEUED|UNSUPPORTED):\s+"
+    r'(?:"(?P<quoted>[^"]+)"|(?P<feature>[^\s"@\[]+))(?:\s+\[[^\]]*\])?\s+'
+    r'(?P<user>[^@\s]*)@(?P<host>[^\s"(\[]+)(?:\s*\[[^\]]*\])?'
+    r'(?:\s*"[^"]*")?(?:\s*\((?P<detail>.*)\))?$'
 )
 _STAMP = re.compile(r"^TIMESTAMP\s+(\d{1,2})/(\d{1,2})/(\d{4})$")
 _SLOG = re.compile(r"Time:\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{4})\s")
@@ -50,6 +61,7 @@ def parse_lines(lines: list[str], clock: LogClock) -> LogRead:
             continue
         at = clock.at(t)
         if not msg.startswith(("OUT:", "IN:", "DENIED:", "QUEUED:", "UNSUPPORTED:")):
+            _reason_below(out, m["daemon"], msg)
             continue
         ev = _EVENT.match(msg)
         if ev is None:
@@ -59,12 +71,22 @@ def parse_lines(lines: list[str], clock: LogClock) -> LogRead:
     return out
 
 
+def _reason_below(out: LogRead, daemon: str, msg: str) -> None:
+    """A refusal written without its reason takes it from the daemon's next line, when
+    that line is the reason in parentheses (as some daemons write it)."""
+    last = out.events[-1] if out.events else None
+    if last is None or last.reason or last.kind not in REFUSED or last.vendor != daemon:
+        return
+    if msg.startswith("(") and msg.endswith(")"):
+        out.events[-1] = replace(last, reason=msg[1:-1].strip())
+
+
 def _event(at: datetime | None, daemon: str, ev: re.Match[str]) -> LogEvent:
     detail = ev["detail"]
     count = _COUNT.match(detail) if detail else None
     reason = None if count or not detail else detail
     return LogEvent(
-        at, daemon, ev["kind"], ev["feature"], ev["user"], ev["host"], reason,
+        at, daemon, ev["kind"], ev["quoted"] or ev["feature"], ev["user"], ev["host"], reason,
         int(count[1]) if count else 1,
     )  # fmt: skip
 

@@ -12,7 +12,11 @@ from sync.licenses import Report, down_report, flexlm, report_from_dict, rlm
 TOOLS = {t.kind: t for t in (flexlm.TOOL, rlm.TOOL)}  # a new license manager: one line here
 OTHER_KINDS = ("command", "static")  # sources that run no status tool of their own
 # `parse --format KIND-log`: a tool's server log, by the kind whose grammar reads it
-LOG_FORMATS = {f"{kind}-log": kind for kind, t in TOOLS.items() if t.reads_log}
+# (`KIND-FORMAT-log`, a kind of log it names: `rlm-debug-log`; `KIND-log`: any it writes)
+LOG_FORMATS: dict[str, tuple[str, str | None]] = {
+    **{f"{kind}-log": (kind, None) for kind, t in TOOLS.items() if t.reads_log},
+    **{f"{kind}-{name}-log": (kind, name) for kind, t in TOOLS.items() for name in t.logs},
+}
 
 
 def parse_command_output(text: str) -> Report:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from itertools import groupby
 from zoneinfo import ZoneInfo
 
 REFUSED = ("DENIED", "UNSUPPORTED")  # a checkout refused; QUEUED waits, IN and OUT move
@@ -33,6 +34,11 @@ class LogClock:
     day: date | None = None
     last: time | None = None  # the last time of day read, to see midnight pass
     vendor: str = ""  # the vendor daemon a log is of, where its lines do not name it (RLM)
+    today: date | None = None  # the reader's date: a year for a log whose lines give none
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
 
     def at(self, t: time) -> datetime | None:
         """The moment of a time of day the log wrote, in the date it last gave."""
@@ -70,3 +76,24 @@ class LogGrammar:
     parse: LogParser
     refusal_marks: tuple[bytes, ...]  # bytes only a refusal's line holds: a cheap glance
     quiet_for: timedelta | None  # silent this long, the log counts as down (None: never)
+
+
+def either(first: LogGrammar, second: LogGrammar, is_second: Callable[[str], bool]) -> LogGrammar:
+    """A log in one grammar or the other, told line by line (`is_second`): a source's
+    `log:` that does not say which kind of log it is."""
+
+    def parse(lines: list[str], clock: LogClock) -> LogRead:
+        out = LogRead()
+        for second_kind, run in groupby(lines, key=is_second):
+            read = (second if second_kind else first).parse(list(run), clock)
+            out.events += read.events
+            out.unread += read.unread
+        return out
+
+    quiet = first.quiet_for and second.quiet_for and max(first.quiet_for, second.quiet_for)
+    return LogGrammar(
+        f"{first.name} or {second.name}",
+        parse,
+        first.refusal_marks + second.refusal_marks,
+        quiet or None,
+    )

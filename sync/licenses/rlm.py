@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass, field
 
 from sync.errors import ParseError
-from sync.licenses import Checkout, Feature, Report, Server, Vendor, rlm_log
+from sync.licenses import Checkout, Feature, Report, Server, Vendor, rlm_debug_log, rlm_log
 from sync.licenses.flexlm import normalise_expiry
+from sync.licenses.logs import either
 from sync.licenses.tool import Tool
 
 FORMAT = "rlm"
@@ -215,5 +216,7 @@ TOOL = Tool(
     "rlmutil",
     lambda exe, server: [exe, "rlmstat", "-a", "-c", server],
     parse,
-    log=rlm_log.GRAMMAR,
+    # an ISV server writes a report log (REPORTLOG) and a debug log (DEBUGLOG)
+    log=either(rlm_log.GRAMMAR, rlm_debug_log.GRAMMAR, rlm_debug_log.is_line),
+    logs={"report": rlm_log.GRAMMAR, "debug": rlm_debug_log.GRAMMAR},
 )

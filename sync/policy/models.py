@@ -186,6 +186,11 @@ class SourceLog(Model):
     tz: Annotated[str, BeforeValidator(lambda v: _tz(v))] = Field(
         "UTC", description="the server's time zone: its log's times are local and dateless"
     )
+    format: Literal["report", "debug"] | None = Field(
+        None,
+        description="which log it is (RLM: its REPORTLOG or its debug log; FlexLM: debug); "
+        "left out, told from its lines",
+    )
 
 
 class ToolSourceConfig(Model):
@@ -198,7 +203,7 @@ class ToolSourceConfig(Model):
     log: SourceLog | None = Field(
         None,
         description="its server's log (FlexLM: the vendor daemon's debug log; RLM: the "
-        "ISV server's REPORTLOG): denials counted from it",
+        "ISV server's REPORTLOG or debug log): denials counted from it",
     )
 
     @model_validator(mode="after")
@@ -206,6 +211,12 @@ class ToolSourceConfig(Model):
         if self.log is not None and not TOOLS[self.kind].reads_log:
             readable = ", ".join(k for k, t in TOOLS.items() if t.reads_log)
             raise ValueError(f"a {self.kind} source's log is not read (only {readable}'s)")
+        logs = TOOLS[self.kind].logs
+        if self.log is not None and self.log.format is not None and self.log.format not in logs:
+            raise ValueError(
+                f"a {self.kind} server writes no {self.log.format} log that is read: give "
+                f"log.format {' or '.join(sorted(logs))}, or leave it out"
+            )
         return self
 
 

@@ -30,6 +30,20 @@ def test_a_denial_in_a_real_log_has_its_feature_user_host_time_and_reason():
     assert g.at is not None and g.at.date().isoformat() == "2014-11-20"  # from TIMESTAMP
 
 
+def test_denials_in_the_other_shapes_daemons_write_are_read_with_their_reasons():
+    read = parse_log((LOGS / "adskflex.log").read_text())
+    got = [(e.user, e.feature, e.reason) for e in read.events if e.kind == "DENIED"]
+    assert got == [
+        # the requested version quoted, run straight into the reason
+        ("bob", "86985MAYA_2024_0F",
+         "License server system does not support this version of this feature. (-25,334)"),
+        # the feature unquoted and tagged with its vendor, the reason on the next line
+        ("cara", "86985MAYA_2024_0F", "Licensed number of users already reached. (-4,342)"),
+        ("render", "86985MAYA_2024_0F", "Licensed number of users already reached. (-4,342)"),
+    ]  # fmt: skip
+    assert read.unread == 0 and [e.kind for e in read.events].count("OUT") == 1
+
+
 def test_the_date_carries_past_midnight_and_counts_come_from_the_line():
     events = parse_log((LOGS / "studio.log").read_text()).events
     out = {(e.kind, e.user): e for e in events}

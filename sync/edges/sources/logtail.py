@@ -64,6 +64,7 @@ class LogTail:
         lines += self._drain()
         if lines:
             self._grew = now
+        self._dates.today = now.astimezone(self._dates.zone).date()
         return self.grammar.parse([ln.decode(errors="replace") for ln in lines], self._dates).events
 
     def _open(self, ino: tuple[int, int], offset: int, now: datetime) -> None:
