@@ -36,6 +36,7 @@ class FakeSource(Source):
         self.farm = 0
         self.queued = 0  # checkouts the server has queued: artists refused now
         self.up = True
+        self.farm_hosts: list[str] | None = None  # the farm's checkouts' hosts, if not render-N
         self.servers: tuple[Server, ...] = ()  # a triad's servers, as lmstat lists them
         self.vendors: tuple[Vendor, ...] = ()
 
@@ -46,11 +47,10 @@ class FakeSource(Source):
             Checkout(f"a{i}", f"ws{i}", None, "v1", "lic1", 27000, i, "x", 1, None, None)
             for i in range(self.artists)
         ]
+        hosts = self.farm_hosts or [f"render-{i}" for i in range(self.farm)]
         cos += [
-            Checkout(
-                "render", f"render-{i}", None, "v1", "lic1", 27000, 100 + i, "x", 1, None, None
-            )
-            for i in range(self.farm)
+            Checkout("render", h, None, "v1", "lic1", 27000, 100 + i, "x", 1, None, None)
+            for i, h in enumerate(hosts[: self.farm])
         ]
         return Report(
             "flexlm",
@@ -210,6 +210,25 @@ def test_a_license_held_around_the_limit_for_one_read_is_not_taken(world):
     r = cycle(w)
     assert max_count(w) == 16
     assert r.plan.limits.pools["nuke"].figures.undeclared == 0
+
+
+def test_a_selector_of_the_farms_workers_counts_checkouts_on_their_hosts_as_the_farms(world):
+    """`farm_selector: {workers: true}`: the hosts are the workers' own (ListWorkers
+    hostProperties), matched by short name in any case or by IPv4 address; a host that
+    merely looks like a render node is an artist's."""
+    w = world
+    w.policy.write_text(w.policy.read_text().replace('{hosts: ["^render-"]}', "{workers: true}"))
+    w.src.artists = 3
+    farm_runs(w, 4)
+    workers = [wk for f in w.farm.fleets.values() for wk in f.workers]
+    hosts = [f"{wk.host_name.upper()}.farm.local" for wk in workers[:3]] + [workers[3].ip]
+    w.src.farm_hosts = [*hosts, "render-999"]
+    w.src.farm = 5
+    r = cycle(w)
+    fig = r.plan.pools["nuke"].figures
+    assert fig is not None and fig.farm_use_from == "selector"
+    assert (fig.farm_use, fig.external) == (4, 4)  # render-999 is no worker: an artist's
+    assert max_count(w) == 20 - 4 - 1
 
 
 def test_dry_run_writes_nothing(world):

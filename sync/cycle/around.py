@@ -34,7 +34,10 @@ def named(
     around = {n: pp for n, pp in pools.items() if pp.figures and pp.figures.undeclared_seen}
     if not around:
         return observed
-    hosts = {n: hosts_to_name(policy.pools[n], observed.sources, now) for n in around}
+    hosts = {
+        n: hosts_to_name(policy.pools[n], observed.sources, now, observed.worker_hosts)
+        for n in around
+    }
     farms = {d.farm_id for pp in around.values() for d in pp.decisions}
     runs: dict[str, list[HostRun]] = {}
     for farm_id in sorted(farms):

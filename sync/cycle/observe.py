@@ -72,6 +72,7 @@ class Observer:
         # the lifecycle status each job's steps were read in: read again when it changes
         self.steps_read_in: dict[str, str] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
+        self.workers: dict[str, frozenset[str]] = {}  # each farm's workers' hosts, last read
         self.down: dict[str, _Down] = {}
         # (source, path, tz, kind, format) → its log
         self.tails: dict[TailKey, LogTail] = {}
@@ -107,6 +108,7 @@ class Observer:
         memory: Memory,
         now: datetime,
     ) -> Observed:
+        workers = self.read_worker_hosts(policy, deadline)
         states = self.read_logs(policy, self.read_sources(sources, now), now)
         farms: dict[str, FarmRead] = {}
         errors: list[str] = []
@@ -126,7 +128,35 @@ class Observer:
         if all(read.jobs is not None for read in farms.values()):
             self.steps = {k: v for k, v in self.steps.items() if k in seen}
             self.steps_read_in = {k: v for k, v in self.steps_read_in.items() if k in seen}
-        return Observed(states, farms, tuple(errors), self.learned(policy, now))
+        return Observed(
+            states, farms, tuple(errors), self.learned(policy, now), worker_hosts=workers
+        )
+
+    def read_worker_hosts(
+        self, policy: Policy, deadline: Callable[[str], Deadline]
+    ) -> frozenset[str]:
+        """The hosts of the workers of every farm a pool with `farm_selector: {workers:
+        true}` syncs, read each cycle (workers come and go); a farm whose read fails keeps
+        the hosts it had, since a worker's name outlives an outage."""
+        farms = {
+            t.farm
+            for pool in policy.pools.values()
+            if pool.farm_selector is not None and pool.farm_selector.workers
+            for t in pool.targets(policy.default_farm)
+            if t.farm is not None
+        }
+        for farm_id in sorted(farms):
+            try:
+                self.workers[farm_id] = deadline(farm_id).worker_hosts()
+            except DeadlineError as e:
+                log.warning("farm %s: its workers' hosts not read, the last known used: %s",
+                            farm_id, e)  # fmt: skip
+        self.workers = {f: hosts for f, hosts in self.workers.items() if f in farms}
+        return self.worker_hosts
+
+    @property
+    def worker_hosts(self) -> frozenset[str]:
+        return frozenset().union(*self.workers.values())
 
     def learned(self, policy: Policy, now: datetime) -> dict[str, Profile]:
         """The learned reserve's profile of each pool that learns one, from the history's
@@ -204,7 +234,8 @@ class Observer:
         """A source whose log has refused an artist a pool's feature since the last cycle
         (peeked, not taken: the cycle reads it), or None."""
         for (name, *_), tail in list(self.tails.items()):
-            if any(d.who == "artist" and d.pool for d in denials(policy, name, tail.peek(), now)):
+            found = denials(policy, name, tail.peek(), now, self.worker_hosts)
+            if any(d.who == "artist" and d.pool for d in found):
                 return name
         return None
 
@@ -218,7 +249,7 @@ class Observer:
         waiting = self.waiting.setdefault(source, {})
         refused: list[Denial] = []
         for e in events:
-            found = denials(policy, source, [e], now)
+            found = denials(policy, source, [e], now, self.worker_hosts)
             refused += found
             if any(d.who == "artist" and d.pool for d in found):
                 waiting.setdefault(e.feature, {})[(e.user, e.host)] = now

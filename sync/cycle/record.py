@@ -65,7 +65,7 @@ def record(
 ) -> None:
     """The cycle into the history and the metrics. With `history.redact` and a key, the
     artists it names are hashed (sync/offline/redact.py)."""
-    redactor = _redactor(policy, redaction_key)
+    redactor = _redactor(policy, redaction_key, result.observed.worker_hosts)
     say = quiet if redactor else str
     found = refusals(result)
     for d in found:
@@ -136,10 +136,10 @@ UNDECLARED_COLUMNS = (
 )  # fmt: skip
 
 
-def _redactor(policy: Policy, key: bytes) -> Redactor | None:
+def _redactor(policy: Policy, key: bytes, workers: frozenset[str]) -> Redactor | None:
     if not (policy.history.redact and key):
         return None
-    return Redactor(key, any_farm(farm_selector(p) for p in policy.pools.values()))
+    return Redactor(key, any_farm(farm_selector(p, workers) for p in policy.pools.values()))
 
 
 def _as_left(result: CycleResult, redactor: Redactor | None) -> dict[str, Any]:

@@ -177,14 +177,17 @@ _RELEASING = ("CANCELING", "RECLAIMING")
 _BUSY_WORKER = ("STARTED", "RUNNING", "STOPPING", "NOT_RESPONDING")
 
 
-def _host_of(worker: dict[str, Any], wanted: set[str]) -> str | None:
-    """The name among `wanted` a worker answers to: its host name or an IPv4 address."""
+def _names_of(worker: dict[str, Any]) -> list[str]:
+    """What a license server may call a worker's host: its host name (short, lower case)
+    and its IPv4 addresses (hostProperties)."""
     props = worker.get("hostProperties") or {}
-    names = [
-        props.get("hostName") or "",
-        *(props.get("ipAddresses") or {}).get("ipV4Addresses", ()),
-    ]
-    return next((n for n in map(short_host, names) if n and n in wanted), None)
+    ips = (props.get("ipAddresses") or {}).get("ipV4Addresses", ())
+    return [n for n in map(short_host, [props.get("hostName") or "", *ips]) if n]
+
+
+def _host_of(worker: dict[str, Any], wanted: set[str]) -> str | None:
+    """The name among `wanted` a worker answers to."""
+    return next((n for n in _names_of(worker) if n in wanted), None)
 
 
 @dataclass(frozen=True)
@@ -681,6 +684,18 @@ class Deadline:
         of their fleets (no job list needed); None when the fleets cannot be read."""
         busy = self._busy_workers(queues)
         return None if busy is None else self._held(self._on_workers(busy, queues))
+
+    def worker_hosts(self) -> frozenset[str]:
+        """The hosts of every worker of every fleet of the farm, as a license server may
+        name them: what a farm_selector with `workers: true` counts as the farm's."""
+        return frozenset(
+            name
+            for fleet in self._pages("ListFleets", "fleets", farmId=self.farm_id)
+            for w in self._pages(
+                "ListWorkers", "workers", farmId=self.farm_id, fleetId=fleet["fleetId"]
+            )
+            for name in _names_of(w)
+        )
 
     def runs_on_hosts(self, hosts: Iterable[str]) -> list[HostRun]:
         """The task runs under way on the farm's workers whose host name (short, any case)

@@ -12,7 +12,13 @@ from sync.licenses.logs import REFUSED, LogEvent
 from sync.policy import Policy, Pool
 
 
-def denials(policy: Policy, source: str, events: Iterable[LogEvent], now: datetime) -> list[Denial]:
+def denials(
+    policy: Policy,
+    source: str,
+    events: Iterable[LogEvent],
+    now: datetime,
+    workers: frozenset[str] = frozenset(),
+) -> list[Denial]:
     """Each refusal among `events`, once a pool that takes its feature from `source`.
     A pool without a farm_selector cannot tell the farm's checkouts: its refusals count as
     artists'. An event the log gave no date yet is dated `now`, when it was read."""
@@ -32,7 +38,7 @@ def denials(policy: Policy, source: str, events: Iterable[LogEvent], now: dateti
                    and r.vendor in (None, e.vendor) for r in pool.features)
         ]  # fmt: skip
         for name, pool in mine or [("", None)]:
-            is_farm = farm_selector(pool) if pool is not None else None
+            is_farm = farm_selector(pool, workers) if pool is not None else None
             who = "farm" if is_farm is not None and is_farm(e.host, e.user) else "artist"
             reason = e.reason or e.kind
             out.append(Denial(e.at or now, source, name, e.feature, e.user, e.host, who, reason))

@@ -28,6 +28,7 @@ from sync.domain import (
     RunningTask,
     Stamp,
     Why,
+    short_host,
 )
 from sync.law.learn import Profile, reserve_at
 from sync.law.state import LimitKey, LimitMemories, SourceState
@@ -88,6 +89,7 @@ def plan(
     memory: LimitMemories,
     now: datetime,
     profiles: Mapping[str, Profile] | None = None,
+    workers: Collection[str] = frozenset(),
 ) -> LimitPlan:
     """Every pool of the policy; memory for limits the policy no longer names is dropped.
     `profiles`: the learned reserve's profile of each pool that learns one."""
@@ -95,7 +97,9 @@ def plan(
     new_memory: dict[tuple[str, str], LimitMemory] = {}
     for name, pool in policy.pools.items():
         profile = (profiles or {}).get(name)
-        pp, mem = plan_pool(name, pool, policy.default_farm, sources, limits, memory, now, profile)
+        pp, mem = plan_pool(
+            name, pool, policy.default_farm, sources, limits, memory, now, profile, workers
+        )
         pools[name] = pp
         new_memory.update(mem)
     return LimitPlan(pools, new_memory)
@@ -113,8 +117,10 @@ def plan_pool(
     memory: LimitMemories,
     now: datetime,
     profile: Profile | None = None,
+    workers: Collection[str] = frozenset(),
 ) -> tuple[PoolPlan, dict[tuple[str, str], LimitMemory]]:
-    """One pool's decisions, and the memory of its limits for the next cycle."""
+    """One pool's decisions, and the memory of its limits for the next cycle. `workers`:
+    the farms' workers' hosts, for a farm_selector with `workers: true`."""
     targets: list[Target] = []
     for t in pool.targets(default_farm):
         found = limits.get((t.farm or "", t.limit))
@@ -125,7 +131,7 @@ def plan_pool(
     features, failures, last_good = pool_features(pool, sources, now)
     if failures:
         return _failed(name, pool, targets, failures, last_good, now, memory)
-    figures, reserve_from = _figures(pool, features, targets, now, profile)
+    figures, reserve_from = _figures(pool, features, targets, now, profile, workers)
     around = figures.undeclared
     figures = _with_waiting(_confirmed_around(figures, targets, memory), pool, sources)
     seen = figures.external
@@ -196,13 +202,14 @@ def _figures(
     targets: list[Target],
     now: datetime,
     profile: Profile | None,
+    workers: Collection[str] = frozenset(),
 ) -> tuple[Figures, str]:
     total: int | None = 0
     for f in features:
         ft = f.total if f.total is not None else pool.uncounted
         total = None if ft is None or total is None else total + ft
     in_use = sum(f.in_use for f in features)
-    selector = farm_selector(pool)
+    selector = farm_selector(pool, workers)
     undeclared = 0
     if selector is not None:
         farm_use = sum(
@@ -343,16 +350,25 @@ def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns))
 
 
-def farm_selector(pool: Pool) -> Callable[[str, str], bool] | None:
-    """Whether a checkout (host, user) is the farm's, or None: count by currentCount."""
+def farm_selector(
+    pool: Pool, workers: Collection[str] = frozenset()
+) -> Callable[[str, str], bool] | None:
+    """Whether a checkout (host, user) is the farm's, or None: count by currentCount.
+    `workers`: the farms' workers' hosts (short names and IPv4 addresses), for a
+    selector with `workers: true`."""
     sel = pool.farm_selector
-    if sel is None or not (sel.hosts or sel.users):
+    if sel is None or not (sel.hosts or sel.users or sel.workers):
         return None
     hosts = _compiled(tuple(sel.hosts))
     users = _compiled(tuple(sel.users))
+    ours = workers if sel.workers else frozenset()
 
     def match(host: str, user: str) -> bool:
-        return bool((hosts and hosts.match(host)) or (users and users.match(user)))
+        return bool(
+            (hosts and hosts.match(host))
+            or (users and users.match(user))
+            or (ours and short_host(host) in ours)
+        )
 
     return match
 

@@ -75,6 +75,8 @@ class Observed:
     profiles: Mapping[str, Profile] = field(default_factory=dict)  # learned reserves, by pool
     # each pool's undeclared use, named by the runs on its hosts (read after the plan)
     undeclared: Mapping[str, tuple[Undeclared, ...]] = field(default_factory=dict)
+    # the farms' workers' hosts (short names, IPv4 addresses): a `workers: true` selector's
+    worker_hosts: frozenset[str] = frozenset()
 
     @cached_property
     def lookup(self) -> dict[LimitKey, LimitState | str]:

@@ -18,10 +18,12 @@ from sync.policy import Pool
 MOST_NAMED = 20
 
 
-def farm_checkouts(pool: Pool, features: Iterable[Feature]) -> Counter[str]:
+def farm_checkouts(
+    pool: Pool, features: Iterable[Feature], workers: frozenset[str] = frozenset()
+) -> Counter[str]:
     """Licenses of the pool's features each farm host holds (its short name), by the
     pool's farm_selector; empty without one."""
-    selector = farm_selector(pool)
+    selector = farm_selector(pool, workers)
     held: Counter[str] = Counter()
     if selector is None:
         return held
@@ -32,10 +34,15 @@ def farm_checkouts(pool: Pool, features: Iterable[Feature]) -> Counter[str]:
     return held
 
 
-def hosts_to_name(pool: Pool, sources: Mapping[str, SourceState], now: datetime) -> Counter[str]:
+def hosts_to_name(
+    pool: Pool,
+    sources: Mapping[str, SourceState],
+    now: datetime,
+    workers: frozenset[str] = frozenset(),
+) -> Counter[str]:
     """The farm hosts whose runs are read to name a pool's undeclared use."""
     features, failures, _ = pool_features(pool, sources, now)
-    return Counter() if failures else farm_checkouts(pool, features)
+    return Counter() if failures else farm_checkouts(pool, features, workers)
 
 
 def name_undeclared(

@@ -56,6 +56,8 @@ def dump(
             farm_id: _farm(read, writes, caps, redactor) for farm_id, read in observed.farms.items()
         },
         "errors": list(observed.errors),
+        # the farm's own machines, in clear: a `workers: true` selector planned offline
+        "worker_hosts": sorted(observed.worker_hosts),
     }
     if redactor is not None:
         data["redacted"] = redactor.key.hex()  # matches the policy's `user:` selectors
@@ -84,7 +86,8 @@ def load(data: Any, users: Iterable[str] = ()) -> tuple[Observed, datetime, bool
         key = bytes.fromhex(data.get("redacted") or "")
         names = hashes_of(key, users) if key else {}
         farms = {farm_id: _read(farm_id, f, names) for farm_id, f in data["farms"].items()}
-        observed = Observed(sources, farms, tuple(data["errors"]))
+        workers = frozenset(data.get("worker_hosts", ()))
+        observed = Observed(sources, farms, tuple(data["errors"]), worker_hosts=workers)
         return observed, datetime.fromisoformat(data["at"]), bool(data["first_look"])
     except (KeyError, TypeError, ValueError) as e:
         raise RecordedError(

@@ -192,7 +192,7 @@ def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
         )
     for name, pool in policy.pools.items():
         sel = pool.farm_selector
-        if sel is None or not (sel.hosts or sel.users):
+        if sel is None or not (sel.hosts or sel.users or sel.workers):
             out.append(
                 (
                     ("pools", name),

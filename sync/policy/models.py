@@ -265,10 +265,16 @@ class FeatureRef(Model):
 
 
 class FarmSelector(Model):
-    """Which checkouts are the farm's own: a host or user matching any regex."""
+    """Which checkouts are the farm's own: a host or user matching any regex, or a host
+    that is one of the farm's Deadline workers."""
 
     hosts: list[Regex] = []
     users: list[Regex] = []
+    workers: bool = Field(
+        False,
+        description="the farms' Deadline workers are the farm's hosts: their host names "
+        "and IPv4 addresses (ListWorkers hostProperties), read each cycle",
+    )
 
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
