@@ -159,3 +159,37 @@ def test_a_feature_named_for_a_limit_must_be_offered(studio):
             "--limit", "nuke=nuke_rr", "--region", "us-west-2", env=studio["env"])  # fmt: skip
     assert p.returncode == 1
     assert "no source offers a feature 'nuke_rr'; did you mean 'nuke_r'?" in p.stderr
+
+
+def test_a_starter_counts_the_farms_workers_as_its_hosts_and_says_what_runs_around_the_limit(
+    aws_env, tmp_path
+):
+    """The farm's workers hold 5 Nuke licenses, its limit counts the 2 of a job that
+    declares amount.nuke: init writes `farm_selector: {workers: true}` and says 3 are
+    used around the limit."""
+    from sync.fakes.deadline import FakeDeadline
+    from sync.fakes.farm import FakeFarm
+    from sync.fakes.license import FakeFeature, FakeLicenseServer
+    from sync.fakes.templates import build, simple_template
+
+    farm = FakeFarm(count_delay=0)
+    farm.products = {"nuke": "amount.nuke"}
+    queue, _ = farm.add_queue_with_limit("amount.nuke", 19)
+    farm.add_job(queue, "comp", tasks=2, amount="amount.nuke", duration=10_000)
+    farm.create_job(queue, build(simple_template("forgot", 3, command="nuke"), "JSON"))
+    farm.tick(farm.now)
+    lic = FakeLicenseServer(farm, [FakeFeature("nuke_r", 20, "amount.nuke")])
+    lic.set_artists("nuke_r", 2)
+    capture = tmp_path / "lmstat.txt"
+    capture.write_text(lic.lmstat())
+    out = tmp_path / "policy.yaml"
+    with FakeDeadline(farm) as server:
+        env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
+        p = cli("init", "--capture", f"lic={capture}", "--farm", farm.farm_id,
+                "--region", "us-west-2", "-o", str(out), env=env)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    pool = load_policy(out).policy.pools["nuke"]
+    assert pool.farm_selector is not None and pool.farm_selector.workers
+    assert "outside the farm now: 2" in out.read_text()  # the artists, not the farm's 5
+    assert "init: pool nuke: the farm's workers hold 5 of its licenses and its limits " in p.stderr
+    assert "count 2: 3 used around them" in p.stderr

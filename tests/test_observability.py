@@ -365,7 +365,7 @@ BATCH_ACTIONS = {
 WRITES = {"UpdateLimit", "UpdateQueueLimitAssociation", "UpdateJob", "UpdateTask"}
 # what only `init` calls: its reads, and --create-limits; never the service's role
 INIT_ONLY = {"ListQueues", "CreateLimit", "CreateQueueLimitAssociation"}
-INIT = {"ListLimits", "ListQueueLimitAssociations", *INIT_ONLY}
+INIT = {"ListLimits", "ListQueueLimitAssociations", "ListFleets", "ListWorkers", *INIT_ONLY}
 
 
 def iam_statements(name: str = "config/iam-policy.json") -> dict[str, dict]:

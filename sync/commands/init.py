@@ -135,13 +135,25 @@ def _farm(farm_id: str, args: argparse.Namespace) -> FarmSeen:
         raise SyncError(f"--farm {farm_id}: {_first_error(e)}") from e
     try:
         dl = _deadline(cfg)
-        return FarmSeen(farm_id, args.region, tuple(dl.limits()), dl.queues(), args.fake_endpoint)
+        limits, queues = tuple(dl.limits()), dl.queues()
     except DeadlineError as e:
         if e.code == "NoRegion":
             raise SyncError(
                 f"--farm {farm_id}: no AWS region: give --region, or set AWS_REGION"
             ) from e
         raise SyncError(f"--farm {farm_id}: {e}") from e
+    return FarmSeen(farm_id, args.region, limits, queues, args.fake_endpoint, _workers(dl))
+
+
+def _workers(dl: Deadline) -> frozenset[str]:
+    """The farm's workers' hosts, to tell its checkouts (and what it uses around its
+    limits); a role without ListFleets/ListWorkers reads none, and init says so."""
+    try:
+        return dl.worker_hosts()
+    except DeadlineError as e:
+        print(f"init: farm {dl.farm_id}: its workers not read ({e}): the farm's own "
+              "checkouts are not told apart", file=sys.stderr)  # fmt: skip
+        return frozenset()
 
 
 def _deadline(cfg: FarmConfig) -> Deadline:
@@ -174,7 +186,12 @@ def _from_history(path: str, region: str | None) -> tuple[list[SourceSeen], list
         if s.report.format in TOOLS
     ]
     farms = [
-        FarmSeen(f.farm_id, region, tuple(x for x in f.limits.values() if not isinstance(x, str)))
+        FarmSeen(
+            f.farm_id,
+            region,
+            tuple(x for x in f.limits.values() if not isinstance(x, str)),
+            workers=observed.worker_hosts,
+        )
         for f in observed.farms.values()
     ]
     return sources, farms
@@ -214,6 +231,8 @@ def _summary(written: Starter, sources: list[SourceSeen], output: str | None) ->
         + (f"; not read: {', '.join(down)}" if down else ""),
         file=sys.stderr,
     )
+    for pool, said in written.around.items():
+        print(f"init: pool {pool}: {said}", file=sys.stderr)
     name = output if output not in (None, "-") else "policy.yaml"
     print(f"next: license-sync validate {name} && license-sync plan -c {name}", file=sys.stderr)
 

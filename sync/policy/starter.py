@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sync.domain import LimitState
+from sync.domain import LimitState, short_host
 from sync.licenses import Feature, Report
 
 SURE, GUESS = 2, 1  # how well a feature's name matches a limit's amount name
@@ -38,6 +38,8 @@ class FarmSeen:
     limits: tuple[LimitState, ...]
     queues: Mapping[str, str] = field(default_factory=dict)  # queue id → display name
     fake_endpoint: str | None = None
+    # its workers' hosts (short names, IPv4 addresses); empty: not read
+    workers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Starter(NamedTuple):
     text: str  # the policy, commented
     matching: Matching  # which features went to which limit, and what was left over
     limits: dict[str, list[tuple[FarmSeen, LimitState]]]  # amount key → each farm's limit
+    around: Mapping[str, str] = {}  # pool → the use around its limit the workers show now
 
 
 def starter(
@@ -159,10 +162,14 @@ def starter(
     lines += ["sources:"] + [line for s in sources for line in _source_lines(s)]
     pools = [k for k in sorted(found) if matching.pools[k]]
     lines.append("pools:" if pools else "pools: {}  # no limit matched a feature: see below")
+    around = {}
     for key in pools:
-        lines += _pool_lines(key, found[key], matching.pools[key], len(farms) > 1)
+        pool_lines, said = _pool_lines(key, found[key], matching.pools[key], len(farms) > 1)
+        lines += pool_lines
+        if said:
+            around[pool_lines[0].strip().rstrip(":")] = said
     lines += _left_over(matching, found, sources)
-    return Starter("\n".join(lines) + "\n", matching, found)
+    return Starter("\n".join(lines) + "\n", matching, found, around)
 
 
 def _source_lines(s: SourceSeen) -> list[str]:
@@ -183,7 +190,8 @@ def _source_lines(s: SourceSeen) -> list[str]:
 
 def _pool_lines(
     key: str, limits: list[tuple[FarmSeen, LimitState]], fed: list[Fed], farms: bool
-) -> list[str]:
+) -> tuple[list[str], str]:
+    """The pool's entry, and what it says of use around its limit (or "")."""
     name = re.sub(r"[^a-z0-9_-]+", "_", key) or "pool"
     lines = [f"  {name}:"]
     farm_use = sum(lim.current_count for _, lim in limits)
@@ -217,17 +225,47 @@ def _pool_lines(
         lines.append(
             f"      - {{source: {q(f.source)}, feature: {q(f.feature.feature)}{vendor}}}{guess}"
         )
-    external = max(0, in_use - farm_use)
+    selector, on_workers, around = _selector_lines(limits, fed, farm_use)
+    external = max(0, in_use - (on_workers if on_workers else farm_use))
     lines.append(
         f"    reserve: {suggested_reserve(total)}  # suggested: a tenth of the {total} issued; "
         f"outside the farm now: {external}"
     )
     lines.append("    headroom: 1")
-    lines.append(
-        '    # farm_selector: {hosts: ["^render-"]}  # the farm\'s hosts: its checkouts are '
-        "then counted on the server, not from currentCount, which Deadline updates late"
-    )
-    return lines
+    return lines + selector, around
+
+
+def _selector_lines(
+    limits: list[tuple[FarmSeen, LimitState]], fed: list[Fed], counted: int
+) -> tuple[list[str], int, str]:
+    """`farm_selector: {workers: true}` where the farm's workers hold some of the pool's
+    licenses now, and what they hold beyond what the limits count (use around them)."""
+    workers = frozenset().union(*(farm.workers for farm, _ in limits))
+    held = [c for f in fed for c in f.feature.checkouts if short_host(c.host or "") in workers]
+    on_workers = sum(c.count for c in held)
+    if not on_workers:
+        return (
+            [
+                '    # farm_selector: {hosts: ["^render-"]}  # the farm\'s hosts: its checkouts '
+                "are then counted on the server, not from currentCount, which Deadline updates late"
+            ],
+            0,
+            "",
+        )
+    hosts = sorted({short_host(c.host or "") for c in held})
+    lines = [
+        f"    farm_selector: {{workers: true}}  # {on_workers} checkout(s) now on the farm's "
+        f"workers ({', '.join(hosts[:3])}{', …' if len(hosts) > 3 else ''})"
+    ]
+    around = ""
+    if on_workers > counted:
+        around = (
+            f"the farm's workers hold {on_workers} of its licenses and its limits count "
+            f"{counted}: {on_workers - counted} used around them (steps that do not declare "
+            "the amount, or a fleet that declares it: license-sync audit)"
+        )
+        lines.insert(0, f"    # {around}")
+    return lines, on_workers, around
 
 
 def count_of(total: int | None) -> str:
