@@ -96,6 +96,14 @@ pools:
     (row,) = json.loads(report)
     assert (row["pool"], row["job"], row["step"], row["most"]) == ("nuke", "sneaky", "step0", 4)
     assert row["cycles"] >= 5 and row["license_hours"] > 0
+    # made up for within two cycles: the first sees it, the second takes it
+    decisions = subprocess.run(
+        [sys.executable, "-m", "sync", "history", "--db", str(tmp_path / "h.db"),
+         "--format", "json"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    written = {d["cycle_id"]: d["new"] for d in json.loads(decisions) if d["applied"]}
+    assert written[1] == TOTAL - ARTISTS and written[2] == TOTAL - ARTISTS - SNEAKY
 
 
 def _plan(undeclared: int, refs: tuple[str, ...] = ("amount.nuke",), weights=()):
