@@ -190,12 +190,19 @@ def test_farm_checkouts_no_limit_counts_are_taken_from_what_the_limit_may_let_ru
     w = world
     w.src.artists = 3
     farm_runs(w, 2)
+    busy = [wk.host_name for f in w.farm.fleets.values() for wk in f.workers if wk.session]
+    w.src.farm_hosts = [*busy, "render-50", "render-51", "render-52", "render-53"]
     w.src.farm = 6
     cycle(w)  # one read: a run that just ended may still hold its license
     assert max_count(w) == 16
+    assert w.svc.history.query("undeclared") == []  # seen once: no one's to answer for
     r = cycle(w)  # the second read confirms it
     assert max_count(w) == 12  # 20 − 3 − 4 − 1
     assert r.plan.limits.pools["nuke"].figures.undeclared == 4
+    kept = w.svc.history.query("undeclared")  # hosts no worker of the farm is on
+    assert sorted((row["host"], row["count"], row["job_id"]) for row in kept) == [
+        (f"render-5{i}", 1, "") for i in range(4)
+    ]
 
 
 def test_a_license_held_around_the_limit_for_one_read_is_not_taken(world):

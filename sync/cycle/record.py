@@ -121,11 +121,15 @@ def _denial_row(d: Denial, redactor: Redactor | None) -> dict[str, Any]:
 
 
 def _undeclared_rows(result: CycleResult) -> list[dict[str, Any]]:
-    """Farm hosts and the runs on them: the farm's own, never redacted."""
+    """Farm hosts and the runs on them (the farm's own, never redacted), for the pools
+    whose use around their limits was taken this cycle: a read it was seen in alone is
+    no one's to answer for."""
     at = result.started.isoformat()
+    taken = {n for n, pp in result.plan.pools.items() if pp.figures and pp.figures.undeclared}
     return [
         {"at": at, **{k: getattr(u, k) for k in UNDECLARED_COLUMNS}}
-        for found in result.observed.undeclared.values()
+        for pool, found in result.observed.undeclared.items()
+        if pool in taken
         for u in found
     ]
 
