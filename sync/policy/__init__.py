@@ -5,6 +5,8 @@ fields)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,11 @@ __all__ = [
 ]
 
 
+# a policy is a few kilobytes; a file far past that is not the one meant, and reading it
+# whole each cycle would hold the service's memory hostage (docs/operations.md, "Faults")
+POLICY_MAX_BYTES = int(os.environ.get("LICENSE_SYNC_POLICY_MAX_BYTES", 1 << 20))
+
+
 @dataclass(frozen=True)
 class LoadedPolicy:
     policy: Policy
@@ -74,14 +81,42 @@ def load_policy(path: str | Path, regions: frozenset[str] | None = None) -> Load
 
 
 def read_policy_text(path: str | Path) -> str:
-    """The policy file's text; `PolicyErrors` when it cannot be read."""
+    """The policy file's text; `PolicyErrors` when it cannot be read, is no regular file
+    (a FIFO would block every cycle, a device never end) or is over POLICY_MAX_BYTES."""
     try:
-        raw = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
     except OSError as e:
-        raise PolicyErrors(
-            [Problem(str(path), 1, 1, f"cannot read the policy: {e.strerror}")]
-        ) from e
+        raise _unreadable(path, f"cannot read the policy: {e.strerror}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _unreadable(
+                path, "the policy is not a regular file (a FIFO, a device or a directory): "
+                "give the path of a YAML file"
+            )  # fmt: skip
+        raw = _read_at_most(fd, POLICY_MAX_BYTES + 1)
+    except OSError as e:
+        raise _unreadable(path, f"cannot read the policy: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if len(raw) > POLICY_MAX_BYTES:
+        raise _unreadable(
+            path, f"the policy is over {POLICY_MAX_BYTES // 1024} KiB: a policy is a few "
+            "kilobytes, so this is likely not the file meant (LICENSE_SYNC_POLICY_MAX_BYTES "
+            "raises the bound)"
+        )  # fmt: skip
     return raw.decode("utf-8", errors="replace")
+
+
+def _read_at_most(fd: int, n: int) -> bytes:
+    chunks: list[bytes] = []
+    while n > 0 and (data := os.read(fd, min(n, 1 << 16))):
+        chunks.append(data)
+        n -= len(data)
+    return b"".join(chunks)
+
+
+def _unreadable(path: str | Path, message: str) -> PolicyErrors:
+    return PolicyErrors([Problem(str(path), 1, 1, message)])
 
 
 def policy_sha(text: str) -> str:

@@ -5,7 +5,9 @@ that vanishes or stops growing is a log down, said in words; it never raises."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -49,7 +51,7 @@ class LogTail:
         return events, None
 
     def _read(self, now: datetime) -> list[LogEvent]:
-        st = os.stat(self.path)  # gone: FileNotFoundError, a log down
+        st = _regular(os.stat(self.path))  # gone: FileNotFoundError, a log down
         ino = (st.st_dev, st.st_ino)
         if self._fd is None:  # the first read: from the end, the past is not this run's
             self._open(ino, st.st_size, now)
@@ -68,7 +70,14 @@ class LogTail:
         return self.grammar.parse([ln.decode(errors="replace") for ln in lines], self._dates).events
 
     def _open(self, ino: tuple[int, int], offset: int, now: datetime) -> None:
-        self._fd = os.open(self.path, os.O_RDONLY)
+        # not blocking: a FIFO put in the log's place between the stat and here opens at
+        # once, and the fstat turns it away
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            _regular(os.fstat(self._fd))
+        except OSError:
+            self._close()
+            raise
         self._ino, self._offset, self._partial, self._grew = ino, offset, b"", now
         if offset:  # what day it is (and whose log), from the lines before where reading begins
             start = max(0, offset - SEED)
@@ -105,3 +114,14 @@ class LogTail:
         if self._fd is not None:
             os.close(self._fd)
         self._fd = None
+
+
+def _regular(st: os.stat_result) -> os.stat_result:
+    """Only a regular file is followed: a FIFO blocks a reader for ever and a device
+    (a link to /dev/urandom) never ends; either is a log down, said at once."""
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(
+            errno.EINVAL,
+            "not a regular file (a FIFO, a device or a directory): only a file is followed",
+        )
+    return st
