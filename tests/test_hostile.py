@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
@@ -70,3 +72,60 @@ pools:
     assert out.count("not a regular file") == 2, out  # the log's and the policy's, once each
     assert "the policy is over 1024 KiB" in out, out
     assert "Traceback" not in out, out
+
+
+def test_a_count_past_what_deadline_takes_is_an_impossible_read_held_by_run_init_validate(
+    aws_env, tmp_path
+):
+    """A server saying 2,147,483,648 issued (or more than 2^63) is garbled: run holds the
+    pool as for a source down, with no traceback; init starts no policy from it; validate
+    refuses a reserve no limit could hold."""
+    farm = FakeFarm(count_delay=0)
+    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
+    status, port = tmp_path / "lmstat.txt", free_port()
+    write_atomic(status, lic.lmstat())
+    policy = tmp_path / "policy.yaml"
+    with FakeDeadline(farm) as server:
+        policy.write_text(f"""\
+interval: 1s
+history: {{path: {tmp_path / "h.db"}}}
+metrics: {{address: "127.0.0.1:{port}"}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    hysteresis: {{settle: 1}}
+""")
+        proc = run_service(policy, lm_env(status, server.url))
+        try:
+            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
+            for total in (2**31, 10**20):
+                text = lic.lmstat().replace("Total of 20 licenses", f"Total of {total} licenses")
+                write_atomic(status, text)
+                seen = cycles(port)
+                wait_for(lambda s=seen: cycles(port) > s + 2, what=f"cycles at {total}")
+                assert metric(scrape(port), "license_sync_source_up", source="lic") == 0
+                assert farm.limits[lid].max_count == 20  # held, never 2,147,483,643
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out = proc.communicate(timeout=30)[0]
+        capture = tmp_path / "garbled.txt"
+        capture.write_text(text)
+        env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
+        init = subprocess.run(
+            [sys.executable, "-m", "sync", "init", "--capture", f"lic={capture}",
+             "--farm", farm.farm_id, "--region", "us-west-2"],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    assert "impossible read of nuke_r: a count of 2,147,483,648 is past" in out
+    assert init.returncode == 1 and "past any a license server keeps" in init.stderr
+    policy.write_text(policy.read_text() + "    reserve: 10000000000000000000\n")
+    check = subprocess.run(
+        [sys.executable, "-m", "sync", "validate", str(policy)], capture_output=True, text=True
+    )
+    assert check.returncode == 1 and "past what Deadline counts" in check.stdout + check.stderr

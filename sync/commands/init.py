@@ -17,7 +17,7 @@ from sync.edges.history import History
 from sync.edges.metrics import Metrics
 from sync.edges.sources import ToolSource
 from sync.errors import DeadlineError, HistoryError, PolicyError, SyncError
-from sync.licenses import Report
+from sync.licenses import Report, down_report, impossible
 from sync.licenses.kinds import TOOLS, parse_text
 from sync.offline import observation
 from sync.policy import FarmConfig, PolicyErrors, check_server_spec, parse_policy
@@ -94,7 +94,7 @@ def _sources(given: list[str], captures: list[str]) -> list[SourceSeen]:
             out.append(replace(seen, kind=kind, servers=(spec,), how=how, named_itself=False))
             continue
         tool = TOOLS[kind]
-        report = ToolSource(name, kind, [spec], tool.executable).read()
+        report = _checked(ToolSource(name, kind, [spec], tool.executable).read())
         out.append(SourceSeen(name, kind, (spec,), report))
     for seen in captured.values():
         if not seen.servers:
@@ -114,12 +114,23 @@ def _capture(name: str, path: str, kind: str | None) -> SourceSeen:
     kinds = [kind] if kind else list(TOOLS)
     reports = [(k, parse_text(text, k)) for k in kinds]
     k, report = next(((k, r) for k, r in reports if r.up), reports[0])
+    if report.up and (bad := impossible(report)):
+        raise SyncError(f"--capture {name}: {path}: {bad[0].removesuffix('; held')}")
     if not report.up:
         raise SyncError(
             f"--capture {name}: {path} is not a status output init can read "
             f"({'; '.join(report.errors)[:200]}); name its kind: {name}=rlm:{path}"
         )
     return SourceSeen(name, k, _servers(report), report, f"from {path}", named_itself=True)
+
+
+def _checked(report: Report) -> Report:
+    """A read no license server can truly give (more in use than issued, a count past
+    what Deadline takes) is a source not read, as the service holds it: no starter is
+    written from it."""
+    if report.up and (bad := impossible(report)):
+        return down_report(report.format, *bad, servers=report.servers)
+    return report
 
 
 def _servers(report: Report) -> tuple[str, ...]:

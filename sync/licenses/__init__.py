@@ -106,14 +106,26 @@ class Report:
         }
 
 
+# the largest count a Deadline limit takes (int32): a read past it is garbled, and acted on
+# it would write a maxCount Deadline refuses (or overflow the history's integers)
+COUNT_MAX = 2**31 - 1
+
+
 def impossible(report: Report) -> tuple[str, ...]:
-    """What no license server can truly report: more in use (or reserved) than issued.
+    """What no license server can truly report: more in use (or reserved) than issued,
+    or a count past COUNT_MAX.
     Acted on, one such read swings a pool to its floor and caps every job to 1; it is a
     bad read of the source, held like a down one. (An overdraft is counted in what lmstat
     says is issued.)"""
     out = []
     for f in report.features:
-        if f.total is not None and max(f.in_use, f.reserved) > f.total:
+        counts = (f.total or 0, f.in_use, f.reserved, f.queued, *(c.count for c in f.checkouts))
+        if max(counts) > COUNT_MAX:
+            out.append(
+                f"impossible read of {f.feature}: a count of {max(counts):,} is past any "
+                f"a license server keeps or Deadline takes ({COUNT_MAX:,}); held"
+            )
+        elif f.total is not None and max(f.in_use, f.reserved) > f.total:
             out.append(
                 f"impossible read of {f.feature}: {f.in_use} in use, {f.reserved} reserved "
                 f"of {f.total} issued; held"

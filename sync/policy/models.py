@@ -54,6 +54,9 @@ Duration = Annotated[
 # Bounds that keep a valid policy from wedging the service: a cycle at least once an hour,
 # a history kept at most a year, a license tool given at most five minutes (SIGTERM must
 # not wait longer), a source trusted stale for at most a week.
+# the largest count Deadline takes (its limits' and jobs' counts are int32): a policy or a
+# license server that says more is wrong, never acted on
+INT32_MAX = 2**31 - 1
 Interval = Annotated[Duration, Field(ge=1, le=3600)]
 Retention = Annotated[Duration, Field(ge=60, le=366 * 86400)]
 ToolTimeout = Annotated[Duration, Field(gt=0, le=300)]
@@ -249,7 +252,7 @@ class CommandSourceConfig(Model):
 
 class StaticSourceConfig(Model):
     kind: Literal["static"]
-    features: dict[str, Annotated[int, Field(ge=0)]]
+    features: dict[str, Annotated[int, Field(ge=0, le=INT32_MAX)]]
 
 
 SourceConfig = Annotated[
@@ -286,6 +289,8 @@ def _amount(v: Any) -> int | str:
     if isinstance(v, int):
         if v < 0:
             raise ValueError(f"{v!r} must not be negative")
+        if v > INT32_MAX:
+            raise ValueError(f"{v} is past what Deadline counts ({INT32_MAX:,})")
         return v
     if isinstance(v, str) and v.strip().isdigit():
         return int(v)  # reserve: "3" is 3, as headroom: "3" is (pydantic reads both so)
@@ -297,7 +302,7 @@ def _amount(v: Any) -> int | str:
 
 
 Percent = Annotated[str, Field(pattern=_PERCENT.pattern)]
-Count = Annotated[int, Field(ge=0)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Amount = Annotated[int | str, BeforeValidator(_amount, json_schema_input_type=Count | Percent)]
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -366,9 +371,11 @@ class LearnedReserve(Model):
     )
     quantile: float = Field(0.9, ge=0.5, le=1.0, description="of the rise within `drain`")
     weeks: int = Field(4, ge=1, le=52, description="history the profile is learned from")
-    min: int = Field(0, ge=0)
-    max: int | None = Field(None, ge=0)
-    samples: int = Field(6, ge=1, description="observations an hour needs before it is used")
+    min: int = Field(0, ge=0, le=INT32_MAX)
+    max: int | None = Field(None, ge=0, le=INT32_MAX)
+    samples: int = Field(
+        6, ge=1, le=INT32_MAX, description="observations an hour needs before it is used"
+    )
     tz: Annotated[str | None, BeforeValidator(lambda v: v if v is None else _tz(v))] = Field(
         None,
         description="the time zone whose hours of the week the profile keeps (a DST change "
@@ -411,11 +418,13 @@ def _reserve(v: Any) -> Any:
 
 
 class Hysteresis(Model):
-    deadband: int = Field(1, ge=1, description="changes smaller than this are skipped")
+    deadband: int = Field(
+        1, ge=1, le=INT32_MAX, description="changes smaller than this are skipped"
+    )
     settle: int = Field(
         2, ge=1, description="the cycle in a row on which an increase lands (1: at once)"
     )
-    max_step: int | None = Field(None, ge=1, description="largest increase per cycle")
+    max_step: int | None = Field(None, ge=1, le=INT32_MAX, description="largest increase per cycle")
 
 
 _LIMIT_ID = re.compile(r"^limit-[0-9a-f]{32}$")
@@ -451,20 +460,21 @@ class Selector(Model):
 
 
 class JobOverride(Selector):
-    max_workers: int | None = Field(None, ge=1)
-    min_workers: int | None = Field(None, ge=1)
+    max_workers: int | None = Field(None, ge=1, le=INT32_MAX)
+    min_workers: int | None = Field(None, ge=1, le=INT32_MAX)
     weight: float | None = Field(None, gt=0)
 
 
 class JobsPolicy(Model):
     policy: Literal["none", "fixed", "fair", "weighted"] = "none"
-    cap: int | None = Field(None, ge=1, description="the cap for policy: fixed")
-    min_workers: int = Field(1, ge=1)
+    cap: int | None = Field(None, ge=1, le=INT32_MAX, description="the cap for policy: fixed")
+    min_workers: int = Field(1, ge=1, le=INT32_MAX)
     weight_by: Literal["priority", "queue"] = "priority"
     queue_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
     slack: int = Field(
         0,
         ge=0,
+        le=INT32_MAX,
         description="policy fair or weighted: a job's cap is rewritten only when its share "
         "leaves the band from the cap less this to the cap; a job may run up to this many "
         "tasks above its share (the limit still bounds the pool)",
@@ -487,14 +497,16 @@ class Pool(Model):
     )
     limits: list[LimitTarget] = Field([], description="several limits sharing this pool")
     features: Annotated[list[FeatureRef], Field(min_length=1)]
-    uncounted: int | None = Field(None, ge=0, description="total assumed for uncounted features")
+    uncounted: int | None = Field(
+        None, ge=0, le=INT32_MAX, description="total assumed for uncounted features"
+    )
     farm_selector: FarmSelector | None = None
     reserve: Annotated[
         Reserve, BeforeValidator(_reserve, json_schema_input_type=Reserve | Amount)
     ] = Reserve()
-    headroom: int = Field(0, ge=0)
-    floor: int = Field(1, ge=1, description="never below this (Deadline rejects 0)")
-    ceiling: int | None = Field(None, ge=1)
+    headroom: int = Field(0, ge=0, le=INT32_MAX)
+    floor: int = Field(1, ge=1, le=INT32_MAX, description="never below this (Deadline rejects 0)")
+    ceiling: int | None = Field(None, ge=1, le=INT32_MAX)
     hysteresis: Hysteresis = Hysteresis()
     on_stale: Literal["hold", "floor"] = "hold"
     stale_after: StaleAfter = 600.0
