@@ -972,3 +972,29 @@ def test_healthz_fails_once_no_cycle_has_started_for_long(aws_env, tmp_path):
             health.stop()
         svc.run_cycle()
         assert svc.alive()[0]
+
+
+def test_restore_puts_back_what_a_garbled_memory_still_holds_and_says_what_it_could_not(
+    aws_env, tmp_path
+):
+    """The `state` table's memory row garbled: `restore --limits` still puts back every
+    job and the limit from the tables it can read, names what it could not, and exits 1
+    (before: "0 job(s) checked", exit 0, the farm left at our caps)."""
+    farm = farm_with_limit(7)
+    q = next(iter(farm.associations))[0]
+    jobs = [
+        farm.add_job(q, f"j{i}", tasks=40, amount="amount.nuke", max_worker_count=20 + i)
+        for i in range(3)
+    ]
+    with FakeDeadline(farm) as server:
+        policy = policy_for([farm], tmp_path, jobs="fair")
+        out, _ = run_proc(policy, server, tmp_path, "run", "--once").communicate(timeout=60)
+        assert [farm.jobs[j].max_worker_count for j in jobs] == [3, 3, 4], out
+        with sqlite3.connect(tmp_path / "h.db") as db:
+            db.execute("update state set value = '{garbage' where key = 'memory'")
+        rest = run_proc(policy, server, tmp_path, "restore", "--limits")
+        out, _ = rest.communicate(timeout=60)
+    assert rest.returncode == 1, out
+    assert [farm.jobs[j].max_worker_count for j in jobs] == [20, 21, 22], out
+    assert limit_of(farm) == 7
+    assert "3 job(s) checked" in out and "the limits' memory" in out and "Traceback" not in out

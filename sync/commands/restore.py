@@ -21,9 +21,14 @@ def restore(args: argparse.Namespace) -> int:
     path = svc.policy.history.path
     if svc.history is None or not Path(path).exists():
         raise SyncError(f"no history at {path!r}: nothing to restore")
-    checked = len(svc.memory.originals)
+    # a memory that cannot be read whole is put back as far as it can be read, with
+    # nothing recorded: what could not be read is not overwritten by what could
+    unreadable, memory = svc.store.unreadable, svc.memory
+    if unreadable:
+        memory, svc.store.unreadable, svc.history.read_only = svc.store.salvaged, None, True
+    checked = len(memory.originals)
     try:
-        done = restore_all(svc.memory, svc.writer, utcnow(), limits=args.limits)
+        done = restore_all(memory, svc.writer, utcnow(), limits=args.limits)
     finally:
         svc.history.close()
     for line in done.lines:
@@ -31,10 +36,16 @@ def restore(args: argparse.Namespace) -> int:
     for line in done.failed:
         print(f"error: {line}", file=sys.stderr)
     print(f"{checked} job(s) checked; {len(done.memory.originals)} still recorded")
-    if svc.history.read_only:
+    if svc.history.read_only and not unreadable:
         print(
             f"{path} is read-only (a copy?): what was put back is not recorded in it; "
             "restore is idempotent, so running it again later against the writable "
             "history is safe"
         )
-    return EXIT_ERROR if done.failed else EXIT_OK
+    if unreadable:  # what it could not read may hold values still to put back
+        print(
+            f"error: {unreadable}: what that held is not put back, and nothing was recorded "
+            "in the history (docs/operations.md, 'The history was lost')",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR if done.failed or unreadable else EXIT_OK

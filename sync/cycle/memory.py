@@ -9,7 +9,7 @@ a job's original must be on disk before we change it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,28 +33,49 @@ class MemoryStore:
         # why the memory kept in the history could not be read; then nothing is written to
         # it and no job is capped, as without a history: caps read as originals are lost
         self.unreadable: str | None = None
+        self.salvaged = Memory()  # what an unreadable memory still gave: `restore` uses it
 
     def load(self) -> Memory:
-        """What the history remembers. One that cannot be read remembers nothing, and is
-        `unreadable`: the service then writes no job cap (`writable` is False)."""
+        """What the history remembers. One that cannot be read whole remembers nothing,
+        and is `unreadable`: the service then writes no job cap (`writable` is False).
+        What could be read of it is kept in `salvaged`, for `restore` to put back."""
         if self.history is None:
             return Memory()
-        try:
-            rows = self.history.get_state("memory", [])
-            self.limit_originals = dict(self.history.get_state("limit_originals", {}))
-            self.farms = dict(self.history.get_state("farms", {}))
-            originals = {
-                k: JobOriginal.from_row(r) for k, r in self.history.job_originals().items()
-            }
-            unadopted = [] if self.adopt else self.history.get_state("unadopted_jobs", [])
-            limits = {(r[0], r[1]): _limit_memory(r) for r in rows}
-        except (HistoryError, TypeError, ValueError, KeyError, IndexError) as e:
-            self.unreadable = f"the memory kept in {self.history.path!r} cannot be read: {e}"
+        h, failed = self.history, []
+
+        def part(what: str, read: Callable[[], Any], empty: Any) -> Any:
+            try:
+                return read()
+            except (HistoryError, TypeError, ValueError, KeyError, IndexError) as e:
+                failed.append(f"{what} ({e})")
+                return empty
+
+        rows = part("the limits' memory", lambda: h.get_state("memory", []), [])
+        self.limit_originals = part(
+            "the limits' originals", lambda: dict(h.get_state("limit_originals", {})), {}
+        )
+        self.farms = part("the farms", lambda: dict(h.get_state("farms", {})), {})
+        originals = part(
+            "the jobs' originals",
+            lambda: {k: JobOriginal.from_row(r) for k, r in h.job_originals().items()},
+            {},
+        )
+        unadopted = (
+            []
+            if self.adopt
+            else part("the jobs left alone", lambda: h.get_state("unadopted_jobs", []), [])
+        )
+        limits = part(
+            "the limits' memory", lambda: {(r[0], r[1]): _limit_memory(r) for r in rows}, {}
+        )
+        if failed:
+            self.unreadable = f"the memory kept in {h.path!r} cannot be read: {'; '.join(failed)}"
             log.error("%s; no job cap is written until it is repaired", self.unreadable)
+            self.salvaged = Memory(limits, originals, frozenset(unadopted))
             return Memory()
         # A new, empty history beside jobs that already carry caps may mean the old history
         # was lost: those caps may be ours and must not become "originals" (`--adopt`).
-        first_look = self.history.fresh and not self.adopt
+        first_look = h.fresh and not self.adopt
         return Memory(limits, originals, frozenset(unadopted), first_look)
 
     @property
