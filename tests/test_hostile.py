@@ -125,3 +125,30 @@ pools:
         [sys.executable, "-m", "sync", "validate", str(policy)], capture_output=True, text=True
     )
     assert check.returncode == 1 and "past what Deadline counts" in check.stdout + check.stderr
+
+
+def test_a_second_demo_in_the_same_folder_is_refused_before_it_writes_anything(tmp_path):
+    """Before: the second demo rewrote the first's policy and fake tools to point at its
+    own fakes, then was refused the history, and its fakes died with it."""
+    port = free_port()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sync", "demo", "--interval", "1", "--cycles", "30",
+         "--address", f"127.0.0.1:{port}", "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: cycles(port) >= 1, 60, "the first demo's first cycle")
+        kept = {p: p.read_bytes() for p in (tmp_path / "policy.yaml", tmp_path / "lmutil")}
+        second = subprocess.run(
+            [sys.executable, "-m", "sync", "demo", "--address", f"127.0.0.1:{free_port()}",
+             "--workdir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert {p: p.read_bytes() for p in kept} == kept  # nothing of the first's rewritten
+        assert second.returncode != 0 and "another license-sync demo runs in" in second.stderr
+        seen = cycles(port)
+        wait_for(lambda: cycles(port) > seen + 1, what="the first demo's cycles after")
+    finally:
+        first.kill()
+        out = first.communicate()[0]
+    assert "error" not in out.split("Ctrl-C to stop.")[-1], out

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -152,9 +154,29 @@ def run_policy_demo(args: argparse.Namespace) -> int:
 
 
 def _workdir(workdir: str | None) -> Path:
+    """The demo's folder, held by this demo before anything is written in it: a second
+    demo there would rewrite the first's policy and fake tools to point at fakes that die
+    with it."""
     work = Path(workdir or "license-sync-demo").resolve()
     work.mkdir(parents=True, exist_ok=True)
+    lock = work / ".demo.lock"
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = lock.read_text().strip() or "?"
+        os.close(fd)
+        raise SyncError(
+            f"another license-sync demo runs in {work} (pid {holder}): stop it, or give "
+            "this one its own --workdir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD.append(fd)  # held until the process ends
     return work
+
+
+_HELD: list[int] = []  # the workdir locks this process holds
 
 
 def _serve(world: Clocked, policy_path: Path, address: str, cycles: int | None) -> int:
