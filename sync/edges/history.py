@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,8 @@ import sqlite_utils
 
 from sync.errors import HistoryError, HistoryLocked
 from sync.settings import CYCLE_TABLES
+
+log = logging.getLogger("license_sync")
 
 SCHEMA: dict[str, dict[str, Any]] = {
     "cycles": {
@@ -154,6 +157,7 @@ class History:
         self.path = path
         self.keep = keep
         self.journal = journal
+        self._timeout = timeout
         self._lock_fd: int | None = None
         try:
             if lock and path != ":memory:":
@@ -468,10 +472,35 @@ class History:
         if self.path == ":memory:":
             return False
         now = _identities(self.path)
-        # the main file must be the same; a companion only if it was there when we opened
-        return now[0] != self._identity[0] or any(
+        if now[0] != self._identity[0]:
+            return True
+        # a companion removed or replaced (it was there when we opened) while the main file
+        # is ours: what it held goes into the main file, and SQLite makes new ones
+        moved = any(
             was is not None and was != it for was, it in zip(self._identity, now, strict=True)
         )
+        return moved and not self._heal()
+
+    def _heal(self) -> bool:
+        """The -wal or -shm removed under us: checkpoint what the WAL we still hold open
+        has into the main file, then reopen the connection so SQLite makes new companions
+        (the lock on the file is another descriptor, and stays). True once healed."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            self.db.conn.close()
+            conn = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            self.db.enable_wal()
+        except sqlite3.Error as e:
+            log.error("the history's -wal or -shm was removed and could not be made anew: %s", e)
+            return False
+        self._identity = _identities(self.path)
+        log.warning(
+            "the history's -wal or -shm was removed while open: what it held is checkpointed "
+            "into %s and SQLite has made new ones (nothing is lost; do not remove them)",
+            self.path,
+        )
+        return True
 
     def taken_over(self) -> bool:
         """True when the file now at our path is not ours and another writer holds its
