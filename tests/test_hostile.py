@@ -201,3 +201,59 @@ pools:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert '"new": 14' in rows
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_hole_of_nuls_in_a_followed_log_is_skipped_not_held(aws_env, tmp_path):
+    """A copytruncate can leave a NUL-filled hole with no newline: before, each cycle
+    held all of it as one growing line (RSS up ~8 MiB a cycle without bound). Now a line
+    past the bound is dropped to its end, counted, said once; the refusal after it is read."""
+    farm = FakeFarm(count_delay=0)
+    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
+    status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
+    write_atomic(status, lic.lmstat())
+    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
+    policy = tmp_path / "policy.yaml"
+    with FakeDeadline(farm) as server:
+        policy.write_text(f"""\
+interval: 1s
+history: {{path: {tmp_path / "h.db"}}}
+metrics: {{address: "127.0.0.1:{port}"}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {log}}}}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+""")
+        proc = run_service(policy, lm_env(status, server.url))
+        try:
+            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
+            before = peak_rss_mib(proc.pid)
+            with log.open("ab") as fh:
+                fh.write(b"\0" * (24 << 20))
+            wait_for(
+                lambda: metric(scrape(port), "license_sync_log_lines_skipped_total", source="lic"),
+                what="the hole counted",
+            )
+            with log.open("a") as fh:
+                fh.write('\n 9:30:00 (foundry) DENIED: "nuke_r" ann@ws-01  (Licensed number '
+                         "of users already reached. (-4,342))\n")  # fmt: skip
+            wait_for(
+                lambda: metric(scrape(port), "license_sync_denials_total", who="artist"),
+                what="the refusal after the hole read",
+            )
+            grown = peak_rss_mib(proc.pid) - before
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out = proc.communicate(timeout=30)[0]
+    assert grown < 40, f"peak RSS grew {grown:.0f} MiB for a 24 MiB hole"
+    assert out.count("its log has lines over 65536 bytes") == 1, out

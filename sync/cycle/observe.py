@@ -19,7 +19,7 @@ from sync.domain import STEPS_SETTLED, JobInfo, LimitState, StepAmounts
 from sync.edges.deadline import Deadline, JobLookup, resolve_limit
 from sync.edges.history import History
 from sync.edges.sources import Source
-from sync.edges.sources.logtail import LogTail
+from sync.edges.sources.logtail import MAX_LINE, LogTail
 from sync.errors import DeadlineError, HistoryError
 from sync.law.denials import denials
 from sync.law.learn import Profile, learn
@@ -217,7 +217,13 @@ class Observer:
         out = dict(states)
         for key, name in wanted.items():
             tail = self.tails.get(key) or self.tails.setdefault(key, _tail(*key[1:]))
+            before = tail.skipped
             events, error = tail.read()
+            skipped = tail.skipped - before
+            if skipped and before == 0:  # once a log: the counter says how often since
+                log.warning("source %s: its log has lines over %d bytes (a hole a "
+                            "copytruncate left, a runaway line): skipped and counted in "
+                            "license_sync_log_lines_skipped_total", name, MAX_LINE)  # fmt: skip
             if error is not None and error != self.log_down.get(key):
                 log.warning("source %s: %s", name, error)  # once a new reason, not each cycle
             elif error is None and key in self.log_down:
@@ -227,7 +233,9 @@ class Observer:
             else:
                 self.log_down[key] = error
             refused, waiting = self._refused(policy, name, events, now)
-            out[name] = replace(out[name], refused=refused, log_error=error, waiting=waiting)
+            out[name] = replace(
+                out[name], refused=refused, log_error=error, waiting=waiting, log_skipped=skipped
+            )
         return out
 
     def refused_now(self, policy: Policy, now: datetime) -> str | None:

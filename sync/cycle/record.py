@@ -70,6 +70,9 @@ def record(
     found = refusals(result)
     for d in found:
         metrics.denials.labels(d.pool, d.who).inc()
+    for name, state in result.observed.sources.items():
+        if state.log_skipped:
+            metrics.log_lines_skipped.labels(name).inc(state.log_skipped)
     if history is not None:
         try:
             history.record_cycle(

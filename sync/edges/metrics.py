@@ -217,6 +217,13 @@ class Metrics:
             P + "api_throttles", "Throttled API attempts, retried or not", ["operation"], registry=r
         )
         self.changes = Counter(P + "changes", "Writes made, by kind", ["kind"], registry=r)
+        self.log_lines_skipped = Counter(
+            P + "log_lines_skipped",
+            "Lines of a source's log over the length bound (LICENSE_SYNC_LOG_MAX_LINE), "
+            "skipped unread",
+            ["source"],
+            registry=r,
+        )
         self.denials = Counter(
             P + "denials",
             "Checkouts a license server's log recorded as refused, by pool and who was "

@@ -82,14 +82,9 @@ class Plan:
 def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime) -> Plan:
     """The whole cycle's decisions. Pure."""
     lp = limits.plan(
-        policy,
-        observed.sources,
-        observed.lookup,
-        memory.limits,
-        now,
-        observed.profiles,
+        policy, observed.sources, observed.lookup, memory.limits, now, observed.profiles,
         observed.worker_hosts,
-    )
+    )  # fmt: skip
     reopen, kept = _departed(policy, observed, memory.limits, lp)
     pools_jobs = _pools_jobs(policy, observed, lp, memory.originals)
     unadopted = set(memory.unadopted)

@@ -40,6 +40,7 @@ class SourceState:
     last_good_report: Report | None = None  # what it said then (metrics keep showing it)
     refused: tuple[Denial, ...] = ()  # the refusals its log recorded since the last cycle
     log_error: str | None = None  # its log is down: why (None: fine, or no log)
+    log_skipped: int = 0  # lines of its log over the length bound, skipped this cycle
     # by feature: artists its log refused lately, not served since (observe.py keeps them)
     waiting: Mapping[str, int] = field(default_factory=dict)
 

@@ -18,6 +18,9 @@ from sync.licenses.logs import LogClock, LogEvent, LogGrammar
 CHUNK = 8 << 20  # at most this much read a cycle: a burst is read over the next cycles
 PEEK = 64 << 10  # what a glance between cycles reads at most
 SEED = 1 << 20  # how far back the first read looks for the date
+# the longest line read: a log line is a few hundred bytes; a NUL hole a copytruncate left,
+# or one line of 50 MB, is skipped and counted rather than held (docs/operations.md)
+MAX_LINE = int(os.environ.get("LICENSE_SYNC_LOG_MAX_LINE", 64 << 10))
 
 
 @dataclass
@@ -32,6 +35,8 @@ class LogTail:
     _partial: bytes = b""
     _grew: datetime | None = None
     _dates: LogClock = field(init=False)
+    skipped: int = 0  # lines over MAX_LINE skipped since the tail began
+    _skipping: bool = False  # the rest of a line over MAX_LINE is being dropped
 
     def __post_init__(self) -> None:
         self._dates = LogClock(self.tz)
@@ -89,8 +94,16 @@ class LogTail:
         assert self._fd is not None
         data = os.pread(self._fd, CHUNK, self._offset)
         self._offset += len(data)
-        *whole, self._partial = (self._partial + data).split(b"\n")
-        return whole
+        *whole, partial = (self._partial + data).split(b"\n")
+        if self._skipping and whole:  # the end of a line too long, dropped with it
+            whole, self._skipping = whole[1:], False
+        kept = [line for line in whole if len(line) <= MAX_LINE]
+        self.skipped += len(whole) - len(kept)
+        if len(partial) > MAX_LINE or self._skipping:  # no newline in sight: drop, not hold
+            self.skipped += not self._skipping
+            partial, self._skipping = b"", True
+        self._partial = partial
+        return kept
 
     def peek(self) -> list[LogEvent]:
         """The events written since the last read, without taking them (the next `read`
