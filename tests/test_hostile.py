@@ -9,11 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 from tests.test_e2e import free_port, lm_env, metric, run_service, scrape, wait_for, write_atomic
+
+ROOT = Path(__file__).parent.parent
 
 
 def cycles(port: int) -> float:
@@ -257,3 +260,41 @@ pools:
             out = proc.communicate(timeout=30)[0]
     assert grown < 40, f"peak RSS grew {grown:.0f} MiB for a 24 MiB hole"
     assert out.count("its log has lines over 65536 bytes") == 1, out
+
+
+def test_an_exporter_shows_a_garbled_listing_down_and_a_garbled_line_as_no_count(tmp_path):
+    """Before: every `Users of` line garbled read as a source up with each feature 0 in use;
+    now the source is down with why, and one garbled line among good ones shows no series
+    for that feature rather than a 0."""
+    good = (ROOT / "tests/fixtures/flexlm/two_vendors.txt").read_text()
+    capture, port = tmp_path / "lmstat.txt", free_port()
+    policy = tmp_path / "exporter.yaml"
+    policy.write_text(f"""\
+interval: 1s
+history: {{path: {tmp_path / "h.db"}}}
+metrics: {{address: "127.0.0.1:{port}"}}
+sources:
+  lic: {{kind: flexlm, servers: ["27000@flex1"], executable: {ROOT / "tests/bin/lmutil"}}}
+""")
+    one = good.replace("arnold:  (Total of 25", "arnold:  (T0tal 0f 25")  # one line garbled
+    write_atomic(capture, one)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_LM_OUTPUT": str(capture)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sync", "run", "--config", str(policy)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        text = wait_for(
+            lambda: (t := scrape(port)) and metric(t, "license_sync_source_up", source="lic") and t
+        )
+        assert metric(text, "license_sync_license_in_use", feature="render") == 4
+        assert metric(text, "license_sync_license_in_use", feature="arnold") is None  # not 0
+        write_atomic(capture, good.replace("Total of", "T0tal 0f"))  # every line garbled
+        wait_for(
+            lambda: metric(scrape(port), "license_sync_source_up", source="lic") == 0,
+            what="the garbled listing down",
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=30)[0]
+    assert "no feature could be read" in out and "Traceback" not in out, out

@@ -318,6 +318,8 @@ def _by_name(source: str, report: Report) -> list[dict[str, Any]]:
     versions) is summed, as one series is all the labels can tell apart."""
     rows: dict[str, dict[str, Any]] = {}
     for f in report.features:
+        if f.error:  # a line that says no counts shows none, not 0 in use
+            continue
         row = _feature_row("", source, f)
         if (had := rows.get(f.feature)) is None:
             rows[f.feature] = row

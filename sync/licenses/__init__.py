@@ -118,6 +118,12 @@ def impossible(report: Report) -> tuple[str, ...]:
     bad read of the source, held like a down one. (An overdraft is counted in what lmstat
     says is issued.)"""
     out = []
+    if report.features and all(f.error for f in report.features):
+        first = report.features[0]
+        out.append(
+            f"no feature could be read: each one's line says something else than its counts "
+            f"(as {first.feature!r}: {(first.error or '')[:120]!r}); held"
+        )
     for f in report.features:
         counts = (f.total or 0, f.in_use, f.reserved, f.queued, *(c.count for c in f.checkouts))
         if max(counts) > COUNT_MAX:
