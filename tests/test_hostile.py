@@ -6,6 +6,7 @@ service goes on with what it had (docs/operations.md, "Faults it survives")."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -298,3 +299,33 @@ sources:
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=30)[0]
     assert "no feature could be read" in out and "Traceback" not in out, out
+
+
+def test_a_demo_of_a_huge_ceiling_or_a_capture_of_dev_zero_stays_in_bounds(tmp_path):
+    """Before: `demo --policy` with a ceiling of 500,000,000 made a fake server of that
+    many seats and died of MemoryError; a capture of /dev/zero read for ever."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text("""\
+interval: 1s
+farms: [{id: farm-00000000000000000000000000000001, region: us-west-2}]
+sources:
+  lic: {kind: flexlm, servers: ["27000@lic1"]}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{source: lic, feature: nuke_r}]
+    ceiling: 500000000
+""")
+
+    def demo(*more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sync", "demo", "--policy", str(policy), "--cycles", "2",
+             "--address", f"127.0.0.1:{free_port()}", "--workdir", str(tmp_path / "w"), *more],
+            capture_output=True, text=True, timeout=120,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+        )  # fmt: skip
+
+    ran = demo()
+    assert ran.returncode == 0 and "Error" not in ran.stderr, ran.stdout + ran.stderr
+    zero = demo("--capture", "lic=/dev/zero")
+    assert zero.returncode == 1 and "/dev/zero is not a regular file" in zero.stderr

@@ -15,13 +15,14 @@ from sync.commands.demo_policy import demo_copy, studio_for
 from sync.cycle.record import CycleResult, refusals
 from sync.cycle.serve import serve
 from sync.cycle.service import Service
+from sync.edges.sources.runner import MAX_OUTPUT
 from sync.errors import SyncError
 from sync.fakes.farm import REALISTIC
 from sync.fakes.lmutil import write_wrapper
 from sync.fakes.world import BUNDLES, Clocked, DemoWorld
 from sync.law.render import decision_line, jobs_summary, limit_name
 from sync.licenses.kinds import TOOLS
-from sync.policy import load_policy
+from sync.policy import load_policy, read_bounded
 
 POLICY = """\
 # The demo's policy: written by `license-sync demo`; edit it while the demo runs and
@@ -133,9 +134,9 @@ def run_policy_demo(args: argparse.Namespace) -> int:
         if not eq:
             raise SyncError(f"--capture {value!r}: give NAME=FILE")
         try:
-            captures[name] = Path(path).read_text(errors="replace")
-        except OSError as e:
-            raise SyncError(f"--capture {name}: cannot read {path}: {e.strerror}") from e
+            captures[name] = read_bounded(path, MAX_OUTPUT, path).decode(errors="replace")
+        except ValueError as e:
+            raise SyncError(f"--capture {name}: {e}") from e
     world = studio_for(loaded.policy, captures)
     work = _workdir(args.workdir)
     world.start()

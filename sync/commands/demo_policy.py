@@ -19,6 +19,9 @@ from sync.licenses.kinds import TOOLS
 from sync.policy import CommandSourceConfig, LoadedPolicy, Policy, ToolSourceConfig
 
 DEFAULT_TOTAL = 20  # a feature's total when its pool sets no ceiling
+# the most licenses a fake feature gets: a ceiling of 500,000,000 is a bound, not a studio,
+# and a fake server holding that many checkouts would fill the memory
+MOST_TOTAL = 1000
 
 
 def studio_for(policy: Policy, captures: dict[str, str]) -> StudioWorld:
@@ -63,7 +66,7 @@ def totals(policy: Policy, source: str) -> dict[str, int]:
     for pool in policy.pools.values():
         for ref in pool.features:
             if ref.source == source:
-                out.setdefault(ref.feature, pool.ceiling or DEFAULT_TOTAL)
+                out.setdefault(ref.feature, min(pool.ceiling or DEFAULT_TOTAL, MOST_TOTAL))
     return out
 
 

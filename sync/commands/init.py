@@ -16,11 +16,12 @@ from sync.edges.deadline import Deadline, factory_for
 from sync.edges.history import History
 from sync.edges.metrics import Metrics
 from sync.edges.sources import ToolSource
+from sync.edges.sources.runner import MAX_OUTPUT
 from sync.errors import DeadlineError, HistoryError, PolicyError, SyncError
 from sync.licenses import Report, down_report, impossible
 from sync.licenses.kinds import TOOLS, parse_text
 from sync.offline import observation
-from sync.policy import FarmConfig, PolicyErrors, check_server_spec, parse_policy
+from sync.policy import FarmConfig, PolicyErrors, check_server_spec, parse_policy, read_bounded
 from sync.policy.starter import FarmSeen, SourceSeen, Starter, amount_key, starter
 
 
@@ -107,10 +108,10 @@ def _sources(given: list[str], captures: list[str]) -> list[SourceSeen]:
 
 
 def _capture(name: str, path: str, kind: str | None) -> SourceSeen:
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as e:
-        raise SyncError(f"--capture {name}: cannot read {path}: {e.strerror}") from e
+    try:  # what a tool may print at most, as a live read allows
+        text = read_bounded(path, MAX_OUTPUT, path).decode(errors="replace")
+    except ValueError as e:
+        raise SyncError(f"--capture {name}: {e}") from e
     kinds = [kind] if kind else list(TOOLS)
     reports = [(k, parse_text(text, k)) for k in kinds]
     k, report = next(((k, r) for k, r in reports if r.up), reports[0])

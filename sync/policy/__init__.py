@@ -57,6 +57,7 @@ __all__ = [
     "parse_model",
     "parse_policy",
     "policy_sha",
+    "read_bounded",
     "read_policy_text",
 ]
 
@@ -84,39 +85,41 @@ def read_policy_text(path: str | Path) -> str:
     """The policy file's text; `PolicyErrors` when it cannot be read, is no regular file
     (a FIFO would block every cycle, a device never end) or is over POLICY_MAX_BYTES."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
-    except OSError as e:
-        raise _unreadable(path, f"cannot read the policy: {e.strerror}") from e
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _unreadable(
-                path, "the policy is not a regular file (a FIFO, a device or a directory): "
-                "give the path of a YAML file"
-            )  # fmt: skip
-        raw = _read_at_most(fd, POLICY_MAX_BYTES + 1)
-    except OSError as e:
-        raise _unreadable(path, f"cannot read the policy: {e.strerror}") from e
-    finally:
-        os.close(fd)
-    if len(raw) > POLICY_MAX_BYTES:
-        raise _unreadable(
-            path, f"the policy is over {POLICY_MAX_BYTES // 1024} KiB: a policy is a few "
-            "kilobytes, so this is likely not the file meant (LICENSE_SYNC_POLICY_MAX_BYTES "
-            "raises the bound)"
-        )  # fmt: skip
+        raw = read_bounded(path, POLICY_MAX_BYTES, "the policy")
+    except ValueError as e:
+        raise PolicyErrors([Problem(str(path), 1, 1, str(e))]) from e
     return raw.decode("utf-8", errors="replace")
 
 
-def _read_at_most(fd: int, n: int) -> bytes:
-    chunks: list[bytes] = []
-    while n > 0 and (data := os.read(fd, min(n, 1 << 16))):
-        chunks.append(data)
-        n -= len(data)
+def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
+    """A file a person named (a policy, a capture), read only if it is a regular file and
+    not over `limit` bytes: a FIFO opens without blocking and is refused, as is a device
+    (/dev/zero would never end). ValueError saying which."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise ValueError(f"cannot read {what}: {e.strerror}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(
+                f"{what} is not a regular file (a FIFO, a device or a directory): give the "
+                "path of a file"
+            )
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0 and (data := os.read(fd, min(left, 1 << 16))):
+            chunks.append(data)
+            left -= len(data)
+    except OSError as e:
+        raise ValueError(f"cannot read {what}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if left <= 0:
+        raise ValueError(
+            f"{what} is over {limit // 1024} KiB: this is likely not the file meant"
+            + (" (LICENSE_SYNC_POLICY_MAX_BYTES raises the bound)" if what == "the policy" else "")
+        )
     return b"".join(chunks)
-
-
-def _unreadable(path: str | Path, message: str) -> PolicyErrors:
-    return PolicyErrors([Problem(str(path), 1, 1, message)])
 
 
 def policy_sha(text: str) -> str:
