@@ -41,10 +41,13 @@ class LogClock:
         return ZoneInfo(self.tz)
 
     def at(self, t: time) -> datetime | None:
-        """The moment of a time of day the log wrote, in the date it last gave."""
+        """The moment of a time of day the log wrote, in the date it last gave. A time
+        earlier than the last is the next day only when the step back is over 12 hours
+        (23:59 then 00:01); a smaller one is a clock set back (DST's hour, an NTP step,
+        a host's clock mended) on the same day, never a day in the future."""
         if self.day is not None and self.last is not None and t < self.last:
-            if (self.last.hour * 60 + self.last.minute) - (t.hour * 60 + t.minute) > 60:
-                self.day += timedelta(days=1)  # past midnight (not a clock set back a bit)
+            if (self.last.hour * 60 + self.last.minute) - (t.hour * 60 + t.minute) > 12 * 60:
+                self.day += timedelta(days=1)  # past midnight
         self.last = t
         if self.day is None:
             return None

@@ -3,6 +3,7 @@ README says where each comes from), and the log followed across rotation and tru
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,3 +121,20 @@ def test_a_log_gone_or_silent_is_a_log_down_and_comes_back(tmp_path):
     assert events == [] and err is not None and "No such file" in err
     log.write_text(line("ann"))
     assert tail.read() == ([], None)  # back: followed from its end again
+
+
+def test_a_clock_set_back_hours_keeps_its_day_and_midnight_still_turns_it(tmp_path):
+    """Before: a step back of more than an hour was taken for midnight, and the refusals
+    after it dated a day in the future (through `parse`, as a TD checks a log)."""
+    log = tmp_path / "foundry.log"
+    why = "(Licensed number of users already reached. (-4,342))"
+    lines = ["15:00:00 (foundry) TIMESTAMP 12/3/2026"] + [
+        f'{t} (foundry) DENIED: "nuke_r" {who}  {why}'
+        for t, who in [("15:10:00", "ann@ws-01"), ("13:05:00", "bob@ws-02"),
+                       ("23:59:00", "cara@ws-03"), ("00:01:00", "dan@ws-04")]
+    ]  # fmt: skip
+    log.write_text("\n".join(lines) + "\n")
+    p = run_cli("parse", "--format", "flexlm-log", str(log), "--compact")
+    assert p.returncode == 0, p.stderr
+    at = [e["at"][:16] for e in json.loads(p.stdout)["events"]]
+    assert at == ["2026-12-03T15:10", "2026-12-03T13:05", "2026-12-03T23:59", "2026-12-04T00:01"]
