@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -329,3 +330,51 @@ pools:
     assert ran.returncode == 0 and "Error" not in ran.stderr, ran.stdout + ran.stderr
     zero = demo("--capture", "lic=/dev/zero")
     assert zero.returncode == 1 and "/dev/zero is not a regular file" in zero.stderr
+
+
+def test_a_flood_of_refusals_is_counted_whole_in_a_few_rows_of_the_history(aws_env, tmp_path):
+    """5,000 DENIED lines of one artist at once: before, 5,000 rows of the history (a
+    flood of 30 s grew it 150,000 rows); now one row a cycle with its count, and
+    `history --denials` still says 5,000."""
+    farm = FakeFarm(count_delay=0)
+    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
+    status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
+    write_atomic(status, lic.lmstat())
+    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
+    policy, db = tmp_path / "policy.yaml", tmp_path / "h.db"
+    with FakeDeadline(farm) as server:
+        policy.write_text(f"""\
+interval: 1s
+history: {{path: {db}}}
+metrics: {{address: "127.0.0.1:{port}"}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {log}}}}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+""")
+        proc = run_service(policy, lm_env(status, server.url))
+        try:
+            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
+            line = ' 9:30:00 (foundry) DENIED: "nuke_r" ann@ws-01  (Licensed number of users ' \
+                   "already reached. (-4,342))\n"  # fmt: skip
+            with log.open("a") as fh:
+                fh.write(line * 5000)
+            wait_for(
+                lambda: metric(scrape(port), "license_sync_denials_total", who="artist") == 5000,
+                what="every refusal counted",
+            )
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    with sqlite3.connect(db) as conn:
+        rows, total = conn.execute("select count(*), sum(count) from denials").fetchone()
+    assert (rows, total) == (1, 5000)
+    said = subprocess.run(
+        [sys.executable, "-m", "sync", "history", "--db", str(db), "--denials"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "artists refused 5000 time(s)" in said

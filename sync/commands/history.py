@@ -42,7 +42,7 @@ COLUMNS = {
     "observations": ["at", "source", "up", "vendor", "feature", "total", "in_use", "reserved"],
     "errors": ["at", "where", "message"],
     "job_changes": ["at", "pool", "job_id", "original", "old", "new", "kind", "reason"],
-    "denials": ["at", "pool", "feature", "who", "user", "host", "reason"],
+    "denials": ["at", "pool", "feature", "who", "user", "host", "reason", "count"],
 }
 
 
@@ -111,7 +111,7 @@ def _counting(
     rows: Iterator[dict[str, Any]], counted: Counter[tuple[str, str]]
 ) -> Iterator[dict[str, Any]]:
     for row in rows:
-        counted[(row["who"], row["reason"])] += 1
+        counted[(row["who"], row["reason"])] += row.get("count") or 1  # older rows: one each
         yield row
 
 

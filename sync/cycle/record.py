@@ -85,7 +85,7 @@ def record(
                 ],
                 [job_change_row(c) for c in result.outcome.job_changes]
                 + [w.row() for w in result.outcome.preempted],
-                [_denial_row(d, redactor) for d in found],
+                _denial_rows(found, redactor),
                 _undeclared_rows(result),
             )
             history.set_state("observed", _as_left(result, redactor), finished)
@@ -105,6 +105,20 @@ def record(
 def refusals(result: CycleResult) -> list[Denial]:
     """Every refusal the sources' logs recorded since the last cycle, told apart."""
     return [d for state in result.observed.sources.values() for d in state.refused]
+
+
+def _denial_rows(found: list[Denial], redactor: Redactor | None) -> list[dict[str, Any]]:
+    """One row for the refusals of the cycle alike in all but their time, counted."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for d in found:
+        row = _denial_row(d, redactor)
+        key = tuple(v for k, v in row.items() if k != "at")
+        if (had := rows.get(key)) is None:
+            rows[key] = {**row, "count": 1}
+        else:
+            had["count"] += 1
+            had["at"] = min(had["at"], row["at"])
+    return list(rows.values())
 
 
 def _denial_row(d: Denial, redactor: Redactor | None) -> dict[str, Any]:

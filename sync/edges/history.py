@@ -99,6 +99,9 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "host": str,
         "who": str,  # artist | farm
         "reason": str,
+        # refusals of one cycle alike in all but their time, as one row: a flood of
+        # thousands a second is a few rows, not thousands (`at` is the first's)
+        "count": int,
     },
     # each license a farm host held around its pool's limits, and the run that held it
     # (docs/design.md, "Use around the limit"): `history --undeclared` adds them up
