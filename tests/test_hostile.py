@@ -378,3 +378,65 @@ pools:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "artists refused 5000 time(s)" in said
+
+
+def follows(pid: int, path: Path) -> bool:
+    """The process has the file now at `path` open: it follows the new one."""
+    ino = os.stat(path).st_ino
+    fds = Path(f"/proc/{pid}/fd")
+    return any(_ino(fd) == ino for fd in fds.iterdir())
+
+
+def _ino(fd: Path) -> int | None:
+    try:
+        return fd.stat().st_ino
+    except OSError:
+        return None
+
+
+def test_a_log_rotated_twice_within_a_cycle_loses_no_refusal(aws_env, tmp_path):
+    """Rotated by rename faster than the cycles come (here three files in one 60 s
+    interval), a log lost the middle file's refusals: the cycle finished only the file it
+    had open. Now the glance between cycles (every second) finishes each file it sees
+    rotated away, and follows the new one; the artist refused in the last starts a cycle."""
+    farm = FakeFarm(count_delay=0)
+    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
+    status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
+    write_atomic(status, lic.lmstat())
+    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
+    policy = tmp_path / "policy.yaml"
+    with FakeDeadline(farm) as server:
+        policy.write_text(f"""\
+interval: 60s
+history: {{path: {tmp_path / "h.db"}}}
+metrics: {{address: "127.0.0.1:{port}"}}
+farms: [{{id: {farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {log}}}}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+    farm_selector: {{hosts: ["^render-"]}}
+""")
+        proc = run_service(policy, lm_env(status, server.url))
+        try:
+            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
+            for n, who in enumerate(["render@render-000", "render@render-001", "ann@ws-01"]):
+                with log.open("a") as fh:  # the farm's refusals start no cycle of their own
+                    fh.write(f' 9:3{n}:00 (foundry) DENIED: "nuke_r" {who}  '
+                             "(Licensed number of users already reached. (-4,342))\n")  # fmt: skip
+                if n < 2:
+                    log.rename(tmp_path / "foundry.log.1")
+                    log.write_text(f" 9:3{n}:30 (foundry) TIMESTAMP 12/3/2026\n")
+                    wait_for(lambda: follows(proc.pid, log), 5, "a glance to follow it")
+            wait_for(
+                lambda: metric(scrape(port), "license_sync_denials_total", who="artist") == 1,
+                what="the artist's refusal",
+            )
+            assert metric(scrape(port), "license_sync_denials_total", who="farm") == 2
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out = proc.communicate(timeout=30)[0]
+    assert "Traceback" not in out, out

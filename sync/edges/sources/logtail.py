@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -37,15 +38,37 @@ class LogTail:
     _dates: LogClock = field(init=False)
     skipped: int = 0  # lines over MAX_LINE skipped since the tail began
     _skipping: bool = False  # the rest of a line over MAX_LINE is being dropped
+    # lines of a file rotated away, read to its end by a glance between cycles
+    _held: list[bytes] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._dates = LogClock(self.tz)
+
+    def catch_rotation(self) -> None:
+        """Between cycles: if the path now names another file, read the old one to its end
+        by the descriptor still open on it (its lines held for the next read) and follow
+        the new one from its start. A log rotated several times within a cycle loses none
+        of the files a glance saw."""
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                st = _regular(os.stat(self.path))
+            except OSError:
+                return  # between the rename and the new file: the cycle says if it stays
+            if (st.st_dev, st.st_ino) == self._ino:
+                return
+            self._held += self._drain()
+            self._close()
+            self._open((st.st_dev, st.st_ino), 0, self.clock())
 
     def read(self) -> tuple[list[LogEvent], str | None]:
         """The events written since the last read, and why the log is down (or None)."""
         now = self.clock()
         try:
-            events = self._read(now)
+            with self._lock:
+                events = self._read(now)
         except OSError as e:
             self._close()
             return [], f"log {self.path}: {e.strerror or e}"
@@ -69,6 +92,7 @@ class LogTail:
         elif st.st_size < self._offset:  # truncated (copytruncate): from the start again
             self._offset, self._partial = 0, b""
         lines += self._drain()
+        lines, self._held = self._held + lines, []
         if lines:
             self._grew = now
         self._dates.today = now.astimezone(self._dates.zone).date()
@@ -107,16 +131,20 @@ class LogTail:
 
     def peek(self) -> list[LogEvent]:
         """The events written since the last read, without taking them (the next `read`
-        still returns them): what the service glances at between cycles."""
+        still returns them): what the service glances at between cycles, following the
+        log across a rotation first."""
+        self.catch_rotation()
         if self._fd is None:
             return []
         try:
             data = os.pread(self._fd, PEEK, self._offset)
         except OSError:
             return []
-        if not any(mark in data for mark in self.grammar.refusal_marks):
+        held = b"\n".join(self._held)
+        if not any(mark in data or mark in held for mark in self.grammar.refusal_marks):
             return []
         *whole, _ = (self._partial + data).split(b"\n")
+        whole = self._held + whole
         dates = replace(self._dates)  # a copy: a glance moves no date on
         return self.grammar.parse([ln.decode(errors="replace") for ln in whole], dates).events
 
