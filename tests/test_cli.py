@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from sync.cli import build_parser, main
+from sync.edges.history import History
+from sync.settings import CYCLE_TABLES
 from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent
@@ -169,3 +171,13 @@ def test_validate_knows_the_aws_regions_and_suggests_one(tmp_path):
         f"{bad}:2:57: farm farm-0123456789abcdef0123456789abcdef: 'us-west2' is not an "
         "AWS region; did you mean 'us-west-2'?"
     )
+
+
+@pytest.mark.parametrize("table", sorted(CYCLE_TABLES))
+def test_history_prints_every_table_it_offers(table, tmp_path):
+    """`history --table` offers each table the history keeps, and prints each: a table
+    added to the history without its columns here was a KeyError."""
+    db = tmp_path / "h.db"
+    History(str(db)).close()
+    p = cli("history", "--db", str(db), "--table", table)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr

@@ -43,6 +43,7 @@ COLUMNS = {
     "errors": ["at", "where", "message"],
     "job_changes": ["at", "pool", "job_id", "original", "old", "new", "kind", "reason"],
     "denials": ["at", "pool", "feature", "who", "user", "host", "reason", "count"],
+    "undeclared": ["at", "pool", "host", "count", "job_name", "step_name", "job_id", "worker_id"],
 }
 
 
