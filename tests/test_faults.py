@@ -173,6 +173,25 @@ def test_a_trickled_answer_ends_at_the_calls_deadline_and_holds(aws_env, tmp_pat
         assert svc.run_cycle().ok and limit_of(farm) == 20
 
 
+@pytest.mark.parametrize("fault", ["trickle_head", "trickle_chunks"])
+def test_a_trickled_head_or_chunk_framing_ends_at_the_calls_deadline_too(aws_env, tmp_path, fault):
+    """What no per-read timeout bounds: the status line and headers, or a chunked body's
+    size lines, a byte every 200 ms: half a minute and more for one answer (before: 726 s
+    for one, /healthz green the while). A timer shuts the call's socket at its deadline:
+    a second in all, then over."""
+    farm = farm_with_limit()
+    with FakeDeadline(farm, faults=Faults(**{fault: 0.2})) as server:
+        svc = service(policy_for([farm], tmp_path), {farm.farm_id: server}, tmp_path)
+        svc.deadline(farm.farm_id).call_deadline = 1.0
+        t0 = time.monotonic()
+        r = svc.run_cycle()
+        assert time.monotonic() - t0 < 4
+        assert not r.ok and "within 1s in all" in r.errors[0], r.errors
+        assert limit_of(farm) == 19  # held
+        setattr(server.faults, fault, 0)
+        assert svc.run_cycle().ok and limit_of(farm) == 20
+
+
 def test_a_cycle_over_its_budget_sends_nothing_more_and_says_so(aws_env, tmp_path):
     farm = farm_with_limit()
     with FakeDeadline(farm, faults=Faults(latency=0.4)) as server:

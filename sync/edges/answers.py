@@ -6,18 +6,22 @@ times out, and an answer of any size is read whole before it is parsed (a 300 MB
 took the process from 67 to 857 MiB). So the client's `before-send` hook sends each
 request itself, leaving the body unread, and reads the body a chunk at a time — each
 read no longer than what the call has left — until the call's deadline or the size
-bound. Status line and headers are read by botocore's session under its per-read
-timeout; a server that trickles those is caught by /healthz (docs/operations.md)."""
+bound. What no per-read timeout bounds — a status line and headers, or a chunked body's
+size lines, trickled a byte at a time — is cut by a timer that shuts the call's socket
+at its deadline: the whole exchange ends by then, whatever the server does."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
 import threading
 import time
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore.awsrequest
 import botocore.exceptions
 import urllib3.exceptions
 
@@ -75,20 +79,67 @@ def deadline_for_call(budget: Budget, seconds: float = CALL_DEADLINE) -> Any:
         _call.until = math.inf
 
 
+class _Cut:
+    """The socket a call is reading now, and a timer that shuts it at the call's deadline:
+    a blocked read then returns at once, the attempt fails, and `_check_time` ends the
+    call (OutOfTime) rather than retrying it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.sock: socket.socket | None = None
+        self.timer = threading.Timer(seconds, self.fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def fire(self) -> None:
+        if (sock := self.sock) is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def disarm(self) -> None:
+        self.timer.cancel()
+
+
+class _Connection(botocore.awsrequest.AWSHTTPConnection):
+    def getresponse(self) -> Any:
+        if (cut := getattr(_call, "cut", None)) is not None:
+            cut.sock = self.sock  # status line and headers come next: bound them too
+        return super().getresponse()
+
+
+class _TLSConnection(botocore.awsrequest.AWSHTTPSConnection):
+    getresponse = _Connection.getresponse
+
+
+class _Pool(botocore.awsrequest.AWSHTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(botocore.awsrequest.AWSHTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
 def bound_answers(client: Any, max_answer: int = MAX_ANSWER) -> None:
-    """Make `client` read its answers through `_read_bounded`."""
+    """Make `client` read its answers through `_read_bounded`, each exchange cut at its
+    call's deadline."""
     session = client._endpoint.http_session  # botocore keeps no public handle on it
+    pools = {"http": _Pool, "https": _TLSPool}
+    session._pool_classes_by_scheme = pools  # proxies' managers, made later, take these
+    session._manager.pool_classes_by_scheme = pools
 
     def send(request: Any, **_: Any) -> Any:
-        _check_time(request)
-        request.stream_output = True  # the session returns once the headers are in
-        response = session.send(request)
+        cut = _call.cut = _Cut(_check_time(request))
         try:
-            response._content = _read_bounded(response, request, max_answer)
-        except BaseException:
-            response.raw.close()  # a half-read connection goes back to no pool
-            raise
-        return response
+            request.stream_output = True  # the session returns once the headers are in
+            response = session.send(request)
+            try:
+                response._content = _read_bounded(response, request, max_answer)
+            except BaseException:
+                response.raw.close()  # a half-read connection goes back to no pool
+                raise
+            return response
+        finally:
+            cut.disarm()
+            _call.cut = None
 
     client.meta.events.register("before-send.deadline", send, unique_id="license-sync-bounds")
 
@@ -121,6 +172,7 @@ def _read_bounded(response: Any, request: Any, max_answer: int) -> bytes:
             sock.settimeout(left if per_read is None else min(per_read, left))
         chunk = _read_some(raw, request)
         if not chunk:
+            _check_time(request)  # an end the deadline's cut made is no whole answer
             return bytes(body)
         body += chunk
         if len(body) > max_answer:

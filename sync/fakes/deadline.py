@@ -59,6 +59,10 @@ class Faults:
     # gone wrong), and `pad` bytes of whitespace after each JSON answer (still valid)
     trickle: float = 0.0
     pad: int = 0
+    # the status line and headers a byte every `trickle_head` seconds (a proxy that holds
+    # an answer back), and a chunked body whose size lines trickle so (`trickle_chunks`)
+    trickle_head: float = 0.0
+    trickle_chunks: float = 0.0
 
 
 _STATUS = {
@@ -226,14 +230,28 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if self.fake.faults.pad and ctype == "application/json":
             body += b" " * self.fake.faults.pad
+        faults = self.fake.faults
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        if faults.trickle_chunks:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
-        self.end_headers()
-        if self.fake.faults.trickle:
-            return self._trickle(body, self.fake.faults.trickle)
+        if faults.trickle_head:  # the head itself, a byte at a time
+            buffer: list[bytes] = getattr(self, "_headers_buffer")  # noqa: B009  (untyped)
+            head = b"".join([*buffer, b"\r\n"])
+            buffer.clear()
+            self._trickle(head, faults.trickle_head)
+        else:
+            self.end_headers()
+        if faults.trickle_chunks:  # the chunk's size line (with an extension, as RFC 9112
+            # allows) and all after it a byte at a time: one line no read returns before
+            size = b"%x;ext=%s\r\n" % (len(body), b"x" * 100)
+            return self._trickle(size + body + b"\r\n0\r\n\r\n", faults.trickle_chunks)
+        if faults.trickle:
+            return self._trickle(body, faults.trickle)
         try:
             self.wfile.write(body)
         except OSError:  # the client hung up (an answer it refused unread)
