@@ -13,6 +13,7 @@ at its deadline: the whole exchange ends by then, whatever the server does."""
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 import socket
 import threading
@@ -80,23 +81,53 @@ def deadline_for_call(budget: Budget, seconds: float = CALL_DEADLINE) -> Any:
 
 
 class _Cut:
-    """The socket a call is reading now, and a timer that shuts it at the call's deadline:
-    a blocked read then returns at once, the attempt fails, and `_check_time` ends the
-    call (OutOfTime) rather than retrying it."""
+    """The socket a call is reading now, shut at the call's deadline by the watchdog: a
+    blocked read then returns at once, the attempt fails, and `_check_time` ends the call
+    (OutOfTime) rather than retrying it."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, until: float) -> None:
         self.sock: socket.socket | None = None
-        self.timer = threading.Timer(seconds, self.fire)
-        self.timer.daemon = True
-        self.timer.start()
+        self.until = until
+        self.done = False
 
     def fire(self) -> None:
-        if (sock := self.sock) is not None:
+        if not self.done and (sock := self.sock) is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def disarm(self) -> None:
-        self.timer.cancel()
+
+class _Watchdog:
+    """One thread for every call's deadline (a timer thread a call cost a tenth of a
+    cold start): the cuts in a heap by deadline, each fired once its time comes unless
+    its call ended first."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, _Cut]] = []
+        self.wake = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def arm(self, cut: _Cut) -> None:
+        with self.wake:
+            heapq.heappush(self.heap, (cut.until, id(cut), cut))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self.thread.start()
+            self.wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.wake:
+                while self.heap and self.heap[0][2].done:
+                    heapq.heappop(self.heap)  # calls that ended in time
+                wait = self.heap[0][0] - time.monotonic() if self.heap else None
+                if wait is None or wait > 0:
+                    self.wake.wait(wait)
+                    continue
+                cut = heapq.heappop(self.heap)[2]
+            cut.fire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 class _Connection(botocore.awsrequest.AWSHTTPConnection):
@@ -127,7 +158,8 @@ def bound_answers(client: Any, max_answer: int = MAX_ANSWER) -> None:
     session._manager.pool_classes_by_scheme = pools
 
     def send(request: Any, **_: Any) -> Any:
-        cut = _call.cut = _Cut(_check_time(request))
+        cut = _call.cut = _Cut(time.monotonic() + _check_time(request))
+        _WATCHDOG.arm(cut)
         try:
             request.stream_output = True  # the session returns once the headers are in
             response = session.send(request)
@@ -138,7 +170,7 @@ def bound_answers(client: Any, max_answer: int = MAX_ANSWER) -> None:
                 raise
             return response
         finally:
-            cut.disarm()
+            cut.done = True  # the watchdog drops it unfired
             _call.cut = None
 
     client.meta.events.register("before-send.deadline", send, unique_id="license-sync-bounds")
