@@ -190,6 +190,8 @@ def _serve(world: Clocked, policy_path: Path, address: str, cycles: int | None) 
     lag = int(REALISTIC["search_lag"])
     print(f"  the fake is as late as Deadline: a new job shows in the search after {lag} s,")
     print("  currentCount trails the farm, and a few batch items fail (retried next cycle)")
+    print(f"  in another shell   license-sync audit -c {policy_path}   (the farm's setup)")
+    print(f"                     license-sync history --db {history_path} --undeclared")
     print("  Ctrl-C to stop.\n", flush=True)
     try:
         return serve(svc, address, on_cycle=_printer(svc), max_cycles=cycles)

@@ -17,6 +17,7 @@ from sync.edges.sources import (
 )
 from sync.edges.sources.runner import RunResult, run_tool
 from sync.errors import SourceError
+from sync.licenses import Feature, Report, impossible
 from sync.licenses.kinds import parse_command_output
 from sync.policy import check_server_spec
 
@@ -368,3 +369,11 @@ def test_a_new_license_manager_is_one_registration():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["True maya 9", "parse --format lmx accepted"]
+
+
+@pytest.mark.parametrize(("total", "held"), [(2**31 - 1, False), (2**31, True)])
+def test_a_count_is_impossible_from_the_first_past_what_deadline_takes(total, held):
+    """2,147,483,647 (int32's largest, what a limit's maxCount takes) is a count a server
+    may give; one more is a garbled read (2^31 issued once wrote maxCount 2,147,483,643)."""
+    report = Report("flexlm", True, features=(Feature("foundry", "nuke_r", None, total, 0),))
+    assert bool(impossible(report)) is held
