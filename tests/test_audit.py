@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.templates import build, simple_template
+from tests.clirun import run_cli
 
 POLICY = """\
 farms: [{{id: {farm}, region: us-west-2}}]
@@ -36,8 +35,7 @@ def audit(farm: FakeFarm, tmp_path, more: str = "", fmt: str = "json") -> tuple[
     policy.write_text(POLICY.format(farm=farm.farm_id, more=more))
     with FakeDeadline(farm) as server:
         env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
-        run = [sys.executable, "-m", "sync", "audit", "-c", str(policy), "--format", fmt]
-        p = subprocess.run(run, env=env, capture_output=True, text=True)
+        p = run_cli("audit", "-c", str(policy), "--format", fmt, env=env)
     assert "Traceback" not in p.stderr, p.stderr
     return p.returncode, p.stdout
 
@@ -90,9 +88,6 @@ def test_a_farm_it_cannot_read_is_an_error_not_a_pass(aws_env, tmp_path):
     policy.write_text(POLICY.format(farm="farm-" + "0" * 32, more=""))
     with FakeDeadline(farm) as server:
         env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
-        p = subprocess.run(
-            [sys.executable, "-m", "sync", "audit", "-c", str(policy)],
-            env=env, capture_output=True, text=True,
-        )  # fmt: skip
+        p = run_cli("audit", "-c", str(policy), env=env)
     assert p.returncode == 1
     assert "setup not read" in p.stderr and "Traceback" not in p.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
+from tests.clirun import run_cli
 from tests.test_e2e import free_port, lm_env, metric, run_service, scrape, wait_for, write_atomic
 
 ROOT = Path(__file__).parent.parent
@@ -117,18 +118,13 @@ pools:
         capture = tmp_path / "garbled.txt"
         capture.write_text(text)
         env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
-        init = subprocess.run(
-            [sys.executable, "-m", "sync", "init", "--capture", f"lic={capture}",
-             "--farm", farm.farm_id, "--region", "us-west-2"],
-            env=env, capture_output=True, text=True,
-        )  # fmt: skip
+        init = run_cli("init", "--capture", f"lic={capture}", "--farm", farm.farm_id,
+                       "--region", "us-west-2", env=env)  # fmt: skip
     assert proc.returncode == 0 and "Traceback" not in out, out
     assert "impossible read of nuke_r: a count of 100,000,000,000,000,000,000 is past" in out
     assert init.returncode == 1 and "past any a license server keeps" in init.stderr
     policy.write_text(policy.read_text() + "    reserve: 10000000000000000000\n")
-    check = subprocess.run(
-        [sys.executable, "-m", "sync", "validate", str(policy)], capture_output=True, text=True
-    )
+    check = run_cli("validate", str(policy))
     assert check.returncode == 1 and "past what Deadline counts" in check.stdout + check.stderr
 
 
@@ -201,10 +197,7 @@ pools:
     assert proc.returncode == 0 and "Traceback" not in out, out
     assert "another license-sync holds" not in out and "checkpointed into" in out, out
     # a reader opened after it sees what was written since: nothing was lost with them
-    rows = subprocess.run(
-        [sys.executable, "-m", "sync", "history", "--db", str(db), "--format", "json"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    rows = run_cli("history", "--db", str(db), "--format", "json").stdout
     assert '"new": 14' in rows
 
 
@@ -373,10 +366,7 @@ pools:
     with sqlite3.connect(db) as conn:
         rows, total = conn.execute("select count(*), sum(count) from denials").fetchone()
     assert (rows, total) == (1, 5000)
-    said = subprocess.run(
-        [sys.executable, "-m", "sync", "history", "--db", str(db), "--denials"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    said = run_cli("history", "--db", str(db), "--denials").stdout
     assert "artists refused 5000 time(s)" in said
 
 

@@ -6,8 +6,6 @@ plus artists never pass the total once the service has seen it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import timedelta
 
@@ -19,6 +17,7 @@ from sync.fakes.templates import build, simple_template
 from sync.law.limits import PoolPlan, Split
 from sync.law.render import decision_line, plan_lines
 from sync.law.undeclared import by_limit, name_undeclared
+from tests.clirun import run_cli
 from tests.test_e2e import free_port, lm_env, metric, run_service, scrape, wait_for, write_atomic
 
 TOTAL, ARTISTS, SNEAKY = 20, 4, 4
@@ -88,20 +87,14 @@ pools:
     assert len(named) == 1, out
     assert "undeclared: 4 (job sneaky step step0 on render-" in named[0], named
     # and kept: `history --undeclared` adds up who took how much around the limit
-    report = subprocess.run(
-        [sys.executable, "-m", "sync", "history", "--db", str(tmp_path / "h.db"),
-         "--undeclared", "--format", "json"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    report = run_cli(
+        "history", "--db", str(tmp_path / "h.db"), "--undeclared", "--format", "json"
+    ).stdout
     (row,) = json.loads(report)
     assert (row["pool"], row["job"], row["step"], row["most"]) == ("nuke", "sneaky", "step0", 4)
     assert row["cycles"] >= 5 and row["license_hours"] > 0
     # made up for within two cycles: the first sees it, the second takes it
-    decisions = subprocess.run(
-        [sys.executable, "-m", "sync", "history", "--db", str(tmp_path / "h.db"),
-         "--format", "json"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    decisions = run_cli("history", "--db", str(tmp_path / "h.db"), "--format", "json").stdout
     written = {d["cycle_id"]: d["new"] for d in json.loads(decisions) if d["applied"]}
     assert written[1] == TOTAL - ARTISTS and written[2] == TOTAL - ARTISTS - SNEAKY
 
