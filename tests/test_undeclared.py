@@ -65,7 +65,7 @@ pools:
             )
             assert undeclared == SNEAKY
             refused = farm.denials
-            for _ in range(3):  # frames end and start again under the limit: none refused
+            for _ in range(2):  # frames end and start again under the limit: none refused
                 cycles = metric(scrape(port), "license_sync_cycles_total", result="ok") or 0
                 step(30)
                 wait_for(
