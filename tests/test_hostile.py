@@ -26,7 +26,13 @@ def cycles(port: int) -> float:
     return metric(scrape(port), "license_sync_cycles_total", result="ok") or 0.0
 
 
-def test_a_fifo_or_a_huge_file_in_place_of_the_policy_or_a_log_stops_no_cycle(aws_env, tmp_path):
+def test_a_running_service_goes_on_through_what_a_broken_host_does_to_its_files(aws_env, tmp_path):
+    """One service, through the real process, met in turn by: its history's -wal and -shm
+    removed (before: it took its own file for another instance's and wrote no limit); a
+    server counting 10^20 licenses (past int32 and past SQLite's integers: before, an
+    OverflowError every cycle); a FIFO in place of its log and of its policy (before:
+    every cycle blocked for ever); a policy of 1.5 MiB. Each is refused or mended, said
+    once, and the limit goes on following the artists."""
     farm = FakeFarm(count_delay=0)
     _, lid = farm.add_queue_with_limit("amount.nuke", 30)
     lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
@@ -34,11 +40,11 @@ def test_a_fifo_or_a_huge_file_in_place_of_the_policy_or_a_log_stops_no_cycle(aw
     status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
     write_atomic(status, lic.lmstat())
     log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
-    policy = tmp_path / "policy.yaml"
+    policy, db = tmp_path / "policy.yaml", tmp_path / "h.db"
     with FakeDeadline(farm) as server:
         policy.write_text(f"""\
 interval: 1s
-history: {{path: {tmp_path / "h.db"}}}
+history: {{path: {db}}}
 metrics: {{address: "127.0.0.1:{port}"}}
 farms: [{{id: {farm.farm_id}, region: us-west-2}}]
 sources:
@@ -48,11 +54,29 @@ pools:
     limit: amount.nuke
     features: [{{source: lic, feature: nuke_r}}]
     headroom: 1
+    hysteresis: {{settle: 1}}
 """)
         good = policy.read_text()
         proc = run_service(policy, lm_env(status, server.url))
+
+        def artists(n: int, then: int) -> None:  # the limit still follows them
+            lic.set_artists("nuke_r", n)
+            write_atomic(status, lic.lmstat())
+            wait_for(lambda: farm.limits[lid].max_count == then, what=f"maxCount {then}")
+
         try:
             wait_for(lambda: farm.limits[lid].max_count == 17, what="first write")
+            for companion in ("-wal", "-shm"):
+                os.unlink(f"{db}{companion}")
+            artists(5, then=14)
+            assert metric(scrape(port), "license_sync_history_lost") == 0
+            garbled = lic.lmstat().replace("Total of 20 licenses", f"Total of {10**20} licenses")
+            write_atomic(status, garbled)
+            wait_for(
+                lambda: metric(scrape(port), "license_sync_source_up", source="lic") == 0,
+                what="the impossible read held",
+            )
+            artists(6, then=13)  # read again, as it is
             for fifo in (log, policy):  # opened to read, either would wait for a writer
                 fifo.unlink()
                 os.mkfifo(fifo)
@@ -63,67 +87,44 @@ pools:
             assert metric(text, "license_sync_policy_file_valid") == 0
             policy.unlink()
             policy.write_text(good + "# padding\n" * 150_000)  # 1.5 MiB, valid YAML
-            lic.set_artists("nuke_r", 5)  # the last good policy still syncs
-            write_atomic(status, lic.lmstat())
-            wait_for(lambda: farm.limits[lid].max_count == 14, what="still syncing")
+            artists(7, then=12)  # the last good policy still syncs
             assert metric(scrape(port), "license_sync_policy_file_valid") == 0
         finally:
             proc.send_signal(signal.SIGINT)
             out = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0, out
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    assert "another license-sync holds" not in out and "checkpointed into" in out, out
+    assert "impossible read of nuke_r: a count of 100,000,000,000,000,000,000 is past" in out
     assert out.count("not a regular file") == 2, out  # the log's and the policy's, once each
     assert "the policy is over 1024 KiB" in out, out
-    assert "Traceback" not in out, out
+    # a reader opened after it sees what was written since the WAL went: nothing lost
+    assert '"new": 14' in run_cli("history", "--db", str(db), "--format", "json").stdout
 
 
-def test_a_count_past_what_deadline_takes_is_an_impossible_read_held_by_run_init_validate(
-    aws_env, tmp_path
-):
-    """A server saying 2,147,483,648 issued (or more than 2^63) is garbled: run holds the
-    pool as for a source down, with no traceback; init starts no policy from it; validate
-    refuses a reserve no limit could hold."""
+def test_init_and_validate_refuse_a_count_past_what_deadline_takes(aws_env, tmp_path):
+    """init starts no policy from a capture counting 10^20 licenses; validate refuses a
+    reserve no limit could hold."""
     farm = FakeFarm(count_delay=0)
-    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
+    farm.add_queue_with_limit("amount.nuke", 30)
     lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
-    status, port = tmp_path / "lmstat.txt", free_port()
-    write_atomic(status, lic.lmstat())
-    policy = tmp_path / "policy.yaml"
+    capture = tmp_path / "garbled.txt"
+    capture.write_text(lic.lmstat().replace("Total of 20 licenses", f"Total of {10**20} licenses"))
     with FakeDeadline(farm) as server:
-        policy.write_text(f"""\
-interval: 1s
-history: {{path: {tmp_path / "h.db"}}}
-metrics: {{address: "127.0.0.1:{port}"}}
+        env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
+        init = run_cli("init", "--capture", f"lic={capture}", "--farm", farm.farm_id,
+                       "--region", "us-west-2", env=env)  # fmt: skip
+    assert init.returncode == 1 and "past any a license server keeps" in init.stderr
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"""\
 farms: [{{id: {farm.farm_id}, region: us-west-2}}]
 sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s}}
+  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
 pools:
   nuke:
     limit: amount.nuke
     features: [{{source: lic, feature: nuke_r}}]
-    hysteresis: {{settle: 1}}
+    reserve: 10000000000000000000
 """)
-        proc = run_service(policy, lm_env(status, server.url))
-        try:
-            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
-            for total in (10**20,):  # past int32, and past what SQLite's integers hold
-                text = lic.lmstat().replace("Total of 20 licenses", f"Total of {total} licenses")
-                write_atomic(status, text)
-                seen = cycles(port)
-                wait_for(lambda s=seen: cycles(port) > s + 2, what=f"cycles at {total}")
-                assert metric(scrape(port), "license_sync_source_up", source="lic") == 0
-                assert farm.limits[lid].max_count == 20  # held, never 2,147,483,643
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out = proc.communicate(timeout=30)[0]
-        capture = tmp_path / "garbled.txt"
-        capture.write_text(text)
-        env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
-        init = run_cli("init", "--capture", f"lic={capture}", "--farm", farm.farm_id,
-                       "--region", "us-west-2", env=env)  # fmt: skip
-    assert proc.returncode == 0 and "Traceback" not in out, out
-    assert "impossible read of nuke_r: a count of 100,000,000,000,000,000,000 is past" in out
-    assert init.returncode == 1 and "past any a license server keeps" in init.stderr
-    policy.write_text(policy.read_text() + "    reserve: 10000000000000000000\n")
     check = run_cli("validate", str(policy))
     assert check.returncode == 1 and "past what Deadline counts" in check.stdout + check.stderr
 
@@ -153,52 +154,6 @@ def test_a_second_demo_in_the_same_folder_is_refused_before_it_writes_anything(t
         first.kill()
         out = first.communicate()[0]
     assert "error" not in out.split("Ctrl-C to stop.")[-1], out
-
-
-def test_the_histories_wal_and_shm_removed_under_it_lose_nothing_and_stop_nothing(
-    aws_env, tmp_path
-):
-    """Before: it took its own database for another instance's ("another license-sync
-    holds the history"), stopped writing limits, and closing its probe of the file could
-    drop SQLite's locks. Now what the WAL held is checkpointed and SQLite makes new ones."""
-    farm = FakeFarm(count_delay=0)
-    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
-    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
-    lic.set_artists("nuke_r", 2)
-    status, port, db = tmp_path / "lmstat.txt", free_port(), tmp_path / "h.db"
-    write_atomic(status, lic.lmstat())
-    policy = tmp_path / "policy.yaml"
-    with FakeDeadline(farm) as server:
-        policy.write_text(f"""\
-interval: 1s
-history: {{path: {db}}}
-metrics: {{address: "127.0.0.1:{port}"}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    hysteresis: {{settle: 1}}
-""")
-        proc = run_service(policy, lm_env(status, server.url))
-        try:
-            wait_for(lambda: farm.limits[lid].max_count == 18, what="first write")
-            for companion in ("-wal", "-shm"):
-                os.unlink(f"{db}{companion}")
-            lic.set_artists("nuke_r", 6)
-            write_atomic(status, lic.lmstat())
-            wait_for(lambda: farm.limits[lid].max_count == 14, what="limits still written")
-            assert metric(scrape(port), "license_sync_history_lost") == 0
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0 and "Traceback" not in out, out
-    assert "another license-sync holds" not in out and "checkpointed into" in out, out
-    # a reader opened after it sees what was written since: nothing was lost with them
-    rows = run_cli("history", "--db", str(db), "--format", "json").stdout
-    assert '"new": 14' in rows
 
 
 def peak_rss_mib(pid: int) -> float:
