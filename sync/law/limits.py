@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -373,6 +373,17 @@ def farm_selector(
     return match
 
 
+def apportion(whole: int, weights: Sequence[float]) -> list[int]:
+    """`whole` in integer parts by `weights` (each above 0), largest remainders first, so
+    the parts still add up to the whole."""
+    exact = [whole * w / sum(weights) for w in weights]
+    parts = [math.floor(x) for x in exact]
+    left = whole - sum(parts)
+    for i in sorted(range(len(exact)), key=lambda i: exact[i] - parts[i], reverse=True)[:left]:
+        parts[i] += 1
+    return parts
+
+
 def _split(free: float, targets: list[Target]) -> tuple[list[float], tuple[Split, ...]]:
     """Each limit's raw target: its own use plus its share of what nobody uses."""
     if len(targets) == 1:
@@ -381,14 +392,7 @@ def _split(free: float, targets: list[Target]) -> tuple[list[float], tuple[Split
     remainder = free - sum(uses)
     if math.isinf(remainder):
         return [math.inf] * len(targets), ()
-    remainder = max(0.0, remainder)
-    weights = [t.share for t, _, _ in targets]
-    exact = [remainder * w / sum(weights) for w in weights]
-    shares = [math.floor(x) for x in exact]
-    # largest remainders first, so the integers still add up to the whole
-    left = int(remainder) - sum(shares)
-    for i in sorted(range(len(exact)), key=lambda i: exact[i] - shares[i], reverse=True)[:left]:
-        shares[i] += 1
+    shares = apportion(int(max(0.0, remainder)), [t.share for t, _, _ in targets])
     splits = tuple(
         Split(t.limit, use, share, t.share)
         for (t, _, _), use, share in zip(targets, uses, shares, strict=True)

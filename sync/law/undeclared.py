@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sync.domain import HostRun, Undeclared, short_host
-from sync.law.limits import PoolPlan, farm_selector, pool_features
+from sync.law.limits import PoolPlan, apportion, farm_selector, pool_features
 from sync.law.state import SourceState
 from sync.licenses import Feature
 from sync.policy import Pool
@@ -90,10 +90,4 @@ def by_limit(pp: PoolPlan) -> dict[str, int]:
     if len(refs) <= 1:
         return dict.fromkeys(refs, total)
     weights = {s.limit_ref: s.weight for s in pp.splits} or dict.fromkeys(refs, 1.0)
-    whole = sum(weights.get(r, 0.0) for r in refs) or 1.0
-    exact = [total * weights.get(r, 0.0) / whole for r in refs]
-    parts = [int(x) for x in exact]
-    left = total - sum(parts)
-    for i in sorted(range(len(refs)), key=lambda i: exact[i] - parts[i], reverse=True)[:left]:
-        parts[i] += 1
-    return dict(zip(refs, parts, strict=True))
+    return dict(zip(refs, apportion(total, [weights.get(r, 0.0) for r in refs]), strict=True))
