@@ -26,10 +26,9 @@ server's local time, in the zone the policy gives for its log.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import datetime, time, timedelta
 
-from sync.licenses.logs import REFUSED, LogClock, LogEvent, LogGrammar, LogRead, calendar_date
+from sync.licenses.logs import LogClock, LogEvent, LogGrammar, LogRead, calendar_date
 
 _LINE = re.compile(r"^\s*(\d{1,2}):(\d{2}):(\d{2})\s+\((?P<daemon>[^)]+)\)\s+(?P<msg>.*?)\s*$")
 _EVENT = re.compile(
@@ -61,7 +60,9 @@ def parse_lines(lines: list[str], clock: LogClock) -> LogRead:
             continue
         at = clock.at(t)
         if not msg.startswith(("OUT:", "IN:", "DENIED:", "QUEUED:", "UNSUPPORTED:")):
-            _reason_below(out, m["daemon"], msg)
+            # some daemons write a refusal's reason on their next line, in parentheses
+            paren = msg.startswith("(") and msg.endswith(")")
+            out.reason_below(m["daemon"], msg[1:-1].strip() if paren else None)
             continue
         ev = _EVENT.match(msg)
         if ev is None:
@@ -69,16 +70,6 @@ def parse_lines(lines: list[str], clock: LogClock) -> LogRead:
             continue
         out.events.append(_event(at, m["daemon"], ev))
     return out
-
-
-def _reason_below(out: LogRead, daemon: str, msg: str) -> None:
-    """A refusal written without its reason takes it from the daemon's next line, when
-    that line is the reason in parentheses (as some daemons write it)."""
-    last = out.events[-1] if out.events else None
-    if last is None or last.reason or last.kind not in REFUSED or last.vendor != daemon:
-        return
-    if msg.startswith("(") and msg.endswith(")"):
-        out.events[-1] = replace(last, reason=msg[1:-1].strip())
 
 
 def _event(at: datetime | None, daemon: str, ev: re.Match[str]) -> LogEvent:

@@ -6,7 +6,7 @@ its `Tool` (`parse_log`). Pure."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
 from zoneinfo import ZoneInfo
@@ -58,6 +58,13 @@ class LogClock:
 class LogRead:
     events: list[LogEvent] = field(default_factory=list)
     unread: int = 0  # lines that look like events but could not be read
+
+    def reason_below(self, vendor: str, reason: str | None) -> None:
+        """The reason a daemon wrote on the line after a refusal, given to that refusal
+        when it has none (None: the line is no reason)."""
+        last = self.events[-1] if self.events else None
+        if reason and last and not last.reason and last.kind in REFUSED and last.vendor == vendor:
+            self.events[-1] = replace(last, reason=reason)
 
 
 def calendar_date(year: int, month: int, day: int) -> date | None:

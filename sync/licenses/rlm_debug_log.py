@@ -20,10 +20,9 @@ server's local time, in the zone the policy gives for its log.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
-from sync.licenses.logs import REFUSED, LogClock, LogEvent, LogGrammar, LogRead, calendar_date
+from sync.licenses.logs import LogClock, LogEvent, LogGrammar, LogRead, calendar_date
 
 _LINE = re.compile(
     r"^\s*(\d{1,2})/(\d{1,2})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s+\((?P<isv>[^)\s]+)\)\s?"
@@ -52,7 +51,8 @@ def parse_lines(lines: list[str], clock: LogClock) -> LogRead:
         at = _at(int(m[1]), int(m[2]), time(int(m[3]) % 24, int(m[4]), int(m[5] or 0)), clock)
         clock.vendor = m["isv"]
         if not msg.startswith(_KINDS):
-            _reason_below(out, m["isv"], msg)
+            # a refusal's reason may be the ISV's next line, indented
+            out.reason_below(m["isv"], msg.strip() if msg[:1].isspace() else None)
             continue
         ev = _EVENT.match(msg)
         if ev is None:
@@ -81,15 +81,6 @@ def _year(month: int, mday: int, clock: LogClock) -> int | None:
     # a date after tomorrow is last year's: a log read just after New Year
     tomorrow = today + timedelta(days=1)
     return today.year - ((month, mday) > (tomorrow.month, tomorrow.day))
-
-
-def _reason_below(out: LogRead, isv: str, msg: str) -> None:
-    """A refusal written without its reason takes the ISV's next line, indented text."""
-    last = out.events[-1] if out.events else None
-    if last is None or last.reason or last.kind not in REFUSED or last.vendor != isv:
-        return
-    if msg[:1].isspace() and msg.strip():
-        out.events[-1] = replace(last, reason=msg.strip())
 
 
 def _event(at: datetime | None, isv: str, ev: re.Match[str]) -> LogEvent:
