@@ -11,7 +11,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
@@ -26,6 +28,50 @@ def cycles(port: int) -> float:
     return metric(scrape(port), "license_sync_cycles_total", result="ok") or 0.0
 
 
+def denied(at: str, who: str) -> str:
+    """A FlexLM debug log's refusal line of nuke_r to `who` (user@host) at `at`."""
+    return (f' {at} (foundry) DENIED: "nuke_r" {who}  '
+            "(Licensed number of users already reached. (-4,342))\n")  # fmt: skip
+
+
+@contextmanager
+def log_service(tmp_path: Path, *, interval: str = "1s", artists: int = 0, pool: str = ""):
+    """`license-sync run` through the real process, on the fake Deadline (one limit of 30)
+    and a fake lmutil (20 nuke_r, `artists` of them held), following a FlexLM debug log;
+    `pool`: more lines of the pool's entry. Stopped with SIGINT on leaving; its output is
+    then `.out`."""
+    s = SimpleNamespace(farm=FakeFarm(count_delay=0), port=free_port(), db=tmp_path / "h.db")
+    _, s.lid = s.farm.add_queue_with_limit("amount.nuke", 30)
+    s.lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
+    s.lic.set_artists("nuke_r", artists)
+    s.status, s.log, s.policy = (
+        tmp_path / "lmstat.txt",
+        tmp_path / "foundry.log",
+        tmp_path / "policy.yaml",
+    )
+    write_atomic(s.status, s.lic.lmstat())
+    s.log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
+    with FakeDeadline(s.farm) as server:
+        s.policy.write_text(f"""\
+interval: {interval}
+history: {{path: {s.db}}}
+metrics: {{address: "127.0.0.1:{s.port}"}}
+farms: [{{id: {s.farm.farm_id}, region: us-west-2}}]
+sources:
+  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {s.log}}}}}
+pools:
+  nuke:
+    limit: amount.nuke
+    features: [{{source: lic, feature: nuke_r}}]
+{pool}""")
+        s.proc = run_service(s.policy, lm_env(s.status, server.url))
+        try:
+            yield s
+        finally:
+            s.proc.send_signal(signal.SIGINT)
+            s.out = s.proc.communicate(timeout=30)[0]
+
+
 def test_a_running_service_goes_on_through_what_a_broken_host_does_to_its_files(aws_env, tmp_path):
     """One service, through the real process, met in turn by: its history's -wal and -shm
     removed (before: it took its own file for another instance's and wrote no limit); a
@@ -33,66 +79,42 @@ def test_a_running_service_goes_on_through_what_a_broken_host_does_to_its_files(
     OverflowError every cycle); a FIFO in place of its log and of its policy (before:
     every cycle blocked for ever); a policy of 1.5 MiB. Each is refused or mended, said
     once, and the limit goes on following the artists."""
-    farm = FakeFarm(count_delay=0)
-    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
-    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
-    lic.set_artists("nuke_r", 2)
-    status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
-    write_atomic(status, lic.lmstat())
-    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
-    policy, db = tmp_path / "policy.yaml", tmp_path / "h.db"
-    with FakeDeadline(farm) as server:
-        policy.write_text(f"""\
-interval: 1s
-history: {{path: {db}}}
-metrics: {{address: "127.0.0.1:{port}"}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {log}}}}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    headroom: 1
-    hysteresis: {{settle: 1}}
-""")
+    pool = "    headroom: 1\n    hysteresis: {settle: 1}\n"
+    with log_service(tmp_path, artists=2, pool=pool) as svc:
+        farm, lid, lic, port, policy, db = svc.farm, svc.lid, svc.lic, svc.port, svc.policy, svc.db
         good = policy.read_text()
-        proc = run_service(policy, lm_env(status, server.url))
 
         def artists(n: int, then: int) -> None:  # the limit still follows them
             lic.set_artists("nuke_r", n)
-            write_atomic(status, lic.lmstat())
+            write_atomic(svc.status, lic.lmstat())
             wait_for(lambda: farm.limits[lid].max_count == then, what=f"maxCount {then}")
 
-        try:
-            wait_for(lambda: farm.limits[lid].max_count == 17, what="first write")
-            for companion in ("-wal", "-shm"):
-                os.unlink(f"{db}{companion}")
-            artists(5, then=14)
-            assert metric(scrape(port), "license_sync_history_lost") == 0
-            garbled = lic.lmstat().replace("Total of 20 licenses", f"Total of {10**20} licenses")
-            write_atomic(status, garbled)
-            wait_for(
-                lambda: metric(scrape(port), "license_sync_source_up", source="lic") == 0,
-                what="the impossible read held",
-            )
-            artists(6, then=13)  # read again, as it is
-            for fifo in (log, policy):  # opened to read, either would wait for a writer
-                fifo.unlink()
-                os.mkfifo(fifo)
-            seen = cycles(port)
-            wait_for(lambda: cycles(port) > seen + 2, what="cycles with FIFOs in place")
-            text = scrape(port)
-            assert metric(text, "license_sync_source_log_up", source="lic") == 0
-            assert metric(text, "license_sync_policy_file_valid") == 0
-            policy.unlink()
-            policy.write_text(good + "# padding\n" * 150_000)  # 1.5 MiB, valid YAML
-            artists(7, then=12)  # the last good policy still syncs
-            assert metric(scrape(port), "license_sync_policy_file_valid") == 0
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0 and "Traceback" not in out, out
+        wait_for(lambda: farm.limits[lid].max_count == 17, what="first write")
+        for companion in ("-wal", "-shm"):
+            os.unlink(f"{db}{companion}")
+        artists(5, then=14)
+        assert metric(scrape(port), "license_sync_history_lost") == 0
+        garbled = lic.lmstat().replace("Total of 20 licenses", f"Total of {10**20} licenses")
+        write_atomic(svc.status, garbled)
+        wait_for(
+            lambda: metric(scrape(port), "license_sync_source_up", source="lic") == 0,
+            what="the impossible read held",
+        )
+        artists(6, then=13)  # read again, as it is
+        for fifo in (svc.log, policy):  # opened to read, either would wait for a writer
+            fifo.unlink()
+            os.mkfifo(fifo)
+        seen = cycles(port)
+        wait_for(lambda: cycles(port) > seen + 2, what="cycles with FIFOs in place")
+        text = scrape(port)
+        assert metric(text, "license_sync_source_log_up", source="lic") == 0
+        assert metric(text, "license_sync_policy_file_valid") == 0
+        policy.unlink()
+        policy.write_text(good + "# padding\n" * 150_000)  # 1.5 MiB, valid YAML
+        artists(7, then=12)  # the last good policy still syncs
+        assert metric(scrape(port), "license_sync_policy_file_valid") == 0
+    out = svc.out
+    assert svc.proc.returncode == 0 and "Traceback" not in out, out
     assert "another license-sync holds" not in out and "checkpointed into" in out, out
     assert "impossible read of nuke_r: a count of 100,000,000,000,000,000,000 is past" in out
     assert out.count("not a regular file") == 2, out  # the log's and the policy's, once each
@@ -167,49 +189,24 @@ def test_a_hole_of_nuls_in_a_followed_log_is_skipped_not_held(aws_env, tmp_path)
     """A copytruncate can leave a NUL-filled hole with no newline: before, each cycle
     held all of it as one growing line (RSS up ~8 MiB a cycle without bound). Now a line
     past the bound is dropped to its end, counted, said once; the refusal after it is read."""
-    farm = FakeFarm(count_delay=0)
-    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
-    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
-    status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
-    write_atomic(status, lic.lmstat())
-    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
-    policy = tmp_path / "policy.yaml"
-    with FakeDeadline(farm) as server:
-        policy.write_text(f"""\
-interval: 1s
-history: {{path: {tmp_path / "h.db"}}}
-metrics: {{address: "127.0.0.1:{port}"}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {log}}}}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-""")
-        proc = run_service(policy, lm_env(status, server.url))
-        try:
-            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
-            before = peak_rss_mib(proc.pid)
-            with log.open("ab") as fh:
-                fh.write(b"\0" * (24 << 20))
-            wait_for(
-                lambda: metric(scrape(port), "license_sync_log_lines_skipped_total", source="lic"),
-                what="the hole counted",
-            )
-            with log.open("a") as fh:
-                fh.write('\n 9:30:00 (foundry) DENIED: "nuke_r" ann@ws-01  (Licensed number '
-                         "of users already reached. (-4,342))\n")  # fmt: skip
-            wait_for(
-                lambda: metric(scrape(port), "license_sync_denials_total", who="artist"),
-                what="the refusal after the hole read",
-            )
-            grown = peak_rss_mib(proc.pid) - before
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out = proc.communicate(timeout=30)[0]
+    with log_service(tmp_path) as svc:
+        wait_for(lambda: svc.farm.limits[svc.lid].max_count == 20, what="first write")
+        before = peak_rss_mib(svc.proc.pid)
+        with svc.log.open("ab") as fh:
+            fh.write(b"\0" * (24 << 20))
+        wait_for(
+            lambda: metric(scrape(svc.port), "license_sync_log_lines_skipped_total", source="lic"),
+            what="the hole counted",
+        )
+        with svc.log.open("a") as fh:
+            fh.write("\n" + denied("9:30:00", "ann@ws-01"))
+        wait_for(
+            lambda: metric(scrape(svc.port), "license_sync_denials_total", who="artist"),
+            what="the refusal after the hole read",
+        )
+        grown = peak_rss_mib(svc.proc.pid) - before
     assert grown < 40, f"peak RSS grew {grown:.0f} MiB for a 24 MiB hole"
-    assert out.count("its log has lines over 65536 bytes") == 1, out
+    assert svc.out.count("its log has lines over 65536 bytes") == 1, svc.out
 
 
 def test_an_exporter_shows_a_garbled_listing_down_and_a_garbled_line_as_no_count(tmp_path):
@@ -284,40 +281,15 @@ def test_a_flood_of_refusals_is_counted_whole_in_a_few_rows_of_the_history(aws_e
     """5,000 DENIED lines of one artist at once: before, 5,000 rows of the history (a
     flood of 30 s grew it 150,000 rows); now one row a cycle with its count, and
     `history --denials` still says 5,000."""
-    farm = FakeFarm(count_delay=0)
-    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
-    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
-    status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
-    write_atomic(status, lic.lmstat())
-    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
-    policy, db = tmp_path / "policy.yaml", tmp_path / "h.db"
-    with FakeDeadline(farm) as server:
-        policy.write_text(f"""\
-interval: 1s
-history: {{path: {db}}}
-metrics: {{address: "127.0.0.1:{port}"}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {log}}}}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-""")
-        proc = run_service(policy, lm_env(status, server.url))
-        try:
-            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
-            line = ' 9:30:00 (foundry) DENIED: "nuke_r" ann@ws-01  (Licensed number of users ' \
-                   "already reached. (-4,342))\n"  # fmt: skip
-            with log.open("a") as fh:
-                fh.write(line * 5000)
-            wait_for(
-                lambda: metric(scrape(port), "license_sync_denials_total", who="artist") == 5000,
-                what="every refusal counted",
-            )
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
+    with log_service(tmp_path) as svc:
+        wait_for(lambda: svc.farm.limits[svc.lid].max_count == 20, what="first write")
+        with svc.log.open("a") as fh:
+            fh.write(denied("9:30:00", "ann@ws-01") * 5000)
+        wait_for(
+            lambda: metric(scrape(svc.port), "license_sync_denials_total", who="artist") == 5000,
+            what="every refusal counted",
+        )
+    db = svc.db
     with sqlite3.connect(db) as conn:
         rows, total = conn.execute("select count(*), sum(count) from denials").fetchone()
     assert (rows, total) == (1, 5000)
@@ -344,44 +316,20 @@ def test_a_log_rotated_twice_within_a_cycle_loses_no_refusal(aws_env, tmp_path):
     interval), a log lost the middle file's refusals: the cycle finished only the file it
     had open. Now the glance between cycles (every second) finishes each file it sees
     rotated away, and follows the new one; the artist refused in the last starts a cycle."""
-    farm = FakeFarm(count_delay=0)
-    _, lid = farm.add_queue_with_limit("amount.nuke", 30)
-    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
-    status, log, port = tmp_path / "lmstat.txt", tmp_path / "foundry.log", free_port()
-    write_atomic(status, lic.lmstat())
-    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
-    policy = tmp_path / "policy.yaml"
-    with FakeDeadline(farm) as server:
-        policy.write_text(f"""\
-interval: 60s
-history: {{path: {tmp_path / "h.db"}}}
-metrics: {{address: "127.0.0.1:{port}"}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {log}}}}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    farm_selector: {{hosts: ["^render-"]}}
-""")
-        proc = run_service(policy, lm_env(status, server.url))
-        try:
-            wait_for(lambda: farm.limits[lid].max_count == 20, what="first write")
-            for n, who in enumerate(["render@render-000", "render@render-001", "ann@ws-01"]):
-                with log.open("a") as fh:  # the farm's refusals start no cycle of their own
-                    fh.write(f' 9:3{n}:00 (foundry) DENIED: "nuke_r" {who}  '
-                             "(Licensed number of users already reached. (-4,342))\n")  # fmt: skip
-                if n < 2:
-                    log.rename(tmp_path / "foundry.log.1")
-                    log.write_text(f" 9:3{n}:30 (foundry) TIMESTAMP 12/3/2026\n")
-                    wait_for(lambda: follows(proc.pid, log), 5, "a glance to follow it")
-            wait_for(
-                lambda: metric(scrape(port), "license_sync_denials_total", who="artist") == 1,
-                what="the artist's refusal",
-            )
-            assert metric(scrape(port), "license_sync_denials_total", who="farm") == 2
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out = proc.communicate(timeout=30)[0]
-    assert "Traceback" not in out, out
+    pool = '    farm_selector: {hosts: ["^render-"]}\n'
+    with log_service(tmp_path, interval="60s", pool=pool) as svc:
+        log = svc.log
+        wait_for(lambda: svc.farm.limits[svc.lid].max_count == 20, what="first write")
+        for n, who in enumerate(["render@render-000", "render@render-001", "ann@ws-01"]):
+            with log.open("a") as fh:  # the farm's refusals start no cycle of their own
+                fh.write(denied(f"9:3{n}:00", who))
+            if n < 2:
+                log.rename(tmp_path / "foundry.log.1")
+                log.write_text(f" 9:3{n}:30 (foundry) TIMESTAMP 12/3/2026\n")
+                wait_for(lambda: follows(svc.proc.pid, log), 5, "a glance to follow it")
+        wait_for(
+            lambda: metric(scrape(svc.port), "license_sync_denials_total", who="artist") == 1,
+            what="the artist's refusal",
+        )
+        assert metric(scrape(svc.port), "license_sync_denials_total", who="farm") == 2
+    assert "Traceback" not in svc.out, svc.out
