@@ -968,16 +968,24 @@ def test_an_artist_refused_in_the_log_lowers_the_limit_until_served(world, tmp_p
     assert fig is not None and fig.waiting == 0
 
 
-RLM_LOG = Path(__file__).parent / "fixtures/rlm_log/studio.rlmlog"
+RLM_LOGS = Path(__file__).parent / "fixtures"
 
 
-def test_an_rlm_report_log_counts_who_was_refused_as_a_debug_log_does(world, tmp_path):
-    """An RLM source's `log:` is its ISV server's report log: the same refusals, told
-    apart by the pool's farm_selector, dated in the log's year."""
+@pytest.mark.parametrize(
+    ("fixture", "before", "reason"),
+    [
+        ("rlm_log/studio.rlmlog", 8, "All licenses in use (-22)"),  # its REPORTLOG
+        ("rlm_debug_log/foundry.dlog", 6, "All licenses in use"),  # its debug log
+    ],
+)
+def test_an_rlm_log_of_either_kind_counts_who_was_refused(world, tmp_path, fixture, before, reason):
+    """An RLM source's `log:` is its ISV server's report log or its debug log, told from
+    its lines: the same refusals, told apart by the pool's farm_selector, dated in the
+    log's year. `before`: the lines there when it is first followed."""
     w = world
-    log = tmp_path / "foundry.rlmlog"
-    lines = RLM_LOG.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:8]))
+    log = tmp_path / Path(fixture).name
+    lines = (RLM_LOGS / fixture).read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:before]))
     w.policy.write_text(
         w.policy.read_text().replace(
             'lic: {kind: flexlm, servers: ["27000@lic1"]}',
@@ -986,43 +994,17 @@ def test_an_rlm_report_log_counts_who_was_refused_as_a_debug_log_does(world, tmp
     )
     cycle(w)  # followed from here
     with log.open("a") as fh:
-        fh.writelines(lines[8:])
+        fh.writelines(lines[before:])
     r = cycle(w)
     assert r.ok, r.errors
     assert (denials(w, "artist"), denials(w, "farm")) == (1.0, 1.0)  # bob, render-013
     rows = {row["who"]: row for row in w.svc.history.query("denials")}
     assert rows["farm"]["at"] == "2027-01-01T00:01:00+00:00"
-    assert rows["artist"]["reason"] == "All licenses in use (-22)"
+    assert rows["artist"]["reason"] == reason
     fig = r.plan.pools["nuke"].figures
     assert fig is not None and fig.waiting == 1  # bob, refused and not served since
     line = decision_line(r.plan.pools["nuke"].decisions[0], fig)  # the demo's and run's
     assert f"external={fig.external} (1 refused, waiting)" in line
-
-
-def test_an_rlm_debug_log_counts_who_was_refused_as_a_report_log_does(world, tmp_path):
-    """An RLM source's `log:` may be its ISV server's debug log, told from its lines."""
-    w = world
-    log = tmp_path / "foundry.dlog"
-    lines = RLM_DEBUG_LOG.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:6]))
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            'lic: {kind: flexlm, servers: ["27000@lic1"]}',
-            f'lic: {{kind: rlm, servers: ["5053@lic2"], log: {{path: {log}}}}}',
-        )
-    )
-    cycle(w)  # followed from here
-    with log.open("a") as fh:
-        fh.writelines(lines[6:])
-    r = cycle(w)
-    assert r.ok, r.errors
-    assert (denials(w, "artist"), denials(w, "farm")) == (1.0, 1.0)  # bob, render-013
-    rows = {row["who"]: row for row in w.svc.history.query("denials")}
-    assert rows["farm"]["at"] == "2027-01-01T00:01:00+00:00"
-    assert rows["artist"]["reason"] == "All licenses in use"
-
-
-RLM_DEBUG_LOG = Path(__file__).parent / "fixtures/rlm_debug_log/foundry.dlog"
 
 
 def test_the_service_audits_at_start_and_after_a_reload_and_says_each_finding_once(world, caplog):
