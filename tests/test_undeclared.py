@@ -59,11 +59,20 @@ pools:
         try:
             # what is free for declared tasks: the total less artists and the undeclared use
             wait_for(lambda: farm.limits[lid].max_count == TOTAL - ARTISTS - SNEAKY, 60, "12")
-            text = scrape(port)
-            undeclared = metric(
-                text, "license_sync_undeclared_in_use", pool="nuke", limit="amount.nuke"
+            # the cycle that wrote it exports its figures just after the write
+            wait_for(
+                lambda: (
+                    metric(
+                        scrape(port),
+                        "license_sync_undeclared_in_use",
+                        pool="nuke",
+                        limit="amount.nuke",
+                    )
+                    == SNEAKY
+                ),
+                10,
+                "the undeclared use exported",
             )
-            assert undeclared == SNEAKY
             refused = farm.denials
             for _ in range(2):  # frames end and start again under the limit: none refused
                 cycles = metric(scrape(port), "license_sync_cycles_total", result="ok") or 0
