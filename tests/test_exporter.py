@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sync.app import build_service
-from sync.edges.metrics import HealthServer
+from sync.edges.http_endpoint import HealthServer
 from sync.policy import load_policy
 from tests.clirun import run_cli
 

@@ -27,7 +27,8 @@ from sync.cycle.service import Service
 from sync.domain import Reason
 from sync.edges.deadline import Deadline, make_client
 from sync.edges.history import History
-from sync.edges.metrics import HealthServer, Metrics
+from sync.edges.http_endpoint import HealthServer
+from sync.edges.metrics import Metrics
 from sync.edges.sources import ToolSource
 from sync.fakes.deadline import FakeDeadline, Faults
 from sync.fakes.farm import FakeError, FakeFarm
@@ -951,11 +952,11 @@ def test_no_shell_anywhere():
 
 
 def test_metrics_server_binds_only_where_configured(aws_env, tmp_path):
-    from sync.edges.metrics import HealthServer
+    from sync.edges.http_endpoint import HealthServer
 
     server = HealthServer(Metrics(), "127.0.0.2:0", lambda: (True, "ok")).start()
     try:
-        assert server.httpd.server_address[0] == "127.0.0.2"
+        assert server.address == "127.0.0.2"
     finally:
         server.stop()
 

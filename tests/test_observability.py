@@ -127,7 +127,8 @@ def live_exposition(tmp_path_factory):
     from sync.cycle.service import Service
     from sync.edges.deadline import Deadline, make_client
     from sync.edges.history import History
-    from sync.edges.metrics import HealthServer, Metrics
+    from sync.edges.http_endpoint import HealthServer
+    from sync.edges.metrics import Metrics
     from sync.fakes.deadline import FakeDeadline, Faults
     from sync.fakes.farm import FakeFarm
     from sync.policy import load_policy

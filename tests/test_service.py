@@ -16,7 +16,8 @@ from sync.cycle.service import Service
 from sync.cycle.writes import WRITES
 from sync.edges.deadline import Deadline, make_client
 from sync.edges.history import History
-from sync.edges.metrics import HealthServer, Metrics
+from sync.edges.http_endpoint import HealthServer
+from sync.edges.metrics import Metrics
 from sync.edges.sources import Source
 from sync.law.render import decision_line
 from sync.licenses import Checkout, Feature, Report, Server, Vendor
@@ -623,59 +624,6 @@ def test_a_policy_whose_mtime_is_in_the_future_is_reloaded_once_left_alone(world
     assert w.svc.loaded.sha != sha  # the same content a cycle later: left alone
 
 
-def test_idle_connections_to_metrics_are_bounded_and_closed():
-    import socket
-    import threading
-
-    before = threading.active_count()
-    server = HealthServer(
-        Metrics(), "127.0.0.1:0", lambda: (True, "ok"), max_connections=4, idle_timeout=0.5
-    ).start()
-    try:
-        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
-        assert threading.active_count() <= before + 1 + 4  # the server's thread + 4 slots
-        for s in idle:  # each is closed by the server: at once past the bound, else idle
-            s.settimeout(10)
-            assert s.recv(1) == b""
-            s.close()
-        url = f"http://127.0.0.1:{server.port}/metrics"
-        assert urllib.request.urlopen(url, timeout=10).status == 200
-    finally:
-        server.stop()
-
-
-def test_trickling_connections_do_not_hold_every_slot():
-    """Slowloris: 40 clients each sending a byte of their request every 0.3 s (faster
-    than the idle timeout); /healthz still answers once the request deadline passes."""
-    import socket
-    import time
-
-    server = HealthServer(
-        Metrics(), "127.0.0.1:0", lambda: (True, "ok"), max_connections=4, request_deadline=1.0
-    ).start()
-    tricklers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
-    try:
-        url = f"http://127.0.0.1:{server.port}/healthz"
-        answered = None
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 10 and answered is None:
-            for s in tricklers:
-                try:
-                    s.send(b"G")
-                except OSError:
-                    pass  # closed by the server: past the bound, or cut at the deadline
-            try:
-                answered = urllib.request.urlopen(url, timeout=0.3).status
-            except OSError:
-                pass
-        assert answered == 200
-        assert time.monotonic() - t0 < 5  # the deadline, not the trickling, decides
-    finally:
-        for s in tricklers:
-            s.close()
-        server.stop()
-
-
 @pytest.mark.parametrize("host", ["[::1]", "[::]"])  # loopback, and every address
 def test_metrics_bind_to_an_ipv6_address(host):
     import socket
@@ -856,7 +804,7 @@ def test_a_source_down_keeps_its_last_known_license_series(world):
 
 
 def test_healthcheck_asks_the_address_the_policy_gives(world, tmp_path):
-    from sync.edges.metrics import HealthServer
+    from sync.edges.http_endpoint import HealthServer
 
     svc = world.svc
     server = HealthServer(world.metrics, "127.0.0.1:0", svc.ready, alive=svc.alive).start()

@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from sync.cycle.record import CycleResult
 from sync.cycle.service import Service
-from sync.edges.metrics import HealthServer
+from sync.edges.http_endpoint import HealthServer, raise_open_files_limit
 from sync.errors import SyncError
 from sync.settings import STOP_GRACE
 
@@ -134,6 +134,7 @@ def _wind_down(svc: Service, health: HealthServer, handlers: dict, finished: boo
 
 
 def _start_health(svc: Service, address: str) -> HealthServer:
+    raise_open_files_limit()  # before the server sizes its bound on it
     try:
         health = HealthServer(svc.metrics, address, svc.ready, alive=svc.alive).start()
     except OSError as e:

@@ -7,13 +7,9 @@ every scrape, so a pool that leaves the policy leaves /metrics with it.
 from __future__ import annotations
 
 import platform
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import (
@@ -27,7 +23,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sync import __version__
 
@@ -224,6 +219,13 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.http_cut = Counter(
+            P + "http_connections_cut",
+            "Connections to this endpoint closed by a bound (deadline: not done within "
+            "LICENSE_SYNC_HTTP_DEADLINE; per_client, total: the oldest closed for a new one)",
+            ["bound"],
+            registry=r,
+        )
         self.denials = Counter(
             P + "denials",
             "Checkouts a license server's log recorded as refused, by pool and who was "
@@ -293,109 +295,3 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class HealthServer:
-    """/metrics, /healthz and /readyz over HTTP; nothing else is served."""
-
-    def __init__(
-        self,
-        metrics: Metrics,
-        address: str,
-        ready: Callable[[], tuple[bool, str]],
-        *,
-        alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
-        max_connections: int = 32,
-        idle_timeout: float = 10.0,
-        request_deadline: float = 5.0,
-    ):
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = idle_timeout  # a connection that sends nothing is closed, not kept
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                if path == "/metrics":
-                    body, ctype, status = metrics.exposition(), CONTENT_TYPE_LATEST, 200
-                elif path in ("/healthz", "/readyz"):
-                    ok, why = alive() if path == "/healthz" else ready()
-                    body, ctype, status = (why + "\n").encode(), "text/plain", 200 if ok else 503
-                else:
-                    body, ctype, status = b"not found\n", "text/plain", 404
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = _BoundedServer((host, int(port)), Handler, max_connections, request_deadline)
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, args=(0.1,), name="metrics", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    def start(self) -> HealthServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _BoundedServer(ThreadingHTTPServer):
-    """A thread a connection, up to `limit` at once; past it a connection is closed at
-    once (3,000 idle connections made 3,000 threads and stalled cycles for minutes)."""
-
-    daemon_threads = True
-    request_queue_size = 128  # so a burst is accepted (and turned away) at once
-
-    def __init__(self, address: tuple[str, int], handler: Any, limit: int, deadline: float):
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.slots = threading.BoundedSemaphore(limit)
-        # a deadline for each whole request: a client trickling a byte at a time beats the
-        # idle timeout and, 32 of them, would hold every slot (slowloris)
-        self.deadline = deadline
-        self.serving: dict[Any, float] = {}  # connection → when it is cut
-        self.serving_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def service_actions(self) -> None:
-        """Run by serve_forever between polls: cut the connections past their deadline."""
-        now = time.monotonic()
-        with self.serving_lock:
-            late = [c for c, at in self.serving.items() if at <= now]
-        for conn in late:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # closed meanwhile
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self.serving_lock:
-            self.serving[request] = time.monotonic() + self.deadline
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self.serving_lock:
-                self.serving.pop(request, None)
-            self.slots.release()
