@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -277,24 +278,46 @@ pools:
     assert zero.returncode == 1 and "/dev/zero is not a regular file" in zero.stderr
 
 
-def test_a_flood_of_refusals_is_counted_whole_in_a_few_rows_of_the_history(aws_env, tmp_path):
-    """5,000 DENIED lines of one artist at once: before, 5,000 rows of the history (a
-    flood of 30 s grew it 150,000 rows); now one row a cycle with its count, and
-    `history --denials` still says 5,000."""
-    with log_service(tmp_path) as svc:
+def api_calls(port: int) -> float:
+    text = scrape(port)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("license_sync_api_calls_total{")
+    )
+
+
+def test_a_flood_of_refusals_starts_one_cycle_and_is_counted_whole_in_a_few_rows(aws_env, tmp_path):
+    """ann refused once starts a cycle; then 5,000 DENIED lines of ann over more than the
+    debounce start none and ask Deadline nothing (before: a cycle every 3 s, Deadline
+    calls 22 times the usual); bob refused starts the next. The history holds one row a
+    cycle and artist with its count (before: a row a line, 150,000 in 30 s), and
+    `history --denials` still says every refusal."""
+    from sync.cycle.serve import REFUSAL_DEBOUNCE
+
+    with log_service(tmp_path, interval="60s") as svc:
         wait_for(lambda: svc.farm.limits[svc.lid].max_count == 20, what="first write")
         with svc.log.open("a") as fh:
-            fh.write(denied("9:30:00", "ann@ws-01") * 5000)
+            fh.write(denied("9:30:00", "ann@ws-01"))
+        wait_for(lambda: cycles(svc.port) == 2, what="the cycle ann's refusal starts")
+        asked = api_calls(svc.port)
+        with svc.log.open("a") as fh:
+            fh.write(denied("9:30:01", "ann@ws-01") * 5000)
+        time.sleep(REFUSAL_DEBOUNCE + 1.5)  # the flood goes on past the debounce (its pace)
+        assert (cycles(svc.port), api_calls(svc.port)) == (2, asked)
+        with svc.log.open("a") as fh:
+            fh.write(denied("9:30:05", "bob@ws-02"))
+        wait_for(lambda: cycles(svc.port) == 3, what="the cycle bob's refusal starts")
         wait_for(
-            lambda: metric(scrape(svc.port), "license_sync_denials_total", who="artist") == 5000,
+            lambda: metric(scrape(svc.port), "license_sync_denials_total", who="artist") == 5002,
             what="every refusal counted",
         )
-    db = svc.db
-    with sqlite3.connect(db) as conn:
-        rows, total = conn.execute("select count(*), sum(count) from denials").fetchone()
-    assert (rows, total) == (1, 5000)
-    said = run_cli("history", "--db", str(db), "--denials").stdout
-    assert "artists refused 5000 time(s)" in said
+    with sqlite3.connect(svc.db) as conn:
+        rows = conn.execute("select user, count from denials order by rowid").fetchall()
+    (ann, one), (ann_again, flood), (bob, _) = rows  # users kept pseudonymised
+    assert (one, flood, ann_again) == (1, 5000, ann) and bob != ann, rows
+    said = run_cli("history", "--db", str(svc.db), "--denials").stdout
+    assert "artists refused 5002 time(s)" in said
 
 
 def follows(pid: int, path: Path) -> bool:

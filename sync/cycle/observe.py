@@ -239,12 +239,25 @@ class Observer:
         return out
 
     def refused_now(self, policy: Policy, now: datetime) -> str | None:
-        """A source whose log has refused an artist a pool's feature since the last cycle
-        (peeked, not taken: the cycle reads it), or None."""
+        """A source whose log has refused an artist a pool's feature since the last cycle,
+        an artist the last cycle did not already count as waiting (peeked, not taken: the
+        cycle reads it), or None. An artist refused again and again (a client retrying,
+        a flood of 5,000 lines a second) starts one cycle, not one every debounce: what
+        a cycle would read from Deadline for it is what the last one read."""
         for (name, *_), tail in list(self.tails.items()):
-            found = denials(policy, name, tail.peek(), now, self.worker_hosts)
-            if any(d.who == "artist" and d.pool for d in found):
-                return name
+            waiting = {
+                (f, u, h)
+                for f, who in self.waiting.get(name, {}).items()
+                for (u, h), at in who.items()
+                if now - at < ARTIST_WAIT
+            }
+            for e in tail.peek():
+                found = denials(policy, name, [e], now, self.worker_hosts)
+                if any(d.who == "artist" and d.pool for d in found):
+                    if (e.feature, e.user, e.host) not in waiting:
+                        return name
+                elif e.kind == "OUT":  # served since: refused again is news
+                    waiting.discard((e.feature, e.user, e.host))
         return None
 
     def _refused(

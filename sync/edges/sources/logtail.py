@@ -17,7 +17,7 @@ from sync.licenses import flexlm_log
 from sync.licenses.logs import LogClock, LogEvent, LogGrammar
 
 CHUNK = 8 << 20  # at most this much read a cycle: a burst is read over the next cycles
-PEEK = 64 << 10  # what a glance between cycles reads at most
+PEEK = 1 << 20  # what a glance between cycles reads at most: a flood of 5,000 lines a second
 SEED = 1 << 20  # how far back the first read looks for the date
 # the longest line read: a log line is a few hundred bytes; a NUL hole a copytruncate left,
 # or one line of 50 MB, is skipped and counted rather than held (docs/operations.md)
@@ -33,6 +33,7 @@ class LogTail:
     _fd: int | None = None
     _ino: tuple[int, int] | None = None
     _offset: int = 0
+    _glanced: int = 0  # where the next glance between cycles begins, if past _offset
     _partial: bytes = b""
     _grew: datetime | None = None
     _dates: LogClock = field(init=False)
@@ -90,7 +91,7 @@ class LogTail:
             self._close()
             self._open(ino, 0, now)
         elif st.st_size < self._offset:  # truncated (copytruncate): from the start again
-            self._offset, self._partial = 0, b""
+            self._offset, self._partial, self._glanced = 0, b"", 0
         lines += self._drain()
         lines, self._held = self._held + lines, []
         if lines:
@@ -108,6 +109,7 @@ class LogTail:
             self._close()
             raise
         self._ino, self._offset, self._partial, self._grew = ino, offset, b"", now
+        self._glanced = 0
         if offset:  # what day it is (and whose log), from the lines before where reading begins
             start = max(0, offset - SEED)
             seen = os.pread(self._fd, offset - start, start).decode(errors="replace")
@@ -130,20 +132,24 @@ class LogTail:
         return kept
 
     def peek(self) -> list[LogEvent]:
-        """The events written since the last read, without taking them (the next `read`
+        """The events written since the last glance, without taking them (the next `read`
         still returns them): what the service glances at between cycles, following the
-        log across a rotation first."""
+        log across a rotation first. Each glance goes on where the last one stopped, so a
+        burst longer than a glance hides nothing written after it."""
         self.catch_rotation()
         if self._fd is None:
             return []
+        start = max(self._offset, self._glanced)
         try:
-            data = os.pread(self._fd, PEEK, self._offset)
+            data = os.pread(self._fd, PEEK, start)
         except OSError:
             return []
+        lead = self._partial if start == self._offset else b""
+        *whole, rest = (lead + data).split(b"\n")
+        self._glanced = max(self._glanced, start + len(data) - len(rest))
         held = b"\n".join(self._held)
         if not any(mark in data or mark in held for mark in self.grammar.refusal_marks):
             return []
-        *whole, _ = (self._partial + data).split(b"\n")
         whole = self._held + whole
         dates = replace(self._dates)  # a copy: a glance moves no date on
         return self.grammar.parse([ln.decode(errors="replace") for ln in whole], dates).events
