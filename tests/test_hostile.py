@@ -40,7 +40,8 @@ def log_service(tmp_path: Path, *, interval: str = "1s", artists: int = 0, pool:
     """`license-sync run` through the real process, on the fake Deadline (one limit of 30)
     and a fake lmutil (20 nuke_r, `artists` of them held), following a FlexLM debug log;
     `pool`: more lines of the pool's entry. Stopped with SIGINT on leaving; its output is
-    then `.out`."""
+    then `.out`. Whatever the test did to it, its peak memory stayed under 200 MiB and
+    no cycle went over its budget (the issue's bounds for every hostile input)."""
     s = SimpleNamespace(farm=FakeFarm(count_delay=0), port=free_port(), db=tmp_path / "h.db")
     _, s.lid = s.farm.add_queue_with_limit("amount.nuke", 30)
     s.lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
@@ -69,8 +70,11 @@ pools:
         try:
             yield s
         finally:
+            s.peak_mib = peak_rss_mib(s.proc.pid)
             s.proc.send_signal(signal.SIGINT)
             s.out = s.proc.communicate(timeout=30)[0]
+    assert s.peak_mib < 200, f"peak RSS {s.peak_mib:.0f} MiB"
+    assert "went over its budget" not in s.out, s.out
 
 
 def test_a_running_service_goes_on_through_what_a_broken_host_does_to_its_files(aws_env, tmp_path):
