@@ -79,6 +79,10 @@ def test_fixed():
     assert caps(100, [job(0, 50), job(1, 2)], policy="fixed", cap=4) == [4, 4]
 
 
+def test_fixed_caps_are_raised_to_min_workers():
+    assert caps(100, [job(0, 50)], policy="fixed", cap=2, min_workers=3) == [3]
+
+
 def test_exempt_and_overrides():
     jobs = [job(0, 20, name="hero_comp"), job(1, 20, user="batch"), job(2, 20)]
     got = caps(

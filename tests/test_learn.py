@@ -64,6 +64,22 @@ def test_the_static_reserve_is_the_floor_and_max_the_ceiling(static, maxi, expec
     assert "learned" in source
 
 
+def test_learn_min_raises_a_learned_reserve_below_it():
+    """An hour whose learned rise is 0 still reserves `learn.min` above a lower static
+    reserve (a mutant ignoring min survived every test)."""
+    pool = Pool.model_validate(
+        {
+            "limit": "amount.nuke",
+            "features": [{"source": "s", "feature": "f"}],
+            "reserve": {"default": 1, "learn": {"drain": "15m", "min": 3}},
+        }
+    )
+    profile = learn(mornings(), drain=900, quantile=0.9, min_samples=6)
+    quiet = MONDAY.replace(hour=7, minute=30)  # learned 0 here
+    assert reserve_at(profile, quiet)[0] == 0
+    assert resolve_reserve(pool, 30, quiet, profile)[0] == 3
+
+
 def test_without_a_profile_the_static_reserve_stands_and_says_why():
     pool = Pool.model_validate(
         {

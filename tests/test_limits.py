@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.domain import ACTIVE, PAUSED, Association, LimitMemory, LimitState
-from sync.law.limits import plan
+from sync.domain import ACTIVE, PAUSED, Association, Holding, LimitMemory, LimitState, RunningTask
+from sync.law.limits import plan, requeues
 from sync.law.reasons import text
 from sync.law.render import explain_lines, plan_lines
 from sync.law.state import SourceState
@@ -318,6 +319,14 @@ def test_source_down_past_stale_after_falls_to_floor():
     assert "falling to floor 2" in text(d.why)
 
 
+def test_a_source_down_exactly_stale_after_is_stale():
+    pool = mkpool(floor=2, stale_after="5m")
+    held, _ = run(pool, report(up=False), limit(10), last_good=NOW - timedelta(seconds=299))
+    stale, _ = run(pool, report(up=False), limit(10), last_good=NOW - timedelta(minutes=5))
+    assert (held.status, held.new) == ("down", None)
+    assert (stale.status, stale.new) == ("stale", 2)
+
+
 def test_source_never_read_is_stale_at_once():
     d, _ = run(mkpool(), report(up=False), limit(max_count=10), last_good=None)
     assert d.new == 1
@@ -354,6 +363,24 @@ def test_feature_error_is_a_source_failure():
 def test_exhausted_hold_one():
     d, _ = run(mkpool(), report(total=10, in_use=10), limit(max_count=5))
     assert d.new == 1 and "exhausted" in text(d.why) and d.pause == ()
+
+
+def test_exhausted_begins_below_one_free_license():
+    """Exactly one license free for the farm is not exhausted; none is."""
+    one, _ = run(mkpool(), report(total=10, in_use=9), limit(max_count=5))
+    none, _ = run(mkpool(), report(total=10, in_use=10), limit(max_count=5))
+    assert (one.exhausted, one.target) == (False, 1)
+    assert none.exhausted and "exhausted" in text(none.why)
+
+
+def test_hold_one_never_resumes_the_queues_we_paused_while_still_exhausted():
+    """Queues paused under `on_exhausted: pause`, the policy since changed to hold_one:
+    they stay paused while the pool is exhausted and are resumed once it is not."""
+    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",))}
+    lim = limit(max_count=1, assoc=[("queue-a", PAUSED)])
+    still, _ = run(mkpool(on_exhausted="hold_one"), report(total=10, in_use=10), lim, mem)
+    back, _ = run(mkpool(on_exhausted="hold_one"), report(total=10, in_use=2), lim, mem)
+    assert (still.resume, back.resume) == ((), ("queue-a",))
 
 
 def test_exhausted_pause_stops_active_queues_and_resumes_later():
@@ -498,6 +525,24 @@ def test_invariants(pool, rep, lim, rising, age):
         assert d.pause == () and d.resume == ()
 
 
+@settings(max_examples=200, deadline=None)
+@given(pools, st.integers(0, 80), st.floats(0, 1), st.integers(0, 80))
+def test_a_needed_change_is_written_within_settle_and_max_step(pool, total, share, start):
+    """Progress beside the safety bounds above: with the licenses steady and every write
+    landing, maxCount reaches its target (or within the deadband of it) after `settle`
+    cycles plus one a `max_step`, then stays. Before this property, a law that never
+    wrote an increase of 1 passed every test."""
+    rep = report(total=total, in_use=round(total * share))
+    hy = pool.hysteresis
+    cur, memory = start, None
+    for _ in range(hy.settle + math.ceil(max(total, start) / (hy.max_step or 10**9)) + 1):
+        d, p = run(pool, rep, limit(max_count=cur), memory)
+        memory, cur = p.memory, cur if d.new is None else d.new
+    d, _ = run(pool, rep, limit(max_count=cur), memory)
+    assert d.new is None, (cur, d)  # settled
+    assert abs(d.target - cur) < hy.deadband, (cur, d)
+
+
 def test_preemption_requeues_the_youngest_farm_tasks_when_artists_are_refused():
     pool = mkpool(headroom=5, preempt={"enabled": True, "max_per_cycle": 3})
     # 20 licenses all in use, 2 artists queued: the farm holds 12, its target is 20 − 8 − 5
@@ -584,3 +629,29 @@ def test_a_pool_over_two_farms_names_each_limits_farm_in_the_plan():
     one = plan(mkpolicy(mkpool()), {"s": SourceState(report(total=30, in_use=11), NOW)},
                {(FARM, "amount.nuke"): limit()}, {}, NOW)  # fmt: skip
     assert plan_lines(one.pools["nuke"])[0].strip().startswith("~ nuke/amount.nuke: ")
+
+
+def running(*ages: int) -> tuple[RunningTask, ...]:
+    """Running tasks of one unit each, started `ages` seconds before NOW."""
+    return tuple(
+        RunningTask("q", "job", "step", f"task-{a}", NOW - timedelta(seconds=a), 1) for a in ages
+    )
+
+
+@dataclass(frozen=True)
+class Preempt:
+    target: int
+    tasks: int
+    younger_than: float
+
+
+def test_requeues_take_the_youngest_up_to_max_per_cycle_and_none_as_old_as_younger_than():
+    tasks = running(10, 20, 30, 40, 60)  # the last ran exactly younger_than
+    holding = Holding(tasks, held=5)
+    two, _ = requeues(holding, Preempt(0, 2, 60), set(), NOW)
+    every, _ = requeues(holding, Preempt(0, 10, 60), set(), NOW)
+    assert [t.task_id for t in two] == ["task-10", "task-20"]
+    assert [t.task_id for t in every] == ["task-10", "task-20", "task-30", "task-40"]
+    # those already requeued count as given back: only what is still over is chosen
+    rest, _ = requeues(holding, Preempt(2, 10, 60), {"task-10"}, NOW)
+    assert [t.task_id for t in rest] == ["task-20", "task-30"]

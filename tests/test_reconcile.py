@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sync.domain import (
     ACTIVE,
+    PAUSED,
     Association,
     JobInfo,
     JobOriginal,
@@ -18,7 +19,7 @@ from sync.domain import (
 )
 from sync.law import reasons
 from sync.law.jobplan import PoolJobs
-from sync.law.reconcile import reconcile
+from sync.law.reconcile import carry, reconcile
 from sync.law.render import jobs_summary
 from sync.law.state import FarmRead, Memory, Observed, SourceState
 from sync.licenses import Feature, Report
@@ -30,13 +31,19 @@ QUEUE = "queue-" + "c" * 32
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def policy(jobs: str = "fair", on_exhausted: str = "hold_one", pools: bool = True) -> Policy:
+def policy(
+    jobs: str = "fair",
+    on_exhausted: str = "hold_one",
+    pools: bool = True,
+    respect: bool = True,
+    hysteresis: dict | None = None,
+) -> Policy:
     pool = {
         "limit": "amount.nuke",
         "features": [{"source": "lic", "feature": "nuke_r"}],
-        "hysteresis": {"settle": 1},
+        "hysteresis": hysteresis or {"settle": 1},
         "on_exhausted": on_exhausted,
-        "jobs": {"policy": jobs},
+        "jobs": {"policy": jobs, "respect_manual": respect},
     }
     return Policy.model_validate(
         {
@@ -105,6 +112,48 @@ def test_a_job_a_person_changed_is_left_alone_and_flagged_once():
     assert farm.writes == ()
     assert [r.manual for r in farm.taken_over] == [True]
     assert plan.pools_jobs[0].left_alone == {j.job_id}
+
+
+def test_with_respect_manual_off_a_job_a_person_changed_is_capped_again():
+    j = job(1, max_workers=3)
+    rec = JobOriginal(j.job_id, FARM, QUEUE, "nuke", LIMIT, original=-1, last_written=6)
+    memory = Memory(originals={j.job_id: rec})
+    plan = reconcile(policy(respect=False), observed(jobs=(j,)), memory, NOW)
+    [farm] = plan.farms_jobs
+    assert [(w.job_id, w.old, w.value) for w in farm.writes] == [
+        (j.job_id, 3, 10)
+    ]  # its 10 tasks' worth
+    assert farm.taken_over == () and plan.pools_jobs[0].left_alone == frozenset()
+
+
+def test_a_departed_limits_paused_queues_are_remembered_while_its_farm_is_unreadable():
+    """A limit the policy no longer names, whose queues we paused: while its farm cannot
+    be read, nothing is reopened and its memory is kept (`restore --limits` needs it);
+    once the farm reads, the queue is reopened."""
+    gone = (FARM, "amount.maya")
+    memory = Memory({gone: LimitMemory(0, ("queue-x",))})
+    unreadable = Observed(observed().sources, {FARM: FarmRead(FARM, error="AccessDenied")})
+    held = reconcile(policy(), unreadable, memory, NOW)
+    assert held.reopen == () and held.memory.limits[gone].paused == ("queue-x",)
+    maya = LimitState(
+        FARM, "limit-maya", "Maya", "amount.maya", 1, 0, (Association("queue-x", PAUSED),)
+    )
+    read = observed(extra_limits={"amount.maya": maya})
+    back = reconcile(policy(), read, memory, NOW)
+    assert [(r.limit_ref, r.queues) for r in back.reopen] == [("amount.maya", ("queue-x",))]
+
+
+def test_a_failed_write_starts_its_settle_count_again():
+    """A rise cut short by max_step goes on next cycle without settling again; if its
+    write failed, it settles again first (carry(): a failed write is not a change)."""
+    pol, key = policy(jobs="none", hysteresis={"settle": 2, "max_step": 1}), (FARM, "amount.nuke")
+    at10 = observed(in_use=4, max_count=10)  # target 16
+    first = reconcile(pol, at10, Memory(), NOW)
+    second = reconcile(pol, at10, carry(first, [], {}), NOW)
+    assert (first.decisions[0].new, second.decisions[0].new) == (None, 11)
+    landed = reconcile(pol, observed(in_use=4, max_count=11), carry(second, [], {}), NOW)
+    failed = reconcile(pol, at10, carry(second, [key], {}), NOW)
+    assert (landed.decisions[0].new, failed.decisions[0].new) == (12, None)
 
 
 def test_a_recorded_job_no_pool_caps_any_more_gets_its_original_back():
