@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sync.cycle.service import Service
+from sync.cycle.writes import WRITES, Write
 from sync.edges.deadline import Deadline, make_client
 from sync.edges.history import History
 from sync.edges.metrics import Metrics
@@ -1286,3 +1287,61 @@ def test_a_step_a_person_runs_again_is_shared_again(world):
     w.farm.tick(w.farm.now + timedelta(seconds=1))
     got = w.farm.call("GetStep", ident)
     assert (got["lifecycleStatus"], got["updatedBy"]) == ("UPDATE_SUCCEEDED", PERSON)
+
+
+def test_every_kind_of_write_is_made_and_restore_puts_back_what_it_overwrote(world):
+    """Every write license-sync can make (`WRITES`) is made here, through the fake farm:
+    a limit's maxCount and job caps, then on exhaustion a queue paused and the youngest
+    task requeued; `restore --limits` puts back each value they overwrote (the limit,
+    the job's cap, the queue), and a second run makes the resume. Each write says what
+    it overwrites (`original()`); those that keep nothing say why. A kind added to
+    `WRITES` without a place here fails this test."""
+    w = world
+    w.policy.write_text(
+        w.policy.read_text()
+        + "    on_exhausted: pause\n    preempt: {enabled: true, max_per_cycle: 1}\n"
+    )
+    a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
+    w.src.artists = 3
+    cycle(w)
+    assert (mwc(w, a), w.farm.limits[w.limit].max_count) == (7, 7)
+    w.farm.tick(w.clock.t)  # its tasks start: 7 licenses the farm holds
+    w.src.farm, w.src.artists, w.src.queued = 6, 4, 1  # an artist more, another waiting
+    w.svc.run_cycle()  # one requeued: its license back for the artist
+    w.src.farm, w.src.artists, w.src.queued = 0, 10, 1  # the artists take every license
+    r = cycle(w)
+    assert r.plan.decisions[0].exhausted and w.farm.associations[(w.queue, w.limit)] != "ACTIVE"
+    w.svc.history.close()
+    p = run_restore(w, "--limits")
+    assert p.returncode == 0, p.stderr
+    assert (mwc(w, a), w.farm.limits[w.limit].max_count) == (30, 10)
+    assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
+    # a second run pauses again, and resumes once the artists are gone
+    w.svc = w.make()
+    cycle(w)
+    w.src.farm, w.src.artists, w.src.queued = 0, 0, 0
+    cycle(w)
+    made = {
+        s.labels["kind"]: s.value
+        for m in w.metrics.changes.collect()
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    assert all(made[k.kind] >= 1 for k in WRITES), made
+
+
+def test_a_write_that_does_not_say_what_it_overwrites_cannot_be_made():
+    class Priority(Write):  # a new write that forgot original()
+        kind = "priority"
+
+        def send(self, dl):
+            return None
+
+        def words(self):
+            return "priority"
+
+    with pytest.raises(TypeError, match="original"):
+        Priority()  # type: ignore[abstract]
+    kept = {k.kind: k.original for k in WRITES}
+    assert set(kept) == {"max_count", "pause", "resume", "preempt", "max_worker_count"}
+    assert "original" in Write.__abstractmethods__

@@ -1,9 +1,10 @@
 """The write half of a cycle: a `Plan` onto the farms (docs/design.md, "What is never lost").
 
-Every value we overwrite is on disk before the write that overwrites it: a limit's
-maxCount (best effort: it only serves `restore --limits`), the queues we pause, and each
-job's maxWorkerCount (strict: no record on disk, no write). A failed write is reported and
-tried again next cycle; nothing is half-applied silently.
+Every write is made the same way (`_make`): what it says it overwrites (`original()`) is
+put on disk first — a limit's maxCount (best effort: it only serves `restore --limits`),
+the queues we pause and each job's maxWorkerCount (strict: not on disk, not sent) — then
+it is sent, counted and logged. A failed write is reported and tried again next cycle;
+nothing is half-applied silently.
 """
 
 from __future__ import annotations
@@ -12,9 +13,24 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol, cast
 
 from sync.cycle.memory import MemoryStore
-from sync.cycle.writes import WRITES, JobCaps, MaxCount, Pause, Resume, TaskRequeue, Write
+from sync.cycle.writes import (
+    WRITES,
+    JobCaps,
+    JobRecords,
+    Keep,
+    LimitOriginal,
+    MaxCount,
+    Nothing,
+    Pause,
+    PausedQueues,
+    Resume,
+    TaskRequeue,
+    Write,
+)
+from sync.cycle.writes.job_caps import Answers
 from sync.domain import (
     Decision,
     JobChange,
@@ -32,6 +48,21 @@ from sync.law.reasons import text
 from sync.law.reconcile import Plan, Reopen, Requeue
 
 log = logging.getLogger("license_sync")
+
+
+class Where(Protocol):
+    """Whose write it is, for its log line: a decision, a preemption."""
+
+    @property
+    def pool(self) -> str: ...
+    @property
+    def limit_ref(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Named:
+    pool: str
+    limit_ref: str
 
 
 @dataclass
@@ -83,14 +114,12 @@ class Writer:
         if not limits:
             out.applied = [Applied(d) for d in plan.changes]
         else:
-            if any(d.pause for d in plan.changes) and not self._paused_on_disk(plan, now, out):
-                return out  # a queue we stop must be remembered first; none is stopped
             out.applied = [
                 self._guarded(self._limit, d, plan, now) for d in plan.changes if d.limit_id
             ]
             out.stamps = {a.decision.key: a.stamps for a in out.applied if a.stamps}
             for r in plan.reopen:
-                out.errors += self._reopen(r)
+                out.errors += self._reopen(r, now)
             for p in plan.preempts:
                 if not self.stopping:
                     self._each(f"pool {p.pool} limit {p.limit_ref}: preemption", out,
@@ -102,21 +131,6 @@ class Writer:
                     self._each(f"farm {fj.farm_id}: job caps", out, self.jobs, fj, out, now)
         out.errors += [a.error for a in out.applied if a.error]
         return out
-
-    def _paused_on_disk(self, plan: Plan, now: datetime, out: Outcome) -> bool:
-        """The queues this plan pauses, in the history before any write of the cycle: a
-        crash, or a failure later in the cycle, must never leave a queue stopped that
-        nothing remembers to reopen."""
-        try:
-            self.store.save_limits(plan.memory.limits, now)
-            return True
-        except HistoryError as e:
-            self.metrics.history_errors.inc()
-            out.applied = [
-                Applied(d, False, f"pool {d.pool}: nothing written: {e}") for d in plan.changes
-            ]
-            log.error("the queues to pause are not recorded, so nothing is written: %s", e)
-            return False
 
     def _guarded(self, fn: Callable[[Decision, Plan, datetime], Applied], d: Decision,
                  plan: Plan, now: datetime) -> Applied:  # fmt: skip
@@ -136,13 +150,39 @@ class Writer:
 
     # -- limits and queues ------------------------------------------------------------------
 
-    def _write(self, w: Write, dl: Deadline, d: Decision | Requeue, reason: str = "") -> None:
-        """Make one write, count it under its kind and say so in the log."""
-        w.send(dl)
-        self.metrics.changes.labels(w.kind).inc()
-        said = f"{w.words()}: {reason}" if reason else w.words()
-        log.log(w.level, "pool %s limit %s: %s", d.pool, d.limit_ref, said,
-                extra={"pool": d.pool, "limit": d.limit_ref, "reason": reason})  # fmt: skip
+    def _make(self, w: Write, dl: Deadline, now: datetime, at: Where, reason: str = "") -> object:
+        """One write, made as every kind is: what it overwrites on disk first (a strict
+        keep the disk refuses raises HistoryError, and nothing is sent), then sent,
+        counted and logged. Returns the call's answer."""
+        self._keep(w.original(), now)
+        return self._send_counted(w, dl, at, reason)
+
+    def _send_counted(self, w: Write, dl: Deadline, at: Where, reason: str = "") -> object:
+        answer = w.send(dl)
+        if landed := w.landed(answer):
+            self.metrics.changes.labels(w.kind).inc(landed)
+        if words := w.words():
+            said = f"{words}: {reason}" if reason else words
+            whose = f"pool {at.pool} limit {at.limit_ref}" if at.pool else f"limit {at.limit_ref}"
+            extra = {"pool": at.pool, "limit": at.limit_ref, "reason": reason}
+            log.log(w.level, "%s: %s", whose, said, extra=extra)
+        return answer
+
+    def _keep(self, keep: Keep, now: datetime) -> None:
+        """Put on disk what a write overwrites, before it is sent."""
+        match keep:
+            case LimitOriginal(farm_id, limit_id, value):
+                try:  # best effort: limits keep syncing when the history cannot be written
+                    self.store.remember_limit_original(farm_id, limit_id, value, now)
+                except HistoryError as e:
+                    self.metrics.history_errors.inc()
+                    log.error("original maxCount of %s/%s not recorded: %s", farm_id, limit_id, e)
+            case PausedQueues(limits):
+                self.store.save_limits(limits, now)
+            case JobRecords(records):
+                self.store.save_jobs(records, now)
+            case Nothing():
+                pass
 
     def _limit(self, d: Decision, plan: Plan, now: datetime) -> Applied:
         if self.stopping:
@@ -153,13 +193,13 @@ class Writer:
         assert d.limit_id is not None
         try:
             if d.new is not None:
-                self._remember_original(d, now)
-                self._write(MaxCount(d.farm_id, d.limit_id, d.current, d.new), dl, d, reason)
+                self._make(MaxCount(d.farm_id, d.limit_id, d.current, d.new), dl, now, d, reason)
             for q in d.pause:
-                self._write(Pause(d.farm_id, q, d.limit_id), dl, d, reason)
+                pause = Pause(d.farm_id, q, d.limit_id, dict(plan.memory.limits))
+                self._make(pause, dl, now, d, reason)
                 self._stamp(dl, d, q, a)
             for q in d.resume:
-                self._write(Resume(d.farm_id, q, d.limit_id), dl, d, reason)
+                self._make(Resume(d.farm_id, q, d.limit_id), dl, now, d, reason)
         except (DeadlineError, HistoryError) as e:
             a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
             log.error("%s", a.error,
@@ -177,23 +217,14 @@ class Writer:
             log.warning("pool %s limit %s: queue %s paused; its stamp not read: %s",
                         d.pool, d.limit_ref, q, e)  # fmt: skip
 
-    def _remember_original(self, d: Decision, now: datetime) -> None:
-        if d.current is None or d.limit_id is None:
-            return
-        try:  # best effort: limits keep syncing when the history cannot be written
-            self.store.remember_limit_original(d.farm_id, d.limit_id, d.current, now)
-        except HistoryError as e:
-            self.metrics.history_errors.inc()
-            log.error("original maxCount of %s/%s not recorded: %s", d.farm_id, d.limit_id, e)
-
-    def _reopen(self, r: Reopen) -> list[str]:
+    def _reopen(self, r: Reopen, now: datetime) -> list[str]:
         """Reopen the queues of a limit that left the policy; returns what failed."""
         still = []
         for q in r.queues:
             try:
-                Resume(r.farm_id, q, r.limit_id).send(self.deadline_for(r.farm_id))
-                self.metrics.changes.labels(Resume.kind).inc()
-                log.info("limit %s left the policy: queue %s resumed", r.limit_ref, q)
+                w = Resume(r.farm_id, q, r.limit_id)
+                left = _Named("", r.limit_ref)  # its pool is gone from the policy
+                self._make(w, self.deadline_for(r.farm_id), now, left, "it left the policy")
             except DeadlineError as e:
                 still.append(q)
                 log.error(
@@ -224,7 +255,7 @@ class Writer:
                 self.metrics.preempt_skipped.labels("unread").inc(len(holding.errors))
             for task in chosen:
                 w = TaskRequeue(p.pool, p.farm_id, task, now)
-                self._write(w, dl, p)
+                self._make(w, dl, now, p)
                 self.requeued[task.task_id] = now
                 out.preempted.append(w)
         except DeadlineError as e:
@@ -265,8 +296,9 @@ class Writer:
             if fj.writes:
                 errors.append("job caps not written: no history to record the originals in")
             return
-        try:
-            self.store.save_jobs(fj.records, now)
+        caps = JobCaps(fj.farm_id, fj.writes, fj.records)
+        try:  # the records on disk first, also with nothing to send: what landed, who took over
+            self._keep(caps.original(), now)
         except HistoryError as e:
             # no original on disk, no write: a crash now must not lose what we would change
             errors.append(f"job caps not written: {e}")
@@ -278,21 +310,20 @@ class Writer:
             out.job_changes.append(JobChange(now, rec, rec.last_written, None, "manual", taken))
         for job_id, why in fj.drops:
             log.info("job %s: %s; its record is dropped", job_id, text(why))
-        answers = self._send(fj, errors)
-        changes = self._settle(fj, answers, out, errors, now)
-        out.job_changes += changes
-        if changes:
-            self.metrics.changes.labels(JobCaps.kind).inc(len(changes))
+        answers = self._send(caps, errors)
+        out.job_changes += self._settle(fj, answers, out, errors, now)
 
-    def _send(self, fj: FarmJobs, errors: list[str]) -> dict[str, tuple[str, str]]:
+    def _send(self, caps: JobCaps, errors: list[str]) -> dict[str, tuple[str, str]]:
         """Each write's answer by job: a chunk whose call failed is `NotSent`, item by item,
         and the other chunks' answers stand."""
-        if not fj.writes:
+        if not caps.writes:
             return {}
         try:
-            answers, failures = JobCaps(fj.farm_id, fj.writes).send(self.deadline_for(fj.farm_id))
+            dl = self.deadline_for(caps.farm_id)
+            answer = self._send_counted(caps, dl, _Named("", ""))  # no line: per job, recorded
         except DeadlineError as e:  # refused before anything was sent
-            return {w.job_id: ("NotSent", str(e)) for w in fj.writes} | {"": ("", str(e))}
+            return {w.job_id: ("NotSent", str(e)) for w in caps.writes} | {"": ("", str(e))}
+        answers, failures = cast(Answers, answer)
         errors += [f"BatchUpdateJob failed (retried next cycle): {e}" for e in failures]
         return answers
 
