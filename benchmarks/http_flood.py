@@ -16,6 +16,7 @@ import resource
 import selectors
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -39,6 +40,9 @@ class Flood:
 
     def _open(self) -> None:
         s = socket.socket()
+        # closed with a reset, not left in TIME_WAIT: thousands of those would crowd the
+        # ports other tests and programs on this machine are given
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.bind((self.source, 0))
         s.setblocking(False)
         s.connect_ex(self.to)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -162,6 +163,9 @@ class Flood:
 
     def _open(self) -> None:
         s = socket.socket()
+        # closed with a reset, not left in TIME_WAIT: thousands of those would crowd the
+        # ports other tests and programs on this machine are given
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.bind((self.source, 0))
         s.setblocking(False)
         s.connect_ex(self.to)
