@@ -96,6 +96,9 @@ class _Cut:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
+WATCHDOG_NAP = 3600.0  # the longest the deadline thread waits at once
+
+
 class _Watchdog:
     """One thread for every call's deadline (a timer thread a call cost a tenth of a
     cold start): the cuts in a heap by deadline, each fired once its time comes unless
@@ -121,7 +124,9 @@ class _Watchdog:
                     heapq.heappop(self.heap)  # calls that ended in time
                 wait = self.heap[0][0] - time.monotonic() if self.heap else None
                 if wait is None or wait > 0:
-                    self.wake.wait(wait)
+                    # bounded: a wait past what the platform's time_t holds would raise
+                    # and end the thread, and with it every deadline of the process
+                    self.wake.wait(None if wait is None else min(wait, WATCHDOG_NAP))
                     continue
                 cut = heapq.heappop(self.heap)[2]
             cut.fire()
@@ -159,7 +164,8 @@ def bound_answers(client: Any, max_answer: int = MAX_ANSWER) -> None:
 
     def send(request: Any, **_: Any) -> Any:
         cut = _call.cut = _Cut(time.monotonic() + _check_time(request))
-        _WATCHDOG.arm(cut)
+        if cut.until != math.inf:  # a call with no deadline (made past the adapter) has no cut
+            _WATCHDOG.arm(cut)
         try:
             request.stream_output = True  # the session returns once the headers are in
             response = session.send(request)
