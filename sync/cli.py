@@ -257,9 +257,13 @@ def _add_history(sub: Sub) -> None:
         "write differs. Exit 0: no difference; 2: differences.",
     )
     p.add_argument(
-        "--db", "--history", dest="db", required=True, metavar="PATH",
+        "--db",
+        "--history",
+        dest="db",
+        required=True,
+        metavar="PATH",
         help="the history file (as `history --db`; --history is the older name)",
-    )  # fmt: skip
+    )
     p.add_argument("--config", "-c", required=True, metavar="NEW.yaml")
     p.add_argument("--pool", help="only this pool")
     p.add_argument("--limit", type=int, default=50, help="differences to print (default 50)")
@@ -427,8 +431,13 @@ def _add_init(sub: Sub) -> None:
         help="a source's saved `lmstat -a` / `rlmstat -a` output instead of reading it "
         "(with --source NAME=… for its servers, or they are taken from the capture)",
     )
-    p.add_argument("--farm", action="append", default=[], metavar="FARM_ID",
-                   help="a Deadline farm whose limits and queues to read (repeat)")  # fmt: skip
+    p.add_argument(
+        "--farm",
+        action="append",
+        default=[],
+        metavar="FARM_ID",
+        help="a Deadline farm whose limits and queues to read (repeat)",
+    )
     p.add_argument("--region", help="the farms' AWS region (default: from the environment)")
     p.add_argument(
         "--fake-endpoint",
@@ -460,8 +469,13 @@ def _init_limit_options(p: argparse.ArgumentParser) -> None:
         help="the features that feed limit amount.NAME (the pool init writes for it, and "
         "what --create-limits creates)",
     )
-    p.add_argument("--queue", action="append", default=[], metavar="QUEUE_ID",
-                   help="with --create-limits: associate these queues (default: all)")  # fmt: skip
+    p.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="QUEUE_ID",
+        help="with --create-limits: associate these queues (default: all)",
+    )
     p.add_argument("--yes", action="store_true", help="with --create-limits: make the writes")
 
 

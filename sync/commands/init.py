@@ -163,8 +163,11 @@ def _workers(dl: Deadline) -> frozenset[str]:
     try:
         return dl.worker_hosts()
     except DeadlineError as e:
-        print(f"init: farm {dl.farm_id}: its workers not read ({e}): the farm's own "
-              "checkouts are not told apart", file=sys.stderr)  # fmt: skip
+        print(
+            f"init: farm {dl.farm_id}: its workers not read ({e}): the farm's own "
+            "checkouts are not told apart",
+            file=sys.stderr,
+        )
         return frozenset()
 
 
@@ -281,6 +284,10 @@ def _create_limits(
     if not args.yes:
         print("nothing created: run again with --yes to create them", file=sys.stderr)
         return None
-    apply(steps, lambda farm_id: _deadline(
-        FarmConfig(id=farm_id, region=args.region, fake_endpoint=args.fake_endpoint)))  # fmt: skip
+    apply(
+        steps,
+        lambda farm_id: _deadline(
+            FarmConfig(id=farm_id, region=args.region, fake_endpoint=args.fake_endpoint)
+        ),
+    )
     return [_farm(f.farm_id, args) for f in farms]

@@ -122,8 +122,14 @@ class Writer:
                 out.errors += self._reopen(r, now)
             for p in plan.preempts:
                 if not self.stopping:
-                    self._each(f"pool {p.pool} limit {p.limit_ref}: preemption", out,
-                               self._preempt, p, now, out)  # fmt: skip
+                    self._each(
+                        f"pool {p.pool} limit {p.limit_ref}: preemption",
+                        out,
+                        self._preempt,
+                        p,
+                        now,
+                        out,
+                    )
         if jobs:
             self._unadopted(plan, now)
             for fj in plan.farms_jobs:
@@ -132,8 +138,13 @@ class Writer:
         out.errors += [a.error for a in out.applied if a.error]
         return out
 
-    def _guarded(self, fn: Callable[[Decision, Plan, datetime], Applied], d: Decision,
-                 plan: Plan, now: datetime) -> Applied:  # fmt: skip
+    def _guarded(
+        self,
+        fn: Callable[[Decision, Plan, datetime], Applied],
+        d: Decision,
+        plan: Plan,
+        now: datetime,
+    ) -> Applied:
         try:
             return fn(d, plan, now)
         except Exception as e:  # one limit's surprise is that limit's error, not the cycle's
@@ -202,8 +213,7 @@ class Writer:
                 self._make(Resume(d.farm_id, q, d.limit_id), dl, now, d, reason)
         except (DeadlineError, HistoryError) as e:
             a.ok, a.error = False, f"pool {d.pool} limit {d.limit_ref}: {e}"
-            log.error("%s", a.error,
-                      extra={"pool": d.pool, "limit": d.limit_ref, "reason": str(e)})  # fmt: skip
+            log.error("%s", a.error, extra={"pool": d.pool, "limit": d.limit_ref, "reason": str(e)})
         return a
 
     def _stamp(self, dl: Deadline, d: Decision, q: str, a: Applied) -> None:
@@ -214,8 +224,13 @@ class Writer:
             if (got := dl.association_stamp(q, d.limit_id)) is not None:
                 a.stamps[q] = got
         except DeadlineError as e:
-            log.warning("pool %s limit %s: queue %s paused; its stamp not read: %s",
-                        d.pool, d.limit_ref, q, e)  # fmt: skip
+            log.warning(
+                "pool %s limit %s: queue %s paused; its stamp not read: %s",
+                d.pool,
+                d.limit_ref,
+                q,
+                e,
+            )
 
     def _reopen(self, r: Reopen, now: datetime) -> list[str]:
         """Reopen the queues of a limit that left the policy; returns what failed."""
@@ -249,8 +264,10 @@ class Writer:
                 self.metrics.preempt_skipped.labels("chunked").inc(chunks)
                 log.warning(
                     "pool %s limit %s: %d running chunk(s) name no task and are not requeued",
-                    p.pool, p.limit_ref, chunks,
-                )  # fmt: skip
+                    p.pool,
+                    p.limit_ref,
+                    chunks,
+                )
             if holding.errors:
                 self.metrics.preempt_skipped.labels("unread").inc(len(holding.errors))
             for task in chosen:

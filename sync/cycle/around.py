@@ -45,8 +45,9 @@ def named(
         try:
             runs[farm_id] = deadline(farm_id).runs_on_hosts(wanted)
         except DeadlineError as e:
-            log.warning("farm %s: undeclared use not named (what its hosts run not read): %s",
-                        farm_id, e)  # fmt: skip
+            log.warning(
+                "farm %s: undeclared use not named (what its hosts run not read): %s", farm_id, e
+            )
     out: dict[str, tuple[Undeclared, ...]] = {}
     for n, pp in around.items():
         if not all(d.farm_id in runs for d in pp.decisions):
@@ -73,8 +74,7 @@ def _with_names(
     try:
         names = deadline(farms.pop()).names(steps)
     except DeadlineError as e:
-        log.warning("pool %s: the names of jobs using licenses around it not read: %s",
-                    pp.pool, e)  # fmt: skip
+        log.warning("pool %s: the names of jobs using licenses around it not read: %s", pp.pool, e)
         return found
     return tuple(
         replace(u, job_name=names.get(u.job_id, ""), step_name=names.get(u.step_id, ""))
@@ -96,8 +96,9 @@ def say_changes(observed: Observed, pools: Mapping[str, PoolPlan], said: dict[st
             log.warning(
                 "pool %s: farm hosts use licenses around its limits, taken from their "
                 "maxCount: undeclared: %s (docs/operations.md, 'Use around the limit')",
-                n, now,
-            )  # fmt: skip
+                n,
+                now,
+            )
         else:
             log.info("pool %s: no use around its limits now", n)
         said[n] = now

@@ -63,8 +63,9 @@ class SetupWatch:
             log.warning("%s (audited again at the next reload or restart)", e)
         for f in found:
             if f not in self.said:
-                log.warning("farm setup: %s; fix: %s (license-sync audit)",
-                            f.line().split("\n")[0], f.fix)  # fmt: skip
+                log.warning(
+                    "farm setup: %s; fix: %s (license-sync audit)", f.line().split("\n")[0], f.fix
+                )
         self.said = set(found)
         for kind in KINDS:
             self.metrics.setup_findings.labels(kind).set(sum(f.kind == kind for f in found))

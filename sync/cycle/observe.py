@@ -149,8 +149,9 @@ class Observer:
             try:
                 self.workers[farm_id] = deadline(farm_id).worker_hosts()
             except DeadlineError as e:
-                log.warning("farm %s: its workers' hosts not read, the last known used: %s",
-                            farm_id, e)  # fmt: skip
+                log.warning(
+                    "farm %s: its workers' hosts not read, the last known used: %s", farm_id, e
+                )
         self.workers = {f: hosts for f, hosts in self.workers.items() if f in farms}
         return self.worker_hosts
 
@@ -221,9 +222,13 @@ class Observer:
             events, error = tail.read()
             skipped = tail.skipped - before
             if skipped and before == 0:  # once a log: the counter says how often since
-                log.warning("source %s: its log has lines over %d bytes (a hole a "
-                            "copytruncate left, a runaway line): skipped and counted in "
-                            "license_sync_log_lines_skipped_total", name, MAX_LINE)  # fmt: skip
+                log.warning(
+                    "source %s: its log has lines over %d bytes (a hole a "
+                    "copytruncate left, a runaway line): skipped and counted in "
+                    "license_sync_log_lines_skipped_total",
+                    name,
+                    MAX_LINE,
+                )
             if error is not None and error != self.log_down.get(key):
                 log.warning("source %s: %s", name, error)  # once a new reason, not each cycle
             elif error is None and key in self.log_down:
@@ -295,9 +300,12 @@ class Observer:
             return
         log.warning(
             "source %s still down: %d reads since %s: %s",
-            name, down.reads, down.since.isoformat(timespec="seconds"), why,
+            name,
+            down.reads,
+            down.since.isoformat(timespec="seconds"),
+            why,
             extra={"source": name},
-        )  # fmt: skip
+        )
 
     def _read_farm(
         self, policy: Policy, dl: Deadline, farm_id: str, refs: set[str], memory: Memory
@@ -532,8 +540,7 @@ def _with_held(
             running = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.queue_id in queues]
             held = dl.held_by_limit(running) if running else {}
     except DeadlineError as e:
-        log.warning("farm %s: what running tasks hold not read, currentCount used: %s",
-                    farm_id, e)  # fmt: skip
+        log.warning("farm %s: what running tasks hold not read, currentCount used: %s", farm_id, e)
         return limits
     return {**limits, **{r: replace(st, held=held.get(st.limit_id, 0)) for r, st in mine.items()}}
 

@@ -152,9 +152,16 @@ def _undeclared_rows(result: CycleResult) -> list[dict[str, Any]]:
 
 
 UNDECLARED_COLUMNS = (
-    "pool", "host", "count", "worker_id", "queue_id", "job_id", "job_name", "step_id",
+    "pool",
+    "host",
+    "count",
+    "worker_id",
+    "queue_id",
+    "job_id",
+    "job_name",
+    "step_id",
     "step_name",
-)  # fmt: skip
+)
 
 
 def _redactor(policy: Policy, key: bytes, workers: frozenset[str]) -> Redactor | None:

@@ -125,9 +125,10 @@ def what_changed(old: Policy, new: Policy) -> str:
         if keys:
             edited.append(f"{name} ({', '.join(keys)})")
     others = [
-        k for k in ("interval", "farms", "sources", "history", "metrics")
+        k
+        for k in ("interval", "farms", "sources", "history", "metrics")
         if getattr(old, k) != getattr(new, k)
-    ]  # fmt: skip
+    ]
     parts = [
         f"pools added: {', '.join(added)}" if added else "",
         f"pools removed: {', '.join(removed)}" if removed else "",

@@ -283,10 +283,14 @@ def holding_from(items: list[dict[str, Any]], limit_id: str, into: Holding) -> H
             continue
         running.append(
             RunningTask(
-                item["queueId"], item["jobId"], run["stepId"], run["taskId"],
-                item["startedAt"], units,
+                item["queueId"],
+                item["jobId"],
+                run["stepId"],
+                run["taskId"],
+                item["startedAt"],
+                units,
             )
-        )  # fmt: skip
+        )
     return Holding(tuple(running), held, releasing, chunks, into.errors)
 
 
@@ -458,8 +462,9 @@ class Deadline:
                 config.get("serviceManagedEc2") or {}
             ).get("instanceCapabilities")
             amounts = (caps or {}).get("customAmounts") or ()
-            out.append(FleetInfo(f["fleetId"], f.get("displayName", ""),
-                                 tuple(a["name"] for a in amounts)))  # fmt: skip
+            out.append(
+                FleetInfo(f["fleetId"], f.get("displayName", ""), tuple(a["name"] for a in amounts))
+            )
         return out
 
     def queue_fleets(self) -> list[tuple[str, str, str]]:
@@ -583,22 +588,27 @@ class Deadline:
         return {
             job_id: {
                 st["stepId"]: sum(
-                    n for s, n in (st.get("taskRunStatusCounts") or {}).items()
+                    n
+                    for s, n in (st.get("taskRunStatusCounts") or {}).items()
                     if s in ACTIVE_TASK_STATES
                 )
                 for st in steps
             }
             for (_, job_id), steps in zip(jobs, listed, strict=True)
-        }  # fmt: skip
+        }
 
     def _step_summaries(self, job: tuple[str, str]) -> list[dict[str, Any]]:
         queue_id, job_id = job
         return list(
             self._pages(
-                "ListSteps", "steps", farmId=self.farm_id, queueId=queue_id, jobId=job_id,
+                "ListSteps",
+                "steps",
+                farmId=self.farm_id,
+                queueId=queue_id,
+                jobId=job_id,
                 maxResults=PAGE,
             )
-        )  # fmt: skip
+        )
 
     def _list_steps(self, job: tuple[str, str]) -> list[tuple[str, str, int]]:
         """(job id, step id, tasks) of each of the job's steps."""

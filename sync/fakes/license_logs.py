@@ -51,8 +51,10 @@ class ReportLog:
         self._handle += 1
         when = f"{now:%m/%d %H:%M:%S}"
         if kind == "OUT":
-            lines.append(f'OUT {feature} 1.0 1 {user} {host} "" 1 1 0 {self._handle:x} '
-                         f'{self._handle:x} 1f4 "" "" "" {when}')  # fmt: skip
+            lines.append(
+                f'OUT {feature} 1.0 1 {user} {host} "" 1 1 0 {self._handle:x} '
+                f'{self._handle:x} 1f4 "" "" "" {when}'
+            )
         elif kind == "IN":
             lines.append(f'IN 1 {feature} 1.0 {user} {host} "" 1 0 0 {self._handle:x} {when}')
         else:  # a refusal, the application's last attempt

@@ -34,9 +34,11 @@ def denials(
         mine: list[tuple[str, Pool | None]] = [
             (name, pool)
             for name, pool in pools
-            if any(r.source == source and r.feature == e.feature
-                   and r.vendor in (None, e.vendor) for r in pool.features)
-        ]  # fmt: skip
+            if any(
+                r.source == source and r.feature == e.feature and r.vendor in (None, e.vendor)
+                for r in pool.features
+            )
+        ]
         for name, pool in mine or [("", None)]:
             is_farm = farm_selector(pool, workers) if pool is not None else None
             who = "farm" if is_farm is not None and is_farm(e.host, e.user) else "artist"

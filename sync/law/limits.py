@@ -228,9 +228,16 @@ def _figures(
     reserve, reserve_from = resolve_reserve(pool, total, now, profile)
     queued = sum(f.queued for f in features)
     figures = Figures(
-        total, in_use, farm_use, farm_from, external, reserve, pool.headroom, queued,
+        total,
+        in_use,
+        farm_use,
+        farm_from,
+        external,
+        reserve,
+        pool.headroom,
+        queued,
         undeclared=undeclared,
-    )  # fmt: skip
+    )
     return figures, reserve_from
 
 

@@ -21,7 +21,7 @@ from sync.law import jobplan, limits
 from sync.law.jobplan import FarmJobs, PoolJobs
 from sync.law.limits import LimitPlan, PoolPlan
 from sync.law.reasons import text
-from sync.law.state import LimitKey, Memory, Observed
+from sync.law.state import FarmRead, LimitKey, Memory, Observed
 from sync.policy import Policy
 
 
@@ -82,9 +82,14 @@ class Plan:
 def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime) -> Plan:
     """The whole cycle's decisions. Pure."""
     lp = limits.plan(
-        policy, observed.sources, observed.lookup, memory.limits, now, observed.profiles,
+        policy,
+        observed.sources,
+        observed.lookup,
+        memory.limits,
+        now,
+        observed.profiles,
         observed.worker_hosts,
-    )  # fmt: skip
+    )
     reopen, kept = _departed(policy, observed, memory.limits, lp)
     pools_jobs = _pools_jobs(policy, observed, lp, memory.originals)
     unadopted = set(memory.unadopted)
@@ -97,22 +102,9 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         read = observed.farms.get(farm_id)
         if read is None or read.jobs is None:
             continue  # a read that failed is not an empty farm: hold its jobs
-        mine = [pj for pj in pools_jobs if pj.farm_id == farm_id]
-        # a job whose steps are not read yet, or that could not be read, is neither capped
-        # nor settled: held as it is
-        unread = read.held | frozenset(
-            j.job_id for j in read.jobs if j.can_run and j.job_id not in read.steps
-        )
-        fj = jobplan.farm_jobs(
-            farm_id, mine, respect, list(read.jobs), memory.originals, frozenset(unadopted),
-            unread,
-        )  # fmt: skip
-        if read.confirmed is not None:
-            fj, asked = jobplan.confirmed_only(fj, read.confirmed)
-            if asked:
-                queues = {j.job_id: j.queue_id for j in read.jobs}
-                queues.update((k, r.queue_id) for k, r in memory.originals.items())
-                unconfirmed[farm_id] = tuple((queues[j], j) for j in asked)
+        fj, asked = _farm_plan(farm_id, read, pools_jobs, respect, memory, frozenset(unadopted))
+        if asked:
+            unconfirmed[farm_id] = asked
         farms_jobs.append(fj)
     left_alone = frozenset().union(*(fj.left_alone for fj in farms_jobs))
     pools_jobs = tuple(_mark(pj, left_alone) for pj in pools_jobs)
@@ -136,6 +128,33 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
     )
 
 
+def _farm_plan(
+    farm_id: str,
+    read: FarmRead,
+    pools_jobs: tuple[PoolJobs, ...],
+    respect: dict[str, bool],
+    memory: Memory,
+    unadopted: frozenset[str],
+) -> tuple[FarmJobs, tuple[tuple[str, str], ...]]:
+    """One farm's job caps, and the (queue, job) reads to confirm before writing them."""
+    assert read.jobs is not None
+    mine = [pj for pj in pools_jobs if pj.farm_id == farm_id]
+    # a job whose steps are not read yet, or that could not be read, is neither capped nor
+    # settled: held as it is
+    unread = read.held | frozenset(
+        j.job_id for j in read.jobs if j.can_run and j.job_id not in read.steps
+    )
+    fj = jobplan.farm_jobs(
+        farm_id, mine, respect, list(read.jobs), memory.originals, unadopted, unread
+    )
+    if read.confirmed is None:
+        return fj, ()
+    fj, asked = jobplan.confirmed_only(fj, read.confirmed)
+    queues = {j.job_id: j.queue_id for j in read.jobs}
+    queues.update((k, r.queue_id) for k, r in memory.originals.items())
+    return fj, tuple((queues[j], j) for j in asked)
+
+
 def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Requeue, ...]:
     """Each decision to preempt, with the jobs whose running tasks may hold the limit."""
     out = []
@@ -155,10 +174,17 @@ def _preempts(policy: Policy, observed: Observed, lp: LimitPlan) -> tuple[Requeu
         target = d.target if d.target is not None else 0
         out.append(
             Requeue(
-                d.farm_id, d.pool, d.limit_ref, limit.limit_id, p.max_per_cycle,
-                p.younger_than, jobs, target, p.release,
+                d.farm_id,
+                d.pool,
+                d.limit_ref,
+                limit.limit_id,
+                p.max_per_cycle,
+                p.younger_than,
+                jobs,
+                target,
+                p.release,
             )
-        )  # fmt: skip
+        )
     return tuple(out)
 
 

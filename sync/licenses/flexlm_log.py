@@ -77,9 +77,15 @@ def _event(at: datetime | None, daemon: str, ev: re.Match[str]) -> LogEvent:
     count = _COUNT.match(detail) if detail else None
     reason = None if count or not detail else detail
     return LogEvent(
-        at, daemon, ev["kind"], ev["quoted"] or ev["feature"], ev["user"], ev["host"], reason,
+        at,
+        daemon,
+        ev["kind"],
+        ev["quoted"] or ev["feature"],
+        ev["user"],
+        ev["host"],
+        reason,
         int(count[1]) if count else 1,
-    )  # fmt: skip
+    )
 
 
 def parse_log(text: str, tz: str = "UTC") -> LogRead:

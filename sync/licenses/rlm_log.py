@@ -109,9 +109,15 @@ def _event(tokens: list[str], clock: LogClock) -> LogEvent | None:
         code = int(why)
         reason = f"{_WHY[why]} ({code})" if why in _WHY else f"RLM status {code}"
     return LogEvent(
-        _when(tokens, clock), clock.vendor, _KIND[record], _bare(product), _bare(user),
-        _bare(host), reason, int(count),
-    )  # fmt: skip
+        _when(tokens, clock),
+        clock.vendor,
+        _KIND[record],
+        _bare(product),
+        _bare(user),
+        _bare(host),
+        reason,
+        int(count),
+    )
 
 
 def _when(tokens: list[str], clock: LogClock) -> datetime | None:

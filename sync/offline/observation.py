@@ -149,9 +149,17 @@ def _limit(limit: LimitState, d: Decision | None) -> dict[str, Any]:
 
 # a job as a row, not a mapping: 10,000 of them are written every cycle
 JOB_FIELDS = (
-    "queue_id", "job_id", "name", "priority", "task_run_status", "lifecycle_status", "counts",
-    "max_worker_count", "created_at", "created_by",
-)  # fmt: skip
+    "queue_id",
+    "job_id",
+    "name",
+    "priority",
+    "task_run_status",
+    "lifecycle_status",
+    "counts",
+    "max_worker_count",
+    "created_at",
+    "created_by",
+)
 
 
 def _job(j: JobInfo, cap: int | None, redactor: Redactor | None) -> list[Any]:

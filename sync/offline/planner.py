@@ -150,8 +150,9 @@ def _again(
         }
     )
     key = (row["farm_id"], row["limit_ref"])
-    limit = LimitState(key[0], row.get("limit_id") or "limit-replay", "", key[1],
-                       int(row["current"]), farm_use)  # fmt: skip
+    limit = LimitState(
+        key[0], row.get("limit_id") or "limit-replay", "", key[1], int(row["current"]), farm_use
+    )
     observed = Observed(
         {"replay": SourceState(report, last_good.get(name))},
         {key[0]: FarmRead(key[0], {key[1]: limit})},

@@ -269,9 +269,16 @@ def _load_yaml(text: str, name: str, what: str) -> tuple[yaml.Node, dict[str, An
         raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
     if bomb:
         raise PolicyErrors(
-            [Problem(name, 1, 1, f"YAML: aliases add more than {MAX_NODES} values to this "
-                     "policy; a policy needs nowhere near that many (an alias bomb?)")]
-        )  # fmt: skip
+            [
+                Problem(
+                    name,
+                    1,
+                    1,
+                    f"YAML: aliases add more than {MAX_NODES} values to this "
+                    "policy; a policy needs nowhere near that many (an alias bomb?)",
+                )
+            ]
+        )
     if node is None or not isinstance(data, dict):
         raise PolicyErrors([Problem(name, 1, 1, what)])
     duplicates = _duplicate_keys(node, name, set())
@@ -295,11 +302,13 @@ def _duplicate_keys(node: yaml.Node, name: str, seen: set[int]) -> list[Problem]
                 if key.value in first:
                     out.append(
                         Problem(
-                            name, line, key.start_mark.column + 1,
+                            name,
+                            line,
+                            key.start_mark.column + 1,
                             f"duplicate key {key.value!r} (first at line {first[key.value]}): "
                             "give it once",
                         )
-                    )  # fmt: skip
+                    )
                 first.setdefault(key.value, line)
             out += _duplicate_keys(value, name, seen)
     elif isinstance(node, yaml.SequenceNode):

@@ -102,10 +102,17 @@ def format_table(by_strategy: dict[str, list[Result]]) -> str:
     """One row a strategy, added up over the days run: one day's luck is not a policy's
     quality."""
     head = [
-        "strategy", "artist-min lost", "artists gave up", "farm denials", "days with denials",
-        "task-hours", "% of oracle", "preempted task-min", "writes",
+        "strategy",
+        "artist-min lost",
+        "artists gave up",
+        "farm denials",
+        "days with denials",
+        "task-hours",
+        "% of oracle",
+        "preempted task-min",
+        "writes",
         "job caps/h (moved)",
-    ]  # fmt: skip
+    ]
     rows = []
     for strategy, t in totals(by_strategy).items():
         rows.append(

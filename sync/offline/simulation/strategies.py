@@ -102,11 +102,19 @@ def share_jobs(day: Day, pool: Pool, capacity: int) -> None:
     allocation and its rule for when a cap is written, counted as written."""
     jobs = [j for j in day.jobs.values() if j.ready or j.running]
     demands = [
-        JobDemand(str(j.job_id), "queue-sim", f"job-{j.job_id}", "td",
-                  day.sc.start + timedelta(seconds=j.arrived), 50, 1,
-                  len(j.ready) + j.running, j.cap)
+        JobDemand(
+            str(j.job_id),
+            "queue-sim",
+            f"job-{j.job_id}",
+            "td",
+            day.sc.start + timedelta(seconds=j.arrived),
+            50,
+            1,
+            len(j.ready) + j.running,
+            j.cap,
+        )
         for j in jobs
-    ]  # fmt: skip
+    ]
     for job, a in zip(jobs, allocate(capacity, demands, pool.jobs), strict=True):
         if a.cap is not None and (cap := cap_to_write(a, job.cap, job.cap != -1)) is not None:
             day.res.job_cap_writes += 1
