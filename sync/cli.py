@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sync import __version__
 from sync.errors import SyncError
@@ -23,7 +24,10 @@ EPILOG = (
     "Exit codes: 0 ok, 1 error; 2: plan --detailed-exitcode has changes pending, replay "
     "found decisions that differ (each command's --help says its own)."
 )
-Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+if TYPE_CHECKING:  # subscripted only for the type checker: not at run time in 3.11
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Sub = argparse._SubParsersAction
 
 
 def _command(

@@ -11,7 +11,7 @@ from typing import Any
 
 from sync.commands import EXIT_OK
 from sync.errors import SyncError
-from sync.offline.simulation import report, scenario, strategies
+from sync.offline.simulation import STRATEGIES, report, scenario, strategies
 from sync.policy import Pool, load_policy
 
 # the scenarios the package ships, wherever it is installed
@@ -51,7 +51,7 @@ def _one(args: argparse.Namespace, sc: scenario.Scenario, pool: Pool | None) -> 
     """One scenario over the days asked: printed as a table, returned as data."""
     if args.seed is not None:
         sc = sc.model_copy(update={"seed": args.seed})
-    chosen = args.strategy or list(strategies.STRATEGIES)
+    chosen = args.strategy or list(STRATEGIES)
     by_strategy = strategies.run_days(sc, chosen, args.days, pool)
     if args.format == "json":
         return report.as_json(sc, args.days, by_strategy)

@@ -106,7 +106,7 @@ def _kick_if_overdue(svc: Service, scheduler: BackgroundScheduler, idle: threadi
 
 
 def _kick_on_refusal(
-    svc: Service, scheduler: BackgroundScheduler, idle: threading.Event, kicked: dict
+    svc: Service, scheduler: BackgroundScheduler, idle: threading.Event, kicked: dict[str, float]
 ) -> None:
     """An artist refused in a source's log starts a cycle now, not an interval later: the
     limit comes down (and, with preempt, a task is requeued) within seconds. At most one
@@ -123,7 +123,9 @@ def _kick_on_refusal(
     scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
 
 
-def _wind_down(svc: Service, health: HealthServer, handlers: dict, finished: bool) -> None:
+def _wind_down(
+    svc: Service, health: HealthServer, handlers: dict[signal.Signals, Any], finished: bool
+) -> None:
     """Everything serve() set up, put back: the process may go on (the demo, the tests)."""
     health.stop()
     for s, h in handlers.items():

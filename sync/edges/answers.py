@@ -238,4 +238,4 @@ def _too_large(request: Any, size: int, max_answer: int) -> str:
 
 
 def _host(request: Any) -> str:
-    return urlsplit(request.url).netloc
+    return str(urlsplit(request.url).netloc)

@@ -208,17 +208,17 @@ def missing_member(shape: Shape | None, value: Any, path: str) -> str | None:
     if shape.type_name == "structure":
         if not isinstance(value, dict):
             return path
-        for name in shape.required_members:  # type: ignore[attr-defined]
+        for name in shape.required_members:
             if name not in value:
                 return f"{path}.{name}"
-        for name, member in shape.members.items():  # type: ignore[attr-defined]
+        for name, member in shape.members.items():
             if name in value:
                 found = missing_member(member, value[name], f"{path}.{name}")
                 if found is not None:
                     return found
     elif shape.type_name == "list" and isinstance(value, list):
         for i, item in enumerate(value):
-            found = missing_member(shape.member, item, f"{path}[{i}]")  # type: ignore[attr-defined]
+            found = missing_member(shape.member, item, f"{path}[{i}]")
             if found is not None:
                 return found
     return None
@@ -235,9 +235,9 @@ def _requires(shape: Shape, seen: frozenset[str] = frozenset()) -> bool:
         return False
     inner: list[Shape] = []
     if shape.type_name == "structure":
-        inner = list(shape.members.values())  # type: ignore[attr-defined]
+        inner = list(shape.members.values())
     elif shape.type_name == "list":
-        inner = [shape.member]  # type: ignore[attr-defined]
+        inner = [shape.member]
     found = bool(getattr(shape, "required_members", None)) or any(
         _requires(m, seen | {shape.name}) for m in inner
     )
@@ -391,7 +391,7 @@ class Deadline:
         return result  # type: ignore[no-any-return]
 
     def _output(self, operation: str) -> Shape | None:
-        return self.client.meta.service_model.operation_model(operation).output_shape  # type: ignore[no-any-return]
+        return self.client.meta.service_model.operation_model(operation).output_shape
 
     def _pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         token: str | None = None

@@ -250,7 +250,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         # no `_created` series beside every counter: they double the series a scrape
         # stores and nothing here reads them (a switch of the library, for the process)
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it untyped
         self.registry = registry or CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)

@@ -118,9 +118,9 @@ def check_shape(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
         if "max" in meta and len(value) > meta["max"]:
             errors.append(f"{path}: {len(value)} items, above the maximum {meta['max']}")
         for i, item in enumerate(value):
-            check_shape(shape.member, item, f"{path}[{i}]", errors)  # type: ignore[attr-defined]
+            check_shape(shape.member, item, f"{path}[{i}]", errors)
     elif kind == "structure" and isinstance(value, dict):
-        members = shape.members  # type: ignore[attr-defined]
+        members = shape.members
         if meta.get("union") and len(value) != 1:
             errors.append(f"{path}: exactly one of {', '.join(members)} must be set")
         for name, item in value.items():
@@ -174,7 +174,7 @@ class DeadlineModel:
             elif loc == "querystring" and wire in query:
                 vals = query[wire]
                 if member.type_name == "list":
-                    params[name] = [_coerce(member.member, v) for v in vals]  # type: ignore[attr-defined]
+                    params[name] = [_coerce(member.member, v) for v in vals]
                 else:
                     params[name] = _coerce(member, vals[0])
             elif loc == "header" and headers is not None and headers.get(wire) is not None:

@@ -44,7 +44,7 @@ def item_error_codes(operation: str) -> tuple[str, ...]:
     ResourceNotFound: that one the fake says only of what does not exist."""
     model = botocore.session.get_session().get_service_model("deadline")
     out = model.operation_model(operation).output_shape.members["errors"]
-    code = out.member.members["code"]  # type: ignore[attr-defined]
+    code = out.member.members["code"]
     return tuple(c for c in code.enum if c != "ResourceNotFoundException")
 
 

@@ -76,7 +76,7 @@ def reserve_at(profile: Profile, now: datetime) -> tuple[int | None, str]:
     known = [(profile.rise[h], h) for h in hours if profile.rise[h] is not None]
     if len(known) < len(hours):
         return None, "too few observations for these hours yet"
-    value, hour = max(known)  # type: ignore[type-var]
+    value, hour = max(known)
     days = "Mon Tue Wed Thu Fri Sat Sun".split()
     at = f"{days[hour // 24]} {hour % 24:02d}:00"
     n = profile.samples[hour]

@@ -193,7 +193,10 @@ def effect_lines(effect: EditEffect, baseline: str) -> list[str]:
     if not effect.changes_anything:
         return [f"Against the baseline {baseline}: the edit changes nothing."]
     farms = {e.farm_id for e in effect.limits} | {j.farm_id for j in effect.jobs}
-    on = (lambda f: f" on {f}") if len(farms) > 1 else (lambda f: "")
+
+    def on(farm_id: str) -> str:  # a farm named only where there are several
+        return f" on {farm_id}" if len(farms) > 1 else ""
+
     lines = [f"Against the baseline {baseline}, the edit changes:"]
     for e in effect.limits:
         lines.append(

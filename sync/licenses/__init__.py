@@ -30,7 +30,7 @@ class Checkout(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    count: int  # type: ignore[assignment]  # shadows tuple.count; the contract names it so
+    count: int  # shadows tuple.count; the contract names it so
     kind: str
     name: str
 

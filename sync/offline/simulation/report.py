@@ -154,7 +154,7 @@ def as_json(sc: Scenario, days: int, by_strategy: dict[str, list[Result]]) -> di
     }
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     try:
         import matplotlib
 
