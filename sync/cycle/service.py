@@ -15,6 +15,7 @@ from typing import Any
 from sync.cycle.act import Writer
 from sync.cycle.around import named, say_changes
 from sync.cycle.audit import SetupWatch
+from sync.cycle.health import Health
 from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.cycle.record import CycleResult, record
@@ -33,7 +34,6 @@ log = logging.getLogger("license_sync")
 
 Clock = Callable[[], datetime]
 DeadlineFactory = Callable[[FarmConfig], Deadline]
-STUCK_AFTER = 900.0  # seconds without a cycle starting before /healthz fails, at the least
 # plans a cycle makes at most while jobs wait to be read as they are now: the second plan
 # rarely asks for more (only when a job read anew moves the shares of others)
 CONFIRM_ROUNDS = 2
@@ -71,8 +71,8 @@ class Service:
         self._cycle_budget = cycle_budget
         # ages for /healthz and /readyz: the wall clock can step back (NTP, a VM resumed);
         # a test's injected clock stands in for both
-        self.monotonic = monotonic or (
-            time.monotonic if clock is utcnow else lambda: clock().timestamp()
+        self.health = Health(
+            monotonic or (time.monotonic if clock is utcnow else lambda: clock().timestamp())
         )
         self.metrics = metrics or Metrics()
         self.history = history
@@ -86,13 +86,6 @@ class Service:
         self.writer = Writer(
             self.deadline, self.store, self.metrics, unadopted=self.memory.unadopted
         )
-        self.started_at = clock()
-        self.last_attempt_at: datetime | None = None  # when the last cycle began
-        self.last_ok_at: datetime | None = None
-        self._started_mono = self.monotonic()
-        self._attempt_mono: float | None = None  # the same two, on the monotonic clock
-        self._ok_mono: float | None = None
-        self.last_cycle_seconds = 0.0
         self.history_lost = False
         self.displaced = False  # another instance writes to the history at our path
         self.around_said: dict[str, str] = {}  # each pool's use around its limits, as logged
@@ -205,18 +198,19 @@ class Service:
 
     def run_cycle(self, now: datetime | None = None) -> CycleResult:
         """One full cycle. Never raises for a source, API or history failure."""
-        now = now or self.clock()
-        self.last_attempt_at = now
-        self._attempt_mono = began = self.monotonic()
-        t0 = time.monotonic()
+        now = now or self.clock()  # the wall clock, read once for the cycle
+        self.health.cycle_began()
         self.maybe_reload()
         self.budget.start(self.cycle_budget)
         try:
-            return self._cycle(now, began, t0)
+            result = self._cycle(now)
         finally:
             self.budget.stop()
+        self.health.cycle_ended(result.ok)
+        return result
 
-    def _cycle(self, now: datetime, began: float, t0: float) -> CycleResult:
+    def _cycle(self, now: datetime) -> CycleResult:
+        t0 = time.monotonic()  # how long it takes, as the histogram shows it
         if not self.dry_run:
             self._remember_farms(now)
         observed, plan = self.observe_and_plan(now)
@@ -256,11 +250,6 @@ class Service:
             self.clock(),
             self.redaction_key,
         )
-        ended = self.clock()
-        self.last_cycle_seconds = self.monotonic() - began
-        if result.ok:
-            self.last_ok_at = ended  # when it ended: a long cycle is not a stale one
-            self._ok_mono = self.monotonic()
         return result
 
     def audit_setup(self) -> None:
@@ -313,19 +302,10 @@ class Service:
         return taken
 
     def since_cycle_start(self) -> float:
-        """Seconds since the last cycle began (or the service started), monotonic."""
-        since = self._attempt_mono if self._attempt_mono is not None else self._started_mono
-        return self.monotonic() - since
+        return self.health.since_cycle_start()
 
     def alive(self) -> tuple[bool, str]:
-        """Alive while cycles keep starting: the loop is not stuck. Generous — a cold start
-        on a large farm can take minutes — since a failing /healthz restarts the process."""
-        age = self.since_cycle_start()
-        bound = max(5 * self.policy.interval, 3 * self.last_cycle_seconds, STUCK_AFTER)
-        if age > bound:
-            what = "no cycle has started" if self.last_attempt_at is None else "no cycle started"
-            return False, f"{what} for {age:.0f}s (> {bound:.0f}s): the loop is stuck"
-        return True, f"ok: last cycle started {age:.0f}s ago"
+        return self.health.alive(self.policy.interval)
 
     def ready(self) -> tuple[bool, str]:
         """Ready while the last successful cycle ended less than three cycles ago, a cycle
@@ -336,10 +316,4 @@ class Service:
             return False, f"{self.store.unreadable}: repair or move it aside, then restart"
         if self.history_lost:
             return False, "the history file was removed or replaced: restart the service"
-        if self._ok_mono is None:
-            return False, "no successful cycle yet"
-        age = self.monotonic() - self._ok_mono
-        bound = 3 * max(self.policy.interval, self.last_cycle_seconds)
-        if age > bound:
-            return False, f"last successful cycle ended {age:.0f}s ago (> {bound:.0f}s)"
-        return True, f"ok: last successful cycle ended {age:.0f}s ago"
+        return self.health.ready(self.policy.interval)
