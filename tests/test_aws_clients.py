@@ -16,8 +16,7 @@ from sync.commands.demo import clients_banner
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.world import BUNDLES
-from tests.test_jobs import cycle, mwc
-from tests.test_jobs import world as world  # the fixture, by its name
+from tests.support.jobs import cycle, jobs_world, mwc
 
 pytest.importorskip("deadline", reason="AWS's deadline client: pip install '.[test]'")
 
@@ -38,6 +37,11 @@ def ticking(sim):
     yield sim
     stop.set()
     thread.join()
+
+
+@pytest.fixture
+def world(sim, tmp_path):
+    return jobs_world(sim, tmp_path)
 
 
 def deadline_cli(sim: FakeDeadline, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -33,8 +33,8 @@ from sync.edges.sources import ToolSource
 from sync.fakes.deadline import FakeDeadline, Faults
 from sync.fakes.farm import FakeError, FakeFarm
 from sync.policy import load_policy
-from tests.test_e2e import free_port
-from tests.test_service import Clock, FakeSource
+from tests.support.fakes import Clock, FakeSource
+from tests.support.process import free_port
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(__file__).parent / "bin"

@@ -20,7 +20,15 @@ from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 from tests.clirun import run_cli
-from tests.test_e2e import free_port, lm_env, metric, run_service, scrape, wait_for, write_atomic
+from tests.support.process import (
+    free_port,
+    lm_env,
+    metric,
+    run_service,
+    scrape,
+    wait_for,
+    write_atomic,
+)
 
 ROOT = Path(__file__).parent.parent
 

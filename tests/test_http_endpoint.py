@@ -19,7 +19,7 @@ import pytest
 
 from sync.edges.http_endpoint import HealthServer
 from sync.edges.metrics import Metrics
-from tests.test_e2e import free_port, wait_for
+from tests.support.process import free_port, wait_for
 
 ROOT = Path(__file__).parent.parent
 BIN = ROOT / "tests/bin"

@@ -132,8 +132,8 @@ def live_exposition(tmp_path_factory):
     from sync.fakes.deadline import FakeDeadline, Faults
     from sync.fakes.farm import FakeFarm
     from sync.policy import load_policy
-    from tests.test_jobs import POLICY
-    from tests.test_service import Clock, FakeSource
+    from tests.support.fakes import Clock, FakeSource
+    from tests.support.jobs import POLICY
 
     tmp = tmp_path_factory.mktemp("live")
     env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}

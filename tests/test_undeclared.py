@@ -18,7 +18,15 @@ from sync.law.limits import PoolPlan, Split
 from sync.law.render import decision_line, plan_lines
 from sync.law.undeclared import by_limit, name_undeclared
 from tests.clirun import run_cli
-from tests.test_e2e import free_port, lm_env, metric, run_service, scrape, wait_for, write_atomic
+from tests.support.process import (
+    free_port,
+    lm_env,
+    metric,
+    run_service,
+    scrape,
+    wait_for,
+    write_atomic,
+)
 
 TOTAL, ARTISTS, SNEAKY = 20, 4, 4
 
