@@ -58,6 +58,8 @@ def cuts(metrics: Metrics, bound: str) -> float:
 def test_idle_connections_past_the_bound_close_the_oldest_and_the_rest_time_out(caplog):
     before = threading.active_count()
     metrics = Metrics()
+    assert [cuts(metrics, b) for b in ("deadline", "per_client", "total")] == [0, 0, 0]
+    assert b'bound="total"} 0.0' in metrics.exposition()  # each bound's series at once
     server = HealthServer(metrics, "127.0.0.1:0", ok, max_connections=4, request_deadline=1)
     server.start()
     try:

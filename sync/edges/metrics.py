@@ -308,6 +308,8 @@ class Metrics:
             ["bound"],
             registry=r,
         )
+        for bound in ("deadline", "per_client", "total"):  # a series from the first scrape
+            self.http_cut.labels(bound)
         self.denials = Counter(
             P + "denials",
             "Checkouts a license server's log recorded as refused, by pool and who was "
