@@ -23,7 +23,7 @@ from sync.domain import (
 )
 from sync.law.state import FarmRead, Observed, SourceState
 from sync.licenses import Checkout, Feature, Report, Server
-from sync.offline import observation
+from sync.record import observation
 from tests.clirun import run_cli as cli
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no lmutil, no credentials

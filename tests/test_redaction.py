@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.offline.redact import hashed, hashes_of, quiet, unhash
+from sync.record.redact import hashed, hashes_of, quiet, unhash
 from tests.clirun import run_cli as cli
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}

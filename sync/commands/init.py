@@ -20,9 +20,9 @@ from sync.edges.sources.runner import MAX_OUTPUT
 from sync.errors import DeadlineError, HistoryError, PolicyError, SyncError
 from sync.licenses import Report, down_report, impossible
 from sync.licenses.kinds import TOOLS, parse_text
-from sync.offline import observation
 from sync.policy import FarmConfig, PolicyErrors, check_server_spec, parse_policy, read_bounded
 from sync.policy.starter import FarmSeen, SourceSeen, Starter, amount_key, starter
+from sync.record import observation
 
 
 def init(args: argparse.Namespace) -> int:

@@ -24,8 +24,9 @@ from sync.law.reasons import text
 from sync.law.reconcile import Plan, reconcile
 from sync.law.render import effect_lines, explain_lines, job_lines, job_write_lines, plan_lines
 from sync.law.state import Observed
-from sync.offline import observation, planner
+from sync.offline import planner
 from sync.policy import Policy, load_policy, parse_duration
+from sync.record import observation
 
 
 def plan(args: argparse.Namespace) -> int:

@@ -29,8 +29,8 @@ from sync.law.state import Denial, FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
 from sync.licenses.kinds import TOOLS
 from sync.licenses.logs import LogEvent
-from sync.offline import observation
 from sync.policy import LearnedReserve, Policy, ToolSourceConfig
+from sync.record import observation
 
 log = logging.getLogger("license_sync")
 T = TypeVar("T")

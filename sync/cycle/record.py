@@ -22,9 +22,9 @@ from sync.law.reconcile import Plan
 from sync.law.state import Denial, Observed
 from sync.law.undeclared import by_limit
 from sync.licenses import Feature, Report
-from sync.offline import observation
-from sync.offline.redact import Redactor, any_farm, quiet
 from sync.policy import Policy
+from sync.record import observation
+from sync.record.redact import Redactor, any_farm, quiet
 
 log = logging.getLogger("license_sync")
 
@@ -64,7 +64,7 @@ def record(
     redaction_key: bytes = b"",
 ) -> None:
     """The cycle into the history and the metrics. With `history.redact` and a key, the
-    artists it names are hashed (sync/offline/redact.py)."""
+    artists it names are hashed (sync/record/redact.py)."""
     redactor = _redactor(policy, redaction_key, result.observed.worker_hosts)
     say = quiet if redactor else str
     found = refusals(result)

@@ -25,8 +25,8 @@ from sync.law.reasons import text
 from sync.law.reconcile import Plan, reconcile
 from sync.law.state import FarmRead, LimitKey, Memory, Observed, SourceState
 from sync.licenses import Feature, Report
-from sync.offline import observation
 from sync.policy import FeatureRef, Policy, Pool
+from sync.record import observation
 
 
 class Against(NamedTuple):
@@ -54,7 +54,7 @@ def against(
 
 def selector_users(policy: Policy) -> set[str]:
     """The job creators the policy names (`user:` of `exempt` and `overrides`): a hashed
-    creator in a redacted history is matched to them (sync/offline/redact.py)."""
+    creator in a redacted history is matched to them (sync/record/redact.py)."""
     return {
         s.user
         for pool in policy.pools.values()

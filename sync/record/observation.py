@@ -26,7 +26,7 @@ from sync.domain import (
 )
 from sync.law.state import FarmRead, Observed, SourceState
 from sync.licenses import report_from_dict
-from sync.offline.redact import Redactor, hashes_of, unhash
+from sync.record.redact import Redactor, hashes_of, unhash
 
 VERSION = 1
 
@@ -44,7 +44,7 @@ def dump(
     redactor: Redactor | None = None,
 ) -> dict[str, Any]:
     """`observed` with the limit decisions and job caps that landed applied to it; its
-    artists hashed by `redactor` (sync/offline/redact.py)."""
+    artists hashed by `redactor` (sync/record/redact.py)."""
     caps = {c.record.job_id: c.new for c in job_changes if c.new is not None}
     writes = {d.key: d for d in landed}
     data = {
