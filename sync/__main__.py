@@ -1,3 +1,3 @@
-from sync.cli import main
+from sync.process.cli import main
 
 raise SystemExit(main())

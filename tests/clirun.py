@@ -11,7 +11,7 @@ import subprocess
 from contextlib import redirect_stderr, redirect_stdout
 from unittest import mock
 
-from sync.cli import main
+from sync.process.cli import main
 
 NOISY = ("license_sync", "botocore", "boto3", "urllib3", "apscheduler")
 

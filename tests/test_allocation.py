@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.domain import Allocation, JobDemand
 from sync.law.allocation import allocate
 from sync.law.jobplan import cap_to_write
 from sync.policy import JobsPolicy
+from sync.values.domain import Allocation, JobDemand
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import build_parser, main
 from sync.edges.history import History
-from sync.settings import CYCLE_TABLES
+from sync.process.cli import build_parser, main
+from sync.values.settings import CYCLE_TABLES
 from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent

@@ -7,10 +7,10 @@ from datetime import UTC
 import pytest
 from botocore.stub import Stubber
 
-from sync.domain import LimitState
 from sync.edges.deadline import Deadline, make_client, resolve_limit
-from sync.errors import DeadlineError
 from sync.fakes.deadline import FakeDeadline, Faults
+from sync.values.domain import LimitState
+from sync.values.errors import DeadlineError
 
 FARM = "farm-0123456789abcdef0123456789abcdef"
 LIM = "limit-0123456789abcdef0123456789abcdef"

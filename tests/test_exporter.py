@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.app import build_service
 from sync.edges.http_endpoint import HealthServer
 from sync.policy import load_policy
+from sync.process.app import build_service
 from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent

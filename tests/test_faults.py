@@ -24,7 +24,6 @@ import pytest
 
 from sync.cycle.restore import restore
 from sync.cycle.service import Service
-from sync.domain import Reason
 from sync.edges.deadline import Deadline, make_client
 from sync.edges.history import History
 from sync.edges.http_endpoint import HealthServer
@@ -33,6 +32,7 @@ from sync.edges.sources import ToolSource
 from sync.fakes.deadline import FakeDeadline, Faults
 from sync.fakes.farm import FakeError, FakeFarm
 from sync.policy import load_policy
+from sync.values.domain import Reason
 from tests.support.fakes import Clock, FakeSource
 from tests.support.process import free_port
 
@@ -583,7 +583,7 @@ def test_corrupt_history_file(aws_env, tmp_path):
     farm = farm_with_limit(10)
     q = next(iter(farm.associations))[0]
     job = farm.add_job(q, "a", tasks=40, amount="amount.nuke", max_worker_count=33)
-    from sync.app import open_history
+    from sync.process.app import open_history
 
     metrics = Metrics()
     assert open_history(str(tmp_path / "h.db"), 86400, metrics) is None

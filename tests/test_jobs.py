@@ -167,7 +167,7 @@ def test_job_finishing_mid_cycle_is_not_an_error(world):
 def test_failed_history_write_touches_no_job(world, monkeypatch):
     w = world
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
-    from sync.errors import HistoryError
+    from sync.values.errors import HistoryError
 
     def disk_full(*a, **k):
         raise HistoryError("database or disk is full")
@@ -256,7 +256,7 @@ def test_pool_leaving_the_policy_restores_its_jobs(world):
 
 
 def test_no_region_is_a_clear_error(aws_env, monkeypatch):
-    from sync.errors import DeadlineError
+    from sync.values.errors import DeadlineError
 
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)

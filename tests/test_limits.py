@@ -10,13 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.domain import ACTIVE, PAUSED, Association, Holding, LimitMemory, LimitState, RunningTask
 from sync.law.limits import plan, requeues
 from sync.law.reasons import text
 from sync.law.render import explain_lines, plan_lines
 from sync.law.state import SourceState
 from sync.licenses import Checkout, Feature, Report
 from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
+from sync.values.domain import (
+    ACTIVE,
+    PAUSED,
+    Association,
+    Holding,
+    LimitMemory,
+    LimitState,
+    RunningTask,
+)
 
 FARM = "farm-0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from sync.domain import (
+from sync.law.state import FarmRead, Observed, SourceState
+from sync.licenses import Checkout, Feature, Report, Server
+from sync.record import observation
+from sync.values.domain import (
     PAUSED,
     Association,
     Decision,
@@ -21,9 +24,6 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.law.state import FarmRead, Observed, SourceState
-from sync.licenses import Checkout, Feature, Report, Server
-from sync.record import observation
 from tests.clirun import run_cli as cli
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no lmutil, no credentials

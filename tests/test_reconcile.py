@@ -7,7 +7,14 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sync.domain import (
+from sync.law import reasons
+from sync.law.jobplan import PoolJobs
+from sync.law.reconcile import carry, reconcile
+from sync.law.render import jobs_summary
+from sync.law.state import FarmRead, Memory, Observed, SourceState
+from sync.licenses import Feature, Report
+from sync.policy import Policy
+from sync.values.domain import (
     ACTIVE,
     PAUSED,
     Association,
@@ -17,13 +24,6 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.law import reasons
-from sync.law.jobplan import PoolJobs
-from sync.law.reconcile import carry, reconcile
-from sync.law.render import jobs_summary
-from sync.law.state import FarmRead, Memory, Observed, SourceState
-from sync.licenses import Feature, Report
-from sync.policy import Policy
 
 FARM = "farm-" + "a" * 32
 LIMIT = "limit-" + "b" * 32

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sync.errors import PolicyError
 from sync.offline.planner import replay
 from sync.offline.simulation.scenario import load_scenario
 from sync.offline.simulation.strategies import STRATEGIES, run, run_days
 from sync.policy import parse_policy
+from sync.values.errors import PolicyError
 from tests.clirun import run_cli
 
 ROOT = Path(__file__).parent.parent

@@ -9,7 +9,6 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
-from sync.domain import Decision, Figures, HostRun, Undeclared
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
@@ -17,6 +16,7 @@ from sync.fakes.templates import build, simple_template
 from sync.law.limits import PoolPlan, Split
 from sync.law.render import decision_line, plan_lines
 from sync.law.undeclared import by_limit, name_undeclared
+from sync.values.domain import Decision, Figures, HostRun, Undeclared
 from tests.clirun import run_cli
 from tests.support.process import (
     free_port,

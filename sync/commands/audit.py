@@ -7,15 +7,15 @@ import json
 import sys
 from dataclasses import asdict
 
-from sync import logs
-from sync.app import build_service
 from sync.commands import EXIT_ERROR, EXIT_OK
 from sync.cycle.audit import audit_farms
 from sync.policy import load_policy
+from sync.process import logging_setup
+from sync.process.app import build_service
 
 
 def audit(args: argparse.Namespace) -> int:
-    logs.setup("text", args.verbose)
+    logging_setup.setup("text", args.verbose)
     svc = build_service(load_policy(args.config), dry_run=True, history=False, watch=False)
     found, errors = audit_farms(svc.policy, svc.deadline)
     if args.format == "json":

@@ -9,20 +9,20 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from sync import logs
-from sync.app import build_service
 from sync.commands.demo_policy import demo_copy, studio_for
 from sync.cycle.record import CycleResult, refusals
 from sync.cycle.serve import serve
 from sync.cycle.service import Service
 from sync.edges.sources.runner import MAX_OUTPUT
-from sync.errors import SyncError
 from sync.fakes.farm import REALISTIC
 from sync.fakes.lmutil import write_wrapper
 from sync.fakes.world import BUNDLES, Clocked, DemoWorld
 from sync.law.render import decision_line, jobs_summary, limit_name
 from sync.licenses.kinds import TOOLS
 from sync.policy import load_policy, read_bounded
+from sync.process import logging_setup
+from sync.process.app import build_service
+from sync.values.errors import SyncError
 
 POLICY = """\
 # The demo's policy: written by `license-sync demo`; edit it while the demo runs and
@@ -66,7 +66,7 @@ pools:
 
 
 def demo(args: argparse.Namespace) -> int:
-    logs.setup("text", args.verbose)
+    logging_setup.setup("text", args.verbose)
     if not args.verbose:  # the demo prints its own line per cycle and pool
         logging.getLogger("license_sync").setLevel(logging.WARNING)
     if args.policy:

@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from sync.errors import SyncError
 from sync.fakes.license import FakeFeature
 from sync.fakes.world import FakeLimit, FakeServer, StudioWorld
 from sync.licenses.kinds import TOOLS
 from sync.policy import CommandSourceConfig, LoadedPolicy, Policy, ToolSourceConfig
+from sync.values.errors import SyncError
 
 DEFAULT_TOTAL = 20  # a feature's total when its pool sets no ceiling
 # the most licenses a fake feature gets: a ceiling of 500,000,000 is a bound, not a studio,

@@ -16,11 +16,11 @@ from typing import Any
 
 from sync.commands import EXIT_CHANGES, EXIT_OK
 from sync.edges.history import History
-from sync.errors import SyncError
 from sync.law.reasons import count
 from sync.law.render import column_widths, table
 from sync.offline.planner import replay as replay_rows
 from sync.policy import load_policy, parse_duration
+from sync.values.errors import SyncError
 
 COLUMNS = {
     "decisions": [

@@ -10,23 +10,23 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sync import logs
 from sync.commands import EXIT_OK
 from sync.edges.deadline import Deadline, factory_for
 from sync.edges.history import History
 from sync.edges.metrics import Metrics
 from sync.edges.sources import ToolSource
 from sync.edges.sources.runner import MAX_OUTPUT
-from sync.errors import DeadlineError, HistoryError, PolicyError, SyncError
 from sync.licenses import Report, down_report, impossible
 from sync.licenses.kinds import TOOLS, parse_text
 from sync.policy import FarmConfig, PolicyErrors, check_server_spec, parse_policy, read_bounded
 from sync.policy.starter import FarmSeen, SourceSeen, Starter, amount_key, starter
+from sync.process import logging_setup
 from sync.record import observation
+from sync.values.errors import DeadlineError, HistoryError, PolicyError, SyncError
 
 
 def init(args: argparse.Namespace) -> int:
-    logs.setup("text", args.verbose)
+    logging_setup.setup("text", args.verbose)
     if not (args.source or args.capture or args.against):
         raise SyncError("init needs something to read: --source, --capture or --against")
     if args.output not in (None, "-") and Path(args.output).exists() and not args.force:

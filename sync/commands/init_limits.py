@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sync.edges.deadline import Deadline
-from sync.errors import SyncError
 from sync.policy.starter import FarmSeen, SourceSeen, amount_key
+from sync.values.errors import SyncError
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from sync import logs
-from sync.app import build_service
 from sync.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from sync.commands.plan_json import Errors, effect_document, plan_document
 from sync.cycle.memory import MemoryStore
 from sync.cycle.observe import Observer
 from sync.edges.history import History
-from sync.errors import HistoryError, SyncError
 from sync.law.compare import compare
 from sync.law.reasons import text
 from sync.law.reconcile import Plan, reconcile
@@ -26,11 +23,14 @@ from sync.law.render import effect_lines, explain_lines, job_lines, job_write_li
 from sync.law.state import Observed
 from sync.offline import planner
 from sync.policy import Policy, load_policy, parse_duration
+from sync.process import logging_setup
+from sync.process.app import build_service
 from sync.record import observation
+from sync.values.errors import HistoryError, SyncError
 
 
 def plan(args: argparse.Namespace) -> int:
-    logs.setup("text", args.verbose)
+    logging_setup.setup("text", args.verbose)
     look = _look(args)
     if unknown := unoffered_features(look.policy, look.observed):
         for line in unknown:
@@ -135,7 +135,7 @@ def unoffered_features(policy: Policy, observed: Observed) -> list[str]:
 
 
 def explain(args: argparse.Namespace) -> int:
-    logs.setup("text", args.verbose)
+    logging_setup.setup("text", args.verbose)
     look = _look(args)
     policy, observed, p = look.policy, look.observed, look.plan
     pool = policy.pools.get(args.pool)

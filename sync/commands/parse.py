@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sync.commands import EXIT_OK
-from sync.errors import ParseError, SyncError
 from sync.licenses import flexlm
 from sync.licenses.kinds import LOG_FORMATS, TOOLS, parse_text
 from sync.licenses.logs import REFUSED, LogClock
+from sync.values.errors import ParseError, SyncError
 
 
 def parse(args: argparse.Namespace) -> int:

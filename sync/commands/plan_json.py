@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sync.domain import Decision, JobWrite
 from sync.law import reasons
 from sync.law.compare import EditEffect
 from sync.law.reconcile import Plan
 from sync.law.state import Observed
+from sync.values.domain import Decision, JobWrite
 
 VERSION = 1
 

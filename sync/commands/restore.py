@@ -6,17 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from sync import logs
-from sync.app import build_service
 from sync.commands import EXIT_ERROR, EXIT_OK
 from sync.cycle.restore import restore as restore_all
 from sync.cycle.service import utcnow
-from sync.errors import SyncError
 from sync.policy import load_policy
+from sync.process import logging_setup
+from sync.process.app import build_service
+from sync.values.errors import SyncError
 
 
 def restore(args: argparse.Namespace) -> int:
-    logs.setup("text", args.verbose)
+    logging_setup.setup("text", args.verbose)
     svc = build_service(load_policy(args.config), watch=False, read_only_ok=True)
     path = svc.policy.history.path
     if svc.history is None or not Path(path).exists():

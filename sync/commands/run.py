@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from sync import logs
-from sync.app import build_service
 from sync.commands import EXIT_ERROR, EXIT_OK
 from sync.cycle.serve import serve
 from sync.law.render import decision_line, limit_name
 from sync.policy import load_policy
+from sync.process import logging_setup
+from sync.process.app import build_service
 
 
 def run(args: argparse.Namespace) -> int:
-    logs.setup(args.log_format, args.verbose)
+    logging_setup.setup(args.log_format, args.verbose)
     svc = build_service(load_policy(args.config), dry_run=args.dry_run, adopt=args.adopt)
     if args.once:
         try:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sync.commands import EXIT_OK
-from sync.errors import SyncError
 from sync.offline.simulation import STRATEGIES, report, scenario, strategies
 from sync.policy import Pool, load_policy
+from sync.values.errors import SyncError
 
 # the scenarios the package ships, wherever it is installed
 SCENARIOS = Path(str(resources.files("sync.offline.simulation") / "scenarios"))

@@ -31,7 +31,13 @@ from sync.cycle.writes import (
     Write,
 )
 from sync.cycle.writes.job_caps import Answers
-from sync.domain import (
+from sync.edges.deadline import GONE, Deadline
+from sync.edges.metrics import Metrics
+from sync.law.jobplan import FarmJobs
+from sync.law.limits import requeues
+from sync.law.reasons import text
+from sync.law.reconcile import Plan, Reopen, Requeue
+from sync.values.domain import (
     Decision,
     JobChange,
     JobOriginal,
@@ -39,13 +45,7 @@ from sync.domain import (
     Stamp,
     Why,
 )
-from sync.edges.deadline import GONE, Deadline
-from sync.edges.metrics import Metrics
-from sync.errors import DeadlineError, HistoryError
-from sync.law.jobplan import FarmJobs
-from sync.law.limits import requeues
-from sync.law.reasons import text
-from sync.law.reconcile import Plan, Reopen, Requeue
+from sync.values.errors import DeadlineError, HistoryError
 
 log = logging.getLogger("license_sync")
 

@@ -10,14 +10,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from sync.domain import HostRun, Undeclared
 from sync.edges.deadline import Deadline
-from sync.errors import DeadlineError
 from sync.law.limits import PoolPlan
 from sync.law.render import undeclared_said
 from sync.law.state import Observed
 from sync.law.undeclared import hosts_to_name, name_undeclared
 from sync.policy import Policy
+from sync.values.domain import HostRun, Undeclared
+from sync.values.errors import DeadlineError
 
 log = logging.getLogger("license_sync")
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from sync.edges.deadline import Deadline
 from sync.edges.metrics import Metrics
-from sync.errors import DeadlineError
 from sync.law.audit import KINDS, FarmSetup, Finding, audit
 from sync.policy import Policy
+from sync.values.errors import DeadlineError
 
 log = logging.getLogger("license_sync")
 

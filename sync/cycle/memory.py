@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sync.domain import JobOriginal, LimitMemory
 from sync.edges.history import History
-from sync.errors import HistoryError
 from sync.law.state import LimitKey, Memory
+from sync.values.domain import JobOriginal, LimitMemory
+from sync.values.errors import HistoryError
 
 log = logging.getLogger("license_sync")
 

@@ -15,12 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sync.domain import STEPS_SETTLED, JobInfo, LimitState, StepAmounts
 from sync.edges.deadline import Deadline, JobLookup, resolve_limit
 from sync.edges.history import History
 from sync.edges.sources import Source
 from sync.edges.sources.logtail import MAX_LINE, LogTail
-from sync.errors import DeadlineError, HistoryError
 from sync.law.denials import denials
 from sync.law.learn import Profile, learn
 from sync.law.limits import farm_selector
@@ -31,6 +29,8 @@ from sync.licenses.kinds import TOOLS
 from sync.licenses.logs import LogEvent
 from sync.policy import LearnedReserve, Policy, ToolSourceConfig
 from sync.record import observation
+from sync.values.domain import STEPS_SETTLED, JobInfo, LimitState, StepAmounts
+from sync.values.errors import DeadlineError, HistoryError
 
 log = logging.getLogger("license_sync")
 T = TypeVar("T")

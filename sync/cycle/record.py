@@ -12,10 +12,8 @@ from typing import Any
 
 from sync.cycle.act import Outcome
 from sync.cycle.writes import job_change_row
-from sync.domain import Decision, LimitMemory
 from sync.edges.history import History
 from sync.edges.metrics import Metrics, Snapshot
-from sync.errors import HistoryError
 from sync.law import reasons
 from sync.law.limits import PoolPlan, farm_selector
 from sync.law.reconcile import Plan
@@ -25,6 +23,8 @@ from sync.licenses import Feature, Report
 from sync.policy import Policy
 from sync.record import observation
 from sync.record.redact import Redactor, any_farm, quiet
+from sync.values.domain import Decision, LimitMemory
+from sync.values.errors import HistoryError
 
 log = logging.getLogger("license_sync")
 

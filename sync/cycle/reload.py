@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 
 from sync.edges.metrics import Metrics
-from sync.errors import PolicyError
 from sync.policy import LoadedPolicy, Policy, parse_policy, policy_sha, read_policy_text
+from sync.values.errors import PolicyError
 
 log = logging.getLogger("license_sync")
 

@@ -10,14 +10,14 @@ from datetime import datetime
 
 from sync.cycle.act import Outcome, Writer
 from sync.cycle.writes import MaxCount, Resume, job_change_row
-from sync.domain import ACTIVE, JobOriginal, LimitMemory, LimitState
 from sync.edges.deadline import Deadline, resolve_limit
-from sync.errors import DeadlineError, SyncError
 from sync.law import jobplan
 from sync.law.jobplan import FarmJobs
 from sync.law.limits import still_ours
 from sync.law.reasons import text
 from sync.law.state import Memory
+from sync.values.domain import ACTIVE, JobOriginal, LimitMemory, LimitState
+from sync.values.errors import DeadlineError, SyncError
 
 
 @dataclass

@@ -19,8 +19,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sync.cycle.record import CycleResult
 from sync.cycle.service import Service
 from sync.edges.http_endpoint import HealthServer, raise_open_files_limit
-from sync.errors import SyncError
-from sync.settings import STOP_GRACE
+from sync.values.errors import SyncError
+from sync.values.settings import STOP_GRACE
 
 log = logging.getLogger("license_sync")
 JOB = "cycle"

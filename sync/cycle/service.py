@@ -25,10 +25,10 @@ from sync.edges.deadline import Deadline
 from sync.edges.history import History
 from sync.edges.metrics import Metrics
 from sync.edges.sources import Source, source_for
-from sync.errors import HistoryError
 from sync.law.reconcile import Plan, carry, reconcile
 from sync.law.state import Memory, Observed
 from sync.policy import FarmConfig, LoadedPolicy, Policy
+from sync.values.errors import HistoryError
 
 log = logging.getLogger("license_sync")
 

@@ -24,7 +24,15 @@ import botocore.utils
 from botocore.config import Config
 from botocore.model import Shape
 
-from sync.domain import (
+from sync.edges.answers import (
+    CALL_DEADLINE,
+    Budget,
+    OutOfTime,
+    TooLarge,
+    bound_answers,
+    deadline_for_call,
+)
+from sync.values.domain import (
     ACTIVE_TASK_STATES,
     Association,
     FleetInfo,
@@ -37,15 +45,7 @@ from sync.domain import (
     StepAmounts,
     short_host,
 )
-from sync.edges.answers import (
-    CALL_DEADLINE,
-    Budget,
-    OutOfTime,
-    TooLarge,
-    bound_answers,
-    deadline_for_call,
-)
-from sync.errors import DeadlineError
+from sync.values.errors import DeadlineError
 
 CallCounter = Callable[[str, str], None]  # (operation, outcome)
 T = TypeVar("T")

@@ -22,8 +22,8 @@ from typing import Any
 
 import sqlite_utils
 
-from sync.errors import HistoryError, HistoryLocked
-from sync.settings import CYCLE_TABLES
+from sync.values.errors import HistoryError, HistoryLocked
+from sync.values.settings import CYCLE_TABLES
 
 log = logging.getLogger("license_sync")
 

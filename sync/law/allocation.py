@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from sync.domain import Allocation, JobDemand, Reason
 from sync.policy import JobsPolicy, Selector
+from sync.values.domain import Allocation, JobDemand, Reason
 
 
 @lru_cache(maxsize=256)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sync.domain import FleetInfo, JobInfo, LimitState, StepAmounts
 from sync.policy import LimitTarget, Policy
+from sync.values.domain import FleetInfo, JobInfo, LimitState, StepAmounts
 
 # the kinds a finding can be, in the order they are reported (the metric's label)
 KINDS = (

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sync.domain import Decision, JobWrite
 from sync.law.reconcile import Plan
+from sync.values.domain import Decision, JobWrite
 
 LimitOutcome = tuple[int | None, int | None, tuple[str, ...], tuple[str, ...], int, str]
 

@@ -12,7 +12,10 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from sync.domain import (
+from sync.law.allocation import allocate
+from sync.law.state import Steps
+from sync.policy import Pool
+from sync.values.domain import (
     ACTIVE_TASK_STATES,
     Allocation,
     Decision,
@@ -25,9 +28,6 @@ from sync.domain import (
     StepAmounts,
     Why,
 )
-from sync.law.allocation import allocate
-from sync.law.state import Steps
-from sync.policy import Pool
 
 
 @dataclass(frozen=True)

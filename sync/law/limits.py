@@ -15,7 +15,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 
-from sync.domain import (
+from sync.law.learn import Profile, reserve_at
+from sync.law.state import LimitKey, LimitMemories, SourceState
+from sync.licenses import Feature
+from sync.policy import LimitTarget, Policy, Pool
+from sync.values.domain import (
     ACTIVE,
     STOPPED,
     Association,
@@ -30,10 +34,6 @@ from sync.domain import (
     Why,
     short_host,
 )
-from sync.law.learn import Profile, reserve_at
-from sync.law.state import LimitKey, LimitMemories, SourceState
-from sync.licenses import Feature
-from sync.policy import LimitTarget, Policy, Pool
 
 LimitLookup = Mapping[LimitKey, LimitState | str]  # (farm, ref) → state or why not
 

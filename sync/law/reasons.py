@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sync.domain import Reason
+from sync.values.domain import Reason
 
 
 def count(v: Any) -> str:

@@ -16,13 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sync.domain import Decision, JobOriginal, LimitMemory, LimitState, Stamp
 from sync.law import jobplan, limits
 from sync.law.jobplan import FarmJobs, PoolJobs
 from sync.law.limits import LimitPlan, PoolPlan
 from sync.law.reasons import text
 from sync.law.state import FarmRead, LimitKey, Memory, Observed
 from sync.policy import Policy
+from sync.values.domain import Decision, JobOriginal, LimitMemory, LimitState, Stamp
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from sync.domain import Decision, Figures, JobWrite, Undeclared
 from sync.law.compare import EditEffect
 from sync.law.jobplan import PoolJobs
 from sync.law.limits import PoolPlan
 from sync.law.reasons import count, text
 from sync.policy import Pool
+from sync.values.domain import Decision, Figures, JobWrite, Undeclared
 
 
 def table(

@@ -9,9 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
-from sync.domain import JobInfo, JobOriginal, LimitMemory, LimitState, StepAmounts, Undeclared
 from sync.law.learn import Profile
 from sync.licenses import Report
+from sync.values.domain import (
+    JobInfo,
+    JobOriginal,
+    LimitMemory,
+    LimitState,
+    StepAmounts,
+    Undeclared,
+)
 
 Steps = Mapping[str, Sequence[StepAmounts]]  # job id → its steps' amounts
 

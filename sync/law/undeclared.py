@@ -8,11 +8,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sync.domain import HostRun, Undeclared, short_host
 from sync.law.limits import PoolPlan, apportion, farm_selector, pool_features
 from sync.law.state import SourceState
 from sync.licenses import Feature
 from sync.policy import Pool
+from sync.values.domain import HostRun, Undeclared, short_host
 
 # named checkouts a pool and cycle at most: the count stays whole, the names are a sample
 MOST_NAMED = 20

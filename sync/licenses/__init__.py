@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sync.errors import ParseError
+from sync.values.errors import ParseError
 
 
 class Checkout(NamedTuple):

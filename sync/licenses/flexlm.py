@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sync.errors import ParseError
 from sync.licenses import Checkout, Feature, Report, Reservation, Server, Vendor, flexlm_log
 from sync.licenses.tool import Tool
+from sync.values.errors import ParseError
 
 FORMAT = "flexlm"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from sync.errors import ParseError
 from sync.licenses import Report, down_report, flexlm, report_from_dict, rlm
+from sync.values.errors import ParseError
 
 TOOLS = {t.kind: t for t in (flexlm.TOOL, rlm.TOOL)}  # a new license manager: one line here
 OTHER_KINDS = ("command", "static")  # sources that run no status tool of their own

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sync.errors import ParseError
 from sync.licenses import Checkout, Feature, Report, Server, Vendor, rlm_debug_log, rlm_log
 from sync.licenses.flexlm import normalise_expiry
 from sync.licenses.logs import either
 from sync.licenses.tool import Tool
+from sync.values.errors import ParseError
 
 FORMAT = "rlm"
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sync.domain import Decision, LimitMemory, LimitState
 from sync.law.learn import Profile, learn
 from sync.law.reasons import text
 from sync.law.reconcile import Plan, reconcile
@@ -27,6 +26,7 @@ from sync.law.state import FarmRead, LimitKey, Memory, Observed, SourceState
 from sync.licenses import Feature, Report
 from sync.policy import FeatureRef, Policy, Pool
 from sync.record import observation
+from sync.values.domain import Decision, LimitMemory, LimitState
 
 
 class Against(NamedTuple):

@@ -15,9 +15,9 @@ from pydantic import (
     ValidationError,
 )
 
-from sync.errors import PolicyError
 from sync.licenses.kinds import OTHER_KINDS, TOOLS
 from sync.policy.models import Policy
+from sync.values.errors import PolicyError
 
 M = TypeVar("M", bound=BaseModel)
 

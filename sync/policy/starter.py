@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sync.domain import LimitState, short_host
 from sync.licenses import Feature, Report
+from sync.values.domain import LimitState, short_host
 
 SURE, GUESS = 2, 1  # how well a feature's name matches a limit's amount name
 

@@ -14,7 +14,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sync.domain import (
+from sync.law.state import FarmRead, Observed, SourceState
+from sync.licenses import report_from_dict
+from sync.record.redact import Redactor, hashes_of, unhash
+from sync.values.domain import (
     ACTIVE,
     PAUSED,
     Association,
@@ -24,9 +27,6 @@ from sync.domain import (
     LimitState,
     StepAmounts,
 )
-from sync.law.state import FarmRead, Observed, SourceState
-from sync.licenses import report_from_dict
-from sync.record.redact import Redactor, hashes_of, unhash
 
 VERSION = 1
 

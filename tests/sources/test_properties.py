@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.errors import ParseError
 from sync.licenses import Report, flexlm, rlm
+from sync.values.errors import ParseError
 
 FIX = Path(__file__).parent.parent / "fixtures"
 FLEX = sorted((FIX / "flexlm").glob("*.txt"))

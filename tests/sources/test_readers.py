@@ -16,10 +16,10 @@ from sync.edges.sources import (
     ToolSource,
 )
 from sync.edges.sources.runner import RunResult, run_tool
-from sync.errors import SourceError
 from sync.licenses import Feature, Report, impossible
 from sync.licenses.kinds import parse_command_output
 from sync.policy import check_server_spec
+from sync.values.errors import SourceError
 
 BIN = Path(__file__).parent.parent / "bin"
 FIX = Path(__file__).parent.parent / "fixtures"
@@ -340,7 +340,7 @@ def parse(text):
 TOOLS["lmx"] = Tool("lmx", sys.executable, lambda exe, server: [exe, "-c", "print('maya 9 4')"],
                     parse)
 
-from sync.cli import build_parser
+from sync.process.cli import build_parser
 from sync.edges.sources import source_for
 from sync.policy import parse_policy
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sync.errors import ParseError
 from sync.licenses import rlm
+from sync.values.errors import ParseError
 from tests.conftest import fixture_text
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from sync.cycle.writes.base import Keep, Nothing, PausedQueues, Write
-from sync.domain import ACTIVE, PAUSED, LimitMemory
 from sync.edges.deadline import Deadline
 from sync.law.state import LimitKey
+from sync.values.domain import ACTIVE, PAUSED, LimitMemory
 
 
 @dataclass(frozen=True)

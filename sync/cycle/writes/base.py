@@ -7,9 +7,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sync.domain import JobOriginal, LimitMemory
 from sync.edges.deadline import Deadline
 from sync.law.state import LimitKey
+from sync.values.domain import JobOriginal, LimitMemory
 
 
 @dataclass(frozen=True)

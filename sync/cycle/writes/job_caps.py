@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from sync.cycle.writes.base import JobRecords, Keep, Write
-from sync.domain import JobChange, JobOriginal, JobWrite
 from sync.edges.deadline import Deadline
 from sync.law import reasons
+from sync.values.domain import JobChange, JobOriginal, JobWrite
 
 Answers = tuple[dict[str, tuple[str, str]], list[str]]  # per job (code, message); failures
 

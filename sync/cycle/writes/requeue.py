@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sync.cycle.writes.base import Keep, Nothing, Write
-from sync.domain import Reason, RunningTask
 from sync.edges.deadline import Deadline
 from sync.law import reasons
+from sync.values.domain import Reason, RunningTask
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.edges.sources.runner import Runner, run_tool
-from sync.errors import ParseError, SourceError
 from sync.licenses import Feature, Report, Server, down_report
 from sync.licenses.kinds import TOOLS, parse_command_output
+from sync.values.errors import ParseError, SourceError
 
 DEFAULT_TIMEOUT = 20.0
 

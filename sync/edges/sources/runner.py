@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sync.errors import SourceError
+from sync.values.errors import SourceError
 
 # A status listing of a very busy server is a few MB; cap what we keep so a runaway
 # tool cannot take the service's memory with it.

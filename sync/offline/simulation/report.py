@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync.errors import PolicyError
 from sync.law.render import table
 from sync.offline.simulation.scenario import Scenario
 from sync.offline.simulation.world import Result
+from sync.values.errors import PolicyError
 
 BOUND = "oracle"  # the clairvoyant bound the farm's work is measured against
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync.errors import PolicyError
 from sync.policy import Duration, Pool, parse_days, parse_hours, parse_model
+from sync.values.errors import PolicyError
 
 
 class _M(BaseModel):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sync.domain import ACTIVE, PAUSED, Association, JobDemand, LimitMemory, LimitState
 from sync.law.allocation import allocate
 from sync.law.jobplan import cap_to_write
 from sync.law.learn import Profile, learn
@@ -30,6 +29,7 @@ from sync.offline.simulation import STRATEGIES
 from sync.offline.simulation.scenario import Scenario, scenario_pool
 from sync.offline.simulation.world import Day, Result, make_world
 from sync.policy import Pool
+from sync.values.domain import ACTIVE, PAUSED, Association, JobDemand, LimitMemory, LimitState
 
 FARM = "farm-" + "0" * 32
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sync import __version__
-from sync.errors import SyncError
 from sync.licenses.kinds import LOG_FORMATS, TOOLS
 from sync.offline.simulation import STRATEGIES
-from sync.settings import CYCLE_TABLES, STOP_GRACE
+from sync.values.errors import SyncError
+from sync.values.settings import CYCLE_TABLES, STOP_GRACE
 
 EPILOG = (
     "Documentation: README.md and docs/ (docs/cli.md for every command). "

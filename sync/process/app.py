@@ -11,8 +11,8 @@ from sync.cycle.service import Service
 from sync.edges.deadline import factory_for
 from sync.edges.history import History
 from sync.edges.metrics import Metrics
-from sync.errors import HistoryError
 from sync.policy import LoadedPolicy
+from sync.values.errors import HistoryError
 
 log = logging.getLogger("license_sync")
 
