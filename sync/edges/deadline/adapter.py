@@ -1,27 +1,21 @@
-"""The Deadline Cloud adapter: the only module of the service that makes AWS clients.
-
-Reads limits with their queue associations, jobs (search, then confirmed by
-BatchGetJob), their steps and running sessions; writes maxCount, association status,
-jobs' maxWorkerCount and task requeues. Every call goes through `_call`: bounded in time
-and size (`answers.py`), counted by operation and outcome, its answer checked against the
-service model, and its AWS errors turned into `DeadlineError`s that say what to do.
-"""
+"""The Deadline Cloud adapter: the only class of the service that calls AWS. Reads limits
+with their queue associations, jobs (search, then confirmed by BatchGetJob), their steps
+and running sessions; writes maxCount, association status, jobs' maxWorkerCount and task
+requeues. Every call goes through `_call`: bounded in time and size, counted by
+operation and outcome, its answer checked against the service model."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import botocore.exceptions
 import botocore.loaders
 import botocore.session
 import botocore.utils
-from botocore.config import Config
 from botocore.model import Shape
 
 from sync.edges.answers import (
@@ -29,8 +23,29 @@ from sync.edges.answers import (
     Budget,
     OutOfTime,
     TooLarge,
-    bound_answers,
     deadline_for_call,
+)
+from sync.edges.deadline.client import (
+    _outcome,
+    _snake,
+    _throwaway_session,
+    _to_error,
+    make_client,
+    new_session,
+)
+from sync.edges.deadline.shapes import (
+    _BUSY_WORKER,
+    _HOLDING,
+    GONE,
+    PAGE,
+    JobLookup,
+    _host_of,
+    _names_of,
+    chunk_size,
+    holding_from,
+    job_from_api,
+    missing_member,
+    stamp,
 )
 from sync.values.domain import (
     ACTIVE_TASK_STATES,
@@ -48,250 +63,12 @@ from sync.values.domain import (
 from sync.values.errors import DeadlineError
 
 CallCounter = Callable[[str, str], None]  # (operation, outcome)
+
+
 T = TypeVar("T")
+
+
 R = TypeVar("R")
-PAGE = 100  # items a page or a batch call, the API's maximum
-
-_HINTS = {
-    "AccessDeniedException": "grant the IAM action deadline:{action} (config/iam-policy.json)",
-    "ResourceNotFoundException": "check the id in the policy; it may have been deleted",
-    "ValidationException": "the request was rejected as invalid",
-    "ThrottlingException": "Deadline throttled the call after retries; a longer interval helps",
-    "ServiceQuotaExceededException": "a Deadline quota is reached",
-    "InternalServerErrorException": "a Deadline service error; it is retried next cycle",
-}
-
-
-def make_client(
-    region: str | None,
-    endpoint_url: str | None = None,
-    session: botocore.session.Session | None = None,
-    attempts: int = 6,
-    read_timeout: float = 20.0,
-    retry_mode: str = "adaptive",
-    pool_size: int = 10,
-) -> Any:
-    """A botocore `deadline` client with adaptive retries and the standard credential chain.
-
-    The endpoint is botocore's to resolve (`AWS_ENDPOINT_URL_DEADLINE`, `AWS_ENDPOINT_URL`, a
-    `[services]` section of the AWS config) unless one is given. A custom endpoint (the fake,
-    a proxy) has no "management." host, so host prefixes are off there — unless the user
-    said otherwise (`AWS_DISABLE_HOST_PREFIX_INJECTION`, `disable_host_prefix_injection`).
-    """
-    session = session or new_session()
-    # ISO 8601 timestamps through the standard library: dateutil's general parser was
-    # a tenth of a steady cycle's CPU at 10,000 jobs
-    parsers = session.get_component("response_parser_factory")
-    parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
-    if not (region or session.get_config_variable("region")):
-        raise DeadlineError(
-            "no AWS region: set the farm's `region:` in the policy, or AWS_REGION in the "
-            "environment",
-            code="NoRegion",
-        )
-
-    def client(**config: Any) -> Any:
-        cfg = Config(
-            retries={"mode": retry_mode, "total_max_attempts": attempts},
-            connect_timeout=5,
-            read_timeout=read_timeout,
-            max_pool_connections=pool_size,
-            user_agent_extra="license-sync",
-            **config,
-        )
-        try:
-            return session.create_client(
-                "deadline", region_name=region, endpoint_url=endpoint_url, config=cfg
-            )
-        except botocore.exceptions.BotoCoreError as e:
-            raise DeadlineError(f"cannot make a Deadline client: {e}", code="Client") from e
-
-    made = client()
-    user_choice = session.get_config_variable("disable_host_prefix_injection")
-    if user_choice is None and not _aws_host(made.meta.endpoint_url):
-        made = client(inject_host_prefix=False)
-    bound_answers(made)
-    return made
-
-
-_LOADER: botocore.loaders.Loader | None = None
-
-
-def new_session() -> botocore.session.Session:
-    """A botocore session whose service models come from one loader a process: each
-    session would read and parse the model files anew (80 ms a client)."""
-    global _LOADER
-    session = botocore.session.get_session()
-    if _LOADER is None:
-        _LOADER = botocore.loaders.create_loader(session.get_config_variable("data_path"))
-    session.register_component("data_loader", _LOADER)
-    return session
-
-
-def aws_regions() -> frozenset[str]:
-    """Every region of every AWS partition, as botocore's endpoint data lists them."""
-    data = new_session().get_component("data_loader").load_data("endpoints")
-    return frozenset(r for p in data["partitions"] for r in p.get("regions", {}))
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """A timestamp of a response as botocore's own parser reads it: ISO 8601 (what
-    Deadline sends, `Z` and all) through the standard library, epoch seconds as UTC, and
-    anything else through botocore's parser."""
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
-
-
-def _aws_host(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws"))
-
-
-def job_from_api(j: dict[str, Any]) -> JobInfo:
-    """From a SearchJobs summary or a BatchGetJob item (the same fields)."""
-    return JobInfo(
-        queue_id=j["queueId"],
-        job_id=j["jobId"],
-        name=j.get("name", ""),
-        priority=int(j.get("priority", 50)),
-        task_run_status=j.get("taskRunStatus", ""),
-        lifecycle_status=j.get("lifecycleStatus", ""),
-        counts=dict(j.get("taskRunStatusCounts") or {}),
-        max_worker_count=int(j.get("maxWorkerCount", -1)),
-        created_at=j.get("createdAt"),
-        created_by=j.get("createdBy", ""),
-    )
-
-
-GONE = "ResourceNotFoundException"  # the only answer that means a thing no longer exists
-# session actions that hold what they acquired: the scheduler takes a limit's units when it
-# assigns an action, and a canceled or reclaimed run holds them until its process is gone
-_HOLDING = ("ASSIGNED", "SCHEDULED", "RUNNING", "CANCELING", "RECLAIMING")
-_RELEASING = ("CANCELING", "RECLAIMING")
-# workers that may have a session holding something (WorkerStatus): a lost one's run is
-# RECLAIMING until the service gives up on it
-_BUSY_WORKER = ("STARTED", "RUNNING", "STOPPING", "NOT_RESPONDING")
-
-
-def _names_of(worker: dict[str, Any]) -> list[str]:
-    """What a license server may call a worker's host: its host name (short, lower case)
-    and its IPv4 addresses (hostProperties)."""
-    props = worker.get("hostProperties") or {}
-    ips = (props.get("ipAddresses") or {}).get("ipV4Addresses", ())
-    return [n for n in map(short_host, [props.get("hostName") or "", *ips]) if n]
-
-
-def _host_of(worker: dict[str, Any], wanted: set[str]) -> str | None:
-    """The name among `wanted` a worker answers to."""
-    return next((n for n in _names_of(worker) if n in wanted), None)
-
-
-@dataclass(frozen=True)
-class JobLookup:
-    """What BatchGetJob said of each job asked for."""
-
-    found: dict[str, JobInfo]
-    gone: frozenset[str]  # ResourceNotFound: the job no longer exists
-    failed: dict[str, str]  # any other answer, or none: held, asked again next cycle
-
-
-def missing_member(shape: Shape | None, value: Any, path: str) -> str | None:
-    """The first member the model requires that `value` lacks, as a path, or None.
-    Only shapes that require something somewhere are walked (a search page's 100 job
-    summaries require nothing)."""
-    if shape is None or not _requires(shape):
-        return None
-    if shape.type_name == "structure":
-        if not isinstance(value, dict):
-            return path
-        for name in shape.required_members:
-            if name not in value:
-                return f"{path}.{name}"
-        for name, member in shape.members.items():
-            if name in value:
-                found = missing_member(member, value[name], f"{path}.{name}")
-                if found is not None:
-                    return found
-    elif shape.type_name == "list" and isinstance(value, list):
-        for i, item in enumerate(value):
-            found = missing_member(shape.member, item, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None
-
-
-_REQUIRES: dict[str, bool] = {}
-
-
-def _requires(shape: Shape, seen: frozenset[str] = frozenset()) -> bool:
-    """Whether a shape or any shape inside it has required members (cached by name)."""
-    if shape.name in _REQUIRES:
-        return _REQUIRES[shape.name]
-    if shape.name in seen:
-        return False
-    inner: list[Shape] = []
-    if shape.type_name == "structure":
-        inner = list(shape.members.values())
-    elif shape.type_name == "list":
-        inner = [shape.member]
-    found = bool(getattr(shape, "required_members", None)) or any(
-        _requires(m, seen | {shape.name}) for m in inner
-    )
-    _REQUIRES[shape.name] = found
-    return found
-
-
-def chunk_size(step: Mapping[str, Any]) -> int:
-    """How many tasks one run of a step takes: its CHUNK_INT parameter's
-    `chunks.defaultTaskCount` (GetStep, BatchGetStep), 1 for a step that is not chunked."""
-    for p in (step.get("parameterSpace") or {}).get("parameters", ()):
-        if p.get("type") == "CHUNK_INT" and "chunks" in p:
-            return max(1, int(p["chunks"].get("defaultTaskCount", 1)))
-    return 1
-
-
-def stamp(item: Mapping[str, Any]) -> Stamp | None:
-    """A resource's updatedAt and updatedBy, or None when it was never updated."""
-    at, by = item.get("updatedAt"), item.get("updatedBy")
-    if at is None or by is None:
-        return None
-    return (at.isoformat() if isinstance(at, datetime) else str(at)), str(by)
-
-
-def holding_from(items: list[dict[str, Any]], limit_id: str, into: Holding) -> Holding:
-    """`into` with BatchGetSessionAction items that hold `limit_id` added: a canceled or
-    reclaimed run is releasing; an assigned run has not begun, and a chunk's run names no
-    task: both are held and counted but never a task to requeue."""
-    running, held, releasing, chunks = list(into.running), into.held, into.releasing, into.chunks
-    for item in items:
-        units = sum(x["count"] for x in item.get("acquiredLimits", []) if x["limitId"] == limit_id)
-        if not units or item["status"] not in _HOLDING:
-            continue
-        if item["status"] in _RELEASING:
-            releasing += units
-            continue
-        held += units
-        run = item["definition"].get("taskRun", {})
-        if "startedAt" not in item:
-            continue  # ASSIGNED or SCHEDULED: its worker has not started it
-        if "taskId" not in run:
-            chunks += 1
-            continue
-        running.append(
-            RunningTask(
-                item["queueId"],
-                item["jobId"],
-                run["stepId"],
-                run["taskId"],
-                item["startedAt"],
-                units,
-            )
-        )
-    return Holding(tuple(running), held, releasing, chunks, into.errors)
 
 
 # Only jobs that can still run: finished ones would page through the whole history.
@@ -304,6 +81,8 @@ _ACTIVE_FILTER = {
         "operator": "AND",
     }
 }
+
+
 _OLDEST_FIRST = [{"fieldSort": {"name": "CREATED_AT", "sortOrder": "ASCENDING"}}]
 
 
@@ -968,64 +747,3 @@ def factory_for(
         )
 
     return factory
-
-
-def _throwaway_session() -> botocore.session.Session:
-    """Signs calls to a fake endpoint: no credential chain is walked (no instance
-    metadata, no profile), so nothing real is looked up or sent."""
-    session = new_session()
-    session.set_credentials("license-sync-demo", "license-sync-demo")
-    return session
-
-
-def resolve_limit(ref: str, limits: list[LimitState]) -> LimitState | str:
-    """Find `ref` by limitId, then amountRequirementName (case-insensitively, as amount
-    names compare: OpenJD 2023-09 template schemas, 3.3.1.1), then displayName."""
-    for attr in ("limit_id", "amount", "display_name"):
-        if attr == "amount":
-            found = [lim for lim in limits if lim.amount.casefold() == ref.casefold()]
-        else:
-            found = [lim for lim in limits if getattr(lim, attr) == ref]
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            return (
-                f"limit {ref!r} matches {len(found)} limits by {attr}; "
-                "use the limitId in the policy"
-            )
-    names = ", ".join(sorted(lim.amount for lim in limits)) or "none"
-    return f"limit {ref!r} not found in the farm (its limits: {names})"
-
-
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
-def _outcome(code: str) -> str:
-    if code in ("ThrottlingException", "TooManyRequestsException", "Throttling"):
-        return "throttled"
-    if code in ("AccessDeniedException",):
-        return "denied"
-    if code in ("ResourceNotFoundException",):
-        return "not_found"
-    if code in ("ValidationException",):
-        return "invalid"
-    return "error"
-
-
-def _to_error(
-    e: botocore.exceptions.ClientError, operation: str, farm_id: str, kwargs: dict[str, Any]
-) -> DeadlineError:
-    err = e.response.get("Error", {})
-    code = err.get("Code", "Unknown")
-    message = err.get("Message", str(e))
-    what = farm_id
-    if "limitId" in kwargs:
-        what += f" limit {kwargs['limitId']}"
-    if "queueId" in kwargs:
-        what += f" queue {kwargs['queueId']}"
-    hint = _HINTS.get(code, "").format(action=operation.removeprefix("Batch"))
-    return DeadlineError(
-        f"{operation} on {what} failed: {code}: {message}" + (f" — {hint}" if hint else ""),
-        code=code,
-    )
