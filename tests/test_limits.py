@@ -444,6 +444,54 @@ def test_limit_not_found_is_an_error_decision():
     assert "not found" in text(d.why)
 
 
+def test_a_pool_is_in_error_when_one_of_its_decisions_is():
+    missing = {(FARM, "amount.nuke"): "limit 'amount.nuke' not found"}
+    bad = plan(mkpolicy(mkpool()), {"s": SourceState(report(), NOW)}, missing, {}, NOW)
+    _, good = run(mkpool(), report(), limit())
+    assert (bad.pools["nuke"].status, good.pools["nuke"].status) == ("error", "ok")
+
+
+def test_a_source_down_is_named_in_the_reason():
+    d, _ = run(mkpool(), report(up=False), limit(), last_good=NOW - timedelta(minutes=1))
+    assert "source 's' down: Cannot connect" in text(d.why)
+
+
+def test_a_selector_of_the_workers_alone_counts_their_hosts_checkouts_as_the_farms():
+    """`farm_selector: {workers: true}` and nothing else is a selector: the checkouts on
+    the workers' hosts (short names, any case) are the farm's, the rest are artists'."""
+    pool = mkpool(farm_selector={"workers": True})
+    rep = report(
+        total=20,
+        in_use=5,
+        checkouts=[checkout("Render-01.farm.local", count=3), checkout("ws-1", count=2)],
+    )
+    p = plan(
+        mkpolicy(pool),
+        {"s": SourceState(rep, NOW)},
+        {(FARM, "amount.nuke"): limit(max_count=10, current=3)},
+        {},
+        NOW,
+        workers=frozenset({"render-01"}),
+    )
+    fig = p.pools["nuke"].figures
+    assert (fig.farm_use_from, fig.farm_use, fig.external) == ("selector", 3, 2)
+
+
+def test_no_use_around_an_unlimited_limit_is_invented_from_a_late_count():
+    """An unlimited limit (maxCount -1) read by currentCount alone could admit any number
+    of tasks: none of the farm's checkouts is taken for use around it."""
+    pool = mkpool(farm_selector={"hosts": ["^render-"]})
+    farm = [checkout(f"render-{i}") for i in range(5)]
+    p = plan(
+        mkpolicy(pool),
+        {"s": SourceState(report(total=20, in_use=5, checkouts=farm), NOW)},
+        {(FARM, "amount.nuke"): limit(max_count=-1, current=2)},
+        {},
+        NOW,
+    )
+    assert p.pools["nuke"].figures.undeclared_seen == 0
+
+
 def test_several_limits_split_the_free_remainder_by_share():
     pool = Pool.model_validate(
         {
