@@ -216,14 +216,7 @@ def farm_jobs(
     """Each job's cap: the smallest its pools give it; the records of jobs no pool caps
     now are settled against what the farm says of the job — except those whose steps are
     `unread` yet, which are held as they are."""
-    managed: dict[str, tuple[Allocation, PoolJobs, JobDemand]] = {}
-    for pj in pools:
-        wanting = {j.job_id: j for j in pj.jobs}
-        for a in pj.allocations:
-            if a.cap is not None and (
-                a.job_id not in managed or _tighter(a.cap, managed[a.job_id][0].cap)
-            ):
-                managed[a.job_id] = (a, pj, wanting[a.job_id])
+    managed = _tightest(pools)
     writes: list[JobWrite] = []
     records: list[JobOriginal] = []
     taken_over: list[JobOriginal] = []
@@ -244,15 +237,8 @@ def farm_jobs(
             )
             writes.append(w)
             records.append(_pending(rec, farm_id, w))
-    live = {j.job_id: j for j in jobs}
-    drops = []
-    for job_id, rec in originals.items():
-        if rec.farm_id == farm_id and job_id not in managed and job_id not in unread:
-            why, write = settle(rec, live.get(job_id))
-            if write is not None:
-                writes.append(write)
-            else:
-                drops.append((job_id, why))
+    restores, drops = _settle_the_rest(farm_id, originals, set(managed) | unread, jobs)
+    writes += restores
     records += taken_over
     return FarmJobs(
         farm_id,
@@ -262,6 +248,39 @@ def farm_jobs(
         tuple(drops),
         frozenset(left_alone),
     )
+
+
+def _tightest(pools: list[PoolJobs]) -> dict[str, tuple[Allocation, PoolJobs, JobDemand]]:
+    """Each capped job's tightest allocation over the pools, with its pool and demand."""
+    managed: dict[str, tuple[Allocation, PoolJobs, JobDemand]] = {}
+    for pj in pools:
+        wanting = {j.job_id: j for j in pj.jobs}
+        for a in pj.allocations:
+            if a.cap is not None and (
+                a.job_id not in managed or _tighter(a.cap, managed[a.job_id][0].cap)
+            ):
+                managed[a.job_id] = (a, pj, wanting[a.job_id])
+    return managed
+
+
+def _settle_the_rest(
+    farm_id: str,
+    originals: Mapping[str, JobOriginal],
+    skip: set[str],
+    jobs: list[JobInfo],
+) -> tuple[list[JobWrite], list[tuple[str, Why]]]:
+    """The recorded jobs of this farm no pool caps now (and not `skip`ped): each one's
+    original put back, or its record dropped and why."""
+    live = {j.job_id: j for j in jobs}
+    writes, drops = [], []
+    for job_id, rec in originals.items():
+        if rec.farm_id == farm_id and job_id not in skip:
+            why, write = settle(rec, live.get(job_id))
+            if write is not None:
+                writes.append(write)
+            else:
+                drops.append((job_id, why))
+    return writes, drops
 
 
 def _holds_ours(rec: JobOriginal | None, job: JobDemand) -> bool:

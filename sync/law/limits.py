@@ -204,26 +204,9 @@ def _figures(
     profile: Profile | None,
     workers: Collection[str] = frozenset(),
 ) -> tuple[Figures, str]:
-    total: int | None = 0
-    for f in features:
-        ft = f.total if f.total is not None else pool.uncounted
-        total = None if ft is None or total is None else total + ft
+    total = _total(pool, features)
     in_use = sum(f.in_use for f in features)
-    selector = farm_selector(pool, workers)
-    undeclared = 0
-    if selector is not None:
-        farm_use = sum(
-            c.count for f in features for c in f.checkouts if selector(c.host or "", c.user or "")
-        )
-        farm_from = "selector"
-        undeclared = _undeclared(farm_use, targets)
-    elif all(st is None or st.held is not None for _, st, _ in targets):
-        # what running tasks hold now: a farm's burst of checkouts is the farm's at once
-        farm_use = sum(st.held or 0 for _, st, _ in targets if st is not None)
-        farm_from = "acquiredLimits"
-    else:
-        farm_use = sum(max(0, st.current_count) for _, st, _ in targets if st is not None)
-        farm_from = "currentCount"
+    farm_use, farm_from, undeclared = _farm_use(pool, features, targets, workers)
     external = max(0, in_use - farm_use)
     reserve, reserve_from = resolve_reserve(pool, total, now, profile)
     queued = sum(f.queued for f in features)
@@ -239,6 +222,33 @@ def _figures(
         undeclared=undeclared,
     )
     return figures, reserve_from
+
+
+def _total(pool: Pool, features: list[Feature]) -> int | None:
+    """The licenses the pool's features issue; None when one is uncounted and the policy
+    gives no number for it (`uncounted`)."""
+    total: int | None = 0
+    for f in features:
+        ft = f.total if f.total is not None else pool.uncounted
+        total = None if ft is None or total is None else total + ft
+    return total
+
+
+def _farm_use(
+    pool: Pool, features: list[Feature], targets: list[Target], workers: Collection[str]
+) -> tuple[int, str, int]:
+    """What the farm holds, where that figure comes from, and its use around the limits."""
+    selector = farm_selector(pool, workers)
+    if selector is not None:
+        farm_use = sum(
+            c.count for f in features for c in f.checkouts if selector(c.host or "", c.user or "")
+        )
+        return farm_use, "selector", _undeclared(farm_use, targets)
+    states = [st for _, st, _ in targets if st is not None]
+    if all(st.held is not None for st in states):
+        # what running tasks hold now: a farm's burst of checkouts is the farm's at once
+        return sum(st.held or 0 for st in states), "acquiredLimits", 0
+    return sum(max(0, st.current_count) for st in states), "currentCount", 0
 
 
 def _undeclared(farm_use: int, targets: list[Target]) -> int:

@@ -95,9 +95,29 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
     unadopted = set(memory.unadopted)
     if memory.first_look and pools_jobs:
         unadopted |= jobplan.unclaimed(pools_jobs, memory.originals)
+    farms_jobs, unconfirmed = _farms_plans(policy, observed, pools_jobs, memory, unadopted)
+    left_alone = frozenset().union(*(fj.left_alone for fj in farms_jobs))
+    pools_jobs = tuple(_mark(pj, left_alone) for pj in pools_jobs)
+    next_memory = _next_memory(observed, memory, {**lp.memory, **kept}, unadopted, farms_jobs)
+    errors = observed.errors + tuple(
+        f"pool {d.pool}: {text(d.why)}" for d in lp.decisions if d.status == "error"
+    )
+    preempts = _preempts(policy, observed, lp)
+    return Plan(
+        lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors, preempts, unconfirmed
+    )
+
+
+def _farms_plans(
+    policy: Policy,
+    observed: Observed,
+    pools_jobs: tuple[PoolJobs, ...],
+    memory: Memory,
+    unadopted: set[str],
+) -> tuple[list[FarmJobs], dict[str, tuple[tuple[str, str], ...]]]:
+    """Each farm's job plan whose jobs were read, and the reads each asks to confirm."""
     respect = {name: pool.jobs.respect_manual for name, pool in policy.pools.items()}
-    farms_jobs = []
-    unconfirmed = {}
+    farms_jobs, unconfirmed = [], {}
     for farm_id in sorted(f.id for f in policy.farms):
         read = observed.farms.get(farm_id)
         if read is None or read.jobs is None:
@@ -106,25 +126,27 @@ def reconcile(policy: Policy, observed: Observed, memory: Memory, now: datetime)
         if asked:
             unconfirmed[farm_id] = asked
         farms_jobs.append(fj)
-    left_alone = frozenset().union(*(fj.left_alone for fj in farms_jobs))
-    pools_jobs = tuple(_mark(pj, left_alone) for pj in pools_jobs)
+    return farms_jobs, unconfirmed
+
+
+def _next_memory(
+    observed: Observed,
+    memory: Memory,
+    limits_memory: dict[LimitKey, LimitMemory],
+    unadopted: set[str],
+    farms_jobs: list[FarmJobs],
+) -> Memory:
+    """The memory the next cycle starts from."""
     if all(read.jobs is not None for read in observed.farms.values()):
         seen = {j.job_id for read in observed.farms.values() for j in read.jobs or ()}
-        unadopted &= seen  # a job gone from the farm needs no adopting
+        unadopted = unadopted & seen  # a job gone from the farm needs no adopting
     # the first look lasts until every job it could see has been seen (the step budget)
     waiting = any(read.unread for read in observed.farms.values())
-    next_memory = Memory(
-        {**lp.memory, **kept},
+    return Memory(
+        limits_memory,
         memory.originals,
         frozenset(unadopted),
         memory.first_look and (not farms_jobs or waiting),
-    )
-    errors = observed.errors + tuple(
-        f"pool {d.pool}: {text(d.why)}" for d in lp.decisions if d.status == "error"
-    )
-    preempts = _preempts(policy, observed, lp)
-    return Plan(
-        lp, reopen, pools_jobs, tuple(farms_jobs), next_memory, errors, preempts, unconfirmed
     )
 
 
