@@ -38,12 +38,7 @@ def allocate(capacity: int, jobs: Sequence[JobDemand], policy: JobsPolicy) -> li
         if any(matches(s, job) for s in policy.exempt):
             out[job.job_id] = Allocation(job.job_id, None, 0, (Reason.of("exempt"),))
             continue
-        o = next((o for o in policy.overrides if matches(o, job)), None)
-        bounds[job.job_id] = (
-            o.min_workers if o and o.min_workers else policy.min_workers,
-            _lowest(o.max_workers if o else None, job.ceiling),
-            o.weight if o and o.weight else _weight(job, policy),
-        )
+        bounds[job.job_id] = _bounds(job, policy)
         managed.append(job)
     if policy.policy == "fixed":
         out.update(_fixed(managed, bounds, policy.cap or 1))
@@ -55,6 +50,17 @@ def allocate(capacity: int, jobs: Sequence[JobDemand], policy: JobsPolicy) -> li
     else:
         out.update(_shared(capacity, managed, bounds, policy.policy, policy.slack))
     return [out[j.job_id] for j in jobs]
+
+
+def _bounds(job: JobDemand, policy: JobsPolicy) -> tuple[int, int | None, float]:
+    """A job's floor, ceiling and weight: the first override that matches it, else the
+    pool's, its own maxWorkerCount bounding the ceiling."""
+    o = next((o for o in policy.overrides if matches(o, job)), None)
+    return (
+        o.min_workers if o and o.min_workers else policy.min_workers,
+        _lowest(o.max_workers if o else None, job.ceiling),
+        o.weight if o and o.weight else _weight(job, policy),
+    )
 
 
 def _lowest(a: int | None, b: int | None) -> int | None:
@@ -154,18 +160,31 @@ def waterfill(
                 alloc[j] = want[j]
             active = [j for j in active if j not in met]
             continue
-        for j in active:
-            give = math.floor(exact[j])
-            alloc[j] += give
-            left -= give
-        ranked = sorted(
-            active,
-            key=lambda j: (-(exact[j] - math.floor(exact[j])), -(want[j] - alloc[j]), age[j]),
-        )
-        for j in ranked[:left]:
-            alloc[j] += 1
+        _round(active, exact, alloc, left, want, age)
         break
     return alloc
+
+
+def _round(
+    active: list[str],
+    exact: dict[str, float],
+    alloc: dict[str, int],
+    left: int,
+    want: dict[str, int],
+    age: dict[str, int],
+) -> None:
+    """Give each job the whole units of its exact share, then the units left one each by
+    the largest fraction, then the largest remaining demand, then the oldest job."""
+    for j in active:
+        give = math.floor(exact[j])
+        alloc[j] += give
+        left -= give
+    ranked = sorted(
+        active,
+        key=lambda j: (-(exact[j] - math.floor(exact[j])), -(want[j] - alloc[j]), age[j]),
+    )
+    for j in ranked[:left]:
+        alloc[j] += 1
 
 
 def _weight(job: JobDemand, policy: JobsPolicy) -> float:

@@ -32,16 +32,24 @@ def denials(
         if e.kind not in REFUSED:
             continue
         mine: list[tuple[str, Pool | None]] = [
-            (name, pool)
-            for name, pool in pools
-            if any(
-                r.source == source and r.feature == e.feature and r.vendor in (None, e.vendor)
-                for r in pool.features
-            )
+            (name, pool) for name, pool in pools if _takes(pool, source, e)
         ]
         for name, pool in mine or [("", None)]:
-            is_farm = farm_selector(pool, workers) if pool is not None else None
-            who = "farm" if is_farm is not None and is_farm(e.host, e.user) else "artist"
+            who = _who(pool, workers, e)
             reason = e.reason or e.kind
             out.append(Denial(e.at or now, source, name, e.feature, e.user, e.host, who, reason))
     return out
+
+
+def _takes(pool: Pool, source: str, e: LogEvent) -> bool:
+    """Whether `pool` takes the refused feature from `source` (of its vendor, if named)."""
+    return any(
+        r.source == source and r.feature == e.feature and r.vendor in (None, e.vendor)
+        for r in pool.features
+    )
+
+
+def _who(pool: Pool | None, workers: frozenset[str], e: LogEvent) -> str:
+    """farm when the pool's farm_selector takes the refused host or user for the farm's."""
+    is_farm = farm_selector(pool, workers) if pool is not None else None
+    return "farm" if is_farm is not None and is_farm(e.host, e.user) else "artist"

@@ -101,18 +101,10 @@ def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDem
     dependency): such a job draws no share and is not capped."""
     needing = [s for s in job_steps if _units(s, amount) is not None]
     units = max(1, math.ceil(max(_units(s, amount) or 1 for s in needing)))
-    tasks, other = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES), 0
-    runs = _runs(tasks, min(s.chunk for s in needing))
-    if all(s.active is not None for s in job_steps):
-        runs = sum(_runs(s.active or 0, s.chunk) for s in needing)
-        other = sum(_runs(s.active or 0, s.chunk) for s in job_steps if s not in needing)
-        if runs == 0:
-            return None
-    elif len(needing) < len(job_steps):
-        # the job-level counts include steps without the amount: bound by the amount
-        # steps' size
-        tasks = min(tasks, sum(s.tasks for s in needing))
-        runs = _runs(tasks, min(s.chunk for s in needing))
+    asked = _runs_asked(j, job_steps, needing)
+    if asked is None:
+        return None
+    runs, other = asked
     return JobDemand(
         j.job_id,
         j.queue_id,
@@ -125,6 +117,23 @@ def _demand(j: JobInfo, job_steps: Sequence[StepAmounts], amount: str) -> JobDem
         j.max_worker_count,
         other,
     )
+
+
+def _runs_asked(
+    j: JobInfo, job_steps: Sequence[StepAmounts], needing: list[StepAmounts]
+) -> tuple[int, int] | None:
+    """The runs the job's steps that need the amount can start, and its other steps' runs
+    (which hold no license of it); None when the steps' own counts show none can."""
+    if all(s.active is not None for s in job_steps):
+        runs = sum(_runs(s.active or 0, s.chunk) for s in needing)
+        other = sum(_runs(s.active or 0, s.chunk) for s in job_steps if s not in needing)
+        return None if runs == 0 else (runs, other)
+    tasks = sum(j.counts.get(s, 0) for s in ACTIVE_TASK_STATES)
+    if len(needing) < len(job_steps):
+        # the job-level counts include steps without the amount: bound by the amount
+        # steps' size
+        tasks = min(tasks, sum(s.tasks for s in needing))
+    return _runs(tasks, min(s.chunk for s in needing)), 0
 
 
 def own_ceiling(j: JobInfo, rec: JobOriginal | None) -> int | None:
