@@ -114,22 +114,7 @@ class Writer:
         if not limits:
             out.applied = [Applied(d) for d in plan.changes]
         else:
-            out.applied = [
-                self._guarded(self._limit, d, plan, now) for d in plan.changes if d.limit_id
-            ]
-            out.stamps = {a.decision.key: a.stamps for a in out.applied if a.stamps}
-            for r in plan.reopen:
-                out.errors += self._reopen(r, now)
-            for p in plan.preempts:
-                if not self.stopping:
-                    self._each(
-                        f"pool {p.pool} limit {p.limit_ref}: preemption",
-                        out,
-                        self._preempt,
-                        p,
-                        now,
-                        out,
-                    )
+            self._limits(plan, now, out)
         if jobs:
             self._unadopted(plan, now)
             for fj in plan.farms_jobs:
@@ -137,6 +122,17 @@ class Writer:
                     self._each(f"farm {fj.farm_id}: job caps", out, self.jobs, fj, out, now)
         out.errors += [a.error for a in out.applied if a.error]
         return out
+
+    def _limits(self, plan: Plan, now: datetime, out: Outcome) -> None:
+        """The limits' writes, the queues of limits that left the policy, preemption."""
+        out.applied = [self._guarded(self._limit, d, plan, now) for d in plan.changes if d.limit_id]
+        out.stamps = {a.decision.key: a.stamps for a in out.applied if a.stamps}
+        for r in plan.reopen:
+            out.errors += self._reopen(r, now)
+        for p in plan.preempts:
+            if not self.stopping:
+                what = f"pool {p.pool} limit {p.limit_ref}: preemption"
+                self._each(what, out, self._preempt, p, now, out)
 
     def _guarded(
         self,

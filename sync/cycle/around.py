@@ -6,7 +6,7 @@ that declares everything costs no call."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -38,6 +38,24 @@ def named(
         n: hosts_to_name(policy.pools[n], observed.sources, now, observed.worker_hosts)
         for n in around
     }
+    runs = _runs_on(around, hosts, deadline)
+    out: dict[str, tuple[Undeclared, ...]] = {}
+    for n, pp in around.items():
+        if not all(d.farm_id in runs for d in pp.decisions):
+            continue
+        on = [r for d in {d.farm_id for d in pp.decisions} for r in runs[d]]
+        ids = [d.limit_id for d in pp.decisions if d.limit_id]
+        out[n] = _with_names(name_undeclared(pp, hosts[n], ids, on), pp, deadline)
+    return replace(observed, undeclared=out)
+
+
+def _runs_on(
+    around: Mapping[str, PoolPlan],
+    hosts: Mapping[str, Collection[str]],
+    deadline: Callable[[str], Deadline],
+) -> dict[str, list[HostRun]]:
+    """Per farm, the runs on the hosts whose use is to be named; a farm whose read fails
+    is left out, and said."""
     farms = {d.farm_id for pp in around.values() for d in pp.decisions}
     runs: dict[str, list[HostRun]] = {}
     for farm_id in sorted(farms):
@@ -48,14 +66,7 @@ def named(
             log.warning(
                 "farm %s: undeclared use not named (what its hosts run not read): %s", farm_id, e
             )
-    out: dict[str, tuple[Undeclared, ...]] = {}
-    for n, pp in around.items():
-        if not all(d.farm_id in runs for d in pp.decisions):
-            continue
-        on = [r for d in {d.farm_id for d in pp.decisions} for r in runs[d]]
-        ids = [d.limit_id for d in pp.decisions if d.limit_id]
-        out[n] = _with_names(name_undeclared(pp, hosts[n], ids, on), pp, deadline)
-    return replace(observed, undeclared=out)
+    return runs
 
 
 def _on(pp: PoolPlan, farm_id: str) -> bool:

@@ -259,37 +259,7 @@ def _decisions(result: CycleResult) -> list[dict[str, Any]]:
 
 def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
     """The gauges a scrape shows until the next cycle."""
-    snap = Snapshot(
-        sources=[
-            {
-                "source": name,
-                "up": state.report.up,
-                "duration": state.seconds,
-                "last_success": state.last_good.timestamp() if state.last_good else None,
-            }
-            for name, state in result.observed.sources.items()
-        ],
-        servers=[
-            {
-                "source": name,
-                "host": f"{s.port}@{s.host}" if s.port else s.host,
-                "master": "unknown" if s.master is None else str(s.master).lower(),
-                "up": s.status == "up",
-            }
-            for name, state in result.observed.sources.items()
-            for s in state.report.servers
-        ],
-        vendors=[
-            {"source": name, "vendor": v.name, "up": v.status == "up"}
-            for name, state in result.observed.sources.items()
-            for v in state.report.vendors
-        ],
-        logs=[
-            {"source": name, "up": state.log_error is None}
-            for name, state in result.observed.sources.items()
-            if _has_log(policy, name)
-        ],
-    )
+    snap = _sources_snapshot(result, policy)
     for name, pool in policy.pools.items():
         for ref in pool.features:
             report = _shown(result, ref.source)
@@ -305,6 +275,42 @@ def snapshot(result: CycleResult, policy: Policy) -> Snapshot:
         if report and policy.metrics.checkouts:
             snap.checkouts += _checkout_rows(source, report)
     return snap
+
+
+def _sources_snapshot(result: CycleResult, policy: Policy) -> Snapshot:
+    """Each source, its servers, vendor daemons and log, as up or not."""
+    sources = result.observed.sources
+    return Snapshot(
+        sources=[
+            {
+                "source": name,
+                "up": state.report.up,
+                "duration": state.seconds,
+                "last_success": state.last_good.timestamp() if state.last_good else None,
+            }
+            for name, state in sources.items()
+        ],
+        servers=[
+            {
+                "source": name,
+                "host": f"{s.port}@{s.host}" if s.port else s.host,
+                "master": "unknown" if s.master is None else str(s.master).lower(),
+                "up": s.status == "up",
+            }
+            for name, state in sources.items()
+            for s in state.report.servers
+        ],
+        vendors=[
+            {"source": name, "vendor": v.name, "up": v.status == "up"}
+            for name, state in sources.items()
+            for v in state.report.vendors
+        ],
+        logs=[
+            {"source": name, "up": state.log_error is None}
+            for name, state in sources.items()
+            if _has_log(policy, name)
+        ],
+    )
 
 
 def _has_log(policy: Policy, source: str) -> bool:

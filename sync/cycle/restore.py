@@ -4,7 +4,7 @@ and after a crash; a job someone else changed since is left alone."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,7 +16,7 @@ from sync.law.jobplan import FarmJobs
 from sync.law.limits import still_ours
 from sync.law.reasons import text
 from sync.law.state import Memory
-from sync.values.domain import ACTIVE, JobOriginal, LimitMemory, LimitState
+from sync.values.domain import ACTIVE, JobInfo, JobOriginal, LimitMemory, LimitState
 from sync.values.errors import DeadlineError, SyncError
 
 
@@ -53,34 +53,46 @@ def _restore_jobs(
         except SyncError as e:
             out.failed.append(f"farm {farm_id}: jobs not read: {e}")
             continue
-        writes, drops = [], []
         for job_id, error in sorted(current.failed.items()):
             out.failed.append(f"job {job_id}: not read ({error}); still recorded")
-        for r in records:
-            if r.job_id in current.failed:
-                continue
-            why, write = jobplan.settle(r, current.found.get(r.job_id))
-            if write is not None:
-                writes.append(write)
-            else:
-                drops.append((r.job_id, why))
-        fj = FarmJobs(farm_id, writes=tuple(writes), drops=tuple(drops))
-        done = Outcome(originals=originals)
-        writer.jobs(fj, done, now)
-        if writer.store.history is not None:
-            writer.store.history.record_job_changes([job_change_row(c) for c in done.job_changes])
-        out.lines += [f"job {job_id}: {text(why)}; nothing to restore" for job_id, why in drops]
-        restored = {c.record.job_id for c in done.job_changes if c.kind == "restore"}
-        for w in writes:
-            if w.job_id in restored:
-                out.lines.append(f"job {w.job_id}: maxWorkerCount restored to {w.value}")
-            elif w.job_id in done.originals:
-                out.failed.append(f"job {w.job_id}: restore failed; still recorded")
-            else:
-                out.lines.append(f"job {w.job_id}: gone; nothing to restore")
-        out.failed += [f"job restore failed: {e}" for e in done.errors]
-        originals = done.originals
+        read = [r for r in records if r.job_id not in current.failed]
+        originals = _restore_farm(farm_id, read, current.found, originals, writer, now, out)
     return originals
+
+
+def _restore_farm(
+    farm_id: str,
+    records: list[JobOriginal],
+    found: Mapping[str, JobInfo],
+    originals: dict[str, JobOriginal],
+    writer: Writer,
+    now: datetime,
+    out: Restored,
+) -> dict[str, JobOriginal]:
+    """One farm's jobs put back as their records say, what became of each said; returns
+    the records still held."""
+    writes, drops = [], []
+    for r in records:
+        why, write = jobplan.settle(r, found.get(r.job_id))
+        if write is not None:
+            writes.append(write)
+        else:
+            drops.append((r.job_id, why))
+    done = Outcome(originals=originals)
+    writer.jobs(FarmJobs(farm_id, writes=tuple(writes), drops=tuple(drops)), done, now)
+    if writer.store.history is not None:
+        writer.store.history.record_job_changes([job_change_row(c) for c in done.job_changes])
+    out.lines += [f"job {job_id}: {text(why)}; nothing to restore" for job_id, why in drops]
+    restored = {c.record.job_id for c in done.job_changes if c.kind == "restore"}
+    for w in writes:
+        if w.job_id in restored:
+            out.lines.append(f"job {w.job_id}: maxWorkerCount restored to {w.value}")
+        elif w.job_id in done.originals:
+            out.failed.append(f"job {w.job_id}: restore failed; still recorded")
+        else:
+            out.lines.append(f"job {w.job_id}: gone; nothing to restore")
+    out.failed += [f"job restore failed: {e}" for e in done.errors]
+    return done.originals
 
 
 def _restore_limits(writer: Writer, now: datetime, out: Restored) -> None:
