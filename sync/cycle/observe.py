@@ -535,14 +535,22 @@ def _with_held(
     try:
         held = dl.held_in_queues({q for st in mine.values() for q in _queues_of(st)})
         if held is None:
-            mine = {r: st for r, st in mine.items() if _queues_of(st) <= set(searched)}
-            queues = {q for st in mine.values() for q in _queues_of(st)}
-            running = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.queue_id in queues]
-            held = dl.held_by_limit(running) if running else {}
+            mine, held = _held_job_by_job(dl, mine, jobs, searched)
     except DeadlineError as e:
         log.warning("farm %s: what running tasks hold not read, currentCount used: %s", farm_id, e)
         return limits
     return {**limits, **{r: replace(st, held=held.get(st.limit_id, 0)) for r, st in mine.items()}}
+
+
+def _held_job_by_job(
+    dl: Deadline, mine: dict[str, LimitState], jobs: list[JobInfo], searched: list[str]
+) -> tuple[dict[str, LimitState], dict[str, int]]:
+    """Without the fleet reads: what the searched jobs' running tasks hold, for the limits
+    whose queues were all searched (the others keep currentCount)."""
+    mine = {r: st for r, st in mine.items() if _queues_of(st) <= set(searched)}
+    queues = {q for st in mine.values() for q in _queues_of(st)}
+    running = [(j.queue_id, j.job_id) for j in jobs if j.can_run and j.queue_id in queues]
+    return mine, dl.held_by_limit(running) if running else {}
 
 
 def _queues_of(st: LimitState) -> set[str]:

@@ -116,14 +116,26 @@ def explain_lines(pp: PoolPlan, pool: Pool, undeclared: Sequence[Undeclared] = (
     ]
     if around := around_said(f, undeclared):
         out.append(f"  {around}  (farm hosts' use beyond what the limits' tasks hold)")
+    out += _free_lines(pp)
+    for d, raw in zip(pp.decisions, pp.raw, strict=False):
+        out.append(f"  {d.limit_ref}: target = {_clamp(pool, raw, f.total, d.target)}")
+        new = count(d.new) if d.new is not None else "unchanged"
+        out.append(f"  {d.limit_ref}: maxCount {count(d.current)} → {new}: {text(d.why)}")
+    return out
+
+
+def _free_lines(pp: PoolPlan) -> list[str]:
+    """What is free for the farm, and how a pool over several limits splits it."""
+    f = pp.figures
+    assert f is not None
     around = f" − {f.undeclared}" if f.undeclared else ""
     if pp.free is None or math.isinf(pp.free):
-        out.append("  free      = unlimited")
+        out = ["  free      = unlimited"]
     else:
-        out.append(
+        out = [
             f"  free      = {f.total} − {f.external}{around} − {f.reserve} − {f.headroom} "
             f"= {pp.free:g}"
-        )
+        ]
     if pp.splits:
         used = sum(s.use for s in pp.splits)
         out.append(
@@ -134,10 +146,6 @@ def explain_lines(pp: PoolPlan, pool: Pool, undeclared: Sequence[Undeclared] = (
             f"  {s.limit_ref}: own use {s.use} + share {s.share} (weight {s.weight:g})"
             for s in pp.splits
         ]
-    for d, raw in zip(pp.decisions, pp.raw, strict=False):
-        out.append(f"  {d.limit_ref}: target = {_clamp(pool, raw, f.total, d.target)}")
-        new = count(d.new) if d.new is not None else "unchanged"
-        out.append(f"  {d.limit_ref}: maxCount {count(d.current)} → {new}: {text(d.why)}")
     return out
 
 
