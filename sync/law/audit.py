@@ -166,14 +166,8 @@ def _amounts_without_limit(
             continue
         have = {x.amount.casefold() for x in setup.limits}
         queues = {a.queue_id for a in limit.associations}
-        for j in setup.jobs:
-            asked = {
-                a
-                for st in setup.steps.get(j.job_id, ())
-                for a in st.amounts
-                if not a.casefold().startswith(WORKER_AMOUNTS)
-            }
-            for a in sorted(x for x in asked if x.casefold() not in have and j.queue_id in queues):
+        for j in (j for j in setup.jobs if j.queue_id in queues):
+            for a in sorted(x for x in _asked(setup, j.job_id) if x.casefold() not in have):
                 out.append(
                     _finding(
                         "amount_without_limit",
@@ -186,6 +180,16 @@ def _amounts_without_limit(
                     )
                 )
     return out
+
+
+def _asked(setup: FarmSetup, job_id: str) -> set[str]:
+    """The amounts a job's steps ask for, less the worker's own (amount.worker.*)."""
+    return {
+        a
+        for st in setup.steps.get(job_id, ())
+        for a in st.amounts
+        if not a.casefold().startswith(WORKER_AMOUNTS)
+    }
 
 
 def _finding(kind: str, setup: FarmSetup, pool: str, what: str, fix: str) -> Finding:
