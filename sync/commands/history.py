@@ -48,19 +48,8 @@ COLUMNS = {
 
 
 def history(args: argparse.Namespace) -> int:
-    path = args.db
-    if path is None and args.config:
-        path = load_policy(args.config).policy.history.path
-    if path is None:
-        raise SyncError("give --db PATH or --config POLICY (to use its history.path)")
-    if not Path(path).exists():
-        raise SyncError(f"no history at {path!r}: has `license-sync run` written one yet?")
-    since = None
-    if args.since:
-        try:
-            since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
-        except ValueError as e:
-            raise SyncError(str(e)) from e
+    path = _history_path(args)
+    since = _since(args.since)
     if args.denials:
         args.table = "denials"
     history = History.reading(path)
@@ -89,6 +78,28 @@ def history(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_rows(rows, args.format, COLUMNS[args.table])
     return EXIT_OK
+
+
+def _history_path(args: argparse.Namespace) -> str:
+    """The history asked for: --db, else the policy's history.path; it must exist."""
+    path = args.db
+    if path is None and args.config:
+        path = load_policy(args.config).policy.history.path
+    if path is None:
+        raise SyncError("give --db PATH or --config POLICY (to use its history.path)")
+    if not Path(path).exists():
+        raise SyncError(f"no history at {path!r}: has `license-sync run` written one yet?")
+    return str(path)
+
+
+def _since(given: str | None) -> datetime | None:
+    """--since as a time: that long before now."""
+    if not given:
+        return None
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(given))
+    except ValueError as e:
+        raise SyncError(str(e)) from e
 
 
 UNDECLARED = ["pool", "job", "step", "cycles", "most", "license_hours", "hosts", "first", "last"]
