@@ -79,13 +79,17 @@ def _print_plan(look: Look, edit_errors: list[str], recorded: list[str]) -> bool
     if unread:
         print(f"\n{unread} job(s) not planned yet: their steps are read over the next cycles")
     print()
-    if edit_errors:
-        print("Plan: incomplete (errors above).")
-    elif not (p.changes or writes):
-        print("No changes. Limits and job caps match the policy.")
-    else:
-        print(f"Plan: {len(p.changes)} limit(s) and {len(writes)} job cap(s) to change.")
+    print(_verdict(bool(edit_errors), len(p.changes), len(writes)))
     return bool(p.changes or writes)
+
+
+def _verdict(errors: bool, limits: int, caps: int) -> str:
+    """The plan's last line."""
+    if errors:
+        return "Plan: incomplete (errors above)."
+    if not (limits or caps):
+        return "No changes. Limits and job caps match the policy."
+    return f"Plan: {limits} limit(s) and {caps} job cap(s) to change."
 
 
 def split_errors(look: Look) -> tuple[list[str], list[str]]:
