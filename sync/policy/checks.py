@@ -153,6 +153,13 @@ def _covered(part: tuple[int, int], by: list[tuple[int, int]]) -> int:
     return total
 
 
+def _covered_whole(mine: list[tuple[int, int]], by: list[tuple[int, int]]) -> bool:
+    """Whether the spans `by` cover every minute of the spans `mine`."""
+    return bool(mine and by) and sum(_covered(p, by) for p in mine) == sum(
+        hi - lo for lo, hi in mine
+    )
+
+
 def _shadowed(name: str, pool: Pool) -> list[tuple[tuple[Any, ...], str]]:
     """A reserve window that earlier ones (in the same zone) cover whole never applies:
     the first window that matches wins. Say it, rather than ignore it silently."""
@@ -162,7 +169,7 @@ def _shadowed(name: str, pool: Pool) -> list[tuple[tuple[Any, ...], str]]:
         earlier = [i for i in range(j) if windows[i].tz == w.tz]
         by = [m for i in earlier for m in minutes[i]]
         mine = minutes[j]
-        if mine and by and sum(_covered(p, by) for p in mine) == sum(hi - lo for lo, hi in mine):
+        if _covered_whole(mine, by):
             over = [windows[i] for i in earlier if any(_covered(p, minutes[i]) for p in mine)]
             names = ", ".join(f"{v.days} {v.hours}" for v in over)
             out.append(

@@ -92,18 +92,23 @@ def match(
             if f.feature.lower() in given:
                 out.pools[given[f.feature.lower()]].append(Fed(s.name, f, True, twice))
                 continue
-            scores = {k: strength(k, f.feature) for k in keys}
-            best = max(scores.values(), default=0)
-            winners = [k for k, v in scores.items() if v == best]
-            if best == 0:
-                out.unmatched.append((s.name, f))
-            elif len(winners) > 1:
-                out.ambiguous.append((s.name, f, winners))
-            else:
-                out.pools[winners[0]].append(Fed(s.name, f, best == SURE, twice))
+            _place(keys, s.name, f, twice, out)
     for fed in out.pools.values():  # the sure ones first, then the guesses
         fed.sort(key=lambda x: (not x.sure, x.source, x.feature.feature.lower()))
     return out
+
+
+def _place(keys: Sequence[str], source: str, f: Feature, twice: bool, out: Matching) -> None:
+    """A feature to the limit its name matches best; unmatched, or ambiguous on a tie."""
+    scores = {k: strength(k, f.feature) for k in keys}
+    best = max(scores.values(), default=0)
+    winners = [k for k, v in scores.items() if v == best]
+    if best == 0:
+        out.unmatched.append((source, f))
+    elif len(winners) > 1:
+        out.ambiguous.append((source, f, winners))
+    else:
+        out.pools[winners[0]].append(Fed(source, f, best == SURE, twice))
 
 
 def _distinct(features: Sequence[Feature]) -> list[Feature]:
@@ -193,31 +198,10 @@ def _pool_lines(
 ) -> tuple[list[str], str]:
     """The pool's entry, and what it says of use around its limit (or "")."""
     name = re.sub(r"[^a-z0-9_-]+", "_", key) or "pool"
-    lines = [f"  {name}:"]
+    lines = [f"  {name}:", *_seen_lines(limits, fed), *_limit_lines(limits, farms)]
     farm_use = sum(lim.current_count for _, lim in limits)
-    for farm, lim in limits:
-        queues = ", ".join(
-            f"{qid} ({farm.queues[qid]})" if farm.queues.get(qid, qid) != qid else qid
-            for qid in sorted(a.queue_id for a in lim.associations)
-        )
-        lines.append(
-            f"    # {lim.amount} on {farm.farm_id}: maxCount {lim.max_count}, the farm holds "
-            f"{lim.current_count}; queues: {queues or 'none associated'}"
-        )
     total = sum(f.feature.total or 0 for f in fed)
     in_use = sum(f.feature.in_use for f in fed)
-    for f in fed:
-        lines.append(
-            f"    # {f.feature.feature} ({f.source}): {count_of(f.feature.total)} issued, "
-            f"{f.feature.in_use} in use now"
-        )
-    if len(limits) == 1 and not farms:
-        lines.append(f"    limit: {q(limits[0][1].amount)}")
-    elif len(limits) == 1:
-        lines += [f"    farm: {limits[0][0].farm_id}", f"    limit: {q(limits[0][1].amount)}"]
-    else:
-        lines.append("    limits:  # one pool of licenses shared by the farms")
-        lines += [f"      - {{farm: {f.farm_id}, limit: {q(lim.amount)}}}" for f, lim in limits]
     lines.append("    features:")
     for f in fed:
         guess = "" if f.sure else f"  # a guess: the name holds {key!r}; remove it if wrong"
@@ -233,6 +217,37 @@ def _pool_lines(
     )
     lines.append("    headroom: 1")
     return lines + selector, around
+
+
+def _seen_lines(limits: list[tuple[FarmSeen, LimitState]], fed: list[Fed]) -> list[str]:
+    """Comments: each limit as read, with its queues, and each feature fed to the pool."""
+    lines = []
+    for farm, lim in limits:
+        queues = ", ".join(
+            f"{qid} ({farm.queues[qid]})" if farm.queues.get(qid, qid) != qid else qid
+            for qid in sorted(a.queue_id for a in lim.associations)
+        )
+        lines.append(
+            f"    # {lim.amount} on {farm.farm_id}: maxCount {lim.max_count}, the farm holds "
+            f"{lim.current_count}; queues: {queues or 'none associated'}"
+        )
+    for f in fed:
+        lines.append(
+            f"    # {f.feature.feature} ({f.source}): {count_of(f.feature.total)} issued, "
+            f"{f.feature.in_use} in use now"
+        )
+    return lines
+
+
+def _limit_lines(limits: list[tuple[FarmSeen, LimitState]], farms: bool) -> list[str]:
+    """`limit:` (with `farm:` where the policy has several), or `limits:` over farms."""
+    if len(limits) == 1 and not farms:
+        return [f"    limit: {q(limits[0][1].amount)}"]
+    if len(limits) == 1:
+        return [f"    farm: {limits[0][0].farm_id}", f"    limit: {q(limits[0][1].amount)}"]
+    return ["    limits:  # one pool of licenses shared by the farms"] + [
+        f"      - {{farm: {f.farm_id}, limit: {q(lim.amount)}}}" for f, lim in limits
+    ]
 
 
 def _selector_lines(
