@@ -316,18 +316,12 @@ def parse(text: str) -> Report:
             line = raw.strip()
             if line:
                 head.read(line)
-    if not (
-        head.seen_banner or head.server_order or head.servers or head.seen_usage or head.whole_down
-    ):
+    if not head.seen_anything:
         raise ParseError("no lmstat output found (no banner, server status or 'Users of' line)")
     server_list = _merge_servers(head.server_order, head.servers, head.whole_down)
-    if head.whole_down is not None and not head.seen_usage:
-        up = False
-        errors.insert(0, head.whole_down)
-    else:
-        up = _quorum(server_list) or head.seen_usage
-        if not up:
-            errors.insert(0, "no license server of the list answered")
+    up, why = _up(head, server_list)
+    if why:
+        errors.insert(0, why)
     return Report(
         format=FORMAT,
         up=up,
@@ -336,6 +330,15 @@ def parse(text: str) -> Report:
         features=tuple(features),
         errors=tuple(errors),
     )
+
+
+def _up(head: _Header, servers: list[Server]) -> tuple[bool, str | None]:
+    """Whether the listing is of a server up, and why not: a whole server down and no
+    usage listed, or no server of a triad's quorum answering."""
+    if head.whole_down is not None and not head.seen_usage:
+        return False, head.whole_down
+    up = _quorum(servers) or head.seen_usage
+    return up, None if up else "no license server of the list answered"
 
 
 @dataclass
@@ -349,6 +352,17 @@ class _Header:
     vendors: dict[str, Vendor] = field(default_factory=dict)
     whole_down: str | None = None
     current_vendor: str | None = None
+
+    @property
+    def seen_anything(self) -> bool:
+        """Whether any line of lmstat's own was read: a banner, a server, a usage block."""
+        return bool(
+            self.seen_banner
+            or self.server_order
+            or self.servers
+            or self.seen_usage
+            or self.whole_down
+        )
 
     def read(self, line: str) -> None:
         # Anything not matched (file paths, prompts, the command line, lmgrd chatter)
