@@ -87,12 +87,16 @@ class _Scan:
         elif _ISV_TABLE.match(line):
             self.recognised = self.in_isv_table = True
         elif not (self.in_isv_table and self._isv_row(line)) and not self._section(line):
-            if self.section == "pool" and self.isv is not None:
-                self._pool_line(line)
-            elif self.section == "usage" and self.isv is not None:
-                self._usage_line(line)
-            elif _PRODUCT.match(line) or _USAGE.match(line):
-                self.errors.append(f"{line[:120]!r} is outside any ISV's pool or usage section")
+            self._in_section(line)
+
+    def _in_section(self, line: str) -> None:
+        """A line of the pool or usage section it stands in; outside one, an error."""
+        if self.section == "pool" and self.isv is not None:
+            self._pool_line(line)
+        elif self.section == "usage" and self.isv is not None:
+            self._usage_line(line)
+        elif _PRODUCT.match(line) or _USAGE.match(line):
+            self.errors.append(f"{line[:120]!r} is outside any ISV's pool or usage section")
 
     def _isv_row(self, line: str) -> bool:
         if line.lower().startswith("name") and "port" in line.lower():

@@ -77,18 +77,22 @@ def summarise(results: Sequence[Result], oracle: Sequence[Result] | None = None)
         shares = tuple(
             100 * r.task_hours / o.task_hours for r, o in zip(results, oracle, strict=True)
         )
+
+    def total(field: str) -> Any:
+        return sum(getattr(r, field) for r in results)
+
     return Totals(
         days=len(results),
-        artist_minutes_lost=sum(r.artist_minutes_lost for r in results),
-        artists_gave_up=sum(r.artists_gave_up for r in results),
-        farm_denials=sum(r.denials for r in results),
+        artist_minutes_lost=total("artist_minutes_lost"),
+        artists_gave_up=total("artists_gave_up"),
+        farm_denials=total("denials"),
         days_with_denials=sum(1 for r in results if r.denials),
-        task_hours=sum(r.task_hours for r in results),
-        preempted_task_minutes=sum(r.preempted_task_minutes for r in results),
-        writes=sum(r.writes for r in results),
-        job_cap_writes=sum(r.job_cap_writes for r in results),
-        job_cap_moves=sum(r.job_cap_moves for r in results),
-        hours=sum(r.hours for r in results),
+        task_hours=total("task_hours"),
+        preempted_task_minutes=total("preempted_task_minutes"),
+        writes=total("writes"),
+        job_cap_writes=total("job_cap_writes"),
+        job_cap_moves=total("job_cap_moves"),
+        hours=total("hours"),
         shares=shares,
     )
 

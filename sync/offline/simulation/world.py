@@ -122,14 +122,7 @@ class Day:
         """Artists come and go, tasks finish or reach their checkout, jobs arrive; returns
         the tasks running (holding or about to check out)."""
         sc, res = self.sc, self.res
-        while self.artists_end and self.artists_end[0] <= t:
-            heapq.heappop(self.artists_end)
-        while self.artist_q and self.artist_q[0][0] <= t:
-            start, end = self.artist_q.popleft()
-            self._artist(t, end - start, t, 0, end)
-        while self.waiting and self.waiting[0][0] <= t:
-            _, first, tries, length = heapq.heappop(self.waiting)
-            self._artist(t, length, first, tries)
+        self._artists_move(t)
         while self.holding and self.holding[0][0] <= t:
             _, duration, job = heapq.heappop(self.holding)
             self._ended(job)
@@ -154,6 +147,17 @@ class Day:
         while self.history and self.history[0][0] < t - sc.sync.tool_latency - sc.step:
             self.history.popleft()
         return running
+
+    def _artists_move(self, t: float) -> None:
+        """Artists whose checkouts end let go; new ones and those retrying ask again."""
+        while self.artists_end and self.artists_end[0] <= t:
+            heapq.heappop(self.artists_end)
+        while self.artist_q and self.artist_q[0][0] <= t:
+            start, end = self.artist_q.popleft()
+            self._artist(t, end - start, t, 0, end)
+        while self.waiting and self.waiting[0][0] <= t:
+            _, first, tries, length = heapq.heappop(self.waiting)
+            self._artist(t, length, first, tries)
 
     @property
     def ready(self) -> bool:
