@@ -27,16 +27,7 @@ from sync.values.errors import DeadlineError, HistoryError, PolicyError, SyncErr
 
 def init(args: argparse.Namespace) -> int:
     logging_setup.setup("text", args.verbose)
-    if not (args.source or args.capture or args.against):
-        raise SyncError("init needs something to read: --source, --capture or --against")
-    if args.output not in (None, "-") and Path(args.output).exists() and not args.force:
-        raise SyncError(f"{args.output} exists: init does not overwrite a policy (--force does)")
-    if args.against and (args.source or args.capture or args.farm):
-        raise SyncError(
-            "--against reads all from the history: not with --source, --capture or --farm"
-        )
-    if args.against and args.create_limits:
-        raise SyncError("--create-limits writes to the farms: read them live, not --against")
+    _refuse_what_cannot_be(args)
     named = named_limits(args.limit)
     if args.against:
         sources, farms = _from_history(args.against, args.region)
@@ -56,6 +47,20 @@ def init(args: argparse.Namespace) -> int:
     _write(written.text, args.output)
     _summary(written, sources, args.output)
     return EXIT_OK
+
+
+def _refuse_what_cannot_be(args: argparse.Namespace) -> None:
+    """The combinations of arguments init cannot honour, each with what to do."""
+    if not (args.source or args.capture or args.against):
+        raise SyncError("init needs something to read: --source, --capture or --against")
+    if args.output not in (None, "-") and Path(args.output).exists() and not args.force:
+        raise SyncError(f"{args.output} exists: init does not overwrite a policy (--force does)")
+    if args.against and (args.source or args.capture or args.farm):
+        raise SyncError(
+            "--against reads all from the history: not with --source, --capture or --farm"
+        )
+    if args.against and args.create_limits:
+        raise SyncError("--create-limits writes to the farms: read them live, not --against")
 
 
 def _what(args: argparse.Namespace) -> str:

@@ -63,16 +63,24 @@ def plan_limits(
         if missing := [q for q in wanted if farm.queues and q not in farm.queues]:
             raise SyncError(f"farm {farm.farm_id} has no queue {', '.join(missing)}")
         for key, features in named.items():
-            amount = f"amount.{key}"
-            have = next((x for x in farm.limits if amount_key(x.amount) == key), None)
-            linked = {a.queue_id for a in have.associations} if have else set()
-            todo = tuple(q for q in wanted if q not in linked)
-            if have is not None and not todo:
-                steps.kept.append(f"{amount} on {farm.farm_id}: exists, every queue associated")
-                continue
-            limit_id = have.limit_id if have else None
-            steps.writes.append(LimitWrite(farm.farm_id, amount, tuple(features), limit_id, todo))
+            _plan_one(farm, key, features, wanted, steps)
     return steps
+
+
+def _plan_one(
+    farm: FarmSeen, key: str, features: Sequence[str], wanted: list[str], steps: Steps
+) -> None:
+    """One `--limit` on one farm: created if missing, associated with the queues it is
+    not yet; kept as it is when it has them all."""
+    amount = f"amount.{key}"
+    have = next((x for x in farm.limits if amount_key(x.amount) == key), None)
+    linked = {a.queue_id for a in have.associations} if have else set()
+    todo = tuple(q for q in wanted if q not in linked)
+    if have is not None and not todo:
+        steps.kept.append(f"{amount} on {farm.farm_id}: exists, every queue associated")
+        return
+    limit_id = have.limit_id if have else None
+    steps.writes.append(LimitWrite(farm.farm_id, amount, tuple(features), limit_id, todo))
 
 
 def _features_offered(named: Mapping[str, Sequence[str]], sources: Sequence[SourceSeen]) -> None:
