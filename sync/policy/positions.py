@@ -114,8 +114,7 @@ def _fields_at(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
 
     ann: Any = root
     for part in loc:
-        while get_origin(ann) is Annotated:
-            ann = get_args(ann)[0]
+        ann = _unwrapped(ann)
         origin = get_origin(ann)
         if origin in (dict, list):
             ann = get_args(ann)[-1]
@@ -129,8 +128,22 @@ def _fields_at(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
         if field is None:
             return []
         ann = field.annotation
+    return _keys_of(_unwrapped(ann))
+
+
+def _unwrapped(ann: Any) -> Any:
+    """An annotation without its `Annotated[...]` layers."""
+    from typing import get_args, get_origin
+
     while get_origin(ann) is Annotated:
         ann = get_args(ann)[0]
+    return ann
+
+
+def _keys_of(ann: Any) -> list[str]:
+    """The keys a model takes, or those of every model of a union; none for the rest."""
+    from typing import Union, get_args, get_origin
+
     if get_origin(ann) in (Union, UnionType):
         return sorted(
             {
@@ -257,14 +270,7 @@ def _load_yaml(text: str, name: str, what: str) -> tuple[yaml.Node, dict[str, An
         bomb = node is not None and "*" in text and _alias_growth(node) > MAX_NODES
         data = {} if bomb or node is None else LOADER("").construct_document(node)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = str(e.problem or e)
-        lines = text.splitlines()
-        where = lines[line - 1] if 0 < line <= len(lines) else ""
-        if "'\\t'" in problem or "\t" in problem or "\t" in where[: col + 1]:
-            problem += " (indent with spaces: YAML does not take tabs)"
-        raise PolicyErrors([Problem(name, line, col, f"YAML: {problem}")]) from e
+        raise PolicyErrors([_syntax_problem(e, text, name)]) from e
     except yaml.YAMLError as e:
         raise PolicyErrors([Problem(name, 1, 1, f"YAML: {e}")]) from e
     if bomb:
@@ -285,6 +291,18 @@ def _load_yaml(text: str, name: str, what: str) -> tuple[yaml.Node, dict[str, An
     if duplicates:
         raise PolicyErrors(duplicates)
     return node, data
+
+
+def _syntax_problem(e: yaml.MarkedYAMLError, text: str, name: str) -> Problem:
+    """Where YAML's parser stopped and why; a tab in the indent said as such."""
+    mark = e.problem_mark or e.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = str(e.problem or e)
+    lines = text.splitlines()
+    where = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "'\\t'" in problem or "\t" in problem or "\t" in where[: col + 1]:
+        problem += " (indent with spaces: YAML does not take tabs)"
+    return Problem(name, line, col, f"YAML: {problem}")
 
 
 def _duplicate_keys(node: yaml.Node, name: str, seen: set[int]) -> list[Problem]:
