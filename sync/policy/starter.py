@@ -308,11 +308,21 @@ def _left_over(
         ]
     bare = [k for k in sorted(found) if not matching.pools[k]]
     if bare:
-        names = sorted({f.feature for s in sources if s.report.up for f in s.report.features})
         lines.append("# Limits no feature matches (a pool needs its features named by hand):")
-        for key in bare:
-            near = difflib.get_close_matches(key, [n.lower() for n in names], n=3, cutoff=0.4)
-            hint = f"; close: {', '.join(near)}" if near else ""
-            for farm, lim in found[key]:
-                lines.append(f"#   {lim.amount} on {farm.farm_id}{hint}")
+        lines += _unfed_lines(bare, found, sources)
+    return lines
+
+
+def _unfed_lines(
+    bare: list[str],
+    found: Mapping[str, list[tuple[FarmSeen, LimitState]]],
+    sources: Sequence[SourceSeen],
+) -> list[str]:
+    """Each limit no feature went to, with the features whose names come close."""
+    names = sorted({f.feature for s in sources if s.report.up for f in s.report.features})
+    lines = []
+    for key in bare:
+        near = difflib.get_close_matches(key, [n.lower() for n in names], n=3, cutoff=0.4)
+        hint = f"; close: {', '.join(near)}" if near else ""
+        lines += [f"#   {lim.amount} on {farm.farm_id}{hint}" for farm, lim in found[key]]
     return lines
