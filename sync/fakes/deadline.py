@@ -105,27 +105,42 @@ def check_shape(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
     meta = shape.metadata
     kind = shape.type_name
     if kind == "string" and isinstance(value, str):
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path}: length {len(value)} is above the maximum {meta['max']}")
-        if meta.get("enum") and value not in meta["enum"]:
-            errors.append(f"{path}: {value!r} is not one of {', '.join(meta['enum'])}")
-        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
-            errors.append(f"{path}: {value!r} does not match {meta['pattern']}")
+        errors += _string_errors(meta, value, path)
     elif kind in ("integer", "long") and isinstance(value, int):
         if "max" in meta and value > meta["max"]:
             errors.append(f"{path}: {value} is above the maximum {meta['max']}")
     elif kind == "list" and isinstance(value, list):
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path}: {len(value)} items, above the maximum {meta['max']}")
-        for i, item in enumerate(value):
-            check_shape(shape.member, item, f"{path}[{i}]", errors)
+        _check_list(shape, value, path, errors)
     elif kind == "structure" and isinstance(value, dict):
-        members = shape.members
-        if meta.get("union") and len(value) != 1:
-            errors.append(f"{path}: exactly one of {', '.join(members)} must be set")
-        for name, item in value.items():
-            if name in members:
-                check_shape(members[name], item, f"{path}.{name}", errors)
+        _check_structure(shape, value, path, errors)
+
+
+def _check_list(shape: Shape, value: list[Any], path: str, errors: list[str]) -> None:
+    if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+        errors.append(f"{path}: {len(value)} items, above the maximum {shape.metadata['max']}")
+    for i, item in enumerate(value):
+        check_shape(shape.member, item, f"{path}[{i}]", errors)
+
+
+def _check_structure(shape: Shape, value: dict[str, Any], path: str, errors: list[str]) -> None:
+    members = shape.members
+    if shape.metadata.get("union") and len(value) != 1:
+        errors.append(f"{path}: exactly one of {', '.join(members)} must be set")
+    for name, item in value.items():
+        if name in members:
+            check_shape(members[name], item, f"{path}.{name}", errors)
+
+
+def _string_errors(meta: dict[str, Any], value: str, path: str) -> list[str]:
+    """A string past its maximum length, off its enum or off its pattern."""
+    out = []
+    if "max" in meta and len(value) > meta["max"]:
+        out.append(f"{path}: length {len(value)} is above the maximum {meta['max']}")
+    if meta.get("enum") and value not in meta["enum"]:
+        out.append(f"{path}: {value!r} is not one of {', '.join(meta['enum'])}")
+    if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        out.append(f"{path}: {value!r} does not match {meta['pattern']}")
+    return out
 
 
 def _coerce(shape: Shape, value: str) -> Any:
@@ -167,20 +182,9 @@ class DeadlineModel:
         if shape is None:
             return params
         for name, member in shape.members.items():
-            loc = member.serialization.get("location")
-            wire = member.serialization.get("name", name)
-            if loc == "uri" and wire in path_params:
-                params[name] = _coerce(member, path_params[wire])
-            elif loc == "querystring" and wire in query:
-                vals = query[wire]
-                if member.type_name == "list":
-                    params[name] = [_coerce(member.member, v) for v in vals]
-                else:
-                    params[name] = _coerce(member, vals[0])
-            elif loc == "header" and headers is not None and headers.get(wire) is not None:
-                params[name] = _coerce(member, headers[wire])
-            elif loc is None and wire in body:
-                params[name] = body[wire]
+            found = _member_value(name, member, path_params, query, body, headers)
+            if found is not _ABSENT:
+                params[name] = found
         unknown = set(body) - {m.serialization.get("name", n) for n, m in shape.members.items()}
         if unknown:
             raise FakeError("ValidationException", f"unknown fields {sorted(unknown)}")
@@ -192,6 +196,34 @@ class DeadlineModel:
         if errors:
             raise FakeError("ValidationException", "; ".join(errors))
         return params
+
+
+_ABSENT = object()  # a member the request does not give
+
+
+def _member_value(
+    name: str,
+    member: Shape,
+    path_params: dict[str, str],
+    query: dict[str, list[str]],
+    body: dict[str, Any],
+    headers: Any,
+) -> Any:
+    """A member's value from where the model says the request carries it, or _ABSENT."""
+    loc = member.serialization.get("location")
+    wire = member.serialization.get("name", name)
+    if loc == "uri" and wire in path_params:
+        return _coerce(member, path_params[wire])
+    if loc == "querystring" and wire in query:
+        vals = query[wire]
+        if member.type_name == "list":
+            return [_coerce(member.member, v) for v in vals]
+        return _coerce(member, vals[0])
+    if loc == "header" and headers is not None and headers.get(wire) is not None:
+        return _coerce(member, headers[wire])
+    if loc is None and wire in body:
+        return body[wire]
+    return _ABSENT
 
 
 def caller_of(authorization: str | None) -> str:
