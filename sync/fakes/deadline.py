@@ -393,19 +393,24 @@ class FakeDeadline:
             return self._error(h, e.code, str(e), e.status, e.reason)
         except ValueError as e:
             return self._error(h, "ValidationException", str(e), 400)
-        with self._lock:
-            drop = self.faults.drop_answer.get(op.name, 0)
-            if drop:
-                self.faults.drop_answer[op.name] = drop - 1
-            cut = self.faults.cut_short.get(op.name, 0)
-            if cut:
-                self.faults.cut_short[op.name] = cut - 1
-            cut = cut or self._rng.random() < self.faults.cut_short_rate
+        drop, cut = self._answer_faults(op.name)
         if drop:
             h.close_connection = True  # done, and no answer: the client sees the line drop
             return None
         body = json.dumps(result, default=_json_default).encode()
         h._send(200, body[: len(body) // 2] if cut else body)
+
+    def _answer_faults(self, op: str) -> tuple[bool, bool]:
+        """Whether this answer is dropped, and whether it is cut short: each fault queued
+        for the operation is used once."""
+        with self._lock:
+            drop = self.faults.drop_answer.get(op, 0)
+            if drop:
+                self.faults.drop_answer[op] = drop - 1
+            cut = self.faults.cut_short.get(op, 0)
+            if cut:
+                self.faults.cut_short[op] = cut - 1
+            return bool(drop), bool(cut) or self._rng.random() < self.faults.cut_short_rate
 
     def _refused(self, h: Any, op: OperationModel) -> bool:
         """The faults that answer before the farm is asked; True when one did."""
