@@ -101,18 +101,9 @@ def _step(step: Any) -> StepSpec:
         return StepSpec(step.name, amounts, depends_on, None, ({},), 1, None, command)
     chunk, target, wire = 1, None, []
     for name, definition in space.taskParameterDefinitions.items():
-        kind = definition.type.value
-        item: dict[str, Any] = {"name": name, "type": _API_TYPE[kind]}
-        chunks = getattr(definition, "chunks", None)
-        if chunks is not None:
-            chunk = int(chunks.defaultTaskCount)
-            target = chunks.targetRuntimeSeconds
-            item["chunks"] = {
-                "defaultTaskCount": chunk,
-                "rangeConstraint": chunks.rangeConstraint.value,
-            }
-            if target is not None:
-                item["chunks"]["targetRuntimeSeconds"] = int(target)
+        item, chunking = _parameter(name, definition)
+        if chunking is not None:
+            chunk, target = chunking
         wire.append(item)
     api_space: dict[str, Any] = {"parameters": wire}
     if space.combination:
@@ -124,6 +115,20 @@ def _step(step: Any) -> StepSpec:
         for params in frames
     )
     return StepSpec(step.name, amounts, depends_on, api_space, tasks, chunk, target, command)
+
+
+def _parameter(name: str, definition: Any) -> tuple[dict[str, Any], tuple[int, Any] | None]:
+    """A task parameter as the API shows it, and its chunking (tasks a chunk, the target
+    runtime) when it has one."""
+    item: dict[str, Any] = {"name": name, "type": _API_TYPE[definition.type.value]}
+    chunks = getattr(definition, "chunks", None)
+    if chunks is None:
+        return item, None
+    chunk, target = int(chunks.defaultTaskCount), chunks.targetRuntimeSeconds
+    item["chunks"] = {"defaultTaskCount": chunk, "rangeConstraint": chunks.rangeConstraint.value}
+    if target is not None:
+        item["chunks"]["targetRuntimeSeconds"] = int(target)
+    return item, (chunk, target)
 
 
 def _single(value: str) -> str:
