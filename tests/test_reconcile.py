@@ -7,7 +7,9 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sync.law import reasons
+import pytest
+
+from sync.law import jobplan, reasons
 from sync.law.jobplan import PoolJobs
 from sync.law.reconcile import carry, reconcile
 from sync.law.render import jobs_summary
@@ -210,3 +212,69 @@ def test_a_reason_is_data_and_reads_the_same_everywhere():
 def test_a_pool_without_jobs_says_so_without_an_empty_list():
     pj = PoolJobs("nuke", FARM, LIMIT, 10)
     assert jobs_summary(pj) == "nuke: 0 jobs share 10 (demand 0)"
+
+
+def _two_pools(first: str) -> Policy:
+    """nuke (20 licenses) and maya (uncounted: its limit is unlimited), `first` first."""
+    pools = {
+        "nuke": {"limit": "amount.nuke", "features": [{"source": "lic", "feature": "nuke_r"}]},
+        "maya": {"limit": "amount.maya", "features": [{"source": "lic", "feature": "maya_r"}]},
+    }
+    order = [first, *(p for p in pools if p != first)]
+    return Policy.model_validate(
+        {
+            "farms": [{"id": FARM}],
+            "sources": {"lic": {"kind": "static", "features": {}}},
+            "pools": {
+                p: {**pools[p], "hysteresis": {"settle": 1}, "jobs": {"policy": "fair"}}
+                for p in order
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("first", ["nuke", "maya"])
+def test_a_job_in_two_pools_takes_the_tighter_cap_and_unlimited_never_hides_one(first):
+    """A job whose steps ask for both amounts: the pool that caps it tighter wins, in
+    either order of the policy; an unlimited limit's -1 never replaces a real cap."""
+    j = job(1, tasks=40)
+    report = Report(
+        "flexlm",
+        True,
+        features=(
+            Feature("foundry", "nuke_r", None, 20, 4),
+            Feature("foundry", "maya_r", None, None, 3),
+        ),
+    )
+    assoc = (Association(QUEUE, ACTIVE),)
+    limits = {
+        "amount.nuke": LimitState(FARM, LIMIT, "Nuke", "amount.nuke", 16, 0, assoc),
+        "amount.maya": LimitState(FARM, "limit-" + "d" * 32, "Maya", "amount.maya", -1, 0, assoc),
+    }
+    steps = {j.job_id: (StepAmounts("step-1", {"amount.nuke": 1, "amount.maya": 1}, 40),)}
+    farm = FarmRead(FARM, limits, jobs=(j,), steps=steps)
+    snap = Observed({"lic": SourceState(report, NOW)}, {FARM: farm})
+    plan = reconcile(_two_pools(first), snap, Memory(), NOW)
+    [w] = plan.farms_jobs[0].writes
+    assert (w.job_id, w.value, w.pool) == (j.job_id, 16, "nuke")
+
+
+def test_a_released_jobs_record_settles_as_the_farm_says():
+    """A job no pool caps any more: gone, taken over by a person (or marked so), archived,
+    already at its original, or put back to it."""
+    rec = JobOriginal("job-1", FARM, QUEUE, "nuke", LIMIT, original=30, last_written=6)
+
+    def live(mwc: int, lifecycle: str = "CREATE_COMPLETE") -> JobInfo:
+        return replace(job(1, max_workers=mwc), job_id="job-1", lifecycle_status=lifecycle)
+
+    def kind(r: JobOriginal, j: JobInfo | None) -> tuple[str, int | None]:
+        why, write = jobplan.settle(r, j)
+        return why[0].kind, None if write is None else write.value
+
+    assert kind(rec, None) == ("job_gone", None)
+    assert kind(rec, live(9)) == ("job_taken_over", None)  # 9 is not ours
+    assert jobplan.settle(rec, live(9))[0][0]["value"] == 9
+    assert kind(replace(rec, manual=True), live(6)) == ("job_taken_over", None)
+    assert kind(rec, live(6, "ARCHIVED")) == ("job_archived", None)
+    assert kind(replace(rec, last_written=None), live(30)) == ("job_already_original", None)
+    assert kind(rec, live(6)) == ("job_released", 30)
