@@ -4,9 +4,7 @@ real socket; the last through the real `license-sync run` process."""
 
 from __future__ import annotations
 
-import selectors
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -19,6 +17,7 @@ import pytest
 
 from sync.edges.http_endpoint import HealthServer
 from sync.edges.metrics import Metrics
+from sync.fakes.flood import Flood
 from tests.support.process import free_port, wait_for
 
 ROOT = Path(__file__).parent.parent
@@ -147,54 +146,6 @@ def test_what_is_not_a_scrape_gets_a_plain_answer_and_a_closed_connection():
         assert ask(b"GET /readyz?verbose HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
     finally:
         server.stop()
-
-
-class Flood:
-    """`count` idle connections to `port` from `source`; with `reconnect`, each opened
-    again as soon as the server closes it, from a thread of their own (the floods the
-    issue measured)."""
-
-    def __init__(self, port: int, source: str, count: int, reconnect: bool):
-        self.to, self.source = ("127.0.0.1", port), source
-        self.selector, self.stop, self.reopened = selectors.DefaultSelector(), False, 0
-        for _ in range(count):
-            self._open()
-        self.thread = threading.Thread(target=self._churn, daemon=True)
-        if reconnect:
-            self.thread.start()
-
-    def _open(self) -> None:
-        s = socket.socket()
-        # closed with a reset, not left in TIME_WAIT: thousands of those would crowd the
-        # ports other tests and programs on this machine are given
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.bind((self.source, 0))
-        s.setblocking(False)
-        s.connect_ex(self.to)
-        self.selector.register(s, selectors.EVENT_READ)
-
-    def _churn(self) -> None:
-        while not self.stop:
-            for key, _ in self.selector.select(0.05):
-                s: socket.socket = key.fileobj  # type: ignore[assignment]
-                try:
-                    data = s.recv(1)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    self.selector.unregister(s)
-                    s.close()
-                    self._open()
-                    self.reopened += 1
-
-    def close(self) -> None:
-        self.stop = True
-        if self.thread.is_alive():
-            self.thread.join(10)
-        for key in list(self.selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
 
 
 def rss_mib(pid: int) -> float:
