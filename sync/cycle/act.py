@@ -202,7 +202,7 @@ class Writer:
             if d.new is not None:
                 self._make(MaxCount(d.farm_id, d.limit_id, d.current, d.new), dl, now, d, reason)
             for q in d.pause:
-                pause = Pause(d.farm_id, q, d.limit_id, dict(plan.memory.limits))
+                pause = Pause(d.farm_id, q, d.limit_id, plan.memory.limits)
                 self._make(pause, dl, now, d, reason)
                 self._stamp(dl, d, q, a)
             for q in d.resume:

@@ -48,18 +48,16 @@ FILES_CEILING = 1 << 16  # the soft open-file limit is raised to the hard one, u
 Check = Callable[[], tuple[bool, str]]
 
 
-def raise_open_files_limit() -> int:
-    """Raise this process's soft limit of open files to its hard one (bounded) and return
-    it: a container's default of 1,024 is spent by a modest flood."""
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit of open files to its hard one (bounded): a
+    container's default of 1,024 is spent by a modest flood."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = FILES_CEILING if hard == resource.RLIM_INFINITY else min(hard, FILES_CEILING)
     if soft != resource.RLIM_INFINITY and soft < want:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-            soft = want
         except (ValueError, OSError):
-            pass  # kept as it is: the bound below follows whatever it is
-    return FILES_CEILING if soft == resource.RLIM_INFINITY else soft
+            pass  # kept as it is: the server's bound follows whatever it is
 
 
 class _Exchange(asyncio.Protocol):

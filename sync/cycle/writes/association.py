@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -31,7 +32,7 @@ class Pause(_QueueStatus):
     status: ClassVar[str] = PAUSED
     level: ClassVar[int] = logging.WARNING
     # the limits' memory as this cycle leaves it, naming this queue among those we paused
-    remembered: dict[LimitKey, LimitMemory] = field(default_factory=dict, compare=False)
+    remembered: Mapping[LimitKey, LimitMemory] = field(default_factory=dict, compare=False)
 
     def original(self) -> Keep:
         return PausedQueues(self.remembered)

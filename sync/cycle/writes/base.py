@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,7 +21,6 @@ class LimitOriginal:
     farm_id: str
     limit_id: str
     value: int
-    strict: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,7 @@ class PausedQueues:
     """The limits' memory naming every queue this cycle pauses: no queue is stopped that
     nothing on disk remembers to reopen. Strict: not kept, not sent."""
 
-    limits: dict[LimitKey, LimitMemory]
-    strict: ClassVar[bool] = True
+    limits: Mapping[LimitKey, LimitMemory]
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,6 @@ class JobRecords:
     """Each job's maxWorkerCount before us, and the value on its way. Strict."""
 
     records: tuple[JobOriginal, ...]
-    strict: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,6 @@ class Nothing:
     """A write that overwrites nothing anyone needs back, and why."""
 
     because: str
-    strict: ClassVar[bool] = False
 
 
 Keep = LimitOriginal | PausedQueues | JobRecords | Nothing
