@@ -257,8 +257,7 @@ class Observer:
                 if now - at < ARTIST_WAIT
             }
             for e in tail.peek():
-                found = denials(policy, name, [e], now, self.worker_hosts)
-                if any(d.who == "artist" and d.pool for d in found):
+                if self._denied(policy, name, e, now)[1]:
                     if (e.feature, e.user, e.host) not in waiting:
                         return name
                 elif e.kind == "OUT":  # served since: refused again is news
@@ -275,9 +274,9 @@ class Observer:
         waiting = self.waiting.setdefault(source, {})
         refused: list[Denial] = []
         for e in events:
-            found = denials(policy, source, [e], now, self.worker_hosts)
+            found, artist = self._denied(policy, source, e, now)
             refused += found
-            if any(d.who == "artist" and d.pool for d in found):
+            if artist:
                 waiting.setdefault(e.feature, {})[(e.user, e.host)] = now
             elif e.kind == "OUT":
                 waiting.get(e.feature, {}).pop((e.user, e.host), None)
@@ -287,6 +286,14 @@ class Observer:
             if who:
                 counts[feature] = len(who)
         return tuple(refused), counts
+
+    def _denied(
+        self, policy: Policy, source: str, e: LogEvent, now: datetime
+    ) -> tuple[list[Denial], bool]:
+        """The refusals `e` records, and whether one is of an artist a pool counts: a
+        cycle holds such an artist as waiting until the log shows them served."""
+        found = denials(policy, source, [e], now, self.worker_hosts)
+        return found, any(d.who == "artist" and d.pool for d in found)
 
     def _say_down(self, name: str, report: Report, now: datetime) -> None:
         why = "; ".join(report.errors) or "no reason"
