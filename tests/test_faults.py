@@ -74,6 +74,18 @@ def farm_with_limit(max_count: int = 19) -> FakeFarm:
     return farm
 
 
+def farm_with_jobs(max_count: int) -> tuple[FakeFarm, list[str]]:
+    """A farm with one limit and three jobs of 40 tasks needing it, their own caps 20, 21
+    and 22 (the originals a restore must put back)."""
+    farm = farm_with_limit(max_count)
+    q = next(iter(farm.associations))[0]
+    jobs = [
+        farm.add_job(q, f"j{i}", tasks=40, amount="amount.nuke", max_worker_count=20 + i)
+        for i in range(3)
+    ]
+    return farm, jobs
+
+
 def limit_of(farm: FakeFarm) -> int:
     return next(iter(farm.limits.values())).max_count
 
@@ -512,12 +524,7 @@ def test_a_history_volume_that_cannot_be_written_at_start_syncs_limits(
 def test_restore_puts_everything_back_from_a_read_only_copy(aws_env, tmp_path, small_disk):
     """The service's volume is gone; a snapshot of it is mounted read-only: `restore`
     reads the originals from it and puts them back, and says it could not record that."""
-    farm = farm_with_limit(7)
-    q = next(iter(farm.associations))[0]
-    jobs = [
-        farm.add_job(q, f"j{i}", tasks=40, amount="amount.nuke", max_worker_count=20 + i)
-        for i in range(3)
-    ]
+    farm, jobs = farm_with_jobs(7)
     with FakeDeadline(farm) as server:
         policy = policy_for([farm], tmp_path, jobs="fair")
         policy.write_text(
@@ -901,12 +908,7 @@ def _wait_for(check, seconds: float) -> bool:
 
 
 def test_kill_9_between_original_and_write_then_restart_and_restore(aws_env, tmp_path):
-    farm = farm_with_limit(10)
-    q = next(iter(farm.associations))[0]
-    jobs = [
-        farm.add_job(q, f"j{i}", tasks=40, amount="amount.nuke", max_worker_count=20 + i)
-        for i in range(3)
-    ]
+    farm, jobs = farm_with_jobs(10)
     entered = threading.Event()
     release = threading.Event()
 
@@ -1005,12 +1007,7 @@ def test_restore_puts_back_what_a_garbled_memory_still_holds_and_says_what_it_co
     """The `state` table's memory row garbled: `restore --limits` still puts back every
     job and the limit from the tables it can read, names what it could not, and exits 1
     (before: "0 job(s) checked", exit 0, the farm left at our caps)."""
-    farm = farm_with_limit(7)
-    q = next(iter(farm.associations))[0]
-    jobs = [
-        farm.add_job(q, f"j{i}", tasks=40, amount="amount.nuke", max_worker_count=20 + i)
-        for i in range(3)
-    ]
+    farm, jobs = farm_with_jobs(7)
     with FakeDeadline(farm) as server:
         policy = policy_for([farm], tmp_path, jobs="fair")
         out, _ = run_proc(policy, server, tmp_path, "run", "--once").communicate(timeout=60)

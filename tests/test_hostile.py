@@ -23,6 +23,7 @@ from tests.clirun import run_cli
 from tests.support.process import (
     free_port,
     lm_env,
+    memory_mib,
     metric,
     run_service,
     scrape,
@@ -78,7 +79,7 @@ pools:
         try:
             yield s
         finally:
-            s.peak_mib = peak_rss_mib(s.proc.pid)
+            s.peak_mib = memory_mib(s.proc.pid, "VmHWM")
             s.proc.send_signal(signal.SIGINT)
             s.out = s.proc.communicate(timeout=30)[0]
     assert s.peak_mib < 200, f"peak RSS {s.peak_mib:.0f} MiB"
@@ -191,20 +192,13 @@ def test_a_second_demo_in_the_same_folder_is_refused_before_it_writes_anything(t
     assert "error" not in out.split("Ctrl-C to stop.")[-1], out
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_a_hole_of_nuls_in_a_followed_log_is_skipped_not_held(aws_env, tmp_path):
     """A copytruncate can leave a NUL-filled hole with no newline: before, each cycle
     held all of it as one growing line (RSS up ~8 MiB a cycle without bound). Now a line
     past the bound is dropped to its end, counted, said once; the refusal after it is read."""
     with log_service(tmp_path) as svc:
         wait_for(lambda: svc.farm.limits[svc.lid].max_count == 20, what="first write")
-        before = peak_rss_mib(svc.proc.pid)
+        before = memory_mib(svc.proc.pid, "VmHWM")
         with svc.log.open("ab") as fh:
             fh.write(b"\0" * (24 << 20))
         wait_for(
@@ -217,7 +211,7 @@ def test_a_hole_of_nuls_in_a_followed_log_is_skipped_not_held(aws_env, tmp_path)
             lambda: metric(scrape(svc.port), "license_sync_denials_total", who="artist"),
             what="the refusal after the hole read",
         )
-        grown = peak_rss_mib(svc.proc.pid) - before
+        grown = memory_mib(svc.proc.pid, "VmHWM") - before
     assert grown < 40, f"peak RSS grew {grown:.0f} MiB for a 24 MiB hole"
     assert svc.out.count("its log has lines over 65536 bytes") == 1, svc.out
 

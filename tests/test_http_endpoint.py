@@ -18,7 +18,7 @@ import pytest
 from sync.edges.http_endpoint import HealthServer
 from sync.edges.metrics import Metrics
 from sync.fakes.flood import Flood
-from tests.support.process import free_port, wait_for
+from tests.support.process import free_port, memory_mib, wait_for
 
 ROOT = Path(__file__).parent.parent
 BIN = ROOT / "tests/bin"
@@ -148,13 +148,6 @@ def test_what_is_not_a_scrape_gets_a_plain_answer_and_a_closed_connection():
         server.stop()
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_healthz_answers_within_a_second_behind_ten_thousand_idle_sockets(tmp_path):
     """The real `license-sync run` (an exporter: no AWS needed) behind 10,000 idle
     connections and 3,000 more that reconnect as soon as they are closed: /healthz,
@@ -202,7 +195,7 @@ sources:
         times.append(time.monotonic() - t0)
         assert max(times) < 1, times
         assert check.returncode == 0, check.stdout + check.stderr
-        assert rss_mib(proc.pid) < 200
+        assert memory_mib(proc.pid) < 200
     finally:
         for flood in floods:
             flood.close()

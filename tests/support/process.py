@@ -72,3 +72,11 @@ def run_service(policy: Path, env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def memory_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's memory as /proc says it, in MiB: VmRSS resident now, VmHWM its peak."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} for process {pid}")
