@@ -58,11 +58,8 @@ class LogTail:
                 st = _regular(os.stat(self.path))
             except OSError:
                 return  # between the rename and the new file: the cycle says if it stays
-            if (st.st_dev, st.st_ino) == self._ino:
-                return
-            self._held += self._drain()
-            self._close()
-            self._open((st.st_dev, st.st_ino), 0, self.clock())
+            if (st.st_dev, st.st_ino) != self._ino:
+                self._follow((st.st_dev, st.st_ino), self.clock())
 
     def read(self) -> tuple[list[LogEvent], str | None]:
         """The events written since the last read, and why the log is down (or None)."""
@@ -85,19 +82,22 @@ class LogTail:
         if self._fd is None:  # the first read: from the end, the past is not this run's
             self._open(ino, st.st_size, now)
             return []
-        lines = []
-        if ino != self._ino:  # rotated: the rest of the old file, then the new from 0
-            lines += self._drain()
-            self._close()
-            self._open(ino, 0, now)
+        if ino != self._ino:
+            self._follow(ino, now)
         elif st.st_size < self._offset:  # truncated (copytruncate): from the start again
             self._offset, self._partial, self._glanced = 0, b"", 0
-        lines += self._drain()
-        lines, self._held = self._held + lines, []
+        lines, self._held = self._held + self._drain(), []
         if lines:
             self._grew = now
         self._dates.today = now.astimezone(self._dates.zone).date()
         return self.grammar.parse([ln.decode(errors="replace") for ln in lines], self._dates).events
+
+    def _follow(self, ino: tuple[int, int], now: datetime) -> None:
+        """Rotated: the rest of the old file held, by the descriptor still open on it, and
+        the new file followed from its start."""
+        self._held += self._drain()
+        self._close()
+        self._open(ino, 0, now)
 
     def _open(self, ino: tuple[int, int], offset: int, now: datetime) -> None:
         # not blocking: a FIFO put in the log's place between the stat and here opens at
