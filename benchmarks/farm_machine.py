@@ -3,7 +3,7 @@ this runs 5,000.
 
     python benchmarks/farm_machine.py [--examples 5000]
 
-Runs tests/test_farm_state_machine.py under pytest with LICENSE_SYNC_MACHINE_EXAMPLES set
+Runs tests/cycle/test_farm_state_machine.py under pytest with LICENSE_SYNC_MACHINE_EXAMPLES set
 (hypothesis is derandomized there, so a run replays) and prints the examples, the steps
 run, the wall time and the outcome; a failing example is printed whole by hypothesis.
 """
@@ -40,7 +40,7 @@ def main() -> int:
             "0",  # one test, in this process: hypothesis prints its statistics only here
             "-p",
             "no:logging",
-            "tests/test_farm_state_machine.py",
+            "tests/cycle/test_farm_state_machine.py",
         ],
         cwd=ROOT,
         env=env,

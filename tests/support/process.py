@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-BIN = Path(__file__).parent.parent / "bin"
+from tests.support.paths import BIN
 
 
 def free_port() -> int:

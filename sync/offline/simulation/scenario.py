@@ -38,7 +38,7 @@ class SyncModel(_M):
     tool_latency: Duration = 2.0
     count_delay: Duration = 30.0
     # from an artist's DENIED line to the cycle it starts (the log peeked every second,
-    # cycles it starts at least 3 s apart; measured under 1 s, tests/test_e2e.py)
+    # cycles it starts at least 3 s apart; measured under 1 s, tests/process/test_e2e.py)
     log_latency: Duration = 5.0
 
 
