@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.policy import policy as policy_doc
+from tests.support.policy import pool, write_policy
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -75,17 +78,10 @@ def farm_env(aws_env, tmp_path):
     status.write_text(lic.lmstat())
     with FakeDeadline(farm) as server:
         policy = tmp_path / "policy.yaml"
-        policy.write_text(f"""\
-history: {{path: {tmp_path / "h.db"}}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    headroom: 1
-""")
+        nuke = pool(headroom=1)
+        write_policy(
+            policy, policy_doc(farm.farm_id, history=tmp_path / "h.db", pools={"nuke": nuke})
+        )
         env = {
             **os.environ,
             "PATH": f"{Path(__file__).parent / 'bin'}{os.pathsep}{os.environ['PATH']}",

@@ -13,26 +13,15 @@ from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.templates import build, simple_template
 from tests.support.clirun import run_cli
+from tests.support.policy import policy as policy_doc
+from tests.support.policy import pool, write_policy
 
-POLICY = """\
-farms: [{{id: {farm}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-{more}"""
-MAYA = """\
-  maya:
-    limit: amount.maya
-    features: [{source: lic, feature: maya}]
-"""
+MAYA = {"maya": pool("amount.maya", "maya")}
 
 
-def audit(farm: FakeFarm, tmp_path, more: str = "", fmt: str = "json") -> tuple[int, str]:
+def audit(farm: FakeFarm, tmp_path, more: dict | None = None, fmt: str = "json") -> tuple[int, str]:
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(farm=farm.farm_id, more=more))
+    write_policy(policy, policy_doc(farm.farm_id, pools={"nuke": pool(), **(more or {})}))
     with FakeDeadline(farm) as server:
         env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
         p = run_cli("audit", "-c", str(policy), "--format", fmt, env=env)
@@ -85,7 +74,7 @@ def test_every_mistake_that_defeats_a_limit_is_found_with_its_fix(farm, tmp_path
 def test_a_farm_it_cannot_read_is_an_error_not_a_pass(aws_env, tmp_path):
     farm = FakeFarm(count_delay=0)
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(farm="farm-" + "0" * 32, more=""))
+    write_policy(policy, policy_doc("farm-" + "0" * 32))
     with FakeDeadline(farm) as server:
         env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": server.url}
         p = run_cli("audit", "-c", str(policy), env=env)

@@ -43,27 +43,16 @@ from sync.fakes.oracle import idle_while_capped
 from sync.fakes.templates import simple_template
 from sync.licenses import Feature, Report
 from sync.policy import LoadedPolicy, load_policy
+from tests.support.policy import policy as policy_doc
+from tests.support.policy import pool, write_policy
 
 FARM = "farm-" + "ab" * 16
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
-POLICY = """\
-interval: 60s
-history: {{path: {history}}}
-farms: [{{id: {farm}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    on_exhausted: pause
-    hysteresis: {{settle: 1}}
-    jobs: {{policy: fair, min_workers: 1, respect_manual: true}}
-  maya:
-    limit: amount.maya
-    features: [{{source: lic, feature: maya}}]
-    jobs: {{policy: fair, min_workers: 1, respect_manual: true}}
-"""
+SHARING = {"policy": "fair", "min_workers": 1, "respect_manual": True}
+POOLS = {
+    "nuke": pool(on_exhausted="pause", hysteresis={"settle": 1}, jobs=SHARING),
+    "maya": pool("amount.maya", "maya", jobs=SHARING),
+}
 AMOUNTS = ("amount.nuke", "amount.maya")
 PEOPLE_VALUES = st.sampled_from([-1, 45, 50, 60])  # never a value license-sync would write
 FAULTS = st.sampled_from(
@@ -128,7 +117,7 @@ def endpoint():
     # no retries and no client-side rate limiting: a fault is seen by the service at once
     client = make_client("us-west-2", server.url, attempts=1, retry_mode="standard")
     policy = Path(tempfile.mkdtemp(prefix="machine-")) / "policy.yaml"
-    policy.write_text(POLICY.format(history="unused.db", farm=FARM))
+    write_policy(policy, policy_doc(FARM, history=Path("unused.db"), pools=POOLS, interval="60s"))
     yield server, client, load_policy(policy)
     server.stop()
     for k, v in saved.items():

@@ -15,9 +15,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -36,6 +37,7 @@ from sync.values.domain import Reason
 from tests.support.fakes import Clock, FakeSource
 from tests.support.paths import BIN, ROOT
 from tests.support.paths import FIXTURES as FIXTURES_DIR
+from tests.support.policy import RENDER_HOSTS, edited, policy, pool, write_policy
 from tests.support.process import free_port
 
 FIX = FIXTURES_DIR
@@ -50,22 +52,30 @@ def counter(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 def policy_for(farms: list[FakeFarm], tmp: Path, jobs: str = "none") -> Path:
-    lines = [f"history: {{path: {tmp / 'h.db'}}}", "farms:"]
-    lines += [f"  - {{id: {f.farm_id}, region: us-west-2}}" for f in farms]
-    lines += ["sources:", '  lic: {kind: flexlm, servers: ["27000@lic1"]}', "pools:"]
-    for i, f in enumerate(farms):
-        lines += [
-            f"  pool{i}:",
-            f"    farm: {f.farm_id}",
-            "    limit: amount.nuke",
-            "    features: [{source: lic, feature: nuke_r}]",
-            '    farm_selector: {hosts: ["^render-"]}',
-            f"    jobs: {{policy: {jobs}}}",
-            "    hysteresis: {settle: 1}",
-        ]
-    path = tmp / "policy.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    """A pool per farm, each sharing `nuke_r` through its farm's `amount.nuke`."""
+    pools = {
+        f"pool{i}": pool(
+            farm=f.farm_id,
+            farm_selector=RENDER_HOSTS,
+            jobs={"policy": jobs},
+            hysteresis={"settle": 1},
+        )
+        for i, f in enumerate(farms)
+    }
+    farm_ids = [f.farm_id for f in farms]
+    return write_policy(tmp / "policy.yaml", policy(*farm_ids, history=tmp / "h.db", pools=pools))
+
+
+def ceiling(n: int, metrics: bool = True) -> Callable[[dict[str, Any]], None]:
+    """An edit of policy_for's policy: its first pool capped at `n` (and with no metrics
+    address of its own, for a second process told its address on the command line)."""
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["pools"]["pool0"]["ceiling"] = n
+        if not metrics:
+            doc.pop("metrics", None)
+
+    return change
 
 
 def farm_with_limit(max_count: int = 19) -> FakeFarm:
@@ -360,11 +370,7 @@ def test_atomic_rename_of_a_valid_policy_is_picked_up(aws_env, tmp_path):
         svc = service(policy, {farm.farm_id: server}, tmp_path)
         svc.run_cycle()
         new = tmp_path / "policy.yaml.tmp"
-        new.write_text(
-            policy.read_text().replace(
-                "jobs: {policy: none}", "jobs: {policy: none}\n    ceiling: 6"
-            )
-        )
+        new.write_text(edited(policy, ceiling(6)))
         os.replace(new, policy)
         svc.run_cycle()
         assert limit_of(farm) == 6
@@ -747,8 +753,7 @@ def test_sighup_reloads_the_policy_without_waiting_for_the_interval(aws_env, tmp
         reader.start()
         try:
             assert first.wait(30), "".join(lines)
-            text = policy.read_text().replace("{settle: 1}", "{settle: 1}\n    ceiling: 5")
-            policy.write_text(text)
+            policy.write_text(edited(policy, ceiling(5)))
             p.send_signal(signal.SIGHUP)  # "the file is ready": no quiet period, no hour
             assert reloaded.wait(30), "".join(lines)
             assert p.poll() is None  # SIGHUP is no reason to die
@@ -824,7 +829,7 @@ def test_two_instances_never_both_write_even_with_the_lock_file_removed(aws_env,
             assert _wait_for(lambda: _cycles(port) >= 1, 30), "no first cycle"
             Path(f"{tmp_path / 'h.db'}.lock").unlink()  # a cleanup takes the lock file
             other = tmp_path / "other.yaml"  # a rolling update's second policy
-            other.write_text(base.replace("{settle: 1}", "{settle: 1}\n    ceiling: 5"))
+            other.write_text(edited(policy, ceiling(5, metrics=False)))
             second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
             out, _ = second.communicate(timeout=30)
             assert second.returncode == 1, out
@@ -855,7 +860,8 @@ def test_a_history_on_network_storage_keeps_no_wal_and_one_writer(aws_env, tmp_p
     with FakeDeadline(farm) as server:
         policy = policy_for([farm], tmp_path)
         port = free_port()
-        base = policy.read_text().replace("h.db}", "h.db, journal: rollback}") + "interval: 1s\n"
+        base = edited(policy, lambda doc: doc["history"].update(journal="rollback"))
+        base += "interval: 1s\n"
         policy.write_text(base + f'metrics: {{address: "127.0.0.1:{port}"}}\n')
         with stopping(run_proc(policy, server, tmp_path, "run")):
             assert _wait_for(lambda: _cycles(port) >= 2, 30), "no cycles"
@@ -864,7 +870,7 @@ def test_a_history_on_network_storage_keeps_no_wal_and_one_writer(aws_env, tmp_p
             with sqlite3.connect(db) as conn:
                 assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
             other = tmp_path / "other.yaml"
-            other.write_text(base.replace("{settle: 1}", "{settle: 1}\n    ceiling: 5"))
+            other.write_text(edited(policy, ceiling(5, metrics=False)))
             second = run_proc(other, server, tmp_path, "run", "--metrics-address", "127.0.0.1:0")
             out, _ = second.communicate(timeout=30)
             assert second.returncode == 1 and "is using the history" in out, out

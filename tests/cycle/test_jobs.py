@@ -17,8 +17,9 @@ from sync.edges.history import History
 from sync.fakes.model import Task
 from sync.fakes.operations import PERSON, FakeError
 from tests.support.clirun import run_cli
-from tests.support.jobs import POLICY, cycle, jobs_world, mwc
+from tests.support.jobs import cycle, jobs_policy, jobs_world, mwc
 from tests.support.paths import BIN
+from tests.support.policy import edit_policy, edit_pool, pool
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_caps_follow_the_limit(world):
 
 def test_with_slack_a_cap_moves_only_when_the_share_leaves_its_band(world):
     w = world
-    w.policy.write_text(POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair, slack: 2"))
+    jobs_policy(w.policy, w.farm.farm_id, w.db, slack=2)
     w.svc = w.make()
     a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
     b = w.farm.add_job(w.queue, "b", tasks=40, amount="amount.nuke")
@@ -96,7 +97,7 @@ def test_with_slack_a_cap_moves_only_when_the_share_leaves_its_band(world):
 
 def test_weighted_by_priority(world):
     w = world
-    w.policy.write_text(w.policy.read_text().replace("policy: fair", "policy: weighted"))
+    edit_jobs(w.policy, policy="weighted")
     hi = w.farm.add_job(w.queue, "hi", tasks=40, amount="amount.nuke", priority=80)
     lo = w.farm.add_job(w.queue, "lo", tasks=40, amount="amount.nuke", priority=20)
     cycle(w)
@@ -124,7 +125,7 @@ def test_original_is_recorded_before_the_write_and_restored_when_done(world):
     rec = w.svc.history.job_originals()[j]
     assert (rec["original"], rec["last_written"], rec["pending"]) == (30, 10, None)
     # the job stops needing the pool: the policy switches to none
-    w.policy.write_text(w.policy.read_text().replace("policy: fair", "policy: none"))
+    edit_jobs(w.policy, policy="none")
     cycle(w)
     assert mwc(w, j) == 30
     assert w.svc.history.job_originals() == {}
@@ -246,10 +247,7 @@ def test_pool_leaving_the_policy_restores_its_jobs(world):
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=12)
     cycle(w)
     assert mwc(w, j) == 10
-    text = w.policy.read_text()
-    w.policy.write_text(
-        text.replace("  nuke:\n    limit: amount.nuke", "  nuke:\n    limit: amount.other")
-    )
+    edit_pool(w.policy, limit="amount.other")
     w.farm.add_limit("amount.other", 5)
     cycle(w)
     assert mwc(w, j) == 12
@@ -279,20 +277,16 @@ def test_archived_and_finished_jobs_are_not_capped(world):
     assert mwc(w, archived) == -1 and mwc(w, suspended) == -1
 
 
-def add_maya_pool(w, max_count: int, jobs: str, ceiling: str = "") -> None:
+def add_maya_pool(w, max_count: int, jobs: dict, ceiling: int | None = None) -> None:
     """A second limit on the world's queue, and a pool for it fed by the same feature."""
     w.farm.associate(w.queue, w.farm.add_limit("amount.maya", max_count))
-    w.policy.write_text(
-        w.policy.read_text()
-        + "  maya:\n    limit: amount.maya\n    features: [{source: lic, feature: nuke_r}]\n"
-        + (f"    ceiling: {ceiling}\n" if ceiling else "")
-        + f"    jobs: {jobs}\n"
-    )
+    maya = pool("amount.maya", jobs=jobs, **({"ceiling": ceiling} if ceiling is not None else {}))
+    edit_policy(w.policy, lambda doc: doc["pools"].update(maya=maya))
 
 
 def test_writes_are_counted_once_per_pool(world):
     w = world
-    add_maya_pool(w, 10, "{policy: fair}")
+    add_maya_pool(w, 10, {"policy": "fair"})
     w.farm.add_job(w.queue, "n", tasks=40, amount="amount.nuke")
     w.farm.add_job(w.queue, "m", tasks=40, amount="amount.maya")
     cycle(w)
@@ -361,11 +355,8 @@ def test_restore_reaches_a_farm_the_policy_no_longer_names(world):
     assert (mwc(w, j), w.farm.limits[w.limit].max_count) == (7, 7)
     w.svc.history.close()
     # the farm moves to another policy; this one now names another farm only
-    w.policy.write_text(
-        POLICY.format(history=w.db, farm="farm-" + "0" * 32, policy="fair").replace(
-            "region: us-west-2", "region: eu-west-1"
-        )
-    )
+    jobs_policy(w.policy, "farm-" + "0" * 32, w.db)
+    edit_policy(w.policy, lambda doc: doc["farms"][0].update(region="eu-west-1"))
     env = {**os.environ, "AWS_ENDPOINT_URL_DEADLINE": w.sim.url}
     env.pop("AWS_DEFAULT_REGION", None)  # the region is the one the history kept
     p = run_cli("restore", "--config", str(w.policy), "--limits", env=env)
@@ -375,11 +366,7 @@ def test_restore_reaches_a_farm_the_policy_no_longer_names(world):
 
 def test_restore_limits_resumes_the_queues_we_paused(world):
     w = world
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            "    jobs:", "    on_exhausted: pause\n    hysteresis: {settle: 1}\n    jobs:"
-        )
-    )
+    edit_pool(w.policy, on_exhausted="pause", hysteresis={"settle": 1})
     other_q = w.farm.add_queue()
     w.farm.associate(other_q, w.limit, "STOPPED")  # stopped by a human: not ours to resume
     w.svc = w.make()
@@ -401,11 +388,7 @@ def test_restore_limits_resumes_the_queues_we_paused(world):
 
 def pausing(w):
     """The world's pool stops its queues when exhausted (and settles at once)."""
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            "    jobs:", "    on_exhausted: pause\n    hysteresis: {settle: 1}\n    jobs:"
-        )
-    )
+    edit_pool(w.policy, on_exhausted="pause", hysteresis={"settle": 1})
     w.svc = w.make()
 
 
@@ -596,7 +579,7 @@ def test_an_error_on_a_job_is_never_taken_for_a_job_gone(world, code):
 
 def test_a_job_needing_two_pools_has_one_cap_and_no_manual_flag(world):
     w = world
-    add_maya_pool(w, 3, "{policy: fair, min_workers: 1, respect_manual: true}", ceiling="3")
+    add_maya_pool(w, 3, {"policy": "fair", "min_workers": 1, "respect_manual": True}, ceiling=3)
     w.svc = w.make()
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke")
     w.farm.jobs[j].steps[0].amounts.append(("amount.maya", 1))
@@ -683,7 +666,7 @@ def test_a_pool_removed_from_the_policy_reopens_the_queues_it_paused(world):
     w = world
     pause_the_queue(w)
     assert w.farm.associations[(w.queue, w.limit)] != "ACTIVE"
-    w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: amount.maya"))
+    edit_pool(w.policy, limit="amount.maya")
     w.farm.add_queue_with_limit("amount.maya", 3)
     cycle(w)  # the reload drops the nuke pool
     assert w.farm.associations[(w.queue, w.limit)] == "ACTIVE"
@@ -692,7 +675,7 @@ def test_a_pool_removed_from_the_policy_reopens_the_queues_it_paused(world):
 def test_restore_finds_the_queues_of_a_removed_pool_in_the_history(world):
     w = world
     pause_the_queue(w)
-    w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: amount.maya"))
+    edit_pool(w.policy, limit="amount.maya")
     w.farm.add_queue_with_limit("amount.maya", 3)
     w.src.artists = 0
     w.sim.faults.fail_next["UpdateQueueLimitAssociation"] = ["AccessDeniedException"]
@@ -816,7 +799,7 @@ def test_a_new_history_does_not_take_caps_that_may_be_ours_for_originals(world):
 
 def test_a_new_history_knows_a_cap_above_the_limit_by_its_slack_may_be_ours(world):
     w = world
-    w.policy.write_text(POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair, slack: 2"))
+    jobs_policy(w.policy, w.farm.farm_id, w.db, slack=2)
     w.svc = w.make()
     alone = w.farm.add_job(w.queue, "alone", tasks=40, amount="amount.nuke")
     cycle(w)
@@ -1025,10 +1008,10 @@ def test_our_own_cap_is_never_recorded_as_an_original(world):
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
     tick(w, 100)
     assert mwc(w, j) == 10
-    w.policy.write_text(w.policy.read_text().replace("policy: fair", "policy: none"))
+    edit_jobs(w.policy, policy="none")
     tick(w)  # no longer shared: the original goes back, the record with it
     assert mwc(w, j) == 30 and j not in w.svc.history.job_originals()
-    w.policy.write_text(w.policy.read_text().replace("policy: none", "policy: fair"))
+    edit_jobs(w.policy, policy="fair")
     w.src.artists = 5
     tick(w)  # shared again, at 5, while the search still shows our old cap of 10
     assert w.svc.history.job_originals()[j]["original"] == 30
@@ -1108,13 +1091,13 @@ def test_amount_names_match_whatever_their_case(world):
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.NUKE")  # OpenJD: one amount
     r = cycle(w)
     assert r.ok and mwc(w, j) == 10
-    w.policy.write_text(w.policy.read_text().replace("limit: amount.nuke", "limit: Amount.Nuke"))
+    edit_pool(w.policy, limit="Amount.Nuke")
     assert cycle(w).ok
 
 
 def test_an_unlimited_cap_of_one_pool_never_hides_the_real_cap_of_another(world):
     w = world
-    add_maya_pool(w, -1, "{policy: fair, min_workers: 1}")  # an unlimited limit: caps of -1
+    add_maya_pool(w, -1, {"policy": "fair", "min_workers": 1})  # an unlimited limit: caps of -1
     w.svc = w.make()
     j = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.maya")
     w.farm.jobs[j].steps[0].amounts.append(("amount.nuke", 1))
@@ -1188,11 +1171,7 @@ def test_without_a_farm_selector_a_farm_burst_never_cuts_the_limit(world):
     tasks acquired, not from currentCount, which lags: 15 tasks starting at once are the
     farm's at once, not 15 artists."""
     w = world
-    w.policy.write_text(
-        POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair").replace(
-            '    farm_selector: {hosts: ["^render-"]}\n', ""
-        )
-    )
+    edit_policy(w.policy, lambda doc: doc["pools"]["nuke"].pop("farm_selector"))
     w.svc = w.make()
     w.farm.count_delay = timedelta(seconds=150)  # currentCount a few cycles behind
     w.src.total, w.src.artists = 20, 1
@@ -1242,10 +1221,7 @@ def test_every_kind_of_write_is_made_and_restore_puts_back_what_it_overwrote(wor
     it overwrites (`original()`); those that keep nothing say why. A kind added to
     `WRITES` without a place here fails this test."""
     w = world
-    w.policy.write_text(
-        w.policy.read_text()
-        + "    on_exhausted: pause\n    preempt: {enabled: true, max_per_cycle: 1}\n"
-    )
+    edit_pool(w.policy, on_exhausted="pause", preempt={"enabled": True, "max_per_cycle": 1})
     a = w.farm.add_job(w.queue, "a", tasks=40, amount="amount.nuke", max_worker_count=30)
     w.src.artists = 3
     cycle(w)
@@ -1290,3 +1266,7 @@ def test_a_write_that_does_not_say_what_it_overwrites_cannot_be_made():
     kept = {k.kind: k.original for k in WRITES}
     assert set(kept) == {"max_count", "pause", "resume", "preempt", "max_worker_count"}
     assert "original" in Write.__abstractmethods__
+
+
+def edit_jobs(path, **sharing):
+    edit_policy(path, lambda doc: doc["pools"]["nuke"]["jobs"].update(sharing))

@@ -25,26 +25,28 @@ from tests.support.clirun import run_cli
 from tests.support.fakes import Clock, FakeSource
 from tests.support.paths import FIXTURES as FIXTURES_DIR
 from tests.support.paths import ROOT
+from tests.support.policy import (
+    RENDER_HOSTS,
+    edit_policy,
+    edit_pool,
+    edit_source,
+    policy,
+    pool,
+    write_policy,
+)
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-POLICY = """\
-interval: 60s
-history: {{path: {history}, keep: 1d}}
-farms:
-  - id: {farm}
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    farm_selector: {{hosts: ["^render-"]}}
-    headroom: 1
-    stale_after: 5m
-    hysteresis: {{settle: 2, max_step: 10}}
-"""
+def studio_policy(path: Path, farm: str) -> Path:
+    hysteresis = {"settle": 2, "max_step": 10}
+    nuke = pool(farm_selector=RENDER_HOSTS, headroom=1, stale_after="5m", hysteresis=hysteresis)
+    keep = {"keep": "1d"}
+    pools = {"nuke": nuke}
+    doc = policy(
+        farm, history=path.parent / "h.db", history_settings=keep, pools=pools, interval="60s"
+    )
+    return write_policy(path, doc)
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def world(sim, tmp_path):
     farm = sim.farm
     q, lid = farm.add_queue_with_limit("amount.nuke", 19)
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(history=tmp_path / "h.db", farm=farm.farm_id))
+    studio_policy(policy, farm.farm_id)
     src = FakeSource("lic")
     clock = Clock()
     metrics = Metrics()
@@ -170,7 +172,7 @@ def test_a_selector_of_the_farms_workers_counts_checkouts_on_their_hosts_as_the_
     hostProperties), matched by short name in any case or by IPv4 address; a host that
     merely looks like a render node is an artist's."""
     w = world
-    w.policy.write_text(w.policy.read_text().replace('{hosts: ["^render-"]}', "{workers: true}"))
+    edit_pool(w.policy, farm_selector={"workers": True})
     w.src.artists = 3
     farm_runs(w, 4)
     workers = [wk for f in w.farm.fleets.values() for wk in f.workers]
@@ -294,7 +296,7 @@ def test_limit_deleted_while_in_policy_is_an_error_not_a_crash(world):
 def test_policy_change_picked_up_without_restart(world):
     w = world
     w.src.artists = 0
-    w.policy.write_text(w.policy.read_text().replace("headroom: 1", "headroom: 1\n    ceiling: 7"))
+    edit_pool(w.policy, ceiling=7)
     cycle(w)
     assert max_count(w) == 7
     assert reloads(w, "ok") == 2
@@ -366,8 +368,7 @@ def test_pool_removed_from_policy_leaves_metrics(world):
     w = world
     cycle(w)
     assert b'pool="nuke"' in w.metrics.exposition()
-    text = w.policy.read_text()
-    w.policy.write_text(text.replace("  nuke:", "  nuke2:"))
+    edit_policy(w.policy, lambda doc: doc["pools"].update(nuke2=doc["pools"].pop("nuke")))
     cycle(w)
     exp = w.metrics.exposition()
     assert b'pool="nuke"' not in exp and b'pool="nuke2"' in exp
@@ -446,7 +447,7 @@ def test_retention_prunes_old_rows(world):
 
 def test_reloaded_retention_applies(world):
     w = world
-    w.policy.write_text(w.policy.read_text().replace("keep: 1d", "keep: 2h"))
+    edit_policy(w.policy, lambda doc: doc["history"].update(keep="2h"))
     cycle(w)
     assert w.svc.history.keep == 7200
 
@@ -482,13 +483,14 @@ def test_unchanged_policy_is_hashed_not_parsed_and_a_bad_edit_parsed_once(world,
 
 def test_reload_says_which_changes_wait_for_a_restart(world, caplog):
     w = world
-    text = w.policy.read_text()
     moved = str(w.policy.parent / "elsewhere.db")
-    w.policy.write_text(
-        text.replace("history: {path: ", "metrics: {address: '127.0.0.1:9999'}\nhistory: {path: ")
-        .replace(str(w.policy.parent / "h.db"), moved)
-        .replace("headroom: 1", "headroom: 2")
-    )
+
+    def edit(doc):
+        doc["metrics"] = {"address": "127.0.0.1:9999"}
+        doc["history"]["path"] = moved
+        doc["pools"]["nuke"]["headroom"] = 2
+
+    edit_policy(w.policy, edit)
     with caplog.at_level("WARNING", logger="license_sync"):
         cycle(w)
     assert w.svc.policy.pools["nuke"].headroom == 2  # the rest applied at once
@@ -500,10 +502,14 @@ def test_reload_says_which_changes_wait_for_a_restart(world, caplog):
 
 def test_a_reload_says_what_changed(world, caplog):
     w = world
-    text = w.policy.read_text().replace("headroom: 1", "headroom: 2\n    floor: 2")
-    text += "  maya:\n    limit: amount.maya\n    features: [{source: lic, feature: maya}]\n"
     w.farm.add_limit("amount.maya", 5)
-    w.policy.write_text(text.replace("interval: 60s", "interval: 30s"))
+
+    def edit(doc):
+        doc["pools"]["nuke"].update(headroom=2, floor=2)
+        doc["pools"]["maya"] = pool("amount.maya", "maya")
+        doc["interval"] = "30s"
+
+    edit_policy(w.policy, edit)
     with caplog.at_level("INFO", logger="license_sync"):
         cycle(w)
     [line] = [r.getMessage() for r in caplog.records if "reloaded" in r.getMessage()]
@@ -592,7 +598,7 @@ def test_a_new_interval_in_the_policy_reschedules_the_running_service(world):
 
     w = world
     # the service starts on a one-minute interval; the file already says one second
-    w.policy.write_text(w.policy.read_text().replace("interval: 60s", "interval: 1s"))
+    edit_policy(w.policy, lambda doc: doc.update(interval="1s"))
     started: list[datetime] = []
 
     def on_cycle(result) -> None:
@@ -618,12 +624,7 @@ def test_a_reserve_learned_from_the_history_comes_down_ahead_of_the_morning(worl
             ext = 10 if minute >= 9 * 60 else 2
             rows.append({"at": at, "pool": "nuke", "status": "ok", "external": ext})
     w.svc.history.record_cycle({"started": rows[0]["at"]}, [], rows, [])
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            "    headroom: 1\n",
-            "    headroom: 1\n    reserve: {default: 0, learn: {drain: 15m, samples: 4}}\n",
-        )
-    )
+    edit_pool(w.policy, reserve={"default": 0, "learn": {"drain": "15m", "samples": 4}})
     w.clock.t = monday.replace(hour=8, minute=50)
     plan = w.svc.run_cycle().plan
     d, pp = plan.decisions[0], plan.pools["nuke"]
@@ -636,11 +637,7 @@ def test_a_reserve_learned_from_the_history_comes_down_ahead_of_the_morning(worl
 
 def test_artists_refused_have_the_farms_youngest_task_requeued(world):
     w = world
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            "    headroom: 1\n", "    headroom: 1\n    preempt: {enabled: true, max_per_cycle: 2}\n"
-        )
-    )
+    edit_pool(w.policy, preempt={"enabled": True, "max_per_cycle": 2})
     old = w.farm.add_job(w.queue, "old", tasks=10, amount="amount.nuke", duration=3600)
     w.farm.tick(w.clock.t - timedelta(minutes=20))  # ten tasks running for 20 minutes
     young = w.farm.add_job(w.queue, "young", tasks=5, amount="amount.nuke", duration=3600)
@@ -673,12 +670,7 @@ def test_artists_refused_have_the_farms_youngest_task_requeued(world):
 
 
 def preempting(w, tasks: int = 5) -> None:
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            "    headroom: 1\n",
-            f"    headroom: 1\n    preempt: {{enabled: true, max_per_cycle: {tasks}}}\n",
-        )
-    )
+    edit_pool(w.policy, preempt={"enabled": True, "max_per_cycle": tasks})
 
 
 def test_preemption_counts_what_runs_hold_never_the_late_count_nor_a_run_giving_back(world):
@@ -805,11 +797,7 @@ def test_the_servers_log_counts_who_was_refused_by_pool(world, tmp_path):
     log = tmp_path / "foundry.log"
     head, *rest = STUDIO_LOG.read_text().splitlines(keepends=True)
     log.write_text(head)
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            'servers: ["27000@lic1"]}', f'servers: ["27000@lic1"], log: {{path: {log}}}}}'
-        )
-    )
+    edit_source(w.policy, log={"path": str(log)})
     cycle(w)  # the edit is taken: the log is followed from here, its past not counted
     with log.open("a") as fh:
         fh.writelines(rest)
@@ -838,11 +826,7 @@ def test_an_artist_refused_in_the_log_lowers_the_limit_until_served(world, tmp_p
     w = world
     log = tmp_path / "foundry.log"
     log.write_text("09:00:00 (foundry) TIMESTAMP 11/25/2026\n")
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            'servers: ["27000@lic1"]}', f'servers: ["27000@lic1"], log: {{path: {log}}}}}'
-        )
-    )
+    edit_source(w.policy, log={"path": str(log)})
     w.src.artists = 4
     before = cycle(w).plan.pools["nuke"].figures
     assert before is not None and before.waiting == 0
@@ -879,12 +863,7 @@ def test_an_rlm_log_of_either_kind_counts_who_was_refused(world, tmp_path, fixtu
     log = tmp_path / Path(fixture).name
     lines = (RLM_LOGS / fixture).read_text().splitlines(keepends=True)
     log.write_text("".join(lines[:before]))
-    w.policy.write_text(
-        w.policy.read_text().replace(
-            'lic: {kind: flexlm, servers: ["27000@lic1"]}',
-            f'lic: {{kind: rlm, servers: ["5053@lic2"], log: {{path: {log}}}}}',
-        )
-    )
+    edit_source(w.policy, kind="rlm", servers=["5053@lic2"], log={"path": str(log)})
     cycle(w)  # followed from here
     with log.open("a") as fh:
         fh.writelines(lines[before:])
@@ -915,7 +894,7 @@ def test_the_service_audits_at_start_and_after_a_reload_and_says_each_finding_on
     assert len(said) == 1 and "fleet own" in said[0] and "fix:" in said[0]
     assert findings() == 1
     w.farm.fleets[own].amounts = []  # the studio mends the fleet; a policy edit follows
-    w.policy.write_text(w.policy.read_text().replace("headroom: 1", "headroom: 2"))
+    edit_pool(w.policy, headroom=2)
     cycle(w)
     w.svc.audit_setup()
     assert findings() == 0

@@ -18,6 +18,8 @@ from sync.law.render import decision_line, plan_lines
 from sync.law.undeclared import by_limit, name_undeclared
 from sync.values.domain import Decision, Figures, HostRun, Undeclared
 from tests.support.clirun import run_cli
+from tests.support.policy import LIC, RENDER_HOSTS, pool, write_policy
+from tests.support.policy import policy as policy_doc
 from tests.support.process import (
     free_port,
     lm_env,
@@ -49,20 +51,10 @@ def test_undeclared_use_is_subtracted_so_nothing_passes_the_total(aws_env, tmp_p
     step(0)
     with FakeDeadline(farm) as server:
         policy = tmp_path / "policy.yaml"
-        policy.write_text(f"""\
-interval: 1s
-history: {{path: {tmp_path / "h.db"}}}
-metrics: {{address: "127.0.0.1:{port}"}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    farm_selector: {{hosts: ["^render-"]}}
-    hysteresis: {{settle: 1}}
-""")
+        source = {**LIC, "timeout": "10s"}
+        nuke = pool(farm_selector=RENDER_HOSTS, hysteresis={"settle": 1})
+        doc = policy_doc(farm.farm_id, history=tmp_path / "h.db", port=port, interval="1s")
+        write_policy(policy, {**doc, "sources": {"lic": source}, "pools": {"nuke": nuke}})
         proc = run_service(policy, lm_env(status, server.url))
         try:
             # what is free for declared tasks: the total less artists and the undeclared use

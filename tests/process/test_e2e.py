@@ -20,6 +20,8 @@ from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 from tests.support.paths import FIXTURES as FIXTURES_DIR
+from tests.support.policy import LIC, edit_policy, edit_source, pool, write_policy
+from tests.support.policy import policy as policy_doc
 from tests.support.process import (
     free_port,
     lm_env,
@@ -43,20 +45,12 @@ def running(aws_env, tmp_path):
     db = tmp_path / "history.db"
     policy = tmp_path / "policy.yaml"
     with FakeDeadline(farm) as server:
-        policy.write_text(f"""\
-interval: 1s
-history: {{path: {db}}}
-metrics: {{address: "127.0.0.1:{port}"}}
-farms: [{{id: {farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    headroom: 1
-    hysteresis: {{settle: 1}}
-""")
+        source = {**LIC, "timeout": "10s"}
+        nuke = pool(headroom=1, hysteresis={"settle": 1})
+        doc = policy_doc(
+            farm.farm_id, history=db, port=port, sources={"lic": source}, interval="1s"
+        )
+        write_policy(policy, {**doc, "pools": {"nuke": nuke}})
         proc = run_service(policy, lm_env(status, server.url))
         try:
             yield {
@@ -276,12 +270,8 @@ def test_an_artist_refused_brings_the_limit_down_within_seconds(farm_env, tmp_pa
     log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
     policy = Path(farm_env["policy"])
     port = free_port()
-    policy.write_text(
-        policy.read_text().replace(
-            'servers: ["27000@lic1"]}', f'servers: ["27000@lic1"], log: {{path: {log}}}}}'
-        )
-        + f'metrics: {{address: "127.0.0.1:{port}"}}\n'
-    )
+    edit_source(policy, log={"path": str(log)})
+    edit_policy(policy, lambda doc: doc.update(metrics={"address": f"127.0.0.1:{port}"}))
     limits = farm_env["farm"].limits
     lid = farm_env["limit"]
     proc = run_service(policy, farm_env["env"])

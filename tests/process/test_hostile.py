@@ -15,12 +15,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 from tests.support.clirun import run_cli
 from tests.support.paths import ROOT
+from tests.support.policy import LIC, RENDER_HOSTS, pool, write_policy
+from tests.support.policy import policy as policy_doc
 from tests.support.process import (
     free_port,
     lm_env,
@@ -44,10 +47,10 @@ def denied(at: str, who: str) -> str:
 
 
 @contextmanager
-def log_service(tmp_path: Path, *, interval: str = "1s", artists: int = 0, pool: str = ""):
+def log_service(tmp_path: Path, *, interval: str = "1s", artists: int = 0, **more: Any):
     """`license-sync run` through the real process, on the fake Deadline (one limit of 30)
     and a fake lmutil (20 nuke_r, `artists` of them held), following a FlexLM debug log;
-    `pool`: more lines of the pool's entry. Stopped with SIGINT on leaving; its output is
+    `more`: more settings of the pool. Stopped with SIGINT on leaving; its output is
     then `.out`. Whatever the test did to it, its peak memory stayed under 200 MiB and
     no cycle went over its budget (the issue's bounds for every hostile input)."""
     s = SimpleNamespace(farm=FakeFarm(count_delay=0), port=free_port(), db=tmp_path / "h.db")
@@ -62,18 +65,9 @@ def log_service(tmp_path: Path, *, interval: str = "1s", artists: int = 0, pool:
     write_atomic(s.status, s.lic.lmstat())
     s.log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
     with FakeDeadline(s.farm) as server:
-        s.policy.write_text(f"""\
-interval: {interval}
-history: {{path: {s.db}}}
-metrics: {{address: "127.0.0.1:{s.port}"}}
-farms: [{{id: {s.farm.farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"], timeout: 10s, log: {{path: {s.log}}}}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-{pool}""")
+        source = {**LIC, "timeout": "10s", "log": {"path": str(s.log)}}
+        doc = policy_doc(s.farm.farm_id, history=s.db, port=s.port, interval=interval)
+        write_policy(s.policy, {**doc, "sources": {"lic": source}, "pools": {"nuke": pool(**more)}})
         s.proc = run_service(s.policy, lm_env(s.status, server.url))
         try:
             yield s
@@ -92,8 +86,7 @@ def test_a_running_service_goes_on_through_what_a_broken_host_does_to_its_files(
     OverflowError every cycle); a FIFO in place of its log and of its policy (before:
     every cycle blocked for ever); a policy of 1.5 MiB. Each is refused or mended, said
     once, and the limit goes on following the artists."""
-    pool = "    headroom: 1\n    hysteresis: {settle: 1}\n"
-    with log_service(tmp_path, artists=2, pool=pool) as svc:
+    with log_service(tmp_path, artists=2, headroom=1, hysteresis={"settle": 1}) as svc:
         farm, lid, lic, port, policy, db = svc.farm, svc.lid, svc.lic, svc.port, svc.policy, svc.db
         good = policy.read_text()
 
@@ -344,8 +337,7 @@ def test_a_log_rotated_twice_within_a_cycle_loses_no_refusal(aws_env, tmp_path):
     interval), a log lost the middle file's refusals: the cycle finished only the file it
     had open. Now the glance between cycles (every second) finishes each file it sees
     rotated away, and follows the new one; the artist refused in the last starts a cycle."""
-    pool = '    farm_selector: {hosts: ["^render-"]}\n'
-    with log_service(tmp_path, interval="60s", pool=pool) as svc:
+    with log_service(tmp_path, interval="60s", farm_selector=RENDER_HOSTS) as svc:
         log = svc.log
         wait_for(lambda: svc.farm.limits[svc.lid].max_count == 20, what="first write")
         for n, who in enumerate(["render@render-000", "render@render-001", "ann@ws-01"]):

@@ -133,7 +133,7 @@ def live_exposition(tmp_path_factory):
     from sync.fakes.farm import FakeFarm
     from sync.policy import load_policy
     from tests.support.fakes import Clock, FakeSource
-    from tests.support.jobs import POLICY
+    from tests.support.jobs import jobs_policy
 
     tmp = tmp_path_factory.mktemp("live")
     env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
@@ -144,9 +144,7 @@ def live_exposition(tmp_path_factory):
     farm.add_job(q, "a", tasks=20, amount="amount.nuke")
     try:
         with FakeDeadline(farm, faults=Faults(throttle_first=1)) as server:
-            (tmp / "p.yaml").write_text(
-                POLICY.format(history=tmp / "h.db", farm=farm.farm_id, policy="fair")
-            )
+            jobs_policy(tmp / "p.yaml", farm.farm_id, tmp / "h.db")
             metrics = Metrics()
             svc = Service(
                 load_policy(tmp / "p.yaml"),

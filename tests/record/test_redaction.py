@@ -14,6 +14,8 @@ import pytest
 from sync.record.redact import hashed, hashes_of, quiet, unhash
 from tests.support.clirun import run_cli as cli
 from tests.support.paths import BIN
+from tests.support.policy import RENDER_HOSTS, pool, write_policy
+from tests.support.policy import policy as policy_doc
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
 ARTIST, WORKSTATION, CREATOR = "jsmith", "ws-jsmith", "jsmith@studio"
@@ -51,20 +53,13 @@ def studio(aws_env, tmp_path):
 
 def policy(studio, tmp_path: Path, redact: str = "") -> str:
     path = tmp_path / f"policy{redact}.yaml"
-    path.write_text(f"""\
-history: {{path: {studio["db"]}{", redact: " + redact if redact else ""}}}
-farms: [{{id: {studio["farm"].farm_id}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    farm_selector: {{hosts: ["^render-"]}}
-    jobs:
-      policy: fair
-      overrides: [{{user: {CREATOR}, max_workers: 2}}]
-""")
+    sharing = {"policy": "fair", "overrides": [{"user": CREATOR, "max_workers": 2}]}
+    nuke = pool(farm_selector=RENDER_HOSTS, jobs=sharing)
+    kept = {"redact": redact} if redact else {}
+    farm = studio["farm"].farm_id
+    write_policy(
+        path, policy_doc(farm, history=studio["db"], history_settings=kept, pools={"nuke": nuke})
+    )
     return str(path)
 
 

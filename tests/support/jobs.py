@@ -4,6 +4,8 @@ run in process against the fake Deadline over HTTP."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from sync.cycle.service import Service
 from sync.edges.deadline import Deadline, make_client
@@ -11,20 +13,17 @@ from sync.edges.history import History
 from sync.edges.metrics import Metrics
 from sync.policy import load_policy
 from tests.support.fakes import Clock, FakeSource
+from tests.support.policy import RENDER_HOSTS, policy, pool, write_policy
 
-POLICY = """\
-interval: 60s
-history: {{path: {history}}}
-farms: [{{id: {farm}, region: us-west-2}}]
-sources:
-  lic: {{kind: flexlm, servers: ["27000@lic1"]}}
-pools:
-  nuke:
-    limit: amount.nuke
-    features: [{{source: lic, feature: nuke_r}}]
-    farm_selector: {{hosts: ["^render-"]}}
-    jobs: {{policy: {policy}, min_workers: 1, respect_manual: true}}
-"""
+
+def jobs_policy(path: Path, farm: str, history: Path, **jobs: Any) -> Path:
+    """The job-sharing pool: `fair` sharing between jobs, at least one worker each, manual
+    caps respected; `jobs` changes any of these."""
+    sharing = {"policy": "fair", "min_workers": 1, "respect_manual": True, **jobs}
+    nuke = pool(farm_selector=RENDER_HOSTS, jobs=sharing)
+    return write_policy(
+        path, {"interval": "60s", **policy(farm, history=history, pools={"nuke": nuke})}
+    )
 
 
 class W:
@@ -43,7 +42,7 @@ def jobs_world(sim, tmp_path):
     w.src = FakeSource("lic", total=10)
     w.policy = tmp_path / "policy.yaml"
     w.db = tmp_path / "h.db"
-    w.policy.write_text(POLICY.format(history=w.db, farm=w.farm.farm_id, policy="fair"))
+    jobs_policy(w.policy, w.farm.farm_id, w.db)
     w.clock = Clock(datetime(2026, 11, 25, 12, tzinfo=UTC))
     w.metrics = Metrics()
     w.client_options = {}
