@@ -15,7 +15,7 @@ from tests.support.paths import ROOT
 
 def test_short_soak_keeps_the_invariants(aws_env):
     p = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/soak.py"), "--cycles", "120", "--seed", "7"],
+        [sys.executable, str(ROOT / "benchmarks/soak.py"), "--cycles", "60", "--seed", "7"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -23,7 +23,7 @@ def test_short_soak_keeps_the_invariants(aws_env):
     )
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    assert out.startswith("120 cycles in "), out
+    assert out.startswith("60 cycles in "), out
     assert "invariant violations: 0\n" in out, out
     fds = re.search(r"open file descriptors: (\d+) → (\d+); threads: (\d+) → (\d+)", out)
     assert fds, out
