@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from sync import __version__
@@ -25,15 +26,31 @@ def validate(args: argparse.Namespace) -> int:
             for p in e.problems:
                 print(p, file=sys.stderr)
         else:
-            for note in loaded.notes if not args.quiet else ():
-                print(note)
             if not args.quiet:
+                print_notes(loaded.notes, args.all_notes)
                 pools = len(loaded.policy.pools)
                 print(
                     f"{f}: ok ({pools} pool{'s' if pools != 1 else ''}, "
                     f"{len(loaded.policy.sources)} sources)"
                 )
     return EXIT_ERROR if bad else EXIT_OK
+
+
+NOTES_SHOWN = 10
+
+
+def print_notes(notes: Sequence[object], every: bool) -> None:
+    """Warnings first, then notes; past a handful, how many more of each, not each."""
+    shown = notes if every else notes[:NOTES_SHOWN]
+    for note in shown:
+        print(note)
+    rest = notes[len(shown) :]
+    if rest:
+        warnings = sum(1 for n in rest if ": warning: " in str(n))
+        print(
+            f"… and {len(rest)} more ({warnings} warnings, {len(rest) - warnings} notes); "
+            "--all-notes prints every one"
+        )
 
 
 def schema(args: argparse.Namespace) -> int:

@@ -10,7 +10,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync.policy.checks import cross_check, explain_notes, region_problems
+from sync.policy.checks import (
+    cross_check,
+    explain_notes,
+    policy_warnings,
+    region_problems,
+    region_warnings,
+)
 from sync.policy.models import (
     CommandSourceConfig,
     Duration,
@@ -75,7 +81,7 @@ class LoadedPolicy:
     notes: tuple[Problem, ...] = ()  # valid, but worth saying how it reads (`validate`)
 
 
-def load_policy(path: str | Path, regions: frozenset[str] | None = None) -> LoadedPolicy:
+def load_policy(path: str | Path, regions: dict[str, str] | None = None) -> LoadedPolicy:
     """Read, parse and validate a policy file; `PolicyErrors` lists every problem found.
     `regions`: the AWS regions a farm's `region:` must be one of (`validate`)."""
     return parse_policy(read_policy_text(path), str(path), regions)
@@ -128,7 +134,7 @@ def policy_sha(text: str) -> str:
 
 
 def parse_policy(
-    text: str, name: str = "<policy>", regions: frozenset[str] | None = None
+    text: str, name: str = "<policy>", regions: dict[str, str] | None = None
 ) -> LoadedPolicy:
     sha = policy_sha(text)
     what = "the policy must be a YAML mapping (farms:, sources:, pools:)"
@@ -140,5 +146,9 @@ def parse_policy(
     )
     if problems:
         raise PolicyErrors(problems)
-    notes = tuple(Problem(name, *at(loc), f"note: {msg}") for loc, msg in explain_notes(policy))
+    warnings = policy_warnings(policy) + (region_warnings(policy) if regions else [])
+    notes = tuple(
+        [Problem(name, *at(loc), f"warning: {msg}") for loc, msg in warnings]
+        + [Problem(name, *at(loc), f"note: {msg}") for loc, msg in explain_notes(policy)]
+    )
     return LoadedPolicy(policy, name, sha, notes)

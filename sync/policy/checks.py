@@ -7,6 +7,7 @@ import difflib
 from typing import Any
 
 from sync.policy.models import (
+    ZONE_OF_ABBREVIATION,
     Policy,
     Pool,
     ReserveWindow,
@@ -19,7 +20,8 @@ from sync.policy.models import (
 def _reserve_above_total(
     name: str, pool: Pool, sources: dict[str, Any]
 ) -> list[tuple[tuple[Any, ...], str]]:
-    """A count reserve at or above a total the policy itself states (static sources)."""
+    """A count reserve, with the headroom, at or above a total the policy itself states
+    (static sources): the farm would never be given a license."""
     cfgs = [sources.get(ref.source) for ref in pool.features]
     static = [c for c in cfgs if isinstance(c, StaticSourceConfig)]
     if len(static) < len(cfgs):
@@ -27,15 +29,27 @@ def _reserve_above_total(
     total = sum(c.features.get(r.feature, 0) for c, r in zip(static, pool.features, strict=True))
     counts = [("default",), *(("schedule", i, "value") for i in range(len(pool.reserve.schedule)))]
     values = [pool.reserve.default, *(w.value for w in pool.reserve.schedule)]
+    kept = [  # said where the reserve is written, or at the headroom when none is
+        (("reserve", *where) if value else ("headroom",), value + pool.headroom)
+        for where, value in zip(counts, values, strict=True)
+        if isinstance(value, int)
+    ] or [(("headroom",), pool.headroom)]
     return [
         (
-            ("pools", name, "reserve", *where),
-            f"pool {name!r}: reserve {value} is at or above the pool's total {total}: "
-            "the farm would never get a license",
+            ("pools", name, *where),
+            f"pool {name!r}: {_kept_words(pool, held)} at or above the pool's total "
+            f"{total}: the farm would never get a license; keep less back",
         )
-        for where, value in zip(counts, values, strict=True)
-        if isinstance(value, int) and value >= total > 0
+        for where, held in kept
+        if held >= total > 0
     ]
+
+
+def _kept_words(pool: Pool, held: int) -> str:
+    reserve = held - pool.headroom
+    if not pool.headroom or not reserve:
+        return f"reserve {reserve} is" if reserve else f"headroom {held} is"
+    return f"reserve {reserve} and headroom {pool.headroom} ({held} in all) are"
 
 
 Found = list[tuple[tuple[Any, ...], str]]
@@ -183,6 +197,42 @@ def _shadowed(name: str, pool: Pool) -> list[tuple[tuple[Any, ...], str]]:
     return out
 
 
+def policy_warnings(policy: Policy) -> Found:
+    """What is valid but almost surely not meant: a pool dropped to its floor by one
+    missed read, a farm left on a simulator, a zone abbreviation with no summer time."""
+    out: Found = []
+    for i, farm in enumerate(policy.farms):
+        if farm.fake_endpoint:
+            out.append(
+                (
+                    ("farms", i, "fake_endpoint"),
+                    f"farm {farm.id} talks to the simulator at {farm.fake_endpoint}, never to "
+                    "AWS: remove fake_endpoint for a real farm",
+                )
+            )
+    for name, pool in policy.pools.items():
+        if pool.stale_after < policy.interval:
+            out.append(
+                (
+                    ("pools", name, "stale_after"),
+                    f"pool {name!r}: stale_after {pool.stale_after:g}s is shorter than the "
+                    f"interval {policy.interval:g}s: one missed read makes it stale "
+                    f"(on_stale: {pool.on_stale}); use at least {2 * policy.interval:g}s",
+                )
+            )
+        for j, w in enumerate(pool.reserve.schedule):
+            if w.tz.upper() in ZONE_OF_ABBREVIATION:
+                out.append(
+                    (
+                        ("pools", name, "reserve", "schedule", j, "tz"),
+                        f"pool {name!r}: tz {w.tz} is a fixed offset all year, with no "
+                        f"daylight saving time; for the clocks of a place write its IANA "
+                        f"name, e.g. {ZONE_OF_ABBREVIATION[w.tz.upper()]!r}",
+                    )
+                )
+    return out
+
+
 def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     """What a valid policy means where it may not read as meant: hour ranges that wrap
     midnight belong to the day they start on; a pool without a farm_selector counts the
@@ -225,16 +275,65 @@ def explain_notes(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     return out
 
 
-def region_problems(policy: Policy, regions: frozenset[str]) -> list[tuple[tuple[Any, ...], str]]:
-    """Each farm's region that is not one of `regions` (every partition's, from botocore's
-    endpoint data: `validate` hands them in, the policy itself knows no AWS)."""
-    out = []
+# The regions whose Deadline Cloud endpoints AWS's endpoint page listed when this was
+# written (docs/policy.md, "farms"); all in the `aws` partition. botocore's data for
+# `deadline` resolves any region, so it cannot tell where the service runs.
+DEADLINE_REGIONS = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ca-central-1",
+        "eu-central-1",
+        "eu-west-1",
+        "eu-west-2",
+    }
+)
+
+
+def region_problems(policy: Policy, regions: dict[str, str]) -> Found:
+    """Each farm's region that is no AWS region, or one of a partition where Deadline
+    Cloud does not run. `regions`: every region and its partition, from botocore's
+    endpoint data (`validate` hands them in: the policy itself knows no AWS)."""
+    out: Found = []
     for i, farm in enumerate(policy.farms):
-        if farm.region is None or farm.region in regions or farm.fake_endpoint:
+        if farm.region is None or farm.fake_endpoint:
             continue
-        near = difflib.get_close_matches(farm.region, sorted(regions), n=1, cutoff=0.75)
-        hint = f"; did you mean {near[0]!r}?" if near else " (e.g. us-west-2, eu-west-1)"
-        out.append(
-            (("farms", i, "region"), f"farm {farm.id}: {farm.region!r} is not an AWS region{hint}")
-        )
+        where = ("farms", i, "region")
+        partition = regions.get(farm.region)
+        if partition is None:
+            near = difflib.get_close_matches(farm.region, sorted(regions), n=1, cutoff=0.75)
+            hint = f"; did you mean {near[0]!r}?" if near else " (e.g. us-west-2, eu-west-1)"
+            out.append((where, f"farm {farm.id}: {farm.region!r} is not an AWS region{hint}"))
+        elif partition != "aws":
+            out.append(
+                (
+                    where,
+                    f"farm {farm.id}: {farm.region!r} is in the {partition} partition, where "
+                    "Deadline Cloud has no endpoint: its regions are "
+                    f"{', '.join(sorted(DEADLINE_REGIONS))}. Should it come to {partition}, "
+                    f"the IAM policy's ARNs must name that partition too (arn:{partition}:"
+                    "deadline:…)",
+                )
+            )
     return out
+
+
+def region_warnings(policy: Policy) -> Found:
+    """A region of the `aws` partition that Deadline Cloud's endpoint list did not name:
+    likely a mistake, possibly a region added since."""
+    return [
+        (
+            ("farms", i, "region"),
+            f"farm {farm.id}: Deadline Cloud had no endpoint in {farm.region!r} when "
+            f"this release was made (its regions: {', '.join(sorted(DEADLINE_REGIONS))}); "
+            "if AWS has added it since, ignore this",
+        )
+        for i, farm in enumerate(policy.farms)
+        if farm.region and not farm.fake_endpoint and farm.region not in DEADLINE_REGIONS
+    ]

@@ -76,6 +76,11 @@ def check_server_spec(spec: str) -> str:
 
 
 def _check_regex(value: str) -> str:
+    if (glob := _as_glob(value)) is not None:
+        raise ValueError(
+            f"{value!r} reads as a shell glob, but names are matched as regular expressions: "
+            f"for the names that glob means, write '{glob}'"
+        )
     try:
         re.compile(value)
     except re.error as e:
@@ -84,6 +89,19 @@ def _check_regex(value: str) -> str:
         # nested quantifiers like (a+)+ backtrack catastrophically on a long host name
         raise ValueError(f"{value!r} nests quantifiers (e.g. (a+)+); simplify it")
     return value
+
+
+def _as_glob(value: str) -> str | None:
+    """The regular expression a shell glob means (`render-*` -> `^render-`), when `value`
+    is written as one: only name characters and wildcards, and a `*` that repeats nothing
+    a regular expression would (not `.*`)."""
+    if not re.fullmatch(r"[\w.\-*?]+", value) or "*" not in value:
+        return None
+    if not (value.startswith(("*", "?")) or re.search(r"[^.]\*", value)):
+        return None
+    body = value.strip("*")
+    pattern = re.escape(body).replace(r"\-", "-").replace(r"\*", ".*").replace(r"\?", ".")
+    return ("" if value.startswith("*") else "^") + pattern + ("" if value.endswith("*") else "$")
 
 
 Regex = Annotated[str, BeforeValidator(lambda v: _check_regex(str(v)) if v is not None else v)]
@@ -123,6 +141,11 @@ class MetricsConfig(Model):
     def _addr(cls, v: str) -> str:
         _, sep, port = v.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            if v.isdigit():
+                raise ValueError(
+                    f"{v!r} is a port alone: write 0.0.0.0:{v} to listen on every interface, "
+                    f"or 127.0.0.1:{v} for this host only"
+                )
             raise ValueError(f"{v!r} is not host:port (e.g. 0.0.0.0:9462)")
         return v
 
@@ -335,10 +358,48 @@ def parse_hours(spec: str) -> tuple[time, time]:
     if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
         raise ValueError(f"{spec!r} is not an hour range like '09:00-19:00'")
     end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    if (h1 % 24, m1) == (h2 % 24, m2) and h1 != h2:  # 00:00-24:00: the whole day
+        return time(0), end
+    if (h1, m1) == (h2, m2):
+        raise ValueError(
+            f"{spec!r} opens and closes at the same minute: it is never open; "
+            "for the whole day write '00:00-24:00'"
+        )
     return time(h1 % 24, m1), end
 
 
+# abbreviations people write for a zone; those that are also IANA keys (EST, MST, HST)
+# are fixed offsets with no daylight saving time, which is not what they mean either
+ZONE_OF_ABBREVIATION = {
+    "PST": "America/Los_Angeles",
+    "PDT": "America/Los_Angeles",
+    "MST": "America/Denver",
+    "MDT": "America/Denver",
+    "CST": "America/Chicago",
+    "CDT": "America/Chicago",
+    "EST": "America/New_York",
+    "EDT": "America/New_York",
+    "HST": "Pacific/Honolulu",
+    "AKST": "America/Anchorage",
+    "BST": "Europe/London",
+    "IST": "Asia/Kolkata",
+    "CEST": "Europe/Paris",
+    "JST": "Asia/Tokyo",
+    "KST": "Asia/Seoul",
+    "AEST": "Australia/Sydney",
+    "AEDT": "Australia/Sydney",
+    "NZST": "Pacific/Auckland",
+    "NZDT": "Pacific/Auckland",
+}
+
+
 def _tz(v: str) -> str:
+    zone = ZONE_OF_ABBREVIATION.get(str(v).upper())
+    if zone is not None and str(v).upper() not in available_timezones():
+        raise ValueError(
+            f"{v!r} is an abbreviation, not a time zone: write the zone's IANA name, "
+            f"e.g. {zone!r} (it follows daylight saving time as the clocks there do)"
+        )
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError) as e:

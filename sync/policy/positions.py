@@ -4,6 +4,7 @@ problem as `file:line:col: message`, never an alias bomb or a duplicate key."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import UnionType
@@ -168,6 +169,8 @@ def _friendly(err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel]) 
         return indent
     if kind == "missing":
         return f"{where}: required key missing"
+    if (shape := _wrong_shape(kind, err, loc, root, where)) is not None:
+        return shape
     if kind == "union_tag_invalid":
         got = str((err.get("input") or {}).get("kind"))
         kinds = [k.strip(" '") for k in str(err.get("ctx", {}).get("expected_tags", "")).split(",")]
@@ -213,6 +216,25 @@ def _mis_indented(
             f"{where}: {str(loc[-1])!r} is a key of each entry here, not an entry: indent it "
             "under one of them"
         )
+    return None
+
+
+def _wrong_shape(
+    kind: str, err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel], where: str
+) -> str | None:
+    """A value where a section of settings belongs (`preempt: true`), or a mapping where
+    a list belongs (`features: {source: …}`): say what to write instead."""
+    value, last = err.get("input"), str(loc[-1]) if loc else ""
+    if kind in ("model_type", "dict_type") and not isinstance(value, dict | list):
+        keys = _fields_at(loc, root)
+        switch = "enabled" if "enabled" in keys and isinstance(value, bool) else None
+        example = f"{last}: {{{switch}: {str(value).lower()}}}" if switch else f"{last}: {{…}}"
+        listed = f" ({', '.join(keys)})" if keys else ""
+        return f"{where}: {value!r} where its settings{listed} belong: write e.g. {example}"
+    if kind == "list_type" and isinstance(value, dict):
+        inner = ", ".join(f"{k}: {v}" for k, v in value.items())
+        example = f"e.g. {last}: [{{{inner}}}]" if inner else "each on a line starting with '- '"
+        return f"{where}: a mapping where a list belongs: write its entries as a list, {example}"
     return None
 
 
@@ -287,10 +309,46 @@ def _load_yaml(text: str, name: str, what: str) -> tuple[yaml.Node, dict[str, An
         )
     if node is None or not isinstance(data, dict):
         raise PolicyErrors([Problem(name, 1, 1, what)])
+    if (other := _another_document(data)) is not None:
+        raise PolicyErrors([Problem(name, 1, 1, other)])
     duplicates = _duplicate_keys(node, name, set())
     if duplicates:
         raise PolicyErrors(duplicates)
     return node, data
+
+
+def _another_document(data: dict[str, Any]) -> str | None:
+    """What a file is that license-sync wrote but is not a policy, when it is one of those."""
+    if "$schema" in data or "$defs" in data:
+        return (
+            "this is the policy's JSON Schema (`license-sync schema`), not a policy: pass "
+            "the policy's YAML file; editors read the schema through its modeline"
+        )
+    if {"version", "limits", "jobs"} <= data.keys():
+        return (
+            "this is a plan (`license-sync plan --format json`), not a policy: pass the "
+            "policy's YAML file the plan was made from"
+        )
+    return None
+
+
+def _undefined_alias(e: yaml.MarkedYAMLError, text: str) -> str | None:
+    """An alias with no anchor, or one used above its anchor (YAML reads top to bottom)."""
+    mark = e.problem_mark
+    if "undefined alias" not in str(e.problem) or mark is None:
+        return None
+    found = re.match(r"\*([^\s,\]}]+)", text[mark.index :])
+    if found is None:
+        return None
+    alias = found.group(1)
+    anchor = re.search(rf"&{re.escape(alias)}(?=[\s,\]}}]|$)", text[mark.index :])
+    if anchor is None:
+        return f"YAML: alias *{alias} names no anchor: no &{alias} is defined in this file"
+    line = text.count("\n", 0, mark.index + anchor.start()) + 1
+    return (
+        f"YAML: alias *{alias} is used before its anchor &{alias} (line {line}): "
+        f"YAML reads top to bottom, so move the &{alias} entry above its first use"
+    )
 
 
 def _syntax_problem(e: yaml.MarkedYAMLError, text: str, name: str) -> Problem:
@@ -302,7 +360,7 @@ def _syntax_problem(e: yaml.MarkedYAMLError, text: str, name: str) -> Problem:
     where = lines[line - 1] if 0 < line <= len(lines) else ""
     if "'\\t'" in problem or "\t" in problem or "\t" in where[: col + 1]:
         problem += " (indent with spaces: YAML does not take tabs)"
-    return Problem(name, line, col, f"YAML: {problem}")
+    return Problem(name, line, col, _undefined_alias(e, text) or f"YAML: {problem}")
 
 
 def _duplicate_keys(node: yaml.Node, name: str, seen: set[int]) -> list[Problem]:

@@ -198,11 +198,17 @@ def _add_policy(sub: Sub) -> None:
         "validate",
         "policy:validate",
         "check policy files (for CI and pre-commit)",
-        "Check policy files. Errors print as file:line:col: message.\n"
-        "Exit 1 if any file has an error.",
+        "Check policy files. Errors print as file:line:col: message, then warnings\n"
+        "(valid, but almost surely not meant) and notes (how a valid policy reads).\n"
+        "Exit 1 if any file has an error; warnings do not fail it.",
     )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.add_argument(
+        "--all-notes",
+        action="store_true",
+        help="print every warning and note (default: the first 10, then how many more)",
+    )
     p = _command(
         sub,
         "schema",

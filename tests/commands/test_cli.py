@@ -119,7 +119,7 @@ def test_run_with_invalid_policy_fails_with_positions(tmp_path):
     bad.write_text("farms: {}\n")
     p = cli("run", "--config", str(bad))
     assert p.returncode == 1
-    assert "bad.yaml:1:8: farms: Input should be a valid list" in p.stderr
+    assert "bad.yaml:1:8: farms: a mapping where a list belongs" in p.stderr
     assert "Traceback" not in p.stderr
 
 

@@ -97,10 +97,11 @@ def new_session() -> botocore.session.Session:
     return session
 
 
-def aws_regions() -> frozenset[str]:
-    """Every region of every AWS partition, as botocore's endpoint data lists them."""
+def aws_regions() -> dict[str, str]:
+    """Every region of every AWS partition, and its partition, as botocore's endpoint
+    data lists them."""
     data = new_session().get_component("data_loader").load_data("endpoints")
-    return frozenset(r for p in data["partitions"] for r in p.get("regions", {}))
+    return {r: p["partition"] for p in data["partitions"] for r in p.get("regions", {})}
 
 
 def _aws_host(url: str) -> bool:
