@@ -100,10 +100,14 @@ def split_errors(look: Look) -> tuple[list[str], list[str]]:
     if look.recorded_at is None:
         return list(p.errors), []
     unread = {f for f, read in observed.farms.items() if read.error is not None}
-    recorded = list(observed.errors) + [
-        f"pool {d.pool}: {text(d.why)}"
-        for d in p.decisions
-        if d.status == "error" and d.farm_id in unread
+    recorded = [
+        *observed.errors,
+        *(
+            f"pool {d.pool}: {text(d.why)}"
+            for d in p.decisions
+            if d.status == "error" and d.farm_id in unread
+        ),
+        *look.blind,
     ]
     return [e for e in p.errors if e not in recorded], recorded
 
@@ -164,6 +168,7 @@ class Look(NamedTuple):
     header: str  # what it planned against, in words
     recorded_at: datetime | None  # the recorded cycle's time (--against), or None: live
     baseline: Plan | None = None  # the --baseline policy's plan of the same observation
+    blind: tuple[str, ...] = ()  # what the recorded cycle cannot tell this policy
 
 
 def _look(args: argparse.Namespace) -> Look:
@@ -175,14 +180,14 @@ def _look(args: argparse.Namespace) -> Look:
     at = parse_at(args.at) if args.at else None
     evaluated = f", evaluated at {at.isoformat(timespec='seconds')}" if at else ""
     if args.against:
-        observed, p, when = planned_against(loaded.policy, args.against, at)
+        observed, p, when, blind = planned_against(loaded.policy, args.against, at)
         base = planned_against(old, args.against, at).plan if old is not None else None
         age = datetime.now(UTC) - when
         header = (
             f"Planned against {args.against}: the farm as its cycle of "
             f"{when.isoformat(timespec='seconds')} left it ({_age(age)} ago){evaluated}"
         )
-        return Look(loaded.policy, observed, p, header, when, base)
+        return Look(loaded.policy, observed, p, header, when, base, blind)
     svc = build_service(loaded, dry_run=True, history=False, watch=False)
     now = at or svc.clock()
     observed, p = svc.observe_and_plan(now)

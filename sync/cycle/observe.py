@@ -136,12 +136,15 @@ class Observer:
         self, policy: Policy, deadline: Callable[[str], Deadline]
     ) -> frozenset[str]:
         """The hosts of the workers of every farm a pool with `farm_selector: {workers:
-        true}` syncs, read each cycle (workers come and go); a farm whose read fails keeps
-        the hosts it had, since a worker's name outlives an outage."""
+        true}` syncs, or of every farm when the history hashes people (its checkouts on
+        the farm's own hosts stay in clear, for `plan --against` with a new selector),
+        read each cycle (workers come and go); a farm whose read fails keeps the hosts it
+        had, since a worker's name outlives an outage."""
         farms = {
             t.farm
             for pool in policy.pools.values()
-            if pool.farm_selector is not None and pool.farm_selector.workers
+            if policy.history.redact
+            or (pool.farm_selector is not None and pool.farm_selector.workers)
             for t in pool.targets(policy.default_farm)
             if t.farm is not None
         }

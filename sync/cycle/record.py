@@ -22,8 +22,8 @@ from sync.law.undeclared import by_limit
 from sync.licenses import Feature, Report
 from sync.policy import Policy
 from sync.record import observation
-from sync.record.redact import Redactor, any_farm, quiet
-from sync.values.domain import Decision, LimitMemory
+from sync.record.redact import Redactor, any_farm, quiet, selector_words
+from sync.values.domain import Decision, LimitMemory, short_host
 from sync.values.errors import HistoryError
 
 log = logging.getLogger("license_sync")
@@ -167,7 +167,13 @@ UNDECLARED_COLUMNS = (
 def _redactor(policy: Policy, key: bytes, workers: frozenset[str]) -> Redactor | None:
     if not (policy.history.redact and key):
         return None
-    return Redactor(key, any_farm(farm_selector(p, workers) for p in policy.pools.values()))
+    selectors = [farm_selector(p, workers) for p in policy.pools.values()]
+    on_a_worker = (lambda host, user: short_host(host) in workers) if workers else None
+    clear = {"workers"} if workers else set()
+    for pool in policy.pools.values():
+        if (sel := pool.farm_selector) is not None:
+            clear |= selector_words(sel.hosts, sel.users, False)
+    return Redactor(key, any_farm([*selectors, on_a_worker]), clear)
 
 
 def _as_left(result: CycleResult, redactor: Redactor | None) -> dict[str, Any]:

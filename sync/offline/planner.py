@@ -26,6 +26,8 @@ from sync.law.state import FarmRead, LimitKey, Memory, Observed, SourceState
 from sync.licenses import Feature, Report
 from sync.policy import FeatureRef, Policy, Pool
 from sync.record import observation
+from sync.record.observation import kept_clear
+from sync.record.redact import MARK, selector_words
 from sync.values.domain import Decision, LimitMemory, LimitState
 
 
@@ -33,6 +35,7 @@ class Against(NamedTuple):
     observed: Observed
     plan: Plan
     recorded_at: datetime  # when the recorded cycle ran
+    blind: tuple[str, ...] = ()  # what the record cannot tell this policy (`blind_pools`)
 
 
 def against(
@@ -49,7 +52,39 @@ def against(
     now = at or when
     observed = replace(observed, profiles=profiles(now))
     plan = reconcile(policy, observed, replace(memory, first_look=first_look), now)
-    return Against(observed, plan, when)
+    return Against(observed, plan, when, blind_pools(policy, observed, kept_clear(recorded)))
+
+
+def blind_pools(
+    policy: Policy, observed: Observed, clear: frozenset[str] | None
+) -> tuple[str, ...]:
+    """Each pool whose farm_selector the recording did not keep hosts in clear by, and
+    whose features it saw checked out on hashed hosts: whether those are the farm's, this
+    policy's selector would say, but the history cannot (history.redact)."""
+    if clear is None:
+        return ()
+    out = []
+    for name, pool in policy.pools.items():
+        sel = pool.farm_selector
+        if sel is None or selector_words(sel.hosts, sel.users, sel.workers) <= clear:
+            continue
+        hashed = sum(
+            c.count
+            for ref in pool.features
+            if ref.source in observed.sources
+            for f in observed.sources[ref.source].report.feature(ref.feature, ref.vendor)
+            for c in f.checkouts
+            if (c.host or "").startswith(MARK)
+        )
+        if hashed:
+            out.append(
+                f"pool {name}: its farm_selector is new to this history, whose hosts outside "
+                f"the selectors it ran with are hashed (history.redact): {hashed} license(s) "
+                "checked out on such hosts count here as artists', whether or not the new "
+                "selector would match them; its figures are known once the service runs "
+                "this policy"
+            )
+    return tuple(out)
 
 
 def selector_users(policy: Policy) -> set[str]:

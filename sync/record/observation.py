@@ -61,7 +61,16 @@ def dump(
     }
     if redactor is not None:
         data["redacted"] = redactor.key.hex()  # matches the policy's `user:` selectors
+        data["kept_clear"] = sorted(redactor.clear)  # the selectors its hosts were kept by
     return data
+
+
+def kept_clear(data: Any) -> frozenset[str] | None:
+    """The selectors whose hosts a redacted observation kept in clear (`selector_words`),
+    or None when it hashed nobody."""
+    if not isinstance(data, dict) or not data.get("redacted"):
+        return None
+    return frozenset(data.get("kept_clear", ()))
 
 
 def load(data: Any, users: Iterable[str] = ()) -> tuple[Observed, datetime, bool]:

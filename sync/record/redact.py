@@ -32,9 +32,12 @@ def hashed(value: str, key: bytes) -> str:
 class Redactor:
     """Hashes what names a person in the recorded observation."""
 
-    def __init__(self, key: bytes, is_farm: FarmCheck | None):
+    def __init__(self, key: bytes, is_farm: FarmCheck | None, clear: Iterable[str] = ()):
         self.key = key
         self.is_farm = is_farm or (lambda host, user: False)
+        # what `is_farm` keeps in clear, in words a planned policy's selectors can be
+        # compared with (`selector_words`): a selector not among them meets hashed hosts
+        self.clear = frozenset(clear)
 
     def name(self, value: str | None) -> str | None:
         return value if not value else hashed(value, self.key)
@@ -51,6 +54,13 @@ class Redactor:
         if self.is_farm(c.get("host") or "", c.get("user") or ""):
             return dict(c)
         return {**c, **{k: self.name(c.get(k)) for k in ("user", "host", "display")}}
+
+
+def selector_words(hosts: Iterable[str], users: Iterable[str], workers: bool) -> set[str]:
+    """A farm_selector as the words `Redactor.clear` keeps: each pattern, and whether the
+    Deadline workers' hosts were in clear."""
+    words = {f"hosts:{h}" for h in hosts} | {f"users:{u}" for u in users}
+    return words | ({"workers"} if workers else set())
 
 
 def quiet(message: str) -> str:

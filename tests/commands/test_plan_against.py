@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from sync.values.domain import (
     StepAmounts,
 )
 from tests.support.clirun import run_cli as cli
+from tests.support.paths import BIN
+from tests.support.policy import policy as policy_doc
+from tests.support.policy import pool, write_policy
 
 OFFLINE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no lmutil, no credentials
 
@@ -355,3 +359,66 @@ def test_errors_the_recorded_cycle_had_are_reported_apart(recorded_run, tmp_path
     h.close()
     p = cli("plan", "-c", typo, "--against", db, env=OFFLINE)
     assert p.returncode == 1, p.stdout + p.stderr
+
+
+def test_a_new_farm_selector_sees_the_farms_hosts_or_says_what_it_cannot_know(aws_env, tmp_path):
+    """The running policy has no farm_selector; a pull request adds one. The history
+    hashed the artists, but kept the Deadline workers' hosts in clear: `workers: true`
+    plans as a live cycle would (farm 5, artists 6). A host pattern is planned with the
+    workers it matches, and says that the hashed hosts count as artists' whatever it
+    would make of them: a recorded error, which fails under --recorded-errors fail."""
+    from sync.fakes.deadline import FakeDeadline
+    from sync.fakes.farm import FakeFarm
+    from sync.fakes.license import FakeFeature, FakeLicenseServer
+
+    farm = FakeFarm(count_delay=0)
+    q, _ = farm.add_queue_with_limit("amount.nuke", 19)
+    lic = FakeLicenseServer(farm, [FakeFeature("nuke_r", 20, "amount.nuke")])
+    lic.set_artists("nuke_r", 6)
+    farm.add_job(q, "comp", tasks=5, amount="amount.nuke", duration=3600)
+    farm.tick(farm.now + timedelta(seconds=30))
+    status, db = tmp_path / "lmstat.txt", tmp_path / "h.db"
+    status.write_text(lic.lmstat())
+    hosts = {w.host_name for f in farm.fleets.values() for w in f.workers}
+    assert len(hosts) == 5 and all(h in status.read_text() for h in hosts)
+    running = write_policy(
+        tmp_path / "policy.yaml", policy_doc(farm.farm_id, history=db, pools={"nuke": pool()})
+    )
+    with FakeDeadline(farm) as server:
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "FAKE_LM_OUTPUT": str(status)}
+        p = cli(
+            "run",
+            "--once",
+            "--config",
+            str(running),
+            env={**env, "AWS_ENDPOINT_URL_DEADLINE": server.url},
+        )
+        assert p.returncode == 0, p.stderr
+    kept = sqlite_text(db)
+    assert all(h in kept for h in hosts) and "artist" not in kept  # workers clear, people not
+
+    def planned(selector: dict) -> subprocess.CompletedProcess[str]:
+        new = tmp_path / "new.yaml"
+        write_policy(
+            new, policy_doc(farm.farm_id, history=db, pools={"nuke": pool(farm_selector=selector)})
+        )
+        return cli("plan", "-c", str(new), "--against", str(db), env=OFFLINE)
+
+    p = planned({"workers": True})
+    assert p.returncode == 0 and "recorded error" not in p.stderr, p.stderr
+    assert "external 6, farm 5 (selector)" in p.stdout, p.stdout
+    prefix = next(iter(hosts)).rsplit("-", 1)[0]
+    p = planned({"hosts": [f"^{prefix}-"]})
+    assert "external 6, farm 5 (selector)" in p.stdout, p.stdout  # the workers, in clear
+    assert "pool nuke: its farm_selector is new to this history" in p.stderr
+    assert "6 license(s) checked out on such hosts count here as artists'" in p.stderr
+    new = tmp_path / "new.yaml"
+    args = ("plan", "-c", str(new), "--against", str(db), "--recorded-errors", "fail")
+    assert cli(*args, env=OFFLINE).returncode == 1
+
+
+def sqlite_text(db: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return "\n".join(str(row) for row in conn.iterdump())

@@ -148,7 +148,7 @@ def test_simulate_cli(tmp_path):
 
 POLICY = """\
 farms: [{id: FARM}]
-sources: {s: {kind: static, features: {f: 1}}}
+sources: {s: {kind: static, features: {f: 100}}}
 pools:
   nuke:
     limit: amount.nuke
