@@ -198,7 +198,8 @@ def _serve(world: Clocked, policy_path: Path, address: str, cycles: int | None) 
     finally:
         world.stop()
         print(
-            f"\ndemo stopped; denials seen by the farm: {world.denials}. "
+            f"\ndemo stopped; the farm's tasks refused a license: {world.denials} (artists "
+            "refused are the cycles' 'refused, waiting'). "
             f"History kept in {history_path}:\n  license-sync history --db {history_path}"
         )
 

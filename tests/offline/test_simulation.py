@@ -261,7 +261,7 @@ def test_replay_cli_against_a_real_history(tmp_path):
 
 
 def test_plot_draws_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib: pip install '.[plot]'")
     sc = load_scenario(ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml")
     from sync.offline.simulation.report import plot
 

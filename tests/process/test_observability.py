@@ -525,7 +525,7 @@ def test_the_compose_demo_entrypoint_runs(tmp_path):
     run = [init, "--", exe, *argv[3:-1], address, "--cycles", "2", "--interval", "1"]
     p = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "denials seen by the farm" in p.stdout
+    assert "the farm's tasks refused a license" in p.stdout
 
 
 def test_the_build_context_is_only_what_the_image_copies():
@@ -651,7 +651,8 @@ def test_every_alert_is_tested_firing_and_quiet_and_has_its_runbook():
         mine = [c for c in checks if c["alertname"] == name]
         assert any(c["exp_alerts"] for c in mine), f"{name}: no test where it fires"
         assert any(not c["exp_alerts"] for c in mine), f"{name}: no test where it stays quiet"
-        assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{name.lower()}"
+        base = '{{ or $externalLabels.license_sync_runbooks "docs/operations.md" }}'
+        assert rule["annotations"]["runbook_url"] == f"{base}#{name.lower()}"
         assert f"\n### {name}\n" in guide, f"{name}: no runbook in docs/operations.md"
         for by in re.findall(r"\bby \(([^)]*)\)", rule["expr"]):  # which service, which pool
             assert "instance" in by, f"{name}: aggregates the instance away"
