@@ -192,6 +192,8 @@ def _serve(world: Clocked, policy_path: Path, address: str, cycles: int | None) 
     print("  currentCount trails the farm, and a few batch items fail (retried next cycle)")
     print(f"  in another shell   license-sync audit -c {policy_path}   (the farm's setup)")
     print(f"                     license-sync history --db {history_path} --undeclared")
+    print(f"  a starter policy   license-sync init --against {history_path} -o my-policy.yaml")
+    print("                     (this farm and its servers, from the history: no access needed)")
     print("  Ctrl-C to stop.\n", flush=True)
     try:
         return serve(svc, address, on_cycle=_printer(svc), max_cycles=cycles)

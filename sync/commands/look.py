@@ -37,6 +37,7 @@ def plan(args: argparse.Namespace) -> int:
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_ERROR
     edit_errors, recorded = split_errors(look)
+    edit_errors += sources_all_down(look)
     complete = not edit_errors and not (recorded and args.recorded_errors == "fail")
     effect = compare(look.baseline, look.plan) if look.baseline is not None else None
     if args.format == "json":
@@ -110,6 +111,24 @@ def split_errors(look: Look) -> tuple[list[str], list[str]]:
         *look.blind,
     ]
     return [e for e in p.errors if e not in recorded], recorded
+
+
+def sources_all_down(look: Look) -> list[str]:
+    """Live, every source the pools read is down: each limit would plan to its floor, a
+    plan of nothing a cycle with the servers up would do. Said, and the plan fails."""
+    used = {ref.source for pool in look.policy.pools.values() for ref in pool.features}
+    states = [look.observed.sources[s] for s in sorted(used) if s in look.observed.sources]
+    if look.recorded_at is not None or not states or any(s.report.up for s in states):
+        return []
+    why = "; ".join(
+        f"{name}: {'; '.join(look.observed.sources[name].report.errors)}"
+        for name in sorted(used)
+        if name in look.observed.sources
+    )
+    return [
+        f"every license source is down ({why}): the limits above are what the policy does "
+        "without them, not a plan; run it where the license tools and servers answer"
+    ]
 
 
 def _exit(complete: bool, changes: bool, args: argparse.Namespace) -> int:

@@ -178,7 +178,8 @@ def pool_features(
             continue
         if not src.report.up:
             why = src.report.errors[0] if src.report.errors else "down"
-            failures.append(Reason.of("source_down", source=ref.source, error=why))
+            down = Reason.of("source_down", source=ref.source, error=why)
+            failures += [down] if down not in failures else []  # once for two features
             if src.last_good is None or oldest_good is None:
                 oldest_good = None
             else:

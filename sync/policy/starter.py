@@ -259,14 +259,7 @@ def _selector_lines(
     held = [c for f in fed for c in f.feature.checkouts if short_host(c.host or "") in workers]
     on_workers = sum(c.count for c in held)
     if not on_workers:
-        return (
-            [
-                '    # farm_selector: {hosts: ["^render-"]}  # the farm\'s hosts: its checkouts '
-                "are then counted on the server, not from currentCount, which Deadline updates late"
-            ],
-            0,
-            "",
-        )
+        return [_selector_guess(workers, fed)], 0, ""
     hosts = sorted({short_host(c.host or "") for c in held})
     lines = [
         f"    farm_selector: {{workers: true}}  # {on_workers} checkout(s) now on the farm's "
@@ -281,6 +274,45 @@ def _selector_lines(
         )
         lines.insert(0, f"    # {around}")
     return lines, on_workers, around
+
+
+def _selector_guess(workers: frozenset[str], fed: list[Fed]) -> str:
+    """A commented farm_selector when the farm holds none of the pool's licenses now: by
+    the workers when they were read, else by the numbered host names the server shows
+    (`rndr-012` → `^rndr-`), said to be a guess; never a name nothing shows."""
+    why = "its checkouts are then counted on the server, not from currentCount, which "
+    why += "Deadline updates late"
+    if workers:
+        named = _numbered_prefixes(workers)
+        by_name = f'; or by name: {{hosts: ["^{named[0]}"]}}' if named else ""
+        return f"    # farm_selector: {{workers: true}}  # the farm's workers{by_name}: {why}"
+    hosts = {short_host(c.host or "") for f in fed for c in f.feature.checkouts if c.host}
+    found = _numbered_prefixes(frozenset(hosts))
+    farmlike = [p for p in found if p.rstrip("-_") not in WORKSTATION_NAMES]
+    if not farmlike:
+        return f"    # farm_selector: {{hosts: [...]}}  # name the farm's hosts: {why}"
+    seen = ", ".join(f"{p}NNN" for p in found[:3])
+    return (
+        f'    # farm_selector: {{hosts: ["^{farmlike[0]}"]}}  # a guess: the server shows '
+        f"numbered hosts {seen}; name the farm's: {why}"
+    )
+
+
+# how workstations are commonly named: never offered as the farm's hosts
+WORKSTATION_NAMES = frozenset(
+    {"ws", "wks", "workstation", "desk", "desktop", "pc", "mac", "laptop"}
+)
+
+
+def _numbered_prefixes(hosts: frozenset[str]) -> list[str]:
+    """The names at least three of `hosts` share before their number (`rndr-` of
+    rndr-001, rndr-002, rndr-003), most hosts first: how machines in rows are named."""
+    counts: dict[str, int] = {}
+    for h in hosts:
+        m = re.fullmatch(r"([a-z][a-z0-9-]*?[-_]?)\d+", h)
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return [p for p, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= 3]
 
 
 def count_of(total: int | None) -> str:

@@ -78,6 +78,12 @@ def test_a_starter_read_live_plans_against_the_farm(farm_env, tmp_path):
     plan = cli("plan", "-c", str(out), env=farm_env["env"])
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "~ nuke/amount.nuke: maxCount 19 → " in plan.stdout
+    # its next command where the license tools are missing: the plan says so and fails
+    bare = {**farm_env["env"], "PATH": "/usr/bin:/bin"}
+    down = cli("plan", "-c", str(out), "--detailed-exitcode", env=bare)
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert "every license source is down (lic: " in down.stderr
+    assert "lmutil" in down.stderr and "not a plan" in down.stderr
     # a second init does not overwrite the TD's edits
     again = cli("init", "--source", "lic=27000@lic1", "--farm", farm_id, "-o", str(out),
                 env=farm_env["env"])  # fmt: skip
@@ -193,3 +199,35 @@ def test_a_starter_counts_the_farms_workers_as_its_hosts_and_says_what_runs_arou
     assert "outside the farm now: 2" in out.read_text()  # the artists, not the farm's 5
     assert "init: pool nuke: the farm's workers hold 5 of its licenses and its limits " in p.stderr
     assert "count 2: 3 used around them" in p.stderr
+
+
+def test_a_starter_names_the_farms_hosts_as_the_server_shows_them(studio, tmp_path):
+    """No farm holds a license now and its workers are unknown: the commented selector is
+    the numbered host name the server shows (rndr-NNN), never one it does not (render-),
+    nor the artists' workstations (ws-NNN)."""
+    from sync.fakes.license import FakeFeature, FakeLicenseServer
+
+    lic = FakeLicenseServer(None, [FakeFeature("nuke_r", 20)])
+    lic.set_artists("nuke_r", 4)  # on ws000 … ws003
+    capture = lic.lmstat()
+    rows = "".join(
+        f"    render rndr-{n:03d} rndr-{n:03d} (v11.19) (lic1/27000 {n}), start Mon 12/1 9:00\n"
+        for n in (4, 12, 31)
+    )
+    at = capture.index("    artist0 ")
+    (tmp_path / "lmstat.txt").write_text(capture[:at] + rows + capture[at:])
+    out = tmp_path / "policy.yaml"
+    farm = ("--farm", studio["farm"].farm_id, "--region", "us-west-2")
+    p = cli(
+        "init",
+        "--capture",
+        f"lic={tmp_path / 'lmstat.txt'}",
+        *farm,
+        "-o",
+        str(out),
+        env=studio["env"],
+    )
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    assert '# farm_selector: {hosts: ["^rndr-"]}  # a guess' in text, text
+    assert "rndr-NNN" in text and "^render-" not in text and '"^ws' not in text

@@ -456,6 +456,12 @@ def test_a_source_down_is_named_in_the_reason():
     assert "source 's' down: Cannot connect" in text(d.why)
 
 
+def test_a_source_down_is_said_once_for_a_pool_of_two_of_its_features():
+    two = [FeatureRef(source="s", feature="nuke_r"), FeatureRef(source="s", feature="nuke_i")]
+    d, _ = run(mkpool(features=two), report(up=False), limit(), last_good=NOW)
+    assert text(d.why).count("source 's' down") == 1, text(d.why)
+
+
 def test_a_selector_of_the_workers_alone_counts_their_hosts_checkouts_as_the_farms():
     """`farm_selector: {workers: true}` and nothing else is a selector: the checkouts on
     the workers' hosts (short names, any case) are the farm's, the rest are artists'."""

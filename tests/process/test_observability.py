@@ -526,6 +526,12 @@ def test_the_compose_demo_entrypoint_runs(tmp_path):
     p = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "the farm's tasks refused a license" in p.stdout
+    # the starter policy it offers, as printed: made from its history, and valid
+    [starter] = re.findall(r"a starter policy +(license-sync init .*)", p.stdout)
+    made = subprocess.run([exe, *starter.split()[1:]], cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    check = subprocess.run([exe, "validate", "my-policy.yaml"], cwd=tmp_path, capture_output=True)
+    assert check.returncode == 0, check.stderr
 
 
 def test_the_build_context_is_only_what_the_image_copies():
