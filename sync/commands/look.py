@@ -38,6 +38,10 @@ def plan(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     edit_errors, recorded = split_errors(look)
     edit_errors += sources_all_down(look)
+    kept = kept_back_whole(look.plan)
+    for line in kept:
+        print(f"policy: {line}", file=sys.stderr)
+    edit_errors += kept if args.detailed_exitcode else []
     complete = not edit_errors and not (recorded and args.recorded_errors == "fail")
     effect = compare(look.baseline, look.plan) if look.baseline is not None else None
     if args.format == "json":
@@ -111,6 +115,23 @@ def split_errors(look: Look) -> tuple[list[str], list[str]]:
         *look.blind,
     ]
     return [e for e in p.errors if e not in recorded], recorded
+
+
+def kept_back_whole(p: Plan) -> list[str]:
+    """Each pool whose reserve and headroom keep back every license its servers issue:
+    exhausted by the policy itself, whatever the artists do (a real exhaustion is the
+    artists holding them). Said apart; an error under --detailed-exitcode."""
+    out = []
+    for name, pp in p.pools.items():
+        fig = pp.figures
+        if fig is None or not fig.total or fig.reserve + fig.headroom < fig.total:
+            continue
+        out.append(
+            f"pool {name}: reserve {fig.reserve} and headroom {fig.headroom} keep back all "
+            f"{fig.total} licenses its servers issue: the policy itself leaves the farm "
+            "none, whatever the artists use; keep less back"
+        )
+    return out
 
 
 def sources_all_down(look: Look) -> list[str]:

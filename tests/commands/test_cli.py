@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from sync.process.cli import build_parser, main
 from sync.values.settings import CYCLE_TABLES
 from tests.support.clirun import run_cli
 from tests.support.paths import ROOT
+from tests.support.policy import edit_pool
 
 
 def commands() -> list[str]:
@@ -178,3 +180,20 @@ def test_history_prints_every_table_it_offers(table, tmp_path):
     History(str(db)).close()
     p = cli("history", "--db", str(db), "--table", table)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+
+
+def test_a_pool_the_policy_itself_exhausts_is_told_apart_from_artists_holding_it(farm_env):
+    """Read live, the server issues 20: a reserve of 19 and a headroom of 1 leave the farm
+    nothing whatever the artists do. The plan says it is the policy's doing, and fails
+    under --detailed-exitcode (a CI gate) instead of reporting a change."""
+    path = Path(farm_env["policy"])
+    edit_pool(path, reserve=19, headroom=1)
+    p = cli("plan", "-c", str(path), env=farm_env["env"])
+    assert p.returncode == 0, p.stderr
+    said = "pool nuke: reserve 19 and headroom 1 keep back all 20 licenses its servers issue"
+    assert said in p.stderr and "the policy itself leaves the farm none" in p.stderr
+    gate = cli("plan", "-c", str(path), "--detailed-exitcode", env=farm_env["env"])
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    edit_pool(path, reserve=2)
+    fine = cli("plan", "-c", str(path), "--detailed-exitcode", env=farm_env["env"])
+    assert fine.returncode in (0, 2) and "keep back all" not in fine.stderr, fine.stderr
