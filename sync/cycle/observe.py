@@ -48,6 +48,9 @@ CATCH_UP_BUDGET = 2000
 # a source that stays down is said once, then again at most this often with a count: a
 # one-minute interval would otherwise repeat the same line 1,440 times a day
 REWARN_DOWN = timedelta(minutes=10)
+# how often the workers of a farm no `workers: true` selector counts are read, for the
+# history to keep their hosts in clear (read_worker_hosts): workers change by the hour
+REDACTION_READ = 600.0
 # an artist refused is counted as waiting this long unless the log shows them served: the
 # simulated artists (offline/simulation) try every minute and give up after ten tries
 ARTIST_WAIT = timedelta(minutes=10)
@@ -73,6 +76,7 @@ class Observer:
         self.steps_read_in: dict[str, str] = {}
         self.profiles: dict[str, tuple[datetime, LearnedReserve, Profile]] = {}
         self.workers: dict[str, frozenset[str]] = {}  # each farm's workers' hosts, last read
+        self.workers_read: dict[str, datetime] = {}  # when each farm's were
         self.down: dict[str, _Down] = {}
         # (source, path, tz, kind, format) → its log
         self.tails: dict[TailKey, LogTail] = {}
@@ -108,7 +112,7 @@ class Observer:
         memory: Memory,
         now: datetime,
     ) -> Observed:
-        workers = self.read_worker_hosts(policy, deadline)
+        workers = self.read_worker_hosts(policy, deadline, now)
         states = self.read_logs(policy, self.read_sources(sources, now), now)
         farms: dict[str, FarmRead] = {}
         errors: list[str] = []
@@ -133,29 +137,42 @@ class Observer:
         )
 
     def read_worker_hosts(
-        self, policy: Policy, deadline: Callable[[str], Deadline]
+        self, policy: Policy, deadline: Callable[[str], Deadline], now: datetime
     ) -> frozenset[str]:
         """The hosts of the workers of every farm a pool with `farm_selector: {workers:
-        true}` syncs, or of every farm when the history hashes people (its checkouts on
-        the farm's own hosts stay in clear, for `plan --against` with a new selector),
-        read each cycle (workers come and go); a farm whose read fails keeps the hosts it
-        had, since a worker's name outlives an outage."""
-        farms = {
+        true}` syncs, read each cycle (workers come and go), and, when the history hashes
+        people, of every other farm every REDACTION_READ seconds (its checkouts on the
+        farm's own hosts stay in clear for `plan --against`: a worker minutes new may be
+        hashed). A farm whose read fails keeps the hosts it had: a worker's name outlives
+        an outage."""
+        selecting = {
             t.farm
             for pool in policy.pools.values()
-            if policy.history.redact
-            or (pool.farm_selector is not None and pool.farm_selector.workers)
+            if pool.farm_selector is not None and pool.farm_selector.workers
             for t in pool.targets(policy.default_farm)
             if t.farm is not None
         }
-        for farm_id in sorted(farms):
+        redacting = {
+            t.farm
+            for pool in policy.pools.values()
+            if policy.history.redact
+            for t in pool.targets(policy.default_farm)
+            if t.farm is not None
+        }
+        for farm_id in sorted(selecting | redacting):
+            last = self.workers_read.get(farm_id)
+            # due when never read, or as long ago, or the clock stepped back past it
+            due = last is None or not 0 <= (now - last).total_seconds() < REDACTION_READ
+            if farm_id not in selecting and not due:
+                continue
             try:
                 self.workers[farm_id] = deadline(farm_id).worker_hosts()
+                self.workers_read[farm_id] = now
             except DeadlineError as e:
                 log.warning(
                     "farm %s: its workers' hosts not read, the last known used: %s", farm_id, e
                 )
-        self.workers = {f: hosts for f, hosts in self.workers.items() if f in farms}
+        self.workers = {f: h for f, h in self.workers.items() if f in selecting | redacting}
         return self.worker_hosts
 
     @property

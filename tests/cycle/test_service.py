@@ -898,3 +898,37 @@ def test_the_service_audits_at_start_and_after_a_reload_and_says_each_finding_on
     cycle(w)
     w.svc.audit_setup()
     assert findings() == 0
+
+
+def test_the_farms_workers_are_read_for_the_history_every_ten_minutes_not_every_cycle(world):
+    """No pool counts by `workers: true`, yet the history keeps checkouts on the workers'
+    hosts in clear (docs/operations.md, "What the history holds"): the observer reads
+    their hosts on the first cycle, then once ten minutes have passed; a pool that counts
+    by them has them read every cycle."""
+    from sync.cycle.observe import Observer
+
+    w = world
+    reads: list[str] = []
+
+    class Farm:
+        def __init__(self, farm_id: str):
+            self.farm_id = farm_id
+
+        def worker_hosts(self) -> frozenset[str]:
+            reads.append(self.farm_id)
+            return frozenset({"rndr-001"})
+
+    observer, policy = Observer(), load_policy(w.policy).policy
+    for minute in range(10):
+        hosts = observer.read_worker_hosts(policy, Farm, T0 + timedelta(minutes=minute))
+        assert hosts == {"rndr-001"}
+    assert reads == [w.farm.farm_id]
+    observer.read_worker_hosts(policy, Farm, T0 + timedelta(minutes=10))
+    assert len(reads) == 2
+    observer.read_worker_hosts(policy, Farm, T0 - timedelta(days=1))  # the clock stepped back
+    assert len(reads) == 3
+    edit_pool(w.policy, farm_selector={"workers": True})
+    policy = load_policy(w.policy).policy
+    for minute in range(3):
+        observer.read_worker_hosts(policy, Farm, T0 + timedelta(minutes=minute))
+    assert len(reads) == 6
