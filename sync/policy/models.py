@@ -146,6 +146,8 @@ class MetricsConfig(Model):
                     f"{v!r} is a port alone: write 0.0.0.0:{v} to listen on every interface, "
                     f"or 127.0.0.1:{v} for this host only"
                 )
+            if sep and port.isdigit():
+                raise ValueError(f"{v!r}: the port must be 1 to 65535 (e.g. 0.0.0.0:9462)")
             raise ValueError(f"{v!r} is not host:port (e.g. 0.0.0.0:9462)")
         return v
 

@@ -137,6 +137,13 @@ MISTAKES = [
         ["a port alone", "0.0.0.0:9464", "127.0.0.1:9464"],
     ),
     (
+        "port 0 as the metrics address",
+        "metrics: {address: '127.0.0.1:0'}\n" + GOOD,
+        1,
+        1,
+        ["the port must be 1 to 65535"],
+    ),
+    (
         "preempt: true",
         GOOD + "    preempt: true\n",
         1,
