@@ -359,15 +359,13 @@ def parse_hours(spec: str) -> tuple[time, time]:
     h1, m1, h2, m2 = (int(x) for x in m.groups())
     if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
         raise ValueError(f"{spec!r} is not an hour range like '09:00-19:00'")
-    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
-    if (h1 % 24, m1) == (h2 % 24, m2) and h1 != h2:  # 00:00-24:00: the whole day
-        return time(0), end
-    if (h1, m1) == (h2, m2):
+    start, end = time(h1 % 24, m1), time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    if start == end:  # 18:00-18:00, 24:00-00:00 (00:00-24:00 ends a moment before midnight)
         raise ValueError(
             f"{spec!r} opens and closes at the same minute: it is never open; "
             "for the whole day write '00:00-24:00'"
         )
-    return time(h1 % 24, m1), end
+    return start, end
 
 
 # abbreviations people write for a zone; those that are also IANA keys (EST, MST, HST)

@@ -59,6 +59,13 @@ MISTAKES = [
         ["never open", "'00:00-24:00'"],
     ),
     (
+        "a reserve window from midnight to midnight the wrong way round",
+        GOOD + "    reserve: {schedule: [{hours: '24:00-00:00', value: 2}]}\n",
+        1,
+        11,
+        ["never open", "'00:00-24:00'"],
+    ),
+    (
         "stale_after shorter than the interval",
         GOOD + "    stale_after: 30s\n",
         0,
