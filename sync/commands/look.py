@@ -138,14 +138,10 @@ def sources_all_down(look: Look) -> list[str]:
     """Live, every source the pools read is down: each limit would plan to its floor, a
     plan of nothing a cycle with the servers up would do. Said, and the plan fails."""
     used = {ref.source for pool in look.policy.pools.values() for ref in pool.features}
-    states = [look.observed.sources[s] for s in sorted(used) if s in look.observed.sources]
-    if look.recorded_at is not None or not states or any(s.report.up for s in states):
+    read = {s: look.observed.sources[s].report for s in sorted(used & look.observed.sources.keys())}
+    if look.recorded_at is not None or not read or any(r.up for r in read.values()):
         return []
-    why = "; ".join(
-        f"{name}: {'; '.join(look.observed.sources[name].report.errors)}"
-        for name in sorted(used)
-        if name in look.observed.sources
-    )
+    why = "; ".join(f"{name}: {'; '.join(r.errors)}" for name, r in read.items())
     return [
         f"every license source is down ({why}): the limits above are what the policy does "
         "without them, not a plan; run it where the license tools and servers answer"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sync import __version__
 from sync.commands import EXIT_ERROR, EXIT_OK
-from sync.policy import PolicyErrors, json_schema, load_policy
+from sync.policy import PolicyErrors, Problem, json_schema, load_policy
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -39,14 +39,14 @@ def validate(args: argparse.Namespace) -> int:
 NOTES_SHOWN = 10
 
 
-def print_notes(notes: Sequence[object], every: bool) -> None:
+def print_notes(notes: Sequence[Problem], every: bool) -> None:
     """Warnings first, then notes; past a handful, how many more of each, not each."""
     shown = notes if every else notes[:NOTES_SHOWN]
     for note in shown:
         print(note)
     rest = notes[len(shown) :]
     if rest:
-        warnings = sum(1 for n in rest if ": warning: " in str(n))
+        warnings = sum(1 for n in rest if n.message.startswith("warning:"))
         print(
             f"… and {len(rest)} more ({warnings} warnings, {len(rest) - warnings} notes); "
             "--all-notes prints every one"

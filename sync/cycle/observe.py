@@ -27,7 +27,7 @@ from sync.law.state import Denial, FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
 from sync.licenses.kinds import TOOLS
 from sync.licenses.logs import LogEvent
-from sync.policy import LearnedReserve, Policy, ToolSourceConfig
+from sync.policy import LearnedReserve, Policy, Pool, ToolSourceConfig
 from sync.record import observation
 from sync.values.domain import STEPS_SETTLED, JobInfo, LimitState, StepAmounts
 from sync.values.errors import DeadlineError, HistoryError
@@ -57,6 +57,11 @@ ARTIST_WAIT = timedelta(minutes=10)
 
 
 TailKey = tuple[str, str, str, str, str | None]  # source, path, tz, kind, log format
+
+
+def _farms_of(policy: Policy, pools: Iterable[Pool]) -> set[str]:
+    """The farms whose limits `pools` set."""
+    return {t.farm for p in pools for t in p.targets(policy.default_farm) if t.farm is not None}
 
 
 class Observer:
@@ -145,20 +150,11 @@ class Observer:
         farm's own hosts stay in clear for `plan --against`: a worker minutes new may be
         hashed). A farm whose read fails keeps the hosts it had: a worker's name outlives
         an outage."""
-        selecting = {
-            t.farm
-            for pool in policy.pools.values()
-            if pool.farm_selector is not None and pool.farm_selector.workers
-            for t in pool.targets(policy.default_farm)
-            if t.farm is not None
-        }
-        redacting = {
-            t.farm
-            for pool in policy.pools.values()
-            if policy.history.redact
-            for t in pool.targets(policy.default_farm)
-            if t.farm is not None
-        }
+        pools = policy.pools.values()
+        selecting = _farms_of(
+            policy, [p for p in pools if p.farm_selector and p.farm_selector.workers]
+        )
+        redacting = _farms_of(policy, pools) if policy.history.redact else set()
         for farm_id in sorted(selecting | redacting):
             last = self.workers_read.get(farm_id)
             # due when never read, or as long ago, or the clock stepped back past it

@@ -169,10 +169,9 @@ def _redactor(policy: Policy, key: bytes, workers: frozenset[str]) -> Redactor |
         return None
     selectors = [farm_selector(p, workers) for p in policy.pools.values()]
     on_a_worker = (lambda host, user: short_host(host) in workers) if workers else None
-    clear = {"workers"} if workers else set()
-    for pool in policy.pools.values():
-        if (sel := pool.farm_selector) is not None:
-            clear |= selector_words(sel.hosts, sel.users, False)
+    sels = [p.farm_selector for p in policy.pools.values() if p.farm_selector is not None]
+    hosts, users = [h for s in sels for h in s.hosts], [u for s in sels for u in s.users]
+    clear = selector_words(hosts, users, workers=bool(workers))
     return Redactor(key, any_farm([*selectors, on_a_worker]), clear)
 
 
