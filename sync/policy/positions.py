@@ -172,14 +172,21 @@ def _friendly(err: dict[str, Any], loc: tuple[Any, ...], root: type[BaseModel]) 
     if (shape := _wrong_shape(kind, err, loc, root, where)) is not None:
         return shape
     if kind == "union_tag_invalid":
-        got = str((err.get("input") or {}).get("kind"))
-        kinds = [k.strip(" '") for k in str(err.get("ctx", {}).get("expected_tags", "")).split(",")]
-        near = difflib.get_close_matches(got, kinds, n=1, cutoff=0.75)
-        tail = f"; did you mean {near[0]!r}?" if near else ""
-        return f"{where}: kind {got!r} is not one of {', '.join(kinds)}{tail}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
+        return _unknown_kind(err, where)
+    return _plain(err, where)
+
+
+def _unknown_kind(err: dict[str, Any], where: str) -> str:
+    got = str((err.get("input") or {}).get("kind"))
+    kinds = [k.strip(" '") for k in str(err.get("ctx", {}).get("expected_tags", "")).split(",")]
+    near = difflib.get_close_matches(got, kinds, n=1, cutoff=0.75)
+    tail = f"; did you mean {near[0]!r}?" if near else ""
+    return f"{where}: kind {got!r} is not one of {', '.join(kinds)}{tail}"
+
+
+def _plain(err: dict[str, Any], where: str) -> str:
+    """pydantic's own message, without its prefix, with the value when it says more."""
+    msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
     shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
     if repr(value) in msg:
