@@ -6,17 +6,12 @@ plus artists never pass the total once the service has seen it."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 
 from sync.fakes.deadline import FakeDeadline
 from sync.fakes.farm import FakeFarm
 from sync.fakes.license import FakeFeature, FakeLicenseServer
 from sync.fakes.templates import build, simple_template
-from sync.law.limits import PoolPlan, Split
-from sync.law.render import decision_line, plan_lines
-from sync.law.undeclared import by_limit, name_undeclared
-from sync.values.domain import Decision, Figures, HostRun, Undeclared
 from tests.support.clirun import run_cli
 from tests.support.policy import LIC, RENDER_HOSTS, pool, write_policy
 from tests.support.policy import policy as policy_doc
@@ -106,46 +101,3 @@ def test_undeclared_use_is_subtracted_so_nothing_passes_the_total(aws_env, tmp_p
     decisions = run_cli("history", "--db", str(tmp_path / "h.db"), "--format", "json").stdout
     written = {d["cycle_id"]: d["new"] for d in json.loads(decisions) if d["applied"]}
     assert written[1] == TOTAL - ARTISTS and written[2] == TOTAL - ARTISTS - SNEAKY
-
-
-def _plan(undeclared: int, refs: tuple[str, ...] = ("amount.nuke",), weights=()):
-    fig = Figures(
-        20, 10, 10, "selector", 0, 0, 0, undeclared=undeclared, undeclared_seen=undeclared
-    )
-    decisions = tuple(Decision("nuke", "farm-1", r, f"limit-{r}", 5, 5, None, ()) for r in refs)
-    splits = tuple(Split(r, 0, 0, w) for r, w in zip(refs, weights, strict=False))
-    return PoolPlan("nuke", decisions, fig, splits=splits)
-
-
-def test_each_host_beyond_its_runs_acquired_is_named_by_the_runs_that_acquired_nothing():
-    runs = [
-        HostRun("render-001", "w1", "q", "job-a", "step-a", {"limit-amount.nuke": 1}),
-        HostRun("render-002", "w2", "q", "job-a", "step-a", {"limit-amount.nuke": 1}),
-        HostRun("render-002", "w2", "q", "job-b", "step-b", {}),
-        HostRun("render-003", "w3", "q", "job-c", "step-c", {"limit-other": 1}),
-    ]
-    held = {"render-001": 1, "render-002": 2, "render-003": 3, "ws-9": 1}
-    found = name_undeclared(_plan(5), held, ["limit-amount.nuke"], runs)
-    assert [(u.host, u.job_id, u.count) for u in found] == [
-        ("render-002", "job-b", 1),  # 2 held, 1 acquired: the other run forgot it
-        ("render-003", "job-c", 3),  # a run that acquired another limit only: all three
-        ("ws-9", "", 1),  # a host no run of the farm is on: named alone
-    ]
-    assert name_undeclared(_plan(0), held, ["limit-amount.nuke"], runs) == ()
-
-
-def test_a_pools_undeclared_use_is_borne_by_its_limits_as_they_share():
-    assert by_limit(_plan(4)) == {"amount.nuke": 4}
-    split = by_limit(_plan(5, ("a", "b", "c"), (2.0, 1.0, 1.0)))
-    assert split == {"a": 3, "b": 1, "c": 1} and sum(split.values()) == 5
-
-
-def test_plan_says_what_one_read_sees_around_the_limit_before_it_is_taken():
-    seen_once = replace(_plan(0), figures=replace(_plan(0).figures, undeclared_seen=3))
-    [found] = [line for line in plan_lines(seen_once) if "around the limit" in line]
-    assert "undeclared: 3 seen in this read, taken when the next read shows it too" in found
-    named = (Undeclared("nuke", "render-004", 3, "w", "q", "j", "s", "comp", "Nuke"),)
-    taken = replace(_plan(3), figures=replace(_plan(3).figures, undeclared_seen=3))
-    line = decision_line(taken.decisions[0], taken.figures, undeclared=named)
-    assert "farm=10 (undeclared: 3 (job comp step Nuke on render-004 ×3))" in line
-    assert not [x for x in plan_lines(_plan(0)) if "around the limit" in x]
