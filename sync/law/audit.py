@@ -53,7 +53,7 @@ def audit(policy: Policy, setups: Mapping[str, FarmSetup]) -> list[Finding]:
     out: list[Finding] = []
     for name, pool in policy.pools.items():
         for t in pool.targets(policy.default_farm):
-            setup = setups.get(t.farm or "")
+            setup = setups.get(t.farm_id)
             if setup is None:
                 continue
             limit = _find(t.limit, setup.limits)
@@ -160,7 +160,7 @@ def _amounts_without_limit(
     NOT_COMPATIBLE, and the search for jobs that can run does not see it.)"""
     out = []
     for t in targets:
-        setup = setups.get(t.farm or "")
+        setup = setups.get(t.farm_id)
         limit = _find(t.limit, setup.limits) if setup else None
         if setup is None or limit is None:
             continue

@@ -123,7 +123,7 @@ def plan_pool(
     the farms' workers' hosts, for a farm_selector with `workers: true`."""
     targets: list[Target] = []
     for t in pool.targets(default_farm):
-        found = limits.get((t.farm or "", t.limit))
+        found = limits.get(t.key)
         if isinstance(found, LimitState):
             targets.append((t, found, None))
         else:
@@ -146,7 +146,7 @@ def plan_pool(
     raw, splits = _split(free, targets)
     decisions, new_memory = [], {}
     for (t, st, err), raw_target in zip(targets, raw, strict=True):
-        key = (t.farm or "", t.limit)
+        key = t.key
         if st is None:
             decisions.append(_unreadable(name, t, (_unread(err),)))
             new_memory[key] = memory.get(key, LimitMemory())
@@ -270,7 +270,7 @@ def _confirmed_around(figures: Figures, targets: list[Target], memory: LimitMemo
     ended may hold its license a moment longer, and one read would take it from the
     limit; use that stays is taken by the second cycle (docs/design.md, "Use around the
     limit")."""
-    last = [memory.get((t.farm or "", t.limit), LimitMemory()).undeclared for t, _, _ in targets]
+    last = [memory.get(t.key, LimitMemory()).undeclared for t, _, _ in targets]
     before = min((x or 0 for x in last), default=0)
     seen = figures.undeclared
     return replace(figures, undeclared=min(seen, before), undeclared_seen=seen)
@@ -303,7 +303,7 @@ def _held_external(
     before = [
         m.external
         for t, _, _ in targets
-        if (m := memory.get((t.farm or "", t.limit))) is not None and m.external is not None
+        if (m := memory.get(t.key)) is not None and m.external is not None
     ]
     if not before or figures.external <= min(before):
         return figures, ()
@@ -445,7 +445,7 @@ def _decide(
     total: int | None,
     memory: LimitMemories,
 ) -> tuple[Decision, LimitMemory]:
-    mem = memory.get((t.farm or "", t.limit), LimitMemory())
+    mem = memory.get(t.key, LimitMemory())
     exhausted = raw < 1
     target = clamp(pool, raw, total)
     if exhausted:  # one license's worth (the floor, 1 unless the policy says more)
@@ -464,7 +464,7 @@ def _decide(
         why += (Reason.of("resuming", queues=len(resume)),)
     d = Decision(
         name,
-        t.farm or "",
+        t.farm_id,
         t.limit,
         st.limit_id,
         st.max_count,
@@ -581,7 +581,7 @@ def _unread(err: str | None) -> Reason:
 def _unreadable(pool: str, t: LimitTarget, why: Why) -> Decision:
     """The decision for a limit that could not be read: an error, nothing written."""
     why = (*why, Reason.of("nothing_written"))
-    return Decision(pool, t.farm or "", t.limit, None, None, None, None, why, status="error")
+    return Decision(pool, t.farm_id, t.limit, None, None, None, None, why, status="error")
 
 
 def _failed(
@@ -598,7 +598,7 @@ def _failed(
     stale = pool.on_stale == "floor" or age is None or age >= pool.stale_after
     decisions, new_memory = [], {}
     for t, st, err in targets:
-        key = (t.farm or "", t.limit)
+        key = t.key
         new_memory[key] = replace(memory.get(key, LimitMemory()), rising=0, external=None)
         if st is None:
             decisions.append(_unreadable(name, t, (*failures, _unread(err))))
@@ -615,7 +615,7 @@ def _failed(
         decisions.append(
             Decision(
                 name,
-                t.farm or "",
+                t.farm_id,
                 t.limit,
                 st.limit_id,
                 cur,

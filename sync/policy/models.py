@@ -513,6 +513,16 @@ class LimitTarget(Model):
     limit: LimitRef
     share: float = Field(1.0, gt=0, description="weight of the free remainder")
 
+    @property
+    def farm_id(self) -> str:
+        """The farm as `Pool.targets` fills it in (a valid policy always names one)."""
+        return self.farm or ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(farm, limit): how a cycle finds this limit's state and its memory."""
+        return (self.farm_id, self.limit)
+
 
 class Selector(Model):
     queue: str | None = None

@@ -19,6 +19,7 @@ from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
 from sync.values.domain import (
     ACTIVE,
     PAUSED,
+    STOPPED,
     Association,
     Holding,
     LimitMemory,
@@ -717,3 +718,191 @@ def test_requeues_take_the_youngest_up_to_max_per_cycle_and_none_as_old_as_young
     # those already requeued count as given back: only what is still over is chosen
     rest, _ = requeues(holding, Preempt(2, 10, 60), {"task-10"}, NOW)
     assert [t.task_id for t in rest] == ["task-20", "task-30"]
+
+
+# -- whole decisions: what is written, what is carried, and the words a wrangler reads ------
+
+ME, ANN = "arn:aws:iam::111122223333:role/license-sync", "arn:aws:iam::111122223333:user/ann"
+OUR_PAUSE = ("2026-11-25T11:00:00+00:00", ME)
+
+
+def assoc(queue: str, status: str, by: str = ME, at: str = "11:00") -> Association:
+    return Association(queue, status, (f"2026-11-25T{at}:00+00:00", by))
+
+
+def paused(*queues: str) -> dict:
+    stamps = tuple((q, OUR_PAUSE) for q in queues)
+    return {(FARM, "amount.nuke"): LimitMemory(0, queues, stamps=stamps)}
+
+
+WHOLE = {
+    "exhausted, paused": (
+        {"on_exhausted": "pause"},
+        report(total=10, in_use=10),
+        limit(5, assoc=[("queue-a", ACTIVE), ("queue-b", ACTIVE), ("queue-c", STOPPED)]),
+        {},
+        (1, ("queue-a", "queue-b"), (), 0),
+        "licenses exhausted (raw target 0 < 1): queues paused; decrease 5 → 1 applied at once; "
+        "pausing 2 queue association(s)",
+    ),
+    "licenses back, resumed": (
+        {"on_exhausted": "pause"},
+        report(total=10, in_use=2),
+        replace(limit(1), associations=(assoc("queue-a", PAUSED), assoc("queue-b", STOPPED))),
+        paused("queue-a", "queue-b"),
+        (8, (), ("queue-a", "queue-b"), 0),
+        "increase 1 → 8 after 1 cycles; licenses back: resuming 2 queue association(s)",
+    ),
+    "a queue a person wrote after our pause is theirs": (
+        {"on_exhausted": "pause"},
+        report(total=10, in_use=2),
+        replace(
+            limit(1),
+            associations=(assoc("queue-a", PAUSED, ANN, "11:30"), assoc("queue-b", PAUSED)),
+        ),
+        paused("queue-a", "queue-b"),
+        (8, (), ("queue-b",), 0),
+        "increase 1 → 8 after 1 cycles; queue(s) queue-a written by someone else since we "
+        "paused them: theirs to reopen; licenses back: resuming 1 queue association(s)",
+    ),
+    "a rise waits to settle": (
+        {"hysteresis": {"settle": 3}},
+        report(total=20, in_use=0),
+        limit(5),
+        {},
+        (None, (), (), 1),
+        "increase 5 → 20 waits: held 1/3 cycles",
+    ),
+    "a rise limited by max_step goes on": (
+        {"hysteresis": {"settle": 1, "max_step": 4}},
+        report(total=20, in_use=0),
+        limit(5),
+        {},
+        (9, (), (), 1),
+        "increase 5 → 20 limited to +4 this cycle: 9",
+    ),
+    "a whole rise ends the count": (
+        {"hysteresis": {"settle": 2}},
+        report(total=20, in_use=0),
+        limit(5),
+        {(FARM, "amount.nuke"): LimitMemory(1)},
+        (20, (), (), 0),
+        "increase 5 → 20 after 2 cycles",
+    ),
+    "at the target": (
+        {},
+        report(total=20, in_use=0),
+        limit(20),
+        {},
+        (None, (), (), 0),
+        "maxCount 20 is already the target",
+    ),
+    "a small fall is kept": (
+        {"hysteresis": {"deadband": 2}},
+        report(total=20, in_use=1),
+        limit(20),
+        {(FARM, "amount.nuke"): LimitMemory(3)},
+        (None, (), (), 0),
+        "decrease 20 → 19 is within the deadband 2; kept",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", WHOLE, ids=list(WHOLE))
+def test_each_decision_writes_carries_and_reads_as_a_wrangler_sees_it(case):
+    pool_kw, rep, lim, memory, (new, pause, resume, rising), words = WHOLE[case]
+    d, p = run(mkpool(**pool_kw), rep, lim, memory)
+    assert (d.new, d.pause, d.resume, text(d.why)) == (new, pause, resume, words)
+    assert (d.pool, d.farm_id, d.limit_ref, d.limit_id, d.current) == (
+        "nuke",
+        FARM,
+        "amount.nuke",
+        LIMIT_ID,
+        lim.max_count,
+    )
+    kept = p.memory[(FARM, "amount.nuke")]
+    ours = tuple(sorted({*pause, *resume}))
+    assert (kept.rising, kept.paused) == (rising, ours)
+    assert kept.stamps == tuple(
+        s for s in memory.get((FARM, "amount.nuke"), LimitMemory()).stamps if s[0] in ours
+    )
+
+
+FAILED = {
+    "down, held": (
+        {},
+        NOW - timedelta(minutes=2),
+        limit(10, current=4),
+        (None, 10, "down"),
+        "source 's' down: Cannot connect; last good 2m ago: holding maxCount 10 until stale "
+        "after 10m",
+    ),
+    "stale, to the floor": (
+        {"floor": 2, "stale_after": "5m"},
+        NOW - timedelta(minutes=6),
+        limit(10, current=4),
+        (2, 2, "stale"),
+        "source 's' down: Cannot connect; last good 6m ago, stale after 5m: falling to floor 2",
+    ),
+    "stale, unlimited to the floor": (
+        {"floor": 2},
+        None,
+        limit(-1, current=4),
+        (2, 2, "stale"),
+        "source 's' down: Cannot connect; never read, stale after 10m: falling to floor 2",
+    ),
+    "stale, at the floor already": (
+        {"floor": 2, "stale_after": "1m"},
+        NOW - timedelta(hours=1),
+        limit(2, current=4),
+        (None, 2, "stale"),
+        "source 's' down: Cannot connect; last good 1h ago: holding maxCount 2 (at or below floor)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FAILED, ids=list(FAILED))
+def test_a_pool_whose_source_failed_holds_or_falls_and_forgets_its_rise(case):
+    pool_kw, last_good, lim, (new, target, status), words = FAILED[case]
+    memory = {
+        (FARM, "amount.nuke"): LimitMemory(
+            2, ("queue-a",), external=5, stamps=(("queue-a", OUR_PAUSE),)
+        )
+    }
+    d, p = run(mkpool(**pool_kw), report(up=False), lim, memory, last_good=last_good)
+    assert (d.new, d.target, d.status, d.current, d.current_count) == (
+        new,
+        target,
+        status,
+        lim.max_count,
+        4,
+    )
+    assert (d.pool, d.farm_id, d.limit_ref, d.limit_id) == ("nuke", FARM, "amount.nuke", LIMIT_ID)
+    assert text(d.why) == words
+    pp = p.pools["nuke"]
+    assert (pp.status, pp.figures, text(pp.failures)) == (
+        status,
+        None,
+        "source 's' down: Cannot connect",
+    )
+    # the rise and the read of external use are forgotten; the queues we paused are not
+    assert p.memory[(FARM, "amount.nuke")] == LimitMemory(
+        0, ("queue-a",), None, (("queue-a", OUR_PAUSE),)
+    )
+
+
+def test_a_limit_not_read_while_its_source_is_down_is_an_error_saying_both():
+    missing = {(FARM, "amount.nuke"): None}
+    p = plan(mkpolicy(mkpool()), {"s": SourceState(report(up=False), None)}, missing, {}, NOW)
+    [d] = p.pools["nuke"].decisions
+    assert (d.pool, d.farm_id, d.limit_ref, d.limit_id, d.status, d.new) == (
+        "nuke",
+        FARM,
+        "amount.nuke",
+        None,
+        "error",
+        None,
+    )
+    assert text(d.why) == (
+        "source 's' down: Cannot connect; limit 'amount.nuke' not read; nothing written"
+    )
