@@ -307,7 +307,11 @@ def _held_external(
     ]
     if not before or figures.external <= min(before):
         return figures, ()
-    caps = [max(st.max_count, st.current_count) if st else -1 for _, st, _ in targets]
+    # what the farm may hold under its limits; one unlimited or unread: anything at all
+    caps = [
+        max(st.max_count, st.current_count) if st and st.max_count != -1 else -1
+        for _, st, _ in targets
+    ]
     sure = 0 if -1 in caps else max(0, figures.in_use - sum(caps))
     held = min(figures.external, max(min(before), sure))
     why = Reason.of("external_held", read=figures.external, held=held)
@@ -489,16 +493,15 @@ def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
     How many is an estimate here (currentCount is delayed); the sessions API says what the
     farm really holds when the requeues are chosen (`requeues`)."""
     p = pool.preempt
-    if not p.enabled or d.status != "ok" or fig.total is None:
-        return d
-    if d.target is None or d.current_count is None or d.target == -1:
-        return d
+    if not p.enabled or fig.total is None or d.target is None or d.current_count is None:
+        return d  # off, an uncounted pool (its target is unlimited), or a limit not read
     free = fig.total - fig.in_use
     if fig.queued == 0 and fig.waiting == 0 and free >= fig.reserve:
         return d
     held = max(d.current_count, fig.farm_use if fig.farm_use_from != "currentCount" else 0)
     # a limit lowered under running tasks lets them finish: the farm may hold up to it
-    could = max(held, d.current if d.current is not None and d.current != -1 else 0)
+    # (an unlimited one, -1, lets it hold what it holds)
+    could = max(held, d.current or 0)
     if could <= d.target:
         return d
     n = min(p.max_per_cycle, max(1, held - d.target))

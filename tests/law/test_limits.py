@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.law.limits import plan, requeues
+from sync.law.limits import Split, plan, requeues
 from sync.law.reasons import text
 from sync.law.render import explain_lines, plan_lines
 from sync.law.state import SourceState
@@ -906,3 +906,140 @@ def test_a_limit_not_read_while_its_source_is_down_is_an_error_saying_both():
     assert text(d.why) == (
         "source 's' down: Cannot connect; limit 'amount.nuke' not read; nothing written"
     )
+
+
+def test_preemption_counts_what_the_selector_sees_and_what_a_lowered_limit_still_lets_run():
+    pool = mkpool(
+        reserve=4,
+        preempt={"enabled": True, "max_per_cycle": 10},
+        farm_selector={"hosts": ["^render-"]},
+    )
+    farm = [checkout(f"render-{i}") for i in range(14)]
+    # the selector sees 14 on the farm's hosts while currentCount still says 10
+    d, _ = run(pool, report(total=20, in_use=20, queued=2, checkouts=farm), limit(16, current=10))
+    assert (d.target, d.preempt) == (10, 4)
+    assert text(d.why[-1:]) == (
+        "artists refused or about to be (2 queued, 0 free, reserve 4): requeueing the farm's "
+        "4 youngest task(s)"
+    )
+    plain = mkpool(preempt={"enabled": True})
+    # the farm holds 10 by currentCount, under a target of 12, but maxCount 16 lets 16 run
+    lowered, _ = run(plain, report(total=20, in_use=18, queued=1), limit(16, current=10))
+    assert (lowered.target, lowered.preempt) == (12, 1)
+    # could the farm hold more than its target? no: at the target exactly, nothing to give
+    even, _ = run(plain, report(total=20, in_use=20, queued=1), limit(12, current=12))
+    assert (even.target, even.preempt) == (12, 0)
+    reserved = mkpool(reserve=4, preempt={"enabled": True, "max_per_cycle": 10})
+    unlimited, _ = run(reserved, report(total=20, in_use=20, queued=1), limit(-1, current=14))
+    assert (unlimited.target, unlimited.preempt) == (10, 4)
+    uncounted, _ = run(plain, report(total=None, in_use=20, queued=1), limit(12, current=12))
+    assert uncounted.preempt == 0
+
+
+def two_limits(total, in_use, a: LimitState | None, b: LimitState | None):
+    pool = Pool.model_validate(
+        {
+            "limits": [{"farm": FARM, "limit": "a", "share": 2}, {"farm": FARM, "limit": "b"}],
+            "features": [{"source": "s", "feature": "nuke_r"}],
+            "hysteresis": {"settle": 1},
+        }
+    )
+    found = {(FARM, "a"): a or "AccessDenied", (FARM, "b"): b or "AccessDenied"}
+    p = plan(mkpolicy(pool), {"s": SourceState(report(total, in_use), NOW)}, found, {}, NOW)
+    return p.pools["nuke"]
+
+
+def test_each_limits_split_is_its_own_use_and_its_share_of_the_rest():
+    pp = two_limits(
+        30,
+        11,
+        LimitState(FARM, "limit-a", "A", "a", 30, 4),
+        LimitState(FARM, "limit-b", "B", "b", 30, 2),
+    )
+    assert pp.splits == (Split("a", 4, 13, 2.0), Split("b", 2, 6, 1.0))
+    assert pp.raw == (17.0, 8.0)
+    # a limit not read uses nothing; a negative currentCount (Deadline's lag) counts as 0
+    one = two_limits(30, 11, LimitState(FARM, "limit-a", "A", "a", 30, -2), None)
+    assert one.splits == (Split("a", 0, 13, 2.0), Split("b", 0, 6, 1.0))
+    assert [d.status for d in one.decisions] == ["ok", "error"]
+    # more in use by the farm than is free: nobody's share is below nothing
+    over = two_limits(
+        10,
+        10,
+        LimitState(FARM, "limit-a", "A", "a", 30, 6),
+        LimitState(FARM, "limit-b", "B", "b", 30, 4),
+    )
+    assert over.splits == (Split("a", 6, 0, 2.0), Split("b", 4, 0, 1.0))
+    uncounted = two_limits(
+        None,
+        4,
+        LimitState(FARM, "limit-a", "A", "a", 30, 2),
+        LimitState(FARM, "limit-b", "B", "b", 30, 2),
+    )
+    assert (uncounted.splits, uncounted.raw) == ((), (math.inf, math.inf))
+
+
+def test_artists_refused_and_waiting_count_as_external_use_of_their_features_pool():
+    pool = mkpool(preempt={"enabled": True, "max_per_cycle": 5})
+    state = SourceState(report(total=20, in_use=20), NOW, waiting={"nuke_r": 3, "maya": 9})
+    p = plan(mkpolicy(pool), {"s": state}, {(FARM, "amount.nuke"): limit(18, current=18)}, {}, NOW)
+    fig = p.pools["nuke"].figures
+    assert (fig.external, fig.waiting) == (2 + 3, 3)
+    # someone is refused now though nothing is queued: the farm gives back what it holds
+    # above its target at once
+    [d] = p.pools["nuke"].decisions
+    assert (d.target, d.preempt) == (15, 3)
+    # a waiting artist of another feature is not this pool's
+    other = {"s": SourceState(report(total=20, in_use=20), NOW, waiting={"nuke_i": 3})}
+    p2 = plan(mkpolicy(pool), other, {(FARM, "amount.nuke"): limit(18, current=18)}, {}, NOW)
+    assert (p2.pools["nuke"].figures.external, p2.pools["nuke"].figures.waiting) == (2, 0)
+    assert p2.pools["nuke"].decisions[0].preempt == 0
+
+
+def test_a_burst_under_an_unlimited_limit_is_never_sure_to_be_artists():
+    pool = mkpool()
+    _, p1 = run(pool, report(total=20, in_use=2), limit(-1, current=2))
+    d, p2 = run(pool, report(total=20, in_use=18), limit(-1, current=2), p1.memory)
+    assert text(d.why[:1]) == (
+        "external use read 16, counted as 0 until a second read shows it (the farm's use is "
+        "currentCount, which Deadline updates late)"
+    )
+    assert (
+        p2.pools["nuke"].figures.external == 0 and p2.memory[(FARM, "amount.nuke")].external == 16
+    )
+
+
+SELECTED = {"farm_selector": {"hosts": ["^render-"]}}
+
+
+def around(held: int | None, max_count: int = 10, current: int = 2, memory=None):
+    farm = [checkout(f"render-{i}") for i in range(5)]
+    lim = replace(limit(max_count, current=current), held=held)
+    return run(mkpool(**SELECTED), report(total=20, in_use=8, checkouts=farm), lim, memory)
+
+
+def test_use_around_the_limit_is_the_farm_hosts_use_beyond_its_tasks_taken_on_a_second_read():
+    _, p = around(held=2)  # 5 on the farm's hosts, 2 held by the limit's tasks
+    fig = p.pools["nuke"].figures
+    assert (fig.undeclared_seen, fig.undeclared) == (3, 0)  # one read: seen, not taken
+    assert p.memory[(FARM, "amount.nuke")].undeclared == 3
+    _, p2 = around(held=2, memory={(FARM, "amount.nuke"): LimitMemory(undeclared=2)})
+    fig2 = p2.pools["nuke"].figures
+    assert (fig2.undeclared_seen, fig2.undeclared) == (3, 2)  # the lesser of the two reads
+    assert p2.pools["nuke"].free == 20 - 3 - 2
+
+
+def test_without_the_tasks_holdings_only_what_no_limit_could_admit_is_around_it():
+    _, p = around(held=None, max_count=3, current=2)  # 5 on the hosts, the limit admits 3
+    assert p.pools["nuke"].figures.undeclared_seen == 2
+    _, p = around(held=None, max_count=2, current=4)  # currentCount above maxCount: 4
+    assert p.pools["nuke"].figures.undeclared_seen == 1
+    _, unlimited = around(held=None, max_count=-1, current=2)
+    assert unlimited.pools["nuke"].figures.undeclared_seen == 0
+
+
+def test_without_a_selector_the_tasks_holdings_are_the_farms_use_and_nothing_is_around_it():
+    st = replace(limit(10, current=1), held=4)
+    _, p = run(mkpool(), report(total=20, in_use=8), st)
+    fig = p.pools["nuke"].figures
+    assert (fig.farm_use, fig.farm_use_from, fig.undeclared_seen) == (4, "acquiredLimits", 0)
