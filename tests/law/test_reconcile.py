@@ -11,7 +11,7 @@ import pytest
 
 from sync.law import jobplan, reasons
 from sync.law.jobplan import PoolJobs
-from sync.law.reconcile import carry, reconcile
+from sync.law.reconcile import Requeue, carry, reconcile
 from sync.law.render import jobs_summary
 from sync.law.state import FarmRead, Memory, Observed, SourceState
 from sync.licenses import Feature, Report
@@ -22,6 +22,7 @@ from sync.values.domain import (
     Association,
     JobInfo,
     JobOriginal,
+    JobWrite,
     LimitMemory,
     LimitState,
     StepAmounts,
@@ -278,3 +279,156 @@ def test_a_released_jobs_record_settles_as_the_farm_says():
     assert kind(rec, live(6, "ARCHIVED")) == ("job_archived", None)
     assert kind(replace(rec, last_written=None), live(30)) == ("job_already_original", None)
     assert kind(rec, live(6)) == ("job_released", 30)
+
+
+def test_a_preemption_names_the_jobs_running_in_the_limits_queues():
+    pol = Policy.model_validate(
+        {
+            "farms": [{"id": FARM}],
+            "sources": {"lic": {"kind": "static", "features": {}}},
+            "pools": {
+                "nuke": {
+                    "limit": "amount.nuke",
+                    "features": [{"source": "lic", "feature": "nuke_r"}],
+                    "reserve": 4,
+                    "preempt": {
+                        "enabled": True,
+                        "max_per_cycle": 2,
+                        "younger_than": "5m",
+                        "release": "1m",
+                    },
+                }
+            },
+        }
+    )
+    other_queue = "queue-" + "d" * 32
+    running, starting, waiting, elsewhere = (
+        replace(job(1), counts={"RUNNING": 2}),
+        replace(job(2), counts={"STARTING": 1, "READY": 4}),
+        replace(job(3), counts={"READY": 9, "RUNNING": 0}),
+        replace(job(4), queue_id=other_queue, counts={"RUNNING": 3}),
+    )
+    report = Report(
+        "flexlm", True, features=(Feature("foundry", "nuke_r", None, 20, 20, queued=1),)
+    )
+    limit = LimitState(FARM, LIMIT, "Nuke", "amount.nuke", 14, 14, (Association(QUEUE, ACTIVE),))
+    farm = FarmRead(FARM, {"amount.nuke": limit}, jobs=(running, starting, waiting, elsewhere))
+    plan = reconcile(pol, Observed({"lic": SourceState(report, NOW)}, {FARM: farm}), Memory(), NOW)
+    [d] = plan.decisions
+    assert (d.target, d.preempt) == (10, 2)
+    assert plan.preempts == (
+        Requeue(
+            farm_id=FARM,
+            pool="nuke",
+            limit_ref="amount.nuke",
+            limit_id=LIMIT,
+            tasks=2,
+            younger_than=300.0,
+            jobs=((QUEUE, running.job_id), (QUEUE, starting.job_id)),
+            target=10,
+            release=60.0,
+        ),
+    )
+
+
+def test_the_stamps_our_pauses_left_are_carried_for_the_queues_still_paused():
+    key, other = (FARM, "amount.nuke"), (FARM, "amount.maya")
+    ours, new, stray = ("t1", "me"), ("t2", "me"), ("t3", "me")
+    plan = reconcile(policy(jobs="none"), observed(), Memory(), NOW)
+    plan = replace(
+        plan,
+        memory=Memory({key: LimitMemory(3, ("q1", "q2"), stamps=(("q1", ours), ("q2", ours)))}),
+    )
+    memory = carry(plan, [other], {}, {key: {"q2": new, "q9": stray}})
+    assert memory.limits[key] == LimitMemory(3, ("q1", "q2"), stamps=(("q1", ours), ("q2", new)))
+    assert memory.limits[other] == LimitMemory(0)
+
+
+def test_a_jobs_demand_is_in_runs_of_its_licensed_steps_beside_its_other_steps():
+    j = replace(job(1), counts={"READY": 7, "RUNNING": 2, "SUCCEEDED": 40})
+    chunked = StepAmounts("render", {"Amount.Nuke": 1.5}, 20, active=7, chunk=3)
+    plain = StepAmounts("comp", {"amount.nuke": 1}, 4, active=2)
+    other = StepAmounts("cache", {"amount.worker.vcpu": 4}, 10, active=5, chunk=2)
+    [d] = jobplan.JobIndex([j], {j.job_id: (chunked, plain, other)}).demands("amount.nuke", {QUEUE})
+    # ceil(7 / 3) + 2 runs, each holding 2 licenses (1.5 rounded up); 3 runs of the other step
+    assert (d.tasks, d.units, d.other, d.demand) == (3 + 2, 2, 3, 10)
+    assert (d.job_id, d.queue_id, d.name, d.priority, d.created_by) == (
+        j.job_id,
+        QUEUE,
+        "shot1",
+        50,
+        "ana",
+    )
+    assert d.created_at == j.created_at and d.max_worker_count == -1
+    done = StepAmounts("render", {"amount.nuke": 1}, 20, active=0)
+    assert jobplan.JobIndex([j], {j.job_id: (done, other)}).demands("amount.nuke", {QUEUE}) == []
+
+
+def test_without_step_counts_the_jobs_counts_are_bounded_by_the_licensed_steps():
+    j = replace(job(1), counts={"READY": 30, "RUNNING": 5, "SUCCEEDED": 99})
+    licensed = StepAmounts("render", {"amount.nuke": 1}, 12, chunk=4)
+    other = StepAmounts("cache", {}, 30)
+    [d] = jobplan.JobIndex([j], {j.job_id: (licensed, other)}).demands("amount.nuke", {QUEUE})
+    assert (d.tasks, d.other) == (3, 0)  # min(35, 12) tasks, 4 a run
+    [alone] = jobplan.JobIndex([j], {j.job_id: (licensed,)}).demands("AMOUNT.NUKE", {QUEUE})
+    assert alone.tasks == 9  # ceil(35 / 4): every active task is the licensed step's
+
+
+def shared_cap(other: int, max_workers: int = -1) -> tuple[int | None, str]:
+    """The cap a fair pool of 4 free licenses gives one job of 10 licensed runs and
+    `other` runs of a step that needs no license."""
+    j = job(1, max_workers=max_workers)
+    steps = (
+        StepAmounts("render", {"amount.nuke": 1}, 50, active=10),
+        StepAmounts("cache", {}, 9, active=other),
+    )
+    snap = observed(in_use=16, max_count=4, jobs=(j,))
+    farm = replace(snap.farms[FARM], steps={j.job_id: steps})
+    pj = reconcile(policy(), replace(snap, farms={FARM: farm}), Memory(), NOW).pools_jobs[0]
+    [a] = pj.allocations
+    return a.cap, reasons.text(a.why)
+
+
+def test_a_cap_leaves_room_for_the_jobs_unlicensed_tasks_and_never_passes_its_own_ceiling():
+    share = "fair: 4 of 4 units for demand 10 (10 tasks × 1), weight 1"
+    assert shared_cap(0) == (4, share)
+    assert shared_cap(3) == (
+        7,
+        f"{share}; plus 3 active task(s) of steps that need no license of the pool",
+    )
+    assert shared_cap(3, max_workers=6) == (
+        6,
+        f"{share}; plus 3 active task(s) of steps that need no license of the pool; "
+        "held at the job's own maxWorkerCount 6",
+    )
+    assert shared_cap(0, max_workers=4) == (4, f"{share}; held at the job's own maxWorkerCount 4")
+    assert shared_cap(0, max_workers=5) == (4, share)
+
+
+def test_only_jobs_read_as_they_are_now_are_written_recorded_taken_over_or_released():
+    def rec(n: int, **kw) -> JobOriginal:
+        return JobOriginal(f"job-{n}", FARM, QUEUE, "nuke", LIMIT, original=-1, **kw)
+
+    def write(n: int) -> JobWrite:
+        return JobWrite(QUEUE, f"job-{n}", 2, -1, "nuke", LIMIT, ())
+
+    fj = jobplan.FarmJobs(
+        FARM,
+        writes=(write(1), write(2)),
+        records=(rec(1), rec(3, manual=True), rec(4, manual=True)),
+        taken_over=(rec(3, manual=True), rec(4, manual=True)),
+        drops=((("job-5", ()), ("job-6", ()))),
+        left_alone=frozenset({"job-3", "job-4", "job-7"}),
+    )
+    kept, waiting = jobplan.confirmed_only(fj, {"job-1", "job-4", "job-6"})
+    assert waiting == ["job-2", "job-3", "job-5"]
+    assert kept == jobplan.FarmJobs(
+        FARM,
+        writes=(write(1),),
+        records=(rec(1), rec(4, manual=True)),
+        taken_over=(rec(4, manual=True),),
+        drops=(("job-6", ()),),
+        left_alone=frozenset({"job-4", "job-7"}),  # job-3's take-over waits on its read
+    )
+    everything = {f"job-{n}" for n in range(1, 8)}
+    assert jobplan.confirmed_only(fj, everything) == (fj, [])
