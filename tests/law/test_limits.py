@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.law.limits import Split, plan, requeues
+from sync.law.limits import Split, apportion, plan, requeues
 from sync.law.reasons import text
 from sync.law.render import explain_lines, plan_lines
 from sync.law.state import SourceState
@@ -1043,3 +1043,44 @@ def test_without_a_selector_the_tasks_holdings_are_the_farms_use_and_nothing_is_
     _, p = run(mkpool(), report(total=20, in_use=8), st)
     fig = p.pools["nuke"].figures
     assert (fig.farm_use, fig.farm_use_from, fig.undeclared_seen) == (4, "acquiredLimits", 0)
+
+
+def test_tasks_holding_nothing_hold_nothing_and_a_farm_all_declared_has_nothing_around_it():
+    idle = replace(limit(10, current=3), held=0)
+    _, p = run(mkpool(), report(total=20, in_use=5), idle)
+    assert (p.pools["nuke"].figures.farm_use, p.pools["nuke"].figures.external) == (0, 5)
+    _, declared = around(held=5)  # 5 on the farm's hosts, all 5 held by the limit's tasks
+    assert declared.pools["nuke"].figures.undeclared_seen == 0
+
+
+def test_a_limit_not_read_keeps_its_memory_and_an_unconfirmed_rise_its_count():
+    missing = {(FARM, "amount.nuke"): "AccessDenied"}
+    kept = {(FARM, "amount.nuke"): LimitMemory(2, ("queue-a",))}
+    p = plan(mkpolicy(mkpool()), {"s": SourceState(report(), NOW)}, missing, kept, NOW)
+    assert p.memory == kept
+    fresh = plan(mkpolicy(mkpool()), {"s": SourceState(report(), NOW)}, missing, {}, NOW)
+    assert fresh.memory == {(FARM, "amount.nuke"): LimitMemory()}
+    # an external rise not yet believed: the settle count stands where it was
+    pool = mkpool(hysteresis={"settle": 3})
+    before = {(FARM, "amount.nuke"): LimitMemory(2, external=2)}
+    d, p2 = run(pool, report(total=20, in_use=9), limit(10, current=2), before)
+    assert d.new is None and p2.memory[(FARM, "amount.nuke")].rising == 2
+    # and an unlimited limit is still lowered under it: lowering is always safe
+    down, _ = run(pool, report(total=20, in_use=9), limit(-1, current=2), before)
+    assert down.new is not None and down.new > 0
+
+
+def test_a_percentage_reserve_is_of_the_total_rounded_up_and_nothing_of_no_total():
+    big, _ = run(mkpool(reserve="50%"), report(total=300, in_use=0), limit(300))
+    assert big.target == 150
+    uncounted = mkpool(reserve="50%", ceiling=40)
+    _, p = run(uncounted, report(total=None, in_use=0), limit(40))
+    assert (p.pools["nuke"].figures.reserve, p.pools["nuke"].reserve_from) == (
+        0,
+        "50% of an unlimited total (default)",
+    )
+
+
+def test_a_whole_is_apportioned_by_largest_remainders_not_largest_parts():
+    assert apportion(3, [7.0, 3.0]) == [2, 1]
+    assert apportion(5, [1.0, 1.0]) == [3, 2]
