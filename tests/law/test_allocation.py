@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from sync.law.allocation import allocate
 from sync.law.jobplan import cap_to_write
+from sync.law.reasons import text
 from sync.policy import JobsPolicy
 from sync.values.domain import Allocation, JobDemand
 
@@ -154,3 +156,31 @@ def test_slack_gives_each_share_a_band_never_past_a_ceiling():
 )
 def test_a_cap_is_written_only_out_of_its_band(share, band, current, ours, written):
     assert cap_to_write(Allocation("j", share, 1.0, (), band), current, ours) == written
+
+
+def test_each_allocation_says_its_job_cap_weight_and_why():
+    exempt, plain = job(1, 4, queue="q9"), job(3, 9, priority=0)
+    capped = replace(job(2, 6, priority=80), ceiling=3)
+    bounds = {"exempt": [{"queue": "q9"}], "overrides": [{"name": "^shot3$", "max_workers": 5}]}
+    three = [exempt, capped, plain]
+    unlimited = allocate(-1, three, JobsPolicy(policy="weighted", **bounds))
+    assert [(a.job_id, a.cap, a.weight, text(a.why)) for a in unlimited] == [
+        ("job-1", None, 0, "exempt by the policy"),
+        ("job-2", 3, 80.0, "the limit is unlimited"),  # its own ceiling
+        ("job-3", 5, 1.0, "the limit is unlimited"),  # priority 0 weighs as 1
+    ]
+    fixed = allocate(10, three, JobsPolicy(policy="fixed", cap=4, **bounds))
+    assert [(a.job_id, a.cap, a.weight, text(a.why)) for a in fixed] == [
+        ("job-1", None, 0, "exempt by the policy"),
+        ("job-2", 3, 1.0, "fixed cap 3"),
+        ("job-3", 4, 1.0, "fixed cap 4"),
+    ]
+    weights = {"q2": 3.0}
+    by_queue = JobsPolicy(policy="weighted", weight_by="queue", queue_weights=weights)
+    assert [a.weight for a in allocate(-1, [job(4, 2, queue="q2"), job(5, 2)], by_queue)] == [
+        3.0,
+        1.0,
+    ]
+    override = {"name": "^shot6$", "weight": 4, "min_workers": 3}
+    favoured = JobsPolicy(policy="weighted", overrides=[override])
+    assert [a.weight for a in allocate(10, [job(6, 10), job(7, 10)], favoured)] == [4.0, 50.0]
