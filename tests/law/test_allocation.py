@@ -181,6 +181,9 @@ def test_each_allocation_says_its_job_cap_weight_and_why():
         3.0,
         1.0,
     ]
+    tight = {"overrides": [{"queue": "q1", "max_workers": 5}]}
+    ceilings = [replace(job(8, 9), ceiling=3), replace(job(9, 9), ceiling=7)]
+    assert [a.cap for a in allocate(-1, ceilings, JobsPolicy(policy="fair", **tight))] == [3, 5]
     override = {"name": "^shot6$", "weight": 4, "min_workers": 3}
     favoured = JobsPolicy(policy="weighted", overrides=[override])
     assert [a.weight for a in allocate(10, [job(6, 10), job(7, 10)], favoured)] == [4.0, 50.0]

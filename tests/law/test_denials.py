@@ -40,6 +40,7 @@ def studio(**pools) -> Policy:
 def test_each_refusal_is_the_farms_or_an_artists_by_the_pools_selector():
     p = studio(nuke=pool(farm_selector={"hosts": ["^render-"], "users": ["^svc$"]}))
     events = [
+        refused(host="render-0", kind="OUT"),  # a checkout that was served: not a refusal
         refused(host="render-1"),
         refused(host="ws-1"),
         refused(host="ws-2", user="svc"),

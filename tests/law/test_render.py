@@ -58,6 +58,7 @@ def test_a_table_pads_columns_to_their_widest_cell_cut_at_widest():
     assert table(["h", "n"], [["abc", "1"]], widths=[5, 2]) == "abc    1"
     assert column_widths(["host", "n"], rows) == [10, 2]
     assert column_widths(["host", "n"], rows, widest=3) == [3, 2]
+    assert table(["h"], [["x" * 61]]) == "h\n" + "x" * 60  # cut at 60 by default
 
 
 def test_the_cycles_line_says_the_figures_the_write_and_why():
@@ -236,13 +237,16 @@ def test_plan_lists_the_first_job_writes_and_counts_the_rest():
         "  … and 1 more job(s)",
     ]
     assert len(job_write_lines(writes)) == 3
+    many = [replace(writes[0], job_id=f"job-{i}") for i in range(21)]
+    assert job_write_lines(many)[-1] == "  … and 1 more job(s)"  # 20 shown by default
+    assert len(job_write_lines(many[:20])) == 20
 
 
 def test_an_edits_effect_is_said_a_line_a_limit_or_job_naming_farms_only_when_several():
     assert effect_lines(EditEffect((), ()), "main") == [
         "Against the baseline main: the edit changes nothing."
     ]
-    busy = decision(status="stale", pause=("q1", "q2"), resume=("q3",), preempt=2)
+    busy = decision(status="stale", pause=("q1", "q2"), resume=("q3", "q4"), preempt=2)
     failed = decision(status="error", why=(R("limit_unreadable", error="AccessDenied"),))
     cap = JobWrite("q", "job-1", 2, 5, "nuke", "limit-1", ())
     back = JobWrite("q", "job-1", 5, 2, "nuke", "limit-1", (), restore=True)
@@ -256,7 +260,7 @@ def test_an_edits_effect_is_said_a_line_a_limit_or_job_naming_farms_only_when_se
     assert effect_lines(effect, "main") == [
         "Against the baseline main, the edit changes:",
         "  limit amount.a: baseline does not name it; edit target 12 (stale), maxCount 8 → 12, "
-        "pause q1, q2, resume q3, requeue 2",
+        "pause q1, q2, resume q3, q4, requeue 2",
         "  limit amount.b: baseline target 12, maxCount 8 kept; edit error: AccessDenied",
         "  job job-1: baseline cap maxWorkerCount 5 → 2; edit restore maxWorkerCount 2 → 5",
         "  job job-2: baseline no write; edit cap maxWorkerCount 5 → 2",

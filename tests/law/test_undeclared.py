@@ -104,6 +104,8 @@ def test_hosts_are_read_only_when_every_feature_of_the_pool_was_read():
     pool = nuke(farm_selector={"hosts": ["^render-"]})
     assert hosts_to_name(pool, up, NOW) == {"render-001": 3, "render-002": 1}
     assert hosts_to_name(pool, down, NOW) == {}
+    workers = nuke(farm_selector={"workers": True})
+    assert hosts_to_name(workers, up, NOW, frozenset({"ws-1"})) == {"ws-1": 1}
 
 
 def test_extra_licenses_are_shared_one_a_run_the_last_run_taking_the_rest():
@@ -111,10 +113,12 @@ def test_extra_licenses_are_shared_one_a_run_the_last_run_taking_the_rest():
     two = name_undeclared(_plan(3), {"render-001": 2}, ["limit-amount.nuke"], runs)
     assert [(u.job_id, u.count) for u in two] == [("job-0", 1), ("job-1", 1)]
     found = name_undeclared(_plan(5), {"render-001": 5}, ["limit-amount.nuke"], runs[:2])
-    assert [(u.job_id, u.worker_id, u.queue_id, u.step_id, u.count) for u in found] == [
-        ("job-0", "w0", "q", "s", 1),
-        ("job-1", "w1", "q", "s", 4),
+    assert [(u.pool, u.job_id, u.worker_id, u.queue_id, u.step_id, u.count) for u in found] == [
+        ("nuke", "job-0", "w0", "q", "s", 1),
+        ("nuke", "job-1", "w1", "q", "s", 4),
     ]
+    [alone] = name_undeclared(_plan(2), {"render-009": 2}, ["limit-amount.nuke"], runs)
+    assert (alone.pool, alone.host, alone.count, alone.job_id) == ("nuke", "render-009", 2, "")
 
 
 def test_no_more_than_a_handful_of_hosts_are_named_a_cycle():
