@@ -286,9 +286,7 @@ def _departed(
 def departed_refs(policy: Policy, memory: Memory) -> dict[str, set[str]]:
     """Per farm of the policy, the limits to read beyond its pools': those we paused
     queues of and that the policy no longer names."""
-    named = {
-        (t.farm, t.limit) for p in policy.pools.values() for t in p.targets(policy.default_farm)
-    }
+    named = {t.key for p in policy.pools.values() for t in p.targets(policy.default_farm)}
     farms = {f.id for f in policy.farms}
     out: dict[str, set[str]] = {}
     for (farm_id, ref), mem in memory.limits.items():
