@@ -14,7 +14,7 @@ from sync.law.limits import Split, apportion, plan, requeues
 from sync.law.reasons import text
 from sync.law.render import explain_lines, plan_lines
 from sync.law.state import SourceState
-from sync.licenses import Checkout, Feature, Report
+from sync.licenses import Feature, Report
 from sync.policy import FarmConfig, FeatureRef, Policy, Pool, StaticSourceConfig
 from sync.values.domain import (
     ACTIVE,
@@ -26,6 +26,7 @@ from sync.values.domain import (
     LimitState,
     RunningTask,
 )
+from tests.support.fakes import checkout
 
 FARM = "farm-0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -45,10 +46,6 @@ def mkpolicy(pool: Pool, name: str = "nuke") -> Policy:
         sources={"s": StaticSourceConfig(kind="static", features={})},
         pools={name: pool},
     )
-
-
-def checkout(host: str, user: str = "u", count: int = 1) -> Checkout:
-    return Checkout(user, host, host, "v1", "lic1", 27000, 1, "Fri 1/1 1:00", count, None, None)
 
 
 def report(

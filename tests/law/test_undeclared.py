@@ -11,9 +11,10 @@ from sync.law.limits import PoolPlan, Split
 from sync.law.render import decision_line, plan_lines
 from sync.law.state import SourceState
 from sync.law.undeclared import MOST_NAMED, by_limit, farm_checkouts, hosts_to_name, name_undeclared
-from sync.licenses import Checkout, Feature, Report
+from sync.licenses import Feature, Report
 from sync.policy import Pool
 from sync.values.domain import Decision, Figures, HostRun, Undeclared
+from tests.support.fakes import checkout
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -59,10 +60,6 @@ def test_plan_says_what_one_read_sees_around_the_limit_before_it_is_taken():
     line = decision_line(taken.decisions[0], taken.figures, undeclared=named)
     assert "farm=10 (undeclared: 3 (job comp step Nuke on render-004 ×3))" in line
     assert not [x for x in plan_lines(_plan(0)) if "around the limit" in x]
-
-
-def checkout(host: str | None, user: str | None = "u", count: int = 1) -> Checkout:
-    return Checkout(user, host, host, "v1", "lic1", 27000, 1, "Tue 12/1 11:00", count, None, None)
 
 
 def nuke(**kw) -> Pool:

@@ -11,6 +11,11 @@ from sync.licenses import Checkout, Feature, Report, Server, Vendor
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
+def checkout(host: str | None, user: str | None = "u", count: int = 1) -> Checkout:
+    """One checkout line of `count` licenses on `host` by `user`, as lmstat lists it."""
+    return Checkout(user, host, host, "v1", "lic1", 27000, 1, "Wed 11/25 12:00", count, None, None)
+
+
 class FakeSource(Source):
     """A source whose report the test sets; no process, no parsing."""
 
