@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sync.edges.history import History
@@ -87,7 +87,15 @@ class MemoryStore:
         if self.history is None or self.unreadable:
             return
         rows = [
-            [f, lim, m.rising, list(m.paused), m.external, [[q, *st] for q, st in m.stamps]]
+            [
+                f,
+                lim,
+                _stamp(m.rising_since),
+                list(m.paused),
+                m.external,
+                [[q, *st] for q, st in m.stamps],
+                _stamp(m.stepped_at),
+            ]
             for (f, lim), m in sorted(limits.items())
         ]
         self.history.set_state("memory", rows, now)
@@ -143,8 +151,22 @@ class MemoryStore:
 
 
 def _limit_memory(row: list[Any]) -> LimitMemory:
-    """One kept row; rows kept before the external use (five members) or the pauses'
-    stamps (six) were remembered are shorter."""
+    """One kept row; rows kept before the external use (five members), the pauses'
+    stamps (six) or the rise's last step (seven) were remembered are shorter. A row kept
+    while settle counted cycles holds a count where the rise's start now is: that rise
+    settles again from this cycle."""
     external = row[4] if len(row) > 4 else None
     stamps = tuple((q, (at, by)) for q, at, by in row[5]) if len(row) > 5 else ()
-    return LimitMemory(row[2], tuple(row[3]), external, stamps)
+    since = _moment(row[2]) if isinstance(row[2], str) else None
+    stepped = _moment(row[6]) if len(row) > 6 and row[6] is not None else None
+    return LimitMemory(tuple(row[3]), external, stamps, rising_since=since, stepped_at=stepped)
+
+
+def _stamp(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _moment(text: str) -> datetime:
+    """A kept time; one without a zone (never written so) is read as UTC."""
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -131,7 +131,7 @@ def _reopen_queues(
     for (farm_id, ref), mem in sorted(memory.items()):
         if mem.paused:
             still = resume_paused(farms(farm_id), ref, mem, out)
-            memory[(farm_id, ref)] = LimitMemory(0, still, stamps=mem.stamps_of(still))
+            memory[(farm_id, ref)] = LimitMemory(still, stamps=mem.stamps_of(still))
 
 
 def resume_paused(dl: Deadline, ref: str, mem: LimitMemory, out: Restored) -> tuple[str, ...]:

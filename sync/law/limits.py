@@ -18,7 +18,7 @@ from typing import Protocol
 from sync.law.learn import Profile, reserve_at
 from sync.law.state import LimitKey, LimitMemories, SourceState
 from sync.licenses import Feature
-from sync.policy import LimitTarget, Policy, Pool
+from sync.policy import Hysteresis, LimitTarget, Policy, Pool
 from sync.values.domain import (
     ACTIVE,
     STOPPED,
@@ -98,7 +98,16 @@ def plan(
     for name, pool in policy.pools.items():
         profile = (profiles or {}).get(name)
         pp, mem = plan_pool(
-            name, pool, policy.default_farm, sources, limits, memory, now, profile, workers
+            name,
+            pool,
+            policy.default_farm,
+            sources,
+            limits,
+            memory,
+            now,
+            profile,
+            workers,
+            policy.interval,
         )
         pools[name] = pp
         new_memory.update(mem)
@@ -106,6 +115,11 @@ def plan(
 
 
 Target = tuple[LimitTarget, LimitState | None, str | None]  # a limit, as read or why not
+Pace = tuple[datetime, float]  # the cycle's time, and the interval of the periodic ones
+Rise = tuple[datetime | None, datetime | None]  # a rise wanted since, and its last step
+# a periodic cycle comes an interval after the last, give or take the scheduler's delay:
+# a tenth of an interval early still counts as one
+JITTER = 0.1
 
 
 def plan_pool(
@@ -118,9 +132,11 @@ def plan_pool(
     now: datetime,
     profile: Profile | None = None,
     workers: Collection[str] = frozenset(),
+    interval: float = 60.0,
 ) -> tuple[PoolPlan, dict[tuple[str, str], LimitMemory]]:
     """One pool's decisions, and the memory of its limits for the next cycle. `workers`:
-    the farms' workers' hosts, for a farm_selector with `workers: true`."""
+    the farms' workers' hosts, for a farm_selector with `workers: true`; `interval`: the
+    periodic cycles' (an increase's settle and max_step are times: `_step`)."""
     targets: list[Target] = []
     for t in pool.targets(default_farm):
         found = limits.get(t.key)
@@ -151,7 +167,7 @@ def plan_pool(
             decisions.append(_unreadable(name, t, (_unread(err),)))
             new_memory[key] = memory.get(key, LimitMemory())
             continue
-        d, mem = _decide(name, pool, st, t, raw_target, figures.total, memory)
+        d, mem = _decide(name, pool, st, t, raw_target, figures.total, memory, (now, interval))
         if held:
             d, mem = _unconfirmed(d, mem, memory.get(key, LimitMemory()), held[0])
         external = seen if figures.farm_use_from == "currentCount" else None
@@ -325,7 +341,10 @@ def _unconfirmed(
     up or resume a queue, and the rise's settle count stands still."""
     rise = d.new == -1 or (d.new is not None and d.current not in (None, -1) and d.new > d.current)
     if rise:
-        d, mem = replace(d, new=None), replace(mem, rising=before.rising)
+        d, mem = (
+            replace(d, new=None),
+            replace(mem, rising_since=before.rising_since, stepped_at=before.stepped_at),
+        )
     if d.resume:  # the queues stay in memory as paused until a read shows them ACTIVE
         d = replace(d, resume=())
     return replace(d, why=(why, *d.why)), mem
@@ -448,6 +467,7 @@ def _decide(
     raw: float,
     total: int | None,
     memory: LimitMemories,
+    pace: Pace,
 ) -> tuple[Decision, LimitMemory]:
     mem = memory.get(t.key, LimitMemory())
     exhausted = raw < 1
@@ -456,7 +476,7 @@ def _decide(
         upper = _upper(pool, total)
         target = pool.floor if upper is None else max(1, min(pool.floor, upper))
     pause, resume, paused = _queues(pool, st, mem, exhausted)
-    new, why, rising = _step(pool, st.max_count, target, mem, exhausted)
+    new, why, rise = _step(pool, st.max_count, target, mem, exhausted, pace)
     if taken := taken_by_people(mem, st.associations):
         why += (Reason.of("queues_taken", queues=", ".join(taken)),)
     new = None if new == st.max_count else new
@@ -481,14 +501,18 @@ def _decide(
         st.current_count,
         exhausted,
     )
-    # a rise cut short by max_step goes on next cycle without settling again
+    # a rise cut short by max_step goes on without settling again
     still_rising = new is None or (new != target and target > new) or target == -1
-    return d, LimitMemory(rising if still_rising else 0, paused, stamps=mem.stamps_of(paused))
+    since, stepped = rise if still_rising else (None, None)
+    return d, LimitMemory(
+        paused, stamps=mem.stamps_of(paused), rising_since=since, stepped_at=stepped
+    )
 
 
 def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
     """With `preempt` on: when artists are refused now (the server queues checkouts) or
-    about to be (fewer licenses free than the reserve), and the farm may hold more than its
+    about to be (fewer licenses free than the reserve and the headroom keep: an artist took
+    one kept against the race), and the farm may hold more than its
     target, requeue its youngest tasks — licenses otherwise come back only as tasks end.
     How many is an estimate here (currentCount is delayed); the sessions API says what the
     farm really holds when the requeues are chosen (`requeues`)."""
@@ -496,7 +520,7 @@ def _preempting(pool: Pool, fig: Figures, d: Decision) -> Decision:
     if not p.enabled or fig.total is None or d.target is None or d.current_count is None:
         return d  # off, an uncounted pool (its target is unlimited), or a limit not read
     free = fig.total - fig.in_use
-    if fig.queued == 0 and fig.waiting == 0 and free >= fig.reserve:
+    if fig.queued == 0 and fig.waiting == 0 and free >= fig.reserve + pool.headroom:
         return d
     held = max(d.current_count, fig.farm_use if fig.farm_use_from != "currentCount" else 0)
     # a limit lowered under running tasks lets them finish: the farm may hold up to it
@@ -554,27 +578,47 @@ def taken_over(ours: Stamp, now: Stamp) -> bool:
 
 
 def _step(
-    pool: Pool, cur: int, target: int, mem: LimitMemory, exhausted: bool
-) -> tuple[int | None, Why, int]:
-    """(maxCount to write or None, why, cycles the rise has been held)."""
+    pool: Pool, cur: int, target: int, mem: LimitMemory, exhausted: bool, pace: Pace
+) -> tuple[int | None, Why, Rise]:
+    """(maxCount to write or None, why, the rise's memory: since when it is wanted and
+    when it last stepped). Settle and max_step are times (docs/design.md, "Hysteresis")."""
     hy = pool.hysteresis
     numbers = {"current": cur, "target": target}
     if cur == target:
-        return None, (Reason.of("at_target", current=cur),), 0
+        return None, (Reason.of("at_target", current=cur),), (None, None)
     if cur == -1 or (target != -1 and target < cur):
         if cur != -1 and cur - target < hy.deadband and not exhausted:
-            return None, (Reason.of("decrease_in_deadband", **numbers, deadband=hy.deadband),), 0
-        return target, (Reason.of("decrease", **numbers),), 0
+            why = Reason.of("decrease_in_deadband", **numbers, deadband=hy.deadband)
+            return None, (why,), (None, None)
+        return target, (Reason.of("decrease", **numbers),), (None, None)
     step = target - cur if target != -1 else math.inf
     if step < hy.deadband:
-        return None, (Reason.of("increase_in_deadband", **numbers, deadband=hy.deadband),), 0
-    held = mem.rising + 1
-    if held < hy.settle:
-        return None, (Reason.of("increase_waits", **numbers, held=held, settle=hy.settle),), held
+        why = Reason.of("increase_in_deadband", **numbers, deadband=hy.deadband)
+        return None, (why,), (None, None)
+    return _rise(hy, numbers, step, mem, pace)
+
+
+def _rise(
+    hy: Hysteresis, numbers: dict[str, int], step: float, mem: LimitMemory, pace: Pace
+) -> tuple[int | None, Why, Rise]:
+    """An increase of `step` past the deadband: it waits its settle, then goes up by at
+    most max_step an interval, however many cycles run in it."""
+    cur, target = numbers["current"], numbers["target"]
+    now, interval = pace
+    since = mem.rising_since or now
+    wanted, settle = (now - since).total_seconds(), hy.settle_seconds(interval)
+    rise = (since, mem.stepped_at)
+    early = JITTER * interval if isinstance(hy.settle, int) else 0.0  # counted in cycles
+    if wanted < settle - early:
+        return None, (Reason.of("increase_waits", **numbers, wanted=wanted, settle=settle),), rise
     if hy.max_step is not None and step > hy.max_step:
+        last = mem.stepped_at
+        if last is not None and (now - last).total_seconds() < (1 - JITTER) * interval:
+            why = Reason.of("increase_paced", **numbers, max_step=hy.max_step, interval=interval)
+            return None, (why,), rise
         why = Reason.of("increase_limited", **numbers, max_step=hy.max_step)
-        return cur + hy.max_step, (why,), held
-    return target, (Reason.of("increase", **numbers, held=held),), held
+        return cur + hy.max_step, (why,), (since, now)
+    return target, (Reason.of("increase", **numbers, wanted=wanted),), (since, now)
 
 
 def _unread(err: str | None) -> Reason:
@@ -602,7 +646,9 @@ def _failed(
     decisions, new_memory = [], {}
     for t, st, err in targets:
         key = t.key
-        new_memory[key] = replace(memory.get(key, LimitMemory()), rising=0, external=None)
+        new_memory[key] = replace(
+            memory.get(key, LimitMemory()), rising_since=None, stepped_at=None, external=None
+        )
         if st is None:
             decisions.append(_unreadable(name, t, (*failures, _unread(err))))
             continue

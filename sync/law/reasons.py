@@ -38,15 +38,19 @@ _TEXT: dict[str, Callable[[Reason], str]] = {
         f"increase {r['current']} → {r['target']} is within the deadband {r['deadband']}; kept"
     ),
     "increase_waits": lambda r: (
-        f"increase {r['current']} → {count(r['target'])} waits: held "
-        f"{r['held']}/{r['settle']} cycles"
+        f"increase {r['current']} → {count(r['target'])} waits: wanted "
+        f"{r['wanted']:.0f}s of the {r['settle']:.0f}s it settles"
+    ),
+    "increase_paced": lambda r: (
+        f"increase {r['current']} → {count(r['target'])} waits: at most +{r['max_step']} "
+        f"every {r['interval']:g}s"
     ),
     "increase_limited": lambda r: (
         f"increase {r['current']} → {count(r['target'])} limited to +{r['max_step']} "
         f"this cycle: {r['current'] + r['max_step']}"
     ),
     "increase": lambda r: (
-        f"increase {r['current']} → {count(r['target'])} after {r['held']} cycles"
+        f"increase {r['current']} → {count(r['target'])} after {r['wanted']:.0f}s wanted"
     ),
     "exhausted": lambda r: (
         f"licenses exhausted (raw target {r['raw']:g} < 1): "

@@ -221,7 +221,7 @@ def carry(
     as the writes left them; each queue we paused keeps the stamp the pause left."""
     limits = dict(plan.memory.limits)
     for key in failed:
-        limits[key] = replace(limits.get(key, LimitMemory()), rising=0)
+        limits[key] = replace(limits.get(key, LimitMemory()), rising_since=None, stepped_at=None)
     for key, left in (stamps or {}).items():
         mem = limits.get(key, LimitMemory())
         kept = {q: s for q, s in mem.stamps if q not in left}
@@ -279,7 +279,7 @@ def _departed(
         still = limits.still_ours(mem, found.associations)
         if still:
             reopen.append(Reopen(farm_id, ref, found.limit_id, still))
-            kept[key] = LimitMemory(0, still, stamps=mem.stamps_of(still))
+            kept[key] = LimitMemory(still, stamps=mem.stamps_of(still))
     return tuple(reopen), kept
 
 

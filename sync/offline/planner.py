@@ -46,10 +46,12 @@ def against(
     profiles: Callable[[datetime], Mapping[str, Profile]],
 ) -> Against:
     """`policy` reconciled with the farm as a recorded cycle left it (`observation.dump`)
-    and the memory the history keeps; at `at`, or when that cycle ran. `profiles`: the
-    learned reserves at a time. `observation.RecordedError` if the record is not one."""
+    and the memory the history keeps; at `at`, or when the next periodic cycle would run:
+    an interval after the recorded one (a rise that waits its settle is due then, as in
+    the service). `profiles`: the learned reserves at a time. `observation.RecordedError`
+    if the record is not one."""
     observed, when, first_look = observation.load(recorded, users=selector_users(policy))
-    now = at or when
+    now = at or when + timedelta(seconds=policy.interval)
     observed = replace(observed, profiles=profiles(now))
     plan = reconcile(policy, observed, replace(memory, first_look=first_look), now)
     return Against(observed, plan, when, blind_pools(policy, observed, kept_clear(recorded)))

@@ -478,14 +478,42 @@ def _reserve(v: Any) -> Any:
     return {"default": v} if isinstance(v, int | str) and not isinstance(v, bool) else v
 
 
+# a settle given as a time: with its unit, since a bare number is a count of cycles
+_SETTLE_TIME = r"^\s*\d+(?:\.\d+)?\s*(?:s|m|h)\s*$"
+
+
 class Hysteresis(Model):
     deadband: int = Field(
         1, ge=1, le=INT32_MAX, description="changes smaller than this are skipped"
     )
-    settle: int = Field(
-        2, ge=1, description="the cycle in a row on which an increase lands (1: at once)"
+    settle: Annotated[int, Field(ge=1, le=10_000)] | Annotated[str, Field(pattern=_SETTLE_TIME)] = (
+        Field(
+            2,
+            description="how long an increase is wanted before it lands: a count of cycles "
+            "read as intervals (2: one interval, 1: at once) or a time such as 90s; a cycle a "
+            "refusal starts between two adds no more than the time it adds",
+        )
     )
-    max_step: int | None = Field(None, ge=1, le=INT32_MAX, description="largest increase per cycle")
+    max_step: int | None = Field(
+        None,
+        ge=1,
+        le=INT32_MAX,
+        description="largest increase per interval, however many cycles run in it",
+    )
+
+    @field_validator("settle")
+    @classmethod
+    def _settle_within_a_day(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and parse_duration(v.strip()) > 86400:
+            raise ValueError(f"settle {v!r} is over a day")
+        return v
+
+    def settle_seconds(self, interval: float) -> float:
+        """How long an increase must be wanted: `settle` cycles are `settle - 1`
+        intervals, the time the periodic cycles take to reach the one it lands on."""
+        if isinstance(self.settle, int):
+            return (self.settle - 1) * interval
+        return parse_duration(self.settle.strip())
 
 
 _LIMIT_ID = re.compile(r"^limit-[0-9a-f]{32}$")
@@ -581,7 +609,7 @@ class Pool(Model):
     hysteresis: Hysteresis = Hysteresis()
     on_stale: Literal["hold", "floor"] = "hold"
     stale_after: StaleAfter = 600.0
-    on_exhausted: Literal["pause", "hold_one"] = "hold_one"
+    on_exhausted: Literal["pause", "hold_one"] = "pause"
     preempt: Preempt = Preempt()
     jobs: JobsPolicy = JobsPolicy()
 

@@ -184,7 +184,6 @@ class Holding:
 class LimitMemory:
     """What the control law carries from one cycle to the next for one limit."""
 
-    rising: int = 0  # consecutive cycles the target stayed above maxCount
     paused: tuple[str, ...] = ()  # queues whose association we stopped
     # the pool's external use as last read, where the farm's use comes from the delayed
     # currentCount: a rise is believed once a second read shows it (`limits._held_external`)
@@ -195,6 +194,11 @@ class LimitMemory:
     # the pool's use around its limits as last read: believed once a second read shows it,
     # since a run that just ended may still hold its license (`limits._confirmed_around`)
     undeclared: int | None = None
+    # since when the target has stayed above maxCount (None: no rise wanted), and when
+    # this rise last wrote an increase: settle and max_step are times, not cycle counts,
+    # so a cycle a refusal starts never hurries a rise (`limits._step`)
+    rising_since: datetime | None = None
+    stepped_at: datetime | None = None
 
     def stamps_of(self, queues: tuple[str, ...]) -> tuple[tuple[str, Stamp], ...]:
         """The stamps of those of `queues` we paused: what a memory of them keeps."""

@@ -216,27 +216,54 @@ def test_reserve_schedule_by_time_of_day():
     assert "schedule[0]" in run(pool, report(), limit(), now=NOW)[1].pools["nuke"].reserve_from
 
 
-def test_increase_waits_settle_cycles_then_rises_by_max_step():
-    pool = mkpool(hysteresis={"settle": 3, "max_step": 4})
+def rise(pool: Pool, seconds: list[float], start: int = 5) -> list[int | None]:
+    """What each cycle writes of a rise to 20, the cycles at these seconds from NOW
+    (the policy's interval is 60 s)."""
     mem: dict = {}
     seen = []
-    lim = limit(max_count=5)
-    for _ in range(5):
-        d, p = run(pool, report(total=20, in_use=0), lim, memory=mem)
+    lim = limit(max_count=start)
+    for at in seconds:
+        d, p = run(
+            pool, report(total=20, in_use=0), lim, memory=mem, now=NOW + timedelta(seconds=at)
+        )
         mem = p.memory
         seen.append(d.new)
         if d.new is not None:
             lim = limit(max_count=d.new)
-    assert seen == [None, None, 9, 13, 17]
+    return seen
+
+
+def test_increase_waits_settle_cycles_then_rises_by_max_step():
+    pool = mkpool(hysteresis={"settle": 3, "max_step": 4})
+    assert rise(pool, [0, 60, 120, 180, 240]) == [None, None, 9, 13, 17]
+    # the scheduler's delay is no reason to wait a whole interval more
+    assert rise(pool, [0, 59, 118, 177, 236]) == [None, None, 9, 13, 17]
+
+
+def test_cycles_a_refusal_starts_between_two_neither_hurry_a_settle_nor_a_rise():
+    pool = mkpool(hysteresis={"settle": 3, "max_step": 4})
+    # four cycles started by refusals between the periodic ones at 0, 60, 120 and 180
+    seen = rise(pool, [0, 5, 10, 60, 65, 120, 125, 130, 180])
+    assert seen == [None, None, None, None, None, 9, None, None, 13]
+
+
+def test_settle_given_as_a_time_waits_that_long_whatever_the_cycles():
+    pool = mkpool(hysteresis={"settle": "90s"})
+    assert rise(pool, [0, 30, 60, 89, 90]) == [None, None, None, None, 20]
+    assert rise(mkpool(hysteresis={"settle": 1}), [0]) == [20]  # 1 cycle: at once
 
 
 def test_increase_counter_resets_when_target_drops():
     pool = mkpool(hysteresis={"settle": 2}, farm_selector={"hosts": ["^render-"]})
     d1, p1 = run(pool, report(total=20, in_use=0), limit(max_count=10))
-    assert d1.new is None and p1.memory[(FARM, "amount.nuke")].rising == 1
-    d2, p2 = run(pool, report(total=20, in_use=15), limit(max_count=10), memory=p1.memory)
+    assert d1.new is None and p1.memory[(FARM, "amount.nuke")].rising_since == NOW
+    later = NOW + timedelta(seconds=60)
+    d2, p2 = run(pool, report(total=20, in_use=15), limit(10), memory=p1.memory, now=later)
     assert d2.new == 5  # decrease at once
-    assert p2.memory[(FARM, "amount.nuke")].rising == 0
+    assert p2.memory[(FARM, "amount.nuke")].rising_since is None
+    # wanted again: it settles again from then
+    d3, _ = run(pool, report(total=20, in_use=0), limit(5), memory=p2.memory, now=later)
+    assert d3.new is None
 
 
 def test_a_farm_burst_under_a_late_current_count_is_not_taken_for_artists():
@@ -276,7 +303,7 @@ def test_an_external_rise_is_believed_at_once_when_the_server_queues_a_checkout(
 
 def test_an_unconfirmed_external_rise_never_raises_the_limit_or_resumes_a_queue():
     pool = mkpool(hysteresis={"settle": 1}, on_exhausted="pause")
-    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",), 5)}
+    mem = {(FARM, "amount.nuke"): LimitMemory(("queue-a",), 5)}
     lim = limit(max_count=1, current=0, assoc=[("queue-a", "STOPPED")])
     # 5 external before; now 7 in use with currentCount 0 and maxCount 1: at most 1 is the
     # farm's, so at least 6 are external — the read of 7 is not yet believed, nor a rise
@@ -382,7 +409,7 @@ def test_exhausted_begins_below_one_free_license():
 def test_hold_one_never_resumes_the_queues_we_paused_while_still_exhausted():
     """Queues paused under `on_exhausted: pause`, the policy since changed to hold_one:
     they stay paused while the pool is exhausted and are resumed once it is not."""
-    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",))}
+    mem = {(FARM, "amount.nuke"): LimitMemory(("queue-a",))}
     lim = limit(max_count=1, assoc=[("queue-a", PAUSED)])
     still, _ = run(mkpool(on_exhausted="hold_one"), report(total=10, in_use=10), lim, mem)
     back, _ = run(mkpool(on_exhausted="hold_one"), report(total=10, in_use=2), lim, mem)
@@ -415,7 +442,7 @@ def test_exhausted_pause_stops_active_queues_and_resumes_later():
 
 def test_a_paused_queue_moved_to_stopped_is_resumed():
     pool = mkpool(on_exhausted="pause")
-    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",))}
+    mem = {(FARM, "amount.nuke"): LimitMemory(("queue-a",))}
     lim = limit(max_count=1, assoc=[("queue-a", "STOPPED"), ("queue-b", "STOPPED")])
     d, _ = run(pool, report(total=10, in_use=0), lim, memory=mem)
     assert d.resume == ("queue-a",)
@@ -423,7 +450,7 @@ def test_a_paused_queue_moved_to_stopped_is_resumed():
 
 def test_paused_queue_stopped_by_someone_else_is_not_resumed():
     pool = mkpool(on_exhausted="pause")
-    mem = {(FARM, "amount.nuke"): LimitMemory(0, ("queue-a",))}
+    mem = {(FARM, "amount.nuke"): LimitMemory(("queue-a",))}
     lim = limit(max_count=1, assoc=[("queue-a", PAUSED), ("queue-b", PAUSED)])
     d, _ = run(pool, report(total=10, in_use=0), lim, memory=mem)
     assert d.resume == ("queue-a",)
@@ -567,7 +594,8 @@ limits = st.builds(
 @given(pool=pools, rep=reports, lim=limits, rising=st.integers(0, 5), age=st.integers(0, 7200))
 @settings(max_examples=400, deadline=None)
 def test_invariants(pool, rep, lim, rising, age):
-    mem = {(FARM, "amount.nuke"): LimitMemory(rising, ("queue-b",))}
+    since = NOW - timedelta(seconds=60 * rising) if rising else None
+    mem = {(FARM, "amount.nuke"): LimitMemory(("queue-b",), rising_since=since)}
     d, _ = run(pool, rep, lim, memory=mem, last_good=NOW - timedelta(seconds=age))
     if d.new is not None:
         assert d.new != 0 and d.new >= -1  # Deadline rejects 0 and < −1
@@ -595,10 +623,12 @@ def test_a_needed_change_is_written_within_settle_and_max_step(pool, total, shar
     rep = report(total=total, in_use=round(total * share))
     hy = pool.hysteresis
     cur, memory = start, None
-    for _ in range(hy.settle + math.ceil(max(total, start) / (hy.max_step or 10**9)) + 1):
-        d, p = run(pool, rep, limit(max_count=cur), memory)
+    cycles = hy.settle + math.ceil(max(total, start) / (hy.max_step or 10**9)) + 1
+    for k in range(cycles):  # a cycle every interval (60 s)
+        at = NOW + timedelta(seconds=60 * k)
+        d, p = run(pool, rep, limit(max_count=cur), memory, now=at)
         memory, cur = p.memory, cur if d.new is None else d.new
-    d, _ = run(pool, rep, limit(max_count=cur), memory)
+    d, _ = run(pool, rep, limit(max_count=cur), memory, now=NOW + timedelta(seconds=60 * cycles))
     assert d.new is None, (cur, d)  # settled
     assert abs(d.target - cur) < hy.deadband, (cur, d)
 
@@ -625,9 +655,13 @@ def test_preemption_when_fewer_are_free_than_the_reserve_though_nobody_queues_ye
     # 2 free under a reserve of 3: artists are about to be refused; the farm holds 14 of 12
     soon, _ = run(pool, report(total=20, in_use=18), limit(max_count=14, current=14))
     assert soon.target == 12 and soon.preempt == 2
-    # exactly the reserve free and nobody queued: nobody is refused, nothing is requeued
-    even, _ = run(pool, report(total=20, in_use=17), limit(max_count=14, current=14))
+    # the reserve and the headroom free and nobody queued: nothing is requeued
+    even, _ = run(pool, report(total=20, in_use=16), limit(max_count=14, current=13))
     assert even.target < 14 and even.preempt == 0
+    # the reserve free but not the headroom: an artist's checkout took the license kept
+    # against the race, and the farm may start another task on it
+    short, _ = run(pool, report(total=20, in_use=17), limit(max_count=14, current=14))
+    assert short.target == 13 and short.preempt == 1
 
 
 def test_preemption_when_artists_queue_though_the_reserve_is_free():
@@ -729,7 +763,7 @@ def assoc(queue: str, status: str, by: str = ME, at: str = "11:00") -> Associati
 
 def paused(*queues: str) -> dict:
     stamps = tuple((q, OUR_PAUSE) for q in queues)
-    return {(FARM, "amount.nuke"): LimitMemory(0, queues, stamps=stamps)}
+    return {(FARM, "amount.nuke"): LimitMemory(queues, stamps=stamps)}
 
 
 WHOLE = {
@@ -738,7 +772,7 @@ WHOLE = {
         report(total=10, in_use=10),
         limit(5, assoc=[("queue-a", ACTIVE), ("queue-b", ACTIVE), ("queue-c", STOPPED)]),
         {},
-        (1, ("queue-a", "queue-b"), (), 0),
+        (1, ("queue-a", "queue-b"), (), None),
         "licenses exhausted (raw target 0 < 1): queues paused; decrease 5 → 1 applied at once; "
         "pausing 2 queue association(s)",
     ),
@@ -747,8 +781,8 @@ WHOLE = {
         report(total=10, in_use=2),
         replace(limit(1), associations=(assoc("queue-a", PAUSED), assoc("queue-b", STOPPED))),
         paused("queue-a", "queue-b"),
-        (8, (), ("queue-a", "queue-b"), 0),
-        "increase 1 → 8 after 1 cycles; licenses back: resuming 2 queue association(s)",
+        (8, (), ("queue-a", "queue-b"), None),
+        "increase 1 → 8 after 0s wanted; licenses back: resuming 2 queue association(s)",
     ),
     "a queue a person wrote after our pause is theirs": (
         {"on_exhausted": "pause"},
@@ -758,8 +792,8 @@ WHOLE = {
             associations=(assoc("queue-a", PAUSED, ANN, "11:30"), assoc("queue-b", PAUSED)),
         ),
         paused("queue-a", "queue-b"),
-        (8, (), ("queue-b",), 0),
-        "increase 1 → 8 after 1 cycles; queue(s) queue-a written by someone else since we "
+        (8, (), ("queue-b",), None),
+        "increase 1 → 8 after 0s wanted; queue(s) queue-a written by someone else since we "
         "paused them: theirs to reopen; licenses back: resuming 1 queue association(s)",
     ),
     "a rise waits to settle": (
@@ -767,39 +801,39 @@ WHOLE = {
         report(total=20, in_use=0),
         limit(5),
         {},
-        (None, (), (), 1),
-        "increase 5 → 20 waits: held 1/3 cycles",
+        (None, (), (), NOW),
+        "increase 5 → 20 waits: wanted 0s of the 120s it settles",
     ),
     "a rise limited by max_step goes on": (
         {"hysteresis": {"settle": 1, "max_step": 4}},
         report(total=20, in_use=0),
         limit(5),
         {},
-        (9, (), (), 1),
+        (9, (), (), NOW),
         "increase 5 → 20 limited to +4 this cycle: 9",
     ),
     "a whole rise ends the count": (
         {"hysteresis": {"settle": 2}},
         report(total=20, in_use=0),
         limit(5),
-        {(FARM, "amount.nuke"): LimitMemory(1)},
-        (20, (), (), 0),
-        "increase 5 → 20 after 2 cycles",
+        {(FARM, "amount.nuke"): LimitMemory(rising_since=NOW - timedelta(seconds=60))},
+        (20, (), (), None),
+        "increase 5 → 20 after 60s wanted",
     ),
     "at the target": (
         {},
         report(total=20, in_use=0),
         limit(20),
         {},
-        (None, (), (), 0),
+        (None, (), (), None),
         "maxCount 20 is already the target",
     ),
     "a small fall is kept": (
         {"hysteresis": {"deadband": 2}},
         report(total=20, in_use=1),
         limit(20),
-        {(FARM, "amount.nuke"): LimitMemory(3)},
-        (None, (), (), 0),
+        {(FARM, "amount.nuke"): LimitMemory(rising_since=NOW)},
+        (None, (), (), None),
         "decrease 20 → 19 is within the deadband 2; kept",
     ),
 }
@@ -819,7 +853,7 @@ def test_each_decision_writes_carries_and_reads_as_a_wrangler_sees_it(case):
     )
     kept = p.memory[(FARM, "amount.nuke")]
     ours = tuple(sorted({*pause, *resume}))
-    assert (kept.rising, kept.paused) == (rising, ours)
+    assert (kept.rising_since, kept.paused) == (rising, ours)
     assert kept.stamps == tuple(
         s for s in memory.get((FARM, "amount.nuke"), LimitMemory()).stamps if s[0] in ours
     )
@@ -863,7 +897,7 @@ def test_a_pool_whose_source_failed_holds_or_falls_and_forgets_its_rise(case):
     pool_kw, last_good, lim, (new, target, status), words = FAILED[case]
     memory = {
         (FARM, "amount.nuke"): LimitMemory(
-            2, ("queue-a",), external=5, stamps=(("queue-a", OUR_PAUSE),)
+            ("queue-a",), external=5, stamps=(("queue-a", OUR_PAUSE),), rising_since=NOW
         )
     }
     d, p = run(mkpool(**pool_kw), report(up=False), lim, memory, last_good=last_good)
@@ -884,7 +918,7 @@ def test_a_pool_whose_source_failed_holds_or_falls_and_forgets_its_rise(case):
     )
     # the rise and the read of external use are forgotten; the queues we paused are not
     assert p.memory[(FARM, "amount.nuke")] == LimitMemory(
-        0, ("queue-a",), None, (("queue-a", OUR_PAUSE),)
+        ("queue-a",), None, (("queue-a", OUR_PAUSE),)
     )
 
 
@@ -1052,16 +1086,17 @@ def test_tasks_holding_nothing_hold_nothing_and_a_farm_all_declared_has_nothing_
 
 def test_a_limit_not_read_keeps_its_memory_and_an_unconfirmed_rise_its_count():
     missing = {(FARM, "amount.nuke"): "AccessDenied"}
-    kept = {(FARM, "amount.nuke"): LimitMemory(2, ("queue-a",))}
+    kept = {(FARM, "amount.nuke"): LimitMemory(("queue-a",), rising_since=NOW)}
     p = plan(mkpolicy(mkpool()), {"s": SourceState(report(), NOW)}, missing, kept, NOW)
     assert p.memory == kept
     fresh = plan(mkpolicy(mkpool()), {"s": SourceState(report(), NOW)}, missing, {}, NOW)
     assert fresh.memory == {(FARM, "amount.nuke"): LimitMemory()}
-    # an external rise not yet believed: the settle count stands where it was
+    # an external rise not yet believed: the rise stays wanted from when it was
     pool = mkpool(hysteresis={"settle": 3})
-    before = {(FARM, "amount.nuke"): LimitMemory(2, external=2)}
+    since = NOW - timedelta(seconds=300)
+    before = {(FARM, "amount.nuke"): LimitMemory(external=2, rising_since=since)}
     d, p2 = run(pool, report(total=20, in_use=9), limit(10, current=2), before)
-    assert d.new is None and p2.memory[(FARM, "amount.nuke")].rising == 2
+    assert d.new is None and p2.memory[(FARM, "amount.nuke")].rising_since == since
     # and an unlimited limit is still lowered under it: lowering is always safe
     down, _ = run(pool, report(total=20, in_use=9), limit(-1, current=2), before)
     assert down.new is not None and down.new > 0

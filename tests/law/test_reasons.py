@@ -22,14 +22,18 @@ SENTENCES = [
         "increase 4 → 5 is within the deadband 2; kept",
     ),
     (
-        R("increase_waits", current=3, target=8, held=1, settle=2),
-        "increase 3 → 8 waits: held 1/2 cycles",
+        R("increase_waits", current=3, target=8, wanted=30.4, settle=60.0),
+        "increase 3 → 8 waits: wanted 30s of the 60s it settles",
+    ),
+    (
+        R("increase_paced", current=3, target=12, max_step=4, interval=60.0),
+        "increase 3 → 12 waits: at most +4 every 60s",
     ),
     (
         R("increase_limited", current=3, target=-1, max_step=2),
         "increase 3 → unlimited limited to +2 this cycle: 5",
     ),
-    (R("increase", current=3, target=8, held=2), "increase 3 → 8 after 2 cycles"),
+    (R("increase", current=3, target=8, wanted=60.0), "increase 3 → 8 after 60s wanted"),
     (
         R("exhausted", raw=0.5, action="pause"),
         "licenses exhausted (raw target 0.5 < 1): queues paused",

@@ -33,6 +33,8 @@ LIMIT = "limit-" + "b" * 32
 QUEUE = "queue-" + "c" * 32
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
+MINUTE = timedelta(seconds=60)  # the policies' interval
+
 
 def policy(
     jobs: str = "fair",
@@ -134,7 +136,7 @@ def test_a_departed_limits_paused_queues_are_remembered_while_its_farm_is_unread
     be read, nothing is reopened and its memory is kept (`restore --limits` needs it);
     once the farm reads, the queue is reopened."""
     gone = (FARM, "amount.maya")
-    memory = Memory({gone: LimitMemory(0, ("queue-x",))})
+    memory = Memory({gone: LimitMemory(("queue-x",))})
     unreadable = Observed(observed().sources, {FARM: FarmRead(FARM, error="AccessDenied")})
     held = reconcile(policy(), unreadable, memory, NOW)
     assert held.reopen == () and held.memory.limits[gone].paused == ("queue-x",)
@@ -152,10 +154,11 @@ def test_a_failed_write_starts_its_settle_count_again():
     pol, key = policy(jobs="none", hysteresis={"settle": 2, "max_step": 1}), (FARM, "amount.nuke")
     at10 = observed(in_use=4, max_count=10)  # target 16
     first = reconcile(pol, at10, Memory(), NOW)
-    second = reconcile(pol, at10, carry(first, [], {}), NOW)
+    second = reconcile(pol, at10, carry(first, [], {}), NOW + MINUTE)
     assert (first.decisions[0].new, second.decisions[0].new) == (None, 11)
-    landed = reconcile(pol, observed(in_use=4, max_count=11), carry(second, [], {}), NOW)
-    failed = reconcile(pol, at10, carry(second, [key], {}), NOW)
+    at11 = observed(in_use=4, max_count=11)
+    landed = reconcile(pol, at11, carry(second, [], {}), NOW + 2 * MINUTE)
+    failed = reconcile(pol, at10, carry(second, [key], {}), NOW + 2 * MINUTE)
     assert (landed.decisions[0].new, failed.decisions[0].new) == (12, None)
 
 
@@ -187,7 +190,7 @@ def test_exhausted_licenses_pause_the_queue_and_remember_it():
 def test_queues_paused_for_a_limit_that_left_the_policy_are_reopened():
     gone = LimitState(FARM, LIMIT, "Nuke", "amount.nuke", 1, 0, (Association(QUEUE, "STOPPED"),))
     snap = observed(extra_limits={"amount.old": gone})
-    memory = Memory({(FARM, "amount.old"): LimitMemory(0, (QUEUE,))})
+    memory = Memory({(FARM, "amount.old"): LimitMemory((QUEUE,))})
     plan = reconcile(policy(), snap, memory, NOW)
     [r] = plan.reopen
     assert (r.limit_ref, r.limit_id, r.queues) == ("amount.old", LIMIT, (QUEUE,))
@@ -337,11 +340,11 @@ def test_the_stamps_our_pauses_left_are_carried_for_the_queues_still_paused():
     plan = reconcile(policy(jobs="none"), observed(), Memory(), NOW)
     plan = replace(
         plan,
-        memory=Memory({key: LimitMemory(3, ("q1", "q2"), stamps=(("q1", ours), ("q2", ours)))}),
+        memory=Memory({key: LimitMemory(("q1", "q2"), stamps=(("q1", ours), ("q2", ours)))}),
     )
     memory = carry(plan, [other], {}, {key: {"q2": new, "q9": stray}})
-    assert memory.limits[key] == LimitMemory(3, ("q1", "q2"), stamps=(("q1", ours), ("q2", new)))
-    assert memory.limits[other] == LimitMemory(0)
+    assert memory.limits[key] == LimitMemory(("q1", "q2"), stamps=(("q1", ours), ("q2", new)))
+    assert memory.limits[other] == LimitMemory()
 
 
 def test_a_jobs_demand_is_in_runs_of_its_licensed_steps_beside_its_other_steps():

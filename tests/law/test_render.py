@@ -37,7 +37,7 @@ R = Reason.of
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 FIG = Figures(20, 9, 4, "selector", 5, 2, 1)
 KEPT = (R("at_target", current=12),)
-RISE = (R("increase", current=8, target=12, held=2),)
+RISE = (R("increase", current=8, target=12, wanted=60.0),)
 
 
 def decision(
@@ -64,7 +64,7 @@ def test_a_table_pads_columns_to_their_widest_cell_cut_at_widest():
 def test_the_cycles_line_says_the_figures_the_write_and_why():
     assert decision_line(decision(), FIG) == (
         "nuke/amount.nuke: total=20 external=5 farm=4 reserve=2 target=12 maxCount=12 — "
-        "increase 8 → 12 after 2 cycles"
+        "increase 8 → 12 after 60s wanted"
     )
     waiting = replace(FIG, total=None, waiting=3)
     kept = decision(current=12, new=None, why=KEPT)
@@ -84,7 +84,7 @@ def test_plan_lists_each_limits_change_why_and_the_figures_it_came_from():
     assert plan_lines(pp) == [
         "  ~ nuke/amount.nuke: maxCount 8 → 12, pause queue queue-1, resume queue queue-2, "
         "requeue the 2 youngest task(s)",
-        "      why: increase 8 → 12 after 2 cycles",
+        "      why: increase 8 → 12 after 60s wanted",
         "      from: total 20, external 5, farm 4 (selector), reserve 2, headroom 1",
         "    nuke/amount.nuke2: no change (maxCount 8)",
         "      why: maxCount 12 is already the target",
@@ -93,7 +93,7 @@ def test_plan_lists_each_limits_change_why_and_the_figures_it_came_from():
     paused_only = PoolPlan("nuke", (decision(new=None, pause=("q",)),), None)
     assert plan_lines(paused_only) == [
         "  ~ nuke/amount.nuke: pause queue q",
-        "      why: increase 8 → 12 after 2 cycles",
+        "      why: increase 8 → 12 after 60s wanted",
     ]
     on_two = PoolPlan(
         "nuke", (decision(), decision(farm="farm-2", new=None)), replace(FIG, total=None)
@@ -144,7 +144,7 @@ def test_explain_shows_the_control_laws_arithmetic_line_by_line():
         "  undeclared: 1  (farm hosts' use beyond what the limits' tasks hold)",
         "  free      = 20 − 5 − 1 − 2 − 1 = 11",
         "  amount.nuke: target = clamp(11.5, floor 1, ceiling 30, total 20) = 12",
-        "  amount.nuke: maxCount 8 → 12: increase 8 → 12 after 2 cycles",
+        "  amount.nuke: maxCount 8 → 12: increase 8 → 12 after 60s wanted",
     ]
 
 
@@ -167,7 +167,7 @@ def test_explain_splits_a_pool_over_its_limits_and_says_unlimited_and_unchanged(
         "  amount.a: target = clamp(5, floor 1, ceiling —, total 20) = 12",
         "  amount.a: maxCount 8 → unchanged: maxCount 12 is already the target",
         "  amount.b: target = clamp(∞, floor 1, ceiling —, total 20) = unlimited",
-        "  amount.b: maxCount 8 → 12: increase 8 → 12 after 2 cycles",
+        "  amount.b: maxCount 8 → 12: increase 8 → 12 after 60s wanted",
     ]
     uncounted = replace(pp, figures=replace(FIG, total=None), free=float("inf"), splits=())
     lines = explain_lines(uncounted, nuke())

@@ -55,7 +55,7 @@ def test_minimal_policy_defaults():
         1,
         None,
         "hold",
-        "hold_one",
+        "pause",  # an exhausted pool stops its queues (issue #39: no task started to fail)
     )
     assert pool.hysteresis.settle == 2
 
