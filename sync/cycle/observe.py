@@ -21,7 +21,7 @@ from sync.edges.sources import Source
 from sync.edges.sources.logtail import MAX_LINE, LogTail
 from sync.law.denials import denials
 from sync.law.learn import Profile, learn
-from sync.law.limits import farm_selector
+from sync.law.limits import PoolPlan, farm_selector
 from sync.law.reconcile import departed_refs
 from sync.law.state import Denial, FarmRead, Memory, Observed, SourceState
 from sync.licenses import Report, down_report, impossible
@@ -59,6 +59,16 @@ ARTIST_WAIT = timedelta(minutes=10)
 TailKey = tuple[str, str, str, str, str | None]  # source, path, tz, kind, log format
 
 
+@dataclass(frozen=True)
+class Room:
+    """A pool as the last cycle read it: licenses free, how many it keeps free for
+    artists (reserve and headroom), and its features as (source, feature)."""
+
+    free: int
+    kept: int
+    features: frozenset[tuple[str, str]]
+
+
 def _farms_of(policy: Policy, pools: Iterable[Pool]) -> set[str]:
     """The farms whose limits `pools` set."""
     return {t.farm for p in pools for t in p.targets(policy.default_farm) if t.farm is not None}
@@ -88,6 +98,9 @@ class Observer:
         self.log_down: dict[TailKey, str] = {}  # a log down: why, as last said
         # source → feature → (user, host) → when their refusal was read
         self.waiting: dict[str, dict[str, dict[tuple[str, str], datetime]]] = {}
+        # each pool's licenses free at the last cycle's read and kept free for artists
+        self.rooms: dict[str, Room] = {}
+        self.taken: dict[str, int] = {}  # by pool: what artists took since, as glances read
         self._remember_good_reads()
 
     def _remember_good_reads(self) -> None:
@@ -259,25 +272,77 @@ class Observer:
             )
         return out
 
-    def refused_now(self, policy: Policy, now: datetime) -> str | None:
-        """A source whose log has refused an artist a pool's feature since the last cycle,
-        an artist the last cycle did not already count as waiting (peeked, not taken: the
-        cycle reads it), or None. An artist refused again and again (a client retrying,
-        a flood of 5,000 lines a second) starts one cycle, not one every debounce: what
-        a cycle would read from Deadline for it is what the last one read."""
-        for (name, *_), tail in list(self.tails.items()):
-            waiting = {
-                (f, u, h)
-                for f, who in self.waiting.get(name, {}).items()
-                for (u, h), at in who.items()
-                if now - at < ARTIST_WAIT
-            }
-            for e in tail.peek():
-                if self._denied(policy, name, e, now)[1]:
-                    if (e.feature, e.user, e.host) not in waiting:
-                        return name
-                elif e.kind == "OUT":  # served since: refused again is news
-                    waiting.discard((e.feature, e.user, e.host))
+    def news_now(self, policy: Policy, now: datetime) -> str | None:
+        """What in the sources' logs since the last cycle is worth a cycle now, in words,
+        or None: an artist refused whom the last cycle did not count as waiting, or
+        artists' checkouts leaving a pool fewer licenses free than it keeps for them
+        (`squeezed`). Peeked, not taken: the cycle reads the events."""
+        watching = self._watching(policy)
+        news = None
+        for (source, *_), tail in list(self.tails.items()):
+            events = tail.peek(checkouts=bool(watching))
+            if news is None and self._refusal_is_news(policy, source, events, now):
+                news = f"source {source}: its log refused an artist"
+            for name, (room, farm) in watching.items():
+                self.taken[name] = self.taken.get(name, 0) + _artists_took(
+                    events, source, room, farm
+                )
+        return news or self._squeezed(watching)
+
+    def _refusal_is_news(
+        self, policy: Policy, source: str, events: list[LogEvent], now: datetime
+    ) -> bool:
+        """An artist refused whom the last cycle did not already count as waiting (one
+        refused again and again, a client retrying or a flood of 5,000 lines a second,
+        starts one cycle, not one every debounce), or one served since."""
+        waiting = {
+            (f, u, h)
+            for f, who in self.waiting.get(source, {}).items()
+            for (u, h), at in who.items()
+            if now - at < ARTIST_WAIT
+        }
+        for e in events:
+            if self._denied(policy, source, e, now)[1]:
+                if (e.feature, e.user, e.host) not in waiting:
+                    return True
+            elif e.kind == "OUT":  # served since: refused again is news
+                waiting.discard((e.feature, e.user, e.host))
+        return False
+
+    def keep_rooms(self, policy: Policy, pools: Mapping[str, PoolPlan]) -> None:
+        """What each pool had free as this cycle read it, and keeps free for artists
+        (reserve and headroom): what the log's checkouts are measured against until the
+        next cycle (`_squeezed`)."""
+        self.rooms, self.taken = {}, {}
+        for name, pp in pools.items():
+            fig, pool = pp.figures, policy.pools.get(name)
+            if fig is None or fig.total is None or pool is None:
+                continue  # a source down, an uncounted pool: nothing to measure against
+            kept = fig.reserve + fig.headroom
+            features = frozenset((f.source, f.feature) for f in pool.features)
+            if kept > 0:
+                self.rooms[name] = Room(fig.total - fig.in_use, kept, features)
+
+    def _watching(self, policy: Policy) -> dict[str, tuple[Room, Callable[[str, str], bool]]]:
+        """The pools whose artists' checkouts a glance counts: those whose farm's own can
+        be told apart (a farm_selector, or the workers' hosts known). A farm's checkout is
+        no news: its limit counts it."""
+        out = {}
+        for name, room in self.rooms.items():
+            pool = policy.pools.get(name)
+            farm = farm_selector(pool, self.worker_hosts) if pool is not None else None
+            if farm is not None:
+                out[name] = (room, farm)
+        return out
+
+    def _squeezed(self, watching: Mapping[str, tuple[Room, object]]) -> str | None:
+        for name, (room, _) in watching.items():
+            taken = self.taken.get(name, 0)
+            if taken > 0 and room.free - taken < room.kept:
+                return (
+                    f"pool {name}: artists took {taken} since the last cycle, leaving "
+                    f"{room.free - taken} free of the {room.kept} it keeps"
+                )
         return None
 
     def _refused(
@@ -594,6 +659,18 @@ def _sharing_queues(
             if t.farm == farm_id and isinstance(lim, LimitState):
                 queues.update(a.queue_id for a in lim.associations)
     return sorted(queues)
+
+
+def _artists_took(
+    events: Iterable[LogEvent], source: str, room: Room, farm: Callable[[str, str], bool]
+) -> int:
+    """Licenses artists checked out of a pool's features in `events`, less those they
+    checked in: the farm's own are its limit's."""
+    n = 0
+    for e in events:
+        if (source, e.feature) in room.features and not farm(e.host, e.user):
+            n += e.count if e.kind == "OUT" else -e.count if e.kind == "IN" else 0
+    return n
 
 
 def _tail(path: str, tz: str, kind: str, fmt: str | None) -> LogTail:

@@ -75,7 +75,7 @@ def serve(
     try:
         while not stop.wait(WATCH_EVERY):
             _kick_if_overdue(svc, scheduler, idle)
-            _kick_on_refusal(svc, scheduler, idle, kicked)
+            _kick_on_news(svc, scheduler, idle, kicked)
     finally:
         # `docker stop` gives 10 s: a write still in flight after `stop_grace` is abandoned.
         # That is safe: what it would change is recorded before it is sent (docs/design.md,
@@ -105,21 +105,22 @@ def _kick_if_overdue(svc: Service, scheduler: BackgroundScheduler, idle: threadi
     scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
 
 
-def _kick_on_refusal(
+def _kick_on_news(
     svc: Service, scheduler: BackgroundScheduler, idle: threading.Event, kicked: dict[str, float]
 ) -> None:
-    """An artist refused in a source's log starts a cycle now, not an interval later: the
-    limit comes down (and, with preempt, a task is requeued) within seconds. At most one
-    cycle runs at a time (the scheduler's), and a burst of refusals starts one cycle, not
+    """News in a source's log starts a cycle now, not an interval later: an artist refused,
+    or an artist's checkout leaving a pool fewer licenses free than it keeps for artists.
+    The limit comes down (and, with preempt, a task is requeued) within seconds. At most
+    one cycle runs at a time (the scheduler's), and a burst of news starts one cycle, not
     one each (REFUSAL_DEBOUNCE); the interval is unchanged."""
     now = time.monotonic()
     if not idle.is_set() or now - kicked["at"] < REFUSAL_DEBOUNCE:
         return
-    source = svc.observer.refused_now(svc.policy, svc.clock())
-    if source is None:
+    why = svc.observer.news_now(svc.policy, svc.clock())
+    if why is None:
         return
     kicked["at"] = now
-    log.info("source %s: its log refused an artist: a cycle now", source)
+    log.info("%s: a cycle now", why)
     scheduler.modify_job(JOB, next_run_time=datetime.now(UTC))
 
 

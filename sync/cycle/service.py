@@ -188,6 +188,7 @@ class Service:
                 break
             observed = self.observer.confirm(observed, plan.unconfirmed, self.deadline)
             plan = reconcile(self.policy, observed, self.memory, now)
+        self.observer.keep_rooms(self.policy, plan.pools)
         return named(self.policy, observed, plan.pools, self.deadline, now), plan
 
     @property

@@ -95,4 +95,10 @@ def parse_log(text: str, tz: str = "UTC") -> LogRead:
 
 # daemons write a TIMESTAMP every few hours, idle or not: seven hours of nothing is a log
 # no longer written
-GRAMMAR = LogGrammar("debug log", parse_lines, (b"DENIED:", b"UNSUPPORTED:"), timedelta(hours=7))
+GRAMMAR = LogGrammar(
+    "debug log",
+    parse_lines,
+    (b"DENIED:", b"UNSUPPORTED:"),
+    timedelta(hours=7),
+    (b"OUT:", b"IN:"),
+)

@@ -86,6 +86,7 @@ class LogGrammar:
     parse: LogParser
     refusal_marks: tuple[bytes, ...]  # bytes only a refusal's line holds: a cheap glance
     quiet_for: timedelta | None  # silent this long, the log counts as down (None: never)
+    checkout_marks: tuple[bytes, ...] = ()  # bytes a checkout's or a checkin's line holds
 
 
 def either(first: LogGrammar, second: LogGrammar, is_second: Callable[[str], bool]) -> LogGrammar:
@@ -106,4 +107,5 @@ def either(first: LogGrammar, second: LogGrammar, is_second: Callable[[str], boo
         parse,
         first.refusal_marks + second.refusal_marks,
         quiet or None,
+        first.checkout_marks + second.checkout_marks,
     )

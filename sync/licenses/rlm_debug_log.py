@@ -110,4 +110,4 @@ def parse_log(text: str, tz: str = "UTC", today: date | None = None) -> LogRead:
 
 # the manual says nothing of how often an idle ISV server writes here: silence alone never
 # counts the log down (gone or unreadable does)
-GRAMMAR = LogGrammar("debug log", parse_lines, (b"DENIED:",), None)
+GRAMMAR = LogGrammar("debug log", parse_lines, (b"DENIED:",), None, (b"OUT:", b"IN:"))

@@ -148,4 +148,4 @@ def parse_log(text: str, tz: str = "UTC") -> LogRead:
 
 # how often an idle ISV server writes to its report log the manual does not say: silence
 # alone never counts it down (gone or unreadable does)
-GRAMMAR = LogGrammar("report log (REPORTLOG)", parse_lines, (b"DENY ",), None)
+GRAMMAR = LogGrammar("report log (REPORTLOG)", parse_lines, (b"DENY ",), None, (b"OUT ", b"IN "))

@@ -294,3 +294,48 @@ def test_an_artist_refused_brings_the_limit_down_within_seconds(farm_env, tmp_pa
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "its log refused an artist: a cycle now" in out, out
+
+
+def test_artists_checkouts_leaving_less_free_than_the_pool_keeps_bring_the_limit_down(
+    farm_env, tmp_path
+):
+    """No one is refused yet: four artists check out in the log and leave the pool 14
+    free where it keeps 15 (reserve 14, headroom 1) for them. That starts a cycle at
+    once, and the limit comes down within seconds of the lines, not a minute later."""
+    log = tmp_path / "foundry.log"
+    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
+    policy = Path(farm_env["policy"])
+    port = free_port()
+    edit_source(policy, log={"path": str(log)})
+
+    def keep_fifteen(doc: dict) -> None:
+        doc["metrics"] = {"address": f"127.0.0.1:{port}"}
+        doc["pools"]["nuke"].update(reserve=14, farm_selector={"hosts": ["^render-"]})
+
+    edit_policy(policy, keep_fifteen)
+    farm_env["lic"].set_artists("nuke_r", 2)
+    farm_env["status"].write_text(farm_env["lic"].lmstat())
+    limits, lid = farm_env["farm"].limits, farm_env["limit"]
+    proc = run_service(policy, farm_env["env"])
+    try:
+        deadline = time.monotonic() + 30
+        while limits[lid].max_count != 3:  # 20 − 2 artists − reserve 14 − headroom 1
+            assert time.monotonic() < deadline and proc.poll() is None, "no first cycle"
+            time.sleep(0.05)
+        farm_env["lic"].set_artists("nuke_r", 6)
+        farm_env["status"].write_text(farm_env["lic"].lmstat())
+        with log.open("a") as fh:  # a render node's checkout is the farm's: no news
+            fh.write('12:00:00 (foundry) OUT: "nuke_r" render@render-40\n')
+            fh.writelines(f'12:00:01 (foundry) OUT: "nuke_r" a{i}@ws-{i:02d}\n' for i in range(4))
+        written = time.monotonic()
+        while limits[lid].max_count != 1:
+            assert time.monotonic() - written < 10, "no cycle for the checkouts"
+            time.sleep(0.05)
+        took = time.monotonic() - written
+        print(f"from the checkout lines to the limit written: {took:.2f} s")
+        assert took < 5, took
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    news = "pool nuke: artists took 4 since the last cycle, leaving 14 free of the 15 it keeps"
+    assert f"{news}: a cycle now" in out, out

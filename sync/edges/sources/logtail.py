@@ -131,11 +131,12 @@ class LogTail:
         self._partial = partial
         return kept
 
-    def peek(self) -> list[LogEvent]:
+    def peek(self, checkouts: bool = False) -> list[LogEvent]:
         """The events written since the last glance, without taking them (the next `read`
         still returns them): what the service glances at between cycles, following the
         log across a rotation first. Each glance goes on where the last one stopped, so a
-        burst longer than a glance hides nothing written after it."""
+        burst longer than a glance hides nothing written after it. Only a glance holding
+        a refusal is parsed, or also a checkout or a checkin where `checkouts` asks."""
         self.catch_rotation()
         if self._fd is None:
             return []
@@ -148,7 +149,8 @@ class LogTail:
         *whole, rest = (lead + data).split(b"\n")
         self._glanced = max(self._glanced, start + len(data) - len(rest))
         held = b"\n".join(self._held)
-        if not any(mark in data or mark in held for mark in self.grammar.refusal_marks):
+        marks = self.grammar.refusal_marks + (self.grammar.checkout_marks if checkouts else ())
+        if not any(mark in data or mark in held for mark in marks):
             return []
         whole = self._held + whole
         dates = replace(self._dates)  # a copy: a glance moves no date on

@@ -1,0 +1,81 @@
+"""What in a source's log is worth a cycle between two: the observer's glance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sync.cycle.observe import Observer
+from sync.law.limits import PoolPlan
+from sync.law.state import SourceState
+from sync.licenses import Report
+from sync.policy import parse_policy
+from sync.values.domain import Figures
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+def policy(log, selector: str):
+    return parse_policy(
+        "farms: [{id: farm-0123456789abcdef0123456789abcdef}]\n"
+        f"sources: {{lic: {{kind: flexlm, servers: ['27000@lic1'], log: {{path: '{log}'}}}}}}\n"
+        "pools:\n"
+        "  nuke: {limit: amount.nuke, features: [{source: lic, feature: nuke_r}],"
+        f" headroom: 1, reserve: 3{selector}}}\n"
+    ).policy
+
+
+@pytest.fixture
+def glance(tmp_path):
+    """An observer following a FlexLM log after a cycle that read the pool 6 free of 20
+    (the farm 12, artists 2), keeping 4 (reserve 3, headroom 1) for artists."""
+    log = tmp_path / "foundry.log"
+    log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
+
+    def make(selector=", farm_selector: {hosts: ['^render-']}"):
+        pol, obs = policy(log, selector), Observer()
+        obs.read_logs(pol, {"lic": SourceState(Report("flexlm", True), NOW)}, NOW)
+        obs.keep_rooms(
+            pol, {"nuke": PoolPlan("nuke", (), Figures(20, 14, 12, "selector", 2, 3, 1))}
+        )
+
+        def write(*lines: str) -> str | None:
+            with log.open("a") as fh:
+                fh.writelines(f'12:00:0{i} (foundry) {ln} "nuke_r" {who}\n'
+                              for i, (ln, who) in enumerate(x.split() for x in lines))  # fmt: skip
+            return obs.news_now(pol, NOW)
+
+        return obs, pol, write
+
+    return make
+
+
+def test_artists_checkouts_leaving_less_than_the_pool_keeps_are_news(glance):
+    _, _, write = glance()
+    assert write("OUT: ann@ws-01", "OUT: bob@ws-02") is None  # 4 free: as many as it keeps
+    news = write("OUT: cy@ws-03")
+    assert (
+        news == "pool nuke: artists took 3 since the last cycle, leaving 3 free of the 4 it keeps"
+    )
+
+
+def test_the_farms_checkouts_and_the_artists_checkins_are_not(glance):
+    _, _, write = glance()
+    assert write("OUT: render@render-01", "OUT: render@render-02", "OUT: render@render-03") is None
+    assert write("OUT: ann@ws-01", "OUT: bob@ws-02", "IN: ann@ws-01", "OUT: cy@ws-03") is None
+    assert write("OUT: dee@ws-04") is not None  # 3 taken, one given back, then a 4th
+
+
+def test_a_cycle_reads_the_pool_anew_and_forgets_what_glances_counted(glance):
+    obs, pol, write = glance()
+    assert write("OUT: ann@ws-01", "OUT: bob@ws-02") is None
+    obs.read_logs(pol, {"lic": SourceState(Report("flexlm", True), NOW)}, NOW)
+    obs.keep_rooms(pol, {"nuke": PoolPlan("nuke", (), Figures(20, 16, 12, "selector", 4, 3, 1))})
+    assert obs.taken == {}
+    assert write("OUT: cy@ws-03") is not None  # 4 free at the cycle, 3 after cy
+
+
+def test_a_pool_whose_farm_cannot_be_told_apart_counts_no_checkout(glance):
+    _, _, write = glance(selector="")  # the farm's use is currentCount: any OUT may be it
+    assert write(*(f"OUT: a{i}@ws-{i}" for i in range(8))) is None
