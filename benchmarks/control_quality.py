@@ -176,10 +176,7 @@ def _fewer(before: dict[str, Any], after: dict[str, Any]) -> str:
 
 def frontier(sc: Scenario, days: int) -> dict[str, Totals]:
     """license-sync under the settings a TD chooses, beside the two oracles."""
-    # the jobs left unshared: how the pool is split between them hardly moves these
-    # figures (a few artist-minutes either way, as the order tasks start in changes), and
-    # sharing costs the simulation most of its time
-    base = {k: v for k, v in sc.policy.items() if k != "jobs"}
+    base = sc.policy  # jobs shared where the scenario shares them, as the strategies do
     variants: dict[str, dict[str, Any]] = {}
     for h in (0, 1, 2, 3):
         variants[f"headroom {h}"] = {**base, "headroom": h}

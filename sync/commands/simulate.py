@@ -63,8 +63,7 @@ def _one(args: argparse.Namespace, sc: scenario.Scenario, pool: Pool | None) -> 
         + "\n"
     )
     print(report.format_table(by_strategy) + "\n")
-    if any(s.endswith("oracle") for s in by_strategy):
-        print(report.BOUNDS_LEGEND + "\n")
+    print(report.legend(by_strategy) + "\n")
     if args.plot:
         if args.days == 1:
             report.plot([days[0] for days in by_strategy.values()], sc, args.plot)

@@ -324,13 +324,16 @@ def _add_simulate(sub: Sub) -> None:
         "compare strategies on simulated days of farm and artist load",
         "A seeded simulation of one license pool shared by artists and farm jobs, run under\n"
         "each strategy: static, naive, license-sync (the real control law), license-sync-\n"
-        "denials (the law also reading the servers' logs: a refusal starts a cycle), each\n"
-        "of those two with -preempt, causal-oracle (knows the present) and oracle (knows\n"
-        "the whole day). Artists refused a license try again every minute and give up\n"
-        "after ten tries. A scenario whose policy has `jobs:` shares the pool between its\n"
-        "jobs, and the table counts job-cap writes an hour. The package ships five\n"
-        "scenarios: studio-day, fx-two-sites, crunch-week, quiet-night and flapping-server\n"
-        "(docs/evaluation.md).",
+        "denials (the law also reading the servers' logs: a refusal or an artist's\n"
+        "checkout starts a cycle), each of those two with -preempt, and the bounds: the\n"
+        "causal ones know the present at once, from causal-oracle (serves an artist at\n"
+        "request time: no license server allows it) through causal-refused and causal-h1\n"
+        "to causal-h1-race (what a real server allows); oracle knows the whole day. The\n"
+        "table's legend says each in a line. Artists refused a license try again every\n"
+        "minute and give up after ten tries. A scenario whose policy has `jobs:` shares\n"
+        "the pool between its jobs, and the table counts job-cap writes an hour. The\n"
+        "package ships five scenarios: studio-day, fx-two-sites, crunch-week, quiet-night\n"
+        "and flapping-server (docs/evaluation.md).",
     )
     p.add_argument(
         "--scenario",

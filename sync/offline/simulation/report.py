@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sync.law.render import table
+from sync.offline.simulation import BOUNDS, LEGENDS
 from sync.offline.simulation.scenario import Scenario
 from sync.offline.simulation.world import Result
 from sync.values.errors import PolicyError
@@ -129,32 +130,27 @@ def format_table(by_strategy: dict[str, list[Result]]) -> str:
                 f"{t.task_hours:.0f}",
                 t.share("%"),
                 f"{t.preempted_task_minutes:.0f}",
-                "—" if strategy.endswith("oracle") else str(t.writes),
+                "—" if strategy in BOUNDS else str(t.writes),
                 "—"
-                if strategy.endswith("oracle")
+                if strategy in BOUNDS
                 else f"{t.job_caps_per_hour:.1f} ({t.job_moves_per_hour:.1f})",
             ]
         )
     return table(head, rows)
 
 
-# what each bound bounds, under the table: the clairvoyant oracle can lose more
-# artist-minutes than license-sync (its tasks are never requeued), which is no paradox
-BOUNDS_LEGEND = (
-    "oracle: knows every artist session of the day and keeps their licenses free as "
-    "they come; it bounds the farm's task-hours (% of oracle), not artist-minutes: its "
-    "tasks are never requeued, so an artist arriving at a full pool still waits.\n"
-    "causal-oracle: knows the present at once and nothing ahead; what no controller "
-    "without foresight can beat. The gap between the two is the future; from "
-    "license-sync to causal-oracle is ours."
-)
+def legend(strategies: Iterable[str]) -> str:
+    """A line a strategy shown: what it knows and what the server allows it."""
+    return "\n".join(f"{s}: {LEGENDS[s]}" for s in strategies)
 
 
 def as_json(sc: Scenario, days: int, by_strategy: dict[str, list[Result]]) -> dict[str, Any]:
     return {
         "scenario": sc.name,
         "seeds": [sc.seed + d for d in range(days)],
-        "strategies": {s: t.as_dict() for s, t in totals(by_strategy).items()},
+        "strategies": {
+            s: {**t.as_dict(), "legend": LEGENDS[s]} for s, t in totals(by_strategy).items()
+        },
     }
 
 

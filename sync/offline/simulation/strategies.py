@@ -25,7 +25,7 @@ from sync.law.learn import Profile, learn
 from sync.law.limits import plan_pool
 from sync.law.state import SourceState
 from sync.licenses import Checkout, Feature, Report
-from sync.offline.simulation import STRATEGIES
+from sync.offline.simulation import BOUNDS, STRATEGIES
 from sync.offline.simulation.scenario import Scenario, scenario_pool
 from sync.offline.simulation.world import Day, Result, make_world
 from sync.policy import Pool
@@ -52,14 +52,18 @@ def run(sc: Scenario, strategy: str, pool: Pool | None = None) -> Result:
         old = max_count
         if strategy == "oracle":
             max_count = max(1, sc.total - len(day.artists_end))
-        elif strategy == "causal-oracle":
-            max_count = max(1, sc.total - day.artists_wanting)
+        elif day.causal is not None:
+            # no license to spare: it stops the queue rather than start a task to fail
+            free = sc.total - day.artists_wanting - day.causal.keep_free
+            max_count, day.paused = max(1, free), free < 1
         elif t >= next_poll or _kicked(day, sync, t):
-            if t >= next_poll:  # a cycle a refusal starts leaves the interval as it was
+            if t >= next_poll:  # a cycle the log starts leaves the interval as it was
                 next_poll = t + sc.sync.interval
-            day.refused_at = None
+            else:
+                day.res.log_cycles += 1
+            day.news_at = None
             max_count = _poll(sc, strategy, day, sync, t, max_count)
-        if max_count != old and not strategy.endswith("oracle"):
+        if max_count != old and strategy not in BOUNDS:
             day.res.writes += 1
         day.start_tasks(i, t, running, max_count)
         day.account(i, t, max_count)
@@ -67,26 +71,29 @@ def run(sc: Scenario, strategy: str, pool: Pool | None = None) -> Result:
 
 
 def _kicked(day: Day, sync: LicenseSync | None, t: float) -> bool:
-    """An artist's refusal, read from the log, starts a cycle `log_latency` after it."""
-    if sync is None or not sync.reads_log or day.refused_at is None:
+    """An artist's refusal, or a checkout that leaves fewer free than the pool keeps,
+    read from the log, starts a cycle `log_latency` after it."""
+    if sync is None or not sync.reads_log or day.news_at is None:
         return False
-    return t >= day.refused_at + day.sc.sync.log_latency
+    return t >= day.news_at + day.sc.sync.log_latency
 
 
 def _poll(
     sc: Scenario, strategy: str, day: Day, sync: LicenseSync | None, t: float, max_count: int
 ) -> int:
     outage = any(o.start <= t < o.end for o in sc.outages)
-    artists, farm, queued, current_count = day.seen()
+    artists, farm, current_count = day.seen()
     if strategy == "naive" and not outage:
         return max(1, sc.total - (artists + farm) + current_count)
     if sync is None:
         return max_count
     now = sc.start + timedelta(seconds=t)
-    seen = None if outage else (artists, farm, queued)
+    seen = None if outage else (artists, farm)
     # the log shows who it refused and has not served since: those still trying
     waiting = len(day.waiting) if sync.reads_log and not outage else 0
     new, preempt = sync.decide(now, seen, current_count, max_count, waiting)
+    # the log shows an artist's checkout too: one leaving less free than this is news
+    day.kept_free = sync.kept_free if sync.reads_log else 0
     paused = sync.queue_status != ACTIVE
     day.res.writes += paused != day.paused  # a pause or a resume written
     day.paused = paused
@@ -150,12 +157,13 @@ class LicenseSync:
         # the farm's one queue on the limit: `on_exhausted: pause` stops it (no task starts)
         self.queue_status = ACTIVE
         self.last_good: datetime | None = None
+        self.kept_free = 0
         self.profile = learned_profile(sc, self.pool)
 
     def decide(
         self,
         now: datetime,
-        seen: tuple[int, int, int] | None,
+        seen: tuple[int, int] | None,
         current: int,
         max_count: int,
         waiting: int = 0,
@@ -178,19 +186,20 @@ class LicenseSync:
             self.memory,
             now,
             self.profile,
+            interval=self.sc.sync.interval,
         )
+        if pp.figures is not None:  # what the pool keeps free for artists, as last read
+            self.kept_free = pp.figures.reserve + self.pool.headroom
         d = pp.decisions[0]
         self.queue_status = PAUSED if d.pause else ACTIVE if d.resume else self.queue_status
         return (d.new if d.new is not None else max_count), d.preempt
 
-    def _feature(self, artists: int, farm: int, queued: int) -> Feature:
+    def _feature(self, artists: int, farm: int) -> Feature:
         def held(user: str, host: str, n: int) -> Checkout:
             return Checkout(user, host, None, None, None, None, None, None, n, None, None)
 
         checkouts = (held("artist", "ws", artists), held("render", "render-1", farm))
-        return Feature(
-            None, "lic", None, self.sc.total, artists + farm, queued=queued, checkouts=checkouts
-        )
+        return Feature(None, "lic", None, self.sc.total, artists + farm, checkouts=checkouts)
 
 
 def _sim_pool(pool: Pool) -> Pool:

@@ -27,6 +27,8 @@ class Result:
     artist_denials: int = 0  # artists refused at their first try
     artist_minutes_lost: float = 0.0  # minutes artists waited for a license, served or not
     artists_gave_up: int = 0  # artists refused at every try
+    refusals: int = 0  # every try an artist was refused, first or not
+    log_cycles: int = 0  # cycles the server's log started: a refusal or a checkout read
     tasks_done: int = 0
     task_hours: float = 0.0  # farm work done: the durations of the tasks that finished
     preempted_task_minutes: float = 0.0  # farm work thrown away by requeued tasks
@@ -39,6 +41,27 @@ class Result:
     # cap, nor its original put back when it ends
     hours: float = 0.0  # how long the day ran
     series: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, max, farm, ext
+
+
+@dataclass(frozen=True)
+class Causal:
+    """A causal bound: perfect, instant knowledge of the present and none of the future,
+    acting on the farm the instant anything changes."""
+
+    at_request: bool  # serves an artist the instant they ask, taking a task's license
+    # back first (no license server does: it refuses, and the artist tries again)
+    keep_free: int  # licenses kept free, re-freed (a task requeued) the instant one is taken
+    race: bool  # its tasks check out `checkout_delay` after they start, as real ones do
+
+
+# the causal bounds, from what no controller can beat to what a real server allows
+# (docs/evaluation.md, "The ladder of bounds")
+CAUSAL = {
+    "causal-oracle": Causal(at_request=True, keep_free=0, race=False),
+    "causal-refused": Causal(at_request=False, keep_free=0, race=False),
+    "causal-h1": Causal(at_request=False, keep_free=1, race=False),
+    "causal-h1-race": Causal(at_request=False, keep_free=1, race=True),
+}
 
 
 @dataclass
@@ -92,9 +115,10 @@ class Day:
         sessions, jobs = make_world(sc)
         self.sc = sc
         self.oracle = strategy == "oracle"
-        self.causal = strategy == "causal-oracle"
-        # the oracles hold a task's license from the moment they start it (no checkout race)
-        self.reserves = self.oracle or self.causal
+        self.causal = CAUSAL.get(strategy)
+        # the oracles hold a task's license from the moment they start it (no checkout
+        # race), but for the causal bound that races as the real farm does
+        self.reserves = self.oracle or (self.causal is not None and not self.causal.race)
         self.res = Result(strategy, hours=sc.duration / 3600)
         self.steps = int(sc.duration / sc.step)
         self.artist_q = deque(sorted(sessions))
@@ -108,13 +132,17 @@ class Day:
         self.holding: list[tuple[float, float, int]] = []
         self.waiting: list[tuple[float, float, int, float]] = []  # heap: artists refused:
         # (next try, first refused, tries so far, session length)
-        # what the license server said, by step: t, artists, farm, running, artists queued
-        self.history: deque[tuple[float, int, int, int, int]] = deque()
+        # what the license server said, by step: t, artists, farm. No status tool lists
+        # an artist it refused who tries again (lmstat and rlmstat list a queued request
+        # only, from a client that asked to queue): only the log shows them
+        self.history: deque[tuple[float, int, int]] = deque()
         delay_steps = max(1, int(sc.sync.count_delay / sc.step))
         self.running_hist: deque[int] = deque(maxlen=delay_steps + 1)
         self.paused = False  # the limit's queue stopped: Deadline starts nothing on it
-        # when the server's log first refused an artist since the last cycle looked
-        self.refused_at: float | None = None
+        # when the server's log first showed news since the last cycle looked: an artist
+        # refused, or one whose checkout left fewer free than the pool keeps (`kept_free`)
+        self.news_at: float | None = None
+        self.kept_free = 0  # reserve + headroom at the last cycle; 0: checkouts are no news
         # the oracle: licenses artists (and tasks it scheduled) hold, by step
         self.busy = _busy(sc, sessions, self.steps) if self.oracle else []
 
@@ -130,7 +158,7 @@ class Day:
             res.task_hours += duration / 3600
         while self.pending and self.pending[0][0] <= t:
             _, duration, job = heapq.heappop(self.pending)
-            # the oracles reserved this license when they started the task
+            # the bounds without the race reserved this license when they started the task
             if self.reserves or len(self.artists_end) + len(self.holding) < sc.total:
                 heapq.heappush(self.holding, (t + duration, duration, job))
             else:
@@ -143,7 +171,7 @@ class Day:
         artists, farm = len(self.artists_end), len(self.holding)
         running = farm + len(self.pending)
         self.running_hist.append(running)
-        self.history.append((t, artists, farm, running, len(self.waiting)))
+        self.history.append((t, artists, farm))
         while self.history and self.history[0][0] < t - sc.sync.tool_latency - sc.step:
             self.history.popleft()
         return running
@@ -189,62 +217,88 @@ class Day:
         job.running -= 1
         job.ready.appendleft(duration)
 
-    def _farm_holds(self) -> int:
-        # the causal oracle holds a task's license from its start; the clairvoyant one's
-        # starts leave artists room by construction
-        return len(self.holding) + (len(self.pending) if self.causal else 0)
+    def _free(self) -> int:
+        """Licenses the server has free now: a causal bound's task holds its license from
+        its start unless it races; the clairvoyant one's starts leave artists room."""
+        reserving = self.causal is not None and not self.causal.race
+        farm = len(self.holding) + (len(self.pending) if reserving else 0)
+        return self.sc.total - len(self.artists_end) - farm
 
     def _artist(self, t: float, length: float, first: float, tries: int, end: float = 0.0) -> None:
         """An artist asks for a license: served, told to try again in a minute, or gone.
-        The causal oracle, seeing the refusal the instant it happens, requeues the farm's
-        youngest task first."""
+        A causal bound acts the instant it sees them (`_causal_acts`)."""
         res = self.res
-        if self.causal and len(self.artists_end) + self._farm_holds() >= self.sc.total:
+        if self.causal and self.causal.at_request and self._free() < 1:
             self._requeue_youngest(t)
-        if len(self.artists_end) + self._farm_holds() < self.sc.total:
+        if self._free() > 0:
             heapq.heappush(self.artists_end, end if tries == 0 else t + length)
             res.artist_minutes_lost += (t - first) / 60
+            if self._free() < self.kept_free:
+                self.news_at = t if self.news_at is None else self.news_at
         elif tries < RETRIES:
             res.artist_denials += tries == 0
-            self.refused_at = t if self.refused_at is None else self.refused_at
+            res.refusals += 1
+            self.news_at = t if self.news_at is None else self.news_at
             heapq.heappush(self.waiting, (t + RETRY_EVERY, first, tries + 1, length))
         else:
+            res.refusals += 1
             res.artists_gave_up += 1
             res.artist_minutes_lost += (t - first) / 60
+        if self.causal:
+            self._causal_acts(t)
+
+    def _causal_acts(self, t: float) -> None:
+        """A causal bound that cannot serve at request time frees a license the instant
+        an artist is refused (they get it at their next try) and, keeping some free,
+        requeues a task the instant an artist takes one of those. Free as the server
+        says: a racing task about to check out is not counted, and may take the license
+        kept free (the race's cost)."""
+        assert self.causal is not None
+        wanted = self.causal.keep_free + len(self.waiting)
+        while self._free() < wanted:
+            if self.causal.race:  # only a task holding a license gives one back now
+                if not self.preempt(t, 1, math.inf, starting=False):
+                    return
+            elif not self._requeue_youngest(t):
+                return
 
     @property
     def artists_wanting(self) -> int:
         """Artists holding a license or waiting to try again: what they want now."""
         return len(self.artists_end) + len(self.waiting)
 
-    def seen(self) -> tuple[int, int, int, int]:
-        """(artists, farm, artists queued) as the license server said `tool_latency` ago,
-        and Deadline's currentCount, `count_delay` late."""
-        _, artists, farm, _, queued = self.history[0]
-        return artists, farm, queued, self.running_hist[0]
+    def seen(self) -> tuple[int, int, int]:
+        """(artists, farm) as the license server said `tool_latency` ago, and Deadline's
+        currentCount, `count_delay` late."""
+        _, artists, farm = self.history[0]
+        return artists, farm, self.running_hist[0]
 
-    def _requeue_youngest(self, t: float) -> None:
-        """The youngest task starting or holding a license, back in the queue."""
-        if self.pending:
-            youngest = max(self.pending)
-            self.pending.remove(youngest)
-            heapq.heapify(self.pending)
-            start = youngest[0] - self.sc.farm.checkout_delay
-            self._requeue(youngest[2], youngest[1])
+    def _requeue_youngest(self, t: float) -> bool:
+        """The youngest task starting or holding a license, back in the queue; False
+        when the farm runs none."""
+        return self.preempt(t, 1, math.inf) > 0
+
+    def preempt(self, t: float, n: int, younger_than: float, starting: bool = True) -> int:
+        """Requeue the `n` youngest tasks that have run less than `younger_than`: those
+        holding a license and, `starting`, those yet to check theirs out (the service
+        picks runs by their start, from the sessions API); a license held comes back
+        now, the work so far is lost."""
+        delay = self.sc.farm.checkout_delay
+        runs = [
+            (end - length, self.holding, (end, length, job)) for end, length, job in self.holding
+        ]
+        if starting:
+            runs += [
+                (at - delay, self.pending, (at, length, job)) for at, length, job in self.pending
+            ]
+        runs.sort(key=lambda r: r[0], reverse=True)
+        chosen = [r for r in runs if t - r[0] < younger_than][:n]
+        for start, heap, entry in chosen:
+            heap.remove(entry)
+            self._requeue(entry[2], entry[1])
             self.res.preempted_task_minutes += (t - start) / 60
-        elif self.holding:
-            self.preempt(t, 1, float("inf"))
-
-    def preempt(self, t: float, n: int, younger_than: float) -> int:
-        """Requeue the `n` youngest tasks holding a license that have run less than
-        `younger_than`; their licenses come back now, their work so far is lost."""
-        by_start = sorted(self.holding, key=lambda h: h[0] - h[1], reverse=True)
-        chosen = [h for h in by_start if t - (h[0] - h[1]) < younger_than][:n]
-        for end, duration, job in chosen:
-            self.holding.remove((end, duration, job))
-            self._requeue(job, duration)
-            self.res.preempted_task_minutes += (t - (end - duration)) / 60
         heapq.heapify(self.holding)
+        heapq.heapify(self.pending)
         return len(chosen)
 
     def start_tasks(self, i: int, t: float, running: int, max_count: int) -> None:
