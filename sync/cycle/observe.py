@@ -61,8 +61,9 @@ TailKey = tuple[str, str, str, str, str | None]  # source, path, tz, kind, log f
 
 @dataclass(frozen=True)
 class Room:
-    """A pool as the last cycle read it: licenses free, how many it keeps free for
-    artists (reserve and headroom), and its features as (source, feature)."""
+    """A pool as the last cycle left it: licenses free once the farm fills its limits,
+    how many it keeps free for artists (reserve and headroom), and its features as
+    (source, feature)."""
 
     free: int
     kept: int
@@ -320,8 +321,10 @@ class Observer:
                 continue  # a source down, an uncounted pool: nothing to measure against
             kept = fig.reserve + fig.headroom
             features = frozenset((f.source, f.feature) for f in pool.features)
+            # the farm may yet start tasks up to its limits: what is free once it has
+            starting = max(0, _claim(pp, fig.total) - fig.farm_use)
             if kept > 0:
-                self.rooms[name] = Room(fig.total - fig.in_use, kept, features)
+                self.rooms[name] = Room(fig.total - fig.in_use - starting, kept, features)
 
     def _watching(self, policy: Policy) -> dict[str, tuple[Room, Callable[[str, str], bool]]]:
         """The pools whose artists' checkouts a glance counts: those whose farm's own can
@@ -659,6 +662,17 @@ def _sharing_queues(
             if t.farm == farm_id and isinstance(lim, LimitState):
                 queues.update(a.queue_id for a in lim.associations)
     return sorted(queues)
+
+
+def _claim(pp: PoolPlan, total: int) -> int:
+    """What the pool's limits let the farm hold after this cycle's writes: their maxCount
+    (an unlimited one, the pool's total), none for a limit whose queues it pauses."""
+    claim = 0
+    for d in pp.decisions:
+        value = d.new if d.new is not None else d.current
+        if value is not None and not d.pause:
+            claim += total if value == -1 else value
+    return claim
 
 
 def _artists_took(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -11,9 +12,10 @@ from sync.law.limits import PoolPlan
 from sync.law.state import SourceState
 from sync.licenses import Report
 from sync.policy import parse_policy
-from sync.values.domain import Figures
+from sync.values.domain import Decision, Figures
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+FARM = "farm-0123456789abcdef0123456789abcdef"
 
 
 def policy(log, selector: str):
@@ -74,6 +76,19 @@ def test_a_cycle_reads_the_pool_anew_and_forgets_what_glances_counted(glance):
     obs.keep_rooms(pol, {"nuke": PoolPlan("nuke", (), Figures(20, 16, 12, "selector", 4, 3, 1))})
     assert obs.taken == {}
     assert write("OUT: cy@ws-03") is not None  # 4 free at the cycle, 3 after cy
+
+
+def test_the_room_counts_the_tasks_the_farm_may_still_start_under_its_limit(glance):
+    obs, pol, write = glance()
+    # the farm holds 12 under a maxCount of 14: 2 more may start, so 4 are left, not 6
+    decision = Decision("nuke", FARM, "amount.nuke", "limit-1", 14, 14, None, ())
+    fig = Figures(20, 14, 12, "selector", 2, 3, 1)
+    obs.keep_rooms(pol, {"nuke": PoolPlan("nuke", (decision,), fig)})
+    assert obs.rooms["nuke"].free == 4
+    assert write("OUT: ann@ws-01") is not None  # the first artist eats into what it keeps
+    paused = replace(decision, new=1, pause=("queue-a",))
+    obs.keep_rooms(pol, {"nuke": PoolPlan("nuke", (paused,), fig)})
+    assert obs.rooms["nuke"].free == 6  # its queue stopped: the farm starts nothing
 
 
 def test_a_pool_whose_farm_cannot_be_told_apart_counts_no_checkout(glance):

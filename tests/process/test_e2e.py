@@ -299,9 +299,10 @@ def test_an_artist_refused_brings_the_limit_down_within_seconds(farm_env, tmp_pa
 def test_artists_checkouts_leaving_less_free_than_the_pool_keeps_bring_the_limit_down(
     farm_env, tmp_path
 ):
-    """No one is refused yet: four artists check out in the log and leave the pool 14
-    free where it keeps 15 (reserve 14, headroom 1) for them. That starts a cycle at
-    once, and the limit comes down within seconds of the lines, not a minute later."""
+    """No one is refused yet: four artists check out in the log and leave the pool 11
+    free once the farm fills its limit of 3, where it keeps 15 (reserve 14, headroom 1)
+    for them. That starts a cycle at once, and the limit comes down within seconds of
+    the lines, not a minute later."""
     log = tmp_path / "foundry.log"
     log.write_text(" 9:00:00 (foundry) TIMESTAMP 12/3/2026\n")
     policy = Path(farm_env["policy"])
@@ -337,5 +338,5 @@ def test_artists_checkouts_leaving_less_free_than_the_pool_keeps_bring_the_limit
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
-    news = "pool nuke: artists took 4 since the last cycle, leaving 14 free of the 15 it keeps"
+    news = "pool nuke: artists took 4 since the last cycle, leaving 11 free of the 15 it keeps"
     assert f"{news}: a cycle now" in out, out

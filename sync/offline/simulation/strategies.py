@@ -63,6 +63,7 @@ def run(sc: Scenario, strategy: str, pool: Pool | None = None) -> Result:
                 day.res.log_cycles += 1
             day.news_at = None
             max_count = _poll(sc, strategy, day, sync, t, max_count)
+            day.keep_room(max_count)
         if max_count != old and strategy not in BOUNDS:
             day.res.writes += 1
         day.start_tasks(i, t, running, max_count)

@@ -143,6 +143,10 @@ class Day:
         # refused, or one whose checkout left fewer free than the pool keeps (`kept_free`)
         self.news_at: float | None = None
         self.kept_free = 0  # reserve + headroom at the last cycle; 0: checkouts are no news
+        # what the last cycle left artists once the farm fills its limit, and what artists
+        # took since (out less in): the service's `Room` and its glances' tally
+        self.room = 0
+        self.taken = 0
         # the oracle: licenses artists (and tasks it scheduled) hold, by step
         self.busy = _busy(sc, sessions, self.steps) if self.oracle else []
 
@@ -180,6 +184,7 @@ class Day:
         """Artists whose checkouts end let go; new ones and those retrying ask again."""
         while self.artists_end and self.artists_end[0] <= t:
             heapq.heappop(self.artists_end)
+            self.taken -= 1
         while self.artist_q and self.artist_q[0][0] <= t:
             start, end = self.artist_q.popleft()
             self._artist(t, end - start, t, 0, end)
@@ -233,7 +238,8 @@ class Day:
         if self._free() > 0:
             heapq.heappush(self.artists_end, end if tries == 0 else t + length)
             res.artist_minutes_lost += (t - first) / 60
-            if self._free() < self.kept_free:
+            self.taken += 1
+            if self.room - self.taken < self.kept_free:
                 self.news_at = t if self.news_at is None else self.news_at
         elif tries < RETRIES:
             res.artist_denials += tries == 0
@@ -266,6 +272,13 @@ class Day:
     def artists_wanting(self) -> int:
         """Artists holding a license or waiting to try again: what they want now."""
         return len(self.artists_end) + len(self.waiting)
+
+    def keep_room(self, max_count: int) -> None:
+        """What a cycle leaves artists once the farm fills its limit (none while its
+        queue is stopped): measured against the pool's `kept_free` until the next one."""
+        claim = 0 if self.paused else max_count
+        farm = max(claim, len(self.holding) + len(self.pending))
+        self.room, self.taken = self.sc.total - len(self.artists_end) - farm, 0
 
     def seen(self) -> tuple[int, int, int]:
         """(artists, farm) as the license server said `tool_latency` ago, and Deadline's
