@@ -10,7 +10,11 @@ with preemption, against the targets:
 - farm checkout failures: at most 20;
 - farm work: at least causal-h1-race's share of the oracle's, less 2 points.
 
+With `--frontier`, each shape also under the scenario's policy with one field changed
+(reserve 0, settle 1, one more headroom): what a TD's choice buys and costs.
+
     python benchmarks/race_targets.py [--days 10] [--scenario FILE]... [--json]
+                                      [--frontier]
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--scenario", action="append", help="default: shipped and kept apart")
     ap.add_argument("--json", action="store_true", help="the figures for scripts")
+    ap.add_argument("--frontier", action="store_true", help="one policy field changed")
     args = ap.parse_args()
     paths = [Path(p) for p in args.scenario] if args.scenario else SHIPPED + KEPT_APART
     out: dict[str, Any] = {}
@@ -47,8 +52,10 @@ def main() -> None:
         sc = _one_day_a_week(load_scenario(path)).model_copy(update={"seed": 1})
         t0 = time.perf_counter()
         t = totals(run_days(sc, LADDER + PLAIN + PREEMPT, args.days))
-        out[path.stem] = {"strategies": {s: x.as_dict() for s, x in t.items()},
-                          "targets": _targets(t)}  # fmt: skip
+        out[path.stem] = {
+            "strategies": {s: x.as_dict() for s, x in t.items()},
+            "targets": _targets(t),
+        }
         if not args.json:
             kept = " (kept apart)" if path.parent.name == "shapes" else ""
             print(f"{path.stem}{kept}: {args.days} days, {time.perf_counter() - t0:.0f} s")
@@ -56,6 +63,8 @@ def main() -> None:
             for what, v in out[path.stem]["targets"].items():
                 print(f"{'MET    ' if v['met'] else 'NOT MET'}  {what}: {v['figure']}")
             print()
+        if args.frontier:
+            out[path.stem]["frontier"] = _frontier(sc, args.days, args.json)
     if args.json:
         print(json.dumps(out, indent=2))
 
@@ -94,10 +103,39 @@ def _targets(t: dict[str, Totals]) -> dict[str, dict[str, Any]]:
     return checks
 
 
+def _frontier(sc: Scenario, days: int, quiet: bool) -> dict[str, Any]:
+    """The log-reading strategies under the scenario's policy with one field changed."""
+    pol = sc.policy
+    variants: dict[str, dict[str, Any]] = {
+        "as written": {},
+        "reserve 0": {"reserve": 0},
+        "settle 1": {"hysteresis": {**pol.get("hysteresis", {}), "settle": 1}},
+        "headroom + 1": {"headroom": pol.get("headroom", 0) + 1},
+    }
+    out: dict[str, Any] = {}
+    rows = []
+    for name, change in variants.items():
+        changed = sc.model_copy(update={"policy": {**pol, **change}})
+        t = totals(run_days(changed, [PLAIN[1], PREEMPT[1], "oracle"], days))
+        out[name] = {s: t[s].as_dict() for s in (PLAIN[1], PREEMPT[1])}
+        rows.append([name] + [_cell(t[s]) for s in (PLAIN[1], PREEMPT[1])])
+    if not quiet:
+        print(table(["setting", PLAIN[1], PREEMPT[1]], rows) + "\n")
+    return out
+
+
+def _cell(t: Totals) -> str:
+    """artist-minutes lost · farm failures · farm work"""
+    return f"{t.artist_minutes_lost:.0f} · {t.farm_denials} · {t.mean_share or 0:.1f}%"
+
+
 def _table(t: dict[str, Totals]) -> str:
     head = ["strategy", "artist-min lost", "farm failures", "% of oracle", "preempted task-min"]
-    rows = [[s, f"{x.artist_minutes_lost:.0f}", str(x.farm_denials), x.share(),
-             f"{x.preempted_task_minutes:.0f}"] for s, x in t.items()]  # fmt: skip
+    rows = [
+        [s, f"{x.artist_minutes_lost:.0f}", str(x.farm_denials), x.share(),
+         f"{x.preempted_task_minutes:.0f}"]
+        for s, x in t.items()
+    ]  # fmt: skip
     return table(head, rows)
 
 

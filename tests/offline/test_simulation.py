@@ -94,6 +94,11 @@ def test_an_artists_checkout_leaving_less_free_than_the_pool_keeps_starts_a_cycl
     sc = sc.model_copy(update={"policy": {**sc.policy, "headroom": 4}})
     r = run(sc, "license-sync-denials-preempt")
     assert r.log_cycles > 2 * r.refusals
+    refusals_only = sc.model_copy(
+        update={"sync": sc.sync.model_copy(update={"checkout_news": False})}
+    )
+    before = run(refusals_only, "license-sync-denials-preempt")
+    assert 0 < before.log_cycles <= before.refusals  # as before: a refusal's cycle only
     assert run(sc, "license-sync-preempt").log_cycles == 0  # no log read, no such cycle
     # a cycle started so restores the licenses kept free: fewer minutes lost than polling
     assert r.artist_minutes_lost < run(sc, "license-sync-preempt").artist_minutes_lost

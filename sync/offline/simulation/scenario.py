@@ -40,6 +40,9 @@ class SyncModel(_M):
     # from an artist's DENIED line to the cycle it starts (the log peeked every second,
     # cycles it starts at least 3 s apart; measured under 1 s, tests/process/test_e2e.py)
     log_latency: Duration = 5.0
+    # an artist's checkout read from the log starts a cycle where it leaves the pool less
+    # free than it keeps (the service does); false: refusals alone, as before issue #39
+    checkout_news: bool = True
 
 
 class Outage(_M):

@@ -94,7 +94,7 @@ def _poll(
     waiting = len(day.waiting) if sync.reads_log and not outage else 0
     new, preempt = sync.decide(now, seen, current_count, max_count, waiting)
     # the log shows an artist's checkout too: one leaving less free than this is news
-    day.kept_free = sync.kept_free if sync.reads_log else 0
+    day.kept_free = sync.kept_free if sync.reads_log and sc.sync.checkout_news else 0
     paused = sync.queue_status != ACTIVE
     day.res.writes += paused != day.paused  # a pause or a resume written
     day.paused = paused

@@ -239,7 +239,7 @@ class Day:
             heapq.heappush(self.artists_end, end if tries == 0 else t + length)
             res.artist_minutes_lost += (t - first) / 60
             self.taken += 1
-            if self.room - self.taken < self.kept_free:
+            if self.kept_free and self.room - self.taken < self.kept_free:
                 self.news_at = t if self.news_at is None else self.news_at
         elif tries < RETRIES:
             res.artist_denials += tries == 0
