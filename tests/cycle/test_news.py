@@ -94,3 +94,35 @@ def test_the_room_counts_the_tasks_the_farm_may_still_start_under_its_limit(glan
 def test_a_pool_whose_farm_cannot_be_told_apart_counts_no_checkout(glance):
     _, _, write = glance(selector="")  # the farm's use is currentCount: any OUT may be it
     assert write(*(f"OUT: a{i}@ws-{i}" for i in range(8))) is None
+
+
+def test_an_rlm_report_logs_checkouts_are_read_the_same_way(tmp_path):
+    log = tmp_path / "foundry.rlmlog"
+    log.write_text(
+        "RLM Report Log Format 0, version 16.1, authenticated\n"
+        "ISV: foundry, RLM version 16.1 BL2\n"
+        "START lic2 12/03/2026 08:00\n"
+    )
+    pol = parse_policy(
+        "farms: [{id: farm-0123456789abcdef0123456789abcdef}]\n"
+        f"sources: {{lic: {{kind: rlm, servers: ['5053@lic2'], log: {{path: '{log}'}}}}}}\n"
+        "pools:\n"
+        "  nuke: {limit: amount.nuke, features: [{source: lic, feature: nuke_r}],"
+        " headroom: 1, reserve: 3, farm_selector: {hosts: ['^render-']}}\n"
+    ).policy
+    obs = Observer()
+    obs.read_logs(pol, {"lic": SourceState(Report("rlm", True), NOW)}, NOW)
+    obs.keep_rooms(pol, {"nuke": PoolPlan("nuke", (), Figures(20, 14, 12, "selector", 2, 3, 1))})
+    with log.open("a") as fh:
+        fh.writelines(
+            f'OUT nuke_r 14.0 1 {who} {host} "" 1 1 0 4{i} 4{i} 3e8 "" "" "" 12/03 12:00:0{i}\n'
+            for i, (who, host) in enumerate(
+                [("r", "render-01"), ("ann", "ws-01"), ("bob", "ws-02")]
+            )
+        )
+    assert obs.news_now(pol, NOW) is None  # 6 free less ann and bob: 4, as it keeps
+    with log.open("a") as fh:
+        fh.write('OUT nuke_r 14.0 1 cy ws-03 "" 1 1 0 45 45 3e8 "" "" "" 12/03 12:00:09\n')
+    assert obs.news_now(pol, NOW) == (
+        "pool nuke: artists took 3 since the last cycle, leaving 3 free of the 4 it keeps"
+    )
