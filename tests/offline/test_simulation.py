@@ -334,11 +334,11 @@ def test_race_targets_say_each_target_met_or_not_against_causal_h1_race():
 
 
 def test_control_quality_reports_every_strategy_its_targets_and_the_frontier(tmp_path):
-    # studio-day to 15:00: the night, the ramp and the peak's first hours (the whole day
+    # studio-day to 14:00: the night, the ramp and the peak's first hours (the whole day
     # costs the suite seconds; the benchmark itself runs it whole)
     path = tmp_path / "studio-day.yaml"
     day = (ROOT / "sync/offline/simulation/scenarios/studio-day.yaml").read_text()
-    path.write_text(day.replace("duration: 24h", "duration: 15h"))
+    path.write_text(day.replace("duration: 24h", "duration: 14h"))
     p = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/control_quality.py"), "--days", "1",
          "--scenario", str(path), "--json"],
