@@ -315,15 +315,20 @@ def test_plot_draws_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_race_targets_say_each_target_met_or_not_against_causal_h1_race():
-    path = ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml"
+def benchmark(script: str, scenario) -> dict:
+    """A benchmark's figures for one seeded day of `scenario`, as it prints them."""
     p = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/race_targets.py"), "--days", "1",
-         "--scenario", str(path), "--json"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--days", "1",
+         "--scenario", str(scenario), "--json"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)["quiet-night"]
+    return json.loads(p.stdout)
+
+
+def test_race_targets_say_each_target_met_or_not_against_causal_h1_race():
+    path = ROOT / "sync/offline/simulation/scenarios/quiet-night.yaml"
+    out = benchmark("race_targets.py", path)["quiet-night"]
     bound = out["strategies"]["causal-h1-race"]
     assert len(out["targets"]) == 6  # three targets, without and with preemption
     failures = {k: v for k, v in out["targets"].items() if "failures" in k}
@@ -339,13 +344,7 @@ def test_control_quality_reports_every_strategy_its_targets_and_the_frontier(tmp
     path = tmp_path / "studio-day.yaml"
     day = (ROOT / "sync/offline/simulation/scenarios/studio-day.yaml").read_text()
     path.write_text(day.replace("duration: 24h", "duration: 14h"))
-    p = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/control_quality.py"), "--days", "1",
-         "--scenario", str(path), "--json"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    out = benchmark("control_quality.py", path)
     sc = load_scenario(path).model_copy(update={"seed": 1})
     days = run_days(sc, ["license-sync", "oracle"], 1)
     ls = out["studio-day"]["license-sync"]

@@ -263,6 +263,17 @@ def test_a_capture_for_a_source_the_policy_lacks_is_refused(tmp_path):
     assert run_cli("demo", "--capture", f"adsk={mine}").returncode == 1
 
 
+def seconds_until(limits: dict, lid: str, value: int, since: str) -> float:
+    """Seconds from now until the fake farm's limit reads `value` (at most 10)."""
+    written = time.monotonic()
+    while limits[lid].max_count != value:
+        assert time.monotonic() - written < 10, f"no cycle for {since}"
+        time.sleep(0.05)
+    took = time.monotonic() - written
+    print(f"from {since} to the limit written: {took:.2f} s")
+    return took
+
+
 def test_an_artist_refused_brings_the_limit_down_within_seconds(farm_env, tmp_path):
     """The interval is a minute; an artist's refusal in the server's log starts a cycle at
     once, and the limit comes down within 5 s of the line (the real process)."""
@@ -283,12 +294,7 @@ def test_an_artist_refused_brings_the_limit_down_within_seconds(farm_env, tmp_pa
         why = "Licensed number of users already reached. (-4,342)"
         with log.open("a") as fh:
             fh.write(f'12:00:00 (foundry) DENIED: "nuke_r" bob@ws-077  ({why})\n')
-        written = time.monotonic()
-        while limits[lid].max_count != 13:
-            assert time.monotonic() - written < 10, "no cycle for the refusal"
-            time.sleep(0.05)
-        took = time.monotonic() - written
-        print(f"from the refusal line to the limit written: {took:.2f} s")
+        took = seconds_until(limits, lid, 13, "the refusal line")
         assert took < 5, took
     finally:
         proc.terminate()
@@ -328,12 +334,7 @@ def test_artists_checkouts_leaving_less_free_than_the_pool_keeps_bring_the_limit
         with log.open("a") as fh:  # a render node's checkout is the farm's: no news
             fh.write('12:00:00 (foundry) OUT: "nuke_r" render@render-40\n')
             fh.writelines(f'12:00:01 (foundry) OUT: "nuke_r" a{i}@ws-{i:02d}\n' for i in range(4))
-        written = time.monotonic()
-        while limits[lid].max_count != 1:
-            assert time.monotonic() - written < 10, "no cycle for the checkouts"
-            time.sleep(0.05)
-        took = time.monotonic() - written
-        print(f"from the checkout lines to the limit written: {took:.2f} s")
+        took = seconds_until(limits, lid, 1, "the checkout lines")
         assert took < 5, took
     finally:
         proc.terminate()
