@@ -482,17 +482,33 @@ def _reserve(v: Any) -> Any:
 _SETTLE_TIME = r"^\s*\d+(?:\.\d+)?\s*(?:s|m|h)\s*$"
 
 
+def _settle(v: Any) -> int | str:
+    """A count of cycles (1, 2, 3…) or a time with its unit, at most a day."""
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10_000:
+        return v
+    if isinstance(v, str) and re.match(_SETTLE_TIME, v) and parse_duration(v.strip()) <= 86400:
+        return v
+    raise ValueError(
+        f"settle is a count of cycles (1: at once, 2: one interval, …) or a time with its "
+        f"unit (90s, 5m), at most a day; got {v!r}"
+    )
+
+
+Settle = Annotated[
+    Annotated[int, Field(ge=1, le=10_000)] | Annotated[str, Field(pattern=_SETTLE_TIME)],
+    BeforeValidator(_settle),
+]
+
+
 class Hysteresis(Model):
     deadband: int = Field(
         1, ge=1, le=INT32_MAX, description="changes smaller than this are skipped"
     )
-    settle: Annotated[int, Field(ge=1, le=10_000)] | Annotated[str, Field(pattern=_SETTLE_TIME)] = (
-        Field(
-            2,
-            description="how long an increase is wanted before it lands: a count of cycles "
-            "read as intervals (2: one interval, 1: at once) or a time such as 90s; a cycle a "
-            "refusal starts between two adds no more than the time it adds",
-        )
+    settle: Settle = Field(
+        2,
+        description="how long an increase is wanted before it lands: a count of cycles "
+        "read as intervals (2: one interval, 1: at once) or a time such as 90s; a cycle a "
+        "refusal starts between two adds no more than the time it adds",
     )
     max_step: int | None = Field(
         None,
@@ -500,13 +516,6 @@ class Hysteresis(Model):
         le=INT32_MAX,
         description="largest increase per interval, however many cycles run in it",
     )
-
-    @field_validator("settle")
-    @classmethod
-    def _settle_within_a_day(cls, v: int | str) -> int | str:
-        if isinstance(v, str) and parse_duration(v.strip()) > 86400:
-            raise ValueError(f"settle {v!r} is over a day")
-        return v
 
     def settle_seconds(self, interval: float) -> float:
         """How long an increase must be wanted: `settle` cycles are `settle - 1`

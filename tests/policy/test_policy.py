@@ -545,3 +545,19 @@ def test_a_reserve_window_earlier_ones_cover_whole_is_an_error():
     [msg] = problems(schedule(office, late, night))  # Friday's late window runs into Saturday
     assert "window sat 00:30-01:00 never applies" in msg and "fri 18:00-02:00 cover" in msg
     parse_policy(schedule(office, day, late))  # each still applies somewhere: the first wins
+
+
+@pytest.mark.parametrize("settle", ["2d", "1.5", "true", "0", "'2 minutes'"])
+def test_a_settle_that_is_neither_cycles_nor_a_time_is_said_once_in_words(settle):
+    [problem] = problems(GOOD + f"    hysteresis: {{settle: {settle}}}\n")
+    assert "settle is a count of cycles (1: at once, 2: one interval, …) or a time" in problem
+
+
+def test_settle_in_cycles_is_read_as_intervals_and_a_time_as_itself():
+    def seconds(settle: str) -> float:
+        pool = parse_policy(GOOD + f"    hysteresis: {{settle: {settle}}}\n").policy.pools["nuke"]
+        return pool.hysteresis.settle_seconds(60.0)
+
+    assert (seconds("1"), seconds("2"), seconds("3"), seconds("90s"), seconds("2m")) == (
+        0.0, 60.0, 120.0, 90.0, 120.0,
+    )  # fmt: skip
