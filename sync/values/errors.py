@@ -29,5 +29,10 @@ class HistoryError(SyncError):
     """The SQLite history could not be read or written."""
 
 
+class StateError(HistoryError):
+    """The durable memory's table (DynamoDB) could not be read or written, or this replica
+    does not hold the lease writing it needs: handled wherever the history's would be."""
+
+
 class HistoryLocked(SyncError):
     """Another license-sync process writes to this history: a second one must not start."""

@@ -1,0 +1,139 @@
+"""The lease and the durable memory in DynamoDB, against a real DynamoDB-compatible
+server on loopback (moto's server mode) through boto3."""
+
+from __future__ import annotations
+
+import urllib.request
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from sync.edges.dynamo_state import DynamoState
+from sync.edges.lease import Lease
+from sync.values.errors import StateError
+from tests.support.process import free_port
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+TABLE = "license-sync"
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """A DynamoDB-compatible server on a free loopback port, for this module's tests."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def dynamodb(aws_env, moto_url):
+    """A client of the server, emptied (its backends outlive a test), with the table."""
+    reset = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=5).close()
+    client = boto3.client("dynamodb", region_name="us-west-2", endpoint_url=moto_url)
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client
+
+
+class Clock:
+    """A replica's own monotonic clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def replica(client, name: str, clock: Clock, duration: float = 20.0) -> Lease:
+    return Lease(client, TABLE, name, duration, monotonic=clock)
+
+
+def test_one_replica_holds_the_lease_and_another_waits_while_it_beats(dynamodb):
+    a_clock, b_clock = Clock(), Clock()
+    a, b = replica(dynamodb, "a", a_clock), replica(dynamodb, "b", b_clock)
+    assert a.beat() and a.held and a.remaining() == 20.0
+    for _ in range(10):  # a renews every 5 s; b sees a new version each time
+        a_clock.t += 5
+        b_clock.t += 5
+        assert a.beat() and not b.beat()
+    assert a.remaining() == 20.0 and b.remaining() == 0.0
+
+
+def test_a_replica_takes_over_only_after_a_whole_duration_of_the_same_version(dynamodb):
+    a_clock, b_clock = Clock(), Clock()
+    a, b = replica(dynamodb, "a", a_clock), replica(dynamodb, "b", b_clock)
+    assert a.beat()
+    assert not b.beat()  # b first sees a's version: its count starts now, on its own clock
+    b_clock.t += 19.9
+    assert not b.beat()
+    b_clock.t += 0.2
+    assert b.beat() and b.held
+    # a, frozen meanwhile (a pause, a partition), finds the lease gone at its next beat
+    a_clock.t += 5
+    assert not a.beat() and not a.held
+
+
+def test_remaining_counts_from_when_the_last_renewal_was_sent(dynamodb):
+    clock = Clock()
+    a = replica(dynamodb, "a", clock)
+    assert a.beat()
+    clock.t += 15
+    assert a.remaining() == 5.0 and a.held
+    clock.t += 5
+    assert a.remaining() == 0.0 and not a.held
+
+
+def test_a_released_lease_is_taken_at_once(dynamodb):
+    a, b = replica(dynamodb, "a", Clock()), replica(dynamodb, "b", Clock())
+    assert a.beat()
+    a.release()
+    assert b.beat()  # a rolling update: the new replica need not wait a duration
+
+
+def test_the_durable_memory_is_read_by_any_replica_and_written_by_the_holder_only(dynamodb):
+    a_clock, b_clock = Clock(), Clock()
+    a, b = replica(dynamodb, "a", a_clock), replica(dynamodb, "b", b_clock)
+    assert a.beat()
+    mine, theirs = DynamoState(dynamodb, TABLE, a), DynamoState(dynamodb, TABLE, b)
+    mine.set_state("limit_originals", {"farm/limit": 19}, NOW)
+    rows = [{"job_id": f"job-{i}", "original": -1, "last_written": 4} for i in range(150)]
+    mine.save_job_originals(rows, NOW)  # two transactions of at most 99 writes each
+    assert theirs.get_state("limit_originals") == {"farm/limit": 19}
+    assert len(theirs.job_originals()) == 150
+    assert theirs.job_originals()["job-7"]["last_written"] == 4
+    with pytest.raises(StateError, match="lease is not held"):
+        theirs.set_state("memory", [], NOW)
+    # a deposed writer: b takes over while a is frozen; a's write is refused, not landed
+    b.beat()
+    b_clock.t += 21
+    assert b.beat()
+    with pytest.raises(StateError, match="the lease passed to another replica"):
+        mine.set_state("limit_originals", {}, NOW)
+    assert theirs.get_state("limit_originals") == {"farm/limit": 19}
+    theirs.drop_job_originals([f"job-{i}" for i in range(100)])
+    assert len(mine.job_originals()) == 50
+
+
+def test_a_missing_table_or_one_of_another_shape_is_one_clear_error(dynamodb):
+    with pytest.raises(StateError, match="dynamodb:nope: no such table"):
+        DynamoState(dynamodb, "nope", None).check()
+    dynamodb.create_table(
+        TableName="other",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(StateError, match="not a license-sync state table"):
+        DynamoState(dynamodb, "other", None).check()
+    DynamoState(dynamodb, TABLE, None).check()
