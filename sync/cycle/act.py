@@ -32,6 +32,7 @@ from sync.cycle.writes import (
 )
 from sync.cycle.writes.job_caps import Answers
 from sync.edges.deadline import GONE, Deadline
+from sync.edges.lease import Lease
 from sync.edges.metrics import Metrics
 from sync.law.jobplan import FarmJobs
 from sync.law.limits import requeues
@@ -48,6 +49,7 @@ from sync.values.domain import (
 from sync.values.errors import DeadlineError, HistoryError
 
 log = logging.getLogger("license_sync")
+MIN_WRITE_SECONDS = 1.0  # a write with less than this left on the lease is not sent
 
 
 class Where(Protocol):
@@ -103,6 +105,8 @@ class Writer:
         self.metrics = metrics
         self.stopping = False  # set on SIGTERM: no new write starts
         self.requeued: dict[str, datetime] = {}  # task id → when we requeued it (releasing)
+        self.lease: Lease | None = None  # with replicas: every write checks it first
+        self.lease_margin = 0.0
         for w in WRITES:  # every kind's series from the first scrape: rate() needs a zero
             metrics.changes.labels(w.kind)
 
@@ -165,7 +169,7 @@ class Writer:
         return self._send_counted(w, dl, at, reason)
 
     def _send_counted(self, w: Write, dl: Deadline, at: Where, reason: str = "") -> object:
-        answer = w.send(dl)
+        answer = self._leased(w, dl)
         if landed := w.landed(answer):
             self.metrics.changes.labels(w.kind).inc(landed)
         if words := w.words():
@@ -174,6 +178,27 @@ class Writer:
             extra = {"pool": at.pool, "limit": at.limit_ref, "reason": reason}
             log.log(w.level, "%s: %s", whose, said, extra=extra)
         return answer
+
+    def _leased(self, w: Write, dl: Deadline) -> object:
+        """Send `w` — under a lease, only with time left on it, and cut `margin` before
+        the lease could pass to another replica: Deadline's writes take no precondition,
+        so a write must end while its writer is still the only one (docs/design.md, "Two
+        replicas")."""
+        if self.lease is None:
+            return w.send(dl)
+        left = self.lease.remaining() - self.lease_margin
+        if left < MIN_WRITE_SECONDS:
+            raise DeadlineError(
+                f"{left + self.lease_margin:.1f}s left on the lease: not sent (the next "
+                "cycle writes it if this replica still holds the lease)",
+                code="LeaseShort",
+            )
+        before = dl.call_deadline
+        dl.call_deadline = min(before, left)
+        try:
+            return w.send(dl)
+        finally:
+            dl.call_deadline = before
 
     def _keep(self, keep: Keep, now: datetime) -> None:
         """Put on disk what a write overwrites, before it is sent."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sync.edges.history import History
 from sync.law.state import LimitKey, Memory
@@ -21,9 +21,27 @@ from sync.values.errors import HistoryError
 log = logging.getLogger("license_sync")
 
 
+class Durable(Protocol):
+    """Where the durable memory is kept: the history (`History`) or a DynamoDB table
+    replicas share (`DynamoState`)."""
+
+    path: str
+    fresh: bool
+
+    def get_state(self, key: str, default: Any = None) -> Any: ...
+    def set_state(self, key: str, value: Any, now: datetime) -> None: ...
+    def job_originals(self) -> dict[str, dict[str, Any]]: ...
+    def save_job_originals(self, rows: Iterable[dict[str, Any]], now: datetime) -> None: ...
+    def drop_job_originals(self, job_ids: Iterable[str]) -> None: ...
+
+
 class MemoryStore:
-    def __init__(self, history: History | None, adopt: bool = False):
-        self.history = history
+    def __init__(
+        self, history: History | None, adopt: bool = False, durable: Durable | None = None
+    ):
+        self.history = history  # this replica's own: what `restore` records it did
+        # where the durable memory is: the history, or a table replicas share
+        self.durable: Durable | None = durable if durable is not None else history
         self.adopt = adopt
         self.limit_originals: dict[str, int] = {}  # "farm/limit id" → maxCount before us
         # each farm the history has known, as the policy named it: `restore` reaches a farm
@@ -39,9 +57,9 @@ class MemoryStore:
         """What the history remembers. One that cannot be read whole remembers nothing,
         and is `unreadable`: the service then writes no job cap (`writable` is False).
         What could be read of it is kept in `salvaged`, for `restore` to put back."""
-        if self.history is None:
+        if self.durable is None:
             return Memory()
-        h, failed = self.history, []
+        h, failed = self.durable, []
 
         def part(what: str, read: Callable[[], Any], empty: Any) -> Any:
             try:
@@ -80,11 +98,11 @@ class MemoryStore:
 
     @property
     def writable(self) -> bool:
-        return self.history is not None and self.unreadable is None
+        return self.durable is not None and self.unreadable is None
 
     def save_limits(self, limits: Mapping[LimitKey, LimitMemory], now: datetime) -> None:
         """Raises HistoryError when it is not on disk."""
-        if self.history is None or self.unreadable:
+        if self.durable is None or self.unreadable:
             return
         rows = [
             [
@@ -98,7 +116,7 @@ class MemoryStore:
             ]
             for (f, lim), m in sorted(limits.items())
         ]
-        self.history.set_state("memory", rows, now)
+        self.durable.set_state("memory", rows, now)
         if self.limit_originals_unsaved:
             self._save_limit_originals(now)
 
@@ -106,9 +124,9 @@ class MemoryStore:
         """Keep each farm's entry (region, read threads) beside what we wrote on it; farms
         the policy dropped stay known. Raises HistoryError when it is not on disk."""
         merged = {**self.farms, **farms}
-        if merged == self.farms or self.history is None or self.unreadable:
+        if merged == self.farms or self.durable is None or self.unreadable:
             return
-        self.history.set_state("farms", merged, now)
+        self.durable.set_state("farms", merged, now)
         self.farms = merged
 
     def remember_limit_original(
@@ -125,10 +143,10 @@ class MemoryStore:
         self._save_limit_originals(now)
 
     def _save_limit_originals(self, now: datetime) -> None:
-        if self.history is None or self.unreadable:
+        if self.durable is None or self.unreadable:
             return
         self.limit_originals_unsaved = True
-        self.history.set_state("limit_originals", self.limit_originals, now)
+        self.durable.set_state("limit_originals", self.limit_originals, now)
         self.limit_originals_unsaved = False
 
     def forget_limit_originals(self, keys: Iterable[str], now: datetime) -> None:
@@ -138,16 +156,16 @@ class MemoryStore:
 
     def save_jobs(self, records: Iterable[JobOriginal], now: datetime) -> None:
         """Raises HistoryError when they are not on disk."""
-        assert self.history is not None
-        self.history.save_job_originals([r.as_row() for r in records], now)
+        assert self.durable is not None
+        self.durable.save_job_originals([r.as_row() for r in records], now)
 
     def drop_jobs(self, job_ids: Iterable[str]) -> None:
-        assert self.history is not None
-        self.history.drop_job_originals(list(job_ids))
+        assert self.durable is not None
+        self.durable.drop_job_originals(list(job_ids))
 
     def save_unadopted(self, job_ids: Iterable[str], now: datetime) -> None:
-        if self.history is not None:
-            self.history.set_state("unadopted_jobs", sorted(job_ids), now)
+        if self.durable is not None:
+            self.durable.set_state("unadopted_jobs", sorted(job_ids), now)
 
 
 def _limit_memory(row: list[Any]) -> LimitMemory:

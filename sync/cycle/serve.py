@@ -45,17 +45,7 @@ def serve(
     health = _start_health(svc, address)
     idle = threading.Event()  # set while no cycle runs
     idle.set()
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        _cycle_job(svc, stop, idle, on_cycle, max_cycles),
-        "interval",
-        seconds=svc.policy.interval,
-        id=JOB,
-        max_instances=1,
-        coalesce=True,
-        next_run_time=datetime.now(UTC),
-        misfire_grace_time=None,
-    )
+    scheduler = _scheduler(svc, _cycle_job(svc, stop, idle, on_cycle, max_cycles))
     scheduler.add_listener(_after_cycle(svc, scheduler, stop), EVENT_JOB_EXECUTED)
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -87,6 +77,26 @@ def serve(
         _abandon(svc, stop_grace)
     log.info("stopped cleanly")
     return 0
+
+
+def _scheduler(svc: Service, cycle: Callable[[], None]) -> BackgroundScheduler:
+    """The cycle on the policy's interval, the first at once; with replicas, the lease's
+    heartbeat beside it (renewed, or waited for, never behind a slow cycle)."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        cycle,
+        "interval",
+        seconds=svc.policy.interval,
+        id=JOB,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+        misfire_grace_time=None,
+    )
+    if svc.lease is not None:
+        every = svc.policy.state.lease.heartbeat
+        scheduler.add_job(svc.lease.beat, "interval", seconds=every, id="lease", max_instances=1)
+    return scheduler
 
 
 def _kick_if_overdue(svc: Service, scheduler: BackgroundScheduler, idle: threading.Event) -> None:
@@ -127,7 +137,11 @@ def _kick_on_news(
 def _wind_down(
     svc: Service, health: HealthServer, handlers: dict[signal.Signals, Any], finished: bool
 ) -> None:
-    """Everything serve() set up, put back: the process may go on (the demo, the tests)."""
+    """Everything serve() set up, put back: the process may go on (the demo, the tests).
+    The lease is given up only with no write in flight: the next replica need not wait it
+    out, and a write abandoned in flight keeps it held until it runs out."""
+    if finished and svc.lease is not None:
+        svc.lease.release()
     health.stop()
     for s, h in handlers.items():
         signal.signal(s, h)

@@ -16,13 +16,14 @@ from sync.cycle.act import Writer
 from sync.cycle.around import named, say_changes
 from sync.cycle.audit import SetupWatch
 from sync.cycle.health import Health
-from sync.cycle.memory import MemoryStore
+from sync.cycle.memory import Durable, MemoryStore
 from sync.cycle.observe import Observer
 from sync.cycle.record import CycleResult, record
 from sync.cycle.reload import PolicyWatcher
 from sync.edges.answers import Budget
 from sync.edges.deadline import Deadline
 from sync.edges.history import History
+from sync.edges.lease import Lease
 from sync.edges.metrics import Metrics
 from sync.edges.sources import Source, source_for
 from sync.law.reconcile import Plan, carry, reconcile
@@ -64,6 +65,8 @@ class Service:
         adopt: bool = False,
         monotonic: Callable[[], float] | None = None,
         cycle_budget: float | None = None,
+        durable: Durable | None = None,
+        lease: Lease | None = None,
     ):
         self.deadline_factory = deadline_factory
         self.budget = Budget()  # every farm's calls in a cycle share it
@@ -80,12 +83,17 @@ class Service:
         self.dry_run = dry_run
         self.source_factory = source_factory
         self.watcher = PolicyWatcher(loaded, self.metrics, policy_quiet) if watch_policy else None
-        self.store = MemoryStore(history, adopt=adopt)
+        self.store = MemoryStore(history, adopt=adopt, durable=durable)
         self.memory: Memory = self.store.load()
+        self.lease = lease  # with replicas: this one writes while it holds it
+        self.led = lease is None  # whether it held it at the last cycle
         self.observer = Observer(history)
         self.writer = Writer(
             self.deadline, self.store, self.metrics, unadopted=self.memory.unadopted
         )
+        self.writer.lease = lease
+        self.writer.lease_margin = loaded.policy.state.lease.margin
+        self.metrics.leader.set(int(self.led))
         self.history_lost = False
         self.displaced = False  # another instance writes to the history at our path
         self.around_said: dict[str, str] = {}  # each pool's use around its limits, as logged
@@ -212,12 +220,13 @@ class Service:
 
     def _cycle(self, now: datetime) -> CycleResult:
         t0 = time.monotonic()  # how long it takes, as the histogram shows it
-        if not self.dry_run:
+        leading = self.leading()
+        if not self.dry_run and leading:
             self._remember_farms(now)
         observed, plan = self.observe_and_plan(now)
         say_changes(observed, plan.pools, self.around_said)
         lost = self._check_history()
-        write = not self.dry_run and not self._taken_over()
+        write = not self.dry_run and leading and not self._taken_over()
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)
         failed = [a.decision.key for a in outcome.applied if not a.ok]
         self.memory = carry(plan, failed, outcome.originals, outcome.stamps)
@@ -289,6 +298,23 @@ class Service:
         self.metrics.history_lost.set(int(lost))
         return lost
 
+    def leading(self) -> bool:
+        """Whether this replica writes: always without a lease, while it holds it with
+        one. Taking the lease over reads the memory anew: the last holder wrote it."""
+        if self.lease is None:
+            return True
+        held = self.lease.held
+        if held and not self.led:
+            self.memory = self.store.load()
+            self.writer.unadopted = self.memory.unadopted
+            log.info("this replica writes to the farms now, from the memory the last one kept")
+        elif self.led and not held:
+            self.metrics.lease_lost.inc()
+            log.error("this replica lost the writer's lease: it writes nothing from now on")
+        self.led = held
+        self.metrics.leader.set(int(held))
+        return held
+
     def _taken_over(self) -> bool:
         """Another instance writes to the history now at our path: two writers would flap
         the limits and strip each other's caps, so this one writes nothing at all."""
@@ -317,4 +343,9 @@ class Service:
             return False, f"{self.store.unreadable}: repair or move it aside, then restart"
         if self.history_lost:
             return False, "the history file was removed or replaced: restart the service"
-        return self.health.ready(self.policy.interval)
+        ok, why = self.health.ready(self.policy.interval)
+        if self.lease is not None and not self.led:
+            why = (
+                f"waiting: another replica holds the writer's lease, this one writes nothing; {why}"
+            )
+        return ok, why

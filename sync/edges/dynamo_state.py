@@ -12,7 +12,10 @@ write cannot land over the new writer's memory.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
@@ -159,3 +162,29 @@ def _why(e: ClientError, action: str) -> str:
     if code == "TransactionCanceledException" and "ConditionalCheckFailed" in message:
         return "the lease passed to another replica: this write was refused, as it must be"
     return f"{action} failed: {code}: {message}"
+
+
+def open_table(
+    table: str, region: str | None, lease_seconds: float | None, endpoint_url: str | None = None
+) -> tuple[DynamoState, Lease | None]:
+    """The durable memory's table, checked, and this replica's lease on it (None for a
+    reader: `plan`, `explain`). Raises StateError, saying what to do, when the table
+    cannot be used."""
+    import boto3
+    from botocore.config import Config
+
+    retries = {"mode": "adaptive", "total_max_attempts": 4}
+    cfg = Config(
+        retries=retries, connect_timeout=3, read_timeout=5, user_agent_extra="license-sync"
+    )
+    try:
+        client = boto3.session.Session().client(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=cfg
+        )
+    except BotoCoreError as e:  # no region, above all
+        raise StateError(f"dynamodb:{table}: {e}: set `state.region` or AWS_REGION") from e
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    lease = None if lease_seconds is None else Lease(client, table, owner, lease_seconds)
+    state = DynamoState(client, table, lease)
+    state.check()
+    return state, lease

@@ -354,6 +354,18 @@ class Metrics:
             "no job cap is written until a restart",
             registry=r,
         )
+        self.leader = Gauge(
+            P + "leader",
+            "1 while this replica holds the writer's lease (or runs alone, state: sqlite); "
+            "0: a replica in waiting, serving metrics and writing nothing",
+            registry=r,
+        )
+        self.lease_lost = Counter(
+            P + "lease_lost_total",
+            "Times this replica lost the writer's lease it held (taken over, or not renewed "
+            "in time)",
+            registry=r,
+        )
         self.setup_findings = Gauge(
             P + "setup_findings",
             "Mistakes in the farm's setup that defeat a pool's limit, by kind, as the last "

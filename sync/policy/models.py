@@ -638,9 +638,59 @@ class Pool(Model):
         return self
 
 
+class LeaseConfig(Model):
+    """The writer's lease (docs/design.md, "Two replicas")."""
+
+    duration: Annotated[Duration, Field(ge=2, le=600)] = Field(
+        30.0, description="how long a lease not renewed stays its holder's, e.g. 30s"
+    )
+    heartbeat: Annotated[Duration, Field(gt=0, le=200)] = Field(
+        5.0, description="how often the holder renews it, and a waiting replica looks"
+    )
+    margin: Annotated[Duration, Field(ge=0, le=300)] = Field(
+        5.0, description="a write to Deadline is cut this long before the lease could pass"
+    )
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> LeaseConfig:
+        if self.heartbeat * 3 > self.duration:
+            raise ValueError(
+                f"heartbeat {self.heartbeat:g}s is over a third of the duration "
+                f"{self.duration:g}s: one slow renewal would lose the lease"
+            )
+        if self.margin + self.heartbeat >= self.duration:
+            raise ValueError(
+                "margin + heartbeat must be under the duration: no write could be sent"
+            )
+        return self
+
+
+class StateConfig(Model):
+    """Where the durable memory lives: the originals, the paused queues, the jobs left
+    alone. `sqlite`: in the history file; `dynamodb`: in a table, shared by replicas."""
+
+    store: Literal["sqlite", "dynamodb"] = Field(
+        "sqlite", description="sqlite (in the history, one replica) or dynamodb (replicas)"
+    )
+    table: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{3,255}$", description="the DynamoDB table"
+    )
+    region: str | None = Field(
+        None, description="the table's AWS region; default the environment's"
+    )
+    lease: LeaseConfig = LeaseConfig()
+
+    @model_validator(mode="after")
+    def _a_table_for_dynamodb(self) -> StateConfig:
+        if self.store == "dynamodb" and self.table is None:
+            raise ValueError("state: {store: dynamodb} needs `table:`, the DynamoDB table")
+        return self
+
+
 class Policy(Model):
     interval: Interval = Field(60.0, description="seconds between cycles, e.g. 60s (1s to 1h)")
     history: HistoryConfig = HistoryConfig()
+    state: StateConfig = StateConfig()
     metrics: MetricsConfig = MetricsConfig()
     farms: list[FarmConfig] = Field(
         [], description="the Deadline farms; none: a license exporter only, no AWS"

@@ -9,7 +9,9 @@ from typing import Any
 
 from sync.cycle.service import Service
 from sync.edges.deadline import factory_for
+from sync.edges.dynamo_state import DynamoState, open_table
 from sync.edges.history import History
+from sync.edges.lease import Lease
 from sync.edges.metrics import Metrics
 from sync.policy import LoadedPolicy
 from sync.values.errors import HistoryError
@@ -36,6 +38,7 @@ def build_service(
     if history:
         cfg = loaded.policy.history
         hist = open_history(cfg.path, cfg.keep, metrics, read_only_ok, cfg.journal)
+    durable, lease = _state(loaded, writes=history and not dry_run)
     return Service(
         loaded,
         deadline_factory=factory_for(metrics, endpoint_url, session),
@@ -44,7 +47,22 @@ def build_service(
         dry_run=dry_run,
         watch_policy=watch,
         adopt=adopt,
+        durable=durable,
+        lease=lease,
     )
+
+
+def _state(loaded: LoadedPolicy, writes: bool) -> tuple[DynamoState | None, Lease | None]:
+    """With `state: {store: dynamodb}`, the table and (for a service that writes) this
+    replica's lease, tried once: a lone replica writes from its first cycle."""
+    st = loaded.policy.state
+    if st.store != "dynamodb":
+        return None, None
+    assert st.table is not None
+    durable, lease = open_table(st.table, st.region, st.lease.duration if writes else None)
+    if lease is not None:
+        lease.beat()
+    return durable, lease
 
 
 def open_history(

@@ -3,46 +3,27 @@ server on loopback (moto's server mode) through boto3."""
 
 from __future__ import annotations
 
-import urllib.request
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 
 from sync.edges.dynamo_state import DynamoState
 from sync.edges.lease import Lease
 from sync.values.errors import StateError
-from tests.support.process import free_port
+from tests.support.dynamo import TABLE, moto_server, state_table
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
-TABLE = "license-sync"
 
 
 @pytest.fixture(scope="module")
 def moto_url():
-    """A DynamoDB-compatible server on a free loopback port, for this module's tests."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
 def dynamodb(aws_env, moto_url):
-    """A client of the server, emptied (its backends outlive a test), with the table."""
-    reset = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=5).close()
-    client = boto3.client("dynamodb", region_name="us-west-2", endpoint_url=moto_url)
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return client
+    return state_table(moto_url)
 
 
 class Clock:
