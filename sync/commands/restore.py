@@ -4,20 +4,48 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from pathlib import Path
 
 from sync.commands import EXIT_ERROR, EXIT_OK
 from sync.cycle.restore import restore as restore_all
-from sync.cycle.service import utcnow
+from sync.cycle.service import Service, utcnow
 from sync.policy import load_policy
 from sync.process import logging_setup
 from sync.process.app import build_service
 from sync.values.errors import SyncError
 
 
+def _hold_the_lease(svc: Service) -> threading.Event:
+    """With replicas, restore writes as the writer does: it takes the lease, waiting out a
+    writer that was killed, refuses while a running one renews it, and renews it while it
+    writes. Returns what stops the renewals."""
+    done, lease = threading.Event(), svc.lease
+    if lease is None:
+        return done
+    if not lease.held:
+        print(f"waiting up to {lease.duration:g}s for the writer's lease…", file=sys.stderr)
+        time.sleep(lease.duration + 0.5)  # the version first seen must stay this long
+        if not lease.beat():
+            raise SyncError(
+                f"another replica holds the writer's lease of {svc.store.durable_path}: "
+                "stop the service's replicas first, then restore"
+            )
+    every = svc.policy.state.lease.heartbeat
+
+    def renew() -> None:
+        while not done.wait(every):
+            lease.beat()
+
+    threading.Thread(target=renew, name="lease", daemon=True).start()
+    return done
+
+
 def restore(args: argparse.Namespace) -> int:
     logging_setup.setup("text", args.verbose)
     svc = build_service(load_policy(args.config), watch=False, read_only_ok=True)
+    renewing = _hold_the_lease(svc)
     path = svc.policy.history.path
     if svc.history is None or not Path(path).exists():
         raise SyncError(f"no history at {path!r}: nothing to restore")
@@ -31,6 +59,9 @@ def restore(args: argparse.Namespace) -> int:
         done = restore_all(memory, svc.writer, utcnow(), limits=args.limits)
     finally:
         svc.history.close()
+        renewing.set()
+        if svc.lease is not None:
+            svc.lease.release()
     for line in done.lines:
         print(line)
     for line in done.failed:

@@ -97,6 +97,11 @@ class MemoryStore:
         return Memory(limits, originals, frozenset(unadopted), first_look)
 
     @property
+    def durable_path(self) -> str:
+        """Where the durable memory is, as messages name it."""
+        return self.durable.path if self.durable is not None else "(nowhere: no history)"
+
+    @property
     def writable(self) -> bool:
         return self.durable is not None and self.unreadable is None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +29,11 @@ def dynamodb(aws_env):
 def replica(farm_env, tmp_path: Path, name: str, url: str):
     """A copy of the farm's policy for one replica: its own history and metrics port,
     the shared table; started."""
+    path, env, port = replica_policy(farm_env, tmp_path, name, url)
+    return run_service(path, env), port
+
+
+def replica_policy(farm_env, tmp_path: Path, name: str, url: str):
     doc = yaml.safe_load(Path(farm_env["policy"]).read_text())
     port = free_port()
     doc.update(
@@ -37,8 +44,7 @@ def replica(farm_env, tmp_path: Path, name: str, url: str):
     )
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
-    env = {**farm_env["env"], "AWS_ENDPOINT_URL_DYNAMODB": url}
-    return run_service(path, env), port
+    return path, {**farm_env["env"], "AWS_ENDPOINT_URL_DYNAMODB": url}, port
 
 
 def leader(port: int) -> float | None:
@@ -83,3 +89,11 @@ def test_one_replica_writes_the_other_takes_over_when_it_is_killed(farm_env, dyn
         out = b.communicate(timeout=30)[0] if b is not None else ""
         a.communicate(timeout=30)
     assert "this replica writes to the farms now" in out, out
+    # a third machine, with a history of its own: restore finds the originals in the table
+    path, env, _ = replica_policy(farm_env, tmp_path, "c", dynamodb)
+    p = subprocess.run(
+        [sys.executable, "-m", "sync", "restore", "--config", str(path), "--limits"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert limits[lid].max_count == 19  # the maxCount before license-sync's first write
