@@ -182,7 +182,9 @@ def open_table(
             "dynamodb", region_name=region, endpoint_url=endpoint_url, config=cfg
         )
     except BotoCoreError as e:  # no region, above all
-        raise StateError(f"dynamodb:{table}: {e}: set `state.region` or AWS_REGION") from e
+        raise StateError(
+            f"dynamodb:{table}: {e}: set `state.region` (or `--region`) or AWS_DEFAULT_REGION"
+        ) from e
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     lease = None if lease_seconds is None else Lease(client, table, owner, lease_seconds)
     state = DynamoState(client, table, lease)

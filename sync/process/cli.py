@@ -316,6 +316,26 @@ def _add_restore(sub: Sub) -> None:
     )
 
 
+def _add_state(sub: Sub) -> None:
+    p = _command(
+        sub,
+        "state",
+        "state:copy",
+        "copy the durable memory between a history file and a DynamoDB table",
+        "Copy the durable memory — each limit's and job's original, the queues paused,\n"
+        "the jobs left alone — from one store to another, whole: the destination ends as\n"
+        "the source is (a job original the source lacks is removed). Safe to run twice.\n"
+        "A table is written under its writer's lease: stop the service first.\n"
+        "  license-sync state copy --from sqlite:/data/license-sync.db --to dynamodb:license-sync\n"
+        "(docs/operations.md, 'Two replicas').",
+    )
+    p.add_argument("action", choices=["copy"], help="what to do (copy)")
+    p.add_argument("--from", dest="source", required=True, metavar="STORE",
+                   help="sqlite:PATH or dynamodb:TABLE")  # fmt: skip
+    p.add_argument("--to", required=True, metavar="STORE", help="sqlite:PATH or dynamodb:TABLE")
+    p.add_argument("--region", help="the table's AWS region (default: the environment's)")
+
+
 def _add_simulate(sub: Sub) -> None:
     p = _command(
         sub,
@@ -510,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_policy,
         _add_history,
         _add_restore,
+        _add_state,
         _add_audit,
         _add_simulate,
         _add_demo,
