@@ -38,7 +38,7 @@ def subprocess_cli(
 def test_the_help_lists_every_command():
     assert commands() == sorted(
         ["audit", "demo", "explain", "healthcheck", "history", "init", "parse", "plan", "replay",
-         "restore", "run", "schema", "simulate", "validate"]
+         "restore", "run", "schema", "simulate", "state", "validate"]
     )  # fmt: skip
 
 

@@ -27,23 +27,27 @@ def test_the_configmaps_policy_is_one_the_service_takes():
     pod = m["Deployment"]["spec"]["template"]["spec"]
     [c] = pod["containers"]
     mounts = {v["name"]: v["mountPath"] for v in c["volumeMounts"]}
-    claims = {v["name"]: v for v in pod["volumes"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
     assert loaded.policy.history.path.startswith(mounts["history"] + "/")
-    assert (
-        claims["history"]["persistentVolumeClaim"]["claimName"]
-        == (m["PersistentVolumeClaim"]["metadata"]["name"])
-    )
+    assert "emptyDir" in volumes["history"]  # each pod's own: the originals are in the table
+    assert loaded.policy.state.store == "dynamodb" and loaded.policy.state.table
     assert mounts["policy"] == "/config" and "subPath" not in str(c["volumeMounts"])
     port = int(loaded.policy.metrics.address.rpartition(":")[2])
     assert c["ports"][0]["containerPort"] == port
     assert m["Service"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
 
 
-def test_one_writer_a_non_root_read_only_pod_and_probes_on_health():
+def test_two_replicas_one_writer_a_non_root_read_only_pod_and_probes_on_health():
     m = manifests()
     spec = m["Deployment"]["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    # a rolling update starts the new pod first: the lease keeps one writer
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pdb = m["PodDisruptionBudget"]["spec"]
+    assert pdb["minAvailable"] == 1 and pdb["selector"] == spec["selector"]
     pod = spec["template"]["spec"]
+    [term] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     [c] = pod["containers"]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -146,12 +150,14 @@ def test_the_task_role_is_the_iam_policy_of_config():
         ]
 
 
-def test_one_task_writes_a_history_on_efs_with_the_policy_it_was_given():
+def test_two_tasks_one_writer_by_the_stacks_table_with_the_policy_they_were_given():
     t = template()
     res = t["Resources"]
     svc = res["Service"]["Properties"]
-    assert svc["DesiredCount"] == 1
-    assert svc["DeploymentConfiguration"]["MaximumPercent"] == 100  # the old one stops first
+    assert svc["DesiredCount"] == 2
+    # a deploy starts the new tasks before it stops the old: the lease keeps one writer
+    assert svc["DeploymentConfiguration"]["MinimumHealthyPercent"] == 100
+    assert svc["DeploymentConfiguration"]["MaximumPercent"] == 200
     policy, main = res["Task"]["Properties"]["ContainerDefinitions"]
     config = main["EntryPoint"][main["EntryPoint"].index("--config") + 1]
     assert main["EntryPoint"][:4] == ["tini", "--", "license-sync", "run"]
@@ -159,13 +165,37 @@ def test_one_task_writes_a_history_on_efs_with_the_policy_it_was_given():
                                               config]  # fmt: skip
     assert f"pathlib.Path('{config}')" in policy["EntryPoint"][2]  # written where it is read
     assert main["DependsOn"] == [{"ContainerName": "policy", "Condition": "SUCCESS"}]
-    # the image's user owns the access point's directory and runs both containers
     uid = re.search(r"^USER (\d+):", (ROOT / "Dockerfile").read_text(), re.M)[1]
-    posix = res["HistoryAccessPoint"]["Properties"]["PosixUser"]
-    assert posix == {"Uid": uid, "Gid": uid} and main["User"] == policy["User"] == f"{uid}:{uid}"
+    assert main["User"] == policy["User"] == f"{uid}:{uid}"  # the image's user runs both
     assert main["ReadonlyRootFilesystem"] and policy["ReadonlyRootFilesystem"]
-    # the example policy validates and keeps its history on the EFS volume, rollback journal
+    # the example policy validates, keeps its history on the task's volume and its
+    # memory in the stack's table: on-demand, recoverable, encrypted, kept on deletion
     example = parse_policy(t["Metadata"]["ExamplePolicy"], "ExamplePolicy").policy
     [mount] = main["MountPoints"]
     assert example.history.path.startswith(mount["ContainerPath"] + "/")
-    assert example.history.journal == "rollback"
+    table = res["StateTable"]["Properties"]
+    assert (example.state.store, example.state.table) == ("dynamodb", table["TableName"])
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["DeletionProtectionEnabled"] is True and table["SSESpecification"]["SSEEnabled"]
+
+
+def test_the_tables_rights_are_exactly_the_calls_the_state_store_makes():
+    import json
+
+    called = set()
+    for name in ("lease.py", "dynamo_state.py"):
+        text = (ROOT / "sync/edges" / name).read_text()
+        called |= {_pascal(m) for m in re.findall(r"self\.client\.(\w+)", text)}
+    # a transaction is allowed by what it holds: puts, deletes and a condition check
+    called = (called - {"TransactWriteItems"}) | {"PutItem", "DeleteItem", "ConditionCheckItem"}
+    [st] = json.loads((ROOT / "config/iam-policy-state.json").read_text())["Statement"]
+    assert {a.split(":")[1] for a in st["Action"]} == called
+    role = template()["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    [given] = [s for s in role["Statement"] if s["Sid"] == "LicenseSyncState"]
+    assert sorted(given["Action"]) == sorted(st["Action"])
+    assert given["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}
+
+
+def _pascal(snake: str) -> str:
+    return "".join(part.title() for part in snake.split("_"))
