@@ -52,6 +52,7 @@ class MemoryStore:
         # it and no job is capped, as without a history: caps read as originals are lost
         self.unreadable: str | None = None
         self.salvaged = Memory()  # what an unreadable memory still gave: `restore` uses it
+        self.saved_limits: list[Any] | None = None  # the limits' memory as last written
 
     def load(self) -> Memory:
         """What the history remembers. One that cannot be read whole remembers nothing,
@@ -69,6 +70,7 @@ class MemoryStore:
                 return empty
 
         rows = part("the limits' memory", lambda: h.get_state("memory", []), [])
+        self.saved_limits = None  # read anew: written again at the next save
         self.limit_originals = part(
             "the limits' originals", lambda: dict(h.get_state("limit_originals", {})), {}
         )
@@ -106,7 +108,8 @@ class MemoryStore:
         return self.durable is not None and self.unreadable is None
 
     def save_limits(self, limits: Mapping[LimitKey, LimitMemory], now: datetime) -> None:
-        """Raises HistoryError when it is not on disk."""
+        """Raises HistoryError when it is not on disk. What is already there as it is,
+        is not written again: a steady cycle costs a shared table nothing."""
         if self.durable is None or self.unreadable:
             return
         rows = [
@@ -121,7 +124,9 @@ class MemoryStore:
             ]
             for (f, lim), m in sorted(limits.items())
         ]
-        self.durable.set_state("memory", rows, now)
+        if rows != self.saved_limits:
+            self.durable.set_state("memory", rows, now)
+            self.saved_limits = rows
         if self.limit_originals_unsaved:
             self._save_limit_originals(now)
 

@@ -95,7 +95,7 @@ def _scheduler(svc: Service, cycle: Callable[[], None]) -> BackgroundScheduler:
     )
     if svc.lease is not None:
         every = svc.policy.state.lease.heartbeat
-        scheduler.add_job(svc.lease.beat, "interval", seconds=every, id="lease", max_instances=1)
+        scheduler.add_job(svc.beat, "interval", seconds=every, id="lease", max_instances=1)
     return scheduler
 
 

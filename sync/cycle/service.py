@@ -250,7 +250,8 @@ class Service:
         result = CycleResult(
             now, observed, plan, outcome, errors, time.monotonic() - t0, self.dry_run, over
         )
-        self._save_memory(now)
+        if self.lease is None or leading:  # a replica in waiting writes no memory
+            self._save_memory(now)
         record(
             result,
             self.policy,
@@ -297,6 +298,14 @@ class Service:
         self.history_lost = lost
         self.metrics.history_lost.set(int(lost))
         return lost
+
+    def beat(self) -> bool:
+        """The lease renewed, or waited for (serve.py's heartbeat, beside the cycles);
+        `license_sync_leader` says at once what it found."""
+        assert self.lease is not None
+        held = self.lease.beat()
+        self.metrics.leader.set(int(held))
+        return held
 
     def leading(self) -> bool:
         """Whether this replica writes: always without a lease, while it holds it with

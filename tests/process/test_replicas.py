@@ -7,16 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.dynamo import TABLE, moto_server, state_table
+from tests.support.dynamo import TABLE, StallingProxy, moto_server, state_table
 from tests.support.process import free_port, run_service, scrape
 
-LEASE = {"duration": "3s", "heartbeat": "0.5s", "margin": "0.5s"}
+LEASE = {"duration": "2s", "heartbeat": "0.5s", "margin": "0.5s"}
 
 
 @pytest.fixture
@@ -28,9 +29,38 @@ def dynamodb(aws_env):
 
 def replica(farm_env, tmp_path: Path, name: str, url: str):
     """A copy of the farm's policy for one replica: its own history and metrics port,
-    the shared table; started."""
+    the shared table; started, calling Deadline with an access key of its name (the fake
+    stamps writes with it)."""
     path, env, port = replica_policy(farm_env, tmp_path, name, url)
-    return run_service(path, env), port
+    return run_service(path, {**env, "AWS_ACCESS_KEY_ID": f"replica-{name}"}), port
+
+
+WRITES = {"UpdateLimit", "UpdateJob", "BatchUpdateJob", "UpdateQueueLimitAssociation", "UpdateTask"}
+
+
+def writes_of(farm) -> list[tuple[float, str]]:
+    """Every write the fake farm takes from now on: (monotonic time, the caller's key)."""
+    seen: list[tuple[float, str]] = []
+    call = farm.call
+
+    def recording(operation, p, caller="service"):
+        answer = call(operation, p, caller)
+        if operation in WRITES:  # the caller's key, as the fake names it in updatedBy
+            seen.append((time.monotonic(), caller.rsplit("/", 1)[-1]))
+        return answer
+
+    farm.call = recording
+    return seen
+
+
+def artists_come_and_go(farm_env, stop) -> None:
+    """Artists every 2 s, 5 then 7 then 5: a limit to write every few cycles (a rise
+    settles an interval, a second read confirms more artists)."""
+    n = 5
+    while not stop.wait(2):
+        n = 12 - n
+        farm_env["lic"].set_artists("nuke_r", n)
+        farm_env["status"].write_text(farm_env["lic"].lmstat())
 
 
 def replica_policy(farm_env, tmp_path: Path, name: str, url: str):
@@ -80,7 +110,7 @@ def test_one_replica_writes_the_other_takes_over_when_it_is_killed(farm_env, dyn
         farm_env["status"].write_text(farm_env["lic"].lmstat())
         took = wait("b takes over and writes", lambda: limits[lid].max_count == 10)
         print(f"from kill -9 to the other replica's write: {took:.1f} s")
-        assert took < 3 + 1 + 0.5 + 2  # a lease, an interval, a heartbeat, and slack
+        assert took < 2 + 1 + 0.5 + 2  # a lease, an interval, a heartbeat, and slack
         assert leader(b_port) == 1.0
     finally:
         for p in (a, b):
@@ -97,3 +127,70 @@ def test_one_replica_writes_the_other_takes_over_when_it_is_killed(farm_env, dyn
     )  # fmt: skip
     assert p.returncode == 0, p.stdout + p.stderr
     assert limits[lid].max_count == 19  # the maxCount before license-sync's first write
+
+
+def test_a_writer_cut_off_from_the_table_stops_writing_before_the_other_starts(
+    farm_env, dynamodb, tmp_path
+):
+    """A reaches the table through a proxy that is then cut (no answer, no refusal); its
+    lease runs out on its own clock and it stops writing to Deadline before B, waiting a
+    whole lease duration on its own, takes over."""
+    seen = writes_of(farm_env["farm"])
+    proxy = StallingProxy(dynamodb)
+    a, _ = replica(farm_env, tmp_path, "a", proxy.url)
+    b, stop = None, threading.Event()
+    mover = threading.Thread(target=artists_come_and_go, args=(farm_env, stop), daemon=True)
+    try:
+        wait("a writes", lambda: any(who == "replica-a" for _, who in seen))
+        b, b_port = replica(farm_env, tmp_path, "b", dynamodb)
+        wait("b waits", lambda: leader(b_port) == 0.0)
+        mover.start()
+        proxy.cut.set()
+        cut = time.monotonic()
+        wait("b takes over", lambda: any(who == "replica-b" for _, who in seen), 30)
+    finally:
+        stop.set()
+        a.kill()  # cut off, its calls to the table hang until their timeouts: no wait
+        a.communicate(timeout=30)
+        if b is not None:
+            b.terminate()
+            b.communicate(timeout=30)
+        proxy.close()
+    last_a = max(t for t, who in seen if who == "replica-a")
+    first_b = min(t for t, who in seen if who == "replica-b")
+    print(f"a's last write {last_a - cut:.1f} s after the cut, b's first {first_b - cut:.1f} s")
+    assert last_a < first_b  # never two writers: a was done before b began
+
+
+def test_a_rolling_update_hands_the_lease_over_and_never_has_two_writers(
+    farm_env, dynamodb, tmp_path
+):
+    """The new replica starts before the old one stops (a rolling update); the old one,
+    stopped cleanly, gives the lease up, and the new one writes at its next heartbeat."""
+    seen = writes_of(farm_env["farm"])
+    old, _ = replica(farm_env, tmp_path, "old", dynamodb)
+    new, stop = None, threading.Event()
+    mover = threading.Thread(target=artists_come_and_go, args=(farm_env, stop), daemon=True)
+    try:
+        wait("the old one writes", lambda: any(who == "replica-old" for _, who in seen))
+        new, new_port = replica(farm_env, tmp_path, "new", dynamodb)
+        wait("the new one waits", lambda: leader(new_port) == 0.0)
+        mover.start()
+        old.send_signal(signal.SIGTERM)
+        old.communicate(timeout=30)
+        stopped = time.monotonic()
+        took = wait("the new one leads", lambda: leader(new_port) == 1.0)
+        print(f"from the old one's stop to the new one holding the lease: {took:.1f} s")
+        # released: the new one takes it at its next heartbeat (0.5 s); not released, it
+        # would have waited the old one's last version out, 2 s less a heartbeat at least
+        assert took < 1.2
+        wait("the new one writes", lambda: any(w == "replica-new" for _, w in seen))
+    finally:
+        stop.set()
+        for p in (old, new):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.communicate(timeout=30)
+    order = [who for _, who in sorted(seen)]
+    assert order == sorted(order, key=lambda w: w == "replica-new")  # all old, then all new
+    assert max(t for t, w in seen if w == "replica-old") < stopped

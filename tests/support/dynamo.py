@@ -41,3 +41,42 @@ def state_table(url: str, name: str = TABLE) -> Any:
         BillingMode="PAY_PER_REQUEST",
     )
     return client
+
+
+class StallingProxy:
+    """A TCP proxy to `url` on a free loopback port that can be cut: from then on it
+    forwards nothing either way and answers nothing (a partition, not a refusal)."""
+
+    def __init__(self, url: str) -> None:
+        import socket
+        import threading
+
+        self.target = url.removeprefix("http://").rsplit(":", 1)
+        self.cut = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", free_port()))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((self.target[0], int(self.target[1])))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self.cut.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
