@@ -87,3 +87,21 @@ def test_a_replica_in_waiting_writes_nothing_and_says_so(leased):
     mono.t += 30.5
     assert svc.beat() and svc.metrics.registry.get_sample_value("license_sync_leader") == 1.0
     assert svc.run_cycle().ok and limit.max_count == 14
+
+
+def test_a_steady_cycle_calls_the_table_not_at_all(leased):
+    svc, _, _, src, limit, client = leased
+    calls: list[str] = []
+    client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    assert svc.beat() and calls == ["GetItem", "PutItem"]  # the lease read, then taken
+    calls.clear()
+    src.artists = 5
+    assert svc.run_cycle().ok and limit.max_count == 14
+    # the first cycle as the writer: the memory read anew, then what it changed written
+    assert set(calls) == {"GetItem", "Scan", "TransactWriteItems"}, calls
+    calls.clear()
+    for _ in range(3):
+        assert svc.run_cycle().ok
+    assert calls == [], calls  # nothing moved: nothing read or written but Deadline's
