@@ -72,7 +72,7 @@ class Replica:
     def leads(self) -> bool:
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2)
-            return "license_sync_leader 1.0" in text.read().decode()
+            return 'license_sync_leader{table="license-sync"} 1.0' in text.read().decode()
         except OSError:
             return False
 

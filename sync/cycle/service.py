@@ -87,13 +87,15 @@ class Service:
         self.memory: Memory = self.store.load()
         self.lease = lease  # with replicas: this one writes while it holds it
         self.led = lease is None  # whether it held it at the last cycle
+        # the table the lease is on, as the gauge says it (a new one takes a restart)
+        self.lease_table = loaded.policy.state.table or ""
         self.observer = Observer(history)
         self.writer = Writer(
             self.deadline, self.store, self.metrics, unadopted=self.memory.unadopted
         )
         self.writer.lease = lease
         self.writer.lease_margin = loaded.policy.state.lease.margin
-        self.metrics.leader.set(int(self.led))
+        self._say_leader(self.led)
         self.history_lost = False
         self.displaced = False  # another instance writes to the history at our path
         self.around_said: dict[str, str] = {}  # each pool's use around its limits, as logged
@@ -304,7 +306,7 @@ class Service:
         `license_sync_leader` says at once what it found."""
         assert self.lease is not None
         held = self.lease.beat()
-        self.metrics.leader.set(int(held))
+        self._say_leader(held)
         return held
 
     def leading(self) -> bool:
@@ -321,8 +323,11 @@ class Service:
             self.metrics.lease_lost.inc()
             log.error("this replica lost the writer's lease: it writes nothing from now on")
         self.led = held
-        self.metrics.leader.set(int(held))
+        self._say_leader(held)
         return held
+
+    def _say_leader(self, held: bool) -> None:
+        self.metrics.leader.labels(self.lease_table).set(int(held))
 
     def _taken_over(self) -> bool:
         """Another instance writes to the history now at our path: two writers would flap

@@ -356,8 +356,9 @@ class Metrics:
         )
         self.leader = Gauge(
             P + "leader",
-            "1 while this replica holds the writer's lease (or runs alone, state: sqlite); "
-            "0: a replica in waiting, serving metrics and writing nothing",
+            "1 while this replica holds the writer's lease on `table` (or runs alone, "
+            'table=""); 0: a replica in waiting, serving metrics and writing nothing',
+            ["table"],
             registry=r,
         )
         self.lease_lost = Counter(

@@ -81,11 +81,14 @@ def test_a_replica_in_waiting_writes_nothing_and_says_so(leased):
     assert limit.max_count == 19 and result.errors == []
     _, why = svc.ready()
     assert why.startswith("waiting: another replica holds the writer's lease")
-    value = svc.metrics.registry.get_sample_value("license_sync_leader")
+    value = svc.metrics.registry.get_sample_value("license_sync_leader", {"table": TABLE})
     assert value == 0.0
     # the other stops renewing: after a whole duration of its version, this one takes over
     mono.t += 30.5
-    assert svc.beat() and svc.metrics.registry.get_sample_value("license_sync_leader") == 1.0
+    assert (
+        svc.beat()
+        and svc.metrics.registry.get_sample_value("license_sync_leader", {"table": TABLE}) == 1.0
+    )
     assert svc.run_cycle().ok and limit.max_count == 14
 
 

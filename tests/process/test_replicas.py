@@ -79,7 +79,7 @@ def replica_policy(farm_env, tmp_path: Path, name: str, url: str):
 
 def leader(port: int) -> float | None:
     for line in scrape(port).splitlines():
-        if line.startswith("license_sync_leader "):
+        if line.startswith("license_sync_leader{"):
             return float(line.split()[1])
     return None
 
