@@ -38,6 +38,7 @@ from sync.law.jobplan import FarmJobs
 from sync.law.limits import requeues
 from sync.law.reasons import text
 from sync.law.reconcile import Plan, Reopen, Requeue
+from sync.policy.models import MIN_WRITE_SECONDS
 from sync.values.domain import (
     Decision,
     JobChange,
@@ -49,7 +50,6 @@ from sync.values.domain import (
 from sync.values.errors import DeadlineError, HistoryError
 
 log = logging.getLogger("license_sync")
-MIN_WRITE_SECONDS = 1.0  # a write with less than this left on the lease is not sent
 
 
 class Where(Protocol):

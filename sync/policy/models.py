@@ -638,6 +638,9 @@ class Pool(Model):
         return self
 
 
+MIN_WRITE_SECONDS = 1.0  # a write to Deadline with less than this left on the lease waits
+
+
 class LeaseConfig(Model):
     """The writer's lease (docs/design.md, "Two replicas")."""
 
@@ -658,9 +661,10 @@ class LeaseConfig(Model):
                 f"heartbeat {self.heartbeat:g}s is over a third of the duration "
                 f"{self.duration:g}s: one slow renewal would lose the lease"
             )
-        if self.margin + self.heartbeat >= self.duration:
+        if self.duration - self.heartbeat - self.margin < MIN_WRITE_SECONDS:
             raise ValueError(
-                "margin + heartbeat must be under the duration: no write could be sent"
+                f"duration {self.duration:g}s less heartbeat and margin leaves under "
+                f"{MIN_WRITE_SECONDS:g}s to send a write in: none would be sent"
             )
         return self
 

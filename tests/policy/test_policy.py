@@ -561,3 +561,20 @@ def test_settle_in_cycles_is_read_as_intervals_and_a_time_as_itself():
     assert (seconds("1"), seconds("2"), seconds("3"), seconds("90s"), seconds("2m")) == (
         0.0, 60.0, 120.0, 90.0, 120.0,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lease", "says"),
+    [
+        ("{duration: 3s, heartbeat: 2s}", "heartbeat 2s is over a third of the duration 3s"),
+        ("{duration: 3s, heartbeat: 1s, margin: 1.5s}", "leaves under 1s to send a write in"),
+    ],
+)
+def test_a_lease_no_write_could_be_sent_under_is_refused(lease, says):
+    [problem] = problems(GOOD + f"state: {{store: dynamodb, table: t-1, lease: {lease}}}\n")
+    assert says in problem
+
+
+def test_state_in_dynamodb_names_its_table():
+    [problem] = problems(GOOD + "state: {store: dynamodb}\n")
+    assert "needs `table:`, the DynamoDB table" in problem
