@@ -79,3 +79,17 @@ def test_a_job_original_the_source_lacks_is_removed_and_a_bad_store_named(table,
 
 def test_the_table_keeps_every_key_the_history_keeps_durable():
     assert set(KEYS) == DURABLE_STATE
+
+
+def test_a_service_on_a_table_that_is_not_there_says_so_at_start(table, tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        f"farms: [{{id: {FARM}, region: us-west-2}}]\n"
+        "sources: {lic: {kind: static, features: {nuke_r: 20}}}\n"
+        f"history: {{path: {tmp_path / 'h.db'}}}\n"
+        "state: {store: dynamodb, table: not-there, region: us-west-2}\n"
+        "pools: {nuke: {limit: amount.nuke, features: [{source: lic, feature: nuke_r}]}}\n"
+    )
+    p = run_cli("run", "--once", "--config", str(policy))
+    assert p.returncode == 1
+    assert "dynamodb:not-there: no such table (docs/operations.md, 'Two replicas'" in p.stderr
