@@ -126,6 +126,17 @@ def test_one_replica_writes_the_other_takes_over_when_it_is_killed(farm_env, dyn
     assert limits[lid].max_count == 19  # the maxCount before license-sync's first write
 
 
+def second_in_waiting(farm_env, tmp_path, seen, names, url, stop):
+    """Once the first replica writes, the second started and waiting, and artists coming
+    and going (until `stop`) so that there is always a limit to write."""
+    first, second = names
+    wait(f"{first} writes", lambda: any(who == f"replica-{first}" for _, who in seen))
+    proc, port = replica(farm_env, tmp_path, second, url)
+    wait(f"{second} waits", lambda: leader(port) == 0.0)
+    threading.Thread(target=artists_come_and_go, args=(farm_env, stop), daemon=True).start()
+    return proc, port
+
+
 def test_a_writer_cut_off_from_the_table_stops_writing_before_the_other_starts(
     farm_env, dynamodb, tmp_path
 ):
@@ -136,12 +147,8 @@ def test_a_writer_cut_off_from_the_table_stops_writing_before_the_other_starts(
     proxy = StallingProxy(dynamodb)
     a, _ = replica(farm_env, tmp_path, "a", proxy.url)
     b, stop = None, threading.Event()
-    mover = threading.Thread(target=artists_come_and_go, args=(farm_env, stop), daemon=True)
     try:
-        wait("a writes", lambda: any(who == "replica-a" for _, who in seen))
-        b, b_port = replica(farm_env, tmp_path, "b", dynamodb)
-        wait("b waits", lambda: leader(b_port) == 0.0)
-        mover.start()
+        b, _ = second_in_waiting(farm_env, tmp_path, seen, ("a", "b"), dynamodb, stop)
         proxy.cut.set()
         cut = time.monotonic()
         wait("b takes over", lambda: any(who == "replica-b" for _, who in seen), 30)
@@ -167,12 +174,9 @@ def test_a_rolling_update_hands_the_lease_over_and_never_has_two_writers(
     seen = writes_of(farm_env["farm"])
     old, _ = replica(farm_env, tmp_path, "old", dynamodb)
     new, stop = None, threading.Event()
-    mover = threading.Thread(target=artists_come_and_go, args=(farm_env, stop), daemon=True)
     try:
-        wait("the old one writes", lambda: any(who == "replica-old" for _, who in seen))
-        new, new_port = replica(farm_env, tmp_path, "new", dynamodb)
-        wait("the new one waits", lambda: leader(new_port) == 0.0)
-        mover.start()
+        names = ("old", "new")
+        new, new_port = second_in_waiting(farm_env, tmp_path, seen, names, dynamodb, stop)
         old.send_signal(signal.SIGTERM)
         old.communicate(timeout=30)
         stopped = time.monotonic()
