@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.clirun import run_cli
 from tests.support.dynamo import TABLE, StallingProxy, moto_server, state_table
 from tests.support.process import free_port, run_service, scrape
 
@@ -118,10 +117,7 @@ def test_one_replica_writes_the_other_takes_over_when_it_is_killed(farm_env, dyn
     assert "this replica writes to the farms now" in out, out
     # a third machine, with a history of its own: restore finds the originals in the table
     path, env, _ = replica_policy(farm_env, tmp_path, "c", dynamodb)
-    p = subprocess.run(
-        [sys.executable, "-m", "sync", "restore", "--config", str(path), "--limits"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    p = run_cli("restore", "--config", str(path), "--limits", env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert limits[lid].max_count == 19  # the maxCount before license-sync's first write
 
