@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sync.cycle.act import Writer
+from sync.cycle.act import Outcome, Writer
 from sync.cycle.around import named, say_changes
 from sync.cycle.audit import SetupWatch
 from sync.cycle.health import Health
@@ -223,12 +223,14 @@ class Service:
     def _cycle(self, now: datetime) -> CycleResult:
         t0 = time.monotonic()  # how long it takes, as the histogram shows it
         leading = self.leading()
-        if not self.dry_run and leading:
+        if not leading:
+            return self._waiting(now, t0)
+        if not self.dry_run:
             self._remember_farms(now)
         observed, plan = self.observe_and_plan(now)
         say_changes(observed, plan.pools, self.around_said)
         lost = self._check_history()
-        write = not self.dry_run and leading and not self._taken_over()
+        write = not self.dry_run and not self._taken_over()
         outcome = self.writer.act(plan, now, limits=write, jobs=write and not lost)
         failed = [a.decision.key for a in outcome.applied if not a.ok]
         self.memory = carry(plan, failed, outcome.originals, outcome.stamps)
@@ -252,8 +254,7 @@ class Service:
         result = CycleResult(
             now, observed, plan, outcome, errors, time.monotonic() - t0, self.dry_run, over
         )
-        if self.lease is None or leading:  # a replica in waiting writes no memory
-            self._save_memory(now)
+        self._save_memory(now)
         record(
             result,
             self.policy,
@@ -265,11 +266,23 @@ class Service:
         )
         return result
 
+    def _waiting(self, now: datetime, t0: float) -> CycleResult:
+        """A replica in waiting reads its license servers only, as an exporter does, and
+        records that: the writer reads the farms (reading them twice buys nothing and
+        spends Deadline's quotas), and what it writes is the writer's to say."""
+        view = self.policy.model_copy(update={"pools": {}, "farms": []})
+        observed = self.observer.observe(view, self.sources, self.deadline, self.memory, now)
+        plan = reconcile(view, observed, self.memory, now)
+        result = CycleResult(now, observed, plan, Outcome(), [], time.monotonic() - t0, True)
+        sha, clock = self.loaded.sha, self.clock()
+        record(result, view, sha, self.history, self.metrics, clock, self.redaction_key)
+        return result
+
     def audit_setup(self) -> None:
         """The farms' setup, audited after the first cycle and after each reload (`serve`
         runs it between cycles: its reads are no cycle's, and its findings no cycle's
         errors). Never raises for an API failure."""
-        if not self.stopping:
+        if not self.stopping and self.led:  # a replica in waiting reads no farm
             self.budget.start(self.cycle_budget)
             try:
                 self.setup.check(self.policy, self.deadline)

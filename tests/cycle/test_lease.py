@@ -54,6 +54,7 @@ def leased(sim, tmp_path, moto_url):
         durable=DynamoState(client, TABLE, lease),
         lease=lease,
     )
+    svc.sim = sim  # its calls counted
     return svc, lease, mono, src, farm.limits[lid], client
 
 
@@ -77,8 +78,12 @@ def test_a_replica_in_waiting_writes_nothing_and_says_so(leased):
     assert other.beat()  # another replica holds it
     assert not svc.beat()
     src.artists = 5
+    before = sum(svc.sim.calls.values())
     result = svc.run_cycle()
+    svc.audit_setup()
     assert limit.max_count == 19 and result.errors == []
+    # it read its license servers alone, as an exporter does: the writer reads the farm
+    assert sum(svc.sim.calls.values()) == before
     _, why = svc.ready()
     assert why.startswith("waiting: another replica holds the writer's lease")
     value = svc.metrics.registry.get_sample_value("license_sync_leader", {"table": TABLE})
