@@ -471,9 +471,10 @@ class FarmMachine(RuleBasedStateMachine):
 
 
 FarmMachine.TestCase.settings = settings(
-    # 200 in CI (the suite under 90 s on two cores); 100 elsewhere keeps a local run short
+    # 200 in CI; 80 elsewhere keeps a local run (and try-fresh) under 90 s on two cores;
+    # benchmarks/farm_machine.py runs 5,000
     max_examples=int(
-        os.environ.get("LICENSE_SYNC_MACHINE_EXAMPLES", "200" if os.environ.get("CI") else "100")
+        os.environ.get("LICENSE_SYNC_MACHINE_EXAMPLES", "200" if os.environ.get("CI") else "80")
     ),
     stateful_step_count=12,
     deadline=None,
