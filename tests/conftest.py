@@ -106,3 +106,13 @@ def farm_env(aws_env, tmp_path):
             "status": status,
             "db": tmp_path / "h.db",
         }
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """A DynamoDB-compatible server (moto's server mode) on a free loopback port, one a
+    test process; each test empties it first (`tests.support.dynamo.state_table`)."""
+    from tests.support.dynamo import moto_server
+
+    with moto_server() as url:
+        yield url

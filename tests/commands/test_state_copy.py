@@ -11,16 +11,10 @@ from sync.edges.dynamo_state import KEYS, DynamoState
 from sync.edges.history import DURABLE_STATE, History
 from sync.values.domain import JobOriginal
 from tests.support.clirun import run_cli
-from tests.support.dynamo import TABLE, moto_server, state_table
+from tests.support.dynamo import TABLE, state_table
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 FARM = "farm-0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -13,15 +13,9 @@ from sync.edges.history import History
 from sync.edges.lease import Lease
 from sync.edges.metrics import Metrics
 from sync.policy import load_policy
-from tests.support.dynamo import TABLE, moto_server, state_table
+from tests.support.dynamo import TABLE, state_table
 from tests.support.fakes import Clock, FakeSource
 from tests.support.policy import RENDER_HOSTS, policy, pool, write_policy
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with moto_server() as url:
-        yield url
 
 
 class Monotonic:

@@ -10,15 +10,9 @@ import pytest
 from sync.edges.dynamo_state import DynamoState
 from sync.edges.lease import Lease
 from sync.values.errors import StateError
-from tests.support.dynamo import TABLE, moto_server, state_table
+from tests.support.dynamo import TABLE, state_table
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -13,17 +13,16 @@ import pytest
 import yaml
 
 from tests.support.clirun import run_cli
-from tests.support.dynamo import TABLE, StallingProxy, moto_server, state_table
+from tests.support.dynamo import TABLE, StallingProxy, state_table
 from tests.support.process import free_port, run_service, scrape
 
 LEASE = {"duration": "2s", "heartbeat": "0.5s", "margin": "0.5s"}
 
 
 @pytest.fixture
-def dynamodb(aws_env):
-    with moto_server() as url:
-        state_table(url)
-        yield url
+def dynamodb(aws_env, moto_url):
+    state_table(moto_url)
+    return moto_url
 
 
 def replica(farm_env, tmp_path: Path, name: str, url: str):
