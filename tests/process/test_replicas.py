@@ -90,37 +90,6 @@ def wait(what: str, ok, seconds: float = 20) -> float:
     return time.monotonic() - start
 
 
-def test_one_replica_writes_the_other_takes_over_when_it_is_killed(farm_env, dynamodb, tmp_path):
-    limits, lid = farm_env["farm"].limits, farm_env["limit"]
-    a, a_port = replica(farm_env, tmp_path, "a", dynamodb)
-    b = None
-    try:
-        wait("a writes", lambda: limits[lid].max_count == 14)  # 20 − 5 artists − headroom 1
-        b, b_port = replica(farm_env, tmp_path, "b", dynamodb)
-        wait("b serves its metrics", lambda: leader(b_port) is not None)
-        assert (leader(a_port), leader(b_port)) == (1.0, 0.0)
-        os.kill(a.pid, signal.SIGKILL)
-        a.wait(timeout=10)
-        farm_env["lic"].set_artists("nuke_r", 9)  # 10 now: only a new writer writes it
-        farm_env["status"].write_text(farm_env["lic"].lmstat())
-        took = wait("b takes over and writes", lambda: limits[lid].max_count == 10)
-        print(f"from kill -9 to the other replica's write: {took:.1f} s")
-        assert took < 2 + 1 + 0.5 + 2  # a lease, an interval, a heartbeat, and slack
-        assert leader(b_port) == 1.0
-    finally:
-        for p in (a, b):
-            if p is not None and p.poll() is None:
-                p.terminate()
-        out = b.communicate(timeout=30)[0] if b is not None else ""
-        a.communicate(timeout=30)
-    assert "this replica writes to the farms now" in out, out
-    # a third machine, with a history of its own: restore finds the originals in the table
-    path, env, _ = replica_policy(farm_env, tmp_path, "c", dynamodb)
-    p = run_cli("restore", "--config", str(path), "--limits", env=env)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert limits[lid].max_count == 19  # the maxCount before license-sync's first write
-
-
 def second_in_waiting(farm_env, tmp_path, seen, names, url, stop):
     """Once the first replica writes, the second started and waiting, and artists coming
     and going (until `stop`) so that there is always a limit to write."""
@@ -161,14 +130,18 @@ def test_a_writer_cut_off_from_the_table_stops_writing_before_the_other_starts(
     assert last_a < first_b  # never two writers: a was done before b began
 
 
-def test_a_rolling_update_hands_the_lease_over_and_never_has_two_writers(
+def test_a_rolling_update_hands_the_lease_over_and_a_killed_writer_is_taken_over(
     farm_env, dynamodb, tmp_path
 ):
-    """The new replica starts before the old one stops (a rolling update); the old one,
-    stopped cleanly, gives the lease up, and the new one writes at its next heartbeat."""
+    """The new replica starts before the old one stops (a rolling update): the old one,
+    stopped cleanly, gives the lease up and the new one takes it at its next heartbeat,
+    every old write before every new one. Then the writer is killed with SIGKILL: the
+    one waiting takes over within a lease, an interval and a heartbeat. At the end a
+    third machine's `restore --limits` finds every original in the table."""
+    limits, lid = farm_env["farm"].limits, farm_env["limit"]
     seen = writes_of(farm_env["farm"])
     old, _ = replica(farm_env, tmp_path, "old", dynamodb)
-    new, stop = None, threading.Event()
+    new, again, stop = None, None, threading.Event()
     try:
         names = ("old", "new")
         new, new_port = second_in_waiting(farm_env, tmp_path, seen, names, dynamodb, stop)
@@ -181,12 +154,28 @@ def test_a_rolling_update_hands_the_lease_over_and_never_has_two_writers(
         # would have waited the old one's last version out, 2 s less a heartbeat at least
         assert took < 1.2
         wait("the new one writes", lambda: any(w == "replica-new" for _, w in seen))
+        order = [who for _, who in sorted(seen)]
+        assert order == sorted(order, key=lambda w: w == "replica-new")  # old, then new
+        assert max(t for t, w in seen if w == "replica-old") < stopped
+        again, again_port = replica(farm_env, tmp_path, "old", dynamodb)  # back, waiting
+        wait("it waits", lambda: leader(again_port) == 0.0)
+        stop.set()
+        os.kill(new.pid, signal.SIGKILL)
+        new.wait(timeout=10)
+        killed = time.monotonic()
+        farm_env["lic"].set_artists("nuke_r", 9)  # 10 now: only a new writer writes it
+        farm_env["status"].write_text(farm_env["lic"].lmstat())
+        took = wait("the other takes over and writes", lambda: limits[lid].max_count == 10)
+        print(f"from kill -9 to the other replica's write: {took:.1f} s")
+        assert took < 2 + 1 + 0.5 + 2  # a lease, an interval, a heartbeat, and slack
+        assert not [t for t, w in seen if w == "replica-new" and t > killed]
     finally:
         stop.set()
-        for p in (old, new):
+        for p in (old, new, again):
             if p is not None and p.poll() is None:
                 p.terminate()
                 p.communicate(timeout=30)
-    order = [who for _, who in sorted(seen)]
-    assert order == sorted(order, key=lambda w: w == "replica-new")  # all old, then all new
-    assert max(t for t, w in seen if w == "replica-old") < stopped
+    path, env, _ = replica_policy(farm_env, tmp_path, "third", dynamodb)
+    p = run_cli("restore", "--config", str(path), "--limits", env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert limits[lid].max_count == 19  # the maxCount before license-sync's first write
