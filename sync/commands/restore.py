@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import time
 from pathlib import Path
 
 from sync.commands import EXIT_ERROR, EXIT_OK
@@ -26,12 +25,11 @@ def _hold_the_lease(svc: Service) -> threading.Event:
         return done
     if not lease.held:
         print(f"waiting up to {lease.duration:g}s for the writer's lease…", file=sys.stderr)
-        time.sleep(lease.duration + 0.5)  # the version first seen must stay this long
-        if not lease.beat():
-            raise SyncError(
-                f"another replica holds the writer's lease of {svc.store.durable_path}: "
-                "stop the service's replicas first, then restore"
-            )
+    if not lease.take():
+        raise SyncError(
+            f"another replica holds the writer's lease of {svc.store.durable_path}: "
+            "stop the service's replicas first, then restore"
+        )
     every = svc.policy.state.lease.heartbeat
 
     def renew() -> None:

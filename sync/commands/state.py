@@ -5,13 +5,12 @@ to two replicas, or back (docs/operations.md, "Two replicas")."""
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import UTC, datetime
 
 from sync.commands import EXIT_OK
 from sync.cycle.memory import Durable
-from sync.edges.dynamo_state import KEYS, open_table
-from sync.edges.history import History
+from sync.edges.dynamo_state import open_table
+from sync.edges.history import DURABLE_STATE, History
 from sync.edges.lease import Lease
 from sync.policy.models import LeaseConfig
 from sync.values.errors import SyncError
@@ -25,7 +24,7 @@ def copy(args: argparse.Namespace) -> int:
     target, lease = _open(args.to, args.region, write=True)
     now = datetime.now(UTC)
     try:
-        values = {k: v for k in KEYS if (v := source.get_state(k)) is not None}
+        values = {k: v for k in sorted(DURABLE_STATE) if (v := source.get_state(k)) is not None}
         for key, value in values.items():
             target.set_state(key, value, now)
         rows = source.job_originals()
@@ -44,26 +43,18 @@ def copy(args: argparse.Namespace) -> int:
 
 
 def _open(where: str, region: str | None, write: bool) -> tuple[Durable, Lease | None]:
-    """`sqlite:PATH` or `dynamodb:TABLE`; a table written to under its writer's lease."""
+    """`sqlite:PATH` or `dynamodb:TABLE`; a table written to under its writer's lease,
+    waiting out a writer that died, refused while one runs."""
     kind, _, name = where.partition(":")
     if kind == "sqlite" and name:
         return (History(name, lock=True) if write else History.reading(name)), None
     if kind == "dynamodb" and name:
         seconds = LeaseConfig().duration
         table, lease = open_table(name, region, seconds if write else None)
-        if lease is not None:
-            _take(lease, name)
+        if lease is not None and not lease.take():
+            raise SyncError(
+                f"dynamodb:{name}: a license-sync replica holds its writer's lease: stop the "
+                "service first, then copy"
+            )
         return table, lease
     raise SyncError(f"{where!r}: say sqlite:PATH (a history file) or dynamodb:TABLE")
-
-
-def _take(lease: Lease, table: str) -> None:
-    """The table's lease, waiting out a writer that died; refused while one runs."""
-    if lease.beat():
-        return
-    time.sleep(lease.duration + 0.5)
-    if not lease.beat():
-        raise SyncError(
-            f"dynamodb:{table}: a license-sync replica holds its writer's lease: stop the "
-            "service first, then copy"
-        )

@@ -27,8 +27,6 @@ from sync.edges.lease import Lease
 from sync.values.errors import StateError
 
 BATCH = 99  # a transaction holds 100 items: the lease's condition and 99 writes
-# the DURABLE_STATE keys of the history (history.py) this table keeps
-KEYS = ("memory", "limit_originals", "farms", "unadopted_jobs")
 
 
 class DynamoState:

@@ -71,6 +71,15 @@ class Lease:
         """Renew the lease if held, else try to take it; True while it is ours."""
         return self._renew() if self.rvn is not None else self._try_take()
 
+    def take(self, sleep: Callable[[float], None] = time.sleep) -> bool:
+        """The lease for a one-off writer (`restore`, `state copy`): taken at once where
+        it is free, or after a whole duration where its holder stopped renewing it; False
+        while a running replica renews it."""
+        if self.held or self.beat():
+            return True
+        sleep(self.duration + 0.5)  # the version first seen must stay the same this long
+        return self.beat()
+
     def release(self) -> None:
         """Give the lease up at once (a clean stop): the next replica need not wait."""
         if self.rvn is None:
@@ -145,7 +154,13 @@ class Lease:
         return left > 0
 
     def _try_take(self) -> bool:
-        item = self._read()
+        try:
+            item = self._read()
+        except (ClientError, BotoCoreError) as e:
+            # nothing to take over from a read that failed: the count starts again
+            log.warning("the lease could not be read: %s", e)
+            self.seen = None
+            return False
         now = self.monotonic()
         if item is None:
             return self._put(None, now)
@@ -161,13 +176,10 @@ class Lease:
         return self._put(rvn, now)
 
     def _read(self) -> dict[str, Any] | None:
-        try:
-            got = self.client.get_item(
-                TableName=self.table, Key={"pk": {"S": LEASE_KEY}}, ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as e:
-            log.warning("the lease could not be read: %s", e)
-            return {"rvn": {"S": "unreadable"}}  # nothing to take over from a read that failed
+        """The lease item, or None where there is none; raises what the call raised."""
+        got = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": LEASE_KEY}}, ConsistentRead=True
+        )
         item: dict[str, Any] | None = got.get("Item")
         return item
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync.edges.dynamo_state import KEYS, DynamoState
+from sync.edges.dynamo_state import DynamoState
 from sync.edges.history import DURABLE_STATE, History
 from sync.values.domain import JobOriginal
 from tests.support.clirun import run_cli
@@ -38,7 +38,7 @@ def memory_of(store) -> tuple:
     rows = {
         k: {c: v for c, v in r.items() if c != "updated"} for k, r in store.job_originals().items()
     }
-    return {k: store.get_state(k) for k in KEYS}, rows
+    return {k: store.get_state(k) for k in DURABLE_STATE}, rows
 
 
 def test_a_history_copied_to_the_table_and_back_is_the_same_memory(table, tmp_path):
@@ -69,21 +69,3 @@ def test_a_job_original_the_source_lacks_is_removed_and_a_bad_store_named(table,
     assert (
         bad.returncode == 1 and "say sqlite:PATH (a history file) or dynamodb:TABLE" in bad.stderr
     )
-
-
-def test_the_table_keeps_every_key_the_history_keeps_durable():
-    assert set(KEYS) == DURABLE_STATE
-
-
-def test_a_service_on_a_table_that_is_not_there_says_so_at_start(table, tmp_path):
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
-        f"farms: [{{id: {FARM}, region: us-west-2}}]\n"
-        "sources: {lic: {kind: static, features: {nuke_r: 20}}}\n"
-        f"history: {{path: {tmp_path / 'h.db'}}}\n"
-        "state: {store: dynamodb, table: not-there, region: us-west-2}\n"
-        "pools: {nuke: {limit: amount.nuke, features: [{source: lic, feature: nuke_r}]}}\n"
-    )
-    p = run_cli("run", "--once", "--config", str(policy))
-    assert p.returncode == 1
-    assert "dynamodb:not-there: no such table (docs/operations.md, 'Two replicas'" in p.stderr

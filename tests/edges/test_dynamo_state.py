@@ -112,3 +112,23 @@ def test_a_missing_table_or_one_of_another_shape_is_one_clear_error(dynamodb):
     with pytest.raises(StateError, match="not a license-sync state table"):
         DynamoState(dynamodb, "other", None).check()
     DynamoState(dynamodb, TABLE, None).check()
+
+
+def test_a_one_off_writer_takes_a_dead_writers_lease_after_a_duration_not_a_live_ones(dynamodb):
+    a_clock, b_clock = Clock(), Clock()
+    a, b = replica(dynamodb, "a", a_clock), replica(dynamodb, "b", b_clock)
+    assert a.beat()
+
+    def renewing(seconds: float) -> None:  # while b waits, a goes on renewing
+        for _ in range(int(seconds // 5) + 1):
+            a_clock.t += 5
+            a.beat()
+        b_clock.t += seconds
+
+    assert not b.take(sleep=renewing)
+
+    def dead(seconds: float) -> None:  # a stopped: nothing renews it while b waits
+        b_clock.t += seconds
+
+    assert b.take(sleep=dead) and b.held
+    assert b.take(sleep=lambda _: pytest.fail("held, yet it waited"))

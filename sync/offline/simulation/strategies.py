@@ -190,7 +190,7 @@ class LicenseSync:
             interval=self.sc.sync.interval,
         )
         if pp.figures is not None:  # what the pool keeps free for artists, as last read
-            self.kept_free = pp.figures.reserve + self.pool.headroom
+            self.kept_free = pp.figures.reserve + pp.figures.headroom
         d = pp.decisions[0]
         self.queue_status = PAUSED if d.pause else ACTIVE if d.resume else self.queue_status
         return (d.new if d.new is not None else max_count), d.preempt
