@@ -23,7 +23,7 @@ from typing import Any
 
 from sync.law.render import table
 from sync.offline.simulation.report import Totals, format_table, plot_frontier, totals
-from sync.offline.simulation.scenario import Scenario, load_scenario
+from sync.offline.simulation.scenario import Scenario, load_scenario, one_day
 from sync.offline.simulation.strategies import STRATEGIES, run_days
 
 SCENARIOS = Path(__file__).parent.parent / "sync/offline/simulation/scenarios"
@@ -44,7 +44,7 @@ def main() -> None:
     paths = [Path(p) for p in args.scenario] if args.scenario else sorted(SCENARIOS.glob("*.yaml"))
     out: dict[str, Any] = {}
     for path in paths:
-        sc = _one_day_a_week(load_scenario(path)).model_copy(update={"seed": 1})
+        sc = one_day(load_scenario(path)).model_copy(update={"seed": 1})
         t0 = time.perf_counter()
         by_strategy = run_days(sc, list(STRATEGIES), args.days)
         out[path.stem] = {s: t.as_dict() for s, t in totals(by_strategy).items()}
@@ -68,11 +68,6 @@ def main() -> None:
             plot_frontier(points, f"{sc.name}, {args.days} days", str(out_png), _corners(points))
     if args.json:
         print(json.dumps(out, indent=2))
-
-
-def _one_day_a_week(sc: Scenario) -> Scenario:
-    """A week-long scenario is swept one day at a time: ten days, not ten weeks."""
-    return sc.model_copy(update={"duration": 86400.0}) if sc.duration > 86400 else sc
 
 
 def _targets(t: dict[str, Totals], quiet: bool) -> dict[str, Any]:

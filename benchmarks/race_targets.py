@@ -27,7 +27,7 @@ from typing import Any
 
 from sync.law.render import table
 from sync.offline.simulation.report import Totals, totals
-from sync.offline.simulation.scenario import Scenario, load_scenario
+from sync.offline.simulation.scenario import Scenario, load_scenario, one_day
 from sync.offline.simulation.strategies import run_days
 
 HERE = Path(__file__).parent
@@ -49,7 +49,7 @@ def main() -> None:
     paths = [Path(p) for p in args.scenario] if args.scenario else SHIPPED + KEPT_APART
     out: dict[str, Any] = {}
     for path in paths:
-        sc = _one_day_a_week(load_scenario(path)).model_copy(update={"seed": 1})
+        sc = one_day(load_scenario(path)).model_copy(update={"seed": 1})
         t0 = time.perf_counter()
         t = totals(run_days(sc, LADDER + PLAIN + PREEMPT, args.days))
         out[path.stem] = {
@@ -67,10 +67,6 @@ def main() -> None:
             out[path.stem]["frontier"] = _frontier(sc, args.days, args.json)
     if args.json:
         print(json.dumps(out, indent=2))
-
-
-def _one_day_a_week(sc: Scenario) -> Scenario:
-    return sc.model_copy(update={"duration": 86400.0}) if sc.duration > 86400 else sc
 
 
 def best(t: dict[str, Totals], names: list[str]) -> str:
